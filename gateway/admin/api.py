@@ -1,0 +1,401 @@
+"""The operator's JSON admin API under ``/admin`` (bearer token; see README).
+
+Errors are always JSON: ``{"error": reason, "field": name?}`` with a 4xx status
+for bad requests, 409 when a charger is not connected, 504 when it does not
+answer in time and 502 when it answers with a CALLERROR.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.admin import schemas
+from gateway.csms.security import hash_password
+from gateway.domain.errors import (
+    ChargerNotConnected,
+    ChargerRejected,
+    ChargerTimeout,
+    CommandNotSupported,
+)
+from gateway.domain.models import (
+    Charger,
+    ChargerState,
+    ConnectorState,
+    LocalToken,
+    MeterReading,
+    Transaction,
+)
+from gateway.keys import ADMIN_TOKEN, CLOCK, CSMS, STORE
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.field = field
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "isoformat"):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def respond(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda d: json.dumps(d, default=_json_default)
+    )
+
+
+def _error(status: int, reason: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": reason}
+    if field:
+        body["field"] = field
+    return respond(body, status)
+
+
+@web.middleware
+async def _errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    expected = request.config_dict[ADMIN_TOKEN]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        return _error(401, "missing or wrong bearer token")
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.reason, exc.field)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return _error(exc.status, exc.reason)
+        raise
+    except Exception:
+        log.exception("admin API: %s %s failed", request.method, request.path)
+        return _error(500, "internal error; see the gateway log")
+
+
+async def _body(request: web.Request, model: type[BaseModel], *, empty_ok: bool = False) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        if empty_ok:
+            raw = b"{}"
+        else:
+            raise ApiError(400, "a JSON body is required")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "body is not UTF-8") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(422, f"{field or 'body'}: {first['msg']}", field) from None
+
+
+def _query(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(400, f"{field or 'query'}: {first['msg']}", field) from None
+
+
+# -- views --------------------------------------------------------------------
+
+
+def charger_view(
+    charger: Charger,
+    state: ChargerState | None,
+    connectors: list[ConnectorState],
+    reports: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": charger.id,
+        "location_id": charger.location_id,
+        "serial_number": charger.certificate_cn,
+        "has_password": charger.password_hash is not None,
+        "evses": [
+            {
+                "ocpp_id": e.ocpp_id,
+                "evse_uid": e.evse_uid,
+                "evse_id": e.evse_id,
+                "connectors": list(e.connectors),
+            }
+            for e in charger.evses
+        ],
+        "connected": bool(state and state.connected),
+        "ocpp_version": state.ocpp_version if state else None,
+        "vendor": state.vendor if state else None,
+        "model": state.model if state else None,
+        "reported_serial_number": state.serial_number if state else None,
+        "firmware_version": state.firmware_version if state else None,
+        "booted_at": state.booted_at if state else None,
+        "last_heartbeat": state.last_heartbeat if state else None,
+        "connectors": [
+            {
+                "evse_id": c.evse_id,
+                "connector_id": c.connector_id,
+                "status": c.status,
+                "error_code": c.error_code,
+                "info": c.info,
+                "timestamp": c.timestamp,
+            }
+            for c in sorted(connectors, key=lambda c: (c.evse_id, c.connector_id))
+        ],
+    }
+    if reports is not None:
+        view["notifications"] = reports
+    return view
+
+
+def transaction_view(
+    tx: Transaction, readings: list[MeterReading] | None = None
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": tx.id,
+        "charger_id": tx.charger_id,
+        "ocpp_transaction_id": tx.ocpp_id,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "status": tx.status,
+        "id_token": tx.id_token.uid if tx.id_token else None,
+        "id_token_type": tx.id_token.type if tx.id_token else None,
+        "started_at": tx.started_at,
+        "stopped_at": tx.stopped_at,
+        "meter_start_wh": tx.meter_start_wh,
+        "meter_stop_wh": tx.meter_stop_wh,
+        "energy_wh": tx.energy_wh,
+        "stop_reason": tx.stop_reason,
+        "remote_start_id": tx.remote_start_id,
+        "charging_state": tx.charging_state,
+        "recovered": tx.recovered,
+    }
+    if readings is not None:
+        view["meter_readings"] = [
+            {
+                "timestamp": r.timestamp,
+                "measurand": r.measurand,
+                "value": r.value,
+                "phase": r.phase,
+                "context": r.context,
+            }
+            for r in readings
+        ]
+    return view
+
+
+def token_view(token: LocalToken) -> dict[str, Any]:
+    return {
+        "uid": token.uid,
+        "valid": token.valid,
+        "expiry": token.expiry,
+        "parent_id": token.parent_id,
+        "type": token.type,
+        "contract_id": token.contract_id,
+    }
+
+
+# -- chargers -------------------------------------------------------------------
+
+
+async def _charger_full(request: web.Request, charger: Charger) -> dict[str, Any]:
+    store = request.config_dict[STORE]
+    csms = request.config_dict[CSMS]
+    state = csms.live_state(charger.id) or await store.charger_states.get(charger.id)
+    connectors = await store.connectors.list(charger.id)
+    return charger_view(charger, state, connectors, csms.reports(charger.id))
+
+
+async def list_chargers(request: web.Request) -> web.Response:
+    store = request.config_dict[STORE]
+    csms = request.config_dict[CSMS]
+    out = []
+    for charger in sorted(await store.chargers.list(), key=lambda c: c.id):
+        state = csms.live_state(charger.id) or await store.charger_states.get(charger.id)
+        out.append(charger_view(charger, state, await store.connectors.list(charger.id)))
+    return respond(out)
+
+
+def _charger_id(request: web.Request) -> str:
+    cp_id = request.match_info["charger_id"]
+    if not 1 <= len(cp_id) <= 48:
+        raise ApiError(400, "charger id must be 1 to 48 characters", "charger_id")
+    return cp_id
+
+
+async def get_charger(request: web.Request) -> web.Response:
+    cp_id = _charger_id(request)
+    charger = await request.config_dict[STORE].chargers.get(cp_id)
+    if charger is None:
+        raise ApiError(404, f"charger {cp_id!r} not found")
+    return respond(await _charger_full(request, charger))
+
+
+async def put_charger(request: web.Request) -> web.Response:
+    cp_id = _charger_id(request)
+    body: schemas.ChargerBody = await _body(request, schemas.ChargerBody, empty_ok=True)
+    store = request.config_dict[STORE]
+    existing = await store.chargers.get(cp_id)
+    password = body.password_bytes()
+    if password is not None:
+        password_hash: str | None = hash_password(password)
+    elif "password" in body.model_fields_set or "password_hex" in body.model_fields_set:
+        password_hash = None  # explicitly null: remove Basic auth
+    else:
+        password_hash = existing.password_hash if existing else None
+    charger = Charger(
+        id=cp_id,
+        password_hash=password_hash,
+        location_id=body.location_id,
+        evses=tuple(e.to_domain() for e in body.evses),
+        certificate_cn=body.serial_number,
+        created_at=existing.created_at if existing else request.config_dict[CLOCK].now(),
+    )
+    await store.chargers.put(charger)
+    return respond(await _charger_full(request, charger), 200 if existing else 201)
+
+
+async def delete_charger(request: web.Request) -> web.Response:
+    cp_id = _charger_id(request)
+    store = request.config_dict[STORE]
+    if not await store.chargers.delete(cp_id):
+        raise ApiError(404, f"charger {cp_id!r} not found")
+    conn = request.config_dict[CSMS].connection(cp_id)
+    if conn is not None:
+        await conn.close(1000, "charger removed by the operator")
+    await store.connectors.delete(cp_id)
+    await store.charger_states.delete(cp_id)
+    return web.Response(status=204)
+
+
+async def charger_command(request: web.Request) -> web.Response:
+    cp_id = _charger_id(request)
+    name = request.match_info["name"]
+    model = schemas.COMMANDS.get(name)
+    if model is None:
+        known = ", ".join(sorted(schemas.COMMANDS))
+        raise ApiError(404, f"unknown command {name!r}; known: {known}")
+    if await request.config_dict[STORE].chargers.get(cp_id) is None:
+        raise ApiError(404, f"charger {cp_id!r} not found")
+    body = await _body(request, model, empty_ok=True)
+    command = body.to_command()
+    try:
+        result = await request.config_dict[CSMS].send(cp_id, command)
+    except ChargerNotConnected as exc:
+        raise ApiError(409, str(exc)) from None
+    except ChargerTimeout as exc:
+        raise ApiError(504, str(exc)) from None
+    except ChargerRejected as exc:
+        raise ApiError(502, f"charger answered with a CALLERROR: {exc}") from None
+    except CommandNotSupported as exc:
+        raise ApiError(422, str(exc)) from None
+    return respond({"status": result.status, "data": result.data})
+
+
+# -- tokens ---------------------------------------------------------------------
+
+
+def _uid(request: web.Request) -> str:
+    uid = request.match_info["uid"]
+    if not 1 <= len(uid) <= 36:  # OCPI Token.uid: string(36)
+        raise ApiError(400, "token uid must be 1 to 36 characters", "uid")
+    return uid
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    tokens = await request.config_dict[STORE].tokens.list()
+    return respond([token_view(t) for t in sorted(tokens, key=lambda t: t.uid)])
+
+
+async def get_token(request: web.Request) -> web.Response:
+    uid = _uid(request)
+    token = await request.config_dict[STORE].tokens.get(uid)
+    if token is None:
+        raise ApiError(404, f"token {uid!r} not found")
+    return respond(token_view(token))
+
+
+async def put_token(request: web.Request) -> web.Response:
+    uid = _uid(request)
+    body: schemas.TokenBody = await _body(request, schemas.TokenBody, empty_ok=True)
+    store = request.config_dict[STORE]
+    existing = await store.tokens.get(uid)
+    token = LocalToken(
+        uid=uid,
+        valid=body.valid,
+        expiry=body.expiry,
+        parent_id=body.parent_id,
+        type=body.type,
+        contract_id=body.contract_id,
+        updated_at=request.config_dict[CLOCK].now(),
+    )
+    await store.tokens.put(token)
+    return respond(token_view(token), 200 if existing else 201)
+
+
+async def delete_token(request: web.Request) -> web.Response:
+    uid = _uid(request)
+    if not await request.config_dict[STORE].tokens.delete(uid):
+        raise ApiError(404, f"token {uid!r} not found")
+    return web.Response(status=204)
+
+
+# -- transactions ---------------------------------------------------------------
+
+
+async def list_transactions(request: web.Request) -> web.Response:
+    q: schemas.TransactionQuery = _query(request, schemas.TransactionQuery)
+    txs = await request.config_dict[STORE].transactions.list(
+        charger_id=q.charger_id, since=q.since, until=q.until, limit=q.limit, offset=q.offset
+    )
+    return respond([transaction_view(t) for t in txs])
+
+
+async def get_transaction(request: web.Request) -> web.Response:
+    tx_id = request.match_info["tx_id"]
+    store = request.config_dict[STORE]
+    tx = await store.transactions.get(tx_id)
+    if tx is None:
+        raise ApiError(404, f"transaction {tx_id!r} not found")
+    return respond(transaction_view(tx, await store.transactions.readings(tx.id)))
+
+
+def admin_routes() -> web.Application:
+    admin = web.Application(middlewares=[_errors_and_auth])
+    r = admin.router
+    r.add_get("/chargers", list_chargers)
+    r.add_get("/chargers/{charger_id}", get_charger)
+    r.add_put("/chargers/{charger_id}", put_charger)
+    r.add_delete("/chargers/{charger_id}", delete_charger)
+    r.add_post("/chargers/{charger_id}/commands/{name}", charger_command)
+    r.add_get("/tokens", list_tokens)
+    r.add_get("/tokens/{uid}", get_token)
+    r.add_put("/tokens/{uid}", put_token)
+    r.add_delete("/tokens/{uid}", delete_token)
+    r.add_get("/transactions", list_transactions)
+    r.add_get("/transactions/{tx_id}", get_transaction)
+    return admin
+
+

@@ -1,0 +1,277 @@
+"""Request bodies of the admin API (pydantic), and their conversion to domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from gateway.domain import commands as cmd
+from gateway.domain.models import EvseConfig, TokenType
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=48)]
+
+
+class EvseBody(_Body):
+    ocpp_id: int = Field(ge=1, description="1.6 connectorId / 2.0.1 evseId")
+    evse_uid: Identifier = Field(description="OCPI EVSE uid")
+    evse_id: str | None = Field(default=None, max_length=48, description="eMI3 EVSE id")
+    connectors: list[Annotated[int, Field(ge=1)]] = Field(default=[1], min_length=1)
+
+    def to_domain(self) -> EvseConfig:
+        return EvseConfig(
+            ocpp_id=self.ocpp_id,
+            evse_uid=self.evse_uid,
+            evse_id=self.evse_id,
+            connectors=tuple(self.connectors),
+        )
+
+
+class ChargerBody(_Body):
+    # OCPP 2.0.1 BasicAuthPassword is 16 to 40 characters; 1.6 AuthorizationKey
+    # is up to 20 bytes (40 hex digits), possibly binary: give those as password_hex.
+    password: str | None = Field(default=None, min_length=16, max_length=40)
+    password_hex: str | None = Field(default=None, min_length=2, max_length=80)
+    location_id: str | None = Field(default=None, max_length=36)
+    serial_number: str | None = Field(
+        default=None, max_length=64, description="the CN its profile-3 certificate must carry"
+    )
+    evses: list[EvseBody] = Field(default=[])
+
+    @field_validator("password_hex")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None:
+            bytes.fromhex(value)
+        return value
+
+    @field_validator("evses")
+    @classmethod
+    def _unique(cls, value: list[EvseBody]) -> list[EvseBody]:
+        ids = [e.ocpp_id for e in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("ocpp_id values must be unique")
+        uids = [e.evse_uid for e in value]
+        if len(set(uids)) != len(uids):
+            raise ValueError("evse_uid values must be unique")
+        return value
+
+    def password_bytes(self) -> bytes | None:
+        if self.password_hex is not None:
+            return bytes.fromhex(self.password_hex)
+        if self.password is not None:
+            return self.password.encode()
+        return None
+
+
+class TokenBody(_Body):
+    valid: bool = True
+    expiry: AwareDatetime | None = None
+    parent_id: str | None = Field(default=None, max_length=36)
+    type: TokenType = TokenType.RFID
+    contract_id: str | None = Field(default=None, max_length=36)
+
+
+class TransactionQuery(_Body):
+    charger_id: str | None = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+# -- commands ---------------------------------------------------------------
+
+
+class RemoteStart(_Body):
+    id_token: str = Field(min_length=1, max_length=36)
+    evse_id: int | None = Field(default=None, ge=1)
+    remote_start_id: int | None = Field(default=None, ge=1)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.StartCharging(self.id_token, self.evse_id, self.remote_start_id)
+
+
+class RemoteStop(_Body):
+    transaction_id: str = Field(min_length=1, max_length=36, description="OCPP transaction id")
+
+    def to_command(self) -> cmd.Command:
+        return cmd.StopCharging(self.transaction_id)
+
+
+class Unlock(_Body):
+    evse_id: int = Field(ge=1)
+    connector_id: int = Field(default=1, ge=1)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.UnlockConnector(self.evse_id, self.connector_id)
+
+
+class ResetBody(_Body):
+    type: Literal["soft", "hard"] = "soft"
+
+    def to_command(self) -> cmd.Command:
+        return cmd.Reset(hard=self.type == "hard")
+
+
+class Availability(_Body):
+    operative: bool
+    evse_id: int | None = Field(default=None, ge=0)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.ChangeAvailability(self.operative, self.evse_id or None)
+
+
+class GetConfig(_Body):
+    keys: list[Annotated[str, Field(max_length=50)]] = []
+
+    def to_command(self) -> cmd.Command:
+        return cmd.GetConfiguration(tuple(self.keys))
+
+
+class SetConfig(_Body):
+    key: str = Field(min_length=1, max_length=50)
+    value: str = Field(max_length=500)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.SetConfiguration(self.key, self.value)
+
+
+class Variable(_Body):
+    component: str = Field(min_length=1, max_length=50)
+    variable: str = Field(min_length=1, max_length=50)
+    value: str | None = Field(default=None, max_length=1000)
+    evse_id: int | None = Field(default=None, ge=0)
+    instance: str | None = Field(default=None, max_length=50)
+    attribute_type: Literal["Actual", "Target", "MinSet", "MaxSet"] | None = None
+
+    def to_domain(self) -> cmd.VariableRef:
+        return cmd.VariableRef(
+            self.component,
+            self.variable,
+            self.value,
+            self.evse_id,
+            self.instance,
+            self.attribute_type,
+        )
+
+
+class GetVars(_Body):
+    variables: list[Variable] = Field(min_length=1)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.GetVariables(tuple(v.to_domain() for v in self.variables))
+
+
+class SetVars(_Body):
+    variables: list[Variable] = Field(min_length=1)
+
+    @field_validator("variables")
+    @classmethod
+    def _values(cls, value: list[Variable]) -> list[Variable]:
+        for v in value:
+            if v.value is None:
+                raise ValueError(f"{v.component}.{v.variable}: value is required")
+        return value
+
+    def to_command(self) -> cmd.Command:
+        return cmd.SetVariables(tuple(v.to_domain() for v in self.variables))
+
+
+class Trigger(_Body):
+    message: Literal[
+        "BootNotification",
+        "Heartbeat",
+        "MeterValues",
+        "StatusNotification",
+        "FirmwareStatusNotification",
+        "DiagnosticsStatusNotification",
+        "LogStatusNotification",
+        "TransactionEvent",
+    ]
+    evse_id: int | None = Field(default=None, ge=1)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.TriggerMessage(self.message, self.evse_id)
+
+
+class Firmware(_Body):
+    location: str = Field(min_length=1, max_length=512)
+    retrieve_at: AwareDatetime
+    retries: int | None = Field(default=None, ge=0)
+    retry_interval: int | None = Field(default=None, ge=0)
+    request_id: int = Field(default=1, ge=0)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.UpdateFirmware(
+            self.location,
+            _rfc3339(self.retrieve_at),
+            self.retries,
+            self.retry_interval,
+            self.request_id,
+        )
+
+
+class Diagnostics(_Body):
+    location: str = Field(min_length=1, max_length=512)
+    start_time: AwareDatetime | None = None
+    stop_time: AwareDatetime | None = None
+    request_id: int = Field(default=1, ge=0)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.GetDiagnostics(
+            self.location,
+            _rfc3339(self.start_time) if self.start_time else None,
+            _rfc3339(self.stop_time) if self.stop_time else None,
+            self.request_id,
+        )
+
+
+class Reserve(_Body):
+    reservation_id: int = Field(ge=0)
+    id_token: str = Field(min_length=1, max_length=36)
+    expiry: AwareDatetime
+    evse_id: int | None = Field(default=None, ge=0)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.ReserveNow(
+            self.reservation_id, self.id_token, _rfc3339(self.expiry), self.evse_id
+        )
+
+
+class CancelReserve(_Body):
+    reservation_id: int = Field(ge=0)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.CancelReservation(self.reservation_id)
+
+
+def _rfc3339(value: datetime) -> str:
+    from gateway.domain.clock import format_timestamp
+
+    return format_timestamp(value)
+
+
+COMMANDS: dict[str, type[Any]] = {
+    "remote-start": RemoteStart,
+    "remote-stop": RemoteStop,
+    "unlock": Unlock,
+    "reset": ResetBody,
+    "change-availability": Availability,
+    "get-configuration": GetConfig,
+    "set-configuration": SetConfig,
+    "get-variables": GetVars,
+    "set-variables": SetVars,
+    "trigger-message": Trigger,
+    "update-firmware": Firmware,
+    "get-diagnostics": Diagnostics,
+    "get-log": Diagnostics,
+    "reserve-now": Reserve,
+    "cancel-reservation": CancelReserve,
+}

@@ -1,0 +1,217 @@
+"""Composition root: builds the aiohttp application from :class:`Settings`.
+
+Every resource lives in the app under a ``web.AppKey`` and is opened and closed
+by a ``cleanup_ctx`` (aiohttp's "No Singletons Please"); nothing is module-level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.admin.api import admin_routes
+from gateway.authorization import LocalListAuthorizer
+from gateway.csms.core import CentralSystem
+from gateway.csms.endpoint import EndpointConfig, OcppEndpoint
+from gateway.csms.security import server_ssl_context
+from gateway.csms.validation import SchemaValidators
+from gateway.domain.authorization import ChainAuthorizer
+from gateway.domain.clock import Clock, IdFactory, SystemClock, UuidFactory
+from gateway.domain.events import EventBus
+from gateway.keys import (
+    ADMIN_TOKEN,
+    AUTHORIZER,
+    BUS,
+    CLOCK,
+    CSMS,
+    ENDPOINT,
+    IDS,
+    SETTINGS,
+    STORE,
+)
+from gateway.settings import Settings
+from gateway.storage.base import Store
+from gateway.storage.factory import open_store
+
+log = logging.getLogger(__name__)
+
+# WebSocket close code 1001 "going away": the server is shutting down (RFC 6455 7.4.1).
+CLOSE_GOING_AWAY = 1001
+
+
+def load_admin_token(settings: Settings) -> tuple[str, bool]:
+    """The admin bearer token and whether it was generated just now."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value(), False
+    path = settings.data_dir / "admin_token"
+    if path.is_file():
+        return path.read_text().strip(), False
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True
+
+
+async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = await open_store(
+        data_dir=settings.data_dir,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+    )
+    app[STORE] = store
+    authorizer = ChainAuthorizer([LocalListAuthorizer(store.tokens, app[CLOCK])])
+    app[AUTHORIZER] = authorizer
+    csms = CentralSystem(
+        store=store,
+        bus=app[BUS],
+        authorizer=authorizer,
+        clock=app[CLOCK],
+        ids=app[IDS],
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_grace=settings.heartbeat_grace,
+    )
+    app[CSMS] = csms
+    app[ENDPOINT] = OcppEndpoint(
+        csms,
+        SchemaValidators(),
+        EndpointConfig(
+            auto_register=settings.auto_register,
+            require_client_cert=settings.tls_client_ca is not None,
+            cn_is_charger_id=settings.tls_cn_is_charger_id,
+            max_frame_bytes=settings.max_frame_bytes,
+            call_timeout=settings.call_timeout,
+        ),
+    )
+    # Chargers were connected to a previous process; none is connected now.
+    await _mark_all_offline(store, csms)
+    yield
+    await store.close()
+
+
+async def _mark_all_offline(store: Store, csms: CentralSystem) -> None:
+    from dataclasses import replace
+
+    from gateway.domain.models import ConnectorStatus
+
+    now = csms.clock.now()
+    for state in await store.charger_states.list():
+        if state.connected:
+            await store.charger_states.put(replace(state, connected=False, disconnected_at=now))
+            await store.connectors.set_all(state.id, ConnectorStatus.UNKNOWN, now)
+
+
+async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    csms = app[CSMS]
+    period = min(30.0, csms.heartbeat_interval / 2)
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await csms.check_liveness()
+            except Exception:
+                log.exception("liveness check failed")
+
+    task = asyncio.create_task(watch(), name="heartbeat-watchdog")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_chargers(app: web.Application) -> None:
+    # on_shutdown runs before the handlers are awaited and before cleanup, so
+    # each charger gets a close frame and its handler drains pending CALLs
+    # into the still-open store.
+    if CSMS in app:
+        await app[CSMS].close_all(CLOSE_GOING_AWAY, "server shutting down")
+
+
+async def _ocpp_ws(request: web.Request) -> web.StreamResponse:
+    return await request.app[ENDPOINT].handle(request)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    admin_token: str | None = None,
+) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[IDS] = ids or UuidFactory()
+    app[BUS] = EventBus()
+    app[ADMIN_TOKEN] = admin_token if admin_token is not None else load_admin_token(settings)[0]
+    app.cleanup_ctx.append(_core_ctx)
+    app.cleanup_ctx.append(_watchdog_ctx)
+    app.on_shutdown.append(_close_chargers)
+    app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
+    app.add_subapp("/admin", admin_routes())
+    return app
+
+
+def _freeze_gc(app: web.Application) -> None:
+    # Objects alive after start-up never die; freezing them keeps full
+    # collections from walking 10,000 connections (300-400 ms pauses measured).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+async def _on_startup(app: web.Application) -> None:
+    _freeze_gc(app)
+
+
+def run_server(settings: Settings) -> int:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    token, generated = load_admin_token(settings)
+    if generated:
+        # Printed once, at the start that created it; it is kept in the data dir.
+        print(f"admin API token (saved in {Path(settings.data_dir) / 'admin_token'}): {token}")
+        sys.stdout.flush()
+    ssl_context = None
+    if settings.tls_cert is not None:
+        if settings.tls_key is None:
+            print("--tls-key is required with --tls-cert", file=sys.stderr)
+            return 2
+        ssl_context = server_ssl_context(
+            settings.tls_cert, settings.tls_key, settings.tls_client_ca
+        )
+    elif settings.tls_client_ca is not None:
+        print("--tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
+        return 2
+    app = build_app(settings, admin_token=token)
+    app.on_startup.append(_on_startup)
+    log.info(
+        "ocpi-gateway listening on %s (storage: %s)",
+        settings.base_url,
+        "redis" if settings.redis_url else f"sqlite in {settings.data_dir}",
+    )
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        shutdown_timeout=15,
+        print=None,
+        access_log=None,
+    )
+    return 0

@@ -1,0 +1,275 @@
+"""One charger's OCPP-J connection: framing, dispatch, errors, outgoing calls.
+
+Routing uses the ``ocpp`` library's ChargePoint route map (handlers are
+registered with its ``@on`` decorator), but frames are parsed, validated and
+answered here, so that:
+
+- malformed frames get the CALLERROR OCPP-J prescribes (the library sends
+  nothing), with "-1" as message id when the id cannot be read (OCPP-J 2.0.1 4.2.3);
+- schema validation uses compiled validators (``validation``), synchronously;
+- CALLRESULT/CALLERROR frames reach a waiting ``call()`` straight from the
+  receive loop, while CALLs are handled by a separate worker in arrival order,
+  so a slow handler (a roaming partner's real-time authorization) never holds
+  back the answer to a call the gateway made, and a handler that itself calls
+  the charger cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from aiohttp import web
+from ocpp.charge_point import ChargePoint as LibChargePoint
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
+from ocpp.messages import CallError as LibCallError
+from ocpp.messages import CallResult as LibCallResult
+from ocpp.routing import on as _lib_on
+
+from gateway.csms.core import CentralSystem
+from gateway.csms.errors import (
+    FormatViolation,
+    InternalFailure,
+    MessageTypeNotSupported,
+    NotImplementedAction,
+    NotSupportedAction,
+    OcppRequestError,
+    RpcFrameworkError,
+    error_code,
+)
+from gateway.csms.validation import SchemaValidators
+from gateway.domain.commands import Command, CommandResult, CommandStatus
+from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
+from gateway.domain.models import OcppVersion
+
+log = logging.getLogger(__name__)
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+_UNREADABLE_ID = "-1"
+_MAX_PENDING_CALLS = 32
+
+# Every status value of a 1.6 or 2.0.1 command answer, in domain terms.
+_RESULT_STATUS = {
+    "Accepted": CommandStatus.ACCEPTED,
+    "AcceptedCanceled": CommandStatus.ACCEPTED,
+    "RebootRequired": CommandStatus.ACCEPTED,
+    "Unlocked": CommandStatus.ACCEPTED,
+    "Scheduled": CommandStatus.SCHEDULED,
+    "NotSupported": CommandStatus.NOT_SUPPORTED,
+    "Rejected": CommandStatus.REJECTED,
+    "UnlockFailed": CommandStatus.REJECTED,
+    "OngoingAuthorizedTransaction": CommandStatus.REJECTED,
+    "UnknownConnector": CommandStatus.REJECTED,
+    "Faulted": CommandStatus.REJECTED,
+    "Occupied": CommandStatus.REJECTED,
+    "Unavailable": CommandStatus.REJECTED,
+}
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on(action: str) -> Callable[[F], F]:
+    """The library's route decorator, typed. Validation happens in ``_dispatch``."""
+    return cast(Callable[[F], F], _lib_on(action, skip_schema_validation=True))
+
+
+class _WsSender:
+    """The ``connection`` object the library's ``call()`` sends through."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self._ws = ws
+
+    async def send(self, message: str) -> None:
+        await self._ws.send_str(message)
+
+    async def recv(self) -> str:  # the library's own receive loop is never used
+        raise RuntimeError("frames are received by OcppConnection.run()")
+
+
+class OcppConnection(LibChargePoint):  # type: ignore[misc]
+    """Base for the version classes; subclasses add ``@on`` handlers."""
+
+    version: OcppVersion
+    known_actions: frozenset[str] = frozenset()
+
+    def __init__(
+        self,
+        charger_id: str,
+        ws: web.WebSocketResponse,
+        csms: CentralSystem,
+        validators: SchemaValidators,
+        *,
+        call_timeout: float,
+    ) -> None:
+        super().__init__(charger_id, _WsSender(ws), response_timeout=call_timeout)
+        self.charger_id = charger_id
+        self.ws = ws
+        self.csms = csms
+        self.validators = validators
+        self.last_seen: datetime = csms.clock.now()
+        self._calls: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(
+            _MAX_PENDING_CALLS
+        )
+        self._worker: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start_worker(self) -> None:
+        self._worker = asyncio.create_task(self._work(), name=f"ocpp-calls-{self.charger_id}")
+
+    async def stop_worker(self, *, drain: bool) -> None:
+        """Stop handling CALLs; with ``drain``, finish those already received first."""
+        if self._worker is None:
+            return
+        if drain:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._calls.join(), timeout=10)
+        self._worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._worker
+        self._worker = None
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, message=reason.encode()[:120])
+
+    # -- inbound -----------------------------------------------------------
+
+    async def handle_frame(self, raw: str) -> None:
+        self.last_seen = self.csms.clock.now()
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
+            return
+        if not isinstance(frame, list) or not frame:
+            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
+            return
+        message_type = frame[0]
+        unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
+        if unique_id is None:
+            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("message id is not readable"))
+            return
+        if message_type == CALL and not isinstance(message_type, bool):
+            if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
+                await self._send_error(
+                    unique_id, FormatViolation("a CALL is [2, id, action, {payload}]")
+                )
+                return
+            try:
+                self._calls.put_nowait((unique_id, frame[2], frame[3]))
+            except asyncio.QueueFull:
+                await self._send_error(
+                    unique_id, InternalFailure("too many CALLs awaiting an answer")
+                )
+        elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
+            self._response_queue.put_nowait(LibCallResult(unique_id, frame[2]))
+        elif message_type == CALLERROR and len(frame) == 5:
+            self._response_queue.put_nowait(LibCallError(*frame[1:]))
+        elif message_type in (CALLRESULT, CALLERROR):
+            # Answers cannot be answered; the waiting call() times out instead.
+            log.warning("charger %s: malformed answer frame %s dropped", self.charger_id, unique_id)
+        else:
+            await self._send_error(
+                unique_id, MessageTypeNotSupported(f"message type {message_type!r} not supported")
+            )
+
+    async def refuse_binary(self) -> None:
+        # OCPP-J sends text frames only; a binary frame's id cannot be trusted.
+        await self._send_error(_UNREADABLE_ID, RpcFrameworkError("OCPP-J uses text frames only"))
+
+    async def _work(self) -> None:
+        while True:
+            unique_id, action, payload = await self._calls.get()
+            try:
+                await self._dispatch(unique_id, action, payload)
+            except Exception:
+                log.exception("charger %s: %s failed", self.charger_id, action)
+            finally:
+                self._calls.task_done()
+
+    async def _dispatch(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+        route = self.route_map.get(action)
+        try:
+            if route is None or "_on_action" not in route:
+                if action in self.known_actions:
+                    raise NotSupportedAction(f"{action} is not supported by this central system")
+                raise NotImplementedAction(f"{action} is not an OCPP {self.version} action")
+            self.validators.validate(self.version, action, payload)
+            handler: Handler = route["_on_action"]
+            result = await handler(payload)
+        except OcppRequestError as exc:
+            log.info("charger %s: %s rejected: %s", self.charger_id, action, exc.description)
+            await self._send_error(unique_id, exc)
+            return
+        except Exception:
+            log.exception("charger %s: handler for %s failed", self.charger_id, action)
+            await self._send_error(unique_id, InternalFailure("the central system failed"))
+            return
+        await self._send_raw(json.dumps([CALLRESULT, unique_id, result], separators=(",", ":")))
+
+    async def _send_error(self, unique_id: str, exc: OcppRequestError) -> None:
+        code = error_code(exc.kind, self.version)
+        frame = [CALLERROR, unique_id, code, exc.description, exc.details()]
+        await self._send_raw(json.dumps(frame, separators=(",", ":")))
+
+    async def _send_raw(self, text: str) -> None:
+        try:
+            await self.ws.send_str(text)
+        except ConnectionError:
+            log.info("charger %s: connection gone before an answer could be sent", self.charger_id)
+
+    # -- outbound ----------------------------------------------------------
+
+    def to_call(self, command: Command) -> Any:
+        """The library payload dataclass for ``command`` (version specific)."""
+        raise NotImplementedError
+
+    def from_result(self, command: Command, result: Any) -> CommandResult:
+        """Fold the version's many status enums into the domain's few.
+
+        Answers without a status (1.6 GetConfiguration, UpdateFirmware,
+        GetDiagnostics; 2.0.1 Get/SetVariables, whose per-variable statuses
+        stay in ``data``) mean the charger accepted the request.
+        """
+        data = result_to_dict(result)
+        raw = data.get("status")
+        status = CommandStatus.ACCEPTED if raw is None else _RESULT_STATUS.get(str(raw))
+        return CommandResult(status or CommandStatus.REJECTED, data)
+
+    async def send_command(self, command: Command) -> CommandResult:
+        payload = self.to_call(command)
+        if self.ws.closed:
+            raise ChargerNotConnected(self.charger_id)
+        try:
+            result = await self.call(payload, suppress=False)
+        except TimeoutError:
+            raise ChargerTimeout(
+                f"charger {self.charger_id} did not answer {type(payload).__name__} "
+                f"within {self._response_timeout}s"
+            ) from None
+        except OCPPError as exc:
+            raise ChargerRejected(getattr(exc, "code", "GenericError"), exc.description) from None
+        except UnknownCallErrorCodeError as exc:
+            raise ChargerRejected("GenericError", str(exc)) from None
+        except ConnectionError:
+            raise ChargerNotConnected(self.charger_id) from None
+        return self.from_result(command, result)
+
+
+
+def result_to_dict(result: Any) -> dict[str, Any]:
+    """A library CALLRESULT dataclass back into its camelCase wire form."""
+    if is_dataclass(result) and not isinstance(result, type):
+        return dict(snake_to_camel_case(remove_nones(asdict(result))))
+    return {}

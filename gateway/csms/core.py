@@ -1,0 +1,379 @@
+"""Version-neutral heart of the central system.
+
+The per-version connections (``v16``, ``v201``) convert frames into calls on
+:class:`CentralSystem`, which writes the store first and publishes domain
+events after, so that anything a consumer hears about is already durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from gateway.domain.authorization import Authorizer
+from gateway.domain.clock import Clock, IdFactory
+from gateway.domain.commands import Command, CommandResult
+from gateway.domain.errors import ChargerNotConnected
+from gateway.domain.events import (
+    ChargerBooted,
+    ChargerOffline,
+    ChargerOnline,
+    ConnectorStatusChanged,
+    EventBus,
+    TransactionEnded,
+    TransactionStarted,
+    TransactionUpdated,
+)
+from gateway.domain.models import (
+    AuthorizationResult,
+    ChargerState,
+    ConnectorState,
+    ConnectorStatus,
+    IdToken,
+    Measurand,
+    MeterReading,
+    OcppVersion,
+    Transaction,
+    TransactionStatus,
+)
+from gateway.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+# Heartbeats are kept in memory and written through at most this often: at
+# 10,000 chargers a write per heartbeat would be pure overhead, and liveness is
+# judged from memory anyway.
+HEARTBEAT_WRITE_EVERY = timedelta(minutes=5)
+
+
+class Connection(Protocol):
+    """What the central system needs of one live charger connection."""
+
+    charger_id: str
+    version: OcppVersion
+    last_seen: datetime
+
+    async def send_command(self, command: Command) -> CommandResult: ...
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BootInfo:
+    vendor: str
+    model: str
+    serial_number: str | None = None
+    firmware_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStart:
+    charger_id: str
+    evse_id: int
+    connector_id: int
+    timestamp: datetime
+    id_token: IdToken | None
+    meter_start_wh: Decimal | None
+    ocpp_id: str | None = None  # None for 1.6: the gateway assigns one
+    remote_start_id: int | None = None
+    reservation_id: int | None = None
+    charging_state: str | None = None
+    readings: Sequence[MeterReading] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStop:
+    charger_id: str
+    ocpp_id: str
+    timestamp: datetime
+    meter_stop_wh: Decimal | None
+    reason: str | None = None
+    id_token: IdToken | None = None
+    readings: Sequence[MeterReading] = ()
+    # 2.0.1 may end a transaction it never announced; these let us record it.
+    evse_id: int | None = None
+    connector_id: int | None = None
+
+
+class CentralSystem:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bus: EventBus,
+        authorizer: Authorizer,
+        clock: Clock,
+        ids: IdFactory,
+        heartbeat_interval: int,
+        heartbeat_grace: float,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.authorizer = authorizer
+        self.clock = clock
+        self.ids = ids
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_grace = heartbeat_grace
+        self._connections: dict[str, Connection] = {}
+        self._states: dict[str, ChargerState] = {}
+        self._heartbeat_written: dict[str, datetime] = {}
+        self._reports: dict[str, dict[str, dict[str, Any]]] = {}
+        self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000 * 1000 + 1)
+
+    # -- connections -------------------------------------------------------
+
+    def connection(self, charger_id: str) -> Connection | None:
+        return self._connections.get(charger_id)
+
+    def connections(self) -> list[Connection]:
+        return list(self._connections.values())
+
+    def live_state(self, charger_id: str) -> ChargerState | None:
+        """The freshest known state of a connected charger (heartbeat included)."""
+        return self._states.get(charger_id)
+
+    async def connected(self, conn: Connection) -> None:
+        old = self._connections.get(conn.charger_id)
+        self._connections[conn.charger_id] = conn
+        if old is not None and old is not conn:
+            # OCPP-J: a new connection with the same id replaces the old one.
+            log.info("charger %s reconnected; closing its previous connection", conn.charger_id)
+            await old.close(1000, "replaced by a new connection")
+        now = self.clock.now()
+        state = await self.store.charger_states.get(conn.charger_id)
+        state = replace(
+            state or ChargerState(id=conn.charger_id),
+            connected=True,
+            ocpp_version=conn.version,
+            connected_at=now,
+        )
+        self._states[conn.charger_id] = state
+        await self.store.charger_states.put(state)
+        await self.bus.publish(ChargerOnline(conn.charger_id, now))
+
+    async def disconnected(self, conn: Connection, reason: str) -> None:
+        if self._connections.get(conn.charger_id) is not conn:
+            return  # replaced: the new connection owns the state now
+        del self._connections[conn.charger_id]
+        now = self.clock.now()
+        state = self._states.pop(conn.charger_id, None) or (
+            await self.store.charger_states.get(conn.charger_id)
+        )
+        self._heartbeat_written.pop(conn.charger_id, None)
+        if state is not None:
+            await self.store.charger_states.put(
+                replace(state, connected=False, disconnected_at=now)
+            )
+        await self.store.connectors.set_all(conn.charger_id, ConnectorStatus.UNKNOWN, now)
+        log.info("charger %s offline: %s", conn.charger_id, reason)
+        await self.bus.publish(ChargerOffline(conn.charger_id, now, reason))
+        for connector in await self.store.connectors.list(conn.charger_id):
+            await self.bus.publish(ConnectorStatusChanged(connector))
+
+    async def check_liveness(self) -> list[str]:
+        """Close connections silent for longer than the grace period; return their ids."""
+        limit = timedelta(seconds=self.heartbeat_interval * self.heartbeat_grace)
+        now = self.clock.now()
+        dead = [c for c in self._connections.values() if now - c.last_seen > limit]
+        for conn in dead:
+            await conn.close(1001, "no heartbeat within the grace period")
+            await self.disconnected(conn, "missed heartbeats")
+        return [c.charger_id for c in dead]
+
+    async def send(self, charger_id: str, command: Command) -> CommandResult:
+        conn = self._connections.get(charger_id)
+        if conn is None:
+            raise ChargerNotConnected(charger_id)
+        return await conn.send_command(command)
+
+    def next_request_id(self) -> int:
+        """A fresh requestId / remoteStartId for calls that need one (2.0.1)."""
+        return next(self._request_ids) % 2_147_483_647
+
+    def reports(self, charger_id: str) -> dict[str, dict[str, Any]]:
+        """The latest firmware, diagnostics, log, event and report notifications."""
+        return dict(self._reports.get(charger_id, {}))
+
+    async def management_report(self, charger_id: str, kind: str, payload: dict[str, Any]) -> None:
+        # Kept for the operator's view (admin API); they change no domain state.
+        self._reports.setdefault(charger_id, {})[kind] = payload
+        log.info("charger %s: %s %s", charger_id, kind, payload.get("status", ""))
+
+    async def close_all(self, code: int, reason: str) -> None:
+        conns = list(self._connections.values())
+        await asyncio.gather(*(c.close(code, reason) for c in conns), return_exceptions=True)
+
+    # -- charger reports ---------------------------------------------------
+
+    async def booted(self, charger_id: str, info: BootInfo) -> None:
+        now = self.clock.now()
+        base = self._states.get(charger_id) or ChargerState(id=charger_id, connected=True)
+        state = replace(
+            base,
+            vendor=info.vendor,
+            model=info.model,
+            serial_number=info.serial_number,
+            firmware_version=info.firmware_version,
+            booted_at=now,
+            last_heartbeat=now,
+        )
+        self._states[charger_id] = state
+        self._heartbeat_written[charger_id] = now
+        await self.store.charger_states.put(state)
+        await self.bus.publish(ChargerBooted(state))
+
+    async def heartbeat(self, charger_id: str) -> None:
+        now = self.clock.now()
+        state = self._states.get(charger_id)
+        if state is None:
+            return
+        state = replace(state, last_heartbeat=now)
+        self._states[charger_id] = state
+        written = self._heartbeat_written.get(charger_id)
+        if written is None or now - written >= HEARTBEAT_WRITE_EVERY:
+            self._heartbeat_written[charger_id] = now
+            await self.store.charger_states.put(state)
+
+    async def connector_status(self, state: ConnectorState) -> None:
+        await self.store.connectors.put(state)
+        await self.bus.publish(ConnectorStatusChanged(state))
+
+    async def authorize(
+        self, charger_id: str, token: IdToken, evse_id: int | None = None
+    ) -> AuthorizationResult:
+        return await self.authorizer.authorize(token, charger_id=charger_id, evse_id=evse_id)
+
+    # -- transactions ------------------------------------------------------
+
+    async def start_transaction(
+        self, start: TransactionStart
+    ) -> tuple[Transaction, AuthorizationResult | None]:
+        """Record a started transaction (durably) and authorize its token."""
+        auth = None
+        if start.id_token is not None:
+            auth = await self.authorize(start.charger_id, start.id_token, start.evse_id)
+        ocpp_id = start.ocpp_id
+        if ocpp_id is None:
+            # 1.6: a charger that repeats StartTransaction after a lost answer
+            # must get the same transactionId back.
+            for active in await self.store.transactions.active(start.charger_id):
+                if (
+                    active.connector_id == start.connector_id
+                    and active.started_at == start.timestamp
+                    and active.id_token == start.id_token
+                ):
+                    return active, auth
+            ocpp_id = str(await self.store.transactions.next_ocpp16_id())
+        tx = Transaction(
+            id=self.ids.new_id(),
+            charger_id=start.charger_id,
+            ocpp_id=ocpp_id,
+            evse_id=start.evse_id,
+            connector_id=start.connector_id,
+            started_at=start.timestamp,
+            id_token=start.id_token,
+            meter_start_wh=start.meter_start_wh,
+            remote_start_id=start.remote_start_id,
+            reservation_id=start.reservation_id,
+            charging_state=start.charging_state,
+            updated_at=self.clock.now(),
+        )
+        stored, created = await self.store.transactions.create(tx, start.readings)
+        if created:
+            await self.bus.publish(TransactionStarted(stored))
+        return stored, auth
+
+    async def update_transaction(
+        self,
+        charger_id: str,
+        ocpp_id: str,
+        readings: Sequence[MeterReading],
+        *,
+        charging_state: str | None = None,
+        id_token: IdToken | None = None,
+    ) -> Transaction | None:
+        tx = await self.store.transactions.find(charger_id, ocpp_id)
+        if tx is None:
+            log.warning("charger %s: readings for unknown transaction %s", charger_id, ocpp_id)
+            return None
+        changes: dict[str, object] = {"updated_at": self.clock.now()}
+        if charging_state is not None:
+            changes["charging_state"] = charging_state
+        if id_token is not None and tx.id_token is None:
+            changes["id_token"] = id_token
+        if tx.meter_start_wh is None:
+            first = _first_energy(readings)
+            if first is not None:
+                changes["meter_start_wh"] = first
+        tx = replace(tx, **changes)  # type: ignore[arg-type]
+        await self.store.transactions.save(tx, readings)
+        await self.bus.publish(TransactionUpdated(tx, tuple(readings)))
+        return tx
+
+    async def end_transaction(
+        self, stop: TransactionStop
+    ) -> tuple[Transaction, AuthorizationResult | None]:
+        auth = None
+        if stop.id_token is not None:
+            auth = await self.authorize(stop.charger_id, stop.id_token, stop.evse_id)
+        tx = await self.store.transactions.find(stop.charger_id, stop.ocpp_id)
+        if tx is not None and tx.status is TransactionStatus.COMPLETED:
+            return tx, auth  # a repeated stop after a lost answer
+        if tx is None:
+            # OCPP 1.6 section 5.18 / 2.0.1 E: a stop for a transaction we never
+            # saw (sent after an outage) is still accepted and recorded.
+            log.warning(
+                "charger %s: stop of unknown transaction %s, recording it",
+                stop.charger_id,
+                stop.ocpp_id,
+            )
+            started = min((r.timestamp for r in stop.readings), default=stop.timestamp)
+            tx = Transaction(
+                id=self.ids.new_id(),
+                charger_id=stop.charger_id,
+                ocpp_id=stop.ocpp_id,
+                evse_id=stop.evse_id or 0,
+                connector_id=stop.connector_id or 0,
+                started_at=started,
+                id_token=stop.id_token,
+                meter_start_wh=_first_energy(stop.readings),
+                recovered=True,
+            )
+            tx, _ = await self.store.transactions.create(tx)
+        meter_stop = stop.meter_stop_wh
+        if meter_stop is None:
+            meter_stop = _last_energy(stop.readings) or tx.meter_stop_wh
+        ended = replace(
+            tx,
+            status=TransactionStatus.COMPLETED,
+            stopped_at=stop.timestamp,
+            meter_stop_wh=meter_stop,
+            stop_reason=stop.reason,
+            stop_id_token=stop.id_token,
+            meter_start_wh=tx.meter_start_wh
+            if tx.meter_start_wh is not None
+            else _first_energy(stop.readings),
+            updated_at=self.clock.now(),
+        )
+        await self.store.transactions.save(ended, stop.readings)
+        await self.bus.publish(TransactionEnded(ended))
+        return ended, auth
+
+
+def _energy(readings: Sequence[MeterReading]) -> list[MeterReading]:
+    return [r for r in readings if r.measurand is Measurand.ENERGY_WH and r.phase is None]
+
+
+def _first_energy(readings: Sequence[MeterReading]) -> Decimal | None:
+    energy = _energy(readings)
+    return min(energy, key=lambda r: r.timestamp).value if energy else None
+
+
+def _last_energy(readings: Sequence[MeterReading]) -> Decimal | None:
+    energy = _energy(readings)
+    return max(energy, key=lambda r: r.timestamp).value if energy else None

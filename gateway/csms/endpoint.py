@@ -1,0 +1,160 @@
+"""The OCPP-J WebSocket endpoint ``/ocpp/{charge_point_id}``.
+
+OCPP-J 1.6 section 3 and OCPP-J 2.0.1 section 3 (connection set-up).
+
+Everything that can refuse a charger happens before the upgrade, with a plain
+HTTP status: unknown id 404, bad credentials 401, bad client certificate 403.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from aiohttp import WSMsgType, web
+
+from gateway.csms.connection import OcppConnection
+from gateway.csms.core import CentralSystem
+from gateway.csms.security import certificate_cn, parse_basic_auth, verify_password
+from gateway.csms.v16 import V16Connection
+from gateway.csms.v201 import V201Connection
+from gateway.csms.validation import SchemaValidators
+from gateway.domain.models import Charger
+
+log = logging.getLogger(__name__)
+
+# Server preference: 2.0.1 first when a charger offers both.
+SUBPROTOCOLS: dict[str, type[OcppConnection]] = {
+    "ocpp2.0.1": V201Connection,
+    "ocpp1.6": V16Connection,
+}
+# RFC 6455 close code 1002: "protocol error"; used when no subprotocol matches.
+CLOSE_PROTOCOL_ERROR = 1002
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    auto_register: bool
+    require_client_cert: bool
+    cn_is_charger_id: bool
+    max_frame_bytes: int
+    call_timeout: float
+
+
+def choose_subprotocol(offered: str | None) -> str | None:
+    names = {p.strip() for p in (offered or "").split(",") if p.strip()}
+    for name in SUBPROTOCOLS:
+        if name in names:
+            return name
+    return None
+
+
+def charge_point_id(request: web.Request) -> str:
+    """The id from the raw path, percent-decoded once (OCPP-J: the id is URL-encoded)."""
+    raw = request.raw_path.split("?", 1)[0]
+    return unquote(raw.rstrip("/").rsplit("/", 1)[-1])
+
+
+class OcppEndpoint:
+    def __init__(
+        self, csms: CentralSystem, validators: SchemaValidators, config: EndpointConfig
+    ) -> None:
+        self.csms = csms
+        self.validators = validators
+        self.config = config
+
+    async def _charger(self, cp_id: str) -> Charger | None:
+        charger = await self.csms.store.chargers.get(cp_id)
+        if charger is None and self.config.auto_register:
+            charger = Charger(id=cp_id, created_at=self.csms.clock.now())
+            await self.csms.store.chargers.put(charger)
+            log.info("charger %s registered automatically", cp_id)
+        return charger
+
+    def _check_client_cert(self, request: web.Request, charger: Charger) -> str | None:
+        """The reason to refuse the charger's certificate, or None when it is acceptable."""
+        transport = request.transport
+        ssl_object: ssl.SSLObject | None = (
+            transport.get_extra_info("ssl_object") if transport is not None else None
+        )
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return "no client certificate"
+        # The TLS layer already checked the chain against the configured CA.
+        cn = certificate_cn(der)
+        expected = charger.certificate_cn or (
+            charger.id if self.config.cn_is_charger_id else None
+        )
+        if expected is None:
+            return "no serial number configured for this charger"
+        if cn != expected:
+            return f"certificate CN {cn!r} does not identify this charger"
+        return None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        cp_id = charge_point_id(request)
+        if not cp_id or len(cp_id) > 48:  # OCPP-J: identity is at most 48 characters
+            raise web.HTTPNotFound(text="unknown charge point")
+        charger = await self._charger(cp_id)
+        if charger is None:
+            log.info("refused unknown charger %s from %s", cp_id, request.remote)
+            raise web.HTTPNotFound(text="unknown charge point")
+
+        if charger.password_hash is not None:
+            creds = parse_basic_auth(request.headers.get("Authorization"))
+            if (
+                creds is None
+                or creds[0] != cp_id.encode()
+                or not verify_password(creds[1], charger.password_hash)
+            ):
+                log.warning("charger %s: Basic authentication failed", cp_id)
+                raise web.HTTPUnauthorized(
+                    headers={"WWW-Authenticate": 'Basic realm="ocpp"'}, text="unauthorized"
+                )
+        if self.config.require_client_cert:
+            reason = self._check_client_cert(request, charger)
+            if reason is not None:
+                log.warning("charger %s refused: %s", cp_id, reason)
+                raise web.HTTPForbidden(text="client certificate refused")
+
+        subprotocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
+        ws = web.WebSocketResponse(
+            protocols=(subprotocol,) if subprotocol else (),
+            max_msg_size=self.config.max_frame_bytes,
+            compress=False,
+            autoping=True,
+        )
+        await ws.prepare(request)
+        if subprotocol is None:
+            # OCPP-J 2.0.1 section 3.1.2: complete the handshake without a
+            # subprotocol, then close at once.
+            log.warning(
+                "charger %s offered no supported subprotocol (%r); closing",
+                cp_id,
+                request.headers.get("Sec-WebSocket-Protocol"),
+            )
+            await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"unsupported subprotocol")
+            return ws
+
+        conn = SUBPROTOCOLS[subprotocol](
+            cp_id, ws, self.csms, self.validators, call_timeout=self.config.call_timeout
+        )
+        await self.csms.connected(conn)
+        conn.start_worker()
+        reason = "connection closed"
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await conn.handle_frame(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await conn.refuse_binary()
+                elif msg.type is WSMsgType.ERROR:
+                    reason = f"websocket error: {ws.exception()}"
+                    break
+        finally:
+            # Answer what was already received before the charger is marked offline.
+            await conn.stop_worker(drain=True)
+            await self.csms.disconnected(conn, reason)
+        return ws

@@ -1,0 +1,109 @@
+"""Meter values of both OCPP versions into domain readings (pure functions).
+
+Energy goes to Wh, power to W (OCPP 1.6 section 7.31 UnitOfMeasure; 2.0.1
+UnitOfMeasureType with its power-of-ten ``multiplier``). Measurands the domain
+does not track are dropped, as are signed values that carry no number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from gateway.csms.errors import PropertyViolation
+from gateway.domain.clock import parse_timestamp
+from gateway.domain.models import Measurand, MeterReading
+
+_MEASURANDS = {m.value: m for m in Measurand}
+# unit -> (domain measurand it is valid for, factor to the domain unit)
+_UNITS: dict[str, tuple[Measurand, Decimal]] = {
+    "Wh": (Measurand.ENERGY_WH, Decimal(1)),
+    "kWh": (Measurand.ENERGY_WH, Decimal(1000)),
+    "W": (Measurand.POWER_W, Decimal(1)),
+    "kW": (Measurand.POWER_W, Decimal(1000)),
+    "A": (Measurand.CURRENT_A, Decimal(1)),
+    "Percent": (Measurand.SOC_PERCENT, Decimal(1)),
+}
+_DEFAULT_UNITS = {
+    Measurand.ENERGY_WH: "Wh",
+    Measurand.POWER_W: "W",
+    Measurand.CURRENT_A: "A",
+    Measurand.SOC_PERCENT: "Percent",
+}
+
+
+def timestamp(value: str, field: str) -> datetime:
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise PropertyViolation(f"{field}: not an RFC 3339 date-time", field=field) from None
+
+
+def _number(value: Any, field: str) -> Decimal:
+    try:
+        # str() first: a float's shortest repr is the number the charger wrote.
+        number = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise PropertyViolation(f"{field}: not a number", field=field) from None
+    if not number.is_finite():
+        raise PropertyViolation(f"{field}: not a finite number", field=field)
+    return number
+
+
+def _reading(
+    when: datetime,
+    sample: Mapping[str, Any],
+    unit: str | None,
+    multiplier: int,
+    field: str,
+) -> MeterReading | None:
+    measurand = _MEASURANDS.get(sample.get("measurand", Measurand.ENERGY_WH.value))
+    if measurand is None:
+        return None
+    unit = unit or _DEFAULT_UNITS[measurand]
+    unit_measurand, factor = _UNITS.get(unit, (None, Decimal(0)))
+    if unit_measurand is not measurand:
+        raise PropertyViolation(f"{field}: unit {unit} does not fit {measurand.value}", field=field)
+    value = _number(sample["value"], f"{field}.value").scaleb(multiplier) * factor
+    return MeterReading(
+        timestamp=when,
+        measurand=measurand,
+        value=value,
+        phase=sample.get("phase"),
+        context=sample.get("context"),
+    )
+
+
+def readings_v16(meter_values: Iterable[Mapping[str, Any]], field: str) -> list[MeterReading]:
+    out: list[MeterReading] = []
+    for i, mv in enumerate(meter_values):
+        when = timestamp(mv["timestamp"], f"{field}[{i}].timestamp")
+        for j, sample in enumerate(mv["sampledValue"]):
+            if sample.get("format") == "SignedData":
+                continue
+            reading = _reading(
+                when, sample, sample.get("unit"), 0, f"{field}[{i}].sampledValue[{j}]"
+            )
+            if reading is not None:
+                out.append(reading)
+    return out
+
+
+def readings_v201(meter_values: Iterable[Mapping[str, Any]], field: str) -> list[MeterReading]:
+    out: list[MeterReading] = []
+    for i, mv in enumerate(meter_values):
+        when = timestamp(mv["timestamp"], f"{field}[{i}].timestamp")
+        for j, sample in enumerate(mv["sampledValue"]):
+            uom = sample.get("unitOfMeasure") or {}
+            reading = _reading(
+                when,
+                sample,
+                uom.get("unit"),
+                int(uom.get("multiplier", 0)),
+                f"{field}[{i}].sampledValue[{j}]",
+            )
+            if reading is not None:
+                out.append(reading)
+    return out

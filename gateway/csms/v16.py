@@ -1,0 +1,223 @@
+"""OCPP 1.6J: handlers (frames to domain) and commands (domain to calls).
+
+Payloads arrive schema-valid and camelCase; the conversions to the domain are
+the pure ``*_from_*`` / ``*_to_*`` functions, property-tested in tests/csms.
+In 1.6 every connector is its own EVSE: domain ``evse_id`` is the connectorId
+and ``connector_id`` is 1 (connectorId 0 is the charger as a whole).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ocpp.v16 import ChargePoint as LibV16ChargePoint
+from ocpp.v16 import call
+from ocpp.v16.enums import Action
+
+from gateway.csms.connection import OcppConnection, on
+from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
+from gateway.csms.meter import readings_v16, timestamp
+from gateway.domain import commands as cmd
+from gateway.domain.clock import format_timestamp
+from gateway.domain.errors import CommandNotSupported
+from gateway.domain.models import (
+    AuthorizationResult,
+    AuthorizationStatus,
+    ConnectorState,
+    ConnectorStatus,
+    IdToken,
+    OcppVersion,
+)
+
+# OCPP 1.6 idTag type; 1.6 has no token types, so the domain records this.
+ID_TAG = "ISO14443"
+
+# AuthorizationStatus in 1.6 (section 7.2) has no "Unknown": unknown is Invalid.
+_AUTH_STATUS = {
+    AuthorizationStatus.ACCEPTED: "Accepted",
+    AuthorizationStatus.BLOCKED: "Blocked",
+    AuthorizationStatus.EXPIRED: "Expired",
+    AuthorizationStatus.INVALID: "Invalid",
+    AuthorizationStatus.CONCURRENT_TX: "ConcurrentTx",
+    AuthorizationStatus.UNKNOWN: "Invalid",
+}
+
+
+def id_tag_info(auth: AuthorizationResult) -> dict[str, Any]:
+    info: dict[str, Any] = {"status": _AUTH_STATUS[auth.status]}
+    if auth.expiry is not None:
+        info["expiryDate"] = format_timestamp(auth.expiry)
+    if auth.parent_id:
+        info["parentIdTag"] = auth.parent_id[:20]
+    return info
+
+
+def boot_from_v16(payload: dict[str, Any]) -> BootInfo:
+    return BootInfo(
+        vendor=payload["chargePointVendor"],
+        model=payload["chargePointModel"],
+        serial_number=(
+            payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber")
+        ),
+        firmware_version=payload.get("firmwareVersion"),
+    )
+
+
+def status_from_v16(charger_id: str, payload: dict[str, Any], now: Any) -> ConnectorState:
+    connector = payload["connectorId"]
+    when = (
+        timestamp(payload["timestamp"], "timestamp") if payload.get("timestamp") else now
+    )
+    error = payload["errorCode"]
+    return ConnectorState(
+        charger_id=charger_id,
+        evse_id=connector,
+        connector_id=0 if connector == 0 else 1,
+        status=ConnectorStatus(payload["status"]),
+        timestamp=when,
+        error_code=None if error == "NoError" else error,
+        info=payload.get("info") or payload.get("vendorErrorCode"),
+    )
+
+
+def start_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStart:
+    return TransactionStart(
+        charger_id=charger_id,
+        evse_id=payload["connectorId"],
+        connector_id=1,
+        timestamp=timestamp(payload["timestamp"], "timestamp"),
+        id_token=IdToken(payload["idTag"], ID_TAG),
+        meter_start_wh=Decimal(payload["meterStart"]),
+        reservation_id=payload.get("reservationId"),
+    )
+
+
+def stop_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
+    id_tag = payload.get("idTag")
+    return TransactionStop(
+        charger_id=charger_id,
+        ocpp_id=str(payload["transactionId"]),
+        timestamp=timestamp(payload["timestamp"], "timestamp"),
+        meter_stop_wh=Decimal(payload["meterStop"]),
+        reason=payload.get("reason", "Local"),  # 1.6 section 6.52: absent means Local
+        id_token=IdToken(id_tag, ID_TAG) if id_tag else None,
+        readings=readings_v16(payload.get("transactionData") or [], "transactionData"),
+    )
+
+
+class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
+    version = OcppVersion.V16
+    known_actions = frozenset(a.value for a in Action)
+
+    @on(Action.boot_notification)
+    async def on_boot(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.booted(self.charger_id, boot_from_v16(payload))
+        return {
+            "status": "Accepted",
+            "currentTime": format_timestamp(self.csms.clock.now()),
+            "interval": self.csms.heartbeat_interval,
+        }
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.heartbeat(self.charger_id)
+        return {"currentTime": format_timestamp(self.csms.clock.now())}
+
+    @on(Action.status_notification)
+    async def on_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        state = status_from_v16(self.charger_id, payload, self.csms.clock.now())
+        await self.csms.connector_status(state)
+        return {}
+
+    @on(Action.authorize)
+    async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        auth = await self.csms.authorize(self.charger_id, IdToken(payload["idTag"], ID_TAG))
+        return {"idTagInfo": id_tag_info(auth)}
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        tx, auth = await self.csms.start_transaction(start_from_v16(self.charger_id, payload))
+        assert auth is not None  # 1.6 StartTransaction always carries an idTag
+        return {"transactionId": int(tx.ocpp_id), "idTagInfo": id_tag_info(auth)}
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        _, auth = await self.csms.end_transaction(stop_from_v16(self.charger_id, payload))
+        return {"idTagInfo": id_tag_info(auth)} if auth is not None else {}
+
+    @on(Action.meter_values)
+    async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        readings = readings_v16(payload["meterValue"], "meterValue")
+        tx_id = payload.get("transactionId")
+        if tx_id is not None and readings:
+            await self.csms.update_transaction(self.charger_id, str(tx_id), readings)
+        return {}
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # No vendor extension is implemented: 1.6 section 6.16 answers UnknownVendorId.
+        return {"status": "UnknownVendorId"}
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.management_report(self.charger_id, "DiagnosticsStatus", payload)
+        return {}
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.management_report(self.charger_id, "FirmwareStatus", payload)
+        return {}
+
+    # -- commands ----------------------------------------------------------
+
+    def to_call(self, command: cmd.Command) -> Any:
+        match command:
+            case cmd.StartCharging(id_token=token, evse_id=evse):
+                return call.RemoteStartTransaction(id_tag=token[:20], connector_id=evse)
+            case cmd.StopCharging(ocpp_transaction_id=tx_id):
+                if not tx_id.isdigit():
+                    raise CommandNotSupported(f"1.6 transaction ids are integers, not {tx_id!r}")
+                return call.RemoteStopTransaction(transaction_id=int(tx_id))
+            case cmd.UnlockConnector(evse_id=evse):
+                return call.UnlockConnector(connector_id=evse)
+            case cmd.Reset(hard=hard):
+                return call.Reset(type="Hard" if hard else "Soft")
+            case cmd.ChangeAvailability(operative=operative, evse_id=evse):
+                return call.ChangeAvailability(
+                    connector_id=evse or 0, type="Operative" if operative else "Inoperative"
+                )
+            case cmd.GetConfiguration(keys=keys):
+                return call.GetConfiguration(key=list(keys) or None)
+            case cmd.SetConfiguration(key=key, value=value):
+                return call.ChangeConfiguration(key=key, value=value)
+            case cmd.TriggerMessage(message=message, evse_id=evse):
+                return call.TriggerMessage(requested_message=message, connector_id=evse)
+            case cmd.UpdateFirmware():
+                return call.UpdateFirmware(
+                    location=command.location,
+                    retrieve_date=command.retrieve_at,
+                    retries=command.retries,
+                    retry_interval=command.retry_interval,
+                )
+            case cmd.GetDiagnostics():
+                return call.GetDiagnostics(
+                    location=command.location,
+                    start_time=command.start_time,
+                    stop_time=command.stop_time,
+                )
+            case cmd.ReserveNow():
+                return call.ReserveNow(
+                    connector_id=command.evse_id or 0,
+                    expiry_date=command.expiry,
+                    id_tag=command.id_token[:20],
+                    reservation_id=command.reservation_id,
+                )
+            case cmd.CancelReservation(reservation_id=rid):
+                return call.CancelReservation(reservation_id=rid)
+            case cmd.GetVariables() | cmd.SetVariables():
+                raise CommandNotSupported(
+                    "OCPP 1.6 has no device model: use get/set configuration"
+                )
+        raise CommandNotSupported(f"{type(command).__name__} has no OCPP 1.6 equivalent")
+

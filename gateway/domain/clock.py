@@ -1,0 +1,55 @@
+"""Injected clock and id factory, so that tests are deterministic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class IdFactory(Protocol):
+    def new_id(self) -> str: ...
+
+
+class UuidFactory:
+    def new_id(self) -> str:
+        return uuid.uuid4().hex
+
+
+def ensure_utc(value: datetime) -> datetime:
+    """Normalise an aware datetime to UTC; naive datetimes are a programming error."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (times must be timezone-aware)")
+    return value.astimezone(UTC)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp from a charger into aware UTC.
+
+    A missing offset is read as UTC: OCPP mandates UTC and some 1.6 firmware
+    omits the ``Z``.
+    """
+    value = datetime.fromisoformat(text.replace("z", "Z"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and a ``Z`` suffix.
+
+    Real chargers reject ``+00:00``; the ``Z`` form is what OCPP-J examples use.
+    """
+    utc = ensure_utc(value)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,146 @@
+"""Domain commands: what the operator or a roaming partner asks a charger to do.
+
+The central system turns each into the OCPP 1.6 or 2.0.1 call of the charger's
+version (``gateway.csms.v16`` / ``gateway.csms.v201``); nobody outside ``csms``
+builds OCPP messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class CommandStatus(enum.StrEnum):
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    SCHEDULED = "Scheduled"
+    NOT_SUPPORTED = "NotSupported"
+    UNKNOWN = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class StartCharging:
+    id_token: str
+    evse_id: int | None = None
+    remote_start_id: int | None = None
+    token_type: str = "Central"
+
+
+@dataclass(frozen=True, slots=True)
+class StopCharging:
+    ocpp_transaction_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockConnector:
+    evse_id: int
+    connector_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    hard: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeAvailability:
+    operative: bool
+    evse_id: int | None = None  # None: the whole charger
+
+
+@dataclass(frozen=True, slots=True)
+class GetConfiguration:
+    """1.6 GetConfiguration; for 2.0.1 chargers use :class:`GetVariables`."""
+
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetConfiguration:
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariableRef:
+    component: str
+    variable: str
+    value: str | None = None
+    evse_id: int | None = None
+    instance: str | None = None
+    attribute_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetVariables:
+    variables: tuple[VariableRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetVariables:
+    variables: tuple[VariableRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerMessage:
+    message: str  # OCPP name, e.g. "StatusNotification", "MeterValues"
+    evse_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateFirmware:
+    location: str
+    retrieve_at: str  # RFC 3339
+    retries: int | None = None
+    retry_interval: int | None = None
+    request_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GetDiagnostics:
+    """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog)."""
+
+    location: str
+    start_time: str | None = None
+    stop_time: str | None = None
+    request_id: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveNow:
+    reservation_id: int
+    id_token: str
+    expiry: str  # RFC 3339
+    evse_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReservation:
+    reservation_id: int
+
+
+Command = (
+    StartCharging
+    | StopCharging
+    | UnlockConnector
+    | Reset
+    | ChangeAvailability
+    | GetConfiguration
+    | SetConfiguration
+    | GetVariables
+    | SetVariables
+    | TriggerMessage
+    | UpdateFirmware
+    | GetDiagnostics
+    | ReserveNow
+    | CancelReservation
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    status: CommandStatus
+    # The charger's answer, version-specific detail kept for the operator.
+    data: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,23 @@
+"""Typed keys of the resources the composition root puts into the aiohttp app."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.csms.core import CentralSystem
+from gateway.csms.endpoint import OcppEndpoint
+from gateway.domain.authorization import ChainAuthorizer
+from gateway.domain.clock import Clock, IdFactory
+from gateway.domain.events import EventBus
+from gateway.settings import Settings
+from gateway.storage.base import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+IDS = web.AppKey("ids", IdFactory)
+STORE = web.AppKey("store", Store)
+BUS = web.AppKey("bus", EventBus)
+CSMS = web.AppKey("csms", CentralSystem)
+AUTHORIZER = web.AppKey("authorizer", ChainAuthorizer)
+ENDPOINT = web.AppKey("ocpp_endpoint", OcppEndpoint)
+ADMIN_TOKEN = web.AppKey("admin_token", str)

@@ -1,0 +1,54 @@
+"""The one typed settings object, built once in the composition root and passed down.
+
+Every field can be set by an environment variable ``GATEWAY_<FIELD>``; command
+line flags of ``ocpi-gateway serve`` override the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8180, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    public_url: str | None = Field(
+        default=None, description="base URL the gateway tells partners about"
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="admin API bearer token; generated at first start if unset"
+    )
+    redis_url: str | None = Field(default=None, description="use Redis storage instead of SQLite")
+    redis_prefix: str = Field(default="gw:", description="prefix of every Redis key")
+
+    auto_register: bool = Field(
+        default=False, description="accept unknown charge point ids and register them"
+    )
+    heartbeat_interval: int = Field(default=300, ge=10, description="seconds, sent at boot")
+    heartbeat_grace: float = Field(
+        default=2.5, gt=1, description="offline after this many heartbeat intervals of silence"
+    )
+    call_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a charger")
+    max_frame_bytes: int = Field(default=65536, ge=1024)
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    # Profile 3 with OCPP 1.6 fleets whose certificates carry the charge point id
+    # instead of the serial number (2.0.1 A00.FR.404 wants the serial number).
+    tls_cn_is_charger_id: bool = False
+
+    log_level: str = "INFO"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"

@@ -1,0 +1,114 @@
+"""Store interfaces. Every method is a coroutine; every write is durable when it returns."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gateway.domain.models import (
+    Charger,
+    ChargerState,
+    ConnectorState,
+    ConnectorStatus,
+    LocalToken,
+    MeterReading,
+    Transaction,
+)
+
+
+class StorageError(Exception):
+    """A backend failed; the operation may or may not have been applied."""
+
+
+class ChargerStore(Protocol):
+    """Operator configuration of chargers."""
+
+    async def put(self, charger: Charger) -> None: ...
+    async def get(self, charger_id: str) -> Charger | None: ...
+    async def delete(self, charger_id: str) -> bool: ...
+    async def list(self) -> builtins.list[Charger]: ...
+
+
+class ChargerStateStore(Protocol):
+    """What chargers reported about themselves (boot info, connection, heartbeat)."""
+
+    async def put(self, state: ChargerState) -> None: ...
+    async def get(self, charger_id: str) -> ChargerState | None: ...
+    async def list(self) -> builtins.list[ChargerState]: ...
+    async def delete(self, charger_id: str) -> None: ...
+
+
+class ConnectorStore(Protocol):
+    async def put(self, state: ConnectorState) -> None: ...
+    async def list(self, charger_id: str) -> builtins.list[ConnectorState]: ...
+    async def set_all(self, charger_id: str, status: ConnectorStatus, at: datetime) -> None:
+        """Set every known connector of the charger to ``status`` (offline -> UNKNOWN)."""
+        ...
+
+    async def delete(self, charger_id: str) -> None: ...
+
+
+class TransactionStore(Protocol):
+    async def create(
+        self, tx: Transaction, readings: Sequence[MeterReading] = ()
+    ) -> tuple[Transaction, bool]:
+        """Store a new transaction unless one with the same (charger_id, ocpp_id) exists.
+
+        Returns the stored transaction and whether it was created. Atomic with the
+        readings. Idempotent so that a charger repeating a start after a lost
+        answer gets the same transaction.
+        """
+        ...
+
+    async def save(self, tx: Transaction, readings: Sequence[MeterReading] = ()) -> None:
+        """Replace the transaction and append readings, atomically."""
+        ...
+
+    async def get(self, tx_id: str) -> Transaction | None: ...
+    async def find(self, charger_id: str, ocpp_id: str) -> Transaction | None: ...
+    async def readings(self, tx_id: str) -> builtins.list[MeterReading]: ...
+    async def list(
+        self,
+        *,
+        charger_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[Transaction]:
+        """Transactions by start time, newest first; ``since`` inclusive, ``until`` exclusive."""
+        ...
+
+    async def active(self, charger_id: str) -> builtins.list[Transaction]: ...
+    async def next_ocpp16_id(self) -> int:
+        """A new integer transactionId for OCPP 1.6 (unique, never reused, > 0)."""
+        ...
+
+
+class TokenStore(Protocol):
+    async def put(self, token: LocalToken) -> None: ...
+    async def get(self, uid: str) -> LocalToken | None: ...
+    async def delete(self, uid: str) -> bool: ...
+    async def list(self) -> builtins.list[LocalToken]: ...
+
+
+class Closeable(Protocol):
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """All entity stores of one backend."""
+
+    chargers: ChargerStore
+    charger_states: ChargerStateStore
+    connectors: ConnectorStore
+    transactions: TransactionStore
+    tokens: TokenStore
+    backend: Closeable
+
+    async def close(self) -> None:
+        await self.backend.close()
