@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,12 @@ from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as CP201
 from ocpp.v201 import call_result as result201
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    """An ``Authorization: Basic`` header (aiohttp.BasicAuth is deprecated)."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 class WsAdapter:
@@ -119,7 +126,7 @@ async def connect(
     cp_id: str,
     version: str,
     *,
-    auth: aiohttp.BasicAuth | None = None,
+    headers: dict[str, str] | None = None,
     ssl: Any = True,
     session: aiohttp.ClientSession | None = None,
 ) -> AsyncIterator[Any]:
@@ -130,7 +137,7 @@ async def connect(
         ws = await session.ws_connect(
             f"{url}/ocpp/{cp_id}",
             protocols=("ocpp2.0.1" if version == "2.0.1" else "ocpp1.6",),
-            auth=auth,
+            headers=headers,
             ssl=ssl,
             autoping=True,
         )
