@@ -106,6 +106,59 @@ def stop_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
     )
 
 
+
+def command_to_v16(command: cmd.Command) -> Any:
+    """The library call dataclass for a domain command (pure)."""
+    match command:
+        case cmd.StartCharging(id_token=token, evse_id=evse):
+            return call.RemoteStartTransaction(id_tag=token[:20], connector_id=evse)
+        case cmd.StopCharging(ocpp_transaction_id=tx_id):
+            if not tx_id.isdigit():
+                raise CommandNotSupported(f"1.6 transaction ids are integers, not {tx_id!r}")
+            return call.RemoteStopTransaction(transaction_id=int(tx_id))
+        case cmd.UnlockConnector(evse_id=evse):
+            return call.UnlockConnector(connector_id=evse)
+        case cmd.Reset(hard=hard):
+            return call.Reset(type="Hard" if hard else "Soft")
+        case cmd.ChangeAvailability(operative=operative, evse_id=evse):
+            return call.ChangeAvailability(
+                connector_id=evse or 0, type="Operative" if operative else "Inoperative"
+            )
+        case cmd.GetConfiguration(keys=keys):
+            return call.GetConfiguration(key=list(keys) or None)
+        case cmd.SetConfiguration(key=key, value=value):
+            return call.ChangeConfiguration(key=key, value=value)
+        case cmd.TriggerMessage(message=message, evse_id=evse):
+            return call.TriggerMessage(requested_message=message, connector_id=evse)
+        case cmd.UpdateFirmware():
+            return call.UpdateFirmware(
+                location=command.location,
+                retrieve_date=command.retrieve_at,
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            )
+        case cmd.GetDiagnostics():
+            return call.GetDiagnostics(
+                location=command.location,
+                start_time=command.start_time,
+                stop_time=command.stop_time,
+            )
+        case cmd.ReserveNow():
+            return call.ReserveNow(
+                connector_id=command.evse_id or 0,
+                expiry_date=command.expiry,
+                id_tag=command.id_token[:20],
+                reservation_id=command.reservation_id,
+            )
+        case cmd.CancelReservation(reservation_id=rid):
+            return call.CancelReservation(reservation_id=rid)
+        case cmd.GetVariables() | cmd.SetVariables():
+            raise CommandNotSupported(
+                "OCPP 1.6 has no device model: use get/set configuration"
+            )
+    raise CommandNotSupported(f"{type(command).__name__} has no OCPP 1.6 equivalent")
+
+
 class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V16
     known_actions = frozenset(a.value for a in Action)
@@ -172,52 +225,4 @@ class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
     # -- commands ----------------------------------------------------------
 
     def to_call(self, command: cmd.Command) -> Any:
-        match command:
-            case cmd.StartCharging(id_token=token, evse_id=evse):
-                return call.RemoteStartTransaction(id_tag=token[:20], connector_id=evse)
-            case cmd.StopCharging(ocpp_transaction_id=tx_id):
-                if not tx_id.isdigit():
-                    raise CommandNotSupported(f"1.6 transaction ids are integers, not {tx_id!r}")
-                return call.RemoteStopTransaction(transaction_id=int(tx_id))
-            case cmd.UnlockConnector(evse_id=evse):
-                return call.UnlockConnector(connector_id=evse)
-            case cmd.Reset(hard=hard):
-                return call.Reset(type="Hard" if hard else "Soft")
-            case cmd.ChangeAvailability(operative=operative, evse_id=evse):
-                return call.ChangeAvailability(
-                    connector_id=evse or 0, type="Operative" if operative else "Inoperative"
-                )
-            case cmd.GetConfiguration(keys=keys):
-                return call.GetConfiguration(key=list(keys) or None)
-            case cmd.SetConfiguration(key=key, value=value):
-                return call.ChangeConfiguration(key=key, value=value)
-            case cmd.TriggerMessage(message=message, evse_id=evse):
-                return call.TriggerMessage(requested_message=message, connector_id=evse)
-            case cmd.UpdateFirmware():
-                return call.UpdateFirmware(
-                    location=command.location,
-                    retrieve_date=command.retrieve_at,
-                    retries=command.retries,
-                    retry_interval=command.retry_interval,
-                )
-            case cmd.GetDiagnostics():
-                return call.GetDiagnostics(
-                    location=command.location,
-                    start_time=command.start_time,
-                    stop_time=command.stop_time,
-                )
-            case cmd.ReserveNow():
-                return call.ReserveNow(
-                    connector_id=command.evse_id or 0,
-                    expiry_date=command.expiry,
-                    id_tag=command.id_token[:20],
-                    reservation_id=command.reservation_id,
-                )
-            case cmd.CancelReservation(reservation_id=rid):
-                return call.CancelReservation(reservation_id=rid)
-            case cmd.GetVariables() | cmd.SetVariables():
-                raise CommandNotSupported(
-                    "OCPP 1.6 has no device model: use get/set configuration"
-                )
-        raise CommandNotSupported(f"{type(command).__name__} has no OCPP 1.6 equivalent")
-
+        return command_to_v16(command)

@@ -8,6 +8,7 @@ carries in ``transactionInfo.chargingState``; the domain keeps both.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from ocpp.v201 import ChargePoint as LibV201ChargePoint
@@ -124,6 +125,98 @@ def stop_from_v201(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
     )
 
 
+
+def _component(v: cmd.VariableRef) -> datatypes.ComponentType:
+    return datatypes.ComponentType(
+        name=v.component,
+        instance=v.instance,
+        evse=datatypes.EVSEType(id=v.evse_id) if v.evse_id is not None else None,
+    )
+
+
+def command_to_v201(command: cmd.Command) -> Any:
+    """The library call dataclass for a domain command (pure)."""
+    match command:
+        case cmd.StartCharging():
+            return call.RequestStartTransaction(
+                id_token=datatypes.IdTokenType(
+                    id_token=command.id_token[:36], type=command.token_type
+                ),
+                remote_start_id=command.remote_start_id or 0,
+                evse_id=command.evse_id,
+            )
+        case cmd.StopCharging(ocpp_transaction_id=tx_id):
+            return call.RequestStopTransaction(transaction_id=tx_id)
+        case cmd.UnlockConnector(evse_id=evse, connector_id=connector):
+            return call.UnlockConnector(evse_id=evse, connector_id=connector)
+        case cmd.Reset(hard=hard):
+            return call.Reset(type="Immediate" if hard else "OnIdle")
+        case cmd.ChangeAvailability(operative=operative, evse_id=evse):
+            return call.ChangeAvailability(
+                operational_status="Operative" if operative else "Inoperative",
+                evse=datatypes.EVSEType(id=evse) if evse else None,
+            )
+        case cmd.GetVariables(variables=variables):
+            return call.GetVariables(
+                get_variable_data=[
+                    datatypes.GetVariableDataType(
+                        component=_component(v),
+                        variable=datatypes.VariableType(name=v.variable),
+                        attribute_type=v.attribute_type,
+                    )
+                    for v in variables
+                ]
+            )
+        case cmd.SetVariables(variables=variables):
+            return call.SetVariables(
+                set_variable_data=[
+                    datatypes.SetVariableDataType(
+                        attribute_value=v.value or "",
+                        component=_component(v),
+                        variable=datatypes.VariableType(name=v.variable),
+                        attribute_type=v.attribute_type,
+                    )
+                    for v in variables
+                ]
+            )
+        case cmd.TriggerMessage(message=message, evse_id=evse):
+            return call.TriggerMessage(
+                requested_message=message,
+                evse=datatypes.EVSEType(id=evse) if evse else None,
+            )
+        case cmd.UpdateFirmware():
+            return call.UpdateFirmware(
+                request_id=command.request_id,
+                firmware=datatypes.FirmwareType(
+                    location=command.location, retrieve_date_time=command.retrieve_at
+                ),
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            )
+        case cmd.GetDiagnostics():
+            return call.GetLog(
+                log=datatypes.LogParametersType(
+                    remote_location=command.location,
+                    oldest_timestamp=command.start_time,
+                    latest_timestamp=command.stop_time,
+                ),
+                log_type="DiagnosticsLog",
+                request_id=command.request_id,
+            )
+        case cmd.ReserveNow():
+            return call.ReserveNow(
+                id=command.reservation_id,
+                expiry_date_time=command.expiry,
+                id_token=datatypes.IdTokenType(id_token=command.id_token[:36], type="eMAID"),
+                evse_id=command.evse_id,
+            )
+        case cmd.CancelReservation(reservation_id=rid):
+            return call.CancelReservation(reservation_id=rid)
+        case cmd.GetConfiguration() | cmd.SetConfiguration():
+            raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
+    raise CommandNotSupported(f"{type(command).__name__} has no OCPP 2.0.1 equivalent")
+
+
 class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V201
     known_actions = frozenset(a.value for a in Action)
@@ -224,90 +317,6 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
     # -- commands ----------------------------------------------------------
 
     def to_call(self, command: cmd.Command) -> Any:
-        match command:
-            case cmd.StartCharging():
-                return call.RequestStartTransaction(
-                    id_token=datatypes.IdTokenType(
-                        id_token=command.id_token[:36], type=command.token_type
-                    ),
-                    remote_start_id=command.remote_start_id or self.csms.next_request_id(),
-                    evse_id=command.evse_id,
-                )
-            case cmd.StopCharging(ocpp_transaction_id=tx_id):
-                return call.RequestStopTransaction(transaction_id=tx_id)
-            case cmd.UnlockConnector(evse_id=evse, connector_id=connector):
-                return call.UnlockConnector(evse_id=evse, connector_id=connector)
-            case cmd.Reset(hard=hard):
-                return call.Reset(type="Immediate" if hard else "OnIdle")
-            case cmd.ChangeAvailability(operative=operative, evse_id=evse):
-                return call.ChangeAvailability(
-                    operational_status="Operative" if operative else "Inoperative",
-                    evse=datatypes.EVSEType(id=evse) if evse else None,
-                )
-            case cmd.GetVariables(variables=variables):
-                return call.GetVariables(
-                    get_variable_data=[
-                        datatypes.GetVariableDataType(
-                            component=_component(v),
-                            variable=datatypes.VariableType(name=v.variable),
-                            attribute_type=v.attribute_type,
-                        )
-                        for v in variables
-                    ]
-                )
-            case cmd.SetVariables(variables=variables):
-                return call.SetVariables(
-                    set_variable_data=[
-                        datatypes.SetVariableDataType(
-                            attribute_value=v.value or "",
-                            component=_component(v),
-                            variable=datatypes.VariableType(name=v.variable),
-                            attribute_type=v.attribute_type,
-                        )
-                        for v in variables
-                    ]
-                )
-            case cmd.TriggerMessage(message=message, evse_id=evse):
-                return call.TriggerMessage(
-                    requested_message=message,
-                    evse=datatypes.EVSEType(id=evse) if evse else None,
-                )
-            case cmd.UpdateFirmware():
-                return call.UpdateFirmware(
-                    request_id=command.request_id,
-                    firmware=datatypes.FirmwareType(
-                        location=command.location, retrieve_date_time=command.retrieve_at
-                    ),
-                    retries=command.retries,
-                    retry_interval=command.retry_interval,
-                )
-            case cmd.GetDiagnostics():
-                return call.GetLog(
-                    log=datatypes.LogParametersType(
-                        remote_location=command.location,
-                        oldest_timestamp=command.start_time,
-                        latest_timestamp=command.stop_time,
-                    ),
-                    log_type="DiagnosticsLog",
-                    request_id=command.request_id,
-                )
-            case cmd.ReserveNow():
-                return call.ReserveNow(
-                    id=command.reservation_id,
-                    expiry_date_time=command.expiry,
-                    id_token=datatypes.IdTokenType(id_token=command.id_token[:36], type="eMAID"),
-                    evse_id=command.evse_id,
-                )
-            case cmd.CancelReservation(reservation_id=rid):
-                return call.CancelReservation(reservation_id=rid)
-            case cmd.GetConfiguration() | cmd.SetConfiguration():
-                raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
-        raise CommandNotSupported(f"{type(command).__name__} has no OCPP 2.0.1 equivalent")
-
-
-def _component(v: cmd.VariableRef) -> datatypes.ComponentType:
-    return datatypes.ComponentType(
-        name=v.component,
-        instance=v.instance,
-        evse=datatypes.EVSEType(id=v.evse_id) if v.evse_id is not None else None,
-    )
+        if isinstance(command, cmd.StartCharging) and command.remote_start_id is None:
+            command = replace(command, remote_start_id=self.csms.next_request_id())
+        return command_to_v201(command)
