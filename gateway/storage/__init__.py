@@ -2,7 +2,8 @@
 
 Backends: ``sqlite`` (embedded default, durable, WAL, its own thread so the event
 loop never blocks) and ``redis`` (redis.asyncio; all key names in ``redis_keys``).
-Both pass the one contract suite in ``tests/storage``.
+Both pass the one contract suite in ``tests/storage`` and encode entities with the
+shared ``codec``. Open one with ``gateway.storage.factory.open_store``.
 Imports: ``gateway.domain`` only.
 """
 
@@ -10,15 +11,19 @@ from gateway.storage.base import (
     ChargerStateStore,
     ChargerStore,
     ConnectorStore,
+    StorageError,
     Store,
     TokenStore,
     TransactionStore,
 )
+from gateway.storage.codec import NaiveDatetimeError
 
 __all__ = [
     "ChargerStateStore",
     "ChargerStore",
     "ConnectorStore",
+    "NaiveDatetimeError",
+    "StorageError",
     "Store",
     "TokenStore",
     "TransactionStore",

@@ -1,4 +1,11 @@
-"""Store interfaces. Every method is a coroutine; every write is durable when it returns."""
+"""Store interfaces. Every method is a coroutine; every write is durable when it returns.
+
+Common to every store: a naive datetime is refused with
+:class:`gateway.storage.codec.NaiveDatetimeError` (a ``ValueError``), and a float where
+a ``Decimal`` belongs with ``TypeError``, before anything is written; times come back
+as aware UTC. A backend failure, and any use after ``Store.close()``, raises
+:class:`StorageError`. Listings come in the stable order each method gives.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +36,9 @@ class ChargerStore(Protocol):
     async def put(self, charger: Charger) -> None: ...
     async def get(self, charger_id: str) -> Charger | None: ...
     async def delete(self, charger_id: str) -> bool: ...
-    async def list(self) -> builtins.list[Charger]: ...
+    async def list(self) -> builtins.list[Charger]:
+        """Every charger, by id."""
+        ...
 
 
 class ChargerStateStore(Protocol):
@@ -37,15 +46,25 @@ class ChargerStateStore(Protocol):
 
     async def put(self, state: ChargerState) -> None: ...
     async def get(self, charger_id: str) -> ChargerState | None: ...
-    async def list(self) -> builtins.list[ChargerState]: ...
+    async def list(self) -> builtins.list[ChargerState]:
+        """Every charger's state, by id."""
+        ...
+
     async def delete(self, charger_id: str) -> None: ...
 
 
 class ConnectorStore(Protocol):
     async def put(self, state: ConnectorState) -> None: ...
-    async def list(self, charger_id: str) -> builtins.list[ConnectorState]: ...
+    async def list(self, charger_id: str) -> builtins.list[ConnectorState]:
+        """The charger's connectors, by (evse_id, connector_id)."""
+        ...
+
     async def set_all(self, charger_id: str, status: ConnectorStatus, at: datetime) -> None:
-        """Set every known connector of the charger to ``status`` (offline -> UNKNOWN)."""
+        """Set every known connector of the charger to ``status`` (offline -> UNKNOWN).
+
+        Each becomes ``ConnectorState(charger_id, evse_id, connector_id, status, at)``:
+        ``error_code`` and ``info`` described the previous status and are cleared.
+        """
         ...
 
     async def delete(self, charger_id: str) -> None: ...
@@ -59,12 +78,18 @@ class TransactionStore(Protocol):
 
         Returns the stored transaction and whether it was created. Atomic with the
         readings. Idempotent so that a charger repeating a start after a lost
-        answer gets the same transaction.
+        answer gets the same transaction (the repeat's readings are dropped).
+        ``Conflict`` if ``tx.id`` is already stored for another (charger_id, ocpp_id).
         """
         ...
 
     async def save(self, tx: Transaction, readings: Sequence[MeterReading] = ()) -> None:
-        """Replace the transaction and append readings, atomically."""
+        """Replace the transaction and append readings, atomically.
+
+        Stores it if its id is unknown. (charger_id, ocpp_id) is a transaction's
+        identity: ``Conflict``, and nothing written, if the stored transaction has
+        another one or another transaction has this one.
+        """
         ...
 
     async def get(self, tx_id: str) -> Transaction | None: ...
@@ -79,10 +104,16 @@ class TransactionStore(Protocol):
         limit: int = 100,
         offset: int = 0,
     ) -> builtins.list[Transaction]:
-        """Transactions by start time, newest first; ``since`` inclusive, ``until`` exclusive."""
+        """Transactions by start time, newest first; ``since`` inclusive, ``until`` exclusive.
+
+        Equal start times come by id, descending. ``ValueError`` if limit or offset < 0.
+        """
         ...
 
-    async def active(self, charger_id: str) -> builtins.list[Transaction]: ...
+    async def active(self, charger_id: str) -> builtins.list[Transaction]:
+        """The charger's ACTIVE transactions, newest first (ordered as ``list``)."""
+        ...
+
     async def next_ocpp16_id(self) -> int:
         """A new integer transactionId for OCPP 1.6 (unique, never reused, > 0)."""
         ...
@@ -92,7 +123,9 @@ class TokenStore(Protocol):
     async def put(self, token: LocalToken) -> None: ...
     async def get(self, uid: str) -> LocalToken | None: ...
     async def delete(self, uid: str) -> bool: ...
-    async def list(self) -> builtins.list[LocalToken]: ...
+    async def list(self) -> builtins.list[LocalToken]:
+        """Every token, by uid."""
+        ...
 
 
 class Closeable(Protocol):

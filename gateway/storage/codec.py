@@ -1,0 +1,335 @@
+"""The one at-rest encoding of the domain entities, shared by every backend.
+
+Each entity is encoded to a JSON-able dict and back:
+
+- ``Decimal`` as its exact string (``str(Decimal)`` round-trips bit for bit);
+  floats are refused rather than silently rounded;
+- ``datetime`` as ISO 8601 UTC with microseconds and a ``Z`` suffix, always 27
+  characters, so that the text also sorts in time order; naive datetimes are
+  refused with :class:`NaiveDatetimeError`;
+- enums by value (validated on the way in, so nothing undecodable is stored);
+- nested values (``IdToken``, ``EvseConfig``) as nested dicts and lists.
+
+Decoders read optional fields with ``.get`` so that a record written before a
+field existed still decodes (the field takes its default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, TypeVar
+
+from gateway.domain.clock import ensure_utc
+from gateway.domain.models import (
+    Charger,
+    ChargerState,
+    ConnectorState,
+    ConnectorStatus,
+    EvseConfig,
+    IdToken,
+    LocalToken,
+    Measurand,
+    MeterReading,
+    OcppVersion,
+    TokenType,
+    Transaction,
+    TransactionStatus,
+)
+
+JsonDict = dict[str, Any]
+_E = TypeVar("_E", bound=Enum)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A stateless, compact encoder (the C fast path of the json module).
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class NaiveDatetimeError(ValueError):
+    """A datetime without a timezone was given to a store; times must be aware (UTC)."""
+
+
+def dumps(value: JsonDict) -> str:
+    return _dumps(value)
+
+
+def loads(text: str | bytes) -> JsonDict:
+    result: JsonDict = json.loads(text)
+    return result
+
+
+# -- scalars -------------------------------------------------------------------------
+
+
+def utc(value: datetime, field: str) -> datetime:
+    """``value`` as aware UTC; :class:`NaiveDatetimeError` naming ``field`` if naive."""
+    try:
+        return ensure_utc(value)
+    except ValueError as exc:
+        raise NaiveDatetimeError(f"{field}: {exc}") from None
+
+
+def encode_time(value: datetime, field: str) -> str:
+    return utc(value, field).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _opt_time(value: datetime | None, field: str) -> str | None:
+    return None if value is None else encode_time(value, field)
+
+
+def decode_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _opt_decode_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def time_key(value: datetime, field: str) -> int:
+    """Integer microseconds since the Unix epoch (UTC): the sortable index key of a time.
+
+    Exact as a Redis sorted-set score (a double) until the year 2255.
+    """
+    delta = utc(value, field) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _decimal(value: object, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"{field}: expected Decimal, got {type(value).__name__} (would not be exact)")
+
+
+def _opt_decode_decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _enum(kind: type[_E], value: _E, field: str) -> Any:
+    try:
+        return kind(value).value
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not a {kind.__name__}") from None
+
+
+def check_page(limit: int, offset: int) -> None:
+    """Validate the paging arguments of a listing (the same rule for every backend)."""
+    if limit < 0 or offset < 0:
+        raise ValueError(f"limit and offset must be >= 0 (got limit={limit}, offset={offset})")
+
+
+# -- chargers --------------------------------------------------------------------------
+
+
+def _encode_evse(evse: EvseConfig) -> JsonDict:
+    return {
+        "ocpp_id": evse.ocpp_id,
+        "evse_uid": evse.evse_uid,
+        "evse_id": evse.evse_id,
+        "connectors": list(evse.connectors),
+    }
+
+
+def _decode_evse(data: Mapping[str, Any]) -> EvseConfig:
+    return EvseConfig(
+        ocpp_id=data["ocpp_id"],
+        evse_uid=data["evse_uid"],
+        evse_id=data.get("evse_id"),
+        connectors=tuple(data.get("connectors", (1,))),
+    )
+
+
+def encode_charger(charger: Charger) -> JsonDict:
+    return {
+        "id": charger.id,
+        "password_hash": charger.password_hash,
+        "location_id": charger.location_id,
+        "evses": [_encode_evse(evse) for evse in charger.evses],
+        "certificate_cn": charger.certificate_cn,
+        "created_at": _opt_time(charger.created_at, "Charger.created_at"),
+    }
+
+
+def decode_charger(data: Mapping[str, Any]) -> Charger:
+    return Charger(
+        id=data["id"],
+        password_hash=data.get("password_hash"),
+        location_id=data.get("location_id"),
+        evses=tuple(_decode_evse(evse) for evse in data.get("evses", ())),
+        certificate_cn=data.get("certificate_cn"),
+        created_at=_opt_decode_time(data.get("created_at")),
+    )
+
+
+def encode_charger_state(state: ChargerState) -> JsonDict:
+    return {
+        "id": state.id,
+        "connected": state.connected,
+        "ocpp_version": (
+            None
+            if state.ocpp_version is None
+            else _enum(OcppVersion, state.ocpp_version, "ChargerState.ocpp_version")
+        ),
+        "vendor": state.vendor,
+        "model": state.model,
+        "serial_number": state.serial_number,
+        "firmware_version": state.firmware_version,
+        "booted_at": _opt_time(state.booted_at, "ChargerState.booted_at"),
+        "last_heartbeat": _opt_time(state.last_heartbeat, "ChargerState.last_heartbeat"),
+        "connected_at": _opt_time(state.connected_at, "ChargerState.connected_at"),
+        "disconnected_at": _opt_time(state.disconnected_at, "ChargerState.disconnected_at"),
+    }
+
+
+def decode_charger_state(data: Mapping[str, Any]) -> ChargerState:
+    version = data.get("ocpp_version")
+    return ChargerState(
+        id=data["id"],
+        connected=data.get("connected", False),
+        ocpp_version=None if version is None else OcppVersion(version),
+        vendor=data.get("vendor"),
+        model=data.get("model"),
+        serial_number=data.get("serial_number"),
+        firmware_version=data.get("firmware_version"),
+        booted_at=_opt_decode_time(data.get("booted_at")),
+        last_heartbeat=_opt_decode_time(data.get("last_heartbeat")),
+        connected_at=_opt_decode_time(data.get("connected_at")),
+        disconnected_at=_opt_decode_time(data.get("disconnected_at")),
+    )
+
+
+# -- connectors ------------------------------------------------------------------------
+
+
+def encode_connector(state: ConnectorState) -> JsonDict:
+    return {
+        "charger_id": state.charger_id,
+        "evse_id": state.evse_id,
+        "connector_id": state.connector_id,
+        "status": _enum(ConnectorStatus, state.status, "ConnectorState.status"),
+        "timestamp": encode_time(state.timestamp, "ConnectorState.timestamp"),
+        "error_code": state.error_code,
+        "info": state.info,
+    }
+
+
+def decode_connector(data: Mapping[str, Any]) -> ConnectorState:
+    return ConnectorState(
+        charger_id=data["charger_id"],
+        evse_id=data["evse_id"],
+        connector_id=data["connector_id"],
+        status=ConnectorStatus(data["status"]),
+        timestamp=decode_time(data["timestamp"]),
+        error_code=data.get("error_code"),
+        info=data.get("info"),
+    )
+
+
+# -- transactions ----------------------------------------------------------------------
+
+
+def encode_reading(reading: MeterReading) -> JsonDict:
+    return {
+        "timestamp": encode_time(reading.timestamp, "MeterReading.timestamp"),
+        "measurand": _enum(Measurand, reading.measurand, "MeterReading.measurand"),
+        "value": _decimal(reading.value, "MeterReading.value"),
+        "phase": reading.phase,
+        "context": reading.context,
+    }
+
+
+def decode_reading(data: Mapping[str, Any]) -> MeterReading:
+    return MeterReading(
+        timestamp=decode_time(data["timestamp"]),
+        measurand=Measurand(data["measurand"]),
+        value=Decimal(data["value"]),
+        phase=data.get("phase"),
+        context=data.get("context"),
+    )
+
+
+def _encode_id_token(token: IdToken | None) -> JsonDict | None:
+    return None if token is None else {"uid": token.uid, "type": token.type}
+
+
+def _decode_id_token(data: Mapping[str, Any] | None) -> IdToken | None:
+    return None if data is None else IdToken(uid=data["uid"], type=data["type"])
+
+
+def encode_transaction(tx: Transaction) -> JsonDict:
+    return {
+        "id": tx.id,
+        "charger_id": tx.charger_id,
+        "ocpp_id": tx.ocpp_id,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "started_at": encode_time(tx.started_at, "Transaction.started_at"),
+        "status": _enum(TransactionStatus, tx.status, "Transaction.status"),
+        "id_token": _encode_id_token(tx.id_token),
+        "meter_start_wh": _decimal(tx.meter_start_wh, "Transaction.meter_start_wh"),
+        "meter_stop_wh": _decimal(tx.meter_stop_wh, "Transaction.meter_stop_wh"),
+        "stopped_at": _opt_time(tx.stopped_at, "Transaction.stopped_at"),
+        "stop_reason": tx.stop_reason,
+        "stop_id_token": _encode_id_token(tx.stop_id_token),
+        "remote_start_id": tx.remote_start_id,
+        "reservation_id": tx.reservation_id,
+        "charging_state": tx.charging_state,
+        "recovered": tx.recovered,
+        "updated_at": _opt_time(tx.updated_at, "Transaction.updated_at"),
+    }
+
+
+def decode_transaction(data: Mapping[str, Any]) -> Transaction:
+    return Transaction(
+        id=data["id"],
+        charger_id=data["charger_id"],
+        ocpp_id=data["ocpp_id"],
+        evse_id=data["evse_id"],
+        connector_id=data["connector_id"],
+        started_at=decode_time(data["started_at"]),
+        status=TransactionStatus(data["status"]),
+        id_token=_decode_id_token(data.get("id_token")),
+        meter_start_wh=_opt_decode_decimal(data.get("meter_start_wh")),
+        meter_stop_wh=_opt_decode_decimal(data.get("meter_stop_wh")),
+        stopped_at=_opt_decode_time(data.get("stopped_at")),
+        stop_reason=data.get("stop_reason"),
+        stop_id_token=_decode_id_token(data.get("stop_id_token")),
+        remote_start_id=data.get("remote_start_id"),
+        reservation_id=data.get("reservation_id"),
+        charging_state=data.get("charging_state"),
+        recovered=data.get("recovered", False),
+        updated_at=_opt_decode_time(data.get("updated_at")),
+    )
+
+
+# -- tokens ----------------------------------------------------------------------------
+
+
+def encode_token(token: LocalToken) -> JsonDict:
+    return {
+        "uid": token.uid,
+        "valid": token.valid,
+        "expiry": _opt_time(token.expiry, "LocalToken.expiry"),
+        "parent_id": token.parent_id,
+        "type": _enum(TokenType, token.type, "LocalToken.type"),
+        "contract_id": token.contract_id,
+        "updated_at": _opt_time(token.updated_at, "LocalToken.updated_at"),
+    }
+
+
+def decode_token(data: Mapping[str, Any]) -> LocalToken:
+    return LocalToken(
+        uid=data["uid"],
+        valid=data.get("valid", True),
+        expiry=_opt_decode_time(data.get("expiry")),
+        parent_id=data.get("parent_id"),
+        type=TokenType(data.get("type", TokenType.RFID)),
+        contract_id=data.get("contract_id"),
+        updated_at=_opt_decode_time(data.get("updated_at")),
+    )

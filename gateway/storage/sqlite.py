@@ -1,0 +1,659 @@
+"""Embedded default backend: one SQLite database file in WAL mode.
+
+Threads: a dedicated *writer* thread owns the only write connection and applies
+writes with group commit: it drains every write queued so far, applies them in
+one transaction (each under its own SAVEPOINT, so that one failing write does not
+undo the others), commits once, and then hands all the results back to the event
+loop with a single ``call_soon_threadsafe``. A *reader* thread owns a second,
+read-only connection (WAL lets it read while the writer writes) and serves reads
+the same way. The event loop itself never touches SQLite.
+
+Durability: a write's coroutine returns only after its transaction committed.
+With ``synchronous=FULL`` (the default) SQLite fsyncs the WAL at every commit, so
+an accepted write survives ``kill -9`` *and* a power loss or kernel crash. The
+fsync costs one disk flush per *batch*, not per write, thanks to group commit;
+charging transactions are billing data, which is worth that flush.
+``synchronous="NORMAL"`` skips the fsync at commit: still safe against ``kill -9``
+(the commit is in the OS page cache) but the last commits may be lost on power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+from gateway.domain.errors import Conflict
+from gateway.domain.models import (
+    Charger,
+    ChargerState,
+    ConnectorState,
+    ConnectorStatus,
+    LocalToken,
+    MeterReading,
+    Transaction,
+    TransactionStatus,
+)
+from gateway.storage import codec
+from gateway.storage.base import StorageError, Store
+
+_T = TypeVar("_T")
+_Job = Callable[[sqlite3.Connection], Any]
+_Result = tuple["asyncio.Future[Any]", bool, Any]  # future, ok, value or exception
+
+# Writes applied in one transaction at most; bounds the latency of the first one.
+_MAX_BATCH: Final = 512
+_BUSY_TIMEOUT_S: Final = 10.0
+_OCPP16_SEQUENCE: Final = "ocpp16_transaction_id"
+_ACTIVE: Final = TransactionStatus.ACTIVE.value
+
+# Migration N (index N - 1) takes the schema from version N - 1 to N. Append only.
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        "CREATE TABLE chargers (id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE charger_states (id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE connectors (charger_id TEXT NOT NULL, evse_id INTEGER NOT NULL,"
+        " connector_id INTEGER NOT NULL, data TEXT NOT NULL,"
+        " PRIMARY KEY (charger_id, evse_id, connector_id)) WITHOUT ROWID",
+        # started_at: microseconds since the epoch (codec.time_key), the sort key.
+        "CREATE TABLE transactions (id TEXT PRIMARY KEY, charger_id TEXT NOT NULL,"
+        " ocpp_id TEXT NOT NULL, started_at INTEGER NOT NULL, status TEXT NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE UNIQUE INDEX transactions_by_ocpp_id ON transactions (charger_id, ocpp_id)",
+        "CREATE INDEX transactions_by_start ON transactions (started_at, id)",
+        "CREATE INDEX transactions_by_charger_start ON transactions (charger_id, started_at, id)",
+        "CREATE INDEX transactions_active ON transactions (charger_id, started_at, id)"
+        f" WHERE status = '{_ACTIVE}'",
+        "CREATE TABLE readings (id INTEGER PRIMARY KEY, tx_id TEXT NOT NULL, data TEXT NOT NULL)",
+        "CREATE INDEX readings_by_tx ON readings (tx_id)",
+        "CREATE TABLE tokens (uid TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        f"INSERT INTO sequences (name, value) VALUES ('{_OCPP16_SEQUENCE}', 0)",
+    ),
+)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+
+
+async def open_sqlite_store(
+    path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+) -> Store:
+    """Open (creating directories, file and schema as needed) the database at ``path``.
+
+    ``synchronous``: see the module docstring; keep ``FULL`` unless losing the last
+    commits on a power loss is acceptable.
+    """
+    database = await _Database.open(path, synchronous)
+    return Store(
+        chargers=SqliteChargerStore(database),
+        charger_states=SqliteChargerStateStore(database),
+        connectors=SqliteConnectorStore(database),
+        transactions=SqliteTransactionStore(database),
+        tokens=SqliteTokenStore(database),
+        backend=database,
+    )
+
+
+# -- threads -----------------------------------------------------------------------------
+
+
+class _Worker:
+    """A thread owning one connection; runs submitted jobs in batches.
+
+    ``run_batch`` executes a batch of jobs and returns, per job, ``(ok, value)``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        conn: sqlite3.Connection,
+        run_batch: Callable[[sqlite3.Connection, list[_Job]], list[tuple[bool, Any]]],
+    ) -> None:
+        self._conn = conn
+        self._run_batch = run_batch
+        self._queue: queue.SimpleQueue[
+            tuple[_Job | None, asyncio.Future[Any], asyncio.AbstractEventLoop]
+        ] = queue.SimpleQueue()
+        self._closed = False
+        self.batches = 0  # batches run so far (for tests and metrics)
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, job: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
+        """Queue ``job``; the returned future resolves on the caller's loop."""
+        if self._closed:
+            raise StorageError("the SQLite store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        self._queue.put((job, future, loop))
+        return future
+
+    async def close(self) -> None:
+        """Finish every job queued so far, then close the connection and end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((None, done, loop))
+        await done
+
+    def _main(self) -> None:
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        stopping = False
+        while not stopping:
+            items = [get()]
+            while len(items) < _MAX_BATCH:
+                try:
+                    items.append(get_nowait())
+                except queue.Empty:
+                    break
+            jobs: list[_Job] = []
+            futures: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+            stop: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+            for job, future, loop in items:
+                if job is None:
+                    stopping = True
+                    stop.append((future, loop))
+                elif stopping:  # submitted from another thread after close(): refuse
+                    _deliver([(future, False, StorageError("the SQLite store is closed"))], loop)
+                else:
+                    jobs.append(job)
+                    futures.append((future, loop))
+            if jobs:
+                self.batches += 1
+                try:
+                    outcomes = self._run_batch(self._conn, jobs)
+                except Exception as exc:  # a bug: fail the batch rather than hang its callers
+                    outcomes = [(False, StorageError(f"internal error: {exc!r}")) for _ in jobs]
+                by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+                for (future, loop), (ok, value) in zip(futures, outcomes, strict=True):
+                    by_loop.setdefault(loop, []).append((future, ok, value))
+                for loop, results in by_loop.items():
+                    _deliver(results, loop)
+            if stopping:
+                self._conn.close()
+                for future, loop in stop:
+                    _deliver([(future, True, None)], loop)
+
+
+def _deliver(results: list[_Result], loop: asyncio.AbstractEventLoop) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        loop.call_soon_threadsafe(_settle, results)
+
+
+def _settle(results: list[_Result]) -> None:
+    for future, ok, value in results:
+        if future.done():  # cancelled by its caller
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+def _as_storage_error(exc: Exception) -> Exception:
+    """SQLite's own errors become :class:`StorageError`; the jobs' own errors pass."""
+    if isinstance(exc, sqlite3.Error):
+        error = StorageError(f"SQLite: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+class _BatchAborted(Exception):
+    pass
+
+
+def _write_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+    """All jobs in one transaction, each under a savepoint; one commit (group commit)."""
+    outcomes: list[tuple[bool, Any]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for job in jobs:
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job(conn)
+            except Exception as exc:
+                try:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                except sqlite3.Error as rollback_exc:
+                    # SQLite rolled the whole transaction back (I/O error, disk full).
+                    raise _BatchAborted(rollback_exc) from exc
+                outcomes.append((False, _as_storage_error(exc)))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((True, result))
+        conn.execute("COMMIT")
+    except (sqlite3.Error, _BatchAborted) as exc:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return [(False, StorageError(f"SQLite write failed, nothing applied: {exc}")) for _ in jobs]
+    return outcomes
+
+
+def _read_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+    outcomes: list[tuple[bool, Any]] = []
+    for job in jobs:
+        try:
+            outcomes.append((True, job(conn)))
+        except Exception as exc:
+            outcomes.append((False, _as_storage_error(exc)))
+    return outcomes
+
+
+def _connect(path: Path, synchronous: str, *, read_only: bool) -> sqlite3.Connection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions, the writer issues BEGIN/COMMIT.
+    # check_same_thread=False: opened here (a helper thread), used only by its worker.
+    conn = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    try:
+        if read_only:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"{path}: cannot switch to WAL mode (got {mode!r})")
+            # Bound the WAL file after a burst (it is reused, not shrunk, otherwise).
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    current = 0 if row is None else int(row[0])
+    if current > SCHEMA_VERSION:
+        raise StorageError(
+            f"database schema version {current} is newer than this gateway's {SCHEMA_VERSION}"
+        )
+    for statements in _MIGRATIONS[current:]:
+        for statement in statements:
+            conn.execute(statement)
+    if row is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif current != SCHEMA_VERSION:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+
+class _Database:
+    """The writer and reader threads of one database file; the store's ``backend``."""
+
+    def __init__(self, writer: _Worker, reader: _Worker) -> None:
+        self.write = writer.run
+        self.read = reader.run
+        self._workers = (writer, reader)
+
+    @property
+    def writer_batches(self) -> int:
+        """Write transactions committed so far (each holds one or more writes)."""
+        return self._workers[0].batches
+
+    @classmethod
+    async def open(cls, path: Path, synchronous: str) -> _Database:
+        if sqlite3.sqlite_version_info < (3, 24, 0):  # UPSERT
+            raise StorageError(f"SQLite {sqlite3.sqlite_version} is too old (need 3.24+)")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        try:
+            conn = await asyncio.to_thread(_connect, path, synchronous, read_only=False)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+        writer = _Worker("gateway-sqlite-writer", conn, _write_batch)
+        try:
+            await writer.run(_migrate)
+            conn = await asyncio.to_thread(_connect, path, synchronous, read_only=True)
+        except (sqlite3.Error, OSError) as exc:
+            await writer.close()
+            raise StorageError(f"cannot open {path}: {exc}") from exc
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, _Worker("gateway-sqlite-reader", conn, _read_batch))
+
+    async def close(self) -> None:
+        """Apply every write queued so far, then close both connections."""
+        for worker in self._workers:
+            await worker.close()
+
+
+# -- stores ------------------------------------------------------------------------------
+
+
+def _execute(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], None]:
+    def job(conn: sqlite3.Connection) -> None:
+        conn.execute(sql, params)
+
+    return job
+
+
+def _changes(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], int]:
+    def job(conn: sqlite3.Connection) -> int:
+        return conn.execute(sql, params).rowcount
+
+    return job
+
+
+def _fetch_one(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], str | None]:
+    def job(conn: sqlite3.Connection) -> str | None:
+        row = conn.execute(sql, params).fetchone()
+        return None if row is None else str(row[0])
+
+    return job
+
+
+def _fetch_all(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], list[str]]:
+    def job(conn: sqlite3.Connection) -> list[str]:
+        return [row[0] for row in conn.execute(sql, params)]
+
+    return job
+
+
+class SqliteChargerStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def put(self, charger: Charger) -> None:
+        data = codec.dumps(codec.encode_charger(charger))
+        await self._db.write(
+            _execute(
+                "INSERT INTO chargers (id, data) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                (charger.id, data),
+            )
+        )
+
+    async def get(self, charger_id: str) -> Charger | None:
+        data = await self._db.read(
+            _fetch_one("SELECT data FROM chargers WHERE id = ?", (charger_id,))
+        )
+        return None if data is None else codec.decode_charger(codec.loads(data))
+
+    async def delete(self, charger_id: str) -> bool:
+        return bool(
+            await self._db.write(_changes("DELETE FROM chargers WHERE id = ?", (charger_id,)))
+        )
+
+    async def list(self) -> list[Charger]:
+        rows = await self._db.read(_fetch_all("SELECT data FROM chargers ORDER BY id", ()))
+        return [codec.decode_charger(codec.loads(data)) for data in rows]
+
+
+class SqliteChargerStateStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def put(self, state: ChargerState) -> None:
+        data = codec.dumps(codec.encode_charger_state(state))
+        await self._db.write(
+            _execute(
+                "INSERT INTO charger_states (id, data) VALUES (?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                (state.id, data),
+            )
+        )
+
+    async def get(self, charger_id: str) -> ChargerState | None:
+        data = await self._db.read(
+            _fetch_one("SELECT data FROM charger_states WHERE id = ?", (charger_id,))
+        )
+        return None if data is None else codec.decode_charger_state(codec.loads(data))
+
+    async def list(self) -> list[ChargerState]:
+        rows = await self._db.read(_fetch_all("SELECT data FROM charger_states ORDER BY id", ()))
+        return [codec.decode_charger_state(codec.loads(data)) for data in rows]
+
+    async def delete(self, charger_id: str) -> None:
+        await self._db.write(_execute("DELETE FROM charger_states WHERE id = ?", (charger_id,)))
+
+
+class SqliteConnectorStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def put(self, state: ConnectorState) -> None:
+        data = codec.dumps(codec.encode_connector(state))
+        await self._db.write(
+            _execute(
+                "INSERT INTO connectors (charger_id, evse_id, connector_id, data)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (charger_id, evse_id, connector_id)"
+                " DO UPDATE SET data = excluded.data",
+                (state.charger_id, state.evse_id, state.connector_id, data),
+            )
+        )
+
+    async def list(self, charger_id: str) -> list[ConnectorState]:
+        rows = await self._db.read(
+            _fetch_all(
+                "SELECT data FROM connectors WHERE charger_id = ? ORDER BY evse_id, connector_id",
+                (charger_id,),
+            )
+        )
+        return [codec.decode_connector(codec.loads(data)) for data in rows]
+
+    async def set_all(self, charger_id: str, status: ConnectorStatus, at: datetime) -> None:
+        at = codec.utc(at, "at")  # refuse a naive time here, in the caller
+
+        def job(conn: sqlite3.Connection) -> None:
+            keys = conn.execute(
+                "SELECT evse_id, connector_id FROM connectors WHERE charger_id = ?",
+                (charger_id,),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE connectors SET data = ?"
+                " WHERE charger_id = ? AND evse_id = ? AND connector_id = ?",
+                [
+                    (
+                        codec.dumps(
+                            codec.encode_connector(
+                                ConnectorState(charger_id, evse_id, connector_id, status, at)
+                            )
+                        ),
+                        charger_id,
+                        evse_id,
+                        connector_id,
+                    )
+                    for evse_id, connector_id in keys
+                ],
+            )
+
+        await self._db.write(job)
+
+    async def delete(self, charger_id: str) -> None:
+        await self._db.write(_execute("DELETE FROM connectors WHERE charger_id = ?", (charger_id,)))
+
+
+_INSERT_READING: Final = "INSERT INTO readings (tx_id, data) VALUES (?, ?)"
+_TX_COLUMNS: Final = "id, charger_id, ocpp_id, started_at, status, data"
+
+
+def _tx_row(tx: Transaction) -> tuple[str, str, str, int, str, str]:
+    data = codec.encode_transaction(tx)
+    return (
+        tx.id,
+        tx.charger_id,
+        tx.ocpp_id,
+        codec.time_key(tx.started_at, "Transaction.started_at"),
+        data["status"],
+        codec.dumps(data),
+    )
+
+
+def _reading_rows(tx_id: str, readings: Sequence[MeterReading]) -> list[tuple[str, str]]:
+    return [(tx_id, codec.dumps(codec.encode_reading(reading))) for reading in readings]
+
+
+def _taken(tx: Transaction) -> str:
+    return f"({tx.charger_id!r}, {tx.ocpp_id!r}) belongs to another transaction than {tx.id!r}"
+
+
+def _identity_changed(tx: Transaction) -> str:
+    return f"transaction {tx.id!r} exists with another charger_id/ocpp_id (they cannot change)"
+
+
+class SqliteTransactionStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def create(
+        self, tx: Transaction, readings: Sequence[MeterReading] = ()
+    ) -> tuple[Transaction, bool]:
+        row = _tx_row(tx)
+        reading_rows = _reading_rows(tx.id, readings)
+
+        def job(conn: sqlite3.Connection) -> Transaction | None:
+            inserted = conn.execute(
+                f"INSERT INTO transactions ({_TX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                row,
+            ).rowcount
+            if inserted:
+                if reading_rows:
+                    conn.executemany(_INSERT_READING, reading_rows)
+                return None
+            existing = conn.execute(
+                "SELECT data FROM transactions WHERE charger_id = ? AND ocpp_id = ?",
+                (tx.charger_id, tx.ocpp_id),
+            ).fetchone()
+            if existing is None:  # the id exists with another (charger_id, ocpp_id)
+                raise Conflict(_identity_changed(tx))
+            return codec.decode_transaction(codec.loads(existing[0]))
+
+        existing = await self._db.write(job)
+        return (tx, True) if existing is None else (existing, False)
+
+    async def save(self, tx: Transaction, readings: Sequence[MeterReading] = ()) -> None:
+        row = _tx_row(tx)
+        reading_rows = _reading_rows(tx.id, readings)
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                changed = conn.execute(
+                    f"INSERT INTO transactions ({_TX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET started_at = excluded.started_at,"
+                    " status = excluded.status, data = excluded.data"
+                    " WHERE charger_id = excluded.charger_id AND ocpp_id = excluded.ocpp_id",
+                    row,
+                ).rowcount
+            except sqlite3.IntegrityError:  # the unique (charger_id, ocpp_id) index
+                raise Conflict(_taken(tx)) from None
+            if not changed:  # the id exists with another (charger_id, ocpp_id)
+                raise Conflict(_identity_changed(tx))
+            if reading_rows:
+                conn.executemany(_INSERT_READING, reading_rows)
+
+        await self._db.write(job)
+
+    async def get(self, tx_id: str) -> Transaction | None:
+        data = await self._db.read(
+            _fetch_one("SELECT data FROM transactions WHERE id = ?", (tx_id,))
+        )
+        return None if data is None else codec.decode_transaction(codec.loads(data))
+
+    async def find(self, charger_id: str, ocpp_id: str) -> Transaction | None:
+        data = await self._db.read(
+            _fetch_one(
+                "SELECT data FROM transactions WHERE charger_id = ? AND ocpp_id = ?",
+                (charger_id, ocpp_id),
+            )
+        )
+        return None if data is None else codec.decode_transaction(codec.loads(data))
+
+    async def readings(self, tx_id: str) -> list[MeterReading]:
+        rows = await self._db.read(
+            _fetch_all("SELECT data FROM readings WHERE tx_id = ? ORDER BY id", (tx_id,))
+        )
+        return [codec.decode_reading(codec.loads(data)) for data in rows]
+
+    async def active(self, charger_id: str) -> list[Transaction]:
+        rows = await self._db.read(
+            _fetch_all(
+                "SELECT data FROM transactions"
+                f" WHERE charger_id = ? AND status = '{_ACTIVE}'"
+                " ORDER BY started_at DESC, id DESC",
+                (charger_id,),
+            )
+        )
+        return [codec.decode_transaction(codec.loads(data)) for data in rows]
+
+    async def next_ocpp16_id(self) -> int:
+        def job(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "UPDATE sequences SET value = value + 1 WHERE name = ?", (_OCPP16_SEQUENCE,)
+            )
+            row = conn.execute(
+                "SELECT value FROM sequences WHERE name = ?", (_OCPP16_SEQUENCE,)
+            ).fetchone()
+            return int(row[0])
+
+        result: int = await self._db.write(job)
+        return result
+
+    async def list(
+        self,
+        *,
+        charger_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Transaction]:
+        codec.check_page(limit, offset)
+        where: list[str] = []
+        params: list[Any] = []
+        if charger_id is not None:
+            where.append("charger_id = ?")
+            params.append(charger_id)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(codec.time_key(since, "since"))
+        if until is not None:
+            where.append("started_at < ?")
+            params.append(codec.time_key(until, "until"))
+        sql = "SELECT data FROM transactions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?"
+        params += (limit, offset)
+        rows = await self._db.read(_fetch_all(sql, params))
+        return [codec.decode_transaction(codec.loads(data)) for data in rows]
+
+
+class SqliteTokenStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def put(self, token: LocalToken) -> None:
+        data = codec.dumps(codec.encode_token(token))
+        await self._db.write(
+            _execute(
+                "INSERT INTO tokens (uid, data) VALUES (?, ?)"
+                " ON CONFLICT (uid) DO UPDATE SET data = excluded.data",
+                (token.uid, data),
+            )
+        )
+
+    async def get(self, uid: str) -> LocalToken | None:
+        data = await self._db.read(_fetch_one("SELECT data FROM tokens WHERE uid = ?", (uid,)))
+        return None if data is None else codec.decode_token(codec.loads(data))
+
+    async def delete(self, uid: str) -> bool:
+        return bool(await self._db.write(_changes("DELETE FROM tokens WHERE uid = ?", (uid,))))
+
+    async def list(self) -> list[LocalToken]:
+        rows = await self._db.read(_fetch_all("SELECT data FROM tokens ORDER BY uid", ()))
+        return [codec.decode_token(codec.loads(data)) for data in rows]

@@ -1,0 +1,210 @@
+"""SQLite backend specifics: durability under kill -9, schema, threads, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import gateway
+from gateway.storage.base import StorageError, Store
+from gateway.storage.sqlite import SCHEMA_VERSION, open_sqlite_store
+
+from .samples import connector, reading, transaction
+
+REPO_ROOT = Path(gateway.__file__).resolve().parent.parent
+
+# Eight concurrent writers, each: take a 1.6 id, create a transaction with a reading,
+# and print "<tx id> <1.6 id>" once the create returned (= was acknowledged).
+WRITER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from datetime import UTC, datetime
+    from decimal import Decimal
+    from pathlib import Path
+
+    from gateway.domain.models import Measurand, MeterReading, Transaction
+    from gateway.storage.sqlite import open_sqlite_store
+
+    async def main() -> None:
+        store = await open_sqlite_store(Path(sys.argv[1]))
+        print("ready", flush=True)
+
+        async def writer(w: int) -> None:
+            i = 0
+            while True:
+                n = await store.transactions.next_ocpp16_id()
+                now = datetime.now(UTC)
+                tx = Transaction(id=f"w{w}-{i}", charger_id=f"CP-{w}", ocpp_id=str(n),
+                                 evse_id=1, connector_id=1, started_at=now)
+                reading = MeterReading(now, Measurand.ENERGY_WH, Decimal(f"{n}.5"))
+                await store.transactions.create(tx, [reading])
+                print(tx.id, n, flush=True)
+                i += 1
+
+        await asyncio.gather(*(writer(w) for w in range(8)))
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "kill" / "gateway.sqlite3"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WRITER_SCRIPT,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    acknowledged: dict[str, int] = {}
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"ready\n"
+        while len(acknowledged) < 300:
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            tx_id, n = line.split()
+            acknowledged[tx_id.decode()] = int(n)
+    finally:
+        proc.kill()  # SIGKILL, while the writers keep writing: no clean shutdown at all
+        rest, _ = await proc.communicate()
+    # Lines printed before the kill landed are acknowledged writes too.
+    for line in rest.decode().splitlines():
+        tx_id, n = line.split()
+        acknowledged[tx_id] = int(n)
+    assert proc.returncode == -9
+
+    store = await open_sqlite_store(path)
+    try:
+        for tx_id, n in acknowledged.items():
+            tx = await store.transactions.get(tx_id)
+            assert tx is not None, f"acknowledged {tx_id} lost"
+            assert tx.ocpp_id == str(n)
+            assert [r.value for r in await store.transactions.readings(tx_id)] == [
+                reading(0, f"{n}.5").value
+            ]
+        # No 1.6 id is handed out twice across the crash.
+        assert await store.transactions.next_ocpp16_id() > max(acknowledged.values())
+    finally:
+        await store.close()
+
+
+async def test_creates_the_directories_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()
+
+
+async def test_reopen_keeps_the_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.sqlite3"
+    for _ in range(2):
+        store = await open_sqlite_store(path)
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    await store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match="newer"):
+        await open_sqlite_store(path)
+
+
+async def test_an_unusable_path_fails_with_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(StorageError):
+        await open_sqlite_store(tmp_path / "dir.sqlite3")
+
+
+def writer_batches(store: Store) -> int:
+    return store.backend.writer_batches  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        before = writer_batches(store)
+        await asyncio.gather(
+            *(store.connectors.put(connector(evse_id=i)) for i in range(200)),
+            *(store.transactions.create(transaction(f"t{i}"), [reading(i)]) for i in range(200)),
+        )
+        batches = writer_batches(store) - before
+        assert 1 <= batches < 40, f"400 writes took {batches} commits"
+        assert len(await store.connectors.list("CP-1")) == 200
+        assert len(await store.transactions.list(limit=1000)) == 200
+    finally:
+        await store.close()
+
+
+async def test_the_event_loop_keeps_running_during_writes(tmp_path: Path) -> None:
+    """The loop is free while SQLite works: a ticker keeps ticking through 300 writes."""
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    try:
+        for i in range(300):
+            await store.transactions.save(transaction(), [reading(i)])
+    finally:
+        stop.set()
+        await task
+        await store.close()
+    assert ticks >= 300
+
+
+async def test_close_applies_the_writes_queued_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    pending = [
+        asyncio.create_task(store.transactions.create(transaction(f"t{i}"))) for i in range(100)
+    ]
+    await asyncio.sleep(0)  # the tasks queue their writes
+    await store.close()
+    assert all(task.done() and task.result()[1] for task in pending)
+
+    store = await open_sqlite_store(path)
+    try:
+        assert len(await store.transactions.list(limit=1000)) == 100
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_caller_does_not_break_the_writer(tmp_path: Path) -> None:
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        task = asyncio.create_task(store.transactions.create(transaction("cancelled")))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The write may or may not have been applied; the store keeps working.
+        assert (await store.transactions.create(transaction("next")))[1] is True
+        assert await store.transactions.get("next") is not None
+    finally:
+        await store.close()
