@@ -1,0 +1,660 @@
+"""aiohttp building blocks for OCPI endpoints, and the module routes of a CPO (2.2.1)
+written against small provider protocols, so that the gateway and a hub plug in their
+own storage.
+
+Use::
+
+    app = web.Application(middlewares=[ocpi_middleware(resolve_token)])
+    app.add_routes(locations_sender_routes(my_provider, prefix="/ocpi/cpo/2.2.1/locations"))
+
+:func:`ocpi_middleware` authenticates every request (``Authorization: Token ...``; HTTP
+401 when the token is missing or unknown), echoes ``X-Request-ID``/``X-Correlation-ID``,
+answers every error with an OCPI envelope and never lets an exception out: an
+:class:`~ocpi.transport.OcpiError` becomes its status code and HTTP status, an aiohttp
+HTTP error (404 unknown URL, 405, 413) keeps its HTTP status with status 2000, anything
+else is logged and answered 3000 / HTTP 500.
+
+Handlers read their input with :func:`parse_body` / :func:`parse_page` (errors name the
+field: ``2001 evses[0].status: Input should be ...``) and answer with
+:func:`ocpi_response` / :func:`paginated_response`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from ocpi.transport import (
+    CORRELATION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    InvalidParametersError,
+    NotFoundError,
+    OcpiError,
+    OcpiStatus,
+    PageRequest,
+    PartyId,
+    UnauthorizedError,
+    UnknownLocationError,
+    UnknownTokenError,
+    envelope,
+    format_validation_error,
+    json_dumps,
+    json_loads,
+    new_request_id,
+    pagination_headers,
+    parse_authorization,
+    parse_page_request,
+    parse_routing_headers,
+    routing_headers,
+)
+from ocpi.v221.cdrs import CDR
+from ocpi.v221.commands import (
+    CancelReservation,
+    CommandResponse,
+    ReserveNow,
+    StartSession,
+    StopSession,
+    UnlockConnector,
+)
+from ocpi.v221.enums import ChargingPreferencesResponse, CommandType, TokenType
+from ocpi.v221.locations import Location, find_connector
+from ocpi.v221.sessions import ChargingPreferences, Session
+from ocpi.v221.tariffs import Tariff
+from ocpi.v221.tokens import Token, TokenPatch
+
+__all__ = [
+    "CONTEXT_KEY",
+    "CdrsSenderProvider",
+    "ChargingPreferencesProvider",
+    "CommandsReceiverProvider",
+    "LocationsSenderProvider",
+    "OcpiRequestContext",
+    "SessionsSenderProvider",
+    "TariffsSenderProvider",
+    "TokenResolver",
+    "TokensReceiverProvider",
+    "cdrs_sender_routes",
+    "commands_receiver_routes",
+    "error_response",
+    "locations_sender_routes",
+    "ocpi_context",
+    "ocpi_middleware",
+    "ocpi_response",
+    "paginated_response",
+    "parse_body",
+    "parse_page",
+    "path_id",
+    "read_json",
+    "sessions_sender_routes",
+    "tariffs_sender_routes",
+    "tokens_receiver_routes",
+    "validate_input",
+]
+
+log = logging.getLogger("ocpi.server")
+
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_MAX_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OcpiRequestContext:
+    """What the middleware learned about a request: the party its credentials token
+    belongs to (whatever the :data:`TokenResolver` returned), the ids to echo, the
+    message-routing headers and the request's URL as partners see it (for Link
+    headers)."""
+
+    party: Any
+    request_id: str
+    correlation_id: str
+    url: URL
+    from_party: PartyId | None = None
+    to_party: PartyId | None = None
+
+
+CONTEXT_KEY = web.RequestKey("ocpi.context", OcpiRequestContext)
+"""Where the middleware keeps the :class:`OcpiRequestContext` on the request."""
+
+TokenResolver = Callable[[str, web.Request], Awaitable[Any | None]]
+"""``async (credentials_token, request) -> party or None``. The request lets the
+resolver limit a token to some modules (``CREDENTIALS_TOKEN_A`` is only good for the
+versions and credentials modules); None means HTTP 401."""
+
+
+# ------------------------------------------------------------------- middleware
+
+
+def ocpi_middleware(
+    resolve_token: TokenResolver,
+    *,
+    public_origin: str | URL | None = None,
+    logger: logging.Logger | None = None,
+) -> Middleware:
+    """The middleware of an OCPI (sub-)application; see the module docstring.
+
+    ``public_origin`` (``https://ocpi.example.com``) replaces the scheme, host and port
+    of request URLs in the pagination ``Link`` headers, for a server behind a proxy; the
+    path and query are kept.
+    """
+    logger = logger or log
+    origin = URL(str(public_origin)).origin() if public_origin is not None else None
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+        correlation_id = request.headers.get(CORRELATION_ID_HEADER) or new_request_id()
+        response: web.StreamResponse
+        try:
+            party = await _authenticate(request, resolve_token)
+            from_party, to_party = parse_routing_headers(request.headers)
+            request[CONTEXT_KEY] = OcpiRequestContext(
+                party=party,
+                request_id=request_id,
+                correlation_id=correlation_id,
+                url=request.url if origin is None else origin.join(request.rel_url),
+                from_party=from_party,
+                to_party=to_party,
+            )
+            response = await handler(request)
+        except OcpiError as exc:
+            response = error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_exception_response(request, exc)
+        except Exception:
+            logger.exception(
+                "OCPI %s %s failed (X-Request-ID %s)", request.method, request.path, request_id
+            )
+            response = ocpi_response(
+                status_code=OcpiStatus.SERVER_ERROR,
+                status_message="Internal server error",
+                http_status=500,
+            )
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+            response.headers[CORRELATION_ID_HEADER] = correlation_id
+            _swap_routing_headers(request, response)
+        return response
+
+    return middleware
+
+
+async def _authenticate(request: web.Request, resolve_token: TokenResolver) -> Any:
+    header = request.headers.get("Authorization")
+    if not header:
+        raise UnauthorizedError("Authorization header missing (expected: Token <token>)")
+    candidates = parse_authorization(header)
+    if not candidates:
+        raise UnauthorizedError("Authorization header is not of the form: Token <token>")
+    for token in candidates:
+        party = await resolve_token(token, request)
+        if party is not None:
+            return party
+    raise UnauthorizedError("Unknown credentials token")
+
+
+def _http_exception_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    message = exc.reason
+    if exc.status == 404:
+        message = f"Not Found: no OCPI endpoint or object at {request.path}"
+    elif exc.status == 405:
+        message = f"Method Not Allowed: {request.method} {request.path}"
+    response = ocpi_response(
+        status_code=OcpiStatus.CLIENT_ERROR, status_message=message, http_status=exc.status
+    )
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+def _swap_routing_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """A response goes back to whoever sent the request: its OCPI-to-* are the
+    request's OCPI-from-* and the other way round (transport_and_format, Message
+    Routing), unless the handler set them itself."""
+    context = request.get(CONTEXT_KEY)
+    if not isinstance(context, OcpiRequestContext):
+        return
+    if any(name.lower().startswith("ocpi-") for name in response.headers):
+        return
+    response.headers.update(
+        routing_headers(from_party=context.to_party, to_party=context.from_party)
+    )
+
+
+# ---------------------------------------------------------------- request input
+
+
+def ocpi_context(request: web.Request) -> OcpiRequestContext:
+    """The context the middleware stored; raises when the middleware is not installed."""
+    context = request.get(CONTEXT_KEY)
+    if not isinstance(context, OcpiRequestContext):
+        raise RuntimeError("ocpi_middleware is not installed on this application")
+    return context
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+    """The JSON body (numbers exact). Not JSON: HTTP 400 with status 2001 (status_codes:
+    "When a message does not contain a valid JSON string, the HTTP error 400 - Bad
+    request MUST be returned"). An empty body is None when ``optional``, else 2001."""
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return None
+        raise InvalidParametersError("body: a JSON object is required", http_status=400)
+    try:
+        return json_loads(raw)
+    except ValueError as exc:
+        raise InvalidParametersError(f"body: not valid JSON ({exc})", http_status=400) from None
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """The body validated as ``model``; invalid: status 2001 naming the field (HTTP 200:
+    the request reached the OCPI layer), not JSON: HTTP 400."""
+    data = await read_json(request)
+    return validate_input(model, data)
+
+
+def validate_input(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """``model.model_validate(data)`` with errors as :class:`InvalidParametersError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidParametersError(format_validation_error(exc, prefix=prefix)) from None
+
+
+def parse_page(
+    request: web.Request, *, max_limit: int = DEFAULT_MAX_LIMIT, require_date_from: bool = False
+) -> PageRequest:
+    """The pagination parameters of the request (limit capped at ``max_limit``)."""
+    return parse_page_request(
+        request.query, max_limit=max_limit, require_date_from=require_date_from
+    )
+
+
+def path_id(request: web.Request, name: str, *, max_length: int = 36, exact: bool = False) -> str:
+    """A CiString URL segment, checked: printable ASCII, at most ``max_length`` (or
+    exactly, with ``exact``) characters; else status 2001 naming the segment."""
+    value = request.match_info[name]
+    if exact and len(value) != max_length:
+        raise InvalidParametersError(f"{name}: should be {max_length} characters, got {value!r}")
+    if not value or len(value) > max_length:
+        raise InvalidParametersError(
+            f"{name}: should be 1 to {max_length} characters, got {len(value)}"
+        )
+    if any(not ("\x20" <= ch <= "\x7e") for ch in value):
+        raise InvalidParametersError(f"{name}: should contain printable ASCII characters only")
+    return value
+
+
+# --------------------------------------------------------------- responses
+
+
+def ocpi_response(
+    data: Any = None,
+    *,
+    status_code: int = OcpiStatus.SUCCESS,
+    status_message: str | None = None,
+    http_status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """An OCPI envelope as an aiohttp response. ``data`` may hold wire models (written
+    with :func:`~ocpi.transport.json_dumps`: exact numbers, UTC timestamps)."""
+    body = envelope(data, status_code=status_code, status_message=status_message)
+    return web.Response(
+        status=http_status,
+        text=json_dumps(body),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(error: OcpiError) -> web.Response:
+    """The envelope of an :class:`OcpiError`."""
+    return ocpi_response(
+        error.data,
+        status_code=error.status_code,
+        status_message=error.message,
+        http_status=error.http_status,
+    )
+
+
+def paginated_response(
+    request: web.Request, items: Sequence[Any], total: int, page: PageRequest
+) -> web.Response:
+    """A page of a GET list: ``data`` is the items (at most ``page.limit``; extra items
+    are cut off), with X-Total-Count, X-Limit and Link headers. The Link keeps the
+    request's query parameters (filters) and is built on the request URL (with the
+    middleware's ``public_origin`` when set)."""
+    items = list(items[: page.limit])
+    context = request.get(CONTEXT_KEY)
+    url = context.url if context is not None else request.url
+    headers = pagination_headers(url, page, total=total, count=len(items))
+    return ocpi_response(items, headers=headers)
+
+
+# ------------------------------------------------------------- provider protocols
+
+
+class LocationsSenderProvider(Protocol):
+    """The Locations Sender interface (CPO side)."""
+
+    async def list_locations(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[Location], int]:
+        """``(locations of this page, total matching the date filters)``, oldest first,
+        skipping ``page.offset`` and at most ``page.limit`` items."""
+        ...
+
+    async def get_location(self, context: OcpiRequestContext, location_id: str) -> Location | None:
+        """The location (EVSEs and connectors are taken from it), None if unknown."""
+        ...
+
+
+class SessionsSenderProvider(Protocol):
+    async def list_sessions(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[Session], int]: ...
+
+
+class ChargingPreferencesProvider(Protocol):
+    async def set_charging_preferences(
+        self, context: OcpiRequestContext, session_id: str, preferences: ChargingPreferences
+    ) -> ChargingPreferencesResponse | None:
+        """The answer, or None for an unknown session (HTTP 404)."""
+        ...
+
+
+class CdrsSenderProvider(Protocol):
+    async def list_cdrs(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[CDR], int]: ...
+
+
+class TariffsSenderProvider(Protocol):
+    async def list_tariffs(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[Tariff], int]: ...
+
+
+class TokensReceiverProvider(Protocol):
+    """The Tokens Receiver interface (CPO side). Tokens are keyed by country_code,
+    party_id, uid and type (all compared case-insensitively, as CiStrings)."""
+
+    async def get_token(
+        self,
+        context: OcpiRequestContext,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+    ) -> Token | None: ...
+
+    async def put_token(self, context: OcpiRequestContext, token: Token) -> bool:
+        """Store (create or replace) the token; True if it was new (HTTP 201)."""
+        ...
+
+    async def patch_token(
+        self,
+        context: OcpiRequestContext,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+        patch: TokenPatch,
+    ) -> Token | None:
+        """Apply the patch atomically (:func:`ocpi.v221.patch.apply_patch` validates the
+        merged token and raises 2001 before anything is stored); None if unknown."""
+        ...
+
+
+class CommandsReceiverProvider(Protocol):
+    """The Commands Receiver interface (CPO side): each method answers at once with a
+    :class:`CommandResponse`; the Charge Point's result goes later, by POST to the
+    command's ``response_url`` (see :class:`ocpi.client.OcpiClient`)."""
+
+    async def start_session(
+        self, context: OcpiRequestContext, command: StartSession
+    ) -> CommandResponse: ...
+
+    async def stop_session(
+        self, context: OcpiRequestContext, command: StopSession
+    ) -> CommandResponse: ...
+
+    async def reserve_now(
+        self, context: OcpiRequestContext, command: ReserveNow
+    ) -> CommandResponse: ...
+
+    async def cancel_reservation(
+        self, context: OcpiRequestContext, command: CancelReservation
+    ) -> CommandResponse: ...
+
+    async def unlock_connector(
+        self, context: OcpiRequestContext, command: UnlockConnector
+    ) -> CommandResponse: ...
+
+
+# ---------------------------------------------------------------- module routes
+
+
+def _list_route(
+    prefix: str,
+    lister: Callable[[OcpiRequestContext, PageRequest], Awaitable[tuple[Sequence[Any], int]]],
+    *,
+    max_limit: int,
+    require_date_from: bool = False,
+) -> web.RouteDef:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        page = parse_page(request, max_limit=max_limit, require_date_from=require_date_from)
+        items, total = await lister(ocpi_context(request), page)
+        return paginated_response(request, items, total, page)
+
+    return web.get(prefix.rstrip("/") or "/", handle)
+
+
+def locations_sender_routes(
+    provider: LocationsSenderProvider,
+    *,
+    prefix: str = "/locations",
+    max_limit: int = DEFAULT_MAX_LIMIT,
+) -> list[web.RouteDef]:
+    """GET list, Location, EVSE and Connector (mod_locations Sender interface). An
+    unknown location, EVSE or connector: HTTP 404 with status 2003."""
+    base = prefix.rstrip("/")
+
+    async def get_object(request: web.Request) -> web.StreamResponse:
+        location_id = path_id(request, "location_id")
+        location = await provider.get_location(ocpi_context(request), location_id)
+        if location is None:
+            raise UnknownLocationError(f"location_id: unknown Location {location_id!r}")
+        if "evse_uid" not in request.match_info:
+            return ocpi_response(location)
+        evse_uid = path_id(request, "evse_uid")
+        evse = location.evse(evse_uid)
+        if evse is None:
+            raise UnknownLocationError(
+                f"evse_uid: Location {location_id!r} has no EVSE {evse_uid!r}"
+            )
+        if "connector_id" not in request.match_info:
+            return ocpi_response(evse)
+        connector_id = path_id(request, "connector_id")
+        connector = find_connector(evse, connector_id)
+        if connector is None:
+            raise UnknownLocationError(
+                f"connector_id: EVSE {evse_uid!r} has no Connector {connector_id!r}"
+            )
+        return ocpi_response(connector)
+
+    return [
+        _list_route(base, provider.list_locations, max_limit=max_limit),
+        web.get(base + "/{location_id}", get_object),
+        web.get(base + "/{location_id}/{evse_uid}", get_object),
+        web.get(base + "/{location_id}/{evse_uid}/{connector_id}", get_object),
+    ]
+
+
+def sessions_sender_routes(
+    provider: SessionsSenderProvider,
+    *,
+    prefix: str = "/sessions",
+    max_limit: int = DEFAULT_MAX_LIMIT,
+    charging_preferences: ChargingPreferencesProvider | None = None,
+) -> list[web.RouteDef]:
+    """GET list (``date_from`` is required, as mod_sessions says) and, with a
+    ``charging_preferences`` provider, PUT ``{session_id}/charging_preferences``."""
+    base = prefix.rstrip("/")
+    routes = [
+        _list_route(base, provider.list_sessions, max_limit=max_limit, require_date_from=True)
+    ]
+    if charging_preferences is not None:
+        preferences_provider = charging_preferences
+
+        async def put_preferences(request: web.Request) -> web.StreamResponse:
+            session_id = path_id(request, "session_id")
+            preferences = await parse_body(request, ChargingPreferences)
+            answer = await preferences_provider.set_charging_preferences(
+                ocpi_context(request), session_id, preferences
+            )
+            if answer is None:
+                raise NotFoundError(f"session_id: unknown Session {session_id!r}")
+            return ocpi_response(answer)
+
+        routes.append(web.put(base + "/{session_id}/charging_preferences", put_preferences))
+    return routes
+
+
+def cdrs_sender_routes(
+    provider: CdrsSenderProvider, *, prefix: str = "/cdrs", max_limit: int = DEFAULT_MAX_LIMIT
+) -> list[web.RouteDef]:
+    """GET list (mod_cdrs Sender interface)."""
+    return [_list_route(prefix, provider.list_cdrs, max_limit=max_limit)]
+
+
+def tariffs_sender_routes(
+    provider: TariffsSenderProvider,
+    *,
+    prefix: str = "/tariffs",
+    max_limit: int = DEFAULT_MAX_LIMIT,
+) -> list[web.RouteDef]:
+    """GET list (mod_tariffs Sender interface)."""
+    return [_list_route(prefix, provider.list_tariffs, max_limit=max_limit)]
+
+
+def _token_key(request: web.Request) -> tuple[str, str, str, str | None]:
+    """country_code, party_id, token_uid and the ``type`` query parameter (None when
+    absent: the caller defaults it to RFID, or to the body's type)."""
+    country_code = path_id(request, "country_code", max_length=2, exact=True)
+    party_id = path_id(request, "party_id", max_length=3, exact=True)
+    uid = path_id(request, "token_uid")
+    token_type = request.query.get("type") or None
+    if token_type is not None and (
+        len(token_type) > 36 or any(not ("\x21" <= ch <= "\x7e") for ch in token_type)
+    ):
+        raise InvalidParametersError(f"type: not a TokenType: {token_type[:40]!r}")
+    return country_code, party_id, uid, token_type
+
+
+def _check_same(field: str, in_body: object, in_url: str) -> None:
+    if in_body is not None and str(in_body).upper() != in_url.upper():
+        raise InvalidParametersError(
+            f"{field}: {str(in_body)!r} in the body does not match {in_url!r} in the URL"
+        )
+
+
+def tokens_receiver_routes(
+    provider: TokensReceiverProvider, *, prefix: str = "/tokens"
+) -> list[web.RouteDef]:
+    """GET, PUT and PATCH ``{country_code}/{party_id}/{token_uid}[?type=]`` (mod_tokens
+    Receiver interface). The body's country_code, party_id, uid and type must match the
+    URL (status 2001 otherwise); without ``?type=`` GET looks up an RFID token (the
+    spec's default) while PUT and PATCH take the body's type, as peers often leave the
+    parameter out. PUT answers HTTP 201 for a new token, 200 for a
+    replaced one; an unknown token (GET, PATCH): HTTP 404 with status 2004."""
+    path = prefix.rstrip("/") + "/{country_code}/{party_id}/{token_uid}"
+
+    async def get_token(request: web.Request) -> web.StreamResponse:
+        country_code, party_id, uid, type_param = _token_key(request)
+        token_type = type_param or TokenType.RFID
+        token = await provider.get_token(
+            ocpi_context(request), country_code, party_id, uid, token_type
+        )
+        if token is None:
+            raise UnknownTokenError(f"token_uid: unknown Token {uid!r} of type {token_type}")
+        return ocpi_response(token)
+
+    async def put_token(request: web.Request) -> web.StreamResponse:
+        country_code, party_id, uid, type_param = _token_key(request)
+        token = await parse_body(request, Token)
+        _check_same("country_code", token.country_code, country_code)
+        _check_same("party_id", token.party_id, party_id)
+        _check_same("uid", token.uid, uid)
+        if type_param is not None:
+            _check_same("type", token.type, type_param)
+        created = await provider.put_token(ocpi_context(request), token)
+        return ocpi_response(http_status=201 if created else 200)
+
+    async def patch_token(request: web.Request) -> web.StreamResponse:
+        country_code, party_id, uid, type_param = _token_key(request)
+        patch = await parse_body(request, TokenPatch)
+        _check_same("country_code", patch.country_code, country_code)
+        _check_same("party_id", patch.party_id, party_id)
+        _check_same("uid", patch.uid, uid)
+        if type_param is not None:
+            _check_same("type", patch.type, type_param)
+        token_type = str(type_param or patch.type or TokenType.RFID)
+        token = await provider.patch_token(
+            ocpi_context(request), country_code, party_id, uid, token_type, patch
+        )
+        if token is None:
+            raise UnknownTokenError(f"token_uid: unknown Token {uid!r} of type {token_type}")
+        return ocpi_response()
+
+    return [web.get(path, get_token), web.put(path, put_token), web.patch(path, patch_token)]
+
+
+def commands_receiver_routes(
+    provider: CommandsReceiverProvider, *, prefix: str = "/commands"
+) -> list[web.RouteDef]:
+    """POST ``{command}`` for the five commands (mod_commands Receiver interface); the
+    answer's ``data`` is the provider's :class:`CommandResponse`. A StartSession with a
+    connector_id but no evse_uid is refused with 2001 (the spec requires evse_uid then)."""
+    base = prefix.rstrip("/")
+
+    async def start_session(request: web.Request) -> web.StreamResponse:
+        command = await parse_body(request, StartSession)
+        if command.connector_id is not None and command.evse_uid is None:
+            raise InvalidParametersError("evse_uid: required when connector_id is given")
+        return ocpi_response(await provider.start_session(ocpi_context(request), command))
+
+    async def stop_session(request: web.Request) -> web.StreamResponse:
+        command = await parse_body(request, StopSession)
+        return ocpi_response(await provider.stop_session(ocpi_context(request), command))
+
+    async def reserve_now(request: web.Request) -> web.StreamResponse:
+        command = await parse_body(request, ReserveNow)
+        return ocpi_response(await provider.reserve_now(ocpi_context(request), command))
+
+    async def cancel_reservation(request: web.Request) -> web.StreamResponse:
+        command = await parse_body(request, CancelReservation)
+        return ocpi_response(await provider.cancel_reservation(ocpi_context(request), command))
+
+    async def unlock_connector(request: web.Request) -> web.StreamResponse:
+        command = await parse_body(request, UnlockConnector)
+        return ocpi_response(await provider.unlock_connector(ocpi_context(request), command))
+
+    return [
+        web.post(f"{base}/{CommandType.START_SESSION}", start_session),
+        web.post(f"{base}/{CommandType.STOP_SESSION}", stop_session),
+        web.post(f"{base}/{CommandType.RESERVE_NOW}", reserve_now),
+        web.post(f"{base}/{CommandType.CANCEL_RESERVATION}", cancel_reservation),
+        web.post(f"{base}/{CommandType.UNLOCK_CONNECTOR}", unlock_connector),
+    ]
