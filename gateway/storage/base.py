@@ -10,10 +10,11 @@ as aware UTC. A backend failure, and any use after ``Store.close()``, raises
 from __future__ import annotations
 
 import builtins
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.domain.models import (
     Charger,
@@ -125,6 +126,126 @@ class TokenStore(Protocol):
     async def delete(self, uid: str) -> bool: ...
     async def list(self) -> builtins.list[LocalToken]:
         """Every token, by uid."""
+        ...
+
+
+# -- roaming (OCPI) --------------------------------------------------------------------
+#
+# The OCPI bridge keeps its objects (operator locations and tariffs, partner records,
+# eMSP tokens, sessions, CDRs) as JSON documents: storage stays ignorant of the wire
+# models, and one well-tested collection type serves every such entity.
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One JSON object of a collection.
+
+    ``key`` is unique within the collection; ``owner`` (optional) is what listings
+    filter on (a party such as ``"NL*ABC"`` or a partner id); ``last_updated`` orders
+    listings and is what OCPI ``date_from``/``date_to`` filter on.
+    """
+
+    key: str
+    data: dict[str, Any]
+    last_updated: datetime
+    owner: str | None = None
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"  # gave up (permanent error or too many attempts); replayable
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A request to a partner that must eventually be delivered.
+
+    Items with the same ``ordering_key`` (e.g. ``"session:NL/ABC/123"``) are
+    delivered strictly in ``seq`` order: only the oldest undelivered item of a key
+    is ever due, so the PATCHes of one session are never reordered.
+    """
+
+    id: str
+    partner_id: str
+    ordering_key: str
+    method: str
+    url: str
+    body: dict[str, Any] | None
+    created_at: datetime
+    next_attempt_at: datetime
+    seq: int = 0  # assigned by the store at enqueue: a global, increasing sequence
+    attempts: int = 0
+    status: OutboxStatus = OutboxStatus.PENDING
+    last_error: str | None = None
+    module: str | None = None  # e.g. "sessions", for the operator's view
+    # What to do with the answer: e.g. {"kind": "command_result", ...}; opaque here.
+    meta: dict[str, Any] | None = None
+
+
+class DocumentStore(Protocol):
+    async def put(self, doc: Document, *, enqueue: Sequence[OutboxItem] = ()) -> None:
+        """Insert or replace ``doc`` and enqueue ``enqueue``, atomically."""
+        ...
+
+    async def get(self, key: str) -> Document | None: ...
+    async def delete(self, key: str, *, enqueue: Sequence[OutboxItem] = ()) -> bool: ...
+    async def list(
+        self,
+        *,
+        owner: str | None = None,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[builtins.list[Document], int]:
+        """A page ordered by (last_updated, key) ascending, and the total matching count.
+
+        ``date_from`` inclusive, ``date_to`` exclusive (OCPI pagination).
+        """
+        ...
+
+
+class OutboxStore(Protocol):
+    async def enqueue(self, items: Sequence[OutboxItem]) -> builtins.list[OutboxItem]:
+        """Store new items (assigning ``seq``) atomically; returns them as stored."""
+        ...
+
+    async def due(self, now: datetime, *, limit: int = 100) -> builtins.list[OutboxItem]:
+        """Pending items whose ``next_attempt_at <= now`` and that head their ordering key.
+
+        An ordering key whose oldest undelivered item is FAILED yields nothing until
+        that item is replayed or discarded.
+        """
+        ...
+
+    async def complete(self, item_id: str) -> None: ...
+    async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
+        """Count an attempt, record the error, and schedule the next one."""
+        ...
+
+    async def fail(self, item_id: str, error: str) -> None:
+        """Give up on the item (it stays visible as FAILED and blocks its key)."""
+        ...
+
+    async def replay(self, item_id: str, now: datetime) -> bool:
+        """Make a FAILED item PENDING again, due at ``now``; False when not FAILED."""
+        ...
+
+    async def discard(self, item_id: str) -> bool:
+        """Mark a FAILED item DONE without delivering it (unblocks its key)."""
+        ...
+
+    async def get(self, item_id: str) -> OutboxItem | None: ...
+    async def list(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        partner_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> builtins.list[OutboxItem]:
+        """Items by ``seq`` ascending."""
         ...
 
 
