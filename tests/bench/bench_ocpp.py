@@ -1,0 +1,1224 @@
+#!/usr/bin/env python
+"""Benchmark of the OCPP central system: connections held, throughput, latency, CPU, memory.
+
+Run from the repository root (not collected by pytest)::
+
+    .venv/bin/python tests/bench/bench_ocpp.py            # 10,000 chargers, SQLite
+    .venv/bin/python tests/bench/bench_ocpp.py --redis    # the same on Redis (db 14)
+    .venv/bin/python tests/bench/bench_ocpp.py --quick    # smoke test, well under 30 s
+    .venv/bin/python tests/bench/bench_ocpp.py --server reference   # ocpp library alone
+
+What it does:
+
+1. starts the real gateway (``ocpi-gateway serve``) as a subprocess on a free
+   loopback port, in a temporary data dir, with auto-registration on and a
+   heartbeat interval of an hour (so the watchdog never closes idle chargers);
+2. starts ``--clients`` load-generator processes (the per-process open-files
+   limit, and so that their CPU is not the server's); each opens its share of
+   the WebSocket connections (OCPP 1.6J) and sends one BootNotification per
+   charger, then holds them idle: *connections held*, *memory per connection*
+   (server RSS after minus before, from ``/proc/PID/status``), idle CPU;
+3. saturation: ``--active`` of the chargers send Heartbeat, StatusNotification
+   and MeterValues (equal mix) back to back, one CALL in flight per connection
+   as OCPP-J requires, for ``--duration`` seconds: *messages per second*,
+   round-trip latency (send to the CALLRESULT with the same message id), and
+   *server CPU per message* (``utime + stime`` of the gateway process, all its
+   threads, from ``/proc/PID/stat``, divided by the messages answered);
+4. the same mix at a fixed total ``--rate`` for latency under a load that does
+   not saturate the server.
+
+Frames are pre-built strings (only the message id is spliced in) so that the
+load generator costs a fraction of what the server does; its own CPU per
+message is printed too, as is redis-server's with ``--redis``. Every wait is
+bounded; the script stops the gateway (SIGTERM, then SIGKILL after a grace
+period), removes its temporary directory and, with ``--redis``, its keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+import uuid
+from array import array
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"  # loopback only, always
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ADMIN_TOKEN = "bench-admin-token"
+
+# -- pre-built OCPP 1.6J frames -----------------------------------------------------------
+
+KINDS = ("Heartbeat", "StatusNotification", "MeterValues")
+_TS = "2025-01-01T00:00:00Z"
+BOOT_FRAME = (
+    '[2,"boot","BootNotification",'
+    '{"chargePointVendor":"Bench","chargePointModel":"Sim-1","firmwareVersion":"1.0"}]'
+)
+_HEARTBEAT = '","Heartbeat",{}]'
+_STATUS = (
+    '","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"%s",'
+    '"timestamp":"' + _TS + '"}]'
+)
+_METER = (
+    '","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"' + _TS + '",'
+    '"sampledValue":[{"value":"1234.5","measurand":"Energy.Active.Import.Register",'
+    '"unit":"Wh"},{"value":"7200","measurand":"Power.Active.Import","unit":"W"}]}]}]'
+)
+# (kind index, frame tail after the message id): an equal mix of the three actions,
+# the status alternating so that it really changes.
+CYCLE: tuple[tuple[int, str], ...] = (
+    (0, _HEARTBEAT),
+    (1, _STATUS % "Available"),
+    (2, _METER),
+    (0, _HEARTBEAT),
+    (1, _STATUS % "Preparing"),
+    (2, _METER),
+)
+
+
+# -- /proc ----------------------------------------------------------------------------------
+
+
+def proc_cpu_split(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """(utime, stime) in seconds, all threads of ``pid`` (dead threads included),
+    or only thread ``tid`` (the main thread, where aiohttp runs the event loop, has tid pid)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    return sum(proc_cpu_split(pid))
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and I/O wait (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
+def proc_memory_kib(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0])
+    return out
+
+
+def find_redis_server_pid() -> int | None:
+    """The local redis-server's pid, when this user may read its CPU counters."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "redis-server":
+                    continue
+            proc_cpu_seconds(int(entry))
+        except OSError:
+            continue
+        return int(entry)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# -- load generator (one process per --clients) ----------------------------------------------
+
+
+class _Phase:
+    __slots__ = (
+        "deadline",
+        "done",
+        "errors",
+        "first_error",
+        "inflight",
+        "last_answer",
+        "lat",
+        "lost",
+        "ok",
+        "period",
+        "unexpected",
+    )
+
+    def __init__(self, deadline: float, period: float, inflight: int) -> None:
+        self.deadline = deadline
+        self.period = period  # seconds between two CALLs of one connection; 0 = back to back
+        self.inflight = inflight
+        self.done = asyncio.Event()
+        self.lat = (array("d"), array("d"), array("d"))  # seconds, per kind
+        self.ok = self.errors = self.unexpected = self.lost = 0
+        self.first_error = ""
+        self.last_answer = 0.0
+        if inflight == 0:
+            self.done.set()
+
+
+class _Conn:
+    __slots__ = ("due", "expect", "kind", "n", "sent_at", "ws")
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.n = 0
+        self.kind = 0
+        self.sent_at = 0.0
+        self.due = 0.0
+        self.expect: str | None = None  # '[3,"<id>"' while a CALL is in flight
+
+
+class _Client:
+    def __init__(self, url: str) -> None:
+        import aiohttp
+
+        self.url = url
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+        )
+        self.conns: list[_Conn] = []
+        self.readers: set[asyncio.Task[None]] = set()
+        self.phase: _Phase | None = None
+        self.held = 0
+        self.dropped = 0  # connections the server closed while held
+        self.stray = 0  # frames that answered nothing in flight
+        self.closing = False
+
+    async def connect_all(self, ids: list[str], concurrency: int, timeout: float) -> dict[str, Any]:
+        import aiohttp
+
+        sem = asyncio.Semaphore(concurrency)
+        failures: Counter[str] = Counter()
+        ws_timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)
+
+        async def one(cp_id: str) -> None:
+            async with sem:
+                ws = None
+                try:
+                    async with asyncio.timeout(30):
+                        ws = await self.session.ws_connect(
+                            f"{self.url}/{cp_id}",
+                            protocols=("ocpp1.6",),
+                            compress=0,
+                            autoping=True,
+                            timeout=ws_timeout,
+                        )
+                        if ws.protocol != "ocpp1.6":
+                            raise BenchError(f"subprotocol {ws.protocol!r}")
+                        await ws.send_str(BOOT_FRAME)
+                        msg = await ws.receive()
+                        data = str(msg.data)
+                        if msg.type is not aiohttp.WSMsgType.TEXT or not (
+                            data.startswith('[3,"boot",') and '"Accepted"' in data
+                        ):
+                            raise BenchError(f"BootNotification answered {msg.data!r:.100}")
+                except Exception as exc:
+                    failures[f"{type(exc).__name__}: {exc}"[:120]] += 1
+                    if ws is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(ws.close(), 5)
+                    return
+            conn = _Conn(ws)
+            self.conns.append(conn)
+            self.held += 1
+            task = asyncio.create_task(self._reader(conn))
+            self.readers.add(task)
+            task.add_done_callback(self.readers.discard)
+
+        start = time.monotonic()
+        tasks = [asyncio.create_task(one(cp_id)) for cp_id in ids]
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            failures["not connected within --connect-timeout"] += len(pending)
+            await asyncio.wait(pending, timeout=10)
+        elapsed = time.monotonic() - start
+        # Start-up garbage is done with; keep full collections from walking thousands of
+        # connections and adding their pauses to the latencies measured.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 1000)
+        return {
+            "held": self.held,
+            "failed": sum(failures.values()),
+            "failures": failures.most_common(5),
+            "seconds": elapsed,
+        }
+
+    def _next_frame(self, conn: _Conn) -> str:
+        conn.n = n = conn.n + 1
+        uid = str(n)
+        conn.kind, tail = CYCLE[n % 6]
+        conn.expect = '[3,"' + uid + '"'
+        return '[2,"' + uid + tail
+
+    async def _send(self, conn: _Conn) -> bool:
+        frame = self._next_frame(conn)
+        conn.sent_at = time.monotonic()
+        try:
+            await conn.ws.send_str(frame)
+        except Exception:
+            return False
+        return True
+
+    def _finish(self, phase: _Phase) -> None:
+        phase.inflight -= 1
+        if phase.inflight <= 0:
+            phase.done.set()
+
+    async def _reader(self, conn: _Conn) -> None:
+        """The connection's only receiver; drives the next CALL once one is answered."""
+        import aiohttp
+
+        ws = conn.ws
+        text = aiohttp.WSMsgType.TEXT
+        clock = time.monotonic
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type is not text:
+                    break
+                now = clock()
+                phase = self.phase
+                expect = conn.expect
+                if phase is None or expect is None:
+                    self.stray += 1
+                    continue
+                data = msg.data
+                if data.startswith(expect):
+                    phase.lat[conn.kind].append(now - conn.sent_at)
+                    phase.ok += 1
+                elif data.startswith('[4,"' + expect[4:]):
+                    phase.errors += 1
+                    phase.first_error = phase.first_error or data[:200]
+                else:
+                    phase.unexpected += 1
+                    continue
+                phase.last_answer = now
+                conn.expect = None
+                if phase.period:
+                    conn.due += phase.period
+                    if conn.due >= phase.deadline:
+                        self._finish(phase)
+                        continue
+                    delay = conn.due - clock()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif now >= phase.deadline:
+                    self._finish(phase)
+                    continue
+                if not await self._send(conn):
+                    conn.expect = None
+                    phase.lost += 1
+                    self._finish(phase)
+                    break
+        finally:
+            self.held -= 1
+            if not self.closing:
+                self.dropped += 1
+            phase = self.phase
+            if phase is not None and conn.expect is not None:
+                conn.expect = None
+                phase.lost += 1
+                self._finish(phase)
+
+    async def _kick(self, conn: _Conn, phase: _Phase, at: float) -> None:
+        delay = at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        conn.due = at
+        if not await self._send(conn):
+            conn.expect = None
+            phase.lost += 1
+            self._finish(phase)
+
+    async def run_phase(self, spec: dict[str, Any]) -> dict[str, Any]:
+        active = [c for c in self.conns[: spec["active"]] if not c.ws.closed]
+        delay = spec["start_at"] - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        rate = spec["rate"]  # this client's share, CALLs per second; 0 = saturate
+        period = len(active) / rate if rate else 0.0
+        start = time.monotonic()
+        phase = _Phase(start + spec["duration"], period, len(active))
+        self.phase = phase
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        kicks = []
+        if period:
+            step = period / max(1, len(active))
+            kicks = [
+                asyncio.create_task(self._kick(c, phase, start + i * step))
+                for i, c in enumerate(active)
+            ]
+        else:
+            for conn in active:
+                conn.due = start
+                if not await self._send(conn):
+                    conn.expect = None
+                    phase.lost += 1
+                    self._finish(phase)
+        try:
+            await asyncio.wait_for(phase.done.wait(), spec["duration"] + spec["drain"])
+        except TimeoutError:
+            phase.lost += phase.inflight
+        for task in kicks:
+            task.cancel()
+        self.phase = None
+        for conn in active:
+            conn.expect = None
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "ok": phase.ok,
+            "errors": phase.errors,
+            "first_error": phase.first_error,
+            "unexpected": phase.unexpected,
+            "lost": phase.lost,
+            "active": len(active),
+            "start": start,
+            "last_answer": phase.last_answer or start,
+            "lat": [a.tobytes() for a in phase.lat],
+            "cpu": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
+        }
+
+    async def close(self) -> dict[str, Any]:
+        self.closing = True
+        held = self.held
+        if self.conns:
+            await asyncio.wait([asyncio.create_task(c.ws.close()) for c in self.conns], timeout=30)
+        for task in list(self.readers):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.session.close(), 10)
+        return {"held": held, "dropped": self.dropped, "stray": self.stray}
+
+
+async def _client_loop(pipe: Pipe, url: str) -> None:
+    loop = asyncio.get_running_loop()
+    client = _Client(url)
+    while True:
+        try:
+            cmd, arg = await loop.run_in_executor(None, pipe.recv)
+        except EOFError:  # the coordinator is gone
+            await client.close()
+            return
+        try:
+            if cmd == "connect":
+                result = await client.connect_all(arg["ids"], arg["concurrency"], arg["timeout"])
+            elif cmd == "phase":
+                result = await client.run_phase(arg)
+            elif cmd == "status":
+                result = {"held": client.held, "dropped": client.dropped, "stray": client.stray}
+            elif cmd == "close":
+                pipe.send(("ok", await client.close()))
+                return
+            else:
+                raise BenchError(f"unknown command {cmd!r}")
+        except Exception:
+            pipe.send(("error", traceback.format_exc()))
+            continue
+        pipe.send(("ok", result))
+
+
+def client_main(pipe: Pipe, url: str) -> None:
+    # Each client holds up to --connections / --clients sockets, under the fd limit.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(_client_loop(pipe, url))
+
+
+# -- reference: a minimal central system with the ocpp library alone ---------------------------
+
+
+def serve_reference(port: int) -> None:
+    """What the issue's reference figures measure: ocpp's ChargePoint, no storage."""
+    from datetime import UTC, datetime
+
+    from aiohttp import WSMsgType, web
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint, call_result
+
+    def now() -> str:
+        return datetime.now(UTC).isoformat()
+
+    class Adapter:
+        def __init__(self, ws: web.WebSocketResponse) -> None:
+            self.ws = ws
+
+        async def recv(self) -> str:
+            msg = await self.ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                return str(msg.data)
+            raise ConnectionError("closed")
+
+        async def send(self, message: str) -> None:
+            await self.ws.send_str(message)
+
+    class CentralSystemCP(ChargePoint):  # type: ignore[misc]
+        @on("BootNotification")
+        async def on_boot(self, **_: Any) -> Any:
+            return call_result.BootNotification(
+                current_time=now(), interval=3600, status="Accepted"
+            )
+
+        @on("Heartbeat")
+        async def on_heartbeat(self, **_: Any) -> Any:
+            return call_result.Heartbeat(current_time=now())
+
+        @on("StatusNotification")
+        async def on_status(self, **_: Any) -> Any:
+            return call_result.StatusNotification()
+
+        @on("MeterValues")
+        async def on_meter_values(self, **_: Any) -> Any:
+            return call_result.MeterValues()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=("ocpp1.6",))
+        await ws.prepare(request)
+        cp = CentralSystemCP(request.match_info["cp_id"], Adapter(ws))
+        with contextlib.suppress(ConnectionError):
+            await cp.start()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ocpp/{cp_id}", handler)
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+
+
+CPROFILE_SERVER = "--serve-gateway-under-cprofile"
+
+
+def serve_gateway_under_cprofile(out: str, gateway_args: list[str]) -> int:
+    """``ocpi-gateway`` with a cProfile of its main (event-loop) thread, enabled by
+    SIGUSR1 and written to ``out`` by SIGUSR2 (see ``--profile X.pstats``).
+
+    cProfile's default (wall) clock: a CPU-time clock would cost a system call per
+    function call and swamp the profile; the event-loop thread is busy during
+    saturation, so its wall time is its CPU time unless the machine is crowded
+    (see ``--nice``)."""
+    import cProfile
+
+    from gateway.cli import main as gateway_main
+
+    profile = cProfile.Profile()
+
+    def start(*_: Any) -> None:
+        profile.enable()
+
+    def stop(*_: Any) -> None:
+        profile.disable()
+        profile.dump_stats(out)
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, stop)
+    return gateway_main(gateway_args)
+
+
+# -- coordinator ----------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    active: int
+    target_rate: float
+    ok: int = 0
+    errors: int = 0
+    lost: int = 0
+    unexpected: int = 0
+    first_error: str = ""
+    window: float = 0.0
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    server_sys: float = 0.0  # the kernel's share of server_cpu
+    loop_cpu: float = 0.0  # the main (event-loop) thread's share of server_cpu
+    machine_cpu: float = 0.0  # every process on the machine
+    redis_cpu: float | None = None
+    client_cpu: float = 0.0
+    lat: list[list[float]] = field(default_factory=list)  # sorted, per kind
+
+    @property
+    def all_lat(self) -> list[float]:
+        return sorted(x for per_kind in self.lat for x in per_kind)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.window if self.window > 0 else 0.0
+
+    def per_msg_us(self, seconds: float | None) -> float | None:
+        if seconds is None or not self.ok:
+            return None
+        return seconds / self.ok * 1e6
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-ocpp-"))
+        self.port = free_port()
+        self.server: subprocess.Popen[bytes] | None = None
+        self.log_path = self.tmp / "server.log"
+        self.clients: list[tuple[Any, Pipe]] = []
+        self.redis_prefix = f"bench:{os.getpid()}:{uuid.uuid4().hex[:8]}:"
+        self.redis_pid: int | None = None
+        self.results: dict[str, Any] = {}
+
+    # -- server --------------------------------------------------------------------------
+
+    def _server_command(self) -> tuple[list[str], dict[str, str]]:
+        env = dict(os.environ)
+        if self.args.server == "reference":
+            return [sys.executable, __file__, "--serve-reference", str(self.port)], env
+        script = Path(sys.executable).parent / "ocpi-gateway"
+        cmd = [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+        if self.cprofile_out is not None:
+            cmd = [sys.executable, __file__, CPROFILE_SERVER, str(self.cprofile_out)]
+        env.update(
+            GATEWAY_AUTO_REGISTER="true",
+            GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN,
+            GATEWAY_LOG_LEVEL="WARNING",
+            GATEWAY_HEARTBEAT_INTERVAL="3600",
+        )
+        for key in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX", "GATEWAY_HOST", "GATEWAY_PORT"):
+            env.pop(key, None)
+        if self.args.redis:
+            env["GATEWAY_REDIS_URL"] = self.args.redis_url
+            env["GATEWAY_REDIS_PREFIX"] = self.redis_prefix
+        cmd += ["serve", "--host", HOST, "--port", str(self.port)]
+        cmd += ["--data-dir", str(self.tmp / "data")]
+        return cmd, env
+
+    def start_server(self) -> None:
+        cmd, env = self._server_command()
+        log = self.log_path.open("wb")
+        self.server = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            self.check_server()
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("the server did not listen within 60 s" + self.log_tail())
+            time.sleep(0.1)
+        time.sleep(0.5)  # let start-up settle (gc.freeze, first allocations)
+
+    def check_server(self) -> None:
+        if self.server is not None and self.server.poll() is not None:
+            raise BenchError(f"the server exited with {self.server.returncode}" + self.log_tail())
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return "\n--- server log (tail) ---\n" + "\n".join(text) if text else ""
+
+    def stop_server(self) -> None:
+        if self.server is None or self.server.poll() is not None:
+            return
+        self.server.send_signal(signal.SIGTERM)
+        try:
+            self.server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait(timeout=10)
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return self.server.pid
+
+    # -- clients -------------------------------------------------------------------------
+
+    def start_clients(self) -> None:
+        ctx = mp.get_context("spawn")
+        url = f"ws://{HOST}:{self.port}/ocpp"
+        for _ in range(self.args.clients):
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=client_main, args=(theirs, url), daemon=True)
+            proc.start()
+            theirs.close()
+            self.clients.append((proc, ours))
+
+    def ask(self, cmd: str, args: list[Any], timeout: float) -> list[dict[str, Any]]:
+        for (_, pipe), arg in zip(self.clients, args, strict=True):
+            pipe.send((cmd, arg))
+        deadline = time.monotonic() + timeout
+        answers = []
+        for proc, pipe in self.clients:
+            if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                raise BenchError(f"a load generator did not finish {cmd!r} within {timeout:.0f} s")
+            try:
+                status, result = pipe.recv()
+            except EOFError:
+                raise BenchError(f"load generator {proc.pid} died during {cmd!r}") from None
+            if status != "ok":
+                raise BenchError(f"load generator failed during {cmd!r}:\n{result}")
+            answers.append(result)
+        return answers
+
+    def stop_clients(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        with contextlib.suppress(BenchError, OSError):
+            for answer in self.ask("close", [None] * len(self.clients), 60):
+                totals.update(answer)
+        for proc, pipe in self.clients:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            pipe.close()
+        self.clients = []
+        return dict(totals)
+
+    def split(self, total: int) -> list[int]:
+        n = len(self.clients)
+        return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+    # -- measurements --------------------------------------------------------------------
+
+    def cpu(self) -> tuple[float, float | None]:
+        redis_cpu = None
+        if self.redis_pid is not None:
+            with contextlib.suppress(OSError):
+                redis_cpu = proc_cpu_seconds(self.redis_pid)
+        return proc_cpu_seconds(self.pid), redis_cpu
+
+    def connect(self) -> None:
+        args = self.args
+        run = uuid.uuid4().hex[:6]
+        shares = self.split(args.connections)
+        ids = [[f"bench-{run}-{c}-{i}" for i in range(share)] for c, share in enumerate(shares)]
+        mem0 = proc_memory_kib(self.pid)
+        cpu0, _ = self.cpu()
+        t0 = time.monotonic()
+        answers = self.ask(
+            "connect",
+            [
+                {
+                    "ids": chunk,
+                    "concurrency": args.connect_concurrency,
+                    "timeout": args.connect_timeout,
+                }
+                for chunk in ids
+            ],
+            args.connect_timeout + 60,
+        )
+        wall = time.monotonic() - t0
+        cpu1, _ = self.cpu()
+        self.check_server()
+        time.sleep(1.0)  # let the last writes land before sampling memory
+        held = sum(a["held"] for a in self.ask("status", [None] * len(self.clients), 30))
+        mem1 = proc_memory_kib(self.pid)
+        failures: Counter[str] = Counter()
+        for answer in answers:
+            failures.update(dict(answer["failures"]))
+        self.results["connect"] = {
+            "requested": args.connections,
+            "held": held,
+            "failed": sum(a["failed"] for a in answers),
+            "failures": failures.most_common(5),
+            "seconds": wall,
+            "server_cpu_s": cpu1 - cpu0,
+            "rss_before_kib": mem0["VmRSS"],
+            "hwm_before_kib": mem0["VmHWM"],
+            "rss_after_kib": mem1["VmRSS"],
+            "hwm_after_kib": mem1["VmHWM"],
+        }
+
+    def idle(self) -> None:
+        cpu0, _ = self.cpu()
+        t0 = time.monotonic()
+        time.sleep(self.args.idle)
+        cpu1, _ = self.cpu()
+        wall = time.monotonic() - t0
+        held = sum(a["held"] for a in self.ask("status", [None] * len(self.clients), 30))
+        self.results["idle"] = {"seconds": wall, "server_cpu_s": cpu1 - cpu0, "held": held}
+
+    def phase(self, name: str, active: int, duration: float, rate: float) -> PhaseResult:
+        self.check_server()
+        start_at = time.monotonic() + 0.3
+        actives = self.split(active)
+        rates = [rate * a / active if active else 0.0 for a in actives]
+        specs = [
+            {"active": a, "rate": r, "duration": duration, "start_at": start_at, "drain": 30.0}
+            for a, r in zip(actives, rates, strict=True)
+        ]
+        for (_, pipe), spec in zip(self.clients, specs, strict=True):
+            pipe.send(("phase", spec))
+        time.sleep(max(0.0, start_at - time.monotonic()))
+        cpu0, redis0 = self.cpu()
+        sys0 = proc_cpu_split(self.pid)[1]
+        loop0 = sum(proc_cpu_split(self.pid, self.pid))
+        machine0 = machine_busy_seconds()
+        t0 = time.monotonic()
+        answers = []
+        for proc, pipe in self.clients:
+            if not pipe.poll(max(1.0, start_at + duration + 60 - time.monotonic())):
+                raise BenchError(f"a load generator did not finish phase {name!r}")
+            try:
+                status, result = pipe.recv()
+            except EOFError:
+                raise BenchError(f"load generator {proc.pid} died during {name!r}") from None
+            if status != "ok":
+                raise BenchError(f"load generator failed during {name!r}:\n{result}")
+            answers.append(result)
+        cpu1, redis1 = self.cpu()
+        sys1 = proc_cpu_split(self.pid)[1]
+        loop1 = sum(proc_cpu_split(self.pid, self.pid))
+        machine1 = machine_busy_seconds()
+        wall = time.monotonic() - t0
+        result = PhaseResult(name=name, active=sum(a["active"] for a in answers), target_rate=rate)
+        for answer in answers:
+            result.ok += answer["ok"]
+            result.errors += answer["errors"]
+            result.lost += answer["lost"]
+            result.unexpected += answer["unexpected"]
+            result.client_cpu += answer["cpu"]
+            result.first_error = result.first_error or answer["first_error"]
+        result.window = max(a["last_answer"] for a in answers) - min(a["start"] for a in answers)
+        result.wall = wall
+        result.server_cpu = cpu1 - cpu0
+        result.server_sys = sys1 - sys0
+        result.loop_cpu = loop1 - loop0
+        result.machine_cpu = machine1 - machine0
+        if redis0 is not None and redis1 is not None:
+            result.redis_cpu = redis1 - redis0
+        per_kind: list[list[float]] = [[], [], []]
+        for answer in answers:
+            for kind, raw in enumerate(answer["lat"]):
+                values = array("d")
+                values.frombytes(raw)
+                per_kind[kind].extend(values)
+        result.lat = [sorted(v) for v in per_kind]
+        self.check_server()
+        return result
+
+    def server_connected_count(self) -> int | None:
+        """How many chargers the gateway itself lists as connected (admin API)."""
+        if self.args.server != "gateway":
+            return None
+        request = urllib.request.Request(
+            f"http://{HOST}:{self.port}/admin/chargers",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=180) as response:
+                chargers = json.load(response)
+        except (OSError, ValueError) as exc:
+            print(f"  (admin API check failed: {exc})", file=sys.stderr)
+            return None
+        return sum(1 for c in chargers if c.get("connected"))
+
+    @property
+    def cprofile_out(self) -> Path | None:
+        """With ``--profile X.pstats``: the gateway runs under cProfile (main thread CPU)."""
+        if self.args.profile and Path(self.args.profile).suffix in (".pstats", ".prof"):
+            return Path(self.args.profile).resolve()
+        return None
+
+    def start_profiler(self, seconds: float) -> Callable[[], None]:
+        """Start profiling the server now; the returned function stops it and saves the file."""
+        if not self.args.profile:
+            return lambda: None
+        out = Path(self.args.profile).resolve()
+        if self.cprofile_out is not None:
+            out.unlink(missing_ok=True)
+            os.kill(self.pid, signal.SIGUSR1)
+
+            def stop_cprofile() -> None:
+                os.kill(self.pid, signal.SIGUSR2)
+                deadline = time.monotonic() + 60
+                while not out.exists() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if not out.exists():
+                    print("cProfile: the server wrote no profile", file=sys.stderr)
+
+            return stop_cprofile
+        py_spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        if py_spy is None:
+            raise BenchError("--profile needs py-spy (.venv/bin/pip install py-spy)")
+        fmt = {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")
+        cmd = [py_spy, "record", "-p", str(self.pid), "-d", str(max(1, int(seconds))), "-r", "100"]
+        cmd += ["--threads", "-f", fmt, "-o", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        def stop_py_spy() -> None:
+            try:
+                _, err = proc.communicate(timeout=seconds + 60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate(timeout=10)
+            if proc.returncode != 0:
+                print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", file=sys.stderr)
+
+        return stop_py_spy
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        if args.redis:
+            import redis
+
+            try:
+                redis.Redis.from_url(args.redis_url, socket_timeout=5).ping()
+            except redis.RedisError as exc:
+                raise BenchError(f"--redis: no Redis answers at {args.redis_url}: {exc}") from None
+            self.redis_pid = find_redis_server_pid()
+        self.start_server()
+        print(
+            f"server pid {self.pid} on ws://{HOST}:{self.port}/ocpp "
+            f"(storage: {self.storage_name}); temp dir {self.tmp}",
+            flush=True,
+        )
+        self.start_clients()
+        self.connect()
+        c = self.results["connect"]
+        if not c["held"]:
+            raise BenchError(f"no charger could connect: {c['failures']}" + self.log_tail())
+        print(
+            f"connected {c['held']}/{c['requested']} in {c['seconds']:.1f} s; "
+            f"idle {args.idle:.0f} s, warm-up {args.warmup:.0f} s, then {args.duration:.0f} s "
+            "saturated and rate-limited",
+            flush=True,
+        )
+        self.idle()
+        active = min(args.active, c["held"])
+        if args.warmup > 0:
+            self.phase("warm-up", active, args.warmup, 0)
+        profile_rate = args.profile_phase == "rate-limited"
+        stop_profiler = self.start_profiler(args.duration) if not profile_rate else None
+        saturated = self.phase("saturation", active, args.duration, 0)
+        if stop_profiler is not None:
+            stop_profiler()
+        stop_profiler = self.start_profiler(args.duration) if profile_rate else None
+        limited = self.phase("rate-limited", active, args.duration, args.rate)
+        if stop_profiler is not None:
+            stop_profiler()
+        status = self.ask("status", [None] * len(self.clients), 30)
+        self.results["end"] = {
+            "held": sum(a["held"] for a in status),
+            "dropped": sum(a["dropped"] for a in status),
+            "server_connected": self.server_connected_count(),
+            "memory_kib": proc_memory_kib(self.pid),
+        }
+        self.results["phases"] = [saturated, limited]
+        return self.results
+
+    @property
+    def storage_name(self) -> str:
+        if self.args.server == "reference":
+            return "none (ocpp library alone)"
+        return (
+            f"redis {self.args.redis_url} prefix {self.redis_prefix}"
+            if self.args.redis
+            else "sqlite"
+        )
+
+    def cleanup(self) -> None:
+        if self.clients:
+            self.stop_clients()
+        self.stop_server()
+        if self.args.redis and self.args.server == "gateway":
+            import redis
+
+            with contextlib.suppress(redis.RedisError):
+                r = redis.Redis.from_url(self.args.redis_url, socket_timeout=10)
+                keys = list(r.scan_iter(match=self.redis_prefix + "*", count=1000))
+                for i in range(0, len(keys), 1000):
+                    r.delete(*keys[i : i + 1000])
+                r.close()
+        if self.args.keep:
+            print(f"kept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.1f} ms"
+
+
+def _us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} µs"
+
+
+def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> dict[str, Any]:
+    c, idle, end = results["connect"], results["idle"], results["end"]
+    saturated, limited = results["phases"]
+    rss_delta = (c["rss_after_kib"] - c["rss_before_kib"]) * 1024
+    hwm_delta = (c["hwm_after_kib"] - c["rss_before_kib"]) * 1024
+    per_conn = rss_delta / c["held"] if c["held"] else None
+    per_conn_peak = hwm_delta / c["held"] if c["held"] else None
+    server_us = saturated.per_msg_us(saturated.server_cpu)
+    summary: dict[str, Any] = {
+        "server": args.server,
+        "storage": bench.storage_name,
+        "connections_requested": c["requested"],
+        "connections_held": c["held"],
+        "connections_held_at_end": end["held"],
+        "server_reports_connected": end["server_connected"],
+        "msgs_per_s_saturation": saturated.rate,
+        "server_cpu_us_per_msg": server_us,
+        "memory_per_connection_bytes": per_conn,
+        "peak_memory_per_connection_bytes": per_conn_peak,
+        "server_peak_rss_kib": end["memory_kib"]["VmHWM"],
+    }
+    lines = [
+        "",
+        f"OCPP central system benchmark: {args.server} ({bench.storage_name}), OCPP 1.6J, "
+        f"{os.cpu_count()} cores, {args.clients} load-generator processes",
+        "",
+        "connections",
+        f"  held (load generator)         {c['held']} of {c['requested']}"
+        + (f"  ({c['failed']} failed: {c['failures']})" if c["failed"] else ""),
+        f"  held at the end               {end['held']}"
+        + (f"  ({end['dropped']} closed by the server)" if end["dropped"] else ""),
+    ]
+    if end["server_connected"] is not None:
+        lines.append(f"  connected (gateway admin API) {end['server_connected']}")
+    lines += [
+        f"  connect + BootNotification    {c['seconds']:.1f} s "
+        f"({c['held'] / c['seconds']:.0f}/s), server CPU "
+        f"{_us(c['server_cpu_s'] / c['held'] * 1e6 if c['held'] else None)} per connection",
+        f"  idle server CPU               {idle['server_cpu_s'] / idle['seconds'] * 100:.1f} % "
+        f"of a core over {idle['seconds']:.0f} s",
+        "",
+        "server memory",
+        f"  RSS before connecting         {c['rss_before_kib'] / 1024:.1f} MiB",
+        f"  RSS with all idle connections {c['rss_after_kib'] / 1024:.1f} MiB "
+        f"(peak VmHWM {c['hwm_after_kib'] / 1024:.1f} MiB)",
+        f"  RSS / peak at the end         {end['memory_kib']['VmRSS'] / 1024:.1f} / "
+        f"{end['memory_kib']['VmHWM'] / 1024:.1f} MiB",
+        "  per idle connection           "
+        + ("n/a" if per_conn is None else f"{per_conn / 1000:.1f} kB")
+        + "  (peak: "
+        + ("n/a" if per_conn_peak is None else f"{per_conn_peak / 1000:.1f} kB")
+        + ")",
+    ]
+    for phase in (saturated, limited):
+        lat = phase.all_lat
+        target = (
+            "back to back, 1 CALL in flight per connection"
+            if not phase.target_rate
+            else f"target {phase.target_rate:.0f} msg/s"
+        )
+        lines += [
+            "",
+            f"{phase.name}: {phase.active} active chargers, {target}, {args.duration:.0f} s",
+            f"  answered                      {phase.ok}"
+            + f"  (CALLERROR {phase.errors}, unanswered {phase.lost}, stray {phase.unexpected})",
+            f"  throughput                    {phase.rate:.0f} msg/s",
+            f"  round trip p50 / p99          {_ms(percentile(lat, 50))} / {_ms(percentile(lat, 99))}"
+            f"   (p99.9 {_ms(percentile(lat, 99.9))}, max {_ms(lat[-1] if lat else None)})",
+        ]
+        for kind, values in zip(KINDS, phase.lat, strict=True):
+            lines.append(
+                f"    {kind:<27} {_ms(percentile(values, 50))} / {_ms(percentile(values, 99))}"
+            )
+        lines += [
+            f"  server CPU                    {_us(phase.per_msg_us(phase.server_cpu))} per message"
+            f"  ({phase.server_cpu / phase.wall * 100:.0f} % of a core; kernel "
+            f"{_us(phase.per_msg_us(phase.server_sys))})",
+            f"    event-loop thread           {_us(phase.per_msg_us(phase.loop_cpu))} per message"
+            f"  ({phase.loop_cpu / phase.wall * 100:.0f} % of a core); other threads "
+            f"{_us(phase.per_msg_us(phase.server_cpu - phase.loop_cpu))}",
+        ]
+        if phase.redis_cpu is not None:
+            lines.append(
+                f"  redis-server CPU              {_us(phase.per_msg_us(phase.redis_cpu))} per message"
+            )
+        lines.append(
+            f"  load generator CPU            {_us(phase.per_msg_us(phase.client_cpu))} per message"
+        )
+        others = phase.machine_cpu - phase.server_cpu - phase.client_cpu - (phase.redis_cpu or 0)
+        lines.append(
+            f"  other processes               {max(0.0, others) / phase.wall * 100:.0f} % of a core"
+            + ("  (a busy machine: figures perturbed)" if others > 0.15 * phase.wall else "")
+        )
+        if phase.first_error:
+            lines.append(f"  first CALLERROR: {phase.first_error}")
+        summary[f"{phase.name}"] = {
+            "active": phase.active,
+            "answered": phase.ok,
+            "errors": phase.errors,
+            "unanswered": phase.lost,
+            "msgs_per_s": phase.rate,
+            "p50_ms": (percentile(lat, 50) or 0) * 1000,
+            "p99_ms": (percentile(lat, 99) or 0) * 1000,
+            "server_cpu_us_per_msg": phase.per_msg_us(phase.server_cpu),
+            "redis_cpu_us_per_msg": phase.per_msg_us(phase.redis_cpu),
+            "client_cpu_us_per_msg": phase.per_msg_us(phase.client_cpu),
+            "event_loop_cpu_us_per_msg": phase.per_msg_us(phase.loop_cpu),
+            "server_busy_percent_of_core": phase.server_cpu / phase.wall * 100,
+            "other_processes_percent_of_core": max(0.0, others) / phase.wall * 100,
+        }
+    lines += [
+        "",
+        "summary",
+        f"  connections held              {c['held']}",
+        f"  msgs/s at saturation          {saturated.rate:.0f}",
+        f"  p50 / p99 (saturation)        {_ms(percentile(saturated.all_lat, 50))} / "
+        f"{_ms(percentile(saturated.all_lat, 99))}",
+        f"  p50 / p99 (rate-limited)      {_ms(percentile(limited.all_lat, 50))} / "
+        f"{_ms(percentile(limited.all_lat, 99))}",
+        f"  server CPU per message        {_us(server_us)}  (target <= 250 µs)",
+        f"  server peak memory            {end['memory_kib']['VmHWM'] / 1024:.1f} MiB, "
+        + ("n/a" if per_conn is None else f"{per_conn / 1000:.1f} kB")
+        + " per idle connection",
+    ]
+    print("\n".join(lines), flush=True)
+    return summary
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the OCPP central system (see the module docstring)."
+    )
+    parser.add_argument("--connections", type=int, default=10_000, help="chargers (10000)")
+    parser.add_argument("--active", type=int, default=1000, help="chargers sending (1000)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase (10)")
+    parser.add_argument(
+        "--rate", type=float, default=2000.0, help="total msg/s of the rate-limited phase (2000)"
+    )
+    parser.add_argument("--redis", action="store_true", help="use Redis storage")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/14", help="with --redis (db 14)"
+    )
+    parser.add_argument("--clients", type=int, default=2, help="load-generator processes (2)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: 500 chargers, 200 active, 3 s phases"
+    )
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle measurement")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured saturated seconds")
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=64, help="handshakes in progress per client"
+    )
+    parser.add_argument("--connect-timeout", type=float, default=600.0, help="seconds (600)")
+    parser.add_argument(
+        "--server",
+        choices=("gateway", "reference"),
+        default="gateway",
+        help="the gateway, or a minimal central system with the ocpp library alone",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the server and load generators at this niceness (e.g. -10, needs root) so "
+        "that other work on a shared machine disturbs the figures less",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="profile the server during one phase (--profile-phase): FILE.pstats runs it under cProfile "
+        "(event-loop thread, pstats file), else py-spy record (.txt collapsed "
+        "stacks, .json speedscope, other names an SVG flame graph)",
+    )
+    parser.add_argument(
+        "--profile-phase",
+        choices=("saturation", "rate-limited"),
+        default="saturation",
+        help="the phase --profile records (saturation)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
+    parser.add_argument("--serve-reference", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.connections, args.active, args.duration = 500, 200, 3.0
+        args.rate, args.idle, args.warmup = 500.0, 1.0, 1.0
+    if args.connections < 1 or args.clients < 1 or args.active < 1 or args.duration <= 0:
+        parser.error("--connections, --clients, --active and --duration must be positive")
+    if args.connections / args.clients > 18_000:
+        parser.error("more than 18,000 connections per client: raise --clients (fd limit)")
+    if args.server == "reference" and args.redis:
+        parser.error("--redis applies to the gateway only")
+    if args.server == "reference" and Path(args.profile or "").suffix in (".pstats", ".prof"):
+        parser.error("cProfile (--profile X.pstats) applies to the gateway only; use py-spy")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == [CPROFILE_SERVER]:
+        return serve_gateway_under_cprofile(raw[1], raw[2:])
+    args = parse_args(argv)
+    if args.serve_reference:
+        serve_reference(args.serve_reference)
+        return 0
+    if args.nice:
+        try:  # inherited by the server and the load generators
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+        except OSError as exc:
+            print(f"--nice {args.nice}: {exc}", file=sys.stderr)
+            return 2
+    bench = Bench(args)
+    # SIGTERM (e.g. a CI timeout) unwinds through the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        results = bench.run()
+        summary = report(args, bench, results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        bench.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
