@@ -1,0 +1,1338 @@
+"""Price a charging session (or a whole CDR) with an OCPI tariff.
+
+Spec references are to OCPI 2.2.1 (ocpi/ocpi, branch release-2.2.1-bugfixes):
+``mod_tariffs`` (Tariff object, TariffRestrictions, PriceComponent, reservation notes) and
+``mod_cdrs`` (ChargingPeriod, the step_size section, the CDR total fields).
+
+How a session is priced:
+
+1. The charging periods are put in time order. Each ends where the next starts, the last
+   at the session end (mod_cdrs, ChargingPeriod.start_date_time). Periods with a
+   RESERVATION_TIME dimension form the reservation part, which comes first; the others
+   form the session part. Durations (min/max_duration) count from the first period of a
+   part, so parking time counts too.
+2. A period is cut wherever a restriction can change value inside it: a local time of
+   day or date change (in the location's zone, DST included), a duration threshold, or a
+   kWh threshold of the energy charged so far. Volumes are spread evenly over the period,
+   so each piece gets its share. Each piece is evaluated where it starts (all OCPI
+   restriction intervals include their start and exclude their end).
+3. For each dimension of each piece, the first element (in tariff order) that has a
+   component of that dimension and whose restrictions all hold prices it (mod_tariffs,
+   Tariff object). No such element: that volume is free. FLAT is charged once, by the
+   first piece for which a FLAT element holds.
+4. step_size applies once to session totals (mod_cdrs, step_size): to the priced energy,
+   with the step of the last ENERGY component used; and to the priced time of whichever
+   of TIME and PARKING_TIME was priced last (charging time is not rounded when parking
+   follows), with that component's step. The extra is billed at that component's price.
+5. min_price / max_price bound the total, each VAT limb on its own (mod_tariffs notes).
+6. Money is rounded once, at the end (half-up to the currency's minor unit).
+
+Everything is computed with ``Decimal`` in a 50-digit context; durations are integer
+microseconds.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, tzinfo
+from decimal import (
+    ROUND_CEILING,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    getcontext,
+    localcontext,
+    setcontext,
+)
+from functools import lru_cache
+from itertools import pairwise
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ocpi.tariffs.clock import DAY_US, HOUR_US, MINUTE_US, US, LocalClock, from_us, to_us
+from ocpi.tariffs.errors import (
+    CurrencyMismatchError,
+    InvalidArgumentError,
+    InvalidCdrError,
+    InvalidTariffError,
+    TariffNotApplicableError,
+)
+from ocpi.tariffs.model import (
+    Cdr,
+    CdrDimensionType,
+    ChargingPeriod,
+    Price,
+    PriceComponent,
+    ReservationRestriction,
+    Tariff,
+    TariffDimension,
+    TariffElement,
+    TariffRestrictions,
+)
+from ocpi.tariffs.result import (
+    ZERO,
+    ZERO_PRICE,
+    BreakdownLine,
+    CdrTotals,
+    LineKind,
+    Part,
+    PricingResult,
+)
+
+__all__ = [
+    "CompiledTariff",
+    "compile_tariff",
+    "price_cdr",
+    "price_session",
+    "tariff_is_active",
+]
+
+_CONTEXT = Context(
+    prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+_ZERO = ZERO
+_ONE = Decimal(1)
+_HUNDRED = Decimal(100)
+_WH_PER_KWH = Decimal(1000)
+_SECONDS_PER_HOUR = Decimal(3600)
+_US_PER_HOUR = Decimal(HOUR_US)
+# Splitting a period divides volumes into fractions; sums of such shares can carry noise in
+# the 40th digit. Totals are cleaned to this many places before step_size rounding (which
+# must not bill a whole extra step for 1e-40 s) and before the final rounding.
+_CLEAN = Decimal("1e-18")
+# A piece narrower than this fraction of its period only exists through that noise (two
+# boundaries at the same point computed two ways); it is merged into its neighbour.
+_SLIVER = Decimal("1e-24")
+# Volumes in hours with 4-6 decimals are off by up to a third of a second; more than this
+# between a period's TIME/PARKING_TIME and its length is a contradiction worth a warning.
+_TIME_SLACK_US = US
+_MILLI = Decimal("0.001")  # how consumed seconds / Wh are shown in a step_size note
+_TENTH_MILLI = Decimal("0.0001")  # how hours are shown in warnings
+_EPOCH_DATE = date(1970, 1, 1)
+# No price, volume, VAT rate, step or bound in a real tariff or CDR comes near this; above
+# it, the 50-digit arithmetic could no longer hold 18 decimals, so such input is refused.
+_LIMIT = 10**9
+
+# Dimension slots in the accumulators.
+_FLAT, _ENERGY, _TIME, _PARKING = 0, 1, 2, 3
+_DIMENSIONS = (
+    TariffDimension.FLAT,
+    TariffDimension.ENERGY,
+    TariffDimension.TIME,
+    TariffDimension.PARKING_TIME,
+)
+_SLOT = {dim: i for i, dim in enumerate(_DIMENSIONS)}
+_METERED = (
+    CdrDimensionType.ENERGY,
+    CdrDimensionType.TIME,
+    CdrDimensionType.PARKING_TIME,
+    CdrDimensionType.RESERVATION_TIME,
+)
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+class _Check:
+    """One element's restrictions, in the units the pricer evaluates (µs, day numbers)."""
+
+    __slots__ = (
+        "day_from",
+        "day_to",
+        "dow_mask",
+        "local",
+        "max_current",
+        "max_dur",
+        "max_kwh",
+        "max_power",
+        "min_current",
+        "min_dur",
+        "min_kwh",
+        "min_power",
+        "tod_end",
+        "tod_start",
+        "tod_wrap",
+    )
+
+    def __init__(self, r: TariffRestrictions) -> None:
+        self.day_from = None if r.start_date is None else (r.start_date - _EPOCH_DATE).days
+        self.day_to = None if r.end_date is None else (r.end_date - _EPOCH_DATE).days
+        mask = 0
+        for day in r.day_of_week:
+            mask |= 1 << day.weekday
+        self.dow_mask = mask or 0x7F  # no day_of_week: every day
+        # start_time/end_time: "If end_time < start_time then the period wraps around to
+        # the next day. To stop at end of the day use: 00:00." An absent start is 00:00,
+        # an absent end is the end of the day; equal times wrap all the way round.
+        start = 0 if r.start_time is None else _tod_us(r.start_time)
+        end = DAY_US if r.end_time is None else (_tod_us(r.end_time) or DAY_US)
+        self.tod_start: int | None = None
+        self.tod_end = 0
+        self.tod_wrap = False
+        if (start, end) != (0, DAY_US) and start != end:
+            self.tod_start = start
+            self.tod_end = end
+            self.tod_wrap = end < start
+        self.local = (
+            self.day_from is not None
+            or self.day_to is not None
+            or self.dow_mask != 0x7F
+            or self.tod_start is not None
+        )
+        self.min_kwh = r.min_kwh
+        self.max_kwh = r.max_kwh
+        self.min_current = r.min_current
+        self.max_current = r.max_current
+        self.min_power = r.min_power
+        self.max_power = r.max_power
+        self.min_dur = None if r.min_duration is None else r.min_duration * US
+        self.max_dur = None if r.max_duration is None else r.max_duration * US
+
+    def is_trivial(self) -> bool:
+        return not self.local and self.only_local()
+
+    def only_local(self) -> bool:
+        """Whether only the local date and time of day decide this check."""
+        return all(
+            v is None
+            for v in (
+                self.min_kwh,
+                self.max_kwh,
+                self.min_current,
+                self.max_current,
+                self.min_power,
+                self.max_power,
+                self.min_dur,
+                self.max_dur,
+            )
+        )
+
+
+def _tod_us(t: time) -> int:
+    return t.hour * HOUR_US + t.minute * MINUTE_US + t.second * US + t.microsecond
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    element_index: int
+    component_index: int
+    price: Decimal
+    vat: Decimal | None
+    vat_factor: Decimal  # 1 + vat/100; 1 when no VAT applies
+    step_size: int
+    check: _Check | None  # None: no restrictions (besides the part's reservation filter)
+
+
+class _Rules:
+    """The candidates of one part (session, or reservation used/expired), per dimension."""
+
+    __slots__ = (
+        "candidates",
+        "durations",
+        "kwh",
+        "memo",
+        "memo_ok",
+        "needs_local",
+        "times_of_day",
+        "uses_current",
+        "uses_power",
+    )
+
+    def __init__(self, candidates: tuple[tuple[_Candidate, ...], ...]) -> None:
+        self.candidates = candidates
+        # Where every candidate of a dimension depends on the local date and time of day
+        # only, the choice is the same for all pieces in one local day and one interval
+        # between the tariff's times of day: remember it (for tariffs with an element
+        # per hour, this replaces a scan of dozens of elements per piece).
+        self.memo: dict[tuple[int, int, int], _Candidate | None] = {}
+        self.memo_ok = tuple(
+            bool(cands)
+            and any(c.check is not None for c in cands)
+            and all(c.check is None or c.check.only_local() for c in cands)
+            for cands in candidates
+        )
+        checks = [c.check for cands in candidates for c in cands if c.check is not None]
+        tods = {0}  # local midnight: the date and the day of the week change
+        for chk in checks:
+            if chk.tod_start is not None:
+                tods.add(chk.tod_start)
+                tods.add(chk.tod_end % DAY_US)
+        self.needs_local = any(chk.local for chk in checks)
+        self.times_of_day = sorted(tods) if self.needs_local else []
+        self.durations = tuple(
+            sorted({d for chk in checks for d in (chk.min_dur, chk.max_dur) if d is not None})
+        )
+        self.kwh = tuple(
+            sorted({k for chk in checks for k in (chk.min_kwh, chk.max_kwh) if k is not None})
+        )
+        self.uses_current = any(
+            chk.min_current is not None or chk.max_current is not None for chk in checks
+        )
+        self.uses_power = any(
+            chk.min_power is not None or chk.max_power is not None for chk in checks
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTariff:
+    """A validated tariff, pre-arranged for pricing many sessions. Build it once with
+    :func:`compile_tariff` and reuse it. Its content never changes; it remembers element
+    choices per local time slot as it prices (a bounded cache), which is safe to share
+    between threads."""
+
+    tariff: Tariff
+    session: _Rules
+    reservation: _Rules
+    reservation_expired: _Rules
+    warnings: tuple[str, ...]
+
+
+def compile_tariff(tariff: Tariff) -> CompiledTariff:
+    """Validate ``tariff`` and arrange it for pricing.
+
+    Raises :class:`InvalidTariffError` naming the field when the tariff is not valid OCPI
+    (negative price or VAT, negative step_size, a dimension twice in one element, a
+    reservation element pricing energy or parking, min_price above max_price, ...).
+    """
+    with localcontext(_CONTEXT):
+        return _compile(tariff)
+
+
+def _compile(tariff: Tariff) -> CompiledTariff:
+    warnings: list[str] = []
+    _validate_tariff_header(tariff)
+    if not tariff.elements:
+        raise InvalidTariffError("elements", "must have at least 1 element")
+    session: list[list[_Candidate]] = [[], [], [], []]
+    used: list[list[_Candidate]] = [[], [], [], []]
+    expires: list[list[_Candidate]] = [[], [], [], []]
+    for ei, element in enumerate(tariff.elements):
+        path = f"elements[{ei}]"
+        check = _compile_restrictions(element, path, warnings)
+        reservation = element.restrictions.reservation if element.restrictions else None
+        seen: set[TariffDimension] = set()
+        if not element.price_components:
+            raise InvalidTariffError(f"{path}.price_components", "must have at least 1 component")
+        for ci, component in enumerate(element.price_components):
+            cpath = f"{path}.price_components[{ci}]"
+            candidate = _compile_component(component, cpath, ei, ci, check)
+            if component.type in seen:
+                # mod_tariffs: "Only one Price Component per dimension can be active at any
+                # point in time"; two in one element would leave the price ambiguous.
+                raise InvalidTariffError(
+                    f"{cpath}.type",
+                    f"a second {component.type.value} component in one element is ambiguous",
+                )
+            seen.add(component.type)
+            slot = _SLOT[component.type]
+            if reservation is None:
+                session[slot].append(candidate)
+                continue
+            # TariffRestrictions.reservation: "A reservation can only have: FLAT and TIME
+            # TariffDimensions, where TIME is for the duration of the reservation."
+            if component.type not in (TariffDimension.FLAT, TariffDimension.TIME):
+                raise InvalidTariffError(
+                    f"{cpath}.type",
+                    f"a reservation element can only price FLAT and TIME, not "
+                    f"{component.type.value}",
+                )
+            if reservation is ReservationRestriction.RESERVATION:
+                used[slot].append(candidate)
+            else:
+                expires[slot].append(candidate)
+    # ReservationRestrictionType note: with both RESERVATION and RESERVATION_EXPIRES TIME
+    # components, an expired reservation is priced by the RESERVATION_EXPIRES one. Expired
+    # reservations therefore look at RESERVATION_EXPIRES elements first (FLAT likewise).
+    return CompiledTariff(
+        tariff=tariff,
+        session=_Rules(tuple(tuple(c) for c in session)),
+        reservation=_Rules(tuple(tuple(c) for c in used)),
+        reservation_expired=_Rules(tuple(tuple(e + u) for e, u in zip(expires, used, strict=True))),
+        warnings=tuple(warnings),
+    )
+
+
+def _validate_tariff_header(tariff: Tariff) -> None:
+    if len(tariff.currency) != 3 or not tariff.currency.isalpha():
+        raise InvalidTariffError("currency", f"must be an ISO 4217 code, got {tariff.currency!r}")
+    for name in ("start_date_time", "end_date_time"):
+        value = getattr(tariff, name)
+        if value is not None and value.tzinfo is None:
+            raise InvalidTariffError(name, "must be timezone-aware (OCPI DateTime is UTC)")
+    if (
+        tariff.start_date_time is not None
+        and tariff.end_date_time is not None
+        and tariff.end_date_time <= tariff.start_date_time
+    ):
+        raise InvalidTariffError("end_date_time", "must be after start_date_time")
+    for name in ("min_price", "max_price"):
+        bound = getattr(tariff, name)
+        if bound is None:
+            continue
+        _non_negative(bound.excl_vat, f"{name}.excl_vat", InvalidTariffError)
+        if bound.incl_vat is not None:
+            _non_negative(bound.incl_vat, f"{name}.incl_vat", InvalidTariffError)
+            if bound.incl_vat < bound.excl_vat:
+                raise InvalidTariffError(f"{name}.incl_vat", "must not be below excl_vat")
+    low, high = tariff.min_price, tariff.max_price
+    if low is not None and high is not None:
+        if low.excl_vat > high.excl_vat:
+            raise InvalidTariffError("min_price.excl_vat", "must not exceed max_price.excl_vat")
+        if low.incl_vat is not None and high.incl_vat is not None and low.incl_vat > high.incl_vat:
+            raise InvalidTariffError("min_price.incl_vat", "must not exceed max_price.incl_vat")
+
+
+def _compile_component(
+    component: PriceComponent, path: str, ei: int, ci: int, check: _Check | None
+) -> _Candidate:
+    if not isinstance(component.type, TariffDimension):
+        raise InvalidTariffError(f"{path}.type", f"unknown dimension {component.type!r}")
+    _non_negative(component.price, f"{path}.price", InvalidTariffError)
+    if component.vat is not None:
+        _non_negative(component.vat, f"{path}.vat", InvalidTariffError)
+    if isinstance(component.step_size, bool) or not isinstance(component.step_size, int):
+        raise InvalidTariffError(f"{path}.step_size", "must be an integer")
+    if not 0 <= component.step_size <= _LIMIT:
+        raise InvalidTariffError(
+            f"{path}.step_size", f"must be between 0 and {_LIMIT:,}, got {component.step_size}"
+        )
+    factor = _ONE if component.vat is None else _ONE + component.vat / _HUNDRED
+    return _Candidate(ei, ci, component.price, component.vat, factor, component.step_size, check)
+
+
+def _compile_restrictions(element: TariffElement, path: str, warnings: list[str]) -> _Check | None:
+    r = element.restrictions
+    if r is None:
+        return None
+    rpath = f"{path}.restrictions"
+    for name in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
+        value = getattr(r, name)
+        if value is not None:
+            _non_negative(value, f"{rpath}.{name}", InvalidTariffError)
+    for name in ("min_duration", "max_duration"):
+        value = getattr(r, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidTariffError(f"{rpath}.{name}", "must be an integer number of seconds")
+        if value is not None and not 0 <= value <= _LIMIT:
+            raise InvalidTariffError(
+                f"{rpath}.{name}", f"must be between 0 and {_LIMIT:,} seconds, got {value}"
+            )
+    # A range that holds nowhere is legal JSON but cannot be what the CPO meant; say so in
+    # every result rather than refuse the tariff (it may come from another party).
+    for low, high in (
+        ("start_date", "end_date"),
+        ("min_kwh", "max_kwh"),
+        ("min_current", "max_current"),
+        ("min_power", "max_power"),
+        ("min_duration", "max_duration"),
+    ):
+        lo, hi = getattr(r, low), getattr(r, high)
+        if lo is not None and hi is not None and lo >= hi:
+            warnings.append(
+                f"tariff {rpath}: {low} {lo} is not below {high} {hi}, "
+                "so this element never applies"
+            )
+    check = _Check(r)
+    return None if check.is_trivial() else check
+
+
+def _non_negative(
+    value: Decimal, path: str, error: type[InvalidTariffError] | type[InvalidCdrError]
+) -> None:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise error(path, f"must be a finite Decimal, got {value!r}")
+    if value < 0:
+        raise error(path, f"must not be negative, got {value}")
+    if value > _LIMIT:
+        raise error(path, f"is implausibly large ({value}); the limit is {_LIMIT:,}")
+
+
+def tariff_is_active(tariff: Tariff, at: datetime) -> bool:
+    """Whether ``tariff`` is valid at ``at`` (Tariff.start_date_time / end_date_time)."""
+    if tariff.start_date_time is not None and at < tariff.start_date_time:
+        return False
+    return tariff.end_date_time is None or at <= tariff.end_date_time
+
+
+# --------------------------------------------------------------------------- periods
+
+# Bits for the dimensions a period meters (RESERVATION_TIME excludes the others).
+_B_ENERGY, _B_TIME, _B_PARKING, _B_RESERVATION = 1, 2, 4, 8
+_METERED_BITS = {
+    CdrDimensionType.ENERGY: _B_ENERGY,
+    CdrDimensionType.TIME: _B_TIME,
+    CdrDimensionType.PARKING_TIME: _B_PARKING,
+    CdrDimensionType.RESERVATION_TIME: _B_RESERVATION,
+}
+_METERED_NAMES = {bit: kind.value for kind, bit in _METERED_BITS.items()}
+
+
+class _Period:
+    """A charging period on the integer-microsecond timeline, with its volumes."""
+
+    __slots__ = (
+        "cur_hi",
+        "cur_lo",
+        "end",
+        "energy",
+        "index",
+        "metered",
+        "parking",
+        "pow_hi",
+        "pow_lo",
+        "reservation",
+        "start",
+        "time",
+    )
+
+    def __init__(self, index: int, start: int) -> None:
+        self.index = index
+        self.start = start
+        self.end = start
+        self.metered = 0
+        self.energy = _ZERO
+        self.time = _ZERO
+        self.parking = _ZERO
+        self.reservation = _ZERO
+        self.cur_lo: Decimal | None = None
+        self.cur_hi: Decimal | None = None
+        self.pow_lo: Decimal | None = None
+        self.pow_hi: Decimal | None = None
+
+
+def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Period:
+    start = period.start_date_time
+    if start.tzinfo is None:
+        raise InvalidCdrError(
+            f"charging_periods[{index}].start_date_time",
+            "must be timezone-aware (OCPI DateTime is UTC)",
+        )
+    if period.tariff_id is not None and period.tariff_id != tariff_id:
+        raise InvalidCdrError(
+            f"charging_periods[{index}].tariff_id",
+            f"names tariff {period.tariff_id!r}, but the tariff being applied is {tariff_id!r}",
+        )
+    p = _Period(index, to_us(start))
+    if not period.dimensions:
+        raise InvalidCdrError(f"charging_periods[{index}].dimensions", "must not be empty")
+    seen: set[CdrDimensionType] = set()
+    current = power = None
+    for di, dim in enumerate(period.dimensions):
+        kind, volume = dim.type, dim.volume
+        if kind in seen or not isinstance(kind, CdrDimensionType):
+            path = f"charging_periods[{index}].dimensions[{di}].type"
+            if kind in seen:
+                raise InvalidCdrError(path, f"{kind.value} appears twice in one period")
+            raise InvalidCdrError(path, f"unknown dimension {kind!r}")
+        seen.add(kind)
+        if not isinstance(volume, Decimal) or not volume.is_finite() or abs(volume) > _LIMIT:
+            raise InvalidCdrError(
+                f"charging_periods[{index}].dimensions[{di}].volume",
+                f"must be a finite Decimal of at most {_LIMIT:,}, got {volume!r}",
+            )
+        bit = _METERED_BITS.get(kind)
+        if bit is not None:
+            if volume < 0:
+                # ENERGY may be negative for feed-in (mod_cdrs CdrDimensionType), but OCPI
+                # 2.2.1 tariffs have no price for it: refuse rather than bill a negative sum.
+                raise InvalidCdrError(
+                    f"charging_periods[{index}].dimensions[{di}].volume",
+                    f"{kind.value} must not be negative, got {volume}",
+                )
+            p.metered |= bit
+            if bit == _B_ENERGY:
+                p.energy = volume
+            elif bit == _B_TIME:
+                p.time = volume
+            elif bit == _B_PARKING:
+                p.parking = volume
+            else:
+                p.reservation = volume
+        elif kind is CdrDimensionType.MIN_CURRENT:
+            p.cur_lo = volume
+        elif kind is CdrDimensionType.MAX_CURRENT:
+            p.cur_hi = volume
+        elif kind is CdrDimensionType.CURRENT:
+            current = volume
+        elif kind is CdrDimensionType.MIN_POWER:
+            p.pow_lo = volume
+        elif kind is CdrDimensionType.MAX_POWER:
+            p.pow_hi = volume
+        elif kind is CdrDimensionType.POWER:
+            power = volume
+    # min_current holds when the current never drops below it during the period, so it is
+    # compared with the period's minimum; max_current with its maximum (the restriction
+    # "MUST no longer be active when the charging current raises above"). The average
+    # (CURRENT / POWER) stands in for a missing extreme.
+    if current is not None:
+        p.cur_lo = current if p.cur_lo is None else p.cur_lo
+        p.cur_hi = current if p.cur_hi is None else p.cur_hi
+    if power is not None:
+        p.pow_lo = power if p.pow_lo is None else p.pow_lo
+        p.pow_hi = power if p.pow_hi is None else p.pow_hi
+    if p.metered & _B_RESERVATION and p.metered != _B_RESERVATION:
+        raise InvalidCdrError(
+            f"charging_periods[{index}].dimensions",
+            "a period is either reservation (RESERVATION_TIME) or charging/parking, not both",
+        )
+    return p
+
+
+class _Timeline:
+    __slots__ = ("reservation", "session", "warnings")
+
+    def __init__(
+        self, reservation: list[_Period], session: list[_Period], warnings: list[str]
+    ) -> None:
+        self.reservation = reservation
+        self.session = session
+        self.warnings = warnings
+
+
+def _timeline(periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id: str) -> _Timeline:
+    if not periods:
+        raise InvalidCdrError("charging_periods", "must have at least 1 period")
+    ordered = [_prepare_period(i, period, tariff_id) for i, period in enumerate(periods)]
+    warnings: list[str] = []
+    if any(a.start > b.start for a, b in pairwise(ordered)):
+        ordered.sort(key=_start_of)  # stable: equal starts keep their input order
+        warnings.append("charging_periods are not in time order; they are priced in time order")
+    reservation: list[_Period] = []
+    session: list[_Period] = []
+    previous: _Period | None = None
+    for k, p in enumerate(ordered):
+        if previous is not None:
+            previous.end = p.start  # "A period ends when the next period starts"
+            if previous.start == p.start:
+                _check_overlap(ordered, k)
+        if p.metered == _B_RESERVATION:
+            if session:
+                # TariffRestrictions.reservation: a reservation "ends when the driver starts
+                # charging", so it cannot follow the session.
+                raise InvalidCdrError(
+                    f"charging_periods[{p.index}].start_date_time",
+                    f"a reservation period starts at {_iso(p.start)}, after the session "
+                    f"started (charging_periods[{session[0].index}])",
+                )
+            reservation.append(p)
+        else:
+            session.append(p)
+        if p.start < start or p.start > end:
+            warnings.append(
+                f"charging_periods[{p.index}] starts at {_iso(p.start)}, outside the session "
+                f"({_iso(start)} to {_iso(end)}); durations count from the first period"
+            )
+        previous = p
+    last = ordered[-1]
+    if end >= last.start:
+        last.end = end
+    else:
+        # "The last period ends when the session ends": here the session ends before the
+        # last period starts. Take the period's own duration rather than guess a price.
+        hours = last.time + last.parking + last.reservation
+        last.end = last.start + int((hours * _US_PER_HOUR).to_integral_value())
+        warnings.append(
+            f"end_date_time {_iso(end)} is before the last charging period starts "
+            f"({_iso(last.start)}); that period is taken to end after its own "
+            f"TIME/PARKING_TIME volume, at {_iso(last.end)}"
+        )
+    for p in ordered:
+        # Volumes are what is billed; a period reporting more time than it lasts is
+        # priced as reported, but the operator should see the contradiction.
+        if p.time or p.parking or p.reservation:
+            reported = (p.time + p.parking + p.reservation) * _US_PER_HOUR
+            if reported > p.end - p.start + _TIME_SLACK_US:
+                lasts = Decimal(p.end - p.start) / _US_PER_HOUR
+                warnings.append(
+                    f"charging_periods[{p.index}] reports {_hours(reported / _US_PER_HOUR)} h "
+                    f"of TIME/PARKING_TIME but lasts {_hours(lasts)} h until the next period"
+                )
+    return _Timeline(reservation, session, warnings)
+
+
+def _start_of(p: _Period) -> int:
+    return p.start
+
+
+def _check_overlap(ordered: list[_Period], k: int) -> None:
+    """Periods end where the next one starts, so they can only overlap by starting at the
+    same instant; two such periods metering the same quantity count it twice."""
+    p = ordered[k]
+    j = k - 1
+    while j >= 0 and ordered[j].start == p.start:
+        shared = p.metered & ordered[j].metered
+        if shared:
+            names = ", ".join(name for bit, name in _METERED_NAMES.items() if shared & bit)
+            raise InvalidCdrError(
+                f"charging_periods[{p.index}].start_date_time",
+                f"overlaps charging_periods[{ordered[j].index}]: both start at "
+                f"{_iso(p.start)} and both report {names}",
+            )
+        j -= 1
+
+
+# --------------------------------------------------------------------------- pricing
+
+# A line of the working as the pricer records it; turned into a BreakdownLine when read:
+# (kind, slot or None, volume, excl, incl, period index, from µs, to µs, candidate, note).
+_RawLine = tuple[
+    LineKind,
+    int | None,
+    Decimal,
+    Decimal,
+    Decimal,
+    int | None,
+    int | None,
+    int | None,
+    "_Candidate | None",
+    str,
+]
+
+
+class _PartPricer:
+    """Prices the periods of one part (session or reservation) and keeps the working."""
+
+    __slots__ = (
+        "billable",
+        "clock",
+        "excl",
+        "flat_done",
+        "incl",
+        "last",
+        "last_time_slot",
+        "lines",
+        "origin",
+        "part",
+        "rules",
+        "split",
+        "warnings",
+    )
+
+    def __init__(
+        self, rules: _Rules, part: Part, clock: LocalClock, origin: int, warnings: list[str]
+    ) -> None:
+        self.rules = rules
+        self.part = part
+        self.clock = clock
+        self.origin = origin
+        self.warnings = warnings
+        self.lines: list[_RawLine] = []
+        self.excl = [_ZERO, _ZERO, _ZERO, _ZERO]
+        self.incl = [_ZERO, _ZERO, _ZERO, _ZERO]
+        self.billable = [_ZERO, _ZERO, _ZERO, _ZERO]
+        self.last: list[_Candidate | None] = [None, None, None, None]
+        self.last_time_slot: int | None = None
+        self.flat_done = False
+        self.split = False  # a period was cut: sums may carry division noise
+
+    def run(self, periods: list[_Period]) -> None:
+        if self.part is Part.RESERVATION:
+            for p in periods:
+                # Reservation elements price the reserved time with their TIME component.
+                self._period(p, _ZERO, _ZERO, p.reservation, _ZERO)
+            return
+        so_far = _ZERO
+        for p in periods:
+            self._period(p, so_far, p.energy, p.time, p.parking)
+            so_far += p.energy
+
+    def _period(
+        self, p: _Period, e0: Decimal, energy: Decimal, hours: Decimal, parking: Decimal
+    ) -> None:
+        rules = self.rules
+        s, e = p.start, p.end
+        span = e - s
+        segments = None
+        cuts: list[int] = []
+        if rules.needs_local:
+            segments = self.clock.segments(s, e)
+            if span > 0:
+                cuts = self.clock.boundaries(segments, rules.times_of_day)
+        if span > 0 and rules.durations:
+            origin = self.origin
+            extra = [origin + d for d in rules.durations if s < origin + d < e]
+            if extra:
+                cuts = sorted(set(cuts).union(extra))
+        kwh_cuts = [k for k in rules.kwh if e0 < k < e0 + energy] if rules.kwh else []
+        if (rules.uses_current or rules.uses_power) and self.part is Part.SESSION:
+            self._warn_unknown_levels(p, energy, hours)
+        if not cuts and not kwh_cuts:
+            self._piece(p, s, e, s, e0, energy, hours, parking, segments)
+            return
+        self.split = True
+        # Merge both kinds of cut by their position in the period (0..1). Each piece is
+        # evaluated at the last time cut and the last energy cut at or before its start.
+        events: list[tuple[Decimal, int | None, Decimal | None]] = []
+        if cuts:
+            dspan = Decimal(span)
+            events.extend((Decimal(t - s) / dspan, t, None) for t in cuts)
+        events.extend(((k - e0) / energy, None, k) for k in kwh_cuts)
+        events.sort(key=_position)
+        pieces: list[tuple[Decimal, Decimal, int, Decimal]] = []
+        f_start, t_anchor, e_anchor = _ZERO, s, e0
+        for f, t, k in events:
+            if f - f_start > _SLIVER:
+                pieces.append((f_start, f, t_anchor, e_anchor))
+                f_start = f
+            if t is not None:
+                t_anchor = t
+            if k is not None:
+                e_anchor = k
+        if _ONE - f_start > _SLIVER or not pieces:
+            pieces.append((f_start, _ONE, t_anchor, e_anchor))
+        else:
+            a, _, ta, ea = pieces[-1]
+            pieces[-1] = (a, _ONE, ta, ea)
+        left_e, left_t, left_p = energy, hours, parking
+        last = len(pieces) - 1
+        dspan = Decimal(span)
+        for n, (fa, fb, ta, ea) in enumerate(pieces):
+            if n == last:
+                pe, pt, pp = left_e, left_t, left_p
+            else:
+                width = fb - fa
+                pe, pt, pp = energy * width, hours * width, parking * width
+                left_e, left_t, left_p = left_e - pe, left_t - pt, left_p - pp
+            wall_a = s + int((fa * dspan).to_integral_value())
+            wall_b = e if n == last else s + int((fb * dspan).to_integral_value())
+            self._piece(p, wall_a, wall_b, ta, ea, pe, pt, pp, segments)
+
+    def _warn_unknown_levels(self, p: _Period, energy: Decimal, hours: Decimal) -> None:
+        if energy <= 0 and hours <= 0:
+            return  # parking: no current is expected
+        if self.rules.uses_current and (p.cur_lo is None or p.cur_hi is None):
+            self.warnings.append(
+                f"charging_periods[{p.index}] has no MIN_CURRENT/MAX_CURRENT/CURRENT dimension; "
+                "current restrictions are treated as not met"
+            )
+        if self.rules.uses_power and (p.pow_lo is None or p.pow_hi is None):
+            self.warnings.append(
+                f"charging_periods[{p.index}] has no MIN_POWER/MAX_POWER/POWER dimension; "
+                "power restrictions are treated as not met"
+            )
+
+    def _piece(
+        self,
+        p: _Period,
+        wall_a: int,
+        wall_b: int,
+        t_anchor: int,
+        kwh: Decimal,
+        energy: Decimal,
+        hours: Decimal,
+        parking: Decimal,
+        segments: list[tuple[int, int, int]] | None,
+    ) -> None:
+        rules = self.rules
+        day = tod = weekday = interval = 0
+        if rules.needs_local:
+            assert segments is not None
+            wall = t_anchor + self.clock.offset_in(segments, t_anchor)
+            day = wall // DAY_US
+            tod = wall - day * DAY_US
+            weekday = (day + 3) % 7  # 1970-01-01 was a Thursday (Monday = 0)
+            interval = bisect_right(rules.times_of_day, tod)
+        elapsed = t_anchor - self.origin
+        candidates = rules.candidates
+        memo_ok = rules.memo_ok
+        lines = self.lines
+        if not self.flat_done and candidates[_FLAT]:
+            if memo_ok[_FLAT]:
+                flat = self._memo(_FLAT, day, tod, weekday, interval, p)
+            else:
+                flat = _first(candidates[_FLAT], day, tod, weekday, elapsed, kwh, p)
+            if flat is not None:
+                self.flat_done = True
+                self.excl[_FLAT] += flat.price
+                self.incl[_FLAT] += flat.price * flat.vat_factor
+                lines.append(
+                    (
+                        LineKind.FLAT,
+                        _FLAT,
+                        _ONE,
+                        flat.price,
+                        flat.price * flat.vat_factor,
+                        p.index,
+                        wall_a,
+                        wall_b,
+                        flat,
+                        "",
+                    )
+                )
+        for slot, volume in ((_ENERGY, energy), (_TIME, hours), (_PARKING, parking)):
+            if volume <= 0:
+                continue
+            cands = candidates[slot]
+            if not cands:
+                found = None
+            elif memo_ok[slot]:
+                found = self._memo(slot, day, tod, weekday, interval, p)
+            else:
+                found = _first(cands, day, tod, weekday, elapsed, kwh, p)
+            if found is None:
+                lines.append(
+                    (
+                        LineKind.UNPRICED,
+                        slot,
+                        volume,
+                        _ZERO,
+                        _ZERO,
+                        p.index,
+                        wall_a,
+                        wall_b,
+                        None,
+                        "no element applies: free",
+                    )
+                )
+                continue
+            self.billable[slot] += volume
+            self.last[slot] = found
+            if slot != _ENERGY:
+                self.last_time_slot = slot
+            excl = volume * found.price
+            incl = excl * found.vat_factor
+            self.excl[slot] += excl
+            self.incl[slot] += incl
+            lines.append(
+                (LineKind.PRICED, slot, volume, excl, incl, p.index, wall_a, wall_b, found, "")
+            )
+
+    def _memo(
+        self, slot: int, day: int, tod: int, weekday: int, interval: int, p: _Period
+    ) -> _Candidate | None:
+        memo = self.rules.memo
+        key = (slot, day, interval)
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        # Only local restrictions are looked at, so elapsed time and energy do not matter.
+        found = _first(self.rules.candidates[slot], day, tod, weekday, 0, _ZERO, p)
+        if len(memo) > 50_000:  # bounded: one entry per local day and interval
+            memo.clear()
+        memo[key] = found
+        return found
+
+    def apply_step_size(self) -> None:
+        """mod_cdrs step_size: once per session for ENERGY, once for TIME and PARKING_TIME
+        combined, on the session total, with the step of the last component used."""
+        energy = self.last[_ENERGY]
+        if energy is not None and energy.step_size > 0:
+            self._round_up(_ENERGY, energy, _WH_PER_KWH, "Wh")
+        slot = self.last_time_slot
+        if slot is not None:
+            # Only the dimension priced last is rounded: "the charging duration is not
+            # rounded up, as it is followed by another time based period".
+            component = self.last[slot]
+            assert component is not None
+            if component.step_size > 0:
+                self._round_up(slot, component, _SECONDS_PER_HOUR, "s")
+
+    def _round_up(self, slot: int, c: _Candidate, per_unit: Decimal, unit: str) -> None:
+        consumed = self.billable[slot] * per_unit
+        if self.split:
+            consumed = consumed.quantize(_CLEAN)
+        step = Decimal(c.step_size)
+        billed = (consumed / step).to_integral_value(rounding=ROUND_CEILING) * step
+        extra = billed - consumed
+        if extra <= 0:
+            return
+        volume = extra / per_unit
+        excl = volume * c.price
+        incl = excl * c.vat_factor
+        self.excl[slot] += excl
+        self.incl[slot] += incl
+        shown = consumed.quantize(_MILLI, rounding=ROUND_HALF_UP)
+        note = (
+            f"{_plain(shown)} {unit} billed as {_plain(billed)} {unit} "
+            f"(step_size {c.step_size} {unit})"
+        )
+        self.lines.append((LineKind.STEP_SIZE, slot, volume, excl, incl, None, None, None, c, note))
+
+    def totals(self) -> tuple[Price, Price, Price, Price]:
+        """FLAT, ENERGY, TIME and PARKING_TIME costs of this part (ZERO_PRICE if none)."""
+        excl, incl = self.excl, self.incl
+        if self.split:
+            excl = [x.quantize(_CLEAN) for x in excl]
+            incl = [x.quantize(_CLEAN) for x in incl]
+        return (
+            _cost(excl[0], incl[0]),
+            _cost(excl[1], incl[1]),
+            _cost(excl[2], incl[2]),
+            _cost(excl[3], incl[3]),
+        )
+
+
+def _cost(excl: Decimal, incl: Decimal) -> Price:
+    if excl is _ZERO and incl is _ZERO:  # nothing was ever added
+        return ZERO_PRICE
+    return Price(excl, incl)
+
+
+def _position(event: tuple[Decimal, int | None, Decimal | None]) -> Decimal:
+    return event[0]
+
+
+def _first(
+    candidates: tuple[_Candidate, ...],
+    day: int,
+    tod: int,
+    weekday: int,
+    elapsed: int,
+    kwh: Decimal,
+    p: _Period,
+) -> _Candidate | None:
+    """The first candidate whose restrictions all hold (a logical AND, mod_tariffs)."""
+    for c in candidates:
+        k = c.check
+        if k is None:
+            return c
+        if k.local:
+            if k.day_from is not None and day < k.day_from:
+                continue
+            if k.day_to is not None and day >= k.day_to:
+                continue
+            if not (k.dow_mask >> weekday) & 1:
+                continue
+            if k.tod_start is not None:
+                if k.tod_wrap:
+                    if k.tod_end <= tod < k.tod_start:
+                        continue
+                elif not k.tod_start <= tod < k.tod_end:
+                    continue
+        if k.min_dur is not None and elapsed < k.min_dur:
+            continue
+        if k.max_dur is not None and elapsed >= k.max_dur:
+            continue
+        if k.min_kwh is not None and kwh < k.min_kwh:
+            continue
+        if k.max_kwh is not None and kwh >= k.max_kwh:
+            continue
+        if k.min_current is not None and (p.cur_lo is None or p.cur_lo < k.min_current):
+            continue
+        if k.max_current is not None and (p.cur_hi is None or p.cur_hi >= k.max_current):
+            continue
+        if k.min_power is not None and (p.pow_lo is None or p.pow_lo < k.min_power):
+            continue
+        if k.max_power is not None and (p.pow_hi is None or p.pow_hi >= k.max_power):
+            continue
+        return c
+    return None
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def price_session(
+    tariff: Tariff | CompiledTariff,
+    charging_periods: Sequence[ChargingPeriod],
+    *,
+    start_date_time: datetime,
+    end_date_time: datetime,
+    time_zone: str | tzinfo,
+    currency: str | None = None,
+    reservation_expired: bool | None = None,
+) -> PricingResult:
+    """Price the charging periods of a session (or CDR) from start to end.
+
+    ``time_zone`` is the location's IANA zone (or a tzinfo): restrictions on times of day,
+    dates and days of the week are evaluated in it. ``currency``, when given, must be the
+    tariff's. ``reservation_expired`` says whether a reservation (periods with a
+    RESERVATION_TIME dimension) expired unused; None infers it: expired when no charging
+    period follows the reservation. A running session is priced the same way, with the
+    periods so far and ``end_date_time`` = now.
+
+    Raises a :class:`~ocpi.tariffs.errors.TariffError` subclass naming the field when the
+    input is not valid OCPI or the tariff does not apply at ``start_date_time``.
+    """
+    compiled = tariff if isinstance(tariff, CompiledTariff) else compile_tariff(tariff)
+    zone_name, clock = _resolve_zone(time_zone)
+    # The pricer's own decimal context, without copying one per call (localcontext does):
+    # pricing never yields, so swapping the thread's context in and out is safe.
+    saved = getcontext()
+    setcontext(_CONTEXT)
+    try:
+        return _price(
+            compiled,
+            charging_periods,
+            start_date_time,
+            end_date_time,
+            clock,
+            zone_name,
+            currency,
+            reservation_expired,
+        )
+    finally:
+        setcontext(saved)
+
+
+def price_cdr(
+    tariff: Tariff | CompiledTariff,
+    cdr: Cdr,
+    *,
+    time_zone: str | tzinfo | None = None,
+    reservation_expired: bool | None = None,
+) -> PricingResult:
+    """Price a whole CDR. The time zone defaults to the one the CDR's location carries."""
+    zone = time_zone if time_zone is not None else cdr.time_zone
+    if zone is None:
+        raise InvalidArgumentError(
+            "time_zone", "the CDR's location has no time_zone; the location's zone must be given"
+        )
+    return price_session(
+        tariff,
+        cdr.charging_periods,
+        start_date_time=cdr.start_date_time,
+        end_date_time=cdr.end_date_time,
+        time_zone=zone,
+        currency=cdr.currency,
+        reservation_expired=reservation_expired,
+    )
+
+
+_ZONES: dict[str, tuple[str, LocalClock]] = {}
+
+
+def _resolve_zone(time_zone: str | tzinfo) -> tuple[str, LocalClock]:
+    if isinstance(time_zone, str):
+        known = _ZONES.get(time_zone)
+        if known is not None:
+            return known
+        try:
+            zone = ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidArgumentError(
+                "time_zone", f"unknown IANA time zone {time_zone!r}"
+            ) from exc
+        known = (time_zone, LocalClock(zone))
+        if len(_ZONES) < 1024:
+            _ZONES[time_zone] = known
+        return known
+    if isinstance(time_zone, tzinfo):
+        return str(getattr(time_zone, "key", time_zone)), _clock_for(time_zone)
+    raise InvalidArgumentError("time_zone", f"must be an IANA name or a tzinfo, got {time_zone!r}")
+
+
+@lru_cache(maxsize=256)
+def _clock_for(zone: tzinfo) -> LocalClock:
+    return LocalClock(zone)
+
+
+def _price(
+    compiled: CompiledTariff,
+    periods: Sequence[ChargingPeriod],
+    start_dt: datetime,
+    end_dt: datetime,
+    clock: LocalClock,
+    zone_name: str,
+    currency: str | None,
+    reservation_expired: bool | None,
+) -> PricingResult:
+    tariff = compiled.tariff
+    if start_dt.tzinfo is None or end_dt.tzinfo is None:
+        name = "start_date_time" if start_dt.tzinfo is None else "end_date_time"
+        raise InvalidCdrError(name, "must be timezone-aware (OCPI DateTime is UTC)")
+    if end_dt < start_dt:
+        raise InvalidCdrError(
+            "end_date_time", f"is before start_date_time ({start_dt.isoformat()})"
+        )
+    if currency is not None and currency != tariff.currency and currency.upper() != tariff.currency:
+        raise CurrencyMismatchError(
+            "currency", f"is {currency!r} but tariff {tariff.id!r} is in {tariff.currency!r}"
+        )
+    if not tariff_is_active(tariff, start_dt):
+        field = (
+            "start_date_time"
+            if tariff.start_date_time is not None and start_dt < tariff.start_date_time
+            else "end_date_time"
+        )
+        raise TariffNotApplicableError(
+            field,
+            f"tariff {tariff.id!r} is valid from {_iso_dt(tariff.start_date_time)} to "
+            f"{_iso_dt(tariff.end_date_time)}; the session started at {start_dt.isoformat()}",
+        )
+    start, end = to_us(start_dt), to_us(end_dt)
+    timeline = _timeline(periods, start, end, tariff.id)
+    warnings = timeline.warnings
+    if compiled.warnings:
+        warnings[:0] = compiled.warnings
+
+    zero = ZERO_PRICE
+    expired: bool | None = None
+    reservation = None
+    reservation_cost = zero
+    if timeline.reservation:
+        expired = not timeline.session if reservation_expired is None else reservation_expired
+        rules = compiled.reservation_expired if expired else compiled.reservation
+        reservation = _PartPricer(
+            rules, Part.RESERVATION, clock, timeline.reservation[0].start, warnings
+        )
+        reservation.run(timeline.reservation)
+        reservation.apply_step_size()
+        # total_reservation_cost: "all the cost related to a reservation ..., including
+        # fixed price components".
+        costs = reservation.totals()
+        reservation_cost = Price(
+            sum((c.excl_vat for c in costs), _ZERO),
+            sum((c.incl_vat or _ZERO for c in costs), _ZERO),
+        )
+
+    session = None
+    fixed = energy_cost = time_cost = parking_cost = zero
+    total_time = total_energy = total_parking = _ZERO
+    if timeline.session:
+        origin = timeline.session[0].start
+        session = _PartPricer(compiled.session, Part.SESSION, clock, origin, warnings)
+        session.run(timeline.session)
+        session.apply_step_size()
+        fixed, energy_cost, time_cost, parking_cost = session.totals()
+        if compiled.session.candidates[_TIME] and not any(p.time for p in timeline.session):
+            # Charging time comes from TIME dimensions only (mod_cdrs CdrDimensionType); a
+            # CDR without them cannot be billed for it, which the operator should know.
+            warnings.append(
+                "the tariff prices TIME but no charging period reports a TIME dimension; "
+                "no charging time is billed"
+            )
+        # CDR.total_time: "Total duration of the charging session (including the duration
+        # of charging and not charging)": wall clock from the first period to the end.
+        total_time = Decimal(timeline.session[-1].end - origin) / _US_PER_HOUR
+        for p in timeline.session:
+            if p.energy:
+                total_energy += p.energy
+            if p.parking:
+                total_parking += p.parking
+
+    adjustments: list[_RawLine] = []
+    excl = (
+        fixed.excl_vat
+        + energy_cost.excl_vat
+        + time_cost.excl_vat
+        + parking_cost.excl_vat
+        + reservation_cost.excl_vat
+    )
+    incl = (
+        (fixed.incl_vat or _ZERO)
+        + (energy_cost.incl_vat or _ZERO)
+        + (time_cost.incl_vat or _ZERO)
+        + (parking_cost.incl_vat or _ZERO)
+        + (reservation_cost.incl_vat or _ZERO)
+    )
+    if tariff.min_price is not None or tariff.max_price is not None:
+        excl, incl = _bound(tariff, excl, incl, adjustments)
+
+    exact = CdrTotals(
+        Price(excl, incl),
+        fixed,
+        total_energy,
+        energy_cost,
+        total_time,
+        time_cost,
+        total_parking,
+        parking_cost,
+        reservation_cost,
+    )
+    if (session is not None and session.split) or (reservation is not None and reservation.split):
+        exact = exact.map(_clean)
+    parts = [part for part in (reservation, session) if part is not None]
+
+    def build_lines() -> tuple[BreakdownLine, ...]:
+        out = [_materialise(line, part.part) for part in parts for line in part.lines]
+        out.extend(_materialise(line, Part.SESSION) for line in adjustments)
+        return tuple(out)
+
+    return PricingResult(
+        currency=tariff.currency,
+        tariff_id=tariff.id,
+        time_zone=zone_name,
+        totals=exact.rounded(tariff.currency),
+        exact=exact,
+        tidy=_tidy,
+        build_lines=build_lines,
+        warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
+        reservation_expired=expired,
+    )
+
+
+def _materialise(line: _RawLine, part: Part) -> BreakdownLine:
+    kind, slot, volume, excl, incl, index, wall_a, wall_b, c, note = line
+    return BreakdownLine(
+        kind=kind,
+        part=part,
+        dimension=None if slot is None else _DIMENSIONS[slot],
+        volume=_tidy(volume),
+        cost=Price(_tidy(excl), _tidy(incl)),
+        period_index=index,
+        start=None if wall_a is None else from_us(wall_a),
+        end=None if wall_b is None else from_us(wall_b),
+        element_index=None if c is None else c.element_index,
+        component_index=None if c is None else c.component_index,
+        price=None if c is None else c.price,
+        vat=None if c is None else c.vat,
+        step_size=None if c is None else c.step_size,
+        note=note,
+    )
+
+
+def _bound(
+    tariff: Tariff, excl: Decimal, incl: Decimal, lines: list[_RawLine]
+) -> tuple[Decimal, Decimal]:
+    """Tariff.min_price / max_price: "they both apply": each VAT limb is bounded on its
+    own. A bound without incl_vat leaves the incl limb alone, except that a total incl.
+    VAT is never below the total excl. VAT (VAT is never negative): raising the excl limb
+    to min_price raises the incl limb at least as far."""
+    low, high = tariff.min_price, tariff.max_price
+    if low is not None:
+        new_excl = max(excl, low.excl_vat)
+        new_incl = incl if low.incl_vat is None else max(incl, low.incl_vat)
+        new_incl = max(new_incl, new_excl)
+        if new_excl != excl or new_incl != incl:
+            lines.append(_bound_line(LineKind.MIN_PRICE, new_excl - excl, new_incl - incl, low))
+            excl, incl = new_excl, new_incl
+    if high is not None:
+        # incl >= excl here and max_price.incl_vat >= max_price.excl_vat (validated), so
+        # capping each limb keeps incl >= excl.
+        new_excl = min(excl, high.excl_vat)
+        new_incl = incl if high.incl_vat is None else min(incl, high.incl_vat)
+        if new_excl != excl or new_incl != incl:
+            lines.append(_bound_line(LineKind.MAX_PRICE, new_excl - excl, new_incl - incl, high))
+            excl, incl = new_excl, new_incl
+    return excl, incl
+
+
+def _bound_line(kind: LineKind, d_excl: Decimal, d_incl: Decimal, bound: Price) -> _RawLine:
+    incl = "" if bound.incl_vat is None else f" / {_plain(bound.incl_vat)} incl. VAT"
+    note = f"{kind.value} {_plain(bound.excl_vat)} excl. VAT{incl}"
+    return (kind, None, _ZERO, d_excl, d_incl, None, None, None, None, note)
+
+
+def _clean(value: Decimal) -> Decimal:
+    return value.quantize(_CLEAN)
+
+
+def _tidy(value: Decimal) -> Decimal:
+    """Exact figure without the cleaning noise and trailing zeros (never an exponent)."""
+    value = value.quantize(_CLEAN, context=_CONTEXT)
+    if value == value.to_integral_value():
+        return value.quantize(_ONE, context=_CONTEXT)
+    return value.normalize(_CONTEXT)
+
+
+def _plain(value: Decimal) -> str:
+    return format(_tidy(value), "f")
+
+
+def _hours(value: Decimal) -> str:
+    return _plain(value.quantize(_TENTH_MILLI, rounding=ROUND_HALF_UP))
+
+
+def _iso(us: int) -> str:
+    return from_us(us).isoformat().replace("+00:00", "Z")
+
+
+def _iso_dt(value: datetime | None) -> str:
+    return "(open)" if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
