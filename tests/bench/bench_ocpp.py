@@ -112,11 +112,13 @@ def proc_cpu_seconds(pid: int) -> float:
     return sum(proc_cpu_split(pid))
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores spent on anything but idle and I/O wait (``/proc/stat``)."""
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds all cores spent on anything but idle and I/O wait, and of those in
+    interrupts (``/proc/stat``): loopback TCP is mostly delivered in softirq context,
+    which the kernel charges to no process."""
     with open("/proc/stat") as f:
         ticks = [int(x) for x in f.readline().split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK, (ticks[5] + ticks[6]) / CLK_TCK
 
 
 def proc_memory_kib(pid: int) -> dict[str, int]:
@@ -565,7 +567,8 @@ class PhaseResult:
     server_cpu: float = 0.0
     server_sys: float = 0.0  # the kernel's share of server_cpu
     loop_cpu: float = 0.0  # the main (event-loop) thread's share of server_cpu
-    machine_cpu: float = 0.0  # every process on the machine
+    machine_cpu: float = 0.0  # every process on the machine, interrupts included
+    irq_cpu: float = 0.0  # hard and soft interrupts (loopback networking)
     redis_cpu: float | None = None
     client_cpu: float = 0.0
     lat: list[list[float]] = field(default_factory=list)  # sorted, per kind
@@ -824,7 +827,8 @@ class Bench:
         result.server_cpu = cpu1 - cpu0
         result.server_sys = sys1 - sys0
         result.loop_cpu = loop1 - loop0
-        result.machine_cpu = machine1 - machine0
+        result.machine_cpu = machine1[0] - machine0[0]
+        result.irq_cpu = machine1[1] - machine0[1]
         if redis0 is not None and redis1 is not None:
             result.redis_cpu = redis1 - redis0
         per_kind: list[list[float]] = [[], [], []]
@@ -1077,7 +1081,17 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         lines.append(
             f"  load generator CPU            {_us(phase.per_msg_us(phase.client_cpu))} per message"
         )
-        others = phase.machine_cpu - phase.server_cpu - phase.client_cpu - (phase.redis_cpu or 0)
+        others = (
+            phase.machine_cpu
+            - phase.irq_cpu
+            - phase.server_cpu
+            - phase.client_cpu
+            - (phase.redis_cpu or 0)
+        )
+        lines.append(
+            f"  interrupts (loopback TCP)     {_us(phase.per_msg_us(phase.irq_cpu))} per message"
+            f"  ({phase.irq_cpu / phase.wall * 100:.0f} % of a core, charged to no process)"
+        )
         lines.append(
             f"  other processes               {max(0.0, others) / phase.wall * 100:.0f} % of a core"
             + ("  (a busy machine: figures perturbed)" if others > 0.15 * phase.wall else "")
@@ -1097,6 +1111,7 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
             "client_cpu_us_per_msg": phase.per_msg_us(phase.client_cpu),
             "event_loop_cpu_us_per_msg": phase.per_msg_us(phase.loop_cpu),
             "server_busy_percent_of_core": phase.server_cpu / phase.wall * 100,
+            "interrupts_us_per_msg": phase.per_msg_us(phase.irq_cpu),
             "other_processes_percent_of_core": max(0.0, others) / phase.wall * 100,
         }
     lines += [
