@@ -143,6 +143,12 @@ class Document:
     ``key`` is unique within the collection; ``owner`` (optional) is what listings
     filter on (a party such as ``"NL*ABC"`` or a partner id); ``last_updated`` orders
     listings and is what OCPI ``date_from``/``date_to`` filter on.
+
+    ``data`` is plain JSON: ``str``, ``int``, ``float`` (finite), ``bool``, ``None``,
+    ``list`` and ``dict`` with ``str`` keys. Anything else (``Decimal``, ``datetime``,
+    ``tuple``, an ``int`` key...) would not come back as it went in, so ``put`` refuses
+    it with ``TypeError`` (NaN, infinity, nesting deeper than 100: ``ValueError``)
+    before writing anything; encode such values (e.g. a Decimal as its string) first.
     """
 
     key: str
@@ -163,7 +169,9 @@ class OutboxItem:
 
     Items with the same ``ordering_key`` (e.g. ``"session:NL/ABC/123"``) are
     delivered strictly in ``seq`` order: only the oldest undelivered item of a key
-    is ever due, so the PATCHes of one session are never reordered.
+    (its *head*: the lowest ``seq`` that is not DONE) is ever due, so the PATCHes of
+    one session are never reordered. ``body`` and ``meta`` are plain JSON, as
+    ``Document.data``.
     """
 
     id: str
@@ -184,12 +192,25 @@ class OutboxItem:
 
 
 class DocumentStore(Protocol):
+    """One collection of documents (``Store.locations``, ``Store.sessions``...)."""
+
     async def put(self, doc: Document, *, enqueue: Sequence[OutboxItem] = ()) -> None:
-        """Insert or replace ``doc`` and enqueue ``enqueue``, atomically."""
+        """Insert or replace ``doc`` and enqueue ``enqueue``, atomically.
+
+        If the enqueue is refused (see ``OutboxStore.enqueue``), the document is not
+        written either.
+        """
         ...
 
     async def get(self, key: str) -> Document | None: ...
-    async def delete(self, key: str, *, enqueue: Sequence[OutboxItem] = ()) -> bool: ...
+    async def delete(self, key: str, *, enqueue: Sequence[OutboxItem] = ()) -> bool:
+        """Delete the document and enqueue ``enqueue``, atomically; False if it was absent.
+
+        The items are enqueued only when the document existed (so that a repeated
+        delete does not notify the partners twice); nothing is written otherwise.
+        """
+        ...
+
     async def list(
         self,
         *,
@@ -201,35 +222,63 @@ class DocumentStore(Protocol):
     ) -> tuple[builtins.list[Document], int]:
         """A page ordered by (last_updated, key) ascending, and the total matching count.
 
-        ``date_from`` inclusive, ``date_to`` exclusive (OCPI pagination).
+        ``date_from`` inclusive, ``date_to`` exclusive (OCPI pagination). The total
+        counts every document matching ``owner``/``date_from``/``date_to`` (ignoring
+        ``offset``/``limit``), from the same snapshot as the page. Keys compare by
+        code point (= UTF-8 bytes). ``ValueError`` if limit or offset < 0.
         """
         ...
 
 
 class OutboxStore(Protocol):
+    """Requests to partners, delivered in order per ordering key, retried until done.
+
+    State changes: ``complete`` (PENDING or FAILED -> DONE), ``retry_later`` (PENDING
+    stays PENDING), ``fail`` (PENDING -> FAILED), ``replay`` (FAILED -> PENDING) and
+    ``discard`` (FAILED -> DONE). Applied to an item in another state, or to an
+    unknown id, each is a no-op (``replay``/``discard`` then return False): a late
+    or repeated call never resurrects a delivered item.
+    """
+
     async def enqueue(self, items: Sequence[OutboxItem]) -> builtins.list[OutboxItem]:
-        """Store new items (assigning ``seq``) atomically; returns them as stored."""
+        """Store new items (assigning ``seq``) atomically; returns them as stored.
+
+        Items get increasing ``seq`` in the order given. Each must be PENDING
+        (``ValueError``); ``seq`` is ignored. ``Conflict``, and nothing stored, if an
+        id is already stored (ids are never reused, even once DONE) or repeated.
+        """
         ...
 
     async def due(self, now: datetime, *, limit: int = 100) -> builtins.list[OutboxItem]:
         """Pending items whose ``next_attempt_at <= now`` and that head their ordering key.
 
         An ordering key whose oldest undelivered item is FAILED yields nothing until
-        that item is replayed or discarded.
+        that item is replayed or discarded. Ordered by (next_attempt_at, seq).
+        ``ValueError`` if limit < 0.
         """
         ...
 
-    async def complete(self, item_id: str) -> None: ...
+    async def complete(self, item_id: str) -> None:
+        """The item was delivered: DONE; the next item of its key becomes the head."""
+        ...
+
     async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
         """Count an attempt, record the error, and schedule the next one."""
         ...
 
     async def fail(self, item_id: str, error: str) -> None:
-        """Give up on the item (it stays visible as FAILED and blocks its key)."""
+        """Give up on the item (it stays visible as FAILED and blocks its key).
+
+        Counts the attempt that failed and records the error, as ``retry_later``.
+        """
         ...
 
     async def replay(self, item_id: str, now: datetime) -> bool:
-        """Make a FAILED item PENDING again, due at ``now``; False when not FAILED."""
+        """Make a FAILED item PENDING again, due at ``now``; False when not FAILED.
+
+        ``attempts`` and ``last_error`` are kept (the delivery policy decides what
+        they mean).
+        """
         ...
 
     async def discard(self, item_id: str) -> bool:
@@ -245,7 +294,7 @@ class OutboxStore(Protocol):
         offset: int = 0,
         limit: int = 100,
     ) -> builtins.list[OutboxItem]:
-        """Items by ``seq`` ascending."""
+        """Items by ``seq`` ascending. ``ValueError`` if limit or offset < 0."""
         ...
 
 
@@ -263,6 +312,14 @@ class Store:
     transactions: TransactionStore
     tokens: TokenStore
     backend: Closeable
+    # Roaming (OCPI): one collection of documents each, and the outbox to partners.
+    locations: DocumentStore
+    tariffs: DocumentStore
+    partners: DocumentStore
+    ocpi_tokens: DocumentStore
+    sessions: DocumentStore
+    cdrs: DocumentStore
+    outbox: OutboxStore
 
     async def close(self) -> None:
         await self.backend.close()

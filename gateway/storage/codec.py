@@ -8,7 +8,9 @@ Each entity is encoded to a JSON-able dict and back:
   characters, so that the text also sorts in time order; naive datetimes are
   refused with :class:`NaiveDatetimeError`;
 - enums by value (validated on the way in, so nothing undecodable is stored);
-- nested values (``IdToken``, ``EvseConfig``) as nested dicts and lists.
+- nested values (``IdToken``, ``EvseConfig``) as nested dicts and lists;
+- roaming documents and outbox items carry JSON the callers built: it is checked
+  (:func:`check_json`) so that what comes back is exactly what went in.
 
 Decoders read optional fields with ``.get`` so that a record written before a
 field existed still decodes (the field takes its default).
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
@@ -39,6 +41,7 @@ from gateway.domain.models import (
     Transaction,
     TransactionStatus,
 )
+from gateway.storage.base import Document, OutboxItem, OutboxStatus
 
 JsonDict = dict[str, Any]
 _E = TypeVar("_E", bound=Enum)
@@ -332,4 +335,168 @@ def decode_token(data: Mapping[str, Any]) -> LocalToken:
         type=TokenType(data.get("type", TokenType.RFID)),
         contract_id=data.get("contract_id"),
         updated_at=_opt_decode_time(data.get("updated_at")),
+    )
+
+
+# -- roaming: JSON documents and outbox items ------------------------------------------
+
+# Deeper than this is refused (it is also how a circular structure is caught).
+MAX_JSON_DEPTH = 100
+
+
+class _NotJson(Exception):
+    """Raised deep inside ``check_json``; carries the path back up to where it started."""
+
+    def __init__(self, error: type[Exception], message: str) -> None:
+        super().__init__(message)
+        self.error = error
+        self.message = message
+        self.path: list[str] = []
+
+
+def check_json(value: object, field: str) -> None:
+    """Refuse what would not come back unchanged from a JSON round trip.
+
+    Allowed: ``str``, ``int``, ``float`` (finite), ``bool``, ``None``, and ``list`` and
+    ``dict`` (with ``str`` keys) of those. ``TypeError`` for anything else (``Decimal``,
+    ``datetime``, ``tuple``, ``set``, non-``str`` keys...), ``ValueError`` for NaN or
+    infinity and for nesting deeper than :data:`MAX_JSON_DEPTH`; the message names the
+    offending path, e.g. ``Document.data['a'][2]``.
+    """
+    try:
+        _check_json(value, 0)
+    except _NotJson as exc:
+        raise exc.error(f"{field}{''.join(reversed(exc.path))}: {exc.message}") from None
+
+
+def _check_json(value: object, depth: int) -> None:
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _NotJson(ValueError, f"{value!r} is not valid JSON")
+        return
+    if isinstance(value, dict | list) and depth >= MAX_JSON_DEPTH:
+        raise _NotJson(ValueError, f"nested deeper than {MAX_JSON_DEPTH} levels (or circular)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _NotJson(TypeError, f"key {key!r} is a {type(key).__name__}, not a str")
+            try:
+                _check_json(item, depth + 1)
+            except _NotJson as exc:
+                exc.path.append(f"[{key!r}]")
+                raise
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            try:
+                _check_json(item, depth + 1)
+            except _NotJson as exc:
+                exc.path.append(f"[{index}]")
+                raise
+        return
+    raise _NotJson(
+        TypeError,
+        f"a {type(value).__name__} is not JSON (str, int, float, bool, None, list, dict only)",
+    )
+
+
+def _check_str(value: object, field: str, *, optional: bool = False) -> None:
+    if isinstance(value, str) or (optional and value is None):
+        return
+    expected = "str or None" if optional else "str"
+    raise TypeError(f"{field}: expected {expected}, got {type(value).__name__}")
+
+
+def time_from_key(key: int) -> datetime:
+    """The aware UTC datetime of a :func:`time_key` (exact, to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=key)
+
+
+def encode_document(doc: Document) -> JsonDict:
+    """Validate and encode a document; ``data`` must pass :func:`check_json`."""
+    _check_str(doc.key, "Document.key")
+    _check_str(doc.owner, "Document.owner", optional=True)
+    if not isinstance(doc.data, dict):
+        raise TypeError(f"Document.data: expected dict, got {type(doc.data).__name__}")
+    check_json(doc.data, "Document.data")
+    return {
+        "key": doc.key,
+        "owner": doc.owner,
+        "last_updated": encode_time(doc.last_updated, "Document.last_updated"),
+        "data": doc.data,
+    }
+
+
+def decode_document(data: Mapping[str, Any]) -> Document:
+    return Document(
+        key=data["key"],
+        data=data["data"],
+        last_updated=decode_time(data["last_updated"]),
+        owner=data.get("owner"),
+    )
+
+
+def encode_outbox_item(item: OutboxItem) -> JsonDict:
+    """Validate a *new* item and encode its immutable part.
+
+    Its state (``seq``, ``status``, ``attempts``, ``last_error``, ``next_attempt_at``)
+    is kept by the backends in columns or hash fields of their own, so that a state
+    change is a few small updates; :func:`decode_outbox_item` puts both back together.
+    Validates the state too: a new item is PENDING (``ValueError`` otherwise), with
+    ``attempts >= 0`` and an aware ``next_attempt_at``.
+    """
+    for name in ("id", "partner_id", "ordering_key", "method", "url"):
+        _check_str(getattr(item, name), f"OutboxItem.{name}")
+    _check_str(item.module, "OutboxItem.module", optional=True)
+    _check_str(item.last_error, "OutboxItem.last_error", optional=True)
+    for name in ("body", "meta"):
+        value = getattr(item, name)
+        if value is not None and not isinstance(value, dict):
+            raise TypeError(f"OutboxItem.{name}: expected dict or None, got {type(value).__name__}")
+        check_json(value, f"OutboxItem.{name}")
+    if item.status != OutboxStatus.PENDING:
+        raise ValueError(f"OutboxItem.status: a new item is pending, not {item.status!r}")
+    if not isinstance(item.attempts, int) or isinstance(item.attempts, bool) or item.attempts < 0:
+        raise ValueError(f"OutboxItem.attempts: expected an int >= 0, got {item.attempts!r}")
+    utc(item.next_attempt_at, "OutboxItem.next_attempt_at")
+    return {
+        "id": item.id,
+        "partner_id": item.partner_id,
+        "ordering_key": item.ordering_key,
+        "method": item.method,
+        "url": item.url,
+        "body": item.body,
+        "created_at": encode_time(item.created_at, "OutboxItem.created_at"),
+        "module": item.module,
+        "meta": item.meta,
+    }
+
+
+def decode_outbox_item(
+    data: Mapping[str, Any],
+    *,
+    seq: int,
+    status: str,
+    attempts: int,
+    last_error: str | None,
+    next_attempt_at: int,
+) -> OutboxItem:
+    """An item from its immutable part and its state (``next_attempt_at``: a time_key)."""
+    return OutboxItem(
+        id=data["id"],
+        partner_id=data["partner_id"],
+        ordering_key=data["ordering_key"],
+        method=data["method"],
+        url=data["url"],
+        body=data.get("body"),
+        created_at=decode_time(data["created_at"]),
+        next_attempt_at=time_from_key(next_attempt_at),
+        seq=seq,
+        attempts=attempts,
+        status=OutboxStatus(status),
+        last_error=last_error,
+        module=data.get("module"),
+        meta=data.get("meta"),
     )

@@ -4,6 +4,14 @@ All keys start with the store's prefix (``gw:`` by default). A key is either a
 fixed name (``{prefix}{name}``) or a namespace and one identifier
 (``{prefix}{namespace}:{id}``); names and namespaces contain no ``:``, so two
 keys can only be equal when they are the same key, whatever the identifiers hold.
+A few namespaces are qualified by a collection name or an outbox status
+(``{prefix}{namespace}:{qualifier}:{id}``): those are fixed words without ``:``
+(collection names are checked), so the same holds.
+
+Roaming documents of collection ``{c}`` (``locations``, ``sessions``...) and the
+outbox. ``{t}`` = ``last_updated`` as µs since the epoch (sorted-set members with
+equal scores are ordered by their bytes, so a range is in (last_updated, key) order);
+``{s}`` = an outbox status (``pending``, ``done``, ``failed``).
 
 =====================================  ===========  ===========================================
 key                                    type         content
@@ -20,6 +28,25 @@ key                                    type         content
 ``{p}tx-by-ocpp-id:{charger_id}``      hash         ocpp_id -> tx id
 ``{p}tx-active:{charger_id}``          set          ids of the charger's active transactions
 ``{p}seq-ocpp16``                      string       last OCPP 1.6 transactionId handed out (INCR)
+``{p}doc:{c}``                         hash         document key -> Document JSON
+``{p}doc-owner:{c}``                   hash         document key -> owner (if it has one)
+``{p}doc-by-time:{c}``                 sorted set   document key, score = ``{t}``
+``{p}doc-by-owner:{c}:{owner}``        sorted set   the same, the documents of one owner
+``{p}outbox-item:{item_id}``           hash         one item: ``data`` (immutable JSON),
+                                                    ``partner_id``, ``ordering_key``, ``seq``,
+                                                    ``status``, ``attempts``, ``last_error``
+                                                    (JSON string or null), ``next_attempt_at``
+                                                    (µs since the epoch)
+``{p}outbox-seq``                      string       last outbox seq handed out (INCR)
+``{p}outbox-all``                      sorted set   item id, score = seq
+``{p}outbox-status:{s}``               sorted set   ids of the items in status ``{s}``, by seq
+``{p}outbox-partner:{partner_id}``     sorted set   ids of the partner's items, by seq
+``{p}outbox-partner-status:{s}:{pid}`` sorted set   the partner's items in status ``{s}``
+``{p}outbox-key:{ordering_key}``       sorted set   ids of the key's undelivered (not done)
+                                                    items, score = seq: the first is the head
+``{p}outbox-due``                      sorted set   pending heads, member ``{seq:020d}:{id}``
+                                                    (so equal times come by seq), score =
+                                                    ``next_attempt_at`` (µs)
 =====================================  ===========  ===========================================
 """
 
@@ -28,7 +55,11 @@ from __future__ import annotations
 import re
 
 # Version of the layout above; bump with a migration when it changes.
-LAYOUT_VERSION = 1
+# 2: roaming documents and the outbox (added keys only: nothing to convert).
+LAYOUT_VERSION = 2
+
+# Collection names are part of key names: fixed words, never ``:``.
+_COLLECTION = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class RedisKeys:
@@ -37,6 +68,14 @@ class RedisKeys:
     __slots__ = (
         "charger_states",
         "chargers",
+        "outbox_all",
+        "outbox_due",
+        "outbox_item_prefix",
+        "outbox_key_prefix",
+        "outbox_partner_prefix",
+        "outbox_partner_status_prefix",
+        "outbox_seq",
+        "outbox_status_prefix",
         "prefix",
         "schema",
         "seq_ocpp16",
@@ -56,6 +95,17 @@ class RedisKeys:
         # ``tx_prefix + tx_id`` is the key of a transaction; Lua scripts that find a
         # transaction id in an index receive this prefix to name its key.
         self.tx_prefix = f"{prefix}tx:"
+        # Outbox. The Lua scripts name the keys of an item they find in an index, so
+        # they receive these prefixes (``prefix + id``; partner-status:
+        # ``prefix + status + ":" + partner_id``) rather than the keys.
+        self.outbox_seq = f"{prefix}outbox-seq"
+        self.outbox_all = f"{prefix}outbox-all"
+        self.outbox_due = f"{prefix}outbox-due"
+        self.outbox_item_prefix = f"{prefix}outbox-item:"
+        self.outbox_key_prefix = f"{prefix}outbox-key:"
+        self.outbox_status_prefix = f"{prefix}outbox-status:"
+        self.outbox_partner_prefix = f"{prefix}outbox-partner:"
+        self.outbox_partner_status_prefix = f"{prefix}outbox-partner-status:"
 
     def connectors(self, charger_id: str) -> str:
         return f"{self.prefix}connectors:{charger_id}"
@@ -78,6 +128,52 @@ class RedisKeys:
 
     def tx_active(self, charger_id: str) -> str:
         return f"{self.prefix}tx-active:{charger_id}"
+
+    # -- roaming documents ---------------------------------------------------------------
+
+    @staticmethod
+    def _collection(collection: str) -> str:
+        if not _COLLECTION.fullmatch(collection):
+            raise ValueError(f"collection name {collection!r} is not [a-z][a-z0-9_]*")
+        return collection
+
+    def documents(self, collection: str) -> str:
+        return f"{self.prefix}doc:{self._collection(collection)}"
+
+    def document_owners(self, collection: str) -> str:
+        return f"{self.prefix}doc-owner:{self._collection(collection)}"
+
+    def documents_by_time(self, collection: str) -> str:
+        return f"{self.prefix}doc-by-time:{self._collection(collection)}"
+
+    def documents_by_owner_prefix(self, collection: str) -> str:
+        """``documents_by_owner_prefix(c) + owner`` is ``documents_by_owner(c, owner)``."""
+        return f"{self.prefix}doc-by-owner:{self._collection(collection)}:"
+
+    def documents_by_owner(self, collection: str, owner: str) -> str:
+        return self.documents_by_owner_prefix(collection) + owner
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def outbox_item(self, item_id: str) -> str:
+        return self.outbox_item_prefix + item_id
+
+    def outbox_key(self, ordering_key: str) -> str:
+        return self.outbox_key_prefix + ordering_key
+
+    def outbox_status(self, status: str) -> str:
+        return self.outbox_status_prefix + status
+
+    def outbox_partner(self, partner_id: str) -> str:
+        return self.outbox_partner_prefix + partner_id
+
+    def outbox_partner_status(self, status: str, partner_id: str) -> str:
+        return f"{self.outbox_partner_status_prefix}{status}:{partner_id}"
+
+    @staticmethod
+    def outbox_due_member(seq: int, item_id: str) -> str:
+        """The member of ``outbox_due`` for an item (the Lua scripts build the same)."""
+        return f"{seq:020d}:{item_id}"
 
     def match_all(self) -> str:
         """A SCAN MATCH pattern for every key under this prefix (glob characters escaped)."""

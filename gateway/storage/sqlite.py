@@ -25,6 +25,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -41,7 +42,13 @@ from gateway.domain.models import (
     TransactionStatus,
 )
 from gateway.storage import codec
-from gateway.storage.base import StorageError, Store
+from gateway.storage.base import (
+    Document,
+    OutboxItem,
+    OutboxStatus,
+    StorageError,
+    Store,
+)
 
 _T = TypeVar("_T")
 _Job = Callable[[sqlite3.Connection], Any]
@@ -52,6 +59,9 @@ _MAX_BATCH: Final = 512
 _BUSY_TIMEOUT_S: Final = 10.0
 _OCPP16_SEQUENCE: Final = "ocpp16_transaction_id"
 _ACTIVE: Final = TransactionStatus.ACTIVE.value
+_PENDING: Final = OutboxStatus.PENDING.value
+_DONE: Final = OutboxStatus.DONE.value
+_FAILED: Final = OutboxStatus.FAILED.value
 
 # Migration N (index N - 1) takes the schema from version N - 1 to N. Append only.
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -76,6 +86,27 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
         f"INSERT INTO sequences (name, value) VALUES ('{_OCPP16_SEQUENCE}', 0)",
     ),
+    (
+        # Roaming documents; last_updated: microseconds since the epoch (codec.time_key).
+        "CREATE TABLE documents (collection TEXT NOT NULL, key TEXT NOT NULL, owner TEXT,"
+        " last_updated INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (collection, key))",
+        "CREATE INDEX documents_by_time ON documents (collection, last_updated, key)",
+        "CREATE INDEX documents_by_owner ON documents (collection, owner, last_updated, key)",
+        # The outbox. seq: the rowid, AUTOINCREMENT so that it is never reused. data: the
+        # immutable part of the item (codec.encode_outbox_item); the rest is its state.
+        # head = 1 on the lowest-seq item of its ordering_key that is not done (the only
+        # one that may be due), maintained by every write, so that due() is one range
+        # scan of outbox_due.
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+        " partner_id TEXT NOT NULL, ordering_key TEXT NOT NULL, status TEXT NOT NULL,"
+        " head INTEGER NOT NULL, next_attempt_at INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+        " last_error TEXT, data TEXT NOT NULL)",
+        f"CREATE INDEX outbox_due ON outbox (next_attempt_at, seq)"
+        f" WHERE head = 1 AND status = '{_PENDING}'",
+        f"CREATE INDEX outbox_undelivered ON outbox (ordering_key, seq) WHERE status <> '{_DONE}'",
+        "CREATE INDEX outbox_by_status ON outbox (status, seq)",
+        "CREATE INDEX outbox_by_partner ON outbox (partner_id, seq)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -96,6 +127,13 @@ async def open_sqlite_store(
         transactions=SqliteTransactionStore(database),
         tokens=SqliteTokenStore(database),
         backend=database,
+        locations=SqliteDocumentStore(database, "locations"),
+        tariffs=SqliteDocumentStore(database, "tariffs"),
+        partners=SqliteDocumentStore(database, "partners"),
+        ocpi_tokens=SqliteDocumentStore(database, "ocpi_tokens"),
+        sessions=SqliteDocumentStore(database, "sessions"),
+        cdrs=SqliteDocumentStore(database, "cdrs"),
+        outbox=SqliteOutboxStore(database),
     )
 
 
@@ -657,3 +695,324 @@ class SqliteTokenStore:
     async def list(self) -> list[LocalToken]:
         rows = await self._db.read(_fetch_all("SELECT data FROM tokens ORDER BY uid", ()))
         return [codec.decode_token(codec.loads(data)) for data in rows]
+
+
+# -- roaming: documents and outbox ---------------------------------------------------
+
+
+def _snapshot(
+    job: Callable[[sqlite3.Connection], _T],
+) -> Callable[[sqlite3.Connection], _T]:
+    """``job`` (on the reader) inside one read transaction: its queries see one snapshot."""
+
+    def wrapped(conn: sqlite3.Connection) -> _T:
+        conn.execute("BEGIN")
+        try:
+            result = job(conn)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")  # read only: ends the snapshot
+        return result
+
+    return wrapped
+
+
+# One outbox row as given to the INSERT: id, partner_id, ordering_key, ordering_key
+# (for the head test), next_attempt_at, attempts, last_error, data.
+_OutboxRow = tuple[str, str, str, str, int, int, str | None, str]
+
+_INSERT_OUTBOX: Final = (
+    "INSERT INTO outbox (id, partner_id, ordering_key, status, head, next_attempt_at,"
+    " attempts, last_error, data) VALUES (?, ?, ?, '" + _PENDING + "',"
+    " NOT EXISTS (SELECT 1 FROM outbox WHERE ordering_key = ? AND status <> '" + _DONE + "'),"
+    " ?, ?, ?, ?)"
+)
+_OUTBOX_COLUMNS: Final = "seq, status, attempts, last_error, next_attempt_at, data"
+
+
+def _outbox_rows(items: Sequence[OutboxItem]) -> list[_OutboxRow]:
+    """Validate and encode new items (before anything is queued for writing)."""
+    rows: list[_OutboxRow] = []
+    seen: set[str] = set()
+    for item in items:
+        data = codec.dumps(codec.encode_outbox_item(item))
+        if item.id in seen:
+            raise Conflict(f"outbox item {item.id!r} is given twice")
+        seen.add(item.id)
+        next_at = codec.time_key(item.next_attempt_at, "OutboxItem.next_attempt_at")
+        rows.append(
+            (
+                item.id,
+                item.partner_id,
+                item.ordering_key,
+                item.ordering_key,
+                next_at,
+                item.attempts,
+                item.last_error,
+                data,
+            )
+        )
+    return rows
+
+
+def _insert_outbox(conn: sqlite3.Connection, rows: Sequence[_OutboxRow]) -> list[int]:
+    """Insert new items (in the caller's job, hence its savepoint); returns their seqs."""
+    seqs: list[int] = []
+    for row in rows:
+        try:
+            cursor = conn.execute(_INSERT_OUTBOX, row)
+        except sqlite3.IntegrityError:  # the unique id
+            raise Conflict(f"outbox item {row[0]!r} already exists") from None
+        seqs.append(int(cursor.lastrowid or 0))  # always set after an INSERT
+    return seqs
+
+
+def _stored(items: Sequence[OutboxItem], seqs: Sequence[int]) -> list[OutboxItem]:
+    return [
+        replace(
+            item,
+            seq=seq,
+            created_at=codec.utc(item.created_at, "OutboxItem.created_at"),
+            next_attempt_at=codec.utc(item.next_attempt_at, "OutboxItem.next_attempt_at"),
+        )
+        for item, seq in zip(items, seqs, strict=True)
+    ]
+
+
+def _decode_outbox(row: Sequence[Any]) -> OutboxItem:
+    seq, status, attempts, last_error, next_attempt_at, data = row
+    return codec.decode_outbox_item(
+        codec.loads(data),
+        seq=seq,
+        status=status,
+        attempts=attempts,
+        last_error=last_error,
+        next_attempt_at=next_attempt_at,
+    )
+
+
+def _fetch_outbox(
+    sql: str, params: Sequence[Any]
+) -> Callable[[sqlite3.Connection], list[tuple[Any, ...]]]:
+    def job(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+        return conn.execute(sql, params).fetchall()
+
+    return job
+
+
+def _mark_done(conn: sqlite3.Connection, seq: int, ordering_key: str, head: int) -> None:
+    """DONE, and if it headed its key, the key's next undelivered item becomes the head."""
+    conn.execute(f"UPDATE outbox SET status = '{_DONE}', head = 0 WHERE seq = ?", (seq,))
+    if head:
+        conn.execute(
+            "UPDATE outbox SET head = 1 WHERE seq = (SELECT seq FROM outbox"
+            f" WHERE ordering_key = ? AND status <> '{_DONE}' ORDER BY seq LIMIT 1)",
+            (ordering_key,),
+        )
+
+
+def _outbox_state(conn: sqlite3.Connection, item_id: str) -> tuple[int, str, str, int] | None:
+    """seq, ordering_key, status, head of the item, or None."""
+    row = conn.execute(
+        "SELECT seq, ordering_key, status, head FROM outbox WHERE id = ?", (item_id,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), str(row[2]), int(row[3]))
+
+
+class SqliteDocumentStore:
+    """One collection: the rows of ``documents`` with that ``collection``."""
+
+    def __init__(self, db: _Database, collection: str) -> None:
+        self._db = db
+        self._collection = collection
+
+    async def put(self, doc: Document, *, enqueue: Sequence[OutboxItem] = ()) -> None:
+        data = codec.dumps(codec.encode_document(doc))
+        row = (
+            self._collection,
+            doc.key,
+            doc.owner,
+            codec.time_key(doc.last_updated, "Document.last_updated"),
+            data,
+        )
+        outbox_rows = _outbox_rows(enqueue)
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO documents (collection, key, owner, last_updated, data)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (collection, key) DO UPDATE SET"
+                " owner = excluded.owner, last_updated = excluded.last_updated,"
+                " data = excluded.data",
+                row,
+            )
+            _insert_outbox(conn, outbox_rows)
+
+        await self._db.write(job)
+
+    async def get(self, key: str) -> Document | None:
+        data = await self._db.read(
+            _fetch_one(
+                "SELECT data FROM documents WHERE collection = ? AND key = ?",
+                (self._collection, key),
+            )
+        )
+        return None if data is None else codec.decode_document(codec.loads(data))
+
+    async def delete(self, key: str, *, enqueue: Sequence[OutboxItem] = ()) -> bool:
+        outbox_rows = _outbox_rows(enqueue)
+        params = (self._collection, key)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            deleted = conn.execute(
+                "DELETE FROM documents WHERE collection = ? AND key = ?", params
+            ).rowcount
+            if deleted:
+                _insert_outbox(conn, outbox_rows)
+            return bool(deleted)
+
+        result: bool = await self._db.write(job)
+        return result
+
+    async def list(
+        self,
+        *,
+        owner: str | None = None,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[Document], int]:
+        codec.check_page(limit, offset)
+        where = ["collection = ?"]
+        params: list[Any] = [self._collection]
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
+        if date_from is not None:
+            where.append("last_updated >= ?")
+            params.append(codec.time_key(date_from, "date_from"))
+        if date_to is not None:
+            where.append("last_updated < ?")
+            params.append(codec.time_key(date_to, "date_to"))
+        condition = " AND ".join(where)
+
+        def job(conn: sqlite3.Connection) -> tuple[list[str], int]:
+            total = conn.execute(
+                f"SELECT COUNT(*) FROM documents WHERE {condition}", params
+            ).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT data FROM documents WHERE {condition}"
+                " ORDER BY last_updated, key LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+            return [row[0] for row in rows], int(total)
+
+        rows, total = await self._db.read(_snapshot(job))
+        return [codec.decode_document(codec.loads(data)) for data in rows], total
+
+
+class SqliteOutboxStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        rows = _outbox_rows(items)
+        if not rows:
+            return []
+        seqs: list[int] = await self._db.write(lambda conn: _insert_outbox(conn, rows))
+        return _stored(items, seqs)
+
+    async def due(self, now: datetime, *, limit: int = 100) -> list[OutboxItem]:
+        codec.check_page(limit, 0)
+        rows = await self._db.read(
+            _fetch_outbox(
+                # INDEXED BY: without statistics the planner prefers outbox_by_status,
+                # which would also walk the pending items queued behind every head.
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_due"
+                f" WHERE head = 1 AND status = '{_PENDING}' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at, seq LIMIT ?",
+                (codec.time_key(now, "now"), limit),
+            )
+        )
+        return [_decode_outbox(row) for row in rows]
+
+    async def complete(self, item_id: str) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            state = _outbox_state(conn, item_id)
+            if state is not None and state[2] != _DONE:
+                _mark_done(conn, state[0], state[1], state[3])
+
+        await self._db.write(job)
+
+    async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
+        next_at = codec.time_key(next_attempt_at, "next_attempt_at")
+        await self._db.write(
+            _execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                f" WHERE id = ? AND status = '{_PENDING}'",
+                (error, next_at, item_id),
+            )
+        )
+
+    async def fail(self, item_id: str, error: str) -> None:
+        await self._db.write(
+            _execute(
+                f"UPDATE outbox SET status = '{_FAILED}', attempts = attempts + 1,"
+                f" last_error = ? WHERE id = ? AND status = '{_PENDING}'",
+                (error, item_id),
+            )
+        )
+
+    async def replay(self, item_id: str, now: datetime) -> bool:
+        at = codec.time_key(now, "now")
+        changed = await self._db.write(
+            _changes(
+                f"UPDATE outbox SET status = '{_PENDING}', next_attempt_at = ?"
+                f" WHERE id = ? AND status = '{_FAILED}'",
+                (at, item_id),
+            )
+        )
+        return bool(changed)
+
+    async def discard(self, item_id: str) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            state = _outbox_state(conn, item_id)
+            if state is None or state[2] != _FAILED:
+                return False
+            _mark_done(conn, state[0], state[1], state[3])
+            return True
+
+        result: bool = await self._db.write(job)
+        return result
+
+    async def get(self, item_id: str) -> OutboxItem | None:
+        rows = await self._db.read(
+            _fetch_outbox(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (item_id,))
+        )
+        return _decode_outbox(rows[0]) if rows else None
+
+    async def list(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        partner_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[OutboxItem]:
+        codec.check_page(limit, offset)
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(OutboxStatus(status).value)
+        if partner_id is not None:
+            where.append("partner_id = ?")
+            params.append(partner_id)
+        sql = f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq LIMIT ? OFFSET ?"
+        rows = await self._db.read(_fetch_outbox(sql, [*params, limit, offset]))
+        return [_decode_outbox(row) for row in rows]

@@ -4,7 +4,8 @@
 
 Two writes are measured, the two an OCPP message most often causes: a transaction
 ``save`` with one meter reading (MeterValues) and a connector ``put``
-(StatusNotification). Each runs with 1 writer (one message at a time: the latency
+(StatusNotification); and the roaming path: a session document ``put`` that
+enqueues one outbox item, and that item's ``complete`` (two writes). Each runs with 1 writer (one message at a time: the latency
 bound case) and with many concurrent writers (a busy gateway; SQLite group-commits
 them). CPU is ``time.process_time()``: every thread of this process, kernel time
 included (SQLite's fsync), but not the Redis server's own CPU.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import tempfile
@@ -41,7 +43,7 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
 )
-from gateway.storage.base import StorageError, Store
+from gateway.storage.base import Document, OutboxItem, StorageError, Store
 from gateway.storage.redis import open_redis_store
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.sqlite import open_sqlite_store
@@ -122,9 +124,30 @@ async def bench(store: Store, writes: int, concurrencies: list[int]) -> None:
         status = ConnectorStatus.CHARGING if i % 2 else ConnectorStatus.AVAILABLE
         await store.connectors.put(ConnectorState(f"CP-{i % CHARGERS}", 1, 1, status, now))
 
+    item_ids = itertools.count()  # outbox ids are never reused (measure() repeats i)
+
+    async def session_put_enqueue_complete(i: int) -> None:
+        key = f"NL/ABC/S{i % CHARGERS}"
+        item = OutboxItem(
+            id=f"item-{next(item_ids)}",
+            partner_id="partner-1",
+            ordering_key=f"session:{key}",
+            method="PATCH",
+            url=f"https://partner.example/ocpi/2.2.1/sessions/{key}",
+            body={"kwh": i / 1000, "last_updated": now.isoformat()},
+            created_at=now,
+            next_attempt_at=now,
+        )
+        doc = Document(key, {"id": key, "kwh": i / 1000, "status": "ACTIVE"}, now, "NL*ABC")
+        await store.sessions.put(doc, enqueue=[item])
+        await store.outbox.complete(item.id)
+
     for concurrency in concurrencies:
         await measure("transaction save + 1 reading", writes, concurrency, save_with_reading)
         await measure("connector put", writes, concurrency, put_connector)
+        await measure(
+            "session put+item, complete", writes, concurrency, session_put_enqueue_complete
+        )
 
 
 async def main() -> None:

@@ -21,6 +21,7 @@ from gateway.domain.models import (
     Transaction,
     TransactionStatus,
 )
+from gateway.storage.base import Document, OutboxItem
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -130,4 +131,37 @@ def full_token(uid: str = "04A2B3C4D5") -> LocalToken:
         type=TokenType.APP_USER,
         contract_id="DE-ABC-C12345678-X",
         updated_at=T0,
+    )
+
+
+def document(
+    key: str = "LOC-1",
+    seconds: float = 0,
+    owner: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Document:
+    """A document updated ``seconds`` after T0; its data names its key unless given."""
+    return Document(
+        key=key, data={"id": key} if data is None else data, last_updated=at(seconds), owner=owner
+    )
+
+
+def outbox_item(
+    item_id: str = "item-1",
+    ordering_key: str = "session:NL/ABC/1",
+    partner_id: str = "partner-1",
+    due_at: datetime = T0,
+    **fields: Any,
+) -> OutboxItem:
+    """A new PUT to the partner, due at ``due_at``; other fields as given."""
+    return OutboxItem(
+        id=item_id,
+        partner_id=partner_id,
+        ordering_key=ordering_key,
+        method=fields.pop("method", "PUT"),
+        url=fields.pop("url", f"https://partner.example/ocpi/2.2.1/sessions/{item_id}"),
+        body=fields.pop("body", {"id": item_id}),
+        created_at=fields.pop("created_at", T0),
+        next_attempt_at=due_at,
+        **fields,
     )

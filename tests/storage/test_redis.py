@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import gateway
+from gateway.storage import codec
 from gateway.storage.base import StorageError, Store
 from gateway.storage.redis import open_redis_store
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
@@ -23,9 +24,11 @@ from .conftest import delete_prefix
 from .samples import (
     at,
     connector,
+    document,
     full_charger,
     full_charger_state,
     full_token,
+    outbox_item,
     reading,
     transaction,
 )
@@ -69,6 +72,7 @@ async def fill(store: Store) -> None:
     await store.tokens.put(full_token())
     await store.transactions.create(transaction("tx-1", ocpp_id="1"), [reading(1)])
     await store.transactions.next_ocpp16_id()
+    await store.locations.put(document("L1", owner="NL*ABC"), enqueue=[outbox_item("i1", "K")])
 
 
 @pytest.mark.redis
@@ -94,12 +98,29 @@ async def test_every_key_is_under_the_prefix_as_documented(
         keys.tx_by_ocpp_id("CP-1"): "hash",
         keys.tx_active("CP-1"): "set",
         keys.seq_ocpp16: "string",
+        keys.documents("locations"): "hash",
+        keys.document_owners("locations"): "hash",
+        keys.documents_by_time("locations"): "zset",
+        keys.documents_by_owner("locations", "NL*ABC"): "zset",
+        keys.outbox_item("i1"): "hash",
+        keys.outbox_seq: "string",
+        keys.outbox_all: "zset",
+        keys.outbox_status("pending"): "zset",
+        keys.outbox_partner("partner-1"): "zset",
+        keys.outbox_partner_status("pending", "partner-1"): "zset",
+        keys.outbox_key("K"): "zset",
+        keys.outbox_due: "zset",
     }
     found = {key: await client.type(key) async for key in client.scan_iter(keys.match_all())}
     assert found == expected
     assert await client.get(keys.schema) == str(LAYOUT_VERSION)
     assert await client.hget(keys.tx_by_ocpp_id("CP-1"), "1") == "tx-1"
     assert await client.zscore(keys.tx_by_start_all, "tx-1") == 1714564800123456
+    assert await client.zscore(keys.documents_by_time("locations"), "L1") == 1714564800123456
+    assert await client.zrange(keys.outbox_due, 0, -1, withscores=True) == [
+        (keys.outbox_due_member(1, "i1"), 1714564800123456)
+    ]
+    assert await client.hget(keys.outbox_item("i1"), "status") == "pending"
 
 
 @pytest.mark.redis
@@ -192,3 +213,131 @@ def test_unreachable_redis_fails_the_redis_tests_when_required(
     assert returncode == 1, output
     assert "1 error" in output
     assert "GATEWAY_REQUIRE_REDIS=1" in output
+
+
+@pytest.mark.redis
+async def test_a_layout_1_keyspace_is_upgraded(
+    redis_url: str, prefix: str, client: aioredis.Redis
+) -> None:
+    await client.set(RedisKeys(prefix).schema, 1)
+    await client.hset(RedisKeys(prefix).chargers, "CP-1", "{}")
+    store = await open_redis_store(redis_url, prefix=prefix)
+    try:
+        await store.locations.put(document("L1"), enqueue=[outbox_item("i1")])
+        assert await store.locations.list() == ([document("L1")], 1)
+    finally:
+        await store.close()
+    assert await client.get(RedisKeys(prefix).schema) == str(LAYOUT_VERSION)
+
+
+def test_collection_names_are_checked() -> None:
+    keys = RedisKeys("gw:")
+    assert keys.documents("ocpi_tokens") == "gw:doc:ocpi_tokens"
+    for bad in ("a:b", "", "Locations", "1x", "a b"):
+        with pytest.raises(ValueError, match="collection"):
+            keys.documents(bad)
+
+
+async def scan(client: aioredis.Redis, keys: RedisKeys) -> dict[str, object]:
+    """Every key under the prefix with its content (sorted sets with scores)."""
+    found: dict[str, object] = {}
+    async for key in client.scan_iter(keys.match_all()):
+        kind = await client.type(key)
+        if kind == "zset":
+            found[key] = await client.zrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            found[key] = await client.hgetall(key)
+        else:
+            found[key] = await client.get(key)
+    return found
+
+
+@pytest.mark.redis
+async def test_indexes_hold_exactly_the_documented_entries(
+    redis_url: str, prefix: str, client: aioredis.Redis
+) -> None:
+    """After moves between owners, deletes and every outbox transition, each index
+    holds what the layout says and nothing else (no stale members, no empty keys)."""
+    store = await open_redis_store(redis_url, prefix=prefix)
+    keys = RedisKeys(prefix)
+    t0 = 1714564800123456
+    try:
+        await store.sessions.put(document("S1", 0, owner="A"))
+        await store.sessions.put(document("S2", 1, owner="A"))
+        await store.sessions.put(document("S1", 2, owner="B"))  # moves from A to B
+        await store.sessions.put(document("S2", 3))  # loses its owner
+        await store.sessions.put(document("S3", 4, owner="B"))
+        await store.sessions.delete("S3")
+        await store.outbox.enqueue(
+            [
+                outbox_item("k1", "K", "P"),
+                outbox_item("k2", "K", "P", due_at=at(5)),
+                outbox_item("k3", "K", "Q"),
+                outbox_item("j1", "J", "P"),
+                outbox_item("j2", "J", "P"),
+                outbox_item("m1", "M", "Q"),
+            ]
+        )
+        await store.outbox.complete("k1")  # k2 heads K
+        await store.outbox.retry_later("k2", at(9), "503")
+        await store.outbox.fail("j1", "400")  # blocks J
+        await store.outbox.complete("m1")  # M drained
+        found = await scan(client, keys)
+    finally:
+        await store.close()
+
+    def item(seq: int, status: str, attempts: int, error: str | None, due: float) -> object:
+        return {
+            "seq": str(seq),
+            "status": status,
+            "attempts": str(attempts),
+            "last_error": "null" if error is None else f'"{error}"',
+            "next_attempt_at": str(t0 + int(due * 1_000_000)),
+        }
+
+    items = {
+        "k1": ("P", "K", item(1, "done", 0, None, 0)),
+        "k2": ("P", "K", item(2, "pending", 1, "503", 9)),
+        "k3": ("Q", "K", item(3, "pending", 0, None, 0)),
+        "j1": ("P", "J", item(4, "failed", 1, "400", 0)),
+        "j2": ("P", "J", item(5, "pending", 0, None, 0)),
+        "m1": ("Q", "M", item(6, "done", 0, None, 0)),
+    }
+    for item_id, (partner, okey, state) in items.items():
+        stored = found.pop(keys.outbox_item(item_id))
+        assert isinstance(stored, dict)
+        assert stored.pop("partner_id") == partner
+        assert stored.pop("ordering_key") == okey
+        assert codec.loads(stored.pop("data"))["id"] == item_id
+        assert stored == state
+
+    s = at(0).timestamp()  # scores of documents: µs since the epoch
+
+    def score(seconds: float) -> float:
+        return float(round((s + seconds) * 1_000_000))
+
+    assert found == {
+        keys.schema: str(LAYOUT_VERSION),
+        keys.documents("sessions"): {
+            "S1": codec.dumps(codec.encode_document(document("S1", 2, owner="B"))),
+            "S2": codec.dumps(codec.encode_document(document("S2", 3))),
+        },
+        keys.document_owners("sessions"): {"S1": "B"},
+        keys.documents_by_time("sessions"): [("S1", score(2)), ("S2", score(3))],
+        keys.documents_by_owner("sessions", "B"): [("S1", score(2))],
+        keys.outbox_seq: "6",
+        keys.outbox_all: [(i, float(n)) for n, i in enumerate(items, 1)],
+        keys.outbox_status("done"): [("k1", 1.0), ("m1", 6.0)],
+        keys.outbox_status("pending"): [("k2", 2.0), ("k3", 3.0), ("j2", 5.0)],
+        keys.outbox_status("failed"): [("j1", 4.0)],
+        keys.outbox_partner("P"): [("k1", 1.0), ("k2", 2.0), ("j1", 4.0), ("j2", 5.0)],
+        keys.outbox_partner("Q"): [("k3", 3.0), ("m1", 6.0)],
+        keys.outbox_partner_status("done", "P"): [("k1", 1.0)],
+        keys.outbox_partner_status("done", "Q"): [("m1", 6.0)],
+        keys.outbox_partner_status("pending", "P"): [("k2", 2.0), ("j2", 5.0)],
+        keys.outbox_partner_status("pending", "Q"): [("k3", 3.0)],
+        keys.outbox_partner_status("failed", "P"): [("j1", 4.0)],
+        keys.outbox_key("K"): [("k2", 2.0), ("k3", 3.0)],
+        keys.outbox_key("J"): [("j1", 4.0), ("j2", 5.0)],
+        keys.outbox_due: [(keys.outbox_due_member(2, "k2"), score(9))],
+    }

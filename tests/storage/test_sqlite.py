@@ -15,7 +15,7 @@ import gateway
 from gateway.storage.base import StorageError, Store
 from gateway.storage.sqlite import SCHEMA_VERSION, open_sqlite_store
 
-from .samples import connector, reading, transaction
+from .samples import at, connector, document, full_charger, outbox_item, reading, transaction
 
 REPO_ROOT = Path(gateway.__file__).resolve().parent.parent
 
@@ -206,5 +206,51 @@ async def test_a_cancelled_caller_does_not_break_the_writer(tmp_path: Path) -> N
         # The write may or may not have been applied; the store keeps working.
         assert (await store.transactions.create(transaction("next")))[1] is True
         assert await store.transactions.get("next") is not None
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    """A database from before the roaming tables gets them, keeping what it holds."""
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    await store.chargers.put(full_charger())
+    await store.close()
+    conn = sqlite3.connect(path)
+    with conn:  # back to what version 1 created
+        conn.execute("DROP TABLE documents")
+        conn.execute("DROP TABLE outbox")
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+        conn.execute("UPDATE schema_version SET version = 1")
+    conn.close()
+
+    store = await open_sqlite_store(path)
+    try:
+        assert await store.chargers.get("CP-1") == full_charger()
+        await store.locations.put(document("L1"), enqueue=[outbox_item("i1")])
+        assert await store.locations.list() == ([document("L1")], 1)
+        assert [item.seq for item in await store.outbox.due(at(0))] == [1]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()
+
+
+async def test_a_document_and_its_items_are_one_write(tmp_path: Path) -> None:
+    """put(enqueue=...) is one job of the writer: group-committed with the others."""
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        before = writer_batches(store)
+        await asyncio.gather(
+            *(
+                store.sessions.put(
+                    document(f"S{i}"), enqueue=[outbox_item(f"i{i}-{n}", f"S{i}") for n in range(3)]
+                )
+                for i in range(100)
+            )
+        )
+        assert 1 <= writer_batches(store) - before < 20
+        assert len(await store.outbox.due(at(0), limit=1000)) == 100
     finally:
         await store.close()
