@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from gateway.admin.api import admin_routes
@@ -38,9 +39,12 @@ from gateway.keys import (
     SETTINGS,
     STORE,
 )
+from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
+from gateway.roaming.server import REGISTRY, build_ocpi_app
 from gateway.settings import Settings
 from gateway.storage.base import Store
 from gateway.storage.factory import open_store
+from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, Role
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +116,45 @@ async def _mark_all_offline(store: Store, csms: CentralSystem) -> None:
             await store.connectors.set_all(state.id, ConnectorStatus.UNKNOWN, now)
 
 
+def our_identity(settings: Settings) -> OurIdentity:
+    roles = [
+        CredentialsRole(
+            role=Role.CPO,
+            business_details=BusinessDetails(name=p.name, website=p.website),
+            party_id=p.party_id,
+            country_code=p.country_code,
+        )
+        for p in settings.parties
+    ]
+    return OurIdentity(versions_url=f"{settings.base_url}/ocpi/versions", roles=roles)
+
+
+def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
+    """The modules the gateway serves, for its OCPI version details."""
+    base = f"{settings.base_url}/ocpi/{OCPI_VERSION}"
+    return [
+        Endpoint(identifier="credentials", role=InterfaceRole.SENDER, url=f"{base}/credentials"),
+        Endpoint(identifier="credentials", role=InterfaceRole.RECEIVER, url=f"{base}/credentials"),
+    ]
+
+
+async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    http = aiohttp.ClientSession()
+    registry = PartnerRegistry(
+        app[STORE].partners,
+        app[CLOCK],
+        app[IDS],
+        our_identity(settings),
+        http,
+        timeout=settings.ocpi_timeout,
+    )
+    await registry.load()
+    app[REGISTRY] = registry
+    yield
+    await http.close()
+
+
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
     csms = app[CSMS]
     period = min(30.0, csms.heartbeat_interval / 2)
@@ -157,10 +200,12 @@ def build_app(
     app[BUS] = EventBus()
     app[ADMIN_TOKEN] = admin_token if admin_token is not None else load_admin_token(settings)[0]
     app.cleanup_ctx.append(_core_ctx)
+    app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
     app.add_subapp("/admin", admin_routes())
+    app.add_subapp("/ocpi", build_ocpi_app(settings.base_url, ocpi_endpoints(settings)))
     return app
 
 

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PartySettings(BaseModel):
+    """A CPO party hosted on the gateway (its chargers connect over OCPP)."""
+
+    country_code: str = Field(min_length=2, max_length=2, pattern="^[A-Z]{2}$")
+    party_id: str = Field(min_length=3, max_length=3, pattern="^[A-Z0-9]{3}$")
+    name: str = Field(min_length=1, max_length=100)
+    website: str | None = None
 
 
 class Settings(BaseSettings):
@@ -43,6 +52,16 @@ class Settings(BaseSettings):
     # Profile 3 with OCPP 1.6 fleets whose certificates carry the charge point id
     # instead of the serial number (2.0.1 A00.FR.404 wants the serial number).
     tls_cn_is_charger_id: bool = False
+
+    # The CPO parties this gateway hosts, e.g. GATEWAY_PARTIES='[{"country_code": "NL",
+    # "party_id": "ABC", "name": "Example CPO"}]'. Every location belongs to one of them.
+    parties: list[PartySettings] = Field(
+        default_factory=lambda: [
+            PartySettings(country_code="ZZ", party_id="GWY", name="ocpi-gateway")
+        ],
+        min_length=1,
+    )
+    ocpi_timeout: float = Field(default=15.0, gt=0, description="seconds per partner request")
 
     log_level: str = "INFO"
 

@@ -1,2 +1,2 @@
 """The operator's admin API. Imports ``domain``, ``storage``, the ``csms`` command
-interface and ``gateway.keys``; never the OCPI bridge."""
+interface, the ``roaming`` partner registry and ``gateway.keys``."""

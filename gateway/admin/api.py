@@ -8,17 +8,15 @@ answer in time and 502 when it answers with a CALLERROR.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from gateway.admin import schemas
+from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
+from gateway.admin.partners import partner_routes
 from gateway.csms.security import hash_password
 from gateway.domain.errors import (
     ChargerNotConnected,
@@ -41,85 +39,24 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.field = field
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if hasattr(value, "isoformat"):
-        return value.isoformat().replace("+00:00", "Z")
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def respond(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        data, status=status, dumps=lambda d: json.dumps(d, default=_json_default)
-    )
-
-
-def _error(status: int, reason: str, field: str | None = None) -> web.Response:
-    body: dict[str, Any] = {"error": reason}
-    if field:
-        body["field"] = field
-    return respond(body, status)
-
-
 @web.middleware
 async def _errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     expected = request.config_dict[ADMIN_TOKEN]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        return _error(401, "missing or wrong bearer token")
+        return error_response(401, "missing or wrong bearer token")
     try:
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.reason, exc.field)
+        return error_response(exc.status, exc.reason, exc.field)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _error(exc.status, exc.reason)
+            return error_response(exc.status, exc.reason)
         raise
     except Exception:
         log.exception("admin API: %s %s failed", request.method, request.path)
-        return _error(500, "internal error; see the gateway log")
-
-
-async def _body(request: web.Request, model: type[BaseModel], *, empty_ok: bool = False) -> Any:
-    raw = await request.read()
-    if not raw.strip():
-        if empty_ok:
-            raw = b"{}"
-        else:
-            raise ApiError(400, "a JSON body is required")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise ApiError(400, "body is not UTF-8") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(422, f"{field or 'body'}: {first['msg']}", field) from None
-
-
-def _query(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(400, f"{field or 'query'}: {first['msg']}", field) from None
+        return error_response(500, "internal error; see the gateway log")
 
 
 # -- views --------------------------------------------------------------------
@@ -255,7 +192,7 @@ async def get_charger(request: web.Request) -> web.Response:
 
 async def put_charger(request: web.Request) -> web.Response:
     cp_id = _charger_id(request)
-    body: schemas.ChargerBody = await _body(request, schemas.ChargerBody, empty_ok=True)
+    body: schemas.ChargerBody = await read_body(request, schemas.ChargerBody, empty_ok=True)
     store = request.config_dict[STORE]
     existing = await store.chargers.get(cp_id)
     password = body.password_bytes()
@@ -299,7 +236,7 @@ async def charger_command(request: web.Request) -> web.Response:
         raise ApiError(404, f"unknown command {name!r}; known: {known}")
     if await request.config_dict[STORE].chargers.get(cp_id) is None:
         raise ApiError(404, f"charger {cp_id!r} not found")
-    body = await _body(request, model, empty_ok=True)
+    body = await read_body(request, model, empty_ok=True)
     command = body.to_command()
     try:
         result = await request.config_dict[CSMS].send(cp_id, command)
@@ -339,7 +276,7 @@ async def get_token(request: web.Request) -> web.Response:
 
 async def put_token(request: web.Request) -> web.Response:
     uid = _uid(request)
-    body: schemas.TokenBody = await _body(request, schemas.TokenBody, empty_ok=True)
+    body: schemas.TokenBody = await read_body(request, schemas.TokenBody, empty_ok=True)
     store = request.config_dict[STORE]
     existing = await store.tokens.get(uid)
     token = LocalToken(
@@ -366,7 +303,7 @@ async def delete_token(request: web.Request) -> web.Response:
 
 
 async def list_transactions(request: web.Request) -> web.Response:
-    q: schemas.TransactionQuery = _query(request, schemas.TransactionQuery)
+    q: schemas.TransactionQuery = read_query(request, schemas.TransactionQuery)
     txs = await request.config_dict[STORE].transactions.list(
         charger_id=q.charger_id, since=q.since, until=q.until, limit=q.limit, offset=q.offset
     )
@@ -396,6 +333,7 @@ def admin_routes() -> web.Application:
     r.add_delete("/tokens/{uid}", delete_token)
     r.add_get("/transactions", list_transactions)
     r.add_get("/transactions/{tx_id}", get_transaction)
+    r.add_routes(partner_routes())
     return admin
 
 

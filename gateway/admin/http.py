@@ -1,0 +1,74 @@
+"""Helpers shared by the admin API's handlers: JSON answers, errors, body and query parsing."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.field = field
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if hasattr(value, "isoformat"):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def respond(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda d: json.dumps(d, default=_json_default)
+    )
+
+
+def error_response(status: int, reason: str, field: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": reason}
+    if field:
+        body["field"] = field
+    return respond(body, status)
+
+
+async def read_body(request: web.Request, model: type[BaseModel], *, empty_ok: bool = False) -> Any:
+    raw = await request.read()
+    if not raw.strip():
+        if empty_ok:
+            raw = b"{}"
+        else:
+            raise ApiError(400, "a JSON body is required")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "body is not UTF-8") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(422, f"{field or 'body'}: {first['msg']}", field) from None
+
+
+def read_query(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(400, f"{field or 'query'}: {first['msg']}", field) from None
+
+

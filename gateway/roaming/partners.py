@@ -1,0 +1,384 @@
+"""Roaming partners and the OCPI credentials handshake (OCPI 2.2.1 credentials.asciidoc).
+
+Token names follow the direction of each call rather than the spec's A/B/C letters,
+which depend on who started the registration:
+
+- ``token_a``: the registration token we issue to a partner (valid only for the
+  versions and credentials modules, until it has registered; then discarded);
+- ``our_token``: what the partner sends to call us (its TOKEN_C when it registered
+  with us, our TOKEN_B when we registered with it);
+- ``their_token``: what we send to call the partner.
+
+Our tokens are random 256-bit values and are only compared in constant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+from gateway.domain.clock import Clock, IdFactory
+from gateway.storage.base import Document, DocumentStore
+from ocpi.client import OcpiClient, OcpiClientError
+from ocpi.transport import (
+    MethodNotAllowedError,
+    UnsupportedVersionError,
+    format_datetime,
+    parse_datetime,
+)
+from ocpi.v221 import Credentials, CredentialsRole, Endpoint, Version, VersionDetails
+
+log = logging.getLogger(__name__)
+
+OCPI_VERSION = "2.2.1"
+
+
+class PartnerStatus(enum.StrEnum):
+    PENDING = "PENDING"  # token A issued, not registered yet
+    REGISTERED = "REGISTERED"
+    UNREGISTERED = "UNREGISTERED"
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerEndpoint:
+    module: str
+    role: str  # SENDER / RECEIVER (of the partner)
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Partner:
+    id: str
+    name: str
+    status: PartnerStatus
+    created_at: datetime
+    updated_at: datetime
+    token_a: str | None = None
+    our_token: str | None = None
+    their_token: str | None = None
+    versions_url: str | None = None
+    version: str | None = None
+    endpoints: tuple[PartnerEndpoint, ...] = ()
+    roles: tuple[dict[str, Any], ...] = ()  # the partner's CredentialsRole objects, as sent
+
+    def endpoint(self, module: str, role: str) -> str | None:
+        for ep in self.endpoints:
+            if ep.module == module and ep.role == role:
+                return ep.url
+        return None
+
+    def parties(self, role: str | None = None) -> list[tuple[str, str]]:
+        """(country_code, party_id) of the partner's parties, upper-cased."""
+        return [
+            (str(r["country_code"]).upper(), str(r["party_id"]).upper())
+            for r in self.roles
+            if role is None or r.get("role") == role
+        ]
+
+
+def partner_to_document(p: Partner) -> Document:
+    data: dict[str, Any] = {
+        "id": p.id,
+        "name": p.name,
+        "status": p.status.value,
+        "created_at": format_datetime(p.created_at),
+        "updated_at": format_datetime(p.updated_at),
+        "token_a": p.token_a,
+        "our_token": p.our_token,
+        "their_token": p.their_token,
+        "versions_url": p.versions_url,
+        "version": p.version,
+        "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
+        "roles": [dict(r) for r in p.roles],
+    }
+    return Document(key=p.id, data=data, last_updated=p.updated_at)
+
+
+def partner_from_document(doc: Document) -> Partner:
+    d = doc.data
+    return Partner(
+        id=d["id"],
+        name=d["name"],
+        status=PartnerStatus(d["status"]),
+        created_at=parse_datetime(d["created_at"]),
+        updated_at=parse_datetime(d["updated_at"]),
+        token_a=d.get("token_a"),
+        our_token=d.get("our_token"),
+        their_token=d.get("their_token"),
+        versions_url=d.get("versions_url"),
+        version=d.get("version"),
+        endpoints=tuple(PartnerEndpoint(**e) for e in d.get("endpoints", [])),
+        roles=tuple(d.get("roles", [])),
+    )
+
+
+def new_token() -> str:
+    # 256 bits, URL-safe: printable ASCII as credentials.asciidoc requires.
+    return secrets.token_urlsafe(32)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMatch:
+    partner: Partner
+    registration: bool  # True when the token is the partner's token A
+
+
+class RegistrationError(Exception):
+    """Registering at a partner's platform failed; the message says at which step."""
+
+
+@dataclass
+class OurIdentity:
+    """What the gateway says about itself in credentials objects."""
+
+    versions_url: str
+    roles: Sequence[CredentialsRole]
+    endpoints: Sequence[Endpoint] = field(default_factory=list)
+
+
+class PartnerRegistry:
+    """Partners, cached in memory (a handful of records) and written through to the store."""
+
+    def __init__(
+        self,
+        store: DocumentStore,
+        clock: Clock,
+        ids: IdFactory,
+        identity: OurIdentity,
+        http: aiohttp.ClientSession,
+        *,
+        timeout: float = 15.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self.identity = identity
+        self._http = http
+        self._timeout = timeout
+        self._partners: dict[str, Partner] = {}
+        self._by_token: dict[bytes, tuple[str, bool]] = {}
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        offset = 0
+        while True:
+            docs, total = await self._store.list(offset=offset, limit=500)
+            for doc in docs:
+                self._index(partner_from_document(doc))
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+
+    def _index(self, partner: Partner) -> None:
+        old = self._partners.get(partner.id)
+        if old is not None:
+            for token in (old.token_a, old.our_token):
+                if token:
+                    self._by_token.pop(_digest(token), None)
+        self._partners[partner.id] = partner
+        if partner.token_a and partner.status is PartnerStatus.PENDING:
+            self._by_token[_digest(partner.token_a)] = (partner.id, True)
+        if partner.our_token and partner.status is PartnerStatus.REGISTERED:
+            self._by_token[_digest(partner.our_token)] = (partner.id, False)
+
+    async def _save(self, partner: Partner) -> Partner:
+        await self._store.put(partner_to_document(partner))
+        self._index(partner)
+        return partner
+
+    def all(self) -> list[Partner]:
+        return sorted(self._partners.values(), key=lambda p: p.created_at)
+
+    def get(self, partner_id: str) -> Partner | None:
+        return self._partners.get(partner_id)
+
+    def registered(self) -> list[Partner]:
+        return [p for p in self.all() if p.status is PartnerStatus.REGISTERED]
+
+    def match(self, token: str) -> TokenMatch | None:
+        entry = self._by_token.get(_digest(token))
+        if entry is None:
+            return None
+        partner = self._partners[entry[0]]
+        stored = partner.token_a if entry[1] else partner.our_token
+        if stored is None or not hmac.compare_digest(stored.encode(), token.encode()):
+            return None
+        return TokenMatch(partner, registration=entry[1])
+
+    # -- operator actions -------------------------------------------------------
+
+    async def create(self, name: str) -> Partner:
+        now = self._clock.now()
+        partner = Partner(
+            id=self._ids.new_id(),
+            name=name,
+            status=PartnerStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            token_a=new_token(),
+        )
+        return await self._save(partner)
+
+    async def delete(self, partner_id: str) -> bool:
+        async with self._lock:
+            partner = self._partners.pop(partner_id, None)
+            if partner is None:
+                return False
+            for token in (partner.token_a, partner.our_token):
+                if token:
+                    self._by_token.pop(_digest(token), None)
+            await self._store.delete(partner_id)
+            return True
+
+    def client(self, partner: Partner, *, timeout: float | None = None) -> OcpiClient:
+        if partner.their_token is None:
+            raise RegistrationError(f"partner {partner.id} has no token to call it with")
+        return OcpiClient(self._http, partner.their_token, timeout=timeout or self._timeout)
+
+    async def _discover(self, client: OcpiClient, versions_url: str) -> tuple[str, list[Endpoint]]:
+        """Pick 2.2.1 from the partner's versions and fetch its endpoints."""
+        try:
+            versions = await client.get_list(versions_url, Version)
+        except OcpiClientError as exc:
+            raise RegistrationError(f"GET {versions_url}: {exc}") from exc
+        chosen = next((v for v in versions if str(v.version) == OCPI_VERSION), None)
+        if chosen is None:
+            offered = ", ".join(str(v.version) for v in versions) or "none"
+            raise UnsupportedVersionError(
+                f"the partner offers no OCPI {OCPI_VERSION} (offers: {offered})"
+            )
+        try:
+            details = await client.get(str(chosen.url), VersionDetails)
+        except OcpiClientError as exc:
+            raise RegistrationError(f"GET {chosen.url}: {exc}") from exc
+        return str(chosen.url), list(details.endpoints)
+
+    def our_credentials(self, token: str) -> Credentials:
+        return Credentials(
+            token=token, url=self.identity.versions_url, roles=list(self.identity.roles)
+        )
+
+    async def register_at(self, partner_id: str, versions_url: str, token_a: str) -> Partner:
+        """We register at the partner's platform with the token A it gave the operator."""
+        async with self._lock:
+            partner = self._partners.get(partner_id)
+            if partner is None:
+                raise KeyError(partner_id)
+            if partner.status is PartnerStatus.REGISTERED:
+                raise MethodNotAllowedError("already registered; update or unregister first")
+            client = OcpiClient(self._http, token_a, timeout=self._timeout)
+            _, endpoints = await self._discover(client, versions_url)
+            credentials_url = _find(endpoints, "credentials")
+            if credentials_url is None:
+                raise RegistrationError("the partner lists no credentials endpoint")
+            our_token = new_token()
+            try:
+                theirs = await client.post(
+                    credentials_url, self.our_credentials(our_token), Credentials
+                )
+            except OcpiClientError as exc:
+                raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
+            registered = replace(
+                partner,
+                status=PartnerStatus.REGISTERED,
+                token_a=None,
+                our_token=our_token,
+                their_token=theirs.token,
+                versions_url=versions_url,
+                version=OCPI_VERSION,
+                endpoints=_endpoints(endpoints),
+                roles=tuple(r.to_wire() for r in theirs.roles),
+                updated_at=self._clock.now(),
+            )
+            log.info("registered at partner %s (%s)", partner.id, versions_url)
+            return await self._save(registered)
+
+    # -- the partner's requests to our credentials module -------------------------
+
+    async def accept_registration(self, match: TokenMatch, theirs: Credentials) -> Credentials:
+        """POST credentials: the partner registers with us using its token A."""
+        async with self._lock:
+            partner = self._partners[match.partner.id]
+            if not match.registration or partner.status is PartnerStatus.REGISTERED:
+                # credentials.asciidoc: POST on an already registered party is 405.
+                raise MethodNotAllowedError("already registered: use PUT to update")
+            client = OcpiClient(self._http, theirs.token, timeout=self._timeout)
+            _, endpoints = await self._discover(client, str(theirs.url))
+            our_token = new_token()
+            registered = replace(
+                partner,
+                status=PartnerStatus.REGISTERED,
+                token_a=None,
+                our_token=our_token,
+                their_token=theirs.token,
+                versions_url=str(theirs.url),
+                version=OCPI_VERSION,
+                endpoints=_endpoints(endpoints),
+                roles=tuple(r.to_wire() for r in theirs.roles),
+                updated_at=self._clock.now(),
+            )
+            await self._save(registered)
+            log.info("partner %s registered (%s)", partner.id, theirs.url)
+            return self.our_credentials(our_token)
+
+    async def update_registration(self, match: TokenMatch, theirs: Credentials) -> Credentials:
+        """PUT credentials: new token and/or endpoints; we issue a new token too."""
+        async with self._lock:
+            partner = self._partners[match.partner.id]
+            if match.registration or partner.status is not PartnerStatus.REGISTERED:
+                raise MethodNotAllowedError("not registered: use POST to register")
+            client = OcpiClient(self._http, theirs.token, timeout=self._timeout)
+            _, endpoints = await self._discover(client, str(theirs.url))
+            our_token = new_token()
+            updated = replace(
+                partner,
+                our_token=our_token,
+                their_token=theirs.token,
+                versions_url=str(theirs.url),
+                endpoints=_endpoints(endpoints),
+                roles=tuple(r.to_wire() for r in theirs.roles),
+                updated_at=self._clock.now(),
+            )
+            await self._save(updated)
+            return self.our_credentials(our_token)
+
+    async def unregister(self, match: TokenMatch) -> None:
+        """DELETE credentials: the partner leaves; its tokens stop working at once."""
+        async with self._lock:
+            partner = self._partners[match.partner.id]
+            if match.registration or partner.status is not PartnerStatus.REGISTERED:
+                raise MethodNotAllowedError("not registered")
+            await self._save(
+                replace(
+                    partner,
+                    status=PartnerStatus.UNREGISTERED,
+                    our_token=None,
+                    their_token=None,
+                    updated_at=self._clock.now(),
+                )
+            )
+
+
+def _find(endpoints: Sequence[Endpoint], module: str, role: str | None = None) -> str | None:
+    for ep in endpoints:
+        if str(ep.identifier) == module and (role is None or str(ep.role) == role):
+            return str(ep.url)
+    return None
+
+
+def _endpoints(endpoints: Sequence[Endpoint]) -> tuple[PartnerEndpoint, ...]:
+    return tuple(PartnerEndpoint(str(e.identifier), str(e.role), str(e.url)) for e in endpoints)

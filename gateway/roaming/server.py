@@ -1,0 +1,102 @@
+"""The gateway's OCPI 2.2.1 server: versions, version details and credentials.
+
+Mounted at ``/ocpi``. Module routes (locations, tariffs, tokens, sessions, CDRs,
+commands) come from ``ocpi.server`` builders with providers from this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.roaming.partners import OCPI_VERSION, PartnerRegistry, RegistrationError, TokenMatch
+from ocpi.server import ocpi_context, ocpi_middleware, ocpi_response, parse_body
+from ocpi.transport import UnableToUseClientApiError, UnauthorizedError
+from ocpi.v221 import Credentials, Endpoint, Version, VersionDetails
+
+REGISTRY = web.AppKey("ocpi_registry", PartnerRegistry)
+
+# What a token A may reach: only what registration needs (credentials.asciidoc).
+_REGISTRATION_PATHS = frozenset(
+    {"/versions", f"/{OCPI_VERSION}", f"/{OCPI_VERSION}/", f"/{OCPI_VERSION}/credentials"}
+)
+
+
+def _allowed_with_token_a(path: str) -> bool:
+    return path.removeprefix("/ocpi") in _REGISTRATION_PATHS
+
+
+def _match(request: web.Request) -> TokenMatch:
+    party = ocpi_context(request).party
+    assert isinstance(party, TokenMatch)
+    return party
+
+
+def _registry(request: web.Request) -> PartnerRegistry:
+    return request.config_dict[REGISTRY]
+
+
+def build_ocpi_app(
+    base_url: str,
+    endpoints: Sequence[Endpoint],
+    module_routes: Sequence[web.RouteDef] = (),
+) -> web.Application:
+    """``endpoints`` lists every module we serve (version details); ``module_routes``
+    are their routes, relative to ``/ocpi/2.2.1``. The :class:`PartnerRegistry` is
+    looked up at request time under :data:`REGISTRY` (the composition root opens it)."""
+    details_url = f"{base_url}/ocpi/{OCPI_VERSION}"
+
+    async def resolve(token: str, request: web.Request) -> TokenMatch | None:
+        match = _registry(request).match(token)
+        if match is None:
+            return None
+        if match.registration and not _allowed_with_token_a(request.path):
+            return None
+        return match
+
+    async def versions(request: web.Request) -> web.Response:
+        return ocpi_response([Version(version=OCPI_VERSION, url=details_url)])
+
+    async def version_details(request: web.Request) -> web.Response:
+        return ocpi_response(VersionDetails(version=OCPI_VERSION, endpoints=list(endpoints)))
+
+    async def get_credentials(request: web.Request) -> web.Response:
+        match = _match(request)
+        token = match.partner.token_a if match.registration else match.partner.our_token
+        if token is None:
+            raise UnauthorizedError("no credentials")
+        return ocpi_response(_registry(request).our_credentials(token))
+
+    async def post_credentials(request: web.Request) -> web.Response:
+        theirs = await parse_body(request, Credentials)
+        try:
+            ours = await _registry(request).accept_registration(_match(request), theirs)
+        except RegistrationError as exc:
+            raise UnableToUseClientApiError(str(exc)) from None
+        return ocpi_response(ours)
+
+    async def put_credentials(request: web.Request) -> web.Response:
+        theirs = await parse_body(request, Credentials)
+        try:
+            ours = await _registry(request).update_registration(_match(request), theirs)
+        except RegistrationError as exc:
+            raise UnableToUseClientApiError(str(exc)) from None
+        return ocpi_response(ours)
+
+    async def delete_credentials(request: web.Request) -> web.Response:
+        await _registry(request).unregister(_match(request))
+        return ocpi_response(None)
+
+    app = web.Application(middlewares=[ocpi_middleware(resolve, public_origin=base_url)])
+    app.router.add_get("/versions", versions)
+    app.router.add_get(f"/{OCPI_VERSION}", version_details)
+    app.router.add_get(f"/{OCPI_VERSION}/", version_details)
+    cred = f"/{OCPI_VERSION}/credentials"
+    app.router.add_get(cred, get_credentials)
+    app.router.add_post(cred, post_credentials)
+    app.router.add_put(cred, put_credentials)
+    app.router.add_delete(cred, delete_credentials)
+    for route in module_routes:
+        app.router.add_route(route.method, f"/{OCPI_VERSION}{route.path}", route.handler)
+    return app
