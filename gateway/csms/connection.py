@@ -216,7 +216,12 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             log.exception("charger %s: handler for %s failed", self.charger_id, action)
             await self._send_error(unique_id, InternalFailure("the central system failed"))
             return
-        await self._send_raw(json.dumps([CALLRESULT, unique_id, result], separators=(",", ":")))
+        if result:
+            text = json.dumps([CALLRESULT, unique_id, result], separators=(",", ":"))
+        else:
+            # Most answers (StatusNotification, MeterValues) are empty.
+            text = f"[3,{json.dumps(unique_id)},{{}}]"
+        await self._send_raw(text)
 
     async def _send_error(self, unique_id: str, exc: OcppRequestError) -> None:
         code = error_code(exc.kind, self.version)

@@ -122,6 +122,9 @@ class CentralSystem:
         self._connections: dict[str, Connection] = {}
         self._states: dict[str, ChargerState] = {}
         self._heartbeat_written: dict[str, datetime] = {}
+        # Heartbeats of connected chargers, apart from _states: a heartbeat is the
+        # most frequent message and should not rebuild a state object each time.
+        self._heartbeats: dict[str, datetime] = {}
         self._reports: dict[str, dict[str, dict[str, Any]]] = {}
         self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000 * 1000 + 1)
 
@@ -135,7 +138,11 @@ class CentralSystem:
 
     def live_state(self, charger_id: str) -> ChargerState | None:
         """The freshest known state of a connected charger (heartbeat included)."""
-        return self._states.get(charger_id)
+        state = self._states.get(charger_id)
+        beat = self._heartbeats.get(charger_id)
+        if state is not None and beat is not None and beat != state.last_heartbeat:
+            state = replace(state, last_heartbeat=beat)
+        return state
 
     async def connected(self, conn: Connection) -> None:
         old = self._connections.get(conn.charger_id)
@@ -161,9 +168,11 @@ class CentralSystem:
             return  # replaced: the new connection owns the state now
         del self._connections[conn.charger_id]
         now = self.clock.now()
-        state = self._states.pop(conn.charger_id, None) or (
+        state = self.live_state(conn.charger_id) or (
             await self.store.charger_states.get(conn.charger_id)
         )
+        self._states.pop(conn.charger_id, None)
+        self._heartbeats.pop(conn.charger_id, None)
         self._heartbeat_written.pop(conn.charger_id, None)
         if state is not None:
             await self.store.charger_states.put(
@@ -223,20 +232,21 @@ class CentralSystem:
             last_heartbeat=now,
         )
         self._states[charger_id] = state
+        self._heartbeats[charger_id] = now
         self._heartbeat_written[charger_id] = now
         await self.store.charger_states.put(state)
         await self.bus.publish(ChargerBooted(state))
 
     async def heartbeat(self, charger_id: str) -> None:
         now = self.clock.now()
-        state = self._states.get(charger_id)
-        if state is None:
+        if charger_id not in self._states:
             return
-        state = replace(state, last_heartbeat=now)
-        self._states[charger_id] = state
+        self._heartbeats[charger_id] = now
         written = self._heartbeat_written.get(charger_id)
         if written is None or now - written >= HEARTBEAT_WRITE_EVERY:
             self._heartbeat_written[charger_id] = now
+            state = replace(self._states[charger_id], last_heartbeat=now)
+            self._states[charger_id] = state
             await self.store.charger_states.put(state)
 
     async def connector_status(self, state: ConnectorState) -> None:

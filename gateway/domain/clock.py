@@ -51,5 +51,4 @@ def format_timestamp(value: datetime) -> str:
 
     Real chargers reject ``+00:00``; the ``Z`` form is what OCPP-J examples use.
     """
-    utc = ensure_utc(value)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return ensure_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
