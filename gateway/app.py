@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -39,11 +39,15 @@ from gateway.keys import (
     SETTINGS,
     STORE,
 )
+from gateway.roaming.catalog import LocationService, Party, TariffService
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
+from gateway.roaming.providers import PROVIDERS, CpoProviders
+from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
 from gateway.settings import Settings
 from gateway.storage.base import Store
 from gateway.storage.factory import open_store
+from ocpi.server import locations_sender_routes, tariffs_sender_routes
 from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, Role
 
 log = logging.getLogger(__name__)
@@ -132,10 +136,17 @@ def our_identity(settings: Settings) -> OurIdentity:
 def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
     """The modules the gateway serves, for its OCPI version details."""
     base = f"{settings.base_url}/ocpi/{OCPI_VERSION}"
-    return [
-        Endpoint(identifier="credentials", role=InterfaceRole.SENDER, url=f"{base}/credentials"),
-        Endpoint(identifier="credentials", role=InterfaceRole.RECEIVER, url=f"{base}/credentials"),
+    modules = [
+        ("credentials", InterfaceRole.SENDER),
+        ("credentials", InterfaceRole.RECEIVER),
+        ("locations", InterfaceRole.SENDER),
+        ("tariffs", InterfaceRole.SENDER),
     ]
+    return [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
+
+
+def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
+    return [*locations_sender_routes(providers), *tariffs_sender_routes(providers)]
 
 
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -151,8 +162,20 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await registry.load()
     app[REGISTRY] = registry
+    planner = PushPlanner(registry, app[CLOCK], app[IDS])
+    parties = [Party(p.country_code, p.party_id) for p in settings.parties]
+    providers = app[PROVIDERS]
+    notify = _outbox_notifier(app)
+    providers.locations = LocationService(app[STORE], planner, app[CLOCK], parties, notify)
+    providers.tariffs = TariffService(app[STORE], planner, app[CLOCK], parties, notify)
+    app[BUS].subscribe(providers.locations.on_event)
     yield
     await http.close()
+
+
+def _outbox_notifier(app: web.Application) -> Callable[[], None]:
+    # Until the outbox worker is wired in, pushes wait in the durable outbox.
+    return lambda: None
 
 
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -205,7 +228,12 @@ def build_app(
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
     app.add_subapp("/admin", admin_routes())
-    app.add_subapp("/ocpi", build_ocpi_app(settings.base_url, ocpi_endpoints(settings)))
+    providers = CpoProviders()
+    app[PROVIDERS] = providers
+    app.add_subapp(
+        "/ocpi",
+        build_ocpi_app(settings.base_url, ocpi_endpoints(settings), ocpi_routes(providers)),
+    )
     return app
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import schemas
+from gateway.admin.catalog import catalog_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
 from gateway.admin.partners import partner_routes
 from gateway.csms.security import hash_password
@@ -334,6 +335,7 @@ def admin_routes() -> web.Application:
     r.add_get("/transactions", list_transactions)
     r.add_get("/transactions/{tx_id}", get_transaction)
     r.add_routes(partner_routes())
+    r.add_routes(catalog_routes())
     return admin
 
 

@@ -1,0 +1,48 @@
+"""The OCPI module providers of the CPO side, handed to ``ocpi.server`` route builders.
+
+Routes are built with the application, before start-up opens the store; the
+services are attached here by the composition root once they exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.roaming.catalog import LocationService, TariffService
+from ocpi.server import OcpiRequestContext
+from ocpi.transport import PageRequest, ServerError
+from ocpi.v221 import Location, Tariff
+
+
+class CpoProviders:
+    def __init__(self) -> None:
+        self.locations: LocationService | None = None
+        self.tariffs: TariffService | None = None
+
+    def _locations(self) -> LocationService:
+        if self.locations is None:
+            raise ServerError("locations are not available yet")
+        return self.locations
+
+    def _tariffs(self) -> TariffService:
+        if self.tariffs is None:
+            raise ServerError("tariffs are not available yet")
+        return self.tariffs
+
+    async def list_locations(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[Location], int]:
+        return await self._locations().page(page)
+
+    async def get_location(self, context: OcpiRequestContext, location_id: str) -> Location | None:
+        return await self._locations().get(location_id)
+
+    async def list_tariffs(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[Tariff], int]:
+        return await self._tariffs().page(page)
+
+
+PROVIDERS = web.AppKey("cpo_providers", CpoProviders)
