@@ -44,10 +44,11 @@ from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
+from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
 from gateway.settings import Settings
 from gateway.storage.base import Store
 from gateway.storage.factory import open_store
-from ocpi.server import locations_sender_routes, tariffs_sender_routes
+from ocpi.server import locations_sender_routes, tariffs_sender_routes, tokens_receiver_routes
 from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, Role
 
 log = logging.getLogger(__name__)
@@ -141,12 +142,17 @@ def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
         ("credentials", InterfaceRole.RECEIVER),
         ("locations", InterfaceRole.SENDER),
         ("tariffs", InterfaceRole.SENDER),
+        ("tokens", InterfaceRole.RECEIVER),
     ]
     return [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
 
 
 def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
-    return [*locations_sender_routes(providers), *tariffs_sender_routes(providers)]
+    return [
+        *locations_sender_routes(providers),
+        *tariffs_sender_routes(providers),
+        *tokens_receiver_routes(providers),
+    ]
 
 
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -169,6 +175,13 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     providers.locations = LocationService(app[STORE], planner, app[CLOCK], parties, notify)
     providers.tariffs = TariffService(app[STORE], planner, app[CLOCK], parties, notify)
     app[BUS].subscribe(providers.locations.on_event)
+    directory = TokenDirectory(app[STORE])
+    providers.tokens = TokensReceiver(app[STORE], directory)
+    app[AUTHORIZER].add(
+        RoamingAuthorizer(
+            app[STORE], directory, registry, app[CLOCK], budget=settings.realtime_auth_timeout
+        )
+    )
     yield
     await http.close()
 

@@ -11,20 +11,27 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gateway.roaming.catalog import LocationService, TariffService
+from gateway.roaming.tokens import TokensReceiver
 from ocpi.server import OcpiRequestContext
 from ocpi.transport import PageRequest, ServerError
-from ocpi.v221 import Location, Tariff
+from ocpi.v221 import Location, Tariff, Token, TokenPatch
 
 
 class CpoProviders:
     def __init__(self) -> None:
         self.locations: LocationService | None = None
         self.tariffs: TariffService | None = None
+        self.tokens: TokensReceiver | None = None
 
     def _locations(self) -> LocationService:
         if self.locations is None:
             raise ServerError("locations are not available yet")
         return self.locations
+
+    def _tokens(self) -> TokensReceiver:
+        if self.tokens is None:
+            raise ServerError("tokens are not available yet")
+        return self.tokens
 
     def _tariffs(self) -> TariffService:
         if self.tariffs is None:
@@ -43,6 +50,32 @@ class CpoProviders:
         self, context: OcpiRequestContext, page: PageRequest
     ) -> tuple[Sequence[Tariff], int]:
         return await self._tariffs().page(page)
+
+    async def get_token(
+        self,
+        context: OcpiRequestContext,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+    ) -> Token | None:
+        return await self._tokens().get_token(context, country_code, party_id, uid, token_type)
+
+    async def put_token(self, context: OcpiRequestContext, token: Token) -> bool:
+        return await self._tokens().put_token(context, token)
+
+    async def patch_token(
+        self,
+        context: OcpiRequestContext,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+        patch: TokenPatch,
+    ) -> Token | None:
+        return await self._tokens().patch_token(
+            context, country_code, party_id, uid, token_type, patch
+        )
 
 
 PROVIDERS = web.AppKey("cpo_providers", CpoProviders)

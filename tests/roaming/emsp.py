@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +33,23 @@ class EmspPlatform:
     cpo_token: str | None = None  # what we use to call the CPO
     runner: web.AppRunner | None = None
     url: str = ""
+    # Real-time authorization: uid -> "ALLOWED" / "BLOCKED" / ...; unknown uids NOT_ALLOWED.
+    authorize: dict[str, str] = field(default_factory=dict)
+    authorize_delay: float = 0.0
+    authorize_requests: list[tuple[str, Any]] = field(default_factory=list)
+
+    def token(self, uid: str, whitelist: str = "ALWAYS", valid: bool = True) -> dict[str, Any]:
+        return {
+            "country_code": self.country_code,
+            "party_id": self.party_id,
+            "uid": uid,
+            "type": "RFID",
+            "contract_id": f"{self.country_code}-{self.party_id}-C{uid[-5:]}",
+            "issuer": "Test eMSP",
+            "valid": valid,
+            "whitelist": whitelist,
+            "last_updated": "2026-11-23T08:00:00Z",
+        }
 
     def _authorized(self, request: web.Request, *tokens: str) -> bool:
         header = request.headers.get("Authorization", "")
@@ -104,6 +122,18 @@ class EmspPlatform:
             self.received.append((request.method, request.path, json_loads(raw) if raw else None))
             return _ok(None)
 
+        async def authorize(request: web.Request) -> web.Response:
+            if not self._authorized(request, self.token_b):
+                return web.Response(status=401)
+            uid = request.match_info["uid"]
+            raw = await request.read()
+            self.authorize_requests.append((uid, json_loads(raw) if raw else None))
+            if self.authorize_delay:
+                await asyncio.sleep(self.authorize_delay)
+            allowed = self.authorize.get(uid, "NOT_ALLOWED")
+            return _ok({"allowed": allowed, "token": self.token(uid, "NEVER"), "authorization_reference": f"AUTH-{uid}"})
+
+        app.router.add_post(f"{base}/tokens/{{uid}}/authorize", authorize)
         app.router.add_get("/ocpi/versions", versions)
         app.router.add_get(base, details)
         app.router.add_post(f"{base}/credentials", post_credentials)

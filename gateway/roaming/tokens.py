@@ -1,0 +1,267 @@
+"""eMSP tokens: the Tokens Receiver interface and authorization of roaming drivers.
+
+Tokens are kept as documents keyed ``CC*PID*UID*TYPE`` (upper-cased: OCPI ids are
+CiStrings) with the UID as ``owner``, so a charger's idTag finds its token with an
+indexed lookup whatever eMSP issued it.
+
+Authorization (mod_tokens, "Real-time authorization" and WhitelistType):
+
+- ALWAYS / ALLOWED: the stored token decides (``valid``), no call to the eMSP.
+- ALLOWED_OFFLINE: ask the eMSP; when it does not answer within the budget,
+  the stored token decides.
+- NEVER: ask the eMSP; no answer means no charging (Invalid).
+- A token the gateway does not have: every registered eMSP with a Tokens SENDER
+  is asked at once; the first ALLOWED wins. No answer from any: Invalid, so a
+  driver of an unreachable eMSP is refused rather than charged without a payer.
+
+The budget (``GATEWAY_REALTIME_AUTH_TIMEOUT``, 5 s by default) stays well under
+the charger's own timeout for its Authorize, so the charger always gets an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.domain.clock import Clock
+from gateway.domain.models import AuthorizationResult, AuthorizationStatus, IdToken
+from gateway.roaming.partners import PartnerRegistry, TokenMatch
+from gateway.storage.base import Document, Store
+from ocpi.client import OcpiClientError
+from ocpi.server import OcpiRequestContext
+from ocpi.transport import InvalidParametersError, json_loads
+from ocpi.v221 import AuthorizationInfo, LocationReferences, Token, TokenPatch
+from ocpi.v221.enums import AllowedType, WhitelistType
+from ocpi.v221.patch import apply_patch
+
+log = logging.getLogger(__name__)
+
+_ALLOWED = {
+    AllowedType.ALLOWED: AuthorizationStatus.ACCEPTED,
+    AllowedType.BLOCKED: AuthorizationStatus.BLOCKED,
+    AllowedType.EXPIRED: AuthorizationStatus.EXPIRED,
+    AllowedType.NO_CREDIT: AuthorizationStatus.INVALID,
+    AllowedType.NOT_ALLOWED: AuthorizationStatus.INVALID,
+}
+
+
+def token_key(country_code: str, party_id: str, uid: str, token_type: str) -> str:
+    return "*".join(part.upper() for part in (country_code, party_id, uid, token_type))
+
+
+def token_document(token: Token, partner_id: str | None, source: str = "push") -> Document:
+    data = {"token": token.to_json(), "partner_id": partner_id, "source": source}
+    key = token_key(token.country_code, token.party_id, token.uid, str(token.type))
+    return Document(key, data, token.last_updated, owner=token.uid.upper())
+
+
+def token_from_document(doc: Document) -> Token:
+    return Token.model_validate(json_loads(doc.data["token"]))
+
+
+@dataclass(frozen=True, slots=True)
+class RoamingToken:
+    token: Token
+    partner_id: str | None
+
+
+class TokenDirectory:
+    """Reads tokens; shared by the receiver, the authorizer and the session builder."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def by_uid(self, uid: str) -> list[RoamingToken]:
+        docs, _ = await self._store.ocpi_tokens.list(owner=uid.upper(), limit=50)
+        return [RoamingToken(token_from_document(d), d.data.get("partner_id")) for d in docs]
+
+    async def get(self, cc: str, pid: str, uid: str, token_type: str) -> RoamingToken | None:
+        doc = await self._store.ocpi_tokens.get(token_key(cc, pid, uid, token_type))
+        if doc is None:
+            return None
+        return RoamingToken(token_from_document(doc), doc.data.get("partner_id"))
+
+
+class TokensReceiver:
+    """mod_tokens Receiver interface provider (see ``ocpi.server.tokens_receiver_routes``)."""
+
+    def __init__(self, store: Store, directory: TokenDirectory) -> None:
+        self._store = store
+        self._directory = directory
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def _partner(context: OcpiRequestContext, country_code: str, party_id: str) -> str:
+        match = context.party
+        assert isinstance(match, TokenMatch)
+        if (country_code.upper(), party_id.upper()) not in match.partner.parties():
+            # A platform speaks only for the parties its credentials list.
+            raise InvalidParametersError(
+                f"party_id: {country_code}*{party_id} is not a party of this platform"
+            )
+        return match.partner.id
+
+    async def get_token(
+        self,
+        context: OcpiRequestContext,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+    ) -> Token | None:
+        self._partner(context, country_code, party_id)
+        found = await self._directory.get(country_code, party_id, uid, token_type)
+        return found.token if found else None
+
+    async def put_token(self, context: OcpiRequestContext, token: Token) -> bool:
+        partner_id = self._partner(context, token.country_code, token.party_id)
+        async with self._lock:
+            key = token_key(token.country_code, token.party_id, token.uid, str(token.type))
+            existing = await self._store.ocpi_tokens.get(key)
+            await self._store.ocpi_tokens.put(token_document(token, partner_id))
+        return existing is None
+
+    async def patch_token(
+        self,
+        context: OcpiRequestContext,
+        country_code: str,
+        party_id: str,
+        uid: str,
+        token_type: str,
+        patch: TokenPatch,
+    ) -> Token | None:
+        partner_id = self._partner(context, country_code, party_id)
+        async with self._lock:
+            found = await self._directory.get(country_code, party_id, uid, token_type)
+            if found is None:
+                return None
+            patched = apply_patch(found.token, patch)
+            await self._store.ocpi_tokens.put(token_document(patched, partner_id))
+        return patched
+
+
+class RoamingAuthorizer:
+    """An :class:`~gateway.domain.authorization.Authorizer` for eMSP tokens."""
+
+    def __init__(
+        self,
+        store: Store,
+        directory: TokenDirectory,
+        registry: PartnerRegistry,
+        clock: Clock,
+        *,
+        budget: float,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._registry = registry
+        self._clock = clock
+        self._budget = budget
+
+    async def _location(self, charger_id: str, evse_id: int | None) -> LocationReferences | None:
+        charger = await self._store.chargers.get(charger_id)
+        if charger is None or charger.location_id is None:
+            return None
+        uids = [e.evse_uid for e in charger.evses if evse_id is None or e.ocpp_id == evse_id]
+        return LocationReferences(location_id=charger.location_id, evse_uids=uids or None)
+
+    async def _ask(
+        self, partner_id: str, uid: str, token_type: str, where: LocationReferences | None
+    ) -> AuthorizationInfo | None:
+        partner = self._registry.get(partner_id)
+        url = partner.endpoint("tokens", "SENDER") if partner else None
+        if partner is None or url is None:
+            return None
+        client = self._registry.client(partner, timeout=self._budget)
+        try:
+            reply = await client.post(
+                f"{url.rstrip('/')}/{uid}/authorize",
+                where,
+                AuthorizationInfo,
+                params={"type": token_type},
+            )
+        except OcpiClientError as exc:
+            log.warning("real-time authorization of %s at %s failed: %s", uid, partner_id, exc)
+            return None
+        assert isinstance(reply, AuthorizationInfo)
+        return reply
+
+    async def authorize(
+        self, token: IdToken, *, charger_id: str, evse_id: int | None
+    ) -> AuthorizationResult:
+        known = await self._directory.by_uid(token.uid)
+        where = await self._location(charger_id, evse_id)
+        if known:
+            return await self._known(known[0], where)
+        return await self._unknown(token.uid, where)
+
+    async def _known(
+        self, found: RoamingToken, where: LocationReferences | None
+    ) -> AuthorizationResult:
+        token = found.token
+        local = AuthorizationResult(
+            AuthorizationStatus.ACCEPTED if token.valid else AuthorizationStatus.BLOCKED,
+            source=f"ocpi:{token.country_code}*{token.party_id}",
+            extra=_extra(token, found.partner_id, None),
+        )
+        if token.whitelist in (WhitelistType.ALWAYS, WhitelistType.ALLOWED) or not token.valid:
+            return local
+        info = None
+        if found.partner_id is not None:
+            info = await self._ask(found.partner_id, token.uid, str(token.type), where)
+        if info is None:
+            if token.whitelist is WhitelistType.ALLOWED_OFFLINE:
+                return local
+            return AuthorizationResult(AuthorizationStatus.INVALID, source=local.source)
+        return await self._answer(info, found.partner_id)
+
+    async def _unknown(self, uid: str, where: LocationReferences | None) -> AuthorizationResult:
+        partners = [p for p in self._registry.registered() if p.endpoint("tokens", "SENDER")]
+        if not partners:
+            return AuthorizationResult(AuthorizationStatus.UNKNOWN, source="ocpi")
+        async def ask(partner_id: str) -> tuple[str, AuthorizationInfo | None]:
+            return partner_id, await self._ask(partner_id, uid, "RFID", where)
+
+        tasks = [asyncio.ensure_future(ask(p.id)) for p in partners]
+        refused: AuthorizationResult | None = None
+        try:
+            for next_done in asyncio.as_completed(tasks, timeout=self._budget + 1):
+                partner_id, info = await next_done
+                if info is None:
+                    continue
+                result = await self._answer(info, partner_id)
+                if result.status is AuthorizationStatus.ACCEPTED:
+                    return result
+                refused = refused or result
+        except TimeoutError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+        return refused or AuthorizationResult(AuthorizationStatus.INVALID, source="ocpi")
+
+    async def _answer(self, info: AuthorizationInfo, partner_id: str | None) -> AuthorizationResult:
+        # Keep the token the eMSP returned: sessions and CDRs need its details.
+        await self._store.ocpi_tokens.put(token_document(info.token, partner_id, "realtime"))
+        return AuthorizationResult(
+            _ALLOWED.get(AllowedType(info.allowed), AuthorizationStatus.INVALID),
+            source=f"ocpi:{info.token.country_code}*{info.token.party_id}",
+            extra=_extra(info.token, partner_id, info.authorization_reference),
+        )
+
+
+def _extra(token: Token, partner_id: str | None, reference: str | None) -> dict[str, str]:
+    extra: dict[str, Any] = {
+        "country_code": token.country_code,
+        "party_id": token.party_id,
+        "token_type": str(token.type),
+        "contract_id": token.contract_id,
+    }
+    if partner_id:
+        extra["partner_id"] = partner_id
+    if reference:
+        extra["authorization_reference"] = reference
+    return {k: str(v) for k, v in extra.items()}
+
