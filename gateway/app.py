@@ -44,11 +44,18 @@ from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
+from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
 from gateway.settings import Settings
 from gateway.storage.base import Store
 from gateway.storage.factory import open_store
-from ocpi.server import locations_sender_routes, tariffs_sender_routes, tokens_receiver_routes
+from ocpi.server import (
+    cdrs_sender_routes,
+    locations_sender_routes,
+    sessions_sender_routes,
+    tariffs_sender_routes,
+    tokens_receiver_routes,
+)
 from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, Role
 
 log = logging.getLogger(__name__)
@@ -143,6 +150,8 @@ def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
         ("locations", InterfaceRole.SENDER),
         ("tariffs", InterfaceRole.SENDER),
         ("tokens", InterfaceRole.RECEIVER),
+        ("sessions", InterfaceRole.SENDER),
+        ("cdrs", InterfaceRole.SENDER),
     ]
     return [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
 
@@ -152,6 +161,8 @@ def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
         *locations_sender_routes(providers),
         *tariffs_sender_routes(providers),
         *tokens_receiver_routes(providers),
+        *sessions_sender_routes(providers),
+        *cdrs_sender_routes(providers),
     ]
 
 
@@ -176,6 +187,8 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     providers.tariffs = TariffService(app[STORE], planner, app[CLOCK], parties, notify)
     app[BUS].subscribe(providers.locations.on_event)
     directory = TokenDirectory(app[STORE])
+    providers.sessions = SessionService(app[STORE], directory, planner, app[CLOCK], notify)
+    app[BUS].subscribe(providers.sessions.on_event)
     providers.tokens = TokensReceiver(app[STORE], directory)
     app[AUTHORIZER].add(
         RoamingAuthorizer(

@@ -11,10 +11,18 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gateway.roaming.catalog import LocationService, TariffService
+from gateway.roaming.partners import TokenMatch
+from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import TokensReceiver
 from ocpi.server import OcpiRequestContext
 from ocpi.transport import PageRequest, ServerError
-from ocpi.v221 import Location, Tariff, Token, TokenPatch
+from ocpi.v221 import CDR, Location, Session, Tariff, Token, TokenPatch
+
+
+def _partner_id(context: OcpiRequestContext) -> str:
+    match = context.party
+    assert isinstance(match, TokenMatch)
+    return match.partner.id
 
 
 class CpoProviders:
@@ -22,6 +30,7 @@ class CpoProviders:
         self.locations: LocationService | None = None
         self.tariffs: TariffService | None = None
         self.tokens: TokensReceiver | None = None
+        self.sessions: SessionService | None = None
 
     def _locations(self) -> LocationService:
         if self.locations is None:
@@ -32,6 +41,22 @@ class CpoProviders:
         if self.tokens is None:
             raise ServerError("tokens are not available yet")
         return self.tokens
+
+    def _sessions(self) -> SessionService:
+        if self.sessions is None:
+            raise ServerError("sessions are not available yet")
+        return self.sessions
+
+    async def list_sessions(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[Session], int]:
+        # Each eMSP sees the sessions of its own drivers only.
+        return await self._sessions().sessions_page(_partner_id(context), page)
+
+    async def list_cdrs(
+        self, context: OcpiRequestContext, page: PageRequest
+    ) -> tuple[Sequence[CDR], int]:
+        return await self._sessions().cdrs_page(_partner_id(context), page)
 
     def _tariffs(self) -> TariffService:
         if self.tariffs is None:

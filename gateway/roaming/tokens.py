@@ -65,6 +65,13 @@ def token_from_document(doc: Document) -> Token:
 class RoamingToken:
     token: Token
     partner_id: str | None
+    source: str = "push"  # "push" (the eMSP sent it) or "realtime" (its authorization)
+
+
+def _found(doc: Document) -> RoamingToken:
+    return RoamingToken(
+        token_from_document(doc), doc.data.get("partner_id"), doc.data.get("source", "push")
+    )
 
 
 class TokenDirectory:
@@ -75,13 +82,13 @@ class TokenDirectory:
 
     async def by_uid(self, uid: str) -> list[RoamingToken]:
         docs, _ = await self._store.ocpi_tokens.list(owner=uid.upper(), limit=50)
-        return [RoamingToken(token_from_document(d), d.data.get("partner_id")) for d in docs]
+        return [_found(d) for d in docs]
 
     async def get(self, cc: str, pid: str, uid: str, token_type: str) -> RoamingToken | None:
         doc = await self._store.ocpi_tokens.get(token_key(cc, pid, uid, token_type))
         if doc is None:
             return None
-        return RoamingToken(token_from_document(doc), doc.data.get("partner_id"))
+        return _found(doc)
 
 
 class TokensReceiver:

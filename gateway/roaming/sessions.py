@@ -1,0 +1,358 @@
+"""Sessions and CDRs for roaming drivers, from the central system's transaction events.
+
+A transaction whose token belongs to an eMSP becomes an OCPI Session of the
+location's CPO party, pushed only to that eMSP: PUT when it starts, PATCH as meter
+values arrive (at most once a minute, and always when the status changes: kwh and
+the running ``total_cost``; the periods go with the final PUT), a full PUT when it
+is COMPLETED. Then a CDR priced by the tariff engine is POSTed. Each push goes
+through the durable outbox in the same write as the record it describes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from gateway.domain.clock import Clock
+from gateway.domain.events import Event, TransactionEnded, TransactionStarted, TransactionUpdated
+from gateway.domain.models import MeterReading, Transaction
+from gateway.roaming import billing
+from gateway.roaming.pushes import PushPlanner
+from gateway.roaming.tokens import RoamingToken, TokenDirectory
+from gateway.storage.base import Document, Store
+from ocpi.tariffs import TariffError, tariff_from_ocpi_dict, tariff_is_active
+from ocpi.transport import PageRequest, format_datetime, json_loads, parse_datetime
+from ocpi.v221 import CDR, Connector, Location, Session
+
+log = logging.getLogger(__name__)
+
+PATCH_EVERY = timedelta(minutes=1)
+DEFAULT_CURRENCY = "EUR"
+ZERO_PRICE = {"excl_vat": Decimal("0.00"), "incl_vat": Decimal("0.00")}
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a transaction happened, in OCPI terms."""
+
+    location: Location
+    evse_uid: str
+    evse_id: str
+    connector: Connector
+
+
+@dataclass(frozen=True, slots=True)
+class Roaming:
+    token: RoamingToken
+    partner_id: str
+    place: Place
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: Store,
+        directory: TokenDirectory,
+        planner: PushPlanner,
+        clock: Clock,
+        notify: Callable[[], None],
+        *,
+        patch_every: timedelta = PATCH_EVERY,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._planner = planner
+        self._clock = clock
+        self._notify = notify
+        self._patch_every = patch_every
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # -- events -------------------------------------------------------------------
+
+    async def on_event(self, event: Event) -> None:
+        if isinstance(event, TransactionStarted | TransactionUpdated | TransactionEnded):
+            tx = event.transaction
+            async with self._locks[tx.id]:
+                await self._handle(tx, isinstance(event, TransactionEnded))
+            if isinstance(event, TransactionEnded):
+                self._locks.pop(tx.id, None)
+
+    async def _handle(self, tx: Transaction, ended: bool) -> None:
+        doc = await self._store.sessions.get(tx.id)
+        if doc is None:
+            roaming = await self._roaming(tx)
+            if roaming is None:
+                return
+        else:
+            roaming = await self._roaming(tx, doc.data.get("partner_id"))
+            if roaming is None:
+                log.warning("session %s: its token or location is gone", tx.id)
+                return
+        readings = await self._store.transactions.readings(tx.id)
+        now = self._clock.now()
+        session = self._session(tx, readings, roaming, now)
+        cc, pid = session.country_code, session.party_id
+        sessions_url = self._receiver(roaming.partner_id, "sessions")
+        items = []
+        last_patch = doc.data.get("last_push") if doc else None
+        if sessions_url is not None:
+            url = f"{sessions_url}/{cc}/{pid}/{session.id}"
+            if doc is None or ended:
+                items.append(self._item(roaming, "sessions", "PUT", url, session, session.id))
+                last_patch = format_datetime(now)
+            elif last_patch is None or now - parse_datetime(last_patch) >= self._patch_every:
+                body: dict[str, Any] = {
+                    "kwh": session.kwh,
+                    "status": session.status,
+                    "last_updated": session.last_updated,
+                }
+                if session.total_cost is not None:
+                    body["total_cost"] = session.total_cost
+                items.append(self._item(roaming, "sessions", "PATCH", url, body, session.id))
+                last_patch = format_datetime(now)
+        data = {
+            "session": session.to_json(),
+            "partner_id": roaming.partner_id,
+            "last_push": last_patch,
+        }
+        await self._store.sessions.put(
+            Document(tx.id, data, session.last_updated, roaming.partner_id), enqueue=items
+        )
+        if ended:
+            await self._cdr(tx, readings, roaming, session)
+        self._notify()
+
+    def _receiver(self, partner_id: str, module: str) -> str | None:
+        for pid, url in self._planner.receivers(module):
+            if pid == partner_id:
+                return url
+        return None
+
+    def _item(
+        self, roaming: Roaming, module: str, method: str, url: str, body: Any, key: str
+    ) -> Any:
+        return self._planner.item(roaming.partner_id, module, method, url, body, key)
+
+    # -- building -----------------------------------------------------------------
+
+    async def _roaming(self, tx: Transaction, partner_id: str | None = None) -> Roaming | None:
+        if tx.id_token is None:
+            return None
+        tokens = await self._directory.by_uid(tx.id_token.uid)
+        if partner_id is not None:
+            tokens = [t for t in tokens if t.partner_id == partner_id] or tokens
+        token = next((t for t in tokens if t.partner_id), None)
+        if token is None or token.partner_id is None:
+            return None
+        place = await self._place(tx)
+        if place is None:
+            log.warning(
+                "transaction %s of roaming token %s: charger has no location",
+                tx.id,
+                tx.id_token.uid,
+            )
+            return None
+        return Roaming(token, token.partner_id, place)
+
+    async def _place(self, tx: Transaction) -> Place | None:
+        charger = await self._store.chargers.get(tx.charger_id)
+        if charger is None or charger.location_id is None:
+            return None
+        doc = await self._store.locations.get(charger.location_id)
+        evse = next((e for e in charger.evses if e.ocpp_id == tx.evse_id), None)
+        if doc is None or evse is None:
+            return None
+        location = Location.model_validate(json_loads(doc.data["location"]))
+        own = doc.data.get("connectors", {}).get(evse.evse_uid)
+        specs = own or doc.data.get("default_connectors", [])
+        if not specs:
+            return None
+        # OCPP connector numbers within the EVSE map to the OCPI connectors in order.
+        index = max(
+            0,
+            min(
+                len(specs) - 1,
+                evse.connectors.index(tx.connector_id) if tx.connector_id in evse.connectors else 0,
+            ),
+        )
+        connector = Connector.model_validate(specs[index])
+        return Place(location, evse.evse_uid, evse.evse_id or evse.evse_uid, connector)
+
+    async def _tariff(self, place: Place, at: datetime) -> dict[str, Any] | None:
+        for tariff_id in place.connector.tariff_ids or []:
+            doc = await self._store.tariffs.get(tariff_id)
+            if doc is None:
+                continue
+            data = json_loads(doc.data["tariff"])
+            try:
+                if tariff_is_active(tariff_from_ocpi_dict(data), at):
+                    return dict(data)
+            except TariffError as exc:
+                log.error("tariff %s cannot be used: %s", tariff_id, exc)
+        return None
+
+    def _session(
+        self, tx: Transaction, readings: Sequence[MeterReading], roaming: Roaming, now: datetime
+    ) -> Session:
+        end = tx.stopped_at or now
+        segs = billing.segments(tx, readings, end)
+        token = roaming.token.token
+        # mod_sessions AuthMethod: started by a command, or by a token we had or asked for.
+        if tx.remote_start_id is not None:
+            auth_method = "COMMAND"
+        elif roaming.token.source == "realtime":
+            auth_method = "AUTH_REQUEST"
+        else:
+            auth_method = "WHITELIST"
+        data: dict[str, Any] = {
+            "country_code": roaming.place.location.country_code,
+            "party_id": roaming.place.location.party_id,
+            "id": tx.id,
+            "start_date_time": tx.started_at,
+            "end_date_time": tx.stopped_at,
+            "kwh": billing.total_energy_kwh(segs),
+            "cdr_token": {
+                "country_code": token.country_code,
+                "party_id": token.party_id,
+                "uid": token.uid,
+                "type": token.type,
+                "contract_id": token.contract_id,
+            },
+            "auth_method": auth_method,
+            "location_id": roaming.place.location.id,
+            "evse_uid": roaming.place.evse_uid,
+            "connector_id": roaming.place.connector.id,
+            "currency": DEFAULT_CURRENCY,
+            "status": "COMPLETED" if tx.stopped_at else "ACTIVE",
+            "last_updated": now,
+        }
+        if tx.stopped_at is not None:
+            data["charging_periods"] = billing.charging_periods(segs)
+        return Session.model_validate({k: v for k, v in data.items() if v is not None})
+
+    async def _cdr(
+        self,
+        tx: Transaction,
+        readings: Sequence[MeterReading],
+        roaming: Roaming,
+        session: Session,
+    ) -> None:
+        if await self._store.cdrs.get(tx.id) is not None:
+            return  # a repeated end: the CDR exists and its POST is queued already
+        end = tx.stopped_at or self._clock.now()
+        segs = billing.segments(tx, readings, end)
+        periods = billing.charging_periods(segs)
+        place = roaming.place
+        tariff = await self._tariff(place, tx.started_at)
+        currency = str(tariff["currency"]) if tariff else DEFAULT_CURRENCY
+        totals: dict[str, Any]
+        remark = None
+        if tariff is not None:
+            result = billing.price(
+                tariff,
+                periods,
+                start=tx.started_at,
+                end=end,
+                time_zone=place.location.time_zone,
+                currency=currency,
+            )
+            totals = dict(result.totals.to_ocpi_dict())
+        else:
+            hours = sum(
+                (
+                    Decimal(str(d["volume"]))
+                    for p in periods
+                    for d in p["dimensions"]
+                    if d["type"] == "TIME"
+                ),
+                Decimal(0),
+            )
+            parking = sum(
+                (
+                    Decimal(str(d["volume"]))
+                    for p in periods
+                    for d in p["dimensions"]
+                    if d["type"] == "PARKING_TIME"
+                ),
+                Decimal(0),
+            )
+            totals = {
+                "total_cost": ZERO_PRICE,
+                "total_energy": billing.total_energy_kwh(segs),
+                "total_time": hours + parking,
+                "total_parking_time": parking,
+            }
+            remark = "No tariff applies to this connector: not priced"
+        loc = place.location
+        cdr_data: dict[str, Any] = {
+            "country_code": loc.country_code,
+            "party_id": loc.party_id,
+            "id": tx.id,
+            "start_date_time": tx.started_at,
+            "end_date_time": end,
+            "session_id": session.id,
+            "cdr_token": session.cdr_token,
+            "auth_method": session.auth_method,
+            "cdr_location": {
+                "id": loc.id,
+                "name": loc.name,
+                "address": loc.address[:45],
+                "city": loc.city,
+                "postal_code": loc.postal_code,
+                "country": loc.country,
+                "coordinates": loc.coordinates,
+                "evse_uid": place.evse_uid,
+                "evse_id": place.evse_id,
+                "connector_id": place.connector.id,
+                "connector_standard": place.connector.standard,
+                "connector_format": place.connector.format,
+                "connector_power_type": place.connector.power_type,
+            },
+            "currency": currency,
+            "tariffs": [tariff] if tariff else None,
+            "charging_periods": periods,
+            "remark": remark,
+            "last_updated": self._clock.now(),
+        } | totals
+        cdr = CDR.model_validate({k: v for k, v in cdr_data.items() if v is not None})
+        items = []
+        cdrs_url = self._receiver(roaming.partner_id, "cdrs")
+        if cdrs_url is not None:
+            items.append(self._item(roaming, "cdrs", "POST", cdrs_url, cdr, cdr.id))
+        await self._store.cdrs.put(
+            Document(
+                cdr.id,
+                {"cdr": cdr.to_json(), "partner_id": roaming.partner_id},
+                cdr.last_updated,
+                roaming.partner_id,
+            ),
+            enqueue=items,
+        )
+
+    # -- GET (Sender interfaces) ------------------------------------------------------
+
+    async def sessions_page(self, partner_id: str, page: PageRequest) -> tuple[list[Session], int]:
+        docs, total = await self._store.sessions.list(
+            owner=partner_id,
+            date_from=page.date_from,
+            date_to=page.date_to,
+            offset=page.offset,
+            limit=page.limit,
+        )
+        return [Session.model_validate(json_loads(d.data["session"])) for d in docs], total
+
+    async def cdrs_page(self, partner_id: str, page: PageRequest) -> tuple[list[CDR], int]:
+        docs, total = await self._store.cdrs.list(
+            owner=partner_id,
+            date_from=page.date_from,
+            date_to=page.date_to,
+            offset=page.offset,
+            limit=page.limit,
+        )
+        return [CDR.model_validate(json_loads(d.data["cdr"])) for d in docs], total
