@@ -40,6 +40,7 @@ from gateway.keys import (
     STORE,
 )
 from gateway.roaming.catalog import LocationService, Party, TariffService
+from gateway.roaming.commands import CommandsReceiver
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PushPlanner
@@ -51,6 +52,7 @@ from gateway.storage.base import Store
 from gateway.storage.factory import open_store
 from ocpi.server import (
     cdrs_sender_routes,
+    commands_receiver_routes,
     locations_sender_routes,
     sessions_sender_routes,
     tariffs_sender_routes,
@@ -152,6 +154,7 @@ def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
         ("tokens", InterfaceRole.RECEIVER),
         ("sessions", InterfaceRole.SENDER),
         ("cdrs", InterfaceRole.SENDER),
+        ("commands", InterfaceRole.RECEIVER),
     ]
     return [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
 
@@ -163,6 +166,7 @@ def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
         *tokens_receiver_routes(providers),
         *sessions_sender_routes(providers),
         *cdrs_sender_routes(providers),
+        *commands_receiver_routes(providers),
     ]
 
 
@@ -195,7 +199,17 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
             app[STORE], directory, registry, app[CLOCK], budget=settings.realtime_auth_timeout
         )
     )
+    csms = app[CSMS]
+    providers.commands = CommandsReceiver(
+        app[STORE],
+        csms,
+        planner,
+        notify,
+        timeout=int(settings.call_timeout),
+        next_request_id=csms.next_request_id,
+    )
     yield
+    await providers.commands.close()
     await http.close()
 
 

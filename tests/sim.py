@@ -73,6 +73,16 @@ class Charger16(CP16):
             configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
         )
 
+    @on("ReserveNow")
+    def on_reserve_now(self, **kwargs: Any) -> Any:
+        self.received.append(("ReserveNow", kwargs))
+        return result16.ReserveNow(status="Accepted")
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, **kwargs: Any) -> Any:
+        self.received.append(("CancelReservation", kwargs))
+        return result16.CancelReservation(status="Accepted")
+
     @on("ChangeConfiguration")
     def on_change_configuration(self, **kwargs: Any) -> Any:
         self.received.append(("ChangeConfiguration", kwargs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 class CommandStatus(enum.StrEnum):
@@ -144,3 +144,13 @@ class CommandResult:
     status: CommandStatus
     # The charger's answer, version-specific detail kept for the operator.
     data: dict[str, Any] = field(default_factory=dict)
+
+
+class CommandSender(Protocol):
+    """Sends a domain command to a connected charger (implemented by the central system).
+
+    Raises ``ChargerNotConnected``, ``ChargerTimeout``, ``ChargerRejected`` or
+    ``CommandNotSupported`` from :mod:`gateway.domain.errors`.
+    """
+
+    async def send(self, charger_id: str, command: Command) -> CommandResult: ...

@@ -11,12 +11,26 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gateway.roaming.catalog import LocationService, TariffService
+from gateway.roaming.commands import CommandsReceiver
 from gateway.roaming.partners import TokenMatch
 from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import TokensReceiver
 from ocpi.server import OcpiRequestContext
 from ocpi.transport import PageRequest, ServerError
-from ocpi.v221 import CDR, Location, Session, Tariff, Token, TokenPatch
+from ocpi.v221 import (
+    CDR,
+    CancelReservation,
+    CommandResponse,
+    Location,
+    ReserveNow,
+    Session,
+    StartSession,
+    StopSession,
+    Tariff,
+    Token,
+    TokenPatch,
+    UnlockConnector,
+)
 
 
 def _partner_id(context: OcpiRequestContext) -> str:
@@ -31,6 +45,7 @@ class CpoProviders:
         self.tariffs: TariffService | None = None
         self.tokens: TokensReceiver | None = None
         self.sessions: SessionService | None = None
+        self.commands: CommandsReceiver | None = None
 
     def _locations(self) -> LocationService:
         if self.locations is None:
@@ -101,6 +116,36 @@ class CpoProviders:
         return await self._tokens().patch_token(
             context, country_code, party_id, uid, token_type, patch
         )
+
+    def _commands(self) -> CommandsReceiver:
+        if self.commands is None:
+            raise ServerError("commands are not available yet")
+        return self.commands
+
+    async def start_session(
+        self, context: OcpiRequestContext, command: StartSession
+    ) -> CommandResponse:
+        return await self._commands().start_session(context, command)
+
+    async def stop_session(
+        self, context: OcpiRequestContext, command: StopSession
+    ) -> CommandResponse:
+        return await self._commands().stop_session(context, command)
+
+    async def reserve_now(
+        self, context: OcpiRequestContext, command: ReserveNow
+    ) -> CommandResponse:
+        return await self._commands().reserve_now(context, command)
+
+    async def cancel_reservation(
+        self, context: OcpiRequestContext, command: CancelReservation
+    ) -> CommandResponse:
+        return await self._commands().cancel_reservation(context, command)
+
+    async def unlock_connector(
+        self, context: OcpiRequestContext, command: UnlockConnector
+    ) -> CommandResponse:
+        return await self._commands().unlock_connector(context, command)
 
 
 PROVIDERS = web.AppKey("cpo_providers", CpoProviders)
