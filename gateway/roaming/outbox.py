@@ -1,0 +1,634 @@
+"""The durable push outbox: every request to a partner, delivered eventually and in order.
+
+Wiring (the composition root): append ``make_outbox_ctx(STORE, CLOCK, IDS)`` to
+``app.cleanup_ctx`` after the context that opens the :class:`PartnerRegistry`
+(under :data:`gateway.roaming.server.REGISTRY`); it puts an :class:`Outbox` under
+:data:`OUTBOX` and a running :class:`OutboxWorker` under :data:`OUTBOX_WORKER`, and
+stops the worker at shutdown before the store and the HTTP session close.
+
+Producers either call :meth:`Outbox.enqueue`, or, to enqueue atomically with a document
+write, build items with :meth:`Outbox.make_item`, pass them to
+``DocumentStore.put(doc, enqueue=[...])`` and then call :meth:`Outbox.notify`.
+
+Delivery semantics:
+
+* Items of one ``ordering_key`` go out strictly one after the other in enqueue order
+  (the store only ever offers a key's head, and the worker never has two items of one
+  key in flight); different keys are delivered concurrently.
+* At least once: an item is marked DONE after the partner's success answer; a crash in
+  between sends it again. Every attempt of an item carries the item id as
+  ``X-Correlation-ID``, so a partner can recognise a repeat; OCPI's PUT/PATCH/DELETE
+  pushes are idempotent anyway.
+* Retried with exponential backoff and jitter (:class:`RetryPolicy`) while the partner
+  is unreachable, times out, answers 5xx, 408, 429, 401 (its credentials may be
+  rotating) or an OCPI status other than 1xxx/2xxx (3xxx server errors, 4xxx hub
+  errors), or a 2xx that is not an OCPI answer; FAILED once the attempts (or the age)
+  run out.
+* FAILED at once, with the error, when retrying would never help: another 4xx without
+  an OCPI envelope, an OCPI 2xxx client error, a 3xx redirect, an unknown partner or
+  one that is not REGISTERED. A FAILED item blocks its key until the operator replays
+  or discards it (admin API ``/admin/outbox``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import enum
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from gateway.domain.clock import Clock, IdFactory
+from gateway.roaming.partners import Partner, PartnerRegistry, PartnerStatus, RegistrationError
+from gateway.roaming.server import REGISTRY
+from gateway.storage.base import OutboxItem, OutboxStatus, OutboxStore, Store
+from ocpi.client import (
+    OcpiClientError,
+    OcpiHttpError,
+    OcpiReply,
+    OcpiStatusError,
+    OcpiTransportError,
+)
+
+__all__ = [
+    "OUTBOX",
+    "OUTBOX_WORKER",
+    "Delivery",
+    "DeliveryHook",
+    "Outbox",
+    "OutboxWorker",
+    "Outcome",
+    "RetryPolicy",
+    "build_outbox",
+    "is_retryable",
+    "make_item",
+    "make_outbox_ctx",
+]
+
+log = logging.getLogger(__name__)
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_MAX_ERROR_CHARS = 1000
+_RETRY_HTTP = frozenset({401, 408, 429})
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def build_outbox(
+    store: OutboxStore,
+    registry: PartnerRegistry,
+    clock: Clock,
+    ids: IdFactory,
+    rng: random.Random | None = None,
+    *,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 5.0,
+    max_in_flight: int = 32,
+    request_timeout: float | None = None,
+) -> tuple[Outbox, OutboxWorker]:
+    """An :class:`Outbox` and its (not yet started) :class:`OutboxWorker`, connected so
+    that enqueueing wakes the worker."""
+    worker = OutboxWorker(
+        store,
+        registry,
+        clock,
+        rng if rng is not None else random.Random(),
+        policy=policy,
+        poll_interval=poll_interval,
+        max_in_flight=max_in_flight,
+        request_timeout=request_timeout,
+    )
+    return Outbox(store, clock, ids, notify=worker.notify), worker
+
+
+def make_outbox_ctx(
+    store_key: web.AppKey[Store],
+    clock_key: web.AppKey[Clock],
+    ids_key: web.AppKey[IdFactory],
+    *,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 5.0,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` that runs the outbox worker while the app runs.
+
+    The keys are parameters because ``gateway.keys`` imports the OCPP side, which
+    ``gateway.roaming`` must not. The registry is read from :data:`REGISTRY`.
+    """
+
+    async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+        outbox, worker = build_outbox(
+            app[store_key].outbox,
+            app[REGISTRY],
+            app[clock_key],
+            app[ids_key],
+            policy=policy,
+            poll_interval=poll_interval,
+        )
+        app[OUTBOX] = outbox
+        app[OUTBOX_WORKER] = worker
+        await worker.start()
+        try:
+            yield
+        finally:
+            await worker.stop()
+
+    return outbox_ctx
+
+
+# ------------------------------------------------------------------ items
+
+
+def make_item(
+    ids: IdFactory,
+    clock: Clock,
+    partner_id: str,
+    method: str,
+    url: str,
+    body: dict[str, Any] | None,
+    *,
+    ordering_key: str,
+    module: str | None,
+    meta: dict[str, Any] | None = None,
+) -> OutboxItem:
+    """A new PENDING item, due now, with a fresh id (its stable identity: the
+    ``X-Correlation-ID`` of every attempt). Not stored: pass it to
+    ``OutboxStore.enqueue`` or ``DocumentStore.put(doc, enqueue=[...])``."""
+    method = method.upper()
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not one of {', '.join(sorted(METHODS))}")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"url {url!r} is not an absolute http(s) URL")
+    if not ordering_key:
+        raise ValueError("ordering_key must not be empty")
+    now = clock.now()
+    return OutboxItem(
+        id=ids.new_id(),
+        partner_id=partner_id,
+        ordering_key=ordering_key,
+        method=method,
+        url=url,
+        body=body,
+        created_at=now,
+        next_attempt_at=now,
+        module=module,
+        meta=meta,
+    )
+
+
+class Outbox:
+    """What producers and the admin API use: enqueue, inspect, replay, discard."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        clock: Clock,
+        ids: IdFactory,
+        *,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self._clock = clock
+        self._ids = ids
+        self._notify = notify
+
+    def notify(self) -> None:
+        """Wake the worker: call after ``DocumentStore.put(doc, enqueue=...)``."""
+        if self._notify is not None:
+            self._notify()
+
+    def make_item(
+        self,
+        partner_id: str,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        *,
+        ordering_key: str,
+        module: str | None,
+        meta: dict[str, Any] | None = None,
+    ) -> OutboxItem:
+        """See :func:`make_item`."""
+        return make_item(
+            self._ids,
+            self._clock,
+            partner_id,
+            method,
+            url,
+            body,
+            ordering_key=ordering_key,
+            module=module,
+            meta=meta,
+        )
+
+    async def enqueue(
+        self,
+        partner_id: str,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        *,
+        ordering_key: str,
+        module: str | None,
+        meta: dict[str, Any] | None = None,
+    ) -> OutboxItem:
+        """Store a new item (durable when this returns) and wake the worker."""
+        item = self.make_item(
+            partner_id, method, url, body, ordering_key=ordering_key, module=module, meta=meta
+        )
+        (stored,) = await self.store.enqueue([item])
+        self.notify()
+        return stored
+
+    async def get(self, item_id: str) -> OutboxItem | None:
+        return await self.store.get(item_id)
+
+    async def list(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        partner_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> builtins.list[OutboxItem]:
+        return await self.store.list(
+            status=status, partner_id=partner_id, offset=offset, limit=limit
+        )
+
+    async def replay(self, item_id: str) -> bool:
+        """FAILED -> PENDING, due now, and wake the worker; False when not FAILED."""
+        replayed = await self.store.replay(item_id, self._clock.now())
+        if replayed:
+            self.notify()
+        return replayed
+
+    async def discard(self, item_id: str) -> bool:
+        """FAILED -> DONE without delivering (unblocks its key); False when not FAILED."""
+        discarded = await self.store.discard(item_id)
+        if discarded:
+            self.notify()  # the key's next item may be due
+        return discarded
+
+
+# ------------------------------------------------------------------ policy
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, and when to give up.
+
+    After the n-th failed attempt the next one waits a random time in
+    ``[ceiling * (1 - jitter), ceiling]`` (never less than ``min_delay``), where
+    ``ceiling = min(cap, base * factor ** (n - 1))``: ``jitter=1`` is "full jitter".
+
+    The item is FAILED when the attempt count reaches a multiple of ``max_attempts``
+    (so a replayed item gets another series of attempts, its backoff starting again
+    from ``base``), or, when ``max_age`` is set, once it is older than that (a replayed
+    item that old then gets one attempt per replay).
+    """
+
+    base: float = 2.0
+    factor: float = 2.0
+    cap: float = 600.0
+    jitter: float = 1.0
+    min_delay: float = 1.0
+    max_attempts: int | None = 20
+    max_age: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.factor < 1 or self.cap < self.base:
+            raise ValueError("need base > 0, factor >= 1 and cap >= base")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError("jitter is a fraction in [0, 1]")
+        if self.min_delay < 0 or self.min_delay > self.cap:
+            raise ValueError("need 0 <= min_delay <= cap")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait after the ``attempt``-th failed attempt (1-based)."""
+        series = attempt - 1
+        if self.max_attempts is not None:
+            series %= self.max_attempts
+        return min(self.cap, self.base * self.factor ** min(series, 64))
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after the ``attempt``-th failed attempt."""
+        ceiling = self.ceiling(attempt)
+        return max(self.min_delay, rng.uniform(ceiling * (1 - self.jitter), ceiling))
+
+    def gives_up(self, attempt: int, created_at: datetime, now: datetime) -> bool:
+        """Whether the ``attempt``-th failed attempt is the last one."""
+        if self.max_attempts is not None and attempt % self.max_attempts == 0:
+            return True
+        return self.max_age is not None and now - created_at >= self.max_age
+
+
+def is_retryable(exc: OcpiClientError) -> bool:
+    """Whether a failed request may succeed if sent again unchanged (later)."""
+    if isinstance(exc, OcpiTransportError):  # includes OcpiTimeoutError
+        return True
+    if isinstance(exc, OcpiStatusError):
+        if exc.http_status in _RETRY_HTTP:
+            return True
+        # 2xxx: the partner finds the request itself wrong. 3xxx (server) and 4xxx
+        # (hub) errors, and codes OCPI does not define, may pass.
+        return not 2000 <= exc.status_code < 3000
+    if isinstance(exc, OcpiHttpError):
+        # 5xx, 408, 429 and 401 (credentials may be rotating) may pass later; another
+        # 4xx, or a redirect (never followed), would not.
+        return exc.http_status >= 500 or exc.http_status in _RETRY_HTTP
+    # OcpiInvalidResponseError: a 2xx answer that is not OCPI (a proxy's page, a
+    # half-deployed partner): try again, within the attempt budget.
+    return True
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OcpiHttpError) and exc.body:
+        text = f"{exc} (body: {exc.body!r})"
+    elif isinstance(exc, OcpiClientError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text[:_MAX_ERROR_CHARS]
+
+
+# ------------------------------------------------------------------ worker
+
+
+class Outcome(enum.StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # scheduled again at next_attempt_at
+    FAILED = "failed"  # gave up: FAILED in the store
+    ERROR = "error"  # our own failure (e.g. the store); the item is tried again
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one attempt at an item did."""
+
+    item: OutboxItem
+    outcome: Outcome
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    reply: OcpiReply | None = None
+
+
+DeliveryHook = Callable[[OutboxItem, OcpiReply], Awaitable[None]]
+
+
+class OutboxWorker:
+    """Delivers due outbox items with each partner's :class:`OcpiClient`.
+
+    ``start()``/``stop()`` (or ``async with``) run a background loop that takes the due
+    items whenever woken (:meth:`notify`, a finished delivery) and at least every
+    ``poll_interval`` seconds (for retries that become due). :meth:`run_once` does one
+    round in the foreground and waits for it: what tests drive with a fake clock.
+    """
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        registry: PartnerRegistry,
+        clock: Clock,
+        rng: random.Random,
+        *,
+        policy: RetryPolicy | None = None,
+        poll_interval: float = 5.0,
+        max_in_flight: int = 32,
+        request_timeout: float | None = None,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        if poll_interval <= 0 or max_in_flight < 1:
+            raise ValueError("need poll_interval > 0 and max_in_flight >= 1")
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self._rng = rng
+        self.policy = policy or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.max_in_flight = max_in_flight
+        self._request_timeout = request_timeout
+        self._stop_timeout = stop_timeout
+        self._hooks: dict[str, list[DeliveryHook]] = {}
+        self._wake = asyncio.Event()
+        self._poll_lock = asyncio.Lock()
+        # ordering key -> item id, for every item being delivered, and for finished
+        # ones until the next poll begins: a poll whose read began before the
+        # delivery's outcome was written could still see the item as due.
+        self._busy: dict[str, str] = {}
+        self._finished: list[str] = []
+        self._tasks: set[asyncio.Task[Delivery]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- control ---------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Something may be due: poll now rather than at the next interval."""
+        self._wake.set()
+
+    def on_delivered(self, kind: str, callback: DeliveryHook) -> None:
+        """Call ``callback(item, reply)`` after each successful delivery of an item whose
+        ``meta["kind"]`` is ``kind`` (after it is marked DONE; errors are logged)."""
+        self._hooks.setdefault(kind, []).append(callback)
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for task in self._tasks if not task.done())
+
+    async def start(self) -> None:
+        if self._loop_task is not None:
+            raise RuntimeError("the outbox worker is already started")
+        self._loop_task = asyncio.create_task(self._loop(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        """Stop polling; wait up to ``stop_timeout`` for deliveries under way, then
+        cancel them (their items stay PENDING and go out after the restart)."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self._stop_timeout)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def __aenter__(self) -> OutboxWorker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def run_once(self) -> list[Delivery]:
+        """Start delivering every due item (one per ordering key) and wait for all of
+        them; returns what each attempt did, in the order the store offered them."""
+        tasks = await self._poll()
+        return list(await asyncio.gather(*tasks)) if tasks else []
+
+    async def run_until_idle(self, max_rounds: int = 1000) -> list[Delivery]:
+        """:meth:`run_once` until nothing is due (now, by the clock)."""
+        done: list[Delivery] = []
+        for _ in range(max_rounds):
+            round_ = await self.run_once()
+            if not round_:
+                break
+            done.extend(round_)
+        return done
+
+    # -- the loop --------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._poll()
+            except Exception:
+                log.exception("outbox: taking the due items failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
+
+    async def _poll(self) -> list[asyncio.Task[Delivery]]:
+        async with self._poll_lock:
+            for key in self._finished:
+                self._busy.pop(key, None)
+            self._finished.clear()
+            room = self.max_in_flight - len(self._busy)
+            if room <= 0:
+                return []
+            # The items under way are still due: ask for enough to fill the room.
+            items = await self._store.due(self._clock.now(), limit=room + len(self._busy))
+            started: list[asyncio.Task[Delivery]] = []
+            for item in items:
+                if len(started) >= room:
+                    break
+                if item.ordering_key in self._busy:
+                    continue  # one item of a key at a time; its successor comes later
+                self._busy[item.ordering_key] = item.id
+                task = asyncio.create_task(self._attempt(item), name=f"outbox-{item.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started.append(task)
+            return started
+
+    async def _attempt(self, item: OutboxItem) -> Delivery:
+        cooldown = False
+        try:
+            return await self._deliver(item)
+        except Exception as exc:
+            # Our own failure (the store, a bug): the item's state is unknown, likely
+            # still due. Keep its key for a poll interval so as not to hammer the partner.
+            log.exception("outbox: handling item %s (%s %s) failed", item.id, item.method, item.url)
+            cooldown = True
+            return Delivery(item, Outcome.ERROR, _error_text(exc))
+        finally:
+            if cooldown:
+                asyncio.get_running_loop().call_later(
+                    self.poll_interval, self._release, item.ordering_key
+                )
+            else:
+                self._release(item.ordering_key)
+
+    def _release(self, ordering_key: str) -> None:
+        # Freed at the next poll, whose read begins after the outcome was written.
+        self._finished.append(ordering_key)
+        self._wake.set()  # the key's next item may be due now
+
+    # -- one delivery ----------------------------------------------------------
+
+    async def _deliver(self, item: OutboxItem) -> Delivery:
+        partner = self._registry.get(item.partner_id)
+        if partner is None:
+            return await self._fail(item, f"partner {item.partner_id} is unknown")
+        if partner.status is not PartnerStatus.REGISTERED:
+            return await self._fail(
+                item, f"partner {partner.id} is unregistered (status {partner.status.value})"
+            )
+        try:
+            reply = await self._send(partner, item)
+        except (RegistrationError, _Unsendable) as exc:
+            return await self._fail(item, str(exc))
+        except OcpiClientError as exc:
+            if is_retryable(exc):
+                return await self._retry(item, _error_text(exc))
+            return await self._fail(item, _error_text(exc))
+        await self._store.complete(item.id)
+        log.debug("outbox: delivered %s %s (item %s)", item.method, item.url, item.id)
+        await self._run_hooks(item, reply)
+        return Delivery(item, Outcome.DELIVERED, reply=reply)
+
+    async def _send(self, partner: Partner, item: OutboxItem) -> OcpiReply:
+        client = self._registry.client(partner, timeout=self._request_timeout)
+        try:
+            return await client.request(
+                item.method, item.url, body=item.body, correlation_id=item.id
+            )
+        except (OcpiClientError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # e.g. an URL aiohttp refuses: never worth a retry
+            raise _Unsendable(f"{type(exc).__name__}: {exc}", item) from exc
+
+    async def _retry(self, item: OutboxItem, error: str) -> Delivery:
+        attempt = item.attempts + 1
+        now = self._clock.now()
+        if self.policy.gives_up(attempt, item.created_at, now):
+            return await self._fail(item, f"gave up after {attempt} attempts: {error}")
+        at = now + timedelta(seconds=self.policy.delay(attempt, self._rng))
+        await self._store.retry_later(item.id, at, error)
+        log.info(
+            "outbox: %s %s failed (attempt %d), next at %s: %s",
+            item.method,
+            item.url,
+            attempt,
+            at.isoformat(),
+            error,
+        )
+        return Delivery(item, Outcome.RETRY, error, next_attempt_at=at)
+
+    async def _fail(self, item: OutboxItem, error: str) -> Delivery:
+        error = error[:_MAX_ERROR_CHARS]
+        await self._store.fail(item.id, error)
+        log.error(
+            "outbox: item %s (%s %s, key %s) FAILED: %s",
+            item.id,
+            item.method,
+            item.url,
+            item.ordering_key,
+            error,
+        )
+        return Delivery(item, Outcome.FAILED, error)
+
+    async def _run_hooks(self, item: OutboxItem, reply: OcpiReply) -> None:
+        kind = (item.meta or {}).get("kind")
+        if not isinstance(kind, str):
+            return
+        for hook in self._hooks.get(kind, ()):
+            try:
+                await hook(item, reply)
+            except Exception:
+                log.exception("outbox: %r delivery hook failed for item %s", kind, item.id)
+
+
+class _Unsendable(Exception):
+    """The request could not even be sent (not the partner's fault; permanent)."""
+
+    def __init__(self, message: str, item: OutboxItem) -> None:
+        super().__init__(f"{item.method} {item.url}: {message}")
+
+
+OUTBOX = web.AppKey("outbox", Outbox)
+OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
