@@ -41,6 +41,7 @@ from gateway.keys import (
 )
 from gateway.roaming.catalog import LocationService, Party, TariffService
 from gateway.roaming.commands import CommandsReceiver
+from gateway.roaming.outbox import OUTBOX_WORKER, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PushPlanner
@@ -214,8 +215,13 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _outbox_notifier(app: web.Application) -> Callable[[], None]:
-    # Until the outbox worker is wired in, pushes wait in the durable outbox.
-    return lambda: None
+    """Wakes the outbox worker after a push was stored (it starts after the services)."""
+
+    def notify() -> None:
+        if OUTBOX_WORKER in app:
+            app[OUTBOX_WORKER].notify()
+
+    return notify
 
 
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -264,6 +270,9 @@ def build_app(
     app[ADMIN_TOKEN] = admin_token if admin_token is not None else load_admin_token(settings)[0]
     app.cleanup_ctx.append(_core_ctx)
     app.cleanup_ctx.append(_roaming_ctx)
+    app.cleanup_ctx.append(
+        make_outbox_ctx(STORE, CLOCK, IDS, poll_interval=settings.outbox_poll_interval)
+    )
     app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         min_length=1,
     )
     ocpi_timeout: float = Field(default=15.0, gt=0, description="seconds per partner request")
+    outbox_poll_interval: float = Field(
+        default=5.0, gt=0, description="seconds between looks for pushes due for a retry"
+    )
     realtime_auth_timeout: float = Field(
         default=5.0, gt=0, description="seconds an eMSP gets to answer a real-time authorization"
     )

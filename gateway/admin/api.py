@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.admin import schemas
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
+from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
 from gateway.csms.security import hash_password
 from gateway.domain.errors import (
@@ -336,6 +337,7 @@ def admin_routes() -> web.Application:
     r.add_get("/transactions/{tx_id}", get_transaction)
     r.add_routes(partner_routes())
     r.add_routes(catalog_routes())
+    r.add_routes(outbox_routes())
     return admin
 
 

@@ -140,12 +140,20 @@ class EmspPlatform:
         app.router.add_route("*", base + "/{module:(locations|sessions|cdrs|tariffs|commands)}{rest:.*}", record)
         return app
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Listen on ``port`` (0: any free one; a restart passes the previous port)."""
         self.runner = web.AppRunner(self.app())
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def pushes(self, module: str, method: str | None = None) -> list[tuple[str, str, Any]]:
+        return [r for r in self.received if f"/{module}" in r[1] and (method is None or r[0] == method)]
 
     async def stop(self) -> None:
         if self.runner is not None:

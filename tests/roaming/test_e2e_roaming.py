@@ -1,0 +1,190 @@
+"""The roaming story end to end: a real eMSP server, the real app, simulated chargers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from tests.conftest import Gateway, GatewayFactory
+from tests.ocpi.openapi import validate_against_openapi
+from tests.roaming.emsp import EmspPlatform, token_header
+from tests.roaming.test_catalog import LOCATION, TARIFF
+from tests.sim import connect
+
+
+@pytest.fixture
+async def emsp() -> AsyncIterator[EmspPlatform]:
+    platform = EmspPlatform()
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.02)
+    return result
+
+
+class EmspClient:
+    """The eMSP side calling the gateway, with whatever token it holds."""
+
+    def __init__(self, gateway: Gateway, token: str) -> None:
+        self.gateway = gateway
+        self.token = token
+
+    async def call(self, method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], dict[str, Any]]:
+        url = url.replace(self.gateway.settings.base_url, self.gateway.url)
+        async with aiohttp.ClientSession() as s, s.request(method, url, json=body, headers=token_header(self.token)) as r:
+            return r.status, dict(r.headers), await r.json()
+
+
+async def _setup(gw: Gateway, emsp: EmspPlatform) -> EmspClient:
+    # The operator creates the partner and hands token A and the versions URL to the eMSP.
+    _, partner = await gw.admin("POST", "/partners", {"name": "eMSP"})
+    client = EmspClient(gw, partner["token_a"])
+    _, _, versions = await client.call("GET", partner["our_versions_url"])
+    _, _, details = await client.call("GET", versions["data"][0]["url"])
+    endpoints = {(e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]}
+    status, _, creds = await client.call("POST", endpoints[("credentials", "SENDER")], emsp.credentials(emsp.token_b))
+    assert (status, creds["status_code"]) == (200, 1000)
+    client.token = creds["data"]["token"]
+    emsp.cpo_token = client.token
+    assert (await gw.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+    for cp_id in ("CP16", "CP201"):
+        await gw.admin("PUT", f"/chargers/{cp_id}", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": f"{cp_id}-1", "evse_id": f"ZZ*GWY*E{cp_id}"}]})
+    assert (await gw.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
+    assert (await gw.admin("PUT", "/locations/LOC2", LOCATION))[0] == 201
+    return client
+
+
+def _mv(ts: str, wh: str) -> list[dict[str, Any]]:
+    return [{"timestamp": ts, "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register"}]}]
+
+
+async def test_roaming_end_to_end(gateway: Gateway, emsp: EmspPlatform) -> None:
+    client = await _setup(gateway, emsp)
+    base = f"{gateway.settings.base_url}/ocpi/2.2.1"
+
+    # Pull locations, paginated, following Link.
+    status, headers, page1 = await client.call("GET", f"{base}/locations?limit=1")
+    assert headers["X-Total-Count"] == "2"
+    link = headers["Link"].split(";")[0].strip("<>")
+    _, _, page2 = await client.call("GET", link)
+    assert [page1["data"][0]["id"], page2["data"][0]["id"]] == ["LOC1", "LOC2"]
+    for loc in page1["data"] + page2["data"]:
+        validate_against_openapi("locations", "Location", loc)
+
+    # The eMSP pushes a token.
+    status, _, _ = await client.call("PUT", f"{base}/tokens/NL/EMS/DRIVER1", emsp.token("DRIVER1"))
+    assert status == 201
+
+    async with connect(gateway.ws_url, "CP16", "1.6") as cp16, connect(gateway.ws_url, "CP201", "2.0.1") as cp201:
+        await cp16.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        await cp201.call(call201.BootNotification(charging_station={"model": "m", "vendorName": "v"}, reason="PowerUp"))
+        await cp16.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        _, _, evse = await client.call("GET", f"{base}/locations/LOC1/CP16-1")
+        assert evse["data"]["status"] == "AVAILABLE"
+        # Live status reaches the eMSP as a PATCH, and on GET.
+        await cp16.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+        await eventually(lambda: _has(emsp, "PATCH", "/locations/ZZ/GWY/LOC1/CP16-1", "CHARGING"))
+        _, _, evse = await client.call("GET", f"{base}/locations/LOC1/CP16-1")
+        assert evse["data"]["status"] == "CHARGING"
+
+        # The driver charges at the 1.6 charger.
+        assert (await cp16.call(call16.Authorize(id_tag="DRIVER1"))).id_tag_info["status"] == "Accepted"
+        start = await cp16.call(call16.StartTransaction(connector_id=1, id_tag="DRIVER1", meter_start=1000, timestamp="2026-11-23T10:00:00Z"))
+        await cp16.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=_mv("2026-11-23T10:30:00Z", "8000")))
+        await cp16.call(call16.StopTransaction(meter_stop=11_000, timestamp="2026-11-23T11:00:00Z", transaction_id=start.transaction_id))
+        cdrs = await eventually(lambda: _async(emsp.pushes("cdrs", "POST")))
+        sessions = [r for r in emsp.pushes("sessions") if r[1].endswith("/" + cdrs[0][2]["session_id"])]
+        assert [r[0] for r in sessions] == ["PUT", "PUT"]  # the PATCH waits a minute
+        assert sessions[-1][2]["status"] == "COMPLETED"
+        cdr = cdrs[0][2]
+        validate_against_openapi("cdrs", "CDR", cdr)
+        # 10 kWh x 0.35 = 3.50 excl. VAT; x 1.21 = 4.235 -> 4.24.
+        assert Decimal(str(cdr["total_energy"])) == 10
+        assert cdr["total_cost"] == {"excl_vat": Decimal("3.5"), "incl_vat": Decimal("4.24")}
+
+        # An unknown token, authorized in real time at the eMSP.
+        emsp.authorize["RT-NEW"] = "ALLOWED"
+        answer = await cp201.call(call201.Authorize(id_token={"idToken": "RT-NEW", "type": "ISO14443"}))
+        assert answer.id_token_info["status"] == "Accepted"
+
+        # START_SESSION and STOP_SESSION, each with its CommandResult.
+        respond = f"{emsp.url}/ocpi/2.2.1/commands/START_SESSION/abc"
+        status, _, answer = await client.call(
+            "POST", f"{base}/commands/START_SESSION",
+            {"response_url": respond, "token": emsp.token("APP-9") | {"type": "APP_USER"}, "location_id": "LOC1", "evse_uid": "CP201-1"},
+        )
+        assert answer["data"]["result"] == "ACCEPTED"
+        await eventually(lambda: _async([r for r in emsp.received if r[1].endswith("/START_SESSION/abc")]))
+        remote = cp201.received[-1]
+        assert remote[0] == "RequestStartTransaction"
+        await cp201.call(
+            call201.TransactionEvent(
+                event_type="Started", timestamp="2026-11-23T12:00:00Z", trigger_reason="RemoteStart", seq_no=0,
+                transaction_info={"transactionId": "TX-APP", "remoteStartId": remote[1]["remote_start_id"]},
+                id_token={"idToken": "APP-9", "type": "Central"}, evse={"id": 1, "connectorId": 1},
+            )
+        )
+        session_put = await eventually(lambda: _async([r for r in emsp.pushes("sessions", "PUT") if r[2]["cdr_token"]["uid"] == "APP-9"]))
+        assert session_put[0][2]["auth_method"] == "COMMAND"
+        status, _, answer = await client.call(
+            "POST", f"{base}/commands/STOP_SESSION",
+            {"response_url": f"{emsp.url}/ocpi/2.2.1/commands/STOP_SESSION/def", "session_id": session_put[0][2]["id"]},
+        )
+        assert answer["data"]["result"] == "ACCEPTED"
+        results = await eventually(lambda: _async([r for r in emsp.received if r[1].endswith("/STOP_SESSION/def")]))
+        assert results[0][2] == {"result": "ACCEPTED"}
+        assert cp201.received[-1] == ("RequestStopTransaction", {"transaction_id": "TX-APP"})
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def _has(emsp: EmspPlatform, method: str, path_end: str, status: str) -> bool:
+    return any(r[0] == method and r[1].endswith(path_end) and (r[2] or {}).get("status") == status for r in emsp.received)
+
+
+async def test_cdr_survives_partner_outage_and_restart(gateways: GatewayFactory, emsp: EmspPlatform) -> None:
+    gw = await gateways.start(outbox_poll_interval=0.2)
+    client = await _setup(gw, emsp)
+    base = f"{gw.settings.base_url}/ocpi/2.2.1"
+    await client.call("PUT", f"{base}/tokens/NL/EMS/DRIVER2", emsp.token("DRIVER2"))
+    async with connect(gw.ws_url, "CP16", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="DRIVER2", meter_start=0, timestamp="2026-11-23T10:00:00Z"))
+        await eventually(lambda: _async(emsp.pushes("sessions", "PUT")))
+        port = emsp.port
+        await emsp.stop()  # the eMSP goes down
+        await cp.call(call16.StopTransaction(meter_stop=4000, timestamp="2026-11-23T10:30:00Z", transaction_id=start.transaction_id))
+
+    async def attempted() -> bool:
+        items = await gw.store.outbox.list(partner_id=None)
+        return any(i.module == "cdrs" and i.attempts >= 1 for i in items)
+
+    await eventually(attempted)
+    # The gateway restarts while the eMSP is still down.
+    settings = gw.settings
+    await gateways.stop(gw)
+    gw2 = await gateways.start(settings)
+    await emsp.start(port)  # the eMSP comes back on its address
+    await eventually(lambda: _async(emsp.pushes("cdrs", "POST")), timeout=30)
+    await asyncio.sleep(0.5)  # let any duplicate show itself
+    cdrs = emsp.pushes("cdrs", "POST")
+    assert len(cdrs) == 1
+    assert Decimal(str(cdrs[0][2]["total_energy"])) == 4
+    items = [i for i in await gw2.store.outbox.list() if i.module == "cdrs"]
+    assert [i.status.value for i in items] == ["done"]
