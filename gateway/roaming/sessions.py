@@ -96,7 +96,8 @@ class SessionService:
                 return
         readings = await self._store.transactions.readings(tx.id)
         now = self._clock.now()
-        session = self._session(tx, readings, roaming, now)
+        tariff = await self._tariff(roaming.place, tx.started_at)
+        session = self._session(tx, readings, roaming, now, tariff)
         cc, pid = session.country_code, session.party_id
         sessions_url = self._receiver(roaming.partner_id, "sessions")
         items = []
@@ -198,10 +199,33 @@ class SessionService:
         return None
 
     def _session(
-        self, tx: Transaction, readings: Sequence[MeterReading], roaming: Roaming, now: datetime
+        self,
+        tx: Transaction,
+        readings: Sequence[MeterReading],
+        roaming: Roaming,
+        now: datetime,
+        tariff: dict[str, Any] | None,
     ) -> Session:
         end = tx.stopped_at or now
         segs = billing.segments(tx, readings, end)
+        periods = billing.charging_periods(segs)
+        total_cost = None
+        currency = DEFAULT_CURRENCY
+        if tariff is not None:
+            # The running cost so far, priced like the CDR will be (mod_sessions total_cost).
+            currency = str(tariff["currency"])
+            try:
+                priced = billing.price(
+                    tariff,
+                    periods,
+                    start=tx.started_at,
+                    end=end,
+                    time_zone=roaming.place.location.time_zone,
+                    currency=currency,
+                )
+                total_cost = priced.totals.to_ocpi_dict()["total_cost"]
+            except TariffError as exc:
+                log.error("session %s: cannot price: %s", tx.id, exc)
         token = roaming.token.token
         # mod_sessions AuthMethod: started by a command, or by a token we had or asked for.
         if tx.remote_start_id is not None:
@@ -228,12 +252,13 @@ class SessionService:
             "location_id": roaming.place.location.id,
             "evse_uid": roaming.place.evse_uid,
             "connector_id": roaming.place.connector.id,
-            "currency": DEFAULT_CURRENCY,
+            "currency": currency,
+            "total_cost": total_cost,
             "status": "COMPLETED" if tx.stopped_at else "ACTIVE",
             "last_updated": now,
         }
         if tx.stopped_at is not None:
-            data["charging_periods"] = billing.charging_periods(segs)
+            data["charging_periods"] = periods
         return Session.model_validate({k: v for k, v in data.items() if v is not None})
 
     async def _cdr(

@@ -149,6 +149,22 @@ async def test_roaming_end_to_end(gateway: Gateway, emsp: EmspPlatform) -> None:
         assert results[0][2] == {"result": "ACCEPTED"}
         assert cp201.received[-1] == ("RequestStopTransaction", {"transaction_id": "TX-APP"})
 
+    # Every object the eMSP received validates against the official OpenAPI schemas.
+    schemas = {
+        ("locations", "PUT"): "Location",
+        ("tariffs", "PUT"): "Tariff",
+        ("sessions", "PUT"): "Session",
+        ("cdrs", "POST"): "CDR",
+        ("commands", "POST"): "CommandResult",
+    }
+    checked = set()
+    for method, path, body in emsp.received:
+        module = path.split("/ocpi/2.2.1/")[1].split("/")[0]
+        if (module, method) in schemas:
+            validate_against_openapi(module, schemas[(module, method)], body)
+            checked.add((module, method))
+    assert checked == set(schemas)
+
 
 async def _async(value: Any) -> Any:
     return value

@@ -78,6 +78,9 @@ async def test_roaming_session_and_cdr_16(gateways: GatewayFactory, emsp: EmspPl
     assert first.body["cdr_token"]["uid"] == "DRIVER1"
     assert first.body["auth_method"] == "WHITELIST"
     assert patch.body["kwh"] == 5  # the third reading, 90 s after the PUT
+    # The running cost, priced like the CDR: 5 kWh x 0.35 = 1.75 (2.12 incl. 21 % VAT).
+    assert patch.body["total_cost"] == {"excl_vat": 1.75, "incl_vat": 2.12}
+    assert first.body["total_cost"] == {"excl_vat": 0.0, "incl_vat": 0.0}
     assert final.body["status"] == "COMPLETED"
     assert final.body["kwh"] == 5
     validate_against_openapi("sessions", "Session", final.body)
