@@ -12,7 +12,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from tests.conftest import Gateway, GatewayFactory
+from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.emsp import EmspPlatform, token_header
 from tests.roaming.test_catalog import LOCATION, TARIFF
@@ -72,7 +72,9 @@ def _mv(ts: str, wh: str) -> list[dict[str, Any]]:
     return [{"timestamp": ts, "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register"}]}]
 
 
-async def test_roaming_end_to_end(gateway: Gateway, emsp: EmspPlatform) -> None:
+async def test_roaming_end_to_end(gateways: GatewayFactory, emsp: EmspPlatform) -> None:
+    clock = FakeClock()
+    gateway = await gateways.start(clock=clock)
     client = await _setup(gateway, emsp)
     base = f"{gateway.settings.base_url}/ocpi/2.2.1"
 
@@ -104,11 +106,15 @@ async def test_roaming_end_to_end(gateway: Gateway, emsp: EmspPlatform) -> None:
         # The driver charges at the 1.6 charger.
         assert (await cp16.call(call16.Authorize(id_tag="DRIVER1"))).id_tag_info["status"] == "Accepted"
         start = await cp16.call(call16.StartTransaction(connector_id=1, id_tag="DRIVER1", meter_start=1000, timestamp="2026-11-23T10:00:00Z"))
+        clock.advance(61)  # session PATCHes go at most once a minute
         await cp16.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=_mv("2026-11-23T10:30:00Z", "8000")))
+        clock.advance(61)
         await cp16.call(call16.StopTransaction(meter_stop=11_000, timestamp="2026-11-23T11:00:00Z", transaction_id=start.transaction_id))
         cdrs = await eventually(lambda: _async(emsp.pushes("cdrs", "POST")))
         sessions = [r for r in emsp.pushes("sessions") if r[1].endswith("/" + cdrs[0][2]["session_id"])]
-        assert [r[0] for r in sessions] == ["PUT", "PUT"]  # the PATCH waits a minute
+        assert [r[0] for r in sessions] == ["PUT", "PATCH", "PUT"]
+        assert sessions[1][2]["kwh"] == 7  # 8000 - 1000 Wh
+        assert sessions[1][2]["total_cost"] == {"excl_vat": Decimal("2.45"), "incl_vat": Decimal("2.96")}
         assert sessions[-1][2]["status"] == "COMPLETED"
         cdr = cdrs[0][2]
         validate_against_openapi("cdrs", "CDR", cdr)
