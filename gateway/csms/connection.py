@@ -33,7 +33,7 @@ from ocpp.messages import CallError as LibCallError
 from ocpp.messages import CallResult as LibCallResult
 from ocpp.routing import on as _lib_on
 
-from gateway.csms.core import CentralSystem
+from gateway.csms.core import BootInfo, CentralSystem
 from gateway.csms.errors import (
     FormatViolation,
     InternalFailure,
@@ -45,6 +45,7 @@ from gateway.csms.errors import (
     error_code,
 )
 from gateway.csms.validation import SchemaValidators
+from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
 from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
 from gateway.domain.models import OcppVersion
@@ -233,6 +234,26 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             await self.ws.send_str(text)
         except ConnectionError:
             log.info("charger %s: connection gone before an answer could be sent", self.charger_id)
+
+    # -- handlers common to both versions ----------------------------------------
+
+    def boot_info(self, payload: dict[str, Any]) -> BootInfo:
+        """The version's BootNotification payload in domain terms."""
+        raise NotImplementedError
+
+    @on("BootNotification")
+    async def on_boot(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.booted(self.charger_id, self.boot_info(payload))
+        return {
+            "status": "Accepted",
+            "currentTime": format_timestamp(self.csms.clock.now()),
+            "interval": self.csms.heartbeat_interval,
+        }
+
+    @on("Heartbeat")
+    async def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.heartbeat(self.charger_id)
+        return {"currentTime": format_timestamp(self.csms.clock.now())}
 
     # -- outbound ----------------------------------------------------------
 

@@ -163,19 +163,8 @@ class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
     version = OcppVersion.V16
     known_actions = frozenset(a.value for a in Action)
 
-    @on(Action.boot_notification)
-    async def on_boot(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.csms.booted(self.charger_id, boot_from_v16(payload))
-        return {
-            "status": "Accepted",
-            "currentTime": format_timestamp(self.csms.clock.now()),
-            "interval": self.csms.heartbeat_interval,
-        }
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.csms.heartbeat(self.charger_id)
-        return {"currentTime": format_timestamp(self.csms.clock.now())}
+    def boot_info(self, payload: dict[str, Any]) -> BootInfo:
+        return boot_from_v16(payload)
 
     @on(Action.status_notification)
     async def on_status(self, payload: dict[str, Any]) -> dict[str, Any]:

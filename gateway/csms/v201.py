@@ -229,19 +229,8 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
         auth = await self.csms.authorize(self.charger_id, token, evse_id)
         return {"idTokenInfo": id_token_info(auth)}
 
-    @on(Action.boot_notification)
-    async def on_boot(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.csms.booted(self.charger_id, boot_from_v201(payload))
-        return {
-            "status": "Accepted",
-            "currentTime": format_timestamp(self.csms.clock.now()),
-            "interval": self.csms.heartbeat_interval,
-        }
-
-    @on(Action.heartbeat)
-    async def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
-        await self.csms.heartbeat(self.charger_id)
-        return {"currentTime": format_timestamp(self.csms.clock.now())}
+    def boot_info(self, payload: dict[str, Any]) -> BootInfo:
+        return boot_from_v201(payload)
 
     @on(Action.status_notification)
     async def on_status(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from gateway.domain.errors import (
     CommandNotSupported,
 )
 from gateway.domain.models import Charger, EvseConfig
-from gateway.roaming.partners import TokenMatch
+from gateway.roaming.partners import partner_of
 from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import token_document
 from gateway.storage.base import Document, Store
@@ -37,6 +37,7 @@ from ocpi.v221 import (
     Session,
     StartSession,
     StopSession,
+    Token,
     UnlockConnector,
 )
 from ocpi.v221.enums import CommandResponseType, CommandResultType
@@ -102,9 +103,7 @@ class CommandsReceiver:
         charger_id: str,
         command: cmd.Command,
     ) -> CommandResponse:
-        match = context.party
-        assert isinstance(match, TokenMatch)
-        partner_id = match.partner.id
+        partner_id = partner_of(context.party).id
         task = asyncio.create_task(
             self._run(partner_id, response_url, charger_id, command),
             name=f"ocpi-command-{type(command).__name__}-{charger_id}",
@@ -153,6 +152,10 @@ class CommandsReceiver:
         await self._store.outbox.enqueue([item])
         self._notify()
 
+    async def _remember(self, context: OcpiRequestContext, token: Token) -> None:
+        partner_id = partner_of(context.party).id
+        await self._store.ocpi_tokens.put(token_document(token, partner_id, "command"))
+
     # -- lookups ---------------------------------------------------------------------
 
     async def _evse(
@@ -182,12 +185,8 @@ class CommandsReceiver:
         if isinstance(found, CommandResponse):
             return found
         charger, evse = found
-        match = context.party
-        assert isinstance(match, TokenMatch)
         # Keep the eMSP's token: the session and CDR need its contract id.
-        await self._store.ocpi_tokens.put(
-            token_document(command.token, match.partner.id, "command")
-        )
+        await self._remember(context, command.token)
         # OCPP starts on the EVSE; the driver picks the connector by plugging in.
         domain = cmd.StartCharging(
             id_token=command.token.uid,
@@ -199,10 +198,8 @@ class CommandsReceiver:
     async def stop_session(
         self, context: OcpiRequestContext, command: StopSession
     ) -> CommandResponse:
-        match = context.party
-        assert isinstance(match, TokenMatch)
         doc = await self._store.sessions.get(command.session_id)
-        if doc is None or doc.data.get("partner_id") != match.partner.id:
+        if doc is None or doc.data.get("partner_id") != partner_of(context.party).id:
             return self._response(CommandResponseType.UNKNOWN_SESSION)
         session = Session.model_validate(json_loads(doc.data["session"]))
         tx = await self._store.transactions.get(session.id)
@@ -231,20 +228,17 @@ class CommandsReceiver:
         if isinstance(found, CommandResponse):
             return found
         charger, evse = found
-        match = context.party
-        assert isinstance(match, TokenMatch)
-        await self._store.ocpi_tokens.put(
-            token_document(command.token, match.partner.id, "command")
-        )
+        partner_id = partner_of(context.party).id
+        await self._remember(context, command.token)
         # Remember where the reservation was made, for CANCEL_RESERVATION. Reservations
         # live beside sessions (OCPI's session status RESERVATION), under their own
         # owner so that session listings never show them.
         await self._store.sessions.put(
             Document(
-                _reservation_key(match.partner.id, command.reservation_id),
+                _reservation_key(partner_id, command.reservation_id),
                 {"charger_id": charger.id},
                 command.expiry_date,
-                owner=f"reservation:{match.partner.id}",
+                owner=f"reservation:{partner_id}",
             )
         )
         domain = cmd.ReserveNow(
@@ -258,10 +252,8 @@ class CommandsReceiver:
     async def cancel_reservation(
         self, context: OcpiRequestContext, command: CancelReservation
     ) -> CommandResponse:
-        match = context.party
-        assert isinstance(match, TokenMatch)
         doc = await self._store.sessions.get(
-            _reservation_key(match.partner.id, command.reservation_id)
+            _reservation_key(partner_of(context.party).id, command.reservation_id)
         )
         if doc is None:
             return self._response(CommandResponseType.REJECTED, "unknown reservation")

@@ -137,6 +137,13 @@ class TokenMatch:
     registration: bool  # True when the token is the partner's token A
 
 
+def partner_of(party: object) -> Partner:
+    """The partner an authenticated OCPI request came from (``OcpiRequestContext.party``)."""
+    if not isinstance(party, TokenMatch):
+        raise TypeError("the OCPI middleware did not authenticate this request")
+    return party.partner
+
+
 class RegistrationError(Exception):
     """Registering at a partner's platform failed; the message says at which step."""
 

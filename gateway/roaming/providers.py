@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gateway.roaming.catalog import LocationService, TariffService
 from gateway.roaming.commands import CommandsReceiver
-from gateway.roaming.partners import TokenMatch
+from gateway.roaming.partners import partner_of
 from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import TokensReceiver
 from ocpi.server import OcpiRequestContext
@@ -34,9 +34,7 @@ from ocpi.v221 import (
 
 
 def _partner_id(context: OcpiRequestContext) -> str:
-    match = context.party
-    assert isinstance(match, TokenMatch)
-    return match.partner.id
+    return partner_of(context.party).id
 
 
 class CpoProviders:

@@ -27,7 +27,7 @@ from typing import Any
 
 from gateway.domain.clock import Clock
 from gateway.domain.models import AuthorizationResult, AuthorizationStatus, IdToken
-from gateway.roaming.partners import PartnerRegistry, TokenMatch
+from gateway.roaming.partners import PartnerRegistry, partner_of
 from gateway.storage.base import Document, Store
 from ocpi.client import OcpiClientError
 from ocpi.server import OcpiRequestContext
@@ -101,14 +101,13 @@ class TokensReceiver:
 
     @staticmethod
     def _partner(context: OcpiRequestContext, country_code: str, party_id: str) -> str:
-        match = context.party
-        assert isinstance(match, TokenMatch)
-        if (country_code.upper(), party_id.upper()) not in match.partner.parties():
+        partner = partner_of(context.party)
+        if (country_code.upper(), party_id.upper()) not in partner.parties():
             # A platform speaks only for the parties its credentials list.
             raise InvalidParametersError(
                 f"party_id: {country_code}*{party_id} is not a party of this platform"
             )
-        return match.partner.id
+        return partner.id
 
     async def get_token(
         self,
