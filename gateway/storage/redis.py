@@ -1,24 +1,30 @@
-"""Redis backend (redis.asyncio), used when a Redis URL is configured.
+"""Redis backend, used when a Redis URL is configured.
 
 Key names: :mod:`gateway.storage.redis_keys`. Values: the JSON of
 :mod:`gateway.storage.codec`, as for SQLite.
 
 Every multi-key write is one Lua script call (atomic, one round trip): creating or
 saving a transaction with its readings and index entries; writing a roaming document
-with its indexes *and* the outbox items that go with it; every outbox state change.
-Listings that return a page and a total, or items from an index, read in one script
-too, so that they see one state. Redis does not roll a
-script back when a command inside it fails at run time, so the scripts check
-everything that can be refused *before* their first write, and the gateway must own
-its prefix (a key of an unexpected type is the one thing that could still break a
-script half way). Durability is the Redis server's: run it with ``appendonly yes``
-(``appendfsync everysec`` loses up to a second of writes on a power loss, ``always``
-none).
+with its indexes *and* the outbox items that go with it; every outbox state change;
+setting every connector of a charger (an optimistic compare-and-set). Listings that
+return a page and a total, or items from an index, read in one script too, so that
+they see one state. Redis does not roll a script back when a command inside it fails
+at run time, so the scripts check everything that can be refused *before* their first
+write, and the gateway must own its prefix (a key of an unexpected type is the one
+thing that could still break a script half way). Durability is the Redis server's:
+run it with ``appendonly yes`` (``appendfsync everysec`` loses up to a second of
+writes on a power loss, ``always`` none).
 
-Each awaited command costs a round trip and ~100 µs of Python CPU, so hot paths
-(``create``, ``save``, ``find``) are one call each. No automatic retries: a command
-whose answer was lost may have been applied, and retrying a ``save`` would append
-its readings twice; callers see :class:`StorageError` instead.
+Commands go through a :class:`~gateway.storage.redis_batch.CommandBatcher`: one
+connection, and the commands that concurrent callers issue in the same event-loop
+iteration sent as one pipeline (not a transaction: each script stays atomic on its
+own, and commands run in the order they were issued). That costs a few µs of Python
+CPU per command instead of a few hundred for a redis-py call, and no caller waits for
+a free pooled connection. Hot paths (``create``, ``save``, ``find``) are still one
+command each. No automatic retries: a command whose answer was lost may have been
+applied, and retrying a ``save`` would append its readings twice; callers see
+:class:`StorageError` instead (a script missing from the server's cache did not run,
+and is sent again with its body).
 """
 
 from __future__ import annotations
@@ -27,14 +33,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Final, cast
-
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, WatchError
-from redis.typing import EncodableT, FieldT
+from typing import Any, Final
 
 from gateway.domain.errors import Conflict
 from gateway.domain.models import (
@@ -49,6 +48,7 @@ from gateway.domain.models import (
 )
 from gateway.storage import codec
 from gateway.storage.base import Document, OutboxItem, OutboxStatus, StorageError, Store
+from gateway.storage.redis_batch import DEFAULT_MAX_BATCH, Arg, CommandBatcher, Script
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
 
 # KEYS: 1 tx, 2 tx readings, 3 tx-by-start (all), 4 tx-by-start (charger),
@@ -396,17 +396,78 @@ end
 return out
 """
 
+# KEYS: 1 a charger's connectors hash; ARGV: (field, value read, new value) triples.
+# Writes the new values only if the hash still holds exactly the values read (the
+# optimistic check of ``set_all``). -> 1 written, 0 the hash changed meanwhile
+_SET_ALL_CONNECTORS: Final = """
+if redis.call('HLEN', KEYS[1]) * 3 ~= #ARGV then
+  return 0
+end
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then
+    return 0
+  end
+end
+for i = 1, #ARGV, 3 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+end
+return 1
+"""
+
+# The scripts as called (EVALSHA; loaded on every new connection and when missing).
+CREATE_TX: Final = Script(_CREATE_TX)
+SAVE_TX: Final = Script(_SAVE_TX)
+FIND_TX: Final = Script(_FIND_TX)
+SET_ALL_CONNECTORS: Final = Script(_SET_ALL_CONNECTORS)
+ENQUEUE: Final = Script(_ENQUEUE)
+COMPLETE: Final = Script(_COMPLETE)
+DISCARD: Final = Script(_DISCARD)
+RETRY_LATER: Final = Script(_RETRY_LATER)
+FAIL: Final = Script(_FAIL)
+REPLAY: Final = Script(_REPLAY)
+DUE: Final = Script(_DUE)
+LIST_ITEMS: Final = Script(_LIST_ITEMS)
+PUT_DOCUMENT: Final = Script(_PUT_DOCUMENT)
+DELETE_DOCUMENT: Final = Script(_DELETE_DOCUMENT)
+LIST_DOCUMENTS: Final = Script(_LIST_DOCUMENTS)
+SCRIPTS: Final = (
+    CREATE_TX,
+    SAVE_TX,
+    FIND_TX,
+    SET_ALL_CONNECTORS,
+    ENQUEUE,
+    COMPLETE,
+    DISCARD,
+    RETRY_LATER,
+    FAIL,
+    REPLAY,
+    DUE,
+    LIST_ITEMS,
+    PUT_DOCUMENT,
+    DELETE_DOCUMENT,
+    LIST_DOCUMENTS,
+)
+
 
 async def open_redis_store(
-    url: str, *, prefix: str = "gw:", max_connections: int = 32, socket_timeout: float = 10.0
+    url: str,
+    *,
+    prefix: str = "gw:",
+    max_connections: int | None = None,
+    socket_timeout: float = 10.0,
+    client_name: str | None = "ocpi-gateway",
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Store:
     """Connect to the Redis at ``url`` and use the keys under ``prefix``.
 
-    ``max_connections`` bounds the pool; more concurrent commands wait for a free
-    connection (up to ``socket_timeout`` seconds, which also bounds every command)
-    instead of failing.
+    Every command goes through one :class:`~gateway.storage.redis_batch.CommandBatcher`:
+    one connection (named ``client_name``), the commands of concurrent callers
+    pipelined in batches of up to ``max_batch``. ``socket_timeout`` bounds connecting
+    and the wait for each batch's answers. ``max_connections`` is accepted for
+    compatibility and ignored (pipelining on one connection replaced the pool).
     """
-    backend = await _RedisBackend.open(url, prefix, max_connections, socket_timeout)
+    del max_connections
+    backend = await _RedisBackend.open(url, prefix, socket_timeout, client_name, max_batch)
     return Store(
         chargers=RedisChargerStore(backend),
         charger_states=RedisChargerStateStore(backend),
@@ -424,50 +485,12 @@ async def open_redis_store(
     )
 
 
-class _Guard:
-    """``with guard:`` around every command: refuses use after ``close()`` and turns
-    redis-py's errors into :class:`StorageError`. One per backend."""
-
-    __slots__ = ("closed",)
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def __enter__(self) -> None:
-        if self.closed:
-            raise StorageError("the Redis store is closed")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, RedisError):
-            raise StorageError(f"Redis: {exc}") from exc
-
-
 class _RedisBackend:
-    """The client, the key names and the scripts of one store; the store's ``backend``."""
+    """The batcher and the key names of one store; the store's ``backend``."""
 
-    def __init__(self, client: Redis, keys: RedisKeys) -> None:
-        self.client = client
+    def __init__(self, db: CommandBatcher, keys: RedisKeys) -> None:
+        self.db = db
         self.keys = keys
-        self.guard = _Guard()
-        self.create_tx = client.register_script(_CREATE_TX)
-        self.save_tx = client.register_script(_SAVE_TX)
-        self.find_tx = client.register_script(_FIND_TX)
-        self.enqueue = client.register_script(_ENQUEUE)
-        self.complete = client.register_script(_COMPLETE)
-        self.discard = client.register_script(_DISCARD)
-        self.retry_later = client.register_script(_RETRY_LATER)
-        self.fail = client.register_script(_FAIL)
-        self.replay = client.register_script(_REPLAY)
-        self.due = client.register_script(_DUE)
-        self.list_items = client.register_script(_LIST_ITEMS)
-        self.put_document = client.register_script(_PUT_DOCUMENT)
-        self.delete_document = client.register_script(_DELETE_DOCUMENT)
-        self.list_documents = client.register_script(_LIST_DOCUMENTS)
         # The KEYS and ARGV that every outbox-writing script starts with (_OUTBOX_LIB).
         self.outbox_keys = [keys.outbox_seq, keys.outbox_due, keys.outbox_all]
         self.outbox_args = [
@@ -480,35 +503,36 @@ class _RedisBackend:
 
     @classmethod
     async def open(
-        cls, url: str, prefix: str, max_connections: int, socket_timeout: float
+        cls,
+        url: str,
+        prefix: str,
+        socket_timeout: float,
+        client_name: str | None,
+        max_batch: int,
     ) -> _RedisBackend:
-        pool = BlockingConnectionPool.from_url(
+        db = await CommandBatcher.connect(
             url,
-            max_connections=max_connections,
-            timeout=socket_timeout,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),  # see the module docstring
+            client_name=client_name,
+            scripts=SCRIPTS,
+            max_batch=max_batch,
         )
-        client = Redis.from_pool(pool)
         keys = RedisKeys(prefix)
         try:
-            with _Guard():
-                version = await client.eval(_CLAIM_LAYOUT, 1, keys.schema, LAYOUT_VERSION)
+            version = await db.command("EVAL", _CLAIM_LAYOUT, 1, keys.schema, LAYOUT_VERSION)
             if int(version) > LAYOUT_VERSION:
                 raise StorageError(
                     f"Redis keyspace {prefix!r} has layout {int(version)}, newer than this"
                     f" gateway's {LAYOUT_VERSION}"
                 )
         except BaseException:
-            await client.aclose()
+            await db.close()
             raise
-        return cls(client, keys)
+        return cls(db, keys)
 
     async def close(self) -> None:
-        if not self.guard.closed:
-            self.guard.closed = True
-            await self.client.aclose()
+        """Finish the commands already queued, then disconnect (idempotent)."""
+        await self.db.close()
 
 
 def _decode_all(values: Iterable[bytes | str | None]) -> list[dict[str, Any]]:
@@ -521,27 +545,22 @@ def _text(value: bytes | str) -> str:
 
 class RedisChargerStore:
     def __init__(self, backend: _RedisBackend) -> None:
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
         self._key = backend.keys.chargers
 
     async def put(self, charger: Charger) -> None:
         data = codec.dumps(codec.encode_charger(charger))
-        with self._guard:
-            await self._client.hset(self._key, charger.id, data)
+        await self._db.command("HSET", self._key, charger.id, data)
 
     async def get(self, charger_id: str) -> Charger | None:
-        with self._guard:
-            data = await self._client.hget(self._key, charger_id)
+        data = await self._db.command("HGET", self._key, charger_id)
         return None if data is None else codec.decode_charger(codec.loads(data))
 
     async def delete(self, charger_id: str) -> bool:
-        with self._guard:
-            return bool(await self._client.hdel(self._key, charger_id))
+        return bool(await self._db.command("HDEL", self._key, charger_id))
 
     async def list(self) -> list[Charger]:
-        with self._guard:
-            values = await self._client.hvals(self._key)
+        values = await self._db.command("HVALS", self._key)
         chargers = [codec.decode_charger(data) for data in _decode_all(values)]
         chargers.sort(key=lambda charger: charger.id)
         return chargers
@@ -549,47 +568,39 @@ class RedisChargerStore:
 
 class RedisChargerStateStore:
     def __init__(self, backend: _RedisBackend) -> None:
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
         self._key = backend.keys.charger_states
 
     async def put(self, state: ChargerState) -> None:
         data = codec.dumps(codec.encode_charger_state(state))
-        with self._guard:
-            await self._client.hset(self._key, state.id, data)
+        await self._db.command("HSET", self._key, state.id, data)
 
     async def get(self, charger_id: str) -> ChargerState | None:
-        with self._guard:
-            data = await self._client.hget(self._key, charger_id)
+        data = await self._db.command("HGET", self._key, charger_id)
         return None if data is None else codec.decode_charger_state(codec.loads(data))
 
     async def list(self) -> list[ChargerState]:
-        with self._guard:
-            values = await self._client.hvals(self._key)
+        values = await self._db.command("HVALS", self._key)
         states = [codec.decode_charger_state(data) for data in _decode_all(values)]
         states.sort(key=lambda state: state.id)
         return states
 
     async def delete(self, charger_id: str) -> None:
-        with self._guard:
-            await self._client.hdel(self._key, charger_id)
+        await self._db.command("HDEL", self._key, charger_id)
 
 
 class RedisConnectorStore:
     def __init__(self, backend: _RedisBackend) -> None:
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
         self._keys = backend.keys
 
     async def put(self, state: ConnectorState) -> None:
         data = codec.dumps(codec.encode_connector(state))
         field = self._keys.connector_field(state.evse_id, state.connector_id)
-        with self._guard:
-            await self._client.hset(self._keys.connectors(state.charger_id), field, data)
+        await self._db.command("HSET", self._keys.connectors(state.charger_id), field, data)
 
     async def list(self, charger_id: str) -> list[ConnectorState]:
-        with self._guard:
-            values = await self._client.hvals(self._keys.connectors(charger_id))
+        values = await self._db.command("HVALS", self._keys.connectors(charger_id))
         states = [codec.decode_connector(data) for data in _decode_all(values)]
         states.sort(key=lambda state: (state.evse_id, state.connector_id))
         return states
@@ -597,32 +608,20 @@ class RedisConnectorStore:
     async def set_all(self, charger_id: str, status: ConnectorStatus, at: datetime) -> None:
         at = codec.utc(at, "at")
         key = self._keys.connectors(charger_id)
-        with self._guard:
-            async with self._client.pipeline(transaction=True) as pipe:
-                while True:  # optimistic: redo if a put() changed the hash meanwhile
-                    try:
-                        await pipe.watch(key)
-                        values = await pipe.hvals(key)
-                        if not values:
-                            return
-                        mapping: dict[FieldT, EncodableT] = {}
-                        for data in _decode_all(values):
-                            old = codec.decode_connector(data)
-                            new = ConnectorState(
-                                charger_id, old.evse_id, old.connector_id, status, at
-                            )
-                            field = self._keys.connector_field(new.evse_id, new.connector_id)
-                            mapping[field] = codec.dumps(codec.encode_connector(new))
-                        pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.hset(key, mapping=mapping)
-                        await pipe.execute()
-                        return
-                    except WatchError:
-                        continue
+        while True:  # optimistic: redo if a put() changed the hash meanwhile
+            flat: list[bytes] = await self._db.command("HGETALL", key)
+            if not flat:
+                return
+            args: list[Arg] = []
+            for field, value in zip(flat[::2], flat[1::2], strict=True):
+                old = codec.decode_connector(codec.loads(value))
+                new = ConnectorState(charger_id, old.evse_id, old.connector_id, status, at)
+                args += [field, value, codec.dumps(codec.encode_connector(new))]
+            if await self._db.evalsha(SET_ALL_CONNECTORS, [key], args) == 1:
+                return
 
     async def delete(self, charger_id: str) -> None:
-        with self._guard:
-            await self._client.delete(self._keys.connectors(charger_id))
+        await self._db.command("DEL", self._keys.connectors(charger_id))
 
 
 def _conflict(tx: Transaction, code: int) -> Conflict:
@@ -637,18 +636,16 @@ def _conflict(tx: Transaction, code: int) -> Conflict:
 
 class RedisTransactionStore:
     def __init__(self, backend: _RedisBackend) -> None:
-        self._backend = backend
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
         self._keys = backend.keys
 
     def _script_input(
         self, tx: Transaction, readings: Sequence[MeterReading]
-    ) -> tuple[list[str], list[str | int]]:
+    ) -> tuple[list[Arg], list[Arg]]:
         """KEYS and ARGV of the create and save scripts (encoding, hence validation, first)."""
         data = codec.encode_transaction(tx)
         score = codec.time_key(tx.started_at, "Transaction.started_at")
-        args: list[str | int] = [
+        args: list[Arg] = [
             tx.id,
             tx.ocpp_id,
             codec.dumps(data),
@@ -671,59 +668,52 @@ class RedisTransactionStore:
         self, tx: Transaction, readings: Sequence[MeterReading] = ()
     ) -> tuple[Transaction, bool]:
         keys, args = self._script_input(tx, readings)
-        with self._guard:
-            result = await self._backend.create_tx(keys, args)
+        result = await self._db.evalsha(CREATE_TX, keys, args)
         if result[0] == 1:
             return tx, True
         if result[0] == 0:
-            if result[1] is None:  # the index names a transaction that is not there
+            if len(result) < 2 or result[1] is None:  # the index names a missing transaction
                 raise StorageError(f"Redis: index entry without transaction for {tx.ocpp_id!r}")
             return codec.decode_transaction(codec.loads(result[1])), False
         raise _conflict(tx, -2)
 
     async def save(self, tx: Transaction, readings: Sequence[MeterReading] = ()) -> None:
         keys, args = self._script_input(tx, readings)
-        with self._guard:
-            result = await self._backend.save_tx(keys, args)
+        result = await self._db.evalsha(SAVE_TX, keys, args)
         if result != 1:
             raise _conflict(tx, result)
 
     async def get(self, tx_id: str) -> Transaction | None:
-        with self._guard:
-            data = await self._client.get(self._keys.tx(tx_id))
+        data = await self._db.command("GET", self._keys.tx(tx_id))
         return None if data is None else codec.decode_transaction(codec.loads(data))
 
     async def find(self, charger_id: str, ocpp_id: str) -> Transaction | None:
-        with self._guard:
-            data = await self._backend.find_tx(
-                [self._keys.tx_by_ocpp_id(charger_id)], [ocpp_id, self._keys.tx_prefix]
-            )
+        keys = self._keys
+        data = await self._db.evalsha(
+            FIND_TX, [keys.tx_by_ocpp_id(charger_id)], [ocpp_id, keys.tx_prefix]
+        )
         return None if data is None else codec.decode_transaction(codec.loads(data))
 
     async def readings(self, tx_id: str) -> list[MeterReading]:
-        with self._guard:
-            values = await self._client.lrange(self._keys.tx_readings(tx_id), 0, -1)
+        values = await self._db.command("LRANGE", self._keys.tx_readings(tx_id), 0, -1)
         return [codec.decode_reading(data) for data in _decode_all(values)]
 
     async def _load(self, ids: Iterable[bytes | str]) -> list[Transaction]:
         keys = [self._keys.tx(_text(tx_id)) for tx_id in ids]
         if not keys:
             return []
-        with self._guard:
-            values = await self._client.mget(keys)
+        values = await self._db.command("MGET", *keys)
         return [codec.decode_transaction(data) for data in _decode_all(values)]
 
     async def active(self, charger_id: str) -> list[Transaction]:
-        with self._guard:
-            ids = await self._client.smembers(self._keys.tx_active(charger_id))
+        ids = await self._db.command("SMEMBERS", self._keys.tx_active(charger_id))
         # A transaction completed between the two reads is filtered out here.
         found = [tx for tx in await self._load(ids) if tx.status is TransactionStatus.ACTIVE]
         found.sort(key=lambda tx: (tx.started_at, tx.id), reverse=True)
         return found
 
     async def next_ocpp16_id(self) -> int:
-        with self._guard:
-            return int(await self._client.incr(self._keys.seq_ocpp16))
+        return int(await self._db.command("INCR", self._keys.seq_ocpp16))
 
     async def list(
         self,
@@ -741,37 +731,31 @@ class RedisTransactionStore:
         high = "+inf" if until is None else f"({codec.time_key(until, 'until')}"
         if limit == 0:
             return []
-        with self._guard:
-            # Newest first; equal scores come in reverse byte order of the id, as in SQLite.
-            ids = await self._client.zrange(
-                key, high, low, desc=True, byscore=True, offset=offset, num=limit
-            )
-        return await self._load(cast("list[bytes]", ids))  # without scores: members only
+        # Newest first; equal scores come in reverse byte order of the id, as in SQLite.
+        ids = await self._db.command(
+            "ZRANGE", key, high, low, "BYSCORE", "REV", "LIMIT", offset, limit
+        )
+        return await self._load(ids)
 
 
 class RedisTokenStore:
     def __init__(self, backend: _RedisBackend) -> None:
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
         self._key = backend.keys.tokens
 
     async def put(self, token: LocalToken) -> None:
         data = codec.dumps(codec.encode_token(token))
-        with self._guard:
-            await self._client.hset(self._key, token.uid, data)
+        await self._db.command("HSET", self._key, token.uid, data)
 
     async def get(self, uid: str) -> LocalToken | None:
-        with self._guard:
-            data = await self._client.hget(self._key, uid)
+        data = await self._db.command("HGET", self._key, uid)
         return None if data is None else codec.decode_token(codec.loads(data))
 
     async def delete(self, uid: str) -> bool:
-        with self._guard:
-            return bool(await self._client.hdel(self._key, uid))
+        return bool(await self._db.command("HDEL", self._key, uid))
 
     async def list(self) -> list[LocalToken]:
-        with self._guard:
-            values = await self._client.hvals(self._key)
+        values = await self._db.command("HVALS", self._key)
         tokens = [codec.decode_token(data) for data in _decode_all(values)]
         tokens.sort(key=lambda token: token.uid)
         return tokens
@@ -780,9 +764,9 @@ class RedisTokenStore:
 # -- roaming: documents and outbox -------------------------------------------------------
 
 
-def _item_args(items: Sequence[OutboxItem]) -> list[str | int]:
+def _item_args(items: Sequence[OutboxItem]) -> list[Arg]:
     """Validate and encode new items as the scripts' ARGV (see _OUTBOX_LIB)."""
-    args: list[str | int] = []
+    args: list[Arg] = []
     seen: set[str] = set()
     for item in items:
         data = codec.dumps(codec.encode_outbox_item(item))
@@ -839,23 +823,22 @@ class RedisDocumentStore:
     """One collection: its hash, owner hash and sorted sets (redis_keys ``doc*``)."""
 
     def __init__(self, backend: _RedisBackend, collection: str) -> None:
-        self._backend = backend
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
+        self._outbox_args = backend.outbox_args
         keys = backend.keys
         self._hash = keys.documents(collection)
         self._by_time = keys.documents_by_time(collection)
         self._owner_prefix = keys.documents_by_owner_prefix(collection)
-        self._script_keys = [
+        self._script_keys: list[Arg] = [
             *backend.outbox_keys,
             self._hash,
             keys.document_owners(collection),
             self._by_time,
         ]
 
-    def _script_args(self, key: str, items: Sequence[OutboxItem]) -> list[str | int]:
+    def _script_args(self, key: str, items: Sequence[OutboxItem]) -> list[Arg]:
         return [
-            *self._backend.outbox_args,
+            *self._outbox_args,
             key,
             self._owner_prefix,
             len(items),
@@ -867,19 +850,16 @@ class RedisDocumentStore:
         score = codec.time_key(doc.last_updated, "Document.last_updated")
         args = self._script_args(doc.key, enqueue)
         args += [data, score, "0" if doc.owner is None else "1", doc.owner or ""]
-        with self._guard:
-            result = await self._backend.put_document(self._script_keys, args)
+        result = await self._db.evalsha(PUT_DOCUMENT, self._script_keys, args)
         _enqueued(enqueue, result)
 
     async def get(self, key: str) -> Document | None:
-        with self._guard:
-            data = await self._client.hget(self._hash, key)
+        data = await self._db.command("HGET", self._hash, key)
         return None if data is None else codec.decode_document(codec.loads(data))
 
     async def delete(self, key: str, *, enqueue: Sequence[OutboxItem] = ()) -> bool:
         args = self._script_args(key, enqueue)
-        with self._guard:
-            result = await self._backend.delete_document(self._script_keys, args)
+        result = await self._db.evalsha(DELETE_DOCUMENT, self._script_keys, args)
         if result[0] == -1:
             return False
         _enqueued(enqueue, result)
@@ -898,35 +878,30 @@ class RedisDocumentStore:
         key = self._by_time if owner is None else self._owner_prefix + owner
         low = "-inf" if date_from is None else str(codec.time_key(date_from, "date_from"))
         high = "+inf" if date_to is None else f"({codec.time_key(date_to, 'date_to')}"
-        with self._guard:
-            result = await self._backend.list_documents(
-                [key, self._hash], [low, high, offset, limit]
-            )
+        result = await self._db.evalsha(
+            LIST_DOCUMENTS, [key, self._hash], [low, high, offset, limit]
+        )
         # (A key whose document is missing could only be a broken index: skipped.)
         return [codec.decode_document(data) for data in _decode_all(result[1:])], int(result[0])
 
 
 class RedisOutboxStore:
     def __init__(self, backend: _RedisBackend) -> None:
-        self._backend = backend
-        self._client = backend.client
-        self._guard = backend.guard
+        self._db = backend.db
         self._keys = backend.keys
+        self._outbox_keys: list[Arg] = list(backend.outbox_keys)
+        self._outbox_args: list[Arg] = list(backend.outbox_args)
 
-    async def _change(self, script: Any, *args: str | int) -> int:
-        backend = self._backend
-        with self._guard:
-            return int(await script(backend.outbox_keys, [*backend.outbox_args, *args]))
+    async def _change(self, script: Script, *args: Arg) -> int:
+        return int(await self._db.evalsha(script, self._outbox_keys, [*self._outbox_args, *args]))
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         args = _item_args(items)
         if not items:
             return []
-        backend = self._backend
-        with self._guard:
-            result = await backend.enqueue(
-                backend.outbox_keys, [*backend.outbox_args, len(items), *args]
-            )
+        result = await self._db.evalsha(
+            ENQUEUE, self._outbox_keys, [*self._outbox_args, len(items), *args]
+        )
         return _enqueued(items, result)
 
     async def due(self, now: datetime, *, limit: int = 100) -> list[OutboxItem]:
@@ -935,30 +910,28 @@ class RedisOutboxStore:
         if limit == 0:
             return []
         keys = self._keys
-        with self._guard:
-            rows = await self._backend.due([keys.outbox_due], [keys.outbox_item_prefix, at, limit])
+        rows = await self._db.evalsha(DUE, [keys.outbox_due], [keys.outbox_item_prefix, at, limit])
         return _decode_items(rows)
 
     async def complete(self, item_id: str) -> None:
-        await self._change(self._backend.complete, item_id)
+        await self._change(COMPLETE, item_id)
 
     async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
         at = codec.time_key(next_attempt_at, "next_attempt_at")
-        await self._change(self._backend.retry_later, item_id, at, json.dumps(error))
+        await self._change(RETRY_LATER, item_id, at, json.dumps(error))
 
     async def fail(self, item_id: str, error: str) -> None:
-        await self._change(self._backend.fail, item_id, json.dumps(error))
+        await self._change(FAIL, item_id, json.dumps(error))
 
     async def replay(self, item_id: str, now: datetime) -> bool:
         at = codec.time_key(now, "now")
-        return bool(await self._change(self._backend.replay, item_id, at))
+        return bool(await self._change(REPLAY, item_id, at))
 
     async def discard(self, item_id: str) -> bool:
-        return bool(await self._change(self._backend.discard, item_id))
+        return bool(await self._change(DISCARD, item_id))
 
     async def get(self, item_id: str) -> OutboxItem | None:
-        with self._guard:
-            values = await self._client.hmget(self._keys.outbox_item(item_id), _ITEM_FIELDS)
+        values = await self._db.command("HMGET", self._keys.outbox_item(item_id), *_ITEM_FIELDS)
         return _decode_item(values)
 
     async def list(
@@ -982,8 +955,7 @@ class RedisOutboxStore:
             )
         if limit == 0:
             return []
-        with self._guard:
-            rows = await self._backend.list_items(
-                [index], [keys.outbox_item_prefix, offset, offset + limit - 1]
-            )
+        rows = await self._db.evalsha(
+            LIST_ITEMS, [index], [keys.outbox_item_prefix, offset, offset + limit - 1]
+        )
         return _decode_items(rows)

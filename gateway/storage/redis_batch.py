@@ -1,0 +1,546 @@
+"""Redis commands batched into pipelines on one connection.
+
+Every awaited redis-py command costs a few hundred µs of event-loop CPU (pool
+acquisition, locks, timeouts, a parser coroutine per reply), and concurrent commands
+queue for the pool's connections. :class:`CommandBatcher` instead queues each command
+(packed at once, so an argument it cannot encode fails its caller only) with a future
+for its answer, and a flusher writes everything queued so far as *one*
+non-transactional pipeline: one ``write`` for the whole batch, the answers parsed as
+they arrive (RESP2, :class:`RespParser`) and each handed to its own future.
+
+- **When.** The first command queued while the connection is idle schedules a flush
+  with ``loop.call_soon``: commands queued by the tasks of the same event-loop
+  iteration go together, and a lone command is not delayed. One batch is in flight at
+  a time (at most ``max_batch`` commands, about ``max_bytes``); what is queued
+  meanwhile goes in the next batch, sent as soon as the previous one is answered (the
+  tasks that its answers wake run first, so their follow-up commands join it).
+- **Order.** Commands are sent in the order they were queued, on one connection:
+  Redis runs them in that order, so a caller's write followed by its read sees the
+  write. The batch is not a MULTI: each command (each Lua script) is atomic on its own.
+- **Errors.** An error reply fails only its own command, with :class:`StorageError`.
+  ``NOSCRIPT`` (the server's script cache was flushed, or the script was never
+  loaded) means the script did not run: it is sent again as ``EVAL`` with its body
+  (which loads it), in the next batch, after the rest of its batch. Every script given
+  to the batcher is also loaded (``SCRIPT LOAD``) first thing on each new connection.
+- **Connection loss** (closed, reset, garbled, or no complete answer to a batch
+  within ``timeout`` seconds): every command of the batch in flight that has no answer
+  yet fails with :class:`StorageError`; it may or may not have been applied, and
+  nothing is retried blindly. Commands still queued were never sent: they go out on a
+  new connection, opened for the next batch (if that fails, they fail).
+- **Cancellation.** A caller cancelled before its command was sent drops the command;
+  after, the answer is discarded.
+- :meth:`CommandBatcher.close` refuses new commands, sends and answers those already
+  queued, then closes the connection.
+
+The connection itself is opened by redis-py (URL parsing, TLS, AUTH, SELECT,
+``CLIENT SETNAME``), whose asyncio transport is then handed to the batcher's own
+protocol; redis-py's client, pool and parser are not used for commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
+
+from gateway.storage.base import StorageError
+
+Arg = str | bytes | int | float
+"""A command argument: text (UTF-8), bytes, or a number (sent as its decimal text)."""
+
+DEFAULT_MAX_BATCH: Final = 512
+DEFAULT_MAX_BYTES: Final = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A Lua script, called by its SHA-1 (``EVALSHA``) and loaded when missing."""
+
+    body: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.body.encode()).hexdigest())
+
+
+@dataclass(slots=True)
+class BatcherStats:
+    """Counters of one batcher (for tests and diagnostics)."""
+
+    batches: int = 0  # pipelines written
+    commands: int = 0  # commands written, retries included
+    largest_batch: int = 0
+    noscript_retries: int = 0
+    connections: int = 0  # connections opened
+    connections_lost: int = 0  # connections dropped with commands in flight or not
+
+
+class ReplyError:
+    """An error reply (``-ERR ...``), as the parser returns it (not raised)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ReplyError({self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReplyError) and other.message == self.message
+
+    def __hash__(self) -> int:
+        return hash(self.message)
+
+
+class ProtocolError(Exception):
+    """The server sent something that is not RESP2."""
+
+
+def pack(args: Sequence[Arg]) -> bytes:
+    """One command as RESP (an array of bulk strings)."""
+    parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
+    for arg in args:
+        if isinstance(arg, str):  # a StrEnum too: its value
+            data = arg.encode()
+        elif isinstance(arg, bytes):
+            data = arg
+        elif isinstance(arg, int) and not isinstance(arg, bool):
+            data = b"%d" % arg
+        elif isinstance(arg, float):
+            data = repr(arg).encode()
+        else:
+            raise TypeError(f"a Redis command argument cannot be a {type(arg).__name__}")
+        append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+class RespParser:
+    """Incremental RESP2 reply parser: ``feed`` bytes, get the replies completed.
+
+    Bulk and simple strings come back as ``bytes``, integers as ``int``, null as
+    ``None``, arrays as ``list``, errors as :class:`ReplyError`. A partial reply is
+    kept (arrays resume where they stopped, so a huge reply costs no rescans).
+    """
+
+    __slots__ = ("_buf", "_stack")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        # Arrays being filled, innermost last: [items so far, expected length].
+        self._stack: list[tuple[list[Any], int]] = []
+
+    def feed(self, data: bytes) -> list[Any]:
+        buf = self._buf
+        buf += data
+        end = len(buf)
+        stack = self._stack
+        out: list[Any] = []
+        pos = 0
+        value: Any
+        try:
+            while pos < end:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                kind = buf[pos]
+                if kind == 36:  # $ bulk string
+                    size = int(buf[pos + 1 : eol])
+                    if size < 0:
+                        value = None
+                        pos = eol + 2
+                    else:
+                        stop = eol + 2 + size
+                        if stop + 2 > end:
+                            break  # the rest is still on its way
+                        value = bytes(buf[eol + 2 : stop])
+                        pos = stop + 2
+                elif kind == 58:  # : integer
+                    value = int(buf[pos + 1 : eol])
+                    pos = eol + 2
+                elif kind == 42:  # * array
+                    size = int(buf[pos + 1 : eol])
+                    pos = eol + 2
+                    if size > 0:
+                        stack.append(([], size))
+                        continue
+                    value = None if size < 0 else []
+                elif kind == 43:  # + simple string
+                    value = bytes(buf[pos + 1 : eol])
+                    pos = eol + 2
+                elif kind == 45:  # - error
+                    value = ReplyError(buf[pos + 1 : eol].decode(errors="replace"))
+                    pos = eol + 2
+                else:
+                    raise ProtocolError(f"unexpected reply type byte {kind!r}")
+                while stack:
+                    items, size = stack[-1]
+                    items.append(value)
+                    if len(items) < size:
+                        break
+                    value = items
+                    stack.pop()
+                else:
+                    out.append(value)
+        except ValueError as exc:  # int() of a garbled header
+            raise ProtocolError(str(exc)) from None
+        del buf[:pos]
+        return out
+
+
+class _Command:
+    """A queued command: its packed bytes, its caller's future (None: internal), and
+    for an EVALSHA the script and arguments to send it again as EVAL."""
+
+    __slots__ = ("argv", "future", "packed", "script")
+
+    def __init__(
+        self,
+        packed: bytes,
+        future: asyncio.Future[Any] | None,
+        script: Script | None = None,
+        argv: tuple[Sequence[Arg], Sequence[Arg]] | None = None,
+    ) -> None:
+        self.packed = packed
+        self.future = future
+        self.script = script
+        self.argv = argv
+
+
+class _Link(asyncio.Protocol):
+    """One connection (the transport redis-py opened), feeding the batcher's replies."""
+
+    def __init__(self, batcher: CommandBatcher, conn: AbstractConnection) -> None:
+        self.batcher = batcher
+        self.conn = conn  # redis-py's, kept to close it (its streams) properly
+        self.transport: asyncio.WriteTransport | None = None
+        self.parser = RespParser()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self.parser.feed(data)
+        except ProtocolError as exc:
+            self.batcher._drop(self, f"unreadable answer ({exc})")
+            return
+        self.batcher._answers(self, replies)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.batcher._drop(self, f"connection lost ({exc or 'closed by the server'})")
+
+
+class CommandBatcher:
+    """Pipelines the commands of many concurrent callers on one Redis connection.
+
+    Create with :meth:`connect` inside the event loop that will use it.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        timeout: float,
+        scripts: Iterable[Script] = (),
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._loop = asyncio.get_running_loop()
+        self._pool = pool  # only makes connections: URL options, TLS, AUTH, SELECT...
+        self._timeout = timeout
+        self._scripts = tuple(scripts)
+        self._max_batch = max_batch
+        self._max_bytes = max_bytes
+        self._queue: deque[_Command] = deque()  # not sent yet, in order
+        self._inflight: deque[_Command] = deque()  # sent, awaiting their answers in order
+        self._noscript: list[_Command] = []  # of the batch in flight: to send as EVAL
+        self._link: _Link | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        # One timer checks the batch in flight (not one per batch): see _watch.
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._sent_at = 0.0  # when the batch in flight was written (loop time)
+        self._flush_scheduled = False
+        self._closing = False
+        self._closed = False
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self.stats = BatcherStats()
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        socket_timeout: float = 10.0,
+        client_name: str | None = None,
+        scripts: Iterable[Script] = (),
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> CommandBatcher:
+        """A batcher connected to the Redis at ``url`` (any URL redis-py accepts).
+
+        ``socket_timeout`` bounds connecting and the wait for each batch's answers;
+        ``client_name`` is the connection's ``CLIENT SETNAME``. StorageError if the
+        server cannot be reached.
+        """
+        try:
+            options: dict[str, Any] = dict(parse_url(url))
+        except ValueError as exc:
+            raise StorageError(f"Redis: bad URL: {exc}") from exc
+        options.setdefault("socket_timeout", socket_timeout)
+        options.setdefault("socket_connect_timeout", socket_timeout)
+        options.setdefault("client_name", client_name)
+        options["protocol"] = 2  # RespParser reads RESP2 only
+        pool = ConnectionPool(**options)
+        batcher = cls(
+            pool, timeout=socket_timeout, scripts=scripts, max_batch=max_batch, max_bytes=max_bytes
+        )
+        link = await batcher._open()
+        batcher._use(link)
+        return batcher
+
+    # -- callers --------------------------------------------------------------------------
+
+    def command(self, *args: Arg) -> asyncio.Future[Any]:
+        """Queue one command; its future gets the reply (StorageError for an error reply).
+
+        StorageError at once after :meth:`close`; TypeError for an argument of another type.
+        """
+        return self._enqueue(pack(args))
+
+    def evalsha(
+        self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        """Queue a script call (``EVALSHA``, or ``EVAL`` when the server lacks it)."""
+        packed = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
+        return self._enqueue(packed, script, (keys, args))
+
+    def _enqueue(
+        self,
+        packed: bytes,
+        script: Script | None = None,
+        argv: tuple[Sequence[Arg], Sequence[Arg]] | None = None,
+    ) -> asyncio.Future[Any]:
+        if self._closing:
+            raise StorageError("the Redis store is closed")
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.append(_Command(packed, future, script, argv))
+        if not self._flush_scheduled and not self._inflight:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return future
+
+    async def close(self) -> None:
+        """Refuse new commands, finish the queued ones, then close the connection."""
+        self._closing = True
+        while self._queue or self._inflight or self._noscript or self._connecting:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
+        if self._closed:
+            return
+        self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        link, self._link = self._link, None
+        if link is not None:
+            await self._dispose(link)
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- the flusher ------------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._inflight:
+            return  # the batch's last answer schedules the next flush
+        queue = self._queue
+        link = self._link
+        if not queue or link is None or link.transport is None:
+            if queue and self._connecting is None and not self._closed:
+                self._connecting = self._loop.create_task(self._reconnect())
+            self._wake_idle_waiters()
+            return
+        batch = self._inflight
+        parts: list[bytes] = []
+        size = 0
+        while queue and len(parts) < self._max_batch and size < self._max_bytes:
+            command = queue.popleft()
+            if command.future is not None and command.future.done():
+                continue  # cancelled before it was sent
+            batch.append(command)
+            parts.append(command.packed)
+            size += len(command.packed)
+        if not parts:
+            self._wake_idle_waiters()
+            return
+        stats = self.stats
+        stats.batches += 1
+        stats.commands += len(parts)
+        stats.largest_batch = max(stats.largest_batch, len(parts))
+        try:
+            link.transport.write(b"".join(parts))
+        except Exception as exc:  # e.g. uvloop: the transport closed under us
+            self._drop(link, f"cannot send ({exc})")
+            return
+        self._sent_at = self._loop.time()
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(self._sent_at + self._timeout, self._watch)
+
+    def _answers(self, link: _Link, replies: list[Any]) -> None:
+        """Hand each reply to its command (they come in the order the commands went)."""
+        if link is not self._link:
+            return
+        inflight = self._inflight
+        for reply in replies:
+            if not inflight:
+                self._drop(link, "an answer to no command")
+                return
+            command = inflight.popleft()
+            future = command.future
+            if reply.__class__ is ReplyError:
+                if command.script is not None and reply.message.startswith("NOSCRIPT"):
+                    self._noscript.append(command)
+                elif future is not None and not future.done():
+                    future.set_exception(StorageError(f"Redis: {reply.message}"))
+            elif future is not None and not future.done():
+                future.set_result(reply)
+        if not inflight:
+            self._batch_done()
+
+    def _batch_done(self) -> None:
+        self._requeue_noscript()
+        # Not at once: the tasks the answers woke run first and may queue more.
+        self._schedule_flush()
+
+    def _requeue_noscript(self) -> None:
+        """NOSCRIPT: the script did not run. Send it again first, as EVAL (loads it)."""
+        if not self._noscript:
+            return
+        again = []
+        for command in self._noscript:
+            script, argv = command.script, command.argv
+            assert script is not None
+            assert argv is not None
+            keys, args = argv
+            packed = pack(("EVAL", script.body, len(keys), *keys, *args))
+            again.append(_Command(packed, command.future))
+        self.stats.noscript_retries += len(again)
+        self._noscript = []
+        self._queue.extendleft(reversed(again))
+
+    def _wake_idle_waiters(self) -> None:
+        if self._idle_waiters and not (self._queue or self._inflight or self._connecting):
+            for waiter in self._idle_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._idle_waiters.clear()
+
+    # -- the connection ---------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Drop the connection if the batch in flight is older than the timeout."""
+        self._watchdog = None
+        link = self._link
+        if not self._inflight or link is None:
+            return  # re-armed by the next batch
+        due = self._sent_at + self._timeout
+        if self._loop.time() >= due - 0.001:
+            self._drop(link, f"no answer within {self._timeout:g} s")
+        else:
+            self._watchdog = self._loop.call_at(due, self._watch)
+
+    def _drop(self, link: _Link, why: str) -> None:
+        """The link is unusable: fail the commands in flight, reconnect for the queue."""
+        if link is not self._link:
+            return
+        self._link = None
+        self.stats.connections_lost += 1
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if link.transport is not None:
+            link.transport.abort()
+        self._requeue_noscript()  # those did not run: safe to send again
+        failed, self._inflight = self._inflight, deque()
+        error = f"Redis: {why}; the command may or may not have been applied"
+        for command in failed:
+            future = command.future
+            if future is not None and not future.done():
+                future.set_exception(StorageError(error))
+        self._background_task(self._dispose(link))
+        self._schedule_flush()  # reconnects if commands are queued; else wakes close()
+
+    async def _open(self) -> _Link:
+        """A new connection, handshake done by redis-py; StorageError if it fails."""
+        conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+        link = _Link(self, conn)
+        try:
+            await conn.connect()  # type: ignore[no-untyped-call]
+            # redis-py keeps its StreamWriter here (since the asyncio client exists).
+            writer: asyncio.StreamWriter | None = getattr(conn, "_writer", None)
+            if writer is None:
+                raise StorageError("Redis: cannot take over redis-py's connection")
+            transport = writer.transport  # asyncio's or uvloop's
+            transport.set_protocol(link)
+            link.transport = transport
+        except BaseException as exc:
+            await self._dispose(link)
+            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+                raise
+            raise StorageError(f"Redis: {exc}") from exc
+        self.stats.connections += 1
+        return link
+
+    def _use(self, link: _Link) -> None:
+        self._link = link
+        # Load every script first thing (a restarted server has none); the replies go
+        # nowhere: a script that cannot load fails its own calls.
+        preload = [_Command(pack(("SCRIPT", "LOAD", s.body)), None) for s in self._scripts]
+        self._queue.extendleft(reversed(preload))
+        self._schedule_flush()
+
+    async def _reconnect(self) -> None:
+        try:
+            link = await self._open()
+        except StorageError as exc:
+            failed, self._queue = self._queue, deque()
+            for command in failed:
+                future = command.future
+                if future is not None and not future.done():
+                    future.set_exception(StorageError(str(exc)))
+        else:
+            if self._closed:  # close() gave up waiting (cancelled): do not keep it
+                await self._dispose(link)
+            else:
+                self._use(link)
+        finally:
+            self._connecting = None
+        self._schedule_flush()
+
+    async def _dispose(self, link: _Link) -> None:
+        if link.transport is not None:
+            link.transport.close()
+        with contextlib.suppress(Exception):  # closing anyway: nothing to report
+            await link.conn.disconnect(nowait=True)  # closes redis-py's streams too
+
+    def _background_task(self, coro: Any) -> None:
+        task = self._loop.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
