@@ -1,0 +1,388 @@
+"""Forwarding a request to the receiving party, byte for byte.
+
+:class:`Forwarder` sends a routed request to the receiver platform's URL with the
+credentials token the hub uses towards that platform (an injected lookup), a **new**
+``X-Request-ID``, the **same** ``X-Correlation-ID``, the OCPI-from/to headers given and
+the body bytes unchanged (never re-serialized: objects and their ``last_updated`` are
+passed as they came). The answer comes back as :class:`ForwardedResponse`: HTTP status
+and body bytes unchanged, the headers a client needs (``Content-Type``,
+``X-Total-Count``, ``X-Limit``, ``Link``, ``OCPI-*``, ``Allow``) with ``Link`` rewritten
+into the hub's URL space. A :class:`~ocpi.hub.routing.Local` target is handed to an
+injected in-process handler instead, with the same request and response shapes.
+
+Failures are the hub's OCPI errors: no answer within the timeout -> 4002
+(:class:`~ocpi.transport.HubTimeoutError`); connection refused or reset, DNS or TLS
+failure, or no credentials for the platform -> 4003
+(:class:`~ocpi.transport.HubConnectionProblemError`); an answer that is not an OCPI
+envelope (an HTML 502 from a proxy, a plain 404) -> 4000 (:class:`~ocpi.transport.HubError`)
+naming the HTTP status. An OCPI envelope is passed through whatever its status code
+(2xxx, 3xxx, even 4xxx of a hub behind) and HTTP status.
+
+Link rewrite (reversible). The receiver's next link normally lies below its endpoint
+URL ``E`` (``E`` + rest + ``?offset=..&limit=..&filters``): it becomes the hub's URL of the
+interface ``H`` + the same rest + the same query. The client calls that link with the
+same OCPI-to-* headers (routed requests always carry them), the hub routes it to the same
+receiver, and :func:`receiver_url` turns ``H`` + rest + query back into ``E`` + rest +
+query: the receiver gets exactly its own link. A link elsewhere (another path or host:
+an opaque cursor URL) is carried whole, base64url-encoded, in the ``ocpi_hub_link`` query
+parameter of ``H``; :func:`receiver_url` decodes it and refuses it unless it has the
+origin of the receiver's endpoint (so a client cannot make the hub call arbitrary URLs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
+from yarl import URL
+
+from ocpi.hub.routing import Local, Target
+from ocpi.transport import (
+    CORRELATION_ID_HEADER,
+    LINK_HEADER,
+    REQUEST_ID_HEADER,
+    TOTAL_COUNT_HEADER,
+    X_LIMIT_HEADER,
+    HubConnectionProblemError,
+    HubError,
+    HubTimeoutError,
+    InvalidParametersError,
+    PartyId,
+    encode_authorization,
+    new_request_id,
+    routing_headers,
+)
+
+__all__ = [
+    "HUB_LINK_PARAM",
+    "PASSED_HEADERS",
+    "ForwardedResponse",
+    "Forwarder",
+    "LocalHandler",
+    "LocalRequest",
+    "TokenLookup",
+    "hub_link",
+    "is_envelope",
+    "receiver_url",
+    "rewrite_links",
+]
+
+HUB_LINK_PARAM = "ocpi_hub_link"
+
+PASSED_HEADERS = ("Content-Type", TOTAL_COUNT_HEADER, X_LIMIT_HEADER, "Allow")
+"""Response headers passed back as they are (plus ``Link``, rewritten, and ``OCPI-*``)."""
+
+TokenLookup = Callable[[str], Awaitable[str | None]]
+"""``async (platform_id) -> credentials token`` the hub uses to call that platform
+(None: not registered, answered 4003)."""
+
+QueryLike = Mapping[str, str] | MultiMapping[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardedResponse:
+    status: int
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRequest:
+    """A routed request for a party served in-process."""
+
+    target: Local
+    method: str
+    query: MultiMapping[str]
+    body: bytes | None
+    correlation_id: str
+    request_id: str
+    from_party: PartyId | None
+    to_party: PartyId | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+LocalHandler = Callable[[LocalRequest], Awaitable[ForwardedResponse]]
+
+
+# ----------------------------------------------------------------- link rewrite
+
+
+def _under(url: URL, base: URL) -> str | None:
+    """The path of ``url`` below ``base`` ("" or "/..."), or None when not below it."""
+    if url.origin() != base.origin():
+        return None
+    base_path = base.path.rstrip("/")
+    if url.path == base_path or url.path == base_path + "/":
+        return ""
+    if url.path.startswith(base_path + "/"):
+        return url.path[len(base_path) :]
+    return None
+
+
+def hub_link(link: str, *, receiver_base: str | URL, hub_base: str | URL) -> str:
+    """The hub's URL for a receiver's link (module doc)."""
+    target = URL(link)
+    receiver = URL(str(receiver_base))
+    hub = URL(str(hub_base))
+    rest = _under(target, receiver) if target.is_absolute() else None
+    if rest is None:
+        encoded = base64.urlsafe_b64encode(link.encode("utf-8")).decode("ascii").rstrip("=")
+        return str(hub.with_query({HUB_LINK_PARAM: encoded}))
+    path = hub.path.rstrip("/") + rest if rest else hub.path
+    return str(hub.with_path(path, encoded=False).with_query(target.query))
+
+
+def receiver_url(endpoint: str | URL, path: tuple[str, ...] = (), query: QueryLike = None) -> URL:
+    """The receiver's URL for a request to the hub: ``endpoint`` + ``path`` + ``query``,
+    or the receiver link carried in ``ocpi_hub_link`` (checked to be on the endpoint's
+    origin; :class:`InvalidParametersError` otherwise)."""
+    base = URL(str(endpoint))
+    carried = query.get(HUB_LINK_PARAM) if query is not None else None
+    if carried is not None:
+        try:
+            raw = base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)).decode("utf-8")
+            link = URL(raw)
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise InvalidParametersError(f"{HUB_LINK_PARAM}: not a link of this hub") from None
+        if not link.is_absolute() or link.origin() != base.origin():
+            raise InvalidParametersError(f"{HUB_LINK_PARAM}: not a link of this receiver")
+        return link
+    url = base
+    for segment in path:
+        url = url / segment
+    if query:
+        url = url.with_query(query)
+    return url
+
+
+def rewrite_links(values: list[str], *, receiver_base: str | URL, hub_base: str | URL) -> list[str]:
+    """Rewrite every ``<target>`` of ``Link`` header values, keeping the parameters."""
+    out: list[str] = []
+    for value in values:
+        parts: list[str] = []
+        rest = value
+        while True:
+            start = rest.find("<")
+            end = rest.find(">", start + 1)
+            if start < 0 or end < 0:
+                parts.append(rest)
+                break
+            parts.append(rest[: start + 1])
+            parts.append(
+                hub_link(rest[start + 1 : end], receiver_base=receiver_base, hub_base=hub_base)
+            )
+            rest = rest[end:]
+        out.append("".join(parts))
+    return out
+
+
+# --------------------------------------------------------------------- envelope
+
+
+def is_envelope(body: bytes) -> bool:
+    """Whether ``body`` is an OCPI response: a JSON object with an integer status_code."""
+    stripped = body.lstrip()
+    if not stripped.startswith(b"{"):
+        return False
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    code = parsed.get("status_code") if isinstance(parsed, dict) else None
+    return isinstance(code, int) and not isinstance(code, bool)
+
+
+def _excerpt(body: bytes, limit: int = 200) -> str:
+    text = body[:limit].decode("utf-8", errors="replace").replace("\n", " ").strip()
+    return text + ("..." if len(body) > limit else "")
+
+
+# -------------------------------------------------------------------- forwarder
+
+
+class Forwarder:
+    """Sends routed requests; see the module doc.
+
+    ``tokens`` gives the credentials token towards a platform; ``local`` handles
+    :class:`~ocpi.hub.routing.Local` targets (without it they are answered 4003).
+    ``timeout`` (seconds, per request, from connecting to the last byte) can be
+    overridden per call (``request_timeout``). Answers larger than
+    ``max_response_bytes`` are a 4000.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        tokens: TokenLookup,
+        *,
+        local: LocalHandler | None = None,
+        timeout: float = 30.0,
+        encode_token: bool = True,
+        request_id_factory: Callable[[], str] = new_request_id,
+        max_response_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self._session = session
+        self._tokens = tokens
+        self._local = local
+        self.timeout = timeout
+        self._encode_token = encode_token
+        self._new_id = request_id_factory
+        self.max_response_bytes = max_response_bytes
+
+    async def send(
+        self,
+        target: Target,
+        *,
+        method: str,
+        correlation_id: str,
+        query: QueryLike = None,
+        body: bytes | None = None,
+        content_type: str | None = "application/json",
+        from_party: PartyId | None = None,
+        to_party: PartyId | None = None,
+        hub_base: str | URL | None = None,
+        request_timeout: float | None = None,
+    ) -> ForwardedResponse:
+        """Send to a routed target: HTTP for :class:`Forward` (``url`` from the
+        endpoint, the target's path and ``query``; ``Link`` rewritten to ``hub_base``
+        when given), the local handler for :class:`Local`. ``to_party`` defaults to the
+        target party, ``from_party`` to the decision's sender."""
+        sender = from_party or target.sender
+        receiver = to_party or target.target
+        if isinstance(target, Local):
+            return await self._send_local(
+                target, method, query, body, correlation_id, sender, receiver
+            )
+        url = receiver_url(target.endpoint, target.path, query)
+        response = await self.request(
+            target.platform_id,
+            method,
+            url,
+            correlation_id=correlation_id,
+            body=body,
+            content_type=content_type,
+            from_party=sender,
+            to_party=receiver,
+            request_timeout=request_timeout,
+        )
+        if hub_base is not None and LINK_HEADER in response.headers:
+            links = rewrite_links(
+                response.headers.getall(LINK_HEADER),
+                receiver_base=target.endpoint,
+                hub_base=hub_base,
+            )
+            del response.headers[LINK_HEADER]
+            for link in links:
+                response.headers.add(LINK_HEADER, link)
+        return response
+
+    async def _send_local(
+        self,
+        target: Local,
+        method: str,
+        query: QueryLike,
+        body: bytes | None,
+        correlation_id: str,
+        from_party: PartyId,
+        to_party: PartyId,
+    ) -> ForwardedResponse:
+        if self._local is None:
+            raise HubConnectionProblemError(f"no in-process handler for {target.target}")
+        request = LocalRequest(
+            target=target,
+            method=method.upper(),
+            query=CIMultiDict(query or {}),
+            body=body,
+            correlation_id=correlation_id,
+            request_id=self._new_id(),
+            from_party=from_party,
+            to_party=to_party,
+        )
+        return await self._local(request)
+
+    async def request(
+        self,
+        platform_id: str,
+        method: str,
+        url: str | URL,
+        *,
+        correlation_id: str,
+        body: bytes | None = None,
+        content_type: str | None = "application/json",
+        from_party: PartyId | None = None,
+        to_party: PartyId | None = None,
+        request_timeout: float | None = None,
+    ) -> ForwardedResponse:
+        """One HTTP request to a platform (any URL of it: a proxied response_url too)."""
+        token = await self._tokens(platform_id)
+        if token is None:
+            raise HubConnectionProblemError(f"no credentials to call platform {platform_id}")
+        headers = {
+            "Authorization": encode_authorization(token, base64_encode=self._encode_token),
+            REQUEST_ID_HEADER: self._new_id(),
+            CORRELATION_ID_HEADER: correlation_id,
+            "Accept": "application/json",
+        }
+        headers.update(routing_headers(from_party=from_party, to_party=to_party))
+        if body is not None and content_type:
+            headers["Content-Type"] = content_type
+        limit = request_timeout if request_timeout is not None else self.timeout
+        target = url if isinstance(url, URL) else URL(url)
+        where = f"{method.upper()} {target}"
+        try:
+            async with asyncio.timeout(limit):
+                async with self._session.request(
+                    method.upper(),
+                    target,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=limit),
+                ) as response:
+                    raw = await self._read(response, where)
+                    status = response.status
+                    received = response.headers
+        except TimeoutError:
+            raise HubTimeoutError(
+                f"the receiver did not answer within {limit:g} s ({where})"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise HubConnectionProblemError(
+                f"cannot reach the receiver ({where}): {type(exc).__name__}: {exc}"
+            ) from None
+        if not is_envelope(raw):
+            raise HubError(
+                f"the receiver answered HTTP {status} without an OCPI response "
+                f"({where}): {_excerpt(raw)!r}"
+            )
+        return ForwardedResponse(status, _passed_headers(received), raw)
+
+    async def _read(self, response: aiohttp.ClientResponse, where: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise HubError(
+                    f"the receiver's answer exceeds {self.max_response_bytes} bytes ({where})"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _passed_headers(received: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in received.items():
+        lower = name.lower()
+        if lower.startswith("ocpi-") or lower == "link":
+            out.add(name, value)
+    for name in PASSED_HEADERS:
+        for value in received.getall(name, ()):
+            out.add(name, value)
+    return out
