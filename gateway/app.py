@@ -192,7 +192,9 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     providers.tariffs = TariffService(app[STORE], planner, app[CLOCK], parties, notify)
     app[BUS].subscribe(providers.locations.on_event)
     directory = TokenDirectory(app[STORE])
-    providers.sessions = SessionService(app[STORE], directory, planner, app[CLOCK], notify)
+    providers.sessions = SessionService(
+        app[STORE], directory, planner, app[CLOCK], app[IDS], notify
+    )
     app[BUS].subscribe(providers.sessions.on_event)
     providers.tokens = TokensReceiver(app[STORE], directory)
     app[AUTHORIZER].add(
@@ -208,6 +210,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         notify,
         timeout=int(settings.call_timeout),
         next_request_id=csms.next_request_id,
+        on_start_accepted=providers.sessions.pending,
     )
     yield
     await providers.commands.close()

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from gateway.domain.authorization import Authorizer
 from gateway.domain.clock import Clock, IdFactory
-from gateway.domain.commands import Command, CommandResult
+from gateway.domain.commands import Command, CommandResult, StartCharging
 from gateway.domain.errors import ChargerNotConnected
 from gateway.domain.events import (
     ChargerBooted,
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 # 10,000 chargers a write per heartbeat would be pure overhead, and liveness is
 # judged from memory anyway.
 HEARTBEAT_WRITE_EVERY = timedelta(minutes=5)
+# How long after a remote start a 1.6 StartTransaction for that token is taken as its result.
+REMOTE_START_WINDOW = timedelta(minutes=10)
 
 
 class Connection(Protocol):
@@ -126,6 +128,7 @@ class CentralSystem:
         # most frequent message and should not rebuild a state object each time.
         self._heartbeats: dict[str, datetime] = {}
         self._reports: dict[str, dict[str, dict[str, Any]]] = {}
+        self._remote_starts: dict[tuple[str, str], tuple[int, datetime]] = {}
         self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000 * 1000 + 1)
 
     # -- connections -------------------------------------------------------
@@ -198,7 +201,22 @@ class CentralSystem:
         conn = self._connections.get(charger_id)
         if conn is None:
             raise ChargerNotConnected(charger_id)
+        if isinstance(command, StartCharging) and command.remote_start_id is not None:
+            # 1.6 StartTransaction has no remote start id (2.0.1 echoes it): remember it
+            # so the transaction the charger starts for this token carries it.
+            self._remote_starts[(charger_id, command.id_token)] = (
+                command.remote_start_id,
+                self.clock.now(),
+            )
         return await conn.send_command(command)
+
+    def _claim_remote_start(self, charger_id: str, token: IdToken | None) -> int | None:
+        if token is None:
+            return None
+        entry = self._remote_starts.pop((charger_id, token.uid), None)
+        if entry is None or self.clock.now() - entry[1] > REMOTE_START_WINDOW:
+            return None
+        return entry[0]
 
     def next_request_id(self) -> int:
         """A fresh requestId / remoteStartId for calls that need one (2.0.1)."""
@@ -279,6 +297,8 @@ class CentralSystem:
                 ):
                     return active, auth
             ocpp_id = str(await self.store.transactions.next_ocpp16_id())
+        claimed = self._claim_remote_start(start.charger_id, start.id_token)
+        remote_start_id = start.remote_start_id if start.remote_start_id is not None else claimed
         tx = Transaction(
             id=self.ids.new_id(),
             charger_id=start.charger_id,
@@ -288,7 +308,7 @@ class CentralSystem:
             started_at=start.timestamp,
             id_token=start.id_token,
             meter_start_wh=start.meter_start_wh,
-            remote_start_id=start.remote_start_id,
+            remote_start_id=remote_start_id,
             reservation_id=start.reservation_id,
             charging_state=start.charging_state,
             updated_at=self.clock.now(),

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.domain import commands as cmd
 from gateway.domain.errors import (
@@ -28,13 +28,12 @@ from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import token_document
 from gateway.storage.base import Document, Store
 from ocpi.server import OcpiRequestContext
-from ocpi.transport import format_datetime, json_loads
+from ocpi.transport import format_datetime
 from ocpi.v221 import (
     CancelReservation,
     CommandResponse,
     CommandResult,
     ReserveNow,
-    Session,
     StartSession,
     StopSession,
     Token,
@@ -60,6 +59,10 @@ def reservation_number(reservation_id: str) -> int:
     return zlib.crc32(reservation_id.upper().encode()) & 0x7FFFFFFF
 
 
+# (partner id, token, charger id, evse id, remote start id): a START_SESSION was accepted.
+StartHook = Callable[[str, Token, str, int, int], Awaitable[None]]
+
+
 class CommandsReceiver:
     def __init__(
         self,
@@ -70,6 +73,7 @@ class CommandsReceiver:
         *,
         timeout: int,
         next_request_id: Callable[[], int],
+        on_start_accepted: StartHook | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -77,6 +81,7 @@ class CommandsReceiver:
         self._notify = notify
         self._timeout = timeout
         self._next_request_id = next_request_id
+        self._on_start_accepted = on_start_accepted
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -102,10 +107,11 @@ class CommandsReceiver:
         response_url: str,
         charger_id: str,
         command: cmd.Command,
+        token: Token | None = None,
     ) -> CommandResponse:
         partner_id = partner_of(context.party).id
         task = asyncio.create_task(
-            self._run(partner_id, response_url, charger_id, command),
+            self._run(partner_id, response_url, charger_id, command, token),
             name=f"ocpi-command-{type(command).__name__}-{charger_id}",
         )
         self._tasks.add(task)
@@ -118,11 +124,23 @@ class CommandsReceiver:
         response_url: str,
         charger_id: str,
         command: cmd.Command,
+        token: Token | None,
     ) -> None:
         message = None
         try:
             answer = await self._sender.send(charger_id, command)
             result = _STATUS[answer.status]
+            if (
+                isinstance(command, cmd.StartCharging)
+                and answer.status is cmd.CommandStatus.ACCEPTED
+                and token is not None
+                and command.evse_id is not None
+                and command.remote_start_id is not None
+                and self._on_start_accepted is not None
+            ):
+                await self._on_start_accepted(
+                    partner_id, token, charger_id, command.evse_id, command.remote_start_id
+                )
         except ChargerTimeout:
             result = CommandResultType.TIMEOUT
         except ChargerNotConnected:
@@ -193,7 +211,9 @@ class CommandsReceiver:
             evse_id=evse.ocpp_id,
             remote_start_id=self._next_request_id(),
         )
-        return self._forward(context, str(command.response_url), charger.id, domain)
+        return self._forward(
+            context, str(command.response_url), charger.id, domain, command.token
+        )
 
     async def stop_session(
         self, context: OcpiRequestContext, command: StopSession
@@ -201,9 +221,11 @@ class CommandsReceiver:
         doc = await self._store.sessions.get(command.session_id)
         if doc is None or doc.data.get("partner_id") != partner_of(context.party).id:
             return self._response(CommandResponseType.UNKNOWN_SESSION)
-        session = Session.model_validate(json_loads(doc.data["session"]))
-        tx = await self._store.transactions.get(session.id)
-        if tx is None or tx.stopped_at is not None:
+        tx_id = doc.data.get("tx_id")
+        tx = await self._store.transactions.get(str(tx_id)) if tx_id else None
+        if tx is None:
+            return self._response(CommandResponseType.REJECTED, "the session has not started")
+        if tx.stopped_at is not None:
             return self._response(CommandResponseType.REJECTED, "the session has ended")
         domain = cmd.StopCharging(tx.ocpp_id)
         return self._forward(context, str(command.response_url), tx.charger_id, domain)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gateway.domain.clock import Clock
+from gateway.domain.clock import Clock, IdFactory
 from gateway.domain.events import Event, TransactionEnded, TransactionStarted, TransactionUpdated
 from gateway.domain.models import MeterReading, Transaction
 from gateway.roaming import billing
@@ -28,7 +28,7 @@ from gateway.roaming.tokens import RoamingToken, TokenDirectory
 from gateway.storage.base import Document, Store
 from ocpi.tariffs import TariffError, tariff_from_ocpi_dict, tariff_is_active
 from ocpi.transport import PageRequest, format_datetime, json_loads, parse_datetime
-from ocpi.v221 import CDR, Connector, Location, Session
+from ocpi.v221 import CDR, Connector, Location, Session, Token
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class SessionService:
         directory: TokenDirectory,
         planner: PushPlanner,
         clock: Clock,
+        ids: IdFactory,
         notify: Callable[[], None],
         *,
         patch_every: timedelta = PATCH_EVERY,
@@ -69,6 +70,7 @@ class SessionService:
         self._directory = directory
         self._planner = planner
         self._clock = clock
+        self._ids = ids
         self._notify = notify
         self._patch_every = patch_every
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -83,8 +85,20 @@ class SessionService:
             if isinstance(event, TransactionEnded):
                 self._locks.pop(tx.id, None)
 
+    async def _session_key(self, tx: Transaction) -> str:
+        """The session of a transaction: its own id, or the PENDING session of the
+        command that started it."""
+        if tx.remote_start_id is not None:
+            index = await self._store.sessions.get(_start_index(tx.charger_id, tx.remote_start_id))
+            if index is not None:
+                return str(index.data["session_id"])
+        return tx.id
+
     async def _handle(self, tx: Transaction, ended: bool) -> None:
-        doc = await self._store.sessions.get(tx.id)
+        session_id = await self._session_key(tx)
+        doc = await self._store.sessions.get(session_id)
+        if doc is not None and doc.data.get("pending"):
+            doc = None if doc.data.get("tx_id") is None else doc
         if doc is None:
             roaming = await self._roaming(tx)
             if roaming is None:
@@ -97,7 +111,7 @@ class SessionService:
         readings = await self._store.transactions.readings(tx.id)
         now = self._clock.now()
         tariff = await self._tariff(roaming.place, tx.started_at)
-        session = self._session(tx, readings, roaming, now, tariff)
+        session = self._session(session_id, tx, readings, roaming, now, tariff)
         cc, pid = session.country_code, session.party_id
         sessions_url = self._receiver(roaming.partner_id, "sessions")
         items = []
@@ -121,9 +135,10 @@ class SessionService:
             "session": session.to_json(),
             "partner_id": roaming.partner_id,
             "last_push": last_patch,
+            "tx_id": tx.id,
         }
         await self._store.sessions.put(
-            Document(tx.id, data, session.last_updated, roaming.partner_id), enqueue=items
+            Document(session_id, data, session.last_updated, roaming.partner_id), enqueue=items
         )
         if ended:
             await self._cdr(tx, readings, roaming, session)
@@ -151,7 +166,7 @@ class SessionService:
         token = next((t for t in tokens if t.partner_id), None)
         if token is None or token.partner_id is None:
             return None
-        place = await self._place(tx)
+        place = await self._place(tx.charger_id, tx.evse_id, tx.connector_id)
         if place is None:
             log.warning(
                 "transaction %s of roaming token %s: charger has no location",
@@ -161,12 +176,12 @@ class SessionService:
             return None
         return Roaming(token, token.partner_id, place)
 
-    async def _place(self, tx: Transaction) -> Place | None:
-        charger = await self._store.chargers.get(tx.charger_id)
+    async def _place(self, charger_id: str, evse_id: int, connector_id: int) -> Place | None:
+        charger = await self._store.chargers.get(charger_id)
         if charger is None or charger.location_id is None:
             return None
         doc = await self._store.locations.get(charger.location_id)
-        evse = next((e for e in charger.evses if e.ocpp_id == tx.evse_id), None)
+        evse = next((e for e in charger.evses if e.ocpp_id == evse_id), None)
         if doc is None or evse is None:
             return None
         location = Location.model_validate(json_loads(doc.data["location"]))
@@ -179,7 +194,7 @@ class SessionService:
             0,
             min(
                 len(specs) - 1,
-                evse.connectors.index(tx.connector_id) if tx.connector_id in evse.connectors else 0,
+                evse.connectors.index(connector_id) if connector_id in evse.connectors else 0,
             ),
         )
         connector = Connector.model_validate(specs[index])
@@ -200,6 +215,7 @@ class SessionService:
 
     def _session(
         self,
+        session_id: str,
         tx: Transaction,
         readings: Sequence[MeterReading],
         roaming: Roaming,
@@ -237,7 +253,7 @@ class SessionService:
         data: dict[str, Any] = {
             "country_code": roaming.place.location.country_code,
             "party_id": roaming.place.location.party_id,
-            "id": tx.id,
+            "id": session_id,
             "start_date_time": tx.started_at,
             "end_date_time": tx.stopped_at,
             "kwh": billing.total_energy_kwh(segs),
@@ -360,6 +376,66 @@ class SessionService:
             enqueue=items,
         )
 
+    # -- sessions started by command -------------------------------------------------
+
+    async def pending(
+        self,
+        partner_id: str,
+        token: Token,
+        charger_id: str,
+        evse_id: int,
+        remote_start_id: int,
+    ) -> None:
+        """A START_SESSION the charger accepted: a PENDING session until the transaction
+        starts (mod_sessions SessionStatus: "This is the initial state. The session might
+        never become an active session")."""
+        place = await self._place(charger_id, evse_id, 1)
+        if place is None:
+            return
+        now = self._clock.now()
+        session_id = self._ids.new_id()
+        session = Session.model_validate(
+            {
+                "country_code": place.location.country_code,
+                "party_id": place.location.party_id,
+                "id": session_id,
+                "start_date_time": now,
+                "kwh": 0,
+                "cdr_token": {
+                    "country_code": token.country_code,
+                    "party_id": token.party_id,
+                    "uid": token.uid,
+                    "type": token.type,
+                    "contract_id": token.contract_id,
+                },
+                "auth_method": "COMMAND",
+                "location_id": place.location.id,
+                "evse_uid": place.evse_uid,
+                "connector_id": place.connector.id,
+                "currency": DEFAULT_CURRENCY,
+                "status": "PENDING",
+                "last_updated": now,
+            }
+        )
+        items = []
+        url = self._receiver(partner_id, "sessions")
+        if url is not None:
+            target = f"{url}/{session.country_code}/{session.party_id}/{session_id}"
+            items.append(
+                self._planner.item(partner_id, "sessions", "PUT", target, session, session_id)
+            )
+        data = {"session": session.to_json(), "partner_id": partner_id, "pending": True}
+        await self._store.sessions.put(Document(session_id, data, now, partner_id), enqueue=items)
+        await self._store.sessions.put(
+            Document(
+                _start_index(charger_id, remote_start_id),
+                {"session_id": session_id},
+                now,
+                owner="index:remote-start",
+            )
+        )
+        self._notify()
+
     # -- GET (Sender interfaces) ------------------------------------------------------
 
     async def sessions_page(self, partner_id: str, page: PageRequest) -> tuple[list[Session], int]:
@@ -381,3 +457,9 @@ class SessionService:
             limit=page.limit,
         )
         return [CDR.model_validate(json_loads(d.data["cdr"])) for d in docs], total
+
+
+def _start_index(charger_id: str, remote_start_id: int) -> str:
+    # Index records share the sessions collection under their own owner, so that
+    # session listings (by partner) never show them.
+    return f"remote-start:{charger_id}:{remote_start_id}"

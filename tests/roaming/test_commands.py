@@ -62,11 +62,20 @@ async def test_commands(gateways: GatewayFactory, emsp: EmspPlatform) -> None:
         assert result.body == {"result": "ACCEPTED"}
         assert cp.received[-1] == ("RemoteStartTransaction", {"id_tag": "APP-USER-1", "connector_id": 1})
 
-        # The charger starts: the session belongs to the eMSP of the command's token.
+        # Accepted by the charger: a PENDING session, until the transaction starts.
+        [pending] = [i for i in await gw.store.outbox.list(partner_id=partner_id) if i.module == "sessions"]
+        assert pending.body["status"] == "PENDING"
+        assert pending.body["auth_method"] == "COMMAND"
+        answer = await _command(gw, emsp, "STOP_SESSION", {"response_url": respond, "session_id": pending.body["id"]})
+        assert answer["data"]["result"] == "REJECTED"  # nothing to stop yet
+        # The charger starts: the same session becomes ACTIVE, for the eMSP of the command's token.
         start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="APP-USER-1", meter_start=0, timestamp="2026-11-23T12:00:00Z"))
         assert start.id_tag_info["status"] == "Accepted"
-        [session] = [i for i in await gw.store.outbox.list(partner_id=partner_id) if i.module == "sessions"]
-        session_id = session.body["id"]
+        sessions = [i for i in await gw.store.outbox.list(partner_id=partner_id) if i.module == "sessions"]
+        assert [(i.method, i.body["status"]) for i in sessions] == [("PUT", "PENDING"), ("PUT", "ACTIVE")]
+        assert sessions[1].body["id"] == pending.body["id"]
+        assert sessions[1].body["auth_method"] == "COMMAND"
+        session_id = pending.body["id"]
         answer = await _command(gw, emsp, "STOP_SESSION", {"response_url": respond + "/stop", "session_id": session_id})
         assert answer["data"]["result"] == "ACCEPTED"
         await _results(gw, partner_id, 2)
