@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from gateway.domain.clock import Clock
 from gateway.domain.events import ConnectorStatusChanged, Event
+from gateway.domain.models import Charger
 from gateway.roaming.locations import ChargerView, build_location, evse_status
 from gateway.roaming.pushes import PushPlanner
 from gateway.storage.base import Document, Store
@@ -177,23 +178,28 @@ class LocationService:
 
     # -- building -------------------------------------------------------------
 
-    async def _views(self, location_id: str) -> list[ChargerView]:
-        views = []
+    async def _view(self, charger: Charger) -> ChargerView:
+        state = await self._store.charger_states.get(charger.id)
+        connected = bool(state and state.connected)
+        return ChargerView(charger, connected, await self._store.connectors.list(charger.id))
+
+    async def _chargers_by_location(self) -> dict[str, list[Charger]]:
+        # One pass over the chargers for a whole page of locations, not one per location.
+        by_location: dict[str, list[Charger]] = defaultdict(list)
         for charger in await self._store.chargers.list():
-            if charger.location_id != location_id:
-                continue
-            state = await self._store.charger_states.get(charger.id)
-            views.append(
-                ChargerView(
-                    charger,
-                    bool(state and state.connected),
-                    await self._store.connectors.list(charger.id),
-                )
-            )
-        return views
+            if charger.location_id is not None:
+                by_location[charger.location_id].append(charger)
+        return by_location
+
+    async def _views(
+        self, location_id: str, by_location: dict[str, list[Charger]] | None = None
+    ) -> list[ChargerView]:
+        if by_location is None:
+            by_location = await self._chargers_by_location()
+        return [await self._view(c) for c in by_location.get(location_id, [])]
 
     async def _build(
-        self, data: dict[str, Any], views: list[ChargerView] | None = None
+        self, data: dict[str, Any], by_location: dict[str, list[Charger]] | None = None
     ) -> Location:
         template = Location.model_validate(json_loads(data["location"]))
         default = [Connector.model_validate(c) for c in data.get("default_connectors", [])]
@@ -201,8 +207,7 @@ class LocationService:
             uid: [Connector.model_validate(c) for c in cs]
             for uid, cs in data.get("connectors", {}).items()
         }
-        if views is None:
-            views = await self._views(template.id)
+        views = await self._views(template.id, by_location)
         uids = {e.evse_uid for v in views for e in v.charger.evses}
         connectors_for = {uid: own.get(uid) or default for uid in uids}
         return build_location(template, views, connectors_for, data.get("extras", {}))
@@ -215,7 +220,8 @@ class LocationService:
         docs, total = await self._store.locations.list(
             date_from=page.date_from, date_to=page.date_to, offset=page.offset, limit=page.limit
         )
-        return [await self._build(d.data) for d in docs], total
+        by_location = await self._chargers_by_location()
+        return [await self._build(d.data, by_location) for d in docs], total
 
     # -- live status ------------------------------------------------------------
 
@@ -229,10 +235,8 @@ class LocationService:
             doc = await self._store.locations.get(charger.location_id)
             if doc is None:
                 return
-            views = await self._views(charger.location_id)
-            view = next((v for v in views if v.charger.id == charger.id), None)
-            if view is None:
-                return
+            # Only this charger's EVSEs can have changed.
+            view = await self._view(charger)
             pushed: dict[str, str] = dict(doc.data.get("pushed_status", {}))
             template = Location.model_validate(json_loads(doc.data["location"]))
             now = self._clock.now()
