@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
@@ -31,6 +33,7 @@ from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
 from ocpp.messages import CallError as LibCallError
 from ocpp.messages import CallResult as LibCallResult
+from ocpp.routing import create_route_map
 from ocpp.routing import on as _lib_on
 
 from gateway.csms.core import BootInfo, CentralSystem
@@ -73,7 +76,8 @@ _RESULT_STATUS = {
     "Unavailable": CommandStatus.REJECTED,
 }
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
+_OCPP_LOG = logging.getLogger("ocpp")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,33 +116,57 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         *,
         call_timeout: float,
     ) -> None:
-        super().__init__(charger_id, _WsSender(ws), response_timeout=call_timeout)
+        # The library's ChargePoint.__init__ is not called: it builds a route map of
+        # bound methods per instance (about 3 kB per charger at 10,000 chargers) and a
+        # response queue that most connections never need. These are its attributes.
+        self.id = charger_id
+        self._connection = _WsSender(ws)
+        self._response_timeout = call_timeout
+        self._call_lock = asyncio.Lock()
+        self._unique_id_generator = uuid.uuid4
+        self.logger = _OCPP_LOG
+        self.route_map = self._routes()
         self.charger_id = charger_id
         self.ws = ws
         self.csms = csms
         self.validators = validators
         self.last_seen: datetime = csms.clock.now()
-        self._calls: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue(
-            _MAX_PENDING_CALLS
-        )
+        # CALLs waiting for the worker; the worker exists only while there are some.
+        self._pending: deque[tuple[str, str, dict[str, Any]]] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._responses: asyncio.Queue[Any] | None = None
+
+    @classmethod
+    def _routes(cls) -> dict[str, dict[str, Any]]:
+        """The ``@on`` handlers of the class, unbound, computed once per class."""
+        routes = cls.__dict__.get("_route_cache")
+        if routes is None:
+            routes = create_route_map(cls)
+            cls._route_cache = routes
+        return routes  # type: ignore[no-any-return]
+
+    @property
+    def _response_queue(self) -> asyncio.Queue[Any]:
+        # Read by the library's call(); created when a first answer or call needs it.
+        if self._responses is None:
+            self._responses = asyncio.Queue()
+        return self._responses
 
     # -- lifecycle ---------------------------------------------------------
 
-    def start_worker(self) -> None:
-        self._worker = asyncio.create_task(self._work(), name=f"ocpp-calls-{self.charger_id}")
-
     async def stop_worker(self, *, drain: bool) -> None:
         """Stop handling CALLs; with ``drain``, finish those already received first."""
-        if self._worker is None:
+        worker = self._worker
+        if worker is None:
             return
         if drain:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._calls.join(), timeout=10)
-        self._worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker
-        self._worker = None
+                await asyncio.wait_for(asyncio.shield(worker), timeout=10)
+        if not worker.done():
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._pending.clear()
 
     async def close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -167,12 +195,14 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                     unique_id, FormatViolation("a CALL is [2, id, action, {payload}]")
                 )
                 return
-            try:
-                self._calls.put_nowait((unique_id, frame[2], frame[3]))
-            except asyncio.QueueFull:
+            if len(self._pending) >= _MAX_PENDING_CALLS:
                 await self._send_error(
                     unique_id, InternalFailure("too many CALLs awaiting an answer")
                 )
+                return
+            self._pending.append((unique_id, frame[2], frame[3]))
+            if self._worker is None:
+                self._worker = asyncio.create_task(self._work())
         elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
             self._response_queue.put_nowait(LibCallResult(unique_id, frame[2]))
         elif message_type == CALLERROR and len(frame) == 5:
@@ -190,14 +220,18 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         await self._send_error(_UNREADABLE_ID, RpcFrameworkError("OCPP-J uses text frames only"))
 
     async def _work(self) -> None:
-        while True:
-            unique_id, action, payload = await self._calls.get()
-            try:
-                await self._dispatch(unique_id, action, payload)
-            except Exception:
-                log.exception("charger %s: %s failed", self.charger_id, action)
-            finally:
-                self._calls.task_done()
+        # Handles CALLs in arrival order, apart from the receive loop, and ends when
+        # none is left (no task per idle charger). No await separates the emptiness
+        # check from clearing _worker, so a CALL cannot slip in between.
+        try:
+            while self._pending:
+                unique_id, action, payload = self._pending.popleft()
+                try:
+                    await self._dispatch(unique_id, action, payload)
+                except Exception:
+                    log.exception("charger %s: %s failed", self.charger_id, action)
+        finally:
+            self._worker = None
 
     async def _dispatch(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
         route = self.route_map.get(action)
@@ -208,7 +242,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 raise NotImplementedAction(f"{action} is not an OCPP {self.version} action")
             self.validators.validate(self.version, action, payload)
             handler: Handler = route["_on_action"]
-            result = await handler(payload)
+            result = await handler(self, payload)
         except OcppRequestError as exc:
             log.info("charger %s: %s rejected: %s", self.charger_id, action, exc.description)
             await self._send_error(unique_id, exc)

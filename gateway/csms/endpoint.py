@@ -142,7 +142,6 @@ class OcppEndpoint:
             cp_id, ws, self.csms, self.validators, call_timeout=self.config.call_timeout
         )
         await self.csms.connected(conn)
-        conn.start_worker()
         reason = "connection closed"
         try:
             async for msg in ws:
