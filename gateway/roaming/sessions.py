@@ -97,10 +97,12 @@ class SessionService:
     async def _handle(self, tx: Transaction, ended: bool) -> None:
         session_id = await self._session_key(tx)
         doc = await self._store.sessions.get(session_id)
-        if doc is not None and doc.data.get("pending"):
-            doc = None if doc.data.get("tx_id") is None else doc
+        pending_for: str | None = None
+        if doc is not None and doc.data.get("pending") and doc.data.get("tx_id") is None:
+            # The transaction a START_SESSION asked for: the PENDING session goes ACTIVE.
+            pending_for, doc = doc.data.get("partner_id"), None
         if doc is None:
-            roaming = await self._roaming(tx)
+            roaming = await self._roaming(tx, pending_for)
             if roaming is None:
                 return
         else:
