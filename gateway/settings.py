@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     outbox_poll_interval: float = Field(
         default=5.0, gt=0, description="seconds between looks for pushes due for a retry"
     )
+    outbox_retention_days: float = Field(
+        default=7, gt=0, description="days delivered partner pushes are kept before deletion"
+    )
     realtime_auth_timeout: float = Field(
         default=5.0, gt=0, description="seconds an eMSP gets to answer a real-time authorization"
     )

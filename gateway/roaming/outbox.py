@@ -28,6 +28,12 @@ Delivery semantics:
   an OCPI envelope, an OCPI 2xxx client error, a 3xx redirect, an unknown partner or
   one that is not REGISTERED. A FAILED item blocks its key until the operator replays
   or discards it (admin API ``/admin/outbox``).
+
+Retention: delivered (DONE) items are kept ``retention`` (7 days by default) after
+their completion, for the operator's view, then deleted by the worker: at most once
+per ``purge_interval`` of the injected clock (sooner while a backlog remains), a
+batch at a time, so that the outbox does not grow without bound. PENDING and FAILED
+items are never deleted.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from ocpi.client import (
 )
 
 __all__ = [
+    "DEFAULT_RETENTION",
     "OUTBOX",
     "OUTBOX_WORKER",
     "Delivery",
@@ -77,6 +84,7 @@ log = logging.getLogger(__name__)
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _MAX_ERROR_CHARS = 1000
 _RETRY_HTTP = frozenset({401, 408, 429})
+DEFAULT_RETENTION = timedelta(days=7)
 
 
 # ------------------------------------------------------------------ wiring
@@ -93,9 +101,11 @@ def build_outbox(
     poll_interval: float = 5.0,
     max_in_flight: int = 32,
     request_timeout: float | None = None,
+    retention: timedelta | None = DEFAULT_RETENTION,
+    purge_interval: float = 3600.0,
 ) -> tuple[Outbox, OutboxWorker]:
     """An :class:`Outbox` and its (not yet started) :class:`OutboxWorker`, connected so
-    that enqueueing wakes the worker."""
+    that enqueueing wakes the worker. ``retention``: see :class:`OutboxWorker`."""
     worker = OutboxWorker(
         store,
         registry,
@@ -105,6 +115,8 @@ def build_outbox(
         poll_interval=poll_interval,
         max_in_flight=max_in_flight,
         request_timeout=request_timeout,
+        retention=retention,
+        purge_interval=purge_interval,
     )
     return Outbox(store, clock, ids, notify=worker.notify), worker
 
@@ -116,12 +128,18 @@ def make_outbox_ctx(
     *,
     policy: RetryPolicy | None = None,
     poll_interval: float = 5.0,
+    retention_days: float | None = DEFAULT_RETENTION / timedelta(days=1),
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A ``cleanup_ctx`` that runs the outbox worker while the app runs.
 
     The keys are parameters because ``gateway.keys`` imports the OCPP side, which
     ``gateway.roaming`` must not. The registry is read from :data:`REGISTRY`.
+    ``retention_days`` (as ``Settings.outbox_retention_days``): how long DONE items are
+    kept; None keeps them forever.
     """
+    if retention_days is not None and retention_days <= 0:
+        raise ValueError("retention_days must be > 0 (or None: keep forever)")
+    retention = None if retention_days is None else timedelta(days=retention_days)
 
     async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         outbox, worker = build_outbox(
@@ -131,6 +149,7 @@ def make_outbox_ctx(
             app[ids_key],
             policy=policy,
             poll_interval=poll_interval,
+            retention=retention,
         )
         app[OUTBOX] = outbox
         app[OUTBOX_WORKER] = worker
@@ -271,7 +290,7 @@ class Outbox:
 
     async def discard(self, item_id: str) -> bool:
         """FAILED -> DONE without delivering (unblocks its key); False when not FAILED."""
-        discarded = await self.store.discard(item_id)
+        discarded = await self.store.discard(item_id, at=self._clock.now())
         if discarded:
             self.notify()  # the key's next item may be due
         return discarded
@@ -391,6 +410,11 @@ class OutboxWorker:
     items whenever woken (:meth:`notify`, a finished delivery) and at least every
     ``poll_interval`` seconds (for retries that become due). :meth:`run_once` does one
     round in the foreground and waits for it: what tests drive with a fake clock.
+
+    The loop also deletes the items DONE more than ``retention`` ago (None: never), with
+    :meth:`purge_if_due` after each poll: one batch of up to ``purge_batch`` items, then
+    the next once ``purge_interval`` seconds have passed on the injected clock, or at
+    the next poll while full batches show a backlog (e.g. after an upgrade).
     """
 
     def __init__(
@@ -405,9 +429,16 @@ class OutboxWorker:
         max_in_flight: int = 32,
         request_timeout: float | None = None,
         stop_timeout: float = 5.0,
+        retention: timedelta | None = DEFAULT_RETENTION,
+        purge_interval: float = 3600.0,
+        purge_batch: int = 1000,
     ) -> None:
         if poll_interval <= 0 or max_in_flight < 1:
             raise ValueError("need poll_interval > 0 and max_in_flight >= 1")
+        if retention is not None and retention <= timedelta(0):
+            raise ValueError("retention must be positive (or None: keep forever)")
+        if purge_interval <= 0 or purge_batch < 1:
+            raise ValueError("need purge_interval > 0 and purge_batch >= 1")
         self._store = store
         self._registry = registry
         self._clock = clock
@@ -427,6 +458,10 @@ class OutboxWorker:
         self._finished: list[str] = []
         self._tasks: set[asyncio.Task[Delivery]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self.retention = retention
+        self.purge_interval = purge_interval
+        self.purge_batch = purge_batch
+        self._next_purge: datetime | None = None  # None: at the first opportunity
 
     # -- control ---------------------------------------------------------------
 
@@ -489,6 +524,23 @@ class OutboxWorker:
             done.extend(round_)
         return done
 
+    async def purge_if_due(self) -> int:
+        """Delete one batch of the items DONE before ``now - retention``, if a purge is
+        due by the clock; returns how many were deleted (0 when none was due)."""
+        if self.retention is None:
+            return 0
+        now = self._clock.now()
+        if self._next_purge is not None and now < self._next_purge:
+            return 0
+        # Set first: a failing store is tried again an interval later, not every poll.
+        self._next_purge = now + timedelta(seconds=self.purge_interval)
+        deleted = await self._store.purge_done(now - self.retention, limit=self.purge_batch)
+        if deleted >= self.purge_batch:
+            self._next_purge = now  # a backlog: the next batch at the next poll
+        if deleted:
+            log.info("outbox: purged %d items delivered before %s", deleted, now - self.retention)
+        return deleted
+
     # -- the loop --------------------------------------------------------------
 
     async def _loop(self) -> None:
@@ -498,6 +550,10 @@ class OutboxWorker:
                 await self._poll()
             except Exception:
                 log.exception("outbox: taking the due items failed")
+            try:
+                await self.purge_if_due()
+            except Exception:
+                log.exception("outbox: purging delivered items failed")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
@@ -566,7 +622,7 @@ class OutboxWorker:
             if is_retryable(exc):
                 return await self._retry(item, _error_text(exc))
             return await self._fail(item, _error_text(exc))
-        await self._store.complete(item.id)
+        await self._store.complete(item.id, at=self._clock.now())
         log.debug("outbox: delivered %s %s (item %s)", item.method, item.url, item.id)
         await self._run_hooks(item, reply)
         return Delivery(item, Outcome.DELIVERED, reply=reply)

@@ -172,6 +172,9 @@ class OutboxItem:
     (its *head*: the lowest ``seq`` that is not DONE) is ever due, so the PATCHes of
     one session are never reordered. ``body`` and ``meta`` are plain JSON, as
     ``Document.data``.
+
+    ``completed_at``: when the item became DONE (``complete``/``discard``), else None;
+    what ``OutboxStore.purge_done`` compares with.
     """
 
     id: str
@@ -189,6 +192,7 @@ class OutboxItem:
     module: str | None = None  # e.g. "sessions", for the operator's view
     # What to do with the answer: e.g. {"kind": "command_result", ...}; opaque here.
     meta: dict[str, Any] | None = None
+    completed_at: datetime | None = None  # set by the store when the item becomes DONE
 
 
 class DocumentStore(Protocol):
@@ -238,14 +242,25 @@ class OutboxStore(Protocol):
     ``discard`` (FAILED -> DONE). Applied to an item in another state, or to an
     unknown id, each is a no-op (``replay``/``discard`` then return False): a late
     or repeated call never resurrects a delivered item.
+
+    Completion time: ``complete`` and ``discard`` take the time of the change from the
+    caller (``at``, from its injected clock, as every other time the outbox stores), so
+    that retention is measured on the same clock as everything else and tests stay
+    deterministic. Without ``at`` the item's ``next_attempt_at`` is used (the last time
+    the store knows for it: when it was last due). DONE items are kept until
+    ``purge_done`` deletes them; PENDING and FAILED items are never deleted.
     """
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> builtins.list[OutboxItem]:
         """Store new items (assigning ``seq``) atomically; returns them as stored.
 
         Items get increasing ``seq`` in the order given. Each must be PENDING
-        (``ValueError``); ``seq`` is ignored. ``Conflict``, and nothing stored, if an
-        id is already stored (ids are never reused, even once DONE) or repeated.
+        (``ValueError``), without ``completed_at``; ``seq`` is ignored. ``Conflict``,
+        and nothing stored, if an id is already stored (DONE items included) or
+        repeated. Once ``purge_done`` deleted an item its id is forgotten (no
+        tombstone: that would grow without bound again); ids come from an
+        ``IdFactory`` (random UUIDs), so reusing one is a caller bug that is then no
+        longer detected. ``seq`` values, however, are never reused, purged or not.
         """
         ...
 
@@ -258,8 +273,11 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def complete(self, item_id: str) -> None:
-        """The item was delivered: DONE; the next item of its key becomes the head."""
+    async def complete(self, item_id: str, *, at: datetime | None = None) -> None:
+        """The item was delivered: DONE; the next item of its key becomes the head.
+
+        ``completed_at`` = ``at``, or the item's ``next_attempt_at`` when None.
+        """
         ...
 
     async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
@@ -281,8 +299,21 @@ class OutboxStore(Protocol):
         """
         ...
 
-    async def discard(self, item_id: str) -> bool:
-        """Mark a FAILED item DONE without delivering it (unblocks its key)."""
+    async def discard(self, item_id: str, *, at: datetime | None = None) -> bool:
+        """Mark a FAILED item DONE without delivering it (unblocks its key).
+
+        ``completed_at`` as for ``complete``.
+        """
+        ...
+
+    async def purge_done(self, before: datetime, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` DONE items with ``completed_at < before``; how many.
+
+        The oldest completions go first. PENDING and FAILED items are never deleted,
+        and since a DONE item is never a head nor counted by one, ``due`` and the
+        order of the remaining items are unaffected. Atomic per call; call again
+        while it returns ``limit``. ``ValueError`` if limit < 0.
+        """
         ...
 
     async def get(self, item_id: str) -> OutboxItem | None: ...

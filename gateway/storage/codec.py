@@ -441,11 +441,12 @@ def decode_document(data: Mapping[str, Any]) -> Document:
 def encode_outbox_item(item: OutboxItem) -> JsonDict:
     """Validate a *new* item and encode its immutable part.
 
-    Its state (``seq``, ``status``, ``attempts``, ``last_error``, ``next_attempt_at``)
-    is kept by the backends in columns or hash fields of their own, so that a state
-    change is a few small updates; :func:`decode_outbox_item` puts both back together.
+    Its state (``seq``, ``status``, ``attempts``, ``last_error``, ``next_attempt_at``,
+    ``completed_at``) is kept by the backends in columns or hash fields of their own,
+    so that a state change is a few small updates; :func:`decode_outbox_item` puts both
+    back together.
     Validates the state too: a new item is PENDING (``ValueError`` otherwise), with
-    ``attempts >= 0`` and an aware ``next_attempt_at``.
+    ``attempts >= 0``, an aware ``next_attempt_at`` and no ``completed_at``.
     """
     for name in ("id", "partner_id", "ordering_key", "method", "url"):
         _check_str(getattr(item, name), f"OutboxItem.{name}")
@@ -461,6 +462,8 @@ def encode_outbox_item(item: OutboxItem) -> JsonDict:
     if not isinstance(item.attempts, int) or isinstance(item.attempts, bool) or item.attempts < 0:
         raise ValueError(f"OutboxItem.attempts: expected an int >= 0, got {item.attempts!r}")
     utc(item.next_attempt_at, "OutboxItem.next_attempt_at")
+    if item.completed_at is not None:
+        raise ValueError("OutboxItem.completed_at: a new item is not completed")
     return {
         "id": item.id,
         "partner_id": item.partner_id,
@@ -482,8 +485,10 @@ def decode_outbox_item(
     attempts: int,
     last_error: str | None,
     next_attempt_at: int,
+    completed_at: int | None = None,
 ) -> OutboxItem:
-    """An item from its immutable part and its state (``next_attempt_at``: a time_key)."""
+    """An item from its immutable part and its state (``next_attempt_at``,
+    ``completed_at``: time_keys)."""
     return OutboxItem(
         id=data["id"],
         partner_id=data["partner_id"],
@@ -499,4 +504,5 @@ def decode_outbox_item(
         last_error=last_error,
         module=data.get("module"),
         meta=data.get("meta"),
+        completed_at=None if completed_at is None else time_from_key(completed_at),
     )

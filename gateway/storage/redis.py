@@ -215,31 +215,95 @@ return seqs
 """
 )
 
-# ARGV: 6 item id. -> 1 done, 0 unknown or already done
+# The scripts that make an item DONE: with _OUTBOX_LIB, KEYS: 4 outbox-done; ARGV:
+# 6 item id, 7 completion time (µs), or '' for the item's next_attempt_at.
+_DONE_LIB: Final = """
+local f = redis.call('HMGET', ARGV[1] .. ARGV[6], 'status', 'partner_id', 'ordering_key', 'seq',
+  'next_attempt_at')
+local function record_done(id)
+  local at = ARGV[7]
+  if at == '' then
+    at = f[5]
+  end
+  redis.call('HSET', ARGV[1] .. id, 'completed_at', at)
+  redis.call('ZADD', KEYS[4], at, id)
+end
+"""
+
+# -> 1 done, 0 unknown or already done
 _COMPLETE: Final = (
     _OUTBOX_LIB
+    + _DONE_LIB
     + """
-local f = redis.call('HMGET', ARGV[1] .. ARGV[6], 'status', 'partner_id', 'ordering_key', 'seq')
 if not f[1] or f[1] == 'done' then
   return 0
 end
 mark_done(ARGV[6], f)
+record_done(ARGV[6])
 return 1
 """
 )
 
-# ARGV: 6 item id. -> 1 discarded, 0 not failed
+# -> 1 discarded, 0 not failed
 _DISCARD: Final = (
     _OUTBOX_LIB
+    + _DONE_LIB
     + """
-local f = redis.call('HMGET', ARGV[1] .. ARGV[6], 'status', 'partner_id', 'ordering_key', 'seq')
 if f[1] ~= 'failed' then
   return 0
 end
 mark_done(ARGV[6], f)
+record_done(ARGV[6])
 return 1
 """
 )
+
+# With _OUTBOX_LIB, KEYS: 4 outbox-done; ARGV: 6 before (µs, exclusive), 7 limit (> 0).
+# Deletes the item hashes and every index entry of done items completed before then
+# (done items are in no ordering-key set and not in outbox-due). -> how many
+_PURGE_DONE: Final = (
+    _OUTBOX_LIB
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[6], 'LIMIT', 0, ARGV[7])
+local n = 0
+for _, id in ipairs(ids) do
+  local key = ARGV[1] .. id
+  local f = redis.call('HMGET', key, 'status', 'partner_id')
+  redis.call('ZREM', KEYS[4], id)
+  if f[1] == 'done' then
+    unindex_status(id, f[2], 'done')
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', ARGV[4] .. f[2], id)
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# Layout 2 -> 3: index the done items that are not in outbox-done yet (completed_at:
+# the one recorded, else next_attempt_at), in chunks by seq. KEYS: 1 outbox-status:done,
+# 2 outbox-done; ARGV: 1 item key prefix, 2 seq after which to go on, 3 chunk size.
+# -> {items looked at, last seq looked at}
+_INDEX_DONE: Final = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf', 'WITHSCORES',
+  'LIMIT', 0, ARGV[3])
+local last = ARGV[2]
+for i = 1, #members, 2 do
+  local id = members[i]
+  last = members[i + 1]
+  if not redis.call('ZSCORE', KEYS[2], id) then
+    local key = ARGV[1] .. id
+    local at = redis.call('HGET', key, 'completed_at') or redis.call('HGET', key, 'next_attempt_at')
+    if at then
+      redis.call('HSET', key, 'completed_at', at)
+      redis.call('ZADD', KEYS[2], at, id)
+    end
+  end
+end
+return {#members / 2, last}
+"""
 
 # ARGV: 6 item id, 7 next_attempt_at (µs), 8 last_error JSON. -> 1, or 0 not pending
 _RETRY_LATER: Final = (
@@ -296,7 +360,15 @@ return 1
 )
 
 # The item hash fields a reader decodes, in this order (_decode_item).
-_ITEM_FIELDS: Final = ("data", "seq", "status", "attempts", "last_error", "next_attempt_at")
+_ITEM_FIELDS: Final = (
+    "data",
+    "seq",
+    "status",
+    "attempts",
+    "last_error",
+    "next_attempt_at",
+    "completed_at",
+)
 _LOAD_ITEM: Final = (
     "redis.call('HMGET', ARGV[1] .. id, " + ", ".join(f"'{field}'" for field in _ITEM_FIELDS) + ")"
 )
@@ -422,6 +494,8 @@ SET_ALL_CONNECTORS: Final = Script(_SET_ALL_CONNECTORS)
 ENQUEUE: Final = Script(_ENQUEUE)
 COMPLETE: Final = Script(_COMPLETE)
 DISCARD: Final = Script(_DISCARD)
+PURGE_DONE: Final = Script(_PURGE_DONE)
+INDEX_DONE: Final = Script(_INDEX_DONE)
 RETRY_LATER: Final = Script(_RETRY_LATER)
 FAIL: Final = Script(_FAIL)
 REPLAY: Final = Script(_REPLAY)
@@ -438,6 +512,8 @@ SCRIPTS: Final = (
     ENQUEUE,
     COMPLETE,
     DISCARD,
+    PURGE_DONE,
+    INDEX_DONE,
     RETRY_LATER,
     FAIL,
     REPLAY,
@@ -519,11 +595,14 @@ class _RedisBackend:
         )
         keys = RedisKeys(prefix)
         try:
+            found = int(await db.command("GET", keys.schema) or 0)
+            if found < 3:  # completed_at and outbox-done, for the items already done
+                await _index_done_items(db, keys)
             version = await db.command("EVAL", _CLAIM_LAYOUT, 1, keys.schema, LAYOUT_VERSION)
-            if int(version) > LAYOUT_VERSION:
+            if max(found, int(version)) > LAYOUT_VERSION:
                 raise StorageError(
-                    f"Redis keyspace {prefix!r} has layout {int(version)}, newer than this"
-                    f" gateway's {LAYOUT_VERSION}"
+                    f"Redis keyspace {prefix!r} has layout {max(found, int(version))}, newer"
+                    f" than this gateway's {LAYOUT_VERSION}"
                 )
         except BaseException:
             await db.close()
@@ -533,6 +612,21 @@ class _RedisBackend:
     async def close(self) -> None:
         """Finish the commands already queued, then disconnect (idempotent)."""
         await self.db.close()
+
+
+async def _index_done_items(db: CommandBatcher, keys: RedisKeys, chunk: int = 1000) -> None:
+    """Layout 2 -> 3, in chunks (no long script on a big outbox); idempotent, so an
+    interrupted upgrade is finished by the next open (the layout is claimed after)."""
+    after = "0"
+    while True:
+        scanned, last = await db.evalsha(
+            INDEX_DONE,
+            [keys.outbox_status(OutboxStatus.DONE.value), keys.outbox_done],
+            [keys.outbox_item_prefix, after, chunk],
+        )
+        if int(scanned) < chunk:
+            return
+        after = _text(last)
 
 
 def _decode_all(values: Iterable[bytes | str | None]) -> list[dict[str, Any]]:
@@ -802,7 +896,7 @@ def _enqueued(items: Sequence[OutboxItem], result: list[Any]) -> list[OutboxItem
 
 def _decode_item(values: Sequence[bytes | str | None]) -> OutboxItem | None:
     """An item from its _ITEM_FIELDS values; None if it is not there (no data)."""
-    data, seq, status, attempts, last_error, next_attempt_at = values
+    data, seq, status, attempts, last_error, next_attempt_at, completed_at = values
     if data is None or seq is None or status is None or attempts is None:
         return None
     return codec.decode_outbox_item(
@@ -812,6 +906,7 @@ def _decode_item(values: Sequence[bytes | str | None]) -> OutboxItem | None:
         attempts=int(attempts),
         last_error=json.loads(last_error) if last_error is not None else None,
         next_attempt_at=int(next_attempt_at or 0),
+        completed_at=None if completed_at is None else int(completed_at),
     )
 
 
@@ -891,6 +986,7 @@ class RedisOutboxStore:
         self._keys = backend.keys
         self._outbox_keys: list[Arg] = list(backend.outbox_keys)
         self._outbox_args: list[Arg] = list(backend.outbox_args)
+        self._done_keys: list[Arg] = [*backend.outbox_keys, backend.keys.outbox_done]
 
     async def _change(self, script: Script, *args: Arg) -> int:
         return int(await self._db.evalsha(script, self._outbox_keys, [*self._outbox_args, *args]))
@@ -913,8 +1009,14 @@ class RedisOutboxStore:
         rows = await self._db.evalsha(DUE, [keys.outbox_due], [keys.outbox_item_prefix, at, limit])
         return _decode_items(rows)
 
-    async def complete(self, item_id: str) -> None:
-        await self._change(COMPLETE, item_id)
+    async def _done(self, script: Script, item_id: str, at: datetime | None) -> int:
+        when: Arg = "" if at is None else codec.time_key(at, "at")
+        return int(
+            await self._db.evalsha(script, self._done_keys, [*self._outbox_args, item_id, when])
+        )
+
+    async def complete(self, item_id: str, *, at: datetime | None = None) -> None:
+        await self._done(COMPLETE, item_id, at)
 
     async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
         at = codec.time_key(next_attempt_at, "next_attempt_at")
@@ -927,8 +1029,19 @@ class RedisOutboxStore:
         at = codec.time_key(now, "now")
         return bool(await self._change(REPLAY, item_id, at))
 
-    async def discard(self, item_id: str) -> bool:
-        return bool(await self._change(DISCARD, item_id))
+    async def discard(self, item_id: str, *, at: datetime | None = None) -> bool:
+        return bool(await self._done(DISCARD, item_id, at))
+
+    async def purge_done(self, before: datetime, *, limit: int = 1000) -> int:
+        codec.check_page(limit, 0)
+        cutoff = codec.time_key(before, "before")
+        if limit == 0:
+            return 0
+        return int(
+            await self._db.evalsha(
+                PURGE_DONE, self._done_keys, [*self._outbox_args, cutoff, limit]
+            )
+        )
 
     async def get(self, item_id: str) -> OutboxItem | None:
         values = await self._db.command("HMGET", self._keys.outbox_item(item_id), *_ITEM_FIELDS)

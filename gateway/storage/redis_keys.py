@@ -36,7 +36,8 @@ key                                    type         content
                                                     ``partner_id``, ``ordering_key``, ``seq``,
                                                     ``status``, ``attempts``, ``last_error``
                                                     (JSON string or null), ``next_attempt_at``
-                                                    (µs since the epoch)
+                                                    (µs since the epoch), ``completed_at``
+                                                    (µs, once done)
 ``{p}outbox-seq``                      string       last outbox seq handed out (INCR)
 ``{p}outbox-all``                      sorted set   item id, score = seq
 ``{p}outbox-status:{s}``               sorted set   ids of the items in status ``{s}``, by seq
@@ -47,6 +48,8 @@ key                                    type         content
 ``{p}outbox-due``                      sorted set   pending heads, member ``{seq:020d}:{id}``
                                                     (so equal times come by seq), score =
                                                     ``next_attempt_at`` (µs)
+``{p}outbox-done``                     sorted set   ids of the done items, score =
+                                                    ``completed_at`` (µs): what purge scans
 =====================================  ===========  ===========================================
 """
 
@@ -56,7 +59,9 @@ import re
 
 # Version of the layout above; bump with a migration when it changes.
 # 2: roaming documents and the outbox (added keys only: nothing to convert).
-LAYOUT_VERSION = 2
+# 3: ``outbox-done`` and the items' ``completed_at`` (filled in for the items already
+#    done, from their ``next_attempt_at``, before a store claims version 3).
+LAYOUT_VERSION = 3
 
 # Collection names are part of key names: fixed words, never ``:``.
 _COLLECTION = re.compile(r"[a-z][a-z0-9_]*")
@@ -69,6 +74,7 @@ class RedisKeys:
         "charger_states",
         "chargers",
         "outbox_all",
+        "outbox_done",
         "outbox_due",
         "outbox_item_prefix",
         "outbox_key_prefix",
@@ -101,6 +107,7 @@ class RedisKeys:
         self.outbox_seq = f"{prefix}outbox-seq"
         self.outbox_all = f"{prefix}outbox-all"
         self.outbox_due = f"{prefix}outbox-due"
+        self.outbox_done = f"{prefix}outbox-done"
         self.outbox_item_prefix = f"{prefix}outbox-item:"
         self.outbox_key_prefix = f"{prefix}outbox-key:"
         self.outbox_status_prefix = f"{prefix}outbox-status:"

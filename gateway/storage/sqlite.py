@@ -107,6 +107,15 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX outbox_by_status ON outbox (status, seq)",
         "CREATE INDEX outbox_by_partner ON outbox (partner_id, seq)",
     ),
+    (
+        # Retention of delivered items. completed_at: microseconds since the epoch, set
+        # when an item becomes done; items done before this migration get their
+        # next_attempt_at (what complete() without a time uses). outbox_done serves
+        # purge_done's scan, oldest completions first.
+        "ALTER TABLE outbox ADD COLUMN completed_at INTEGER",
+        f"UPDATE outbox SET completed_at = next_attempt_at WHERE status = '{_DONE}'",
+        f"CREATE INDEX outbox_done ON outbox (completed_at, seq) WHERE status = '{_DONE}'",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -729,7 +738,9 @@ _INSERT_OUTBOX: Final = (
     " NOT EXISTS (SELECT 1 FROM outbox WHERE ordering_key = ? AND status <> '" + _DONE + "'),"
     " ?, ?, ?, ?)"
 )
-_OUTBOX_COLUMNS: Final = "seq, status, attempts, last_error, next_attempt_at, data"
+_OUTBOX_COLUMNS: Final = (
+    "seq, status, attempts, last_error, next_attempt_at, data, completed_at"
+)
 
 
 def _outbox_rows(items: Sequence[OutboxItem]) -> list[_OutboxRow]:
@@ -782,7 +793,7 @@ def _stored(items: Sequence[OutboxItem], seqs: Sequence[int]) -> list[OutboxItem
 
 
 def _decode_outbox(row: Sequence[Any]) -> OutboxItem:
-    seq, status, attempts, last_error, next_attempt_at, data = row
+    seq, status, attempts, last_error, next_attempt_at, data, completed_at = row
     return codec.decode_outbox_item(
         codec.loads(data),
         seq=seq,
@@ -790,6 +801,7 @@ def _decode_outbox(row: Sequence[Any]) -> OutboxItem:
         attempts=attempts,
         last_error=last_error,
         next_attempt_at=next_attempt_at,
+        completed_at=completed_at,
     )
 
 
@@ -802,9 +814,16 @@ def _fetch_outbox(
     return job
 
 
-def _mark_done(conn: sqlite3.Connection, seq: int, ordering_key: str, head: int) -> None:
-    """DONE, and if it headed its key, the key's next undelivered item becomes the head."""
-    conn.execute(f"UPDATE outbox SET status = '{_DONE}', head = 0 WHERE seq = ?", (seq,))
+def _mark_done(
+    conn: sqlite3.Connection, seq: int, ordering_key: str, head: int, at: int | None
+) -> None:
+    """DONE at ``at`` (a time_key; None: its next_attempt_at), and if it headed its key,
+    the key's next undelivered item becomes the head."""
+    conn.execute(
+        f"UPDATE outbox SET status = '{_DONE}', head = 0,"
+        " completed_at = COALESCE(?, next_attempt_at) WHERE seq = ?",
+        (at, seq),
+    )
     if head:
         conn.execute(
             "UPDATE outbox SET head = 1 WHERE seq = (SELECT seq FROM outbox"
@@ -938,11 +957,13 @@ class SqliteOutboxStore:
         )
         return [_decode_outbox(row) for row in rows]
 
-    async def complete(self, item_id: str) -> None:
+    async def complete(self, item_id: str, *, at: datetime | None = None) -> None:
+        done_at = None if at is None else codec.time_key(at, "at")
+
         def job(conn: sqlite3.Connection) -> None:
             state = _outbox_state(conn, item_id)
             if state is not None and state[2] != _DONE:
-                _mark_done(conn, state[0], state[1], state[3])
+                _mark_done(conn, state[0], state[1], state[3], done_at)
 
         await self._db.write(job)
 
@@ -976,16 +997,35 @@ class SqliteOutboxStore:
         )
         return bool(changed)
 
-    async def discard(self, item_id: str) -> bool:
+    async def discard(self, item_id: str, *, at: datetime | None = None) -> bool:
+        done_at = None if at is None else codec.time_key(at, "at")
+
         def job(conn: sqlite3.Connection) -> bool:
             state = _outbox_state(conn, item_id)
             if state is None or state[2] != _FAILED:
                 return False
-            _mark_done(conn, state[0], state[1], state[3])
+            _mark_done(conn, state[0], state[1], state[3], done_at)
             return True
 
         result: bool = await self._db.write(job)
         return result
+
+    async def purge_done(self, before: datetime, *, limit: int = 1000) -> int:
+        codec.check_page(limit, 0)
+        cutoff = codec.time_key(before, "before")
+        if limit == 0:
+            return 0
+        deleted: int = await self._db.write(
+            _changes(
+                # Only done rows: never a head, never in outbox_undelivered or outbox_due,
+                # so no other row's state changes. AUTOINCREMENT: seqs stay unused.
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox INDEXED BY"
+                f" outbox_done WHERE status = '{_DONE}' AND completed_at < ?"
+                " ORDER BY completed_at, seq LIMIT ?)",
+                (cutoff, limit),
+            )
+        )
+        return deleted
 
     async def get(self, item_id: str) -> OutboxItem | None:
         rows = await self._db.read(

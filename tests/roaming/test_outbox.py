@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pydantic
 import pytest
 from aiohttp import web
 
@@ -31,6 +32,7 @@ from gateway.roaming.outbox import (
     build_outbox,
     is_retryable,
     make_item,
+    make_outbox_ctx,
 )
 from gateway.roaming.partners import (
     OurIdentity,
@@ -40,6 +42,7 @@ from gateway.roaming.partners import (
     PartnerStatus,
     partner_to_document,
 )
+from gateway.settings import Settings
 from gateway.storage.base import Document, OutboxItem, OutboxStatus, StorageError, Store
 from gateway.storage.factory import open_store
 from ocpi.client import (
@@ -695,11 +698,11 @@ class FlakyOutbox:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def complete(self, item_id: str) -> None:
+    async def complete(self, item_id: str, *, at: datetime | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise StorageError("disk full")
-        await self.inner.complete(item_id)
+        await self.inner.complete(item_id, at=at)
 
 
 async def test_store_failure_after_delivery_retries_after_a_pause(h: Harness) -> None:
@@ -713,6 +716,108 @@ async def test_store_failure_after_delivery_retries_after_a_pause(h: Harness) ->
     assert outcomes(await h.worker.run_once()) == [("/cdrs", Outcome.DELIVERED)]
     # At least once: the partner saw it twice, with one correlation id to dedupe on.
     assert [r.correlation_id for r in h.partner.accepted()] == [item.id, item.id]
+
+
+# ------------------------------------------------------------------ retention
+
+
+DAY = 86400.0
+
+
+def retaining_worker(h: Harness, **kwargs: Any) -> OutboxWorker:
+    """A worker on the harness's store and clock that purges after one day."""
+    options: dict[str, Any] = {"retention": timedelta(days=1), "purge_interval": 3600.0}
+    options.update(kwargs)
+    h.worker = OutboxWorker(h.store.outbox, h.registry, h.clock, h.rng, **options)
+    return h.worker
+
+
+async def test_completion_times_come_from_the_clock(h: Harness) -> None:
+    worker = retaining_worker(h)
+    h.partner.fail("/sessions/S1", ocpi_error(2001, message="bad"))
+    delivered = await h.push("/sessions/S2")
+    failed = await h.push("/sessions/S1")
+    h.clock.advance(30)
+    assert len(await worker.run_once()) == 2
+    assert (await h.item(delivered.id)).completed_at == T0 + timedelta(seconds=30)
+    assert (await h.item(failed.id)).completed_at is None
+    h.clock.advance(30)
+    assert await h.outbox.discard(failed.id) is True
+    assert (await h.item(failed.id)).completed_at == T0 + timedelta(seconds=60)
+
+
+async def test_periodic_purge_of_delivered_items_by_the_clock(h: Harness) -> None:
+    worker = retaining_worker(h, purge_batch=2)
+    h.partner.fail("/sessions/bad", ocpi_error(2001, message="bad"))
+    done = [await h.push(f"/sessions/S{n}") for n in range(3)]
+    failed = await h.push("/sessions/bad")
+    blocked = await h.push("/sessions/bad/2", key="/sessions/bad")  # waits behind failed
+    later = await h.push("/sessions/later", key="/sessions/later")
+    await h.store.outbox.retry_later(later.id, T0 + timedelta(days=30), "not yet")
+    assert len(await worker.run_until_idle()) == 4  # 3 delivered (at T0), 1 FAILED
+
+    assert await worker.purge_if_due() == 0  # the first check: nothing is a day old
+    h.clock.advance(DAY)
+    assert await worker.purge_if_due() == 0  # done at T0: not *before* T0 + 1 day - 1 day
+    h.clock.advance(1)
+    assert await worker.purge_if_due() == 0  # next purge due an hour after the last check
+    h.clock.advance(3600)
+    assert await worker.purge_if_due() == 2  # a full batch: more may be waiting...
+    assert await worker.purge_if_due() == 1  # ...so the next one does not wait an hour
+    assert await worker.purge_if_due() == 0  # (nothing left)
+    for item in done:
+        assert await h.store.outbox.get(item.id) is None
+    # PENDING and FAILED items stay, however old, and keep their order.
+    remaining = await h.store.outbox.list()
+    assert [item.id for item in remaining] == [failed.id, blocked.id, later.id]
+    assert [i.status for i in remaining] == [OutboxStatus.FAILED, OutboxStatus.PENDING, OutboxStatus.PENDING]
+    assert await h.due() == []  # the blocked key stays blocked
+    # Discarded now: kept for a day from now, then purged; the key flows meanwhile.
+    assert await h.outbox.discard(failed.id) is True
+    assert outcomes(await worker.run_until_idle()) == [("/sessions/bad/2", Outcome.DELIVERED)]
+    h.clock.advance(3600)
+    assert await worker.purge_if_due() == 0
+    h.clock.advance(DAY)
+    assert await worker.purge_if_due() == 2
+    assert [item.id for item in await h.store.outbox.list()] == [later.id]
+    assert h.partner.paths() == ["/sessions/S0", "/sessions/S1", "/sessions/S2", "/sessions/bad/2"]
+
+
+async def test_the_background_loop_purges(h: Harness) -> None:
+    worker = retaining_worker(h, poll_interval=0.05)
+    item = await h.push("/cdrs", {"id": "CDR-1"}, method="POST")
+    await worker.run_once()
+    async with worker:
+        await asyncio.sleep(0.2)  # several polls, a purge check: the item is a fresh one
+        assert (await h.item(item.id)).status is OutboxStatus.DONE
+        h.clock.advance(DAY + 3600)
+        await eventually(lambda: _is_gone(h, item.id))
+
+
+async def _is_gone(h: Harness, item_id: str) -> bool:
+    return await h.store.outbox.get(item_id) is None
+
+
+async def test_no_retention_keeps_delivered_items(h: Harness) -> None:
+    worker = retaining_worker(h, retention=None)
+    item = await h.push("/cdrs", {"id": "CDR-1"}, method="POST")
+    await worker.run_once()
+    h.clock.advance(365 * DAY)
+    assert await worker.purge_if_due() == 0
+    assert (await h.item(item.id)).status is OutboxStatus.DONE
+
+
+def test_retention_settings_are_validated() -> None:
+    store: Any = object()
+    with pytest.raises(ValueError, match="retention"):
+        OutboxWorker(store, store, FakeClock(), random.Random(), retention=timedelta(0))
+    with pytest.raises(ValueError, match="purge"):
+        OutboxWorker(store, store, FakeClock(), random.Random(), purge_batch=0)
+    with pytest.raises(ValueError, match="retention_days"):
+        make_outbox_ctx(web.AppKey("s", Store), web.AppKey("c", FakeClock), web.AppKey("i", Ids), retention_days=0)  # type: ignore[arg-type]
+    assert Settings().outbox_retention_days == 7
+    with pytest.raises(pydantic.ValidationError):
+        Settings(outbox_retention_days=0)
 
 
 # ------------------------------------------------------------------ the background loop, hooks

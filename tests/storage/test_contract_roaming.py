@@ -829,3 +829,173 @@ async def test_roaming_use_after_close_raises_storage_error(store_factory: Store
         await store.outbox.enqueue([outbox_item()])
     with pytest.raises(StorageError, match="closed"):
         await store.outbox.due(at(0))
+
+
+# -- outbox: completion times and purging DONE items -------------------------------------
+
+
+async def test_complete_and_discard_record_the_completion_time(store: Store) -> None:
+    await store.outbox.enqueue(
+        [
+            outbox_item("given", "A"),
+            outbox_item("default", "B", due_at=at(7)),
+            outbox_item("discarded", "C"),
+            outbox_item("pending", "D"),
+        ]
+    )
+    cet = timezone(timedelta(hours=1))
+    await store.outbox.complete("given", at=at(60).astimezone(cet))
+    await store.outbox.complete("given", at=at(90))  # already done: nothing changes
+    await store.outbox.complete("default")  # no time given: its next_attempt_at
+    await store.outbox.fail("discarded", "400")
+    assert (await store.outbox.get("discarded")).completed_at is None  # type: ignore[union-attr]
+    assert await store.outbox.discard("discarded", at=at(120)) is True
+    got = {item.id: item.completed_at for item in await store.outbox.list()}
+    assert got == {"given": at(60), "default": at(7), "discarded": at(120), "pending": None}
+    assert got["given"] is not None and got["given"].tzinfo is UTC
+    with pytest.raises(NaiveDatetimeError, match="at"):
+        await store.outbox.complete("pending", at=NAIVE)
+    with pytest.raises(NaiveDatetimeError, match="at"):
+        await store.outbox.discard("pending", at=NAIVE)
+    pending = await store.outbox.get("pending")
+    assert pending is not None and (pending.status, pending.completed_at) == (PENDING, None)
+    with pytest.raises(ValueError, match="completed_at"):
+        await store.outbox.enqueue([outbox_item("new", completed_at=at(0))])
+
+
+async def done_at(store: Store, times: dict[str, float]) -> None:
+    """Enqueue one item per key (in the given order) and complete each at its time."""
+    await store.outbox.enqueue([outbox_item(item_id, f"k-{item_id}") for item_id in times])
+    for item_id, seconds in times.items():
+        await store.outbox.complete(item_id, at=at(seconds))
+
+
+async def test_purge_done_respects_before_and_limit_oldest_first(store: Store) -> None:
+    await done_at(store, {"d30": 30, "d10": 10, "d20": 20, "d20b": 20, "d40": 40})
+    assert await store.outbox.purge_done(at(10)) == 0  # before is exclusive
+    assert await store.outbox.purge_done(at(100), limit=0) == 0
+    assert await store.outbox.purge_done(at(100), limit=2) == 2  # the oldest two
+    assert [item.id for item in await store.outbox.list()] == ["d30", "d20b", "d40"]
+    assert await store.outbox.purge_done(at(30)) == 1
+    assert [item.id for item in await store.outbox.list()] == ["d30", "d40"]
+    assert await store.outbox.purge_done(at(30)) == 0
+    assert await store.outbox.purge_done(at(40).astimezone(timezone(timedelta(hours=-5)))) == 1
+    assert [item.id for item in await store.outbox.list()] == ["d40"]
+    with pytest.raises(ValueError, match="limit"):
+        await store.outbox.purge_done(at(100), limit=-1)
+    with pytest.raises(NaiveDatetimeError, match="before"):
+        await store.outbox.purge_done(NAIVE)
+    assert await store.outbox.purge_done(at(1000)) == 1
+    assert await store.outbox.list() == []
+
+
+async def test_purge_done_spares_pending_and_failed_and_keeps_order_and_due(
+    store: Store,
+) -> None:
+    await store.outbox.enqueue(
+        [
+            outbox_item("a1", "A", "P"),
+            outbox_item("a2", "A", "P"),
+            outbox_item("a3", "A", "Q"),
+            outbox_item("b1", "B", "Q"),
+            outbox_item("b2", "B", "P", due_at=at(5)),
+            outbox_item("b3", "B", "P"),
+            outbox_item("c1", "C", "Q"),
+            outbox_item("c2", "C", "Q"),
+        ]
+    )
+    await store.outbox.complete("a1", at=at(1))
+    await store.outbox.fail("a2", "400")  # blocks A (a3 waits behind it)
+    await store.outbox.complete("b1", at=at(1))
+    await store.outbox.complete("b3", at=at(1))  # out of band, behind the head b2
+    await store.outbox.retry_later("c1", at(8), "503")
+    before_items = await store.outbox.list()
+    before_due = {t: await due_ids(store, at(t)) for t in (0, 5, 8)}
+    assert before_due == {0: [], 5: ["b2"], 8: ["b2", "c1"]}
+
+    assert await store.outbox.purge_done(at(1000)) == 3
+    kept = [item for item in before_items if item.status is not DONE]
+    assert await store.outbox.list() == kept
+    assert [item.id for item in kept] == ["a2", "a3", "b2", "c1", "c2"]
+    assert {t: await due_ids(store, at(t)) for t in (0, 5, 8)} == before_due
+    assert await store.outbox.list(status=DONE) == []
+    assert [i.id for i in await store.outbox.list(status=PENDING)] == ["a3", "b2", "c1", "c2"]
+    assert [i.id for i in await store.outbox.list(status=FAILED)] == ["a2"]
+    assert [i.id for i in await store.outbox.list(partner_id="P")] == ["a2", "b2"]
+    assert [i.id for i in await store.outbox.list(partner_id="Q", offset=1)] == ["c1", "c2"]
+    assert [i.id for i in await store.outbox.list(status=DONE, partner_id="Q")] == []
+    assert await store.outbox.get("a1") is None
+    # Late calls about purged items are no-ops, as for unknown ids: nothing comes back.
+    await store.outbox.complete("b1", at=at(2000))
+    await store.outbox.fail("a1", "late")
+    assert await store.outbox.discard("a1") is False
+    assert await store.outbox.replay("b3", at(0)) is False
+    assert [item.id for item in await store.outbox.list()] == ["a2", "a3", "b2", "c1", "c2"]
+    # The keys go on in order.
+    await store.outbox.complete("b2", at=at(10))
+    assert await due_ids(store, at(10)) == ["c1"]  # b3 was done already: B is drained
+    assert await store.outbox.discard("a2", at=at(10)) is True
+    assert await due_ids(store, at(10)) == ["a3", "c1"]
+    assert await store.outbox.purge_done(at(10)) == 0
+    assert await store.outbox.purge_done(at(11)) == 2
+    assert [item.id for item in await store.outbox.list()] == ["a3", "c1", "c2"]
+    # A new item of a key whose done items were purged heads it, after the survivors.
+    (b4,) = await store.outbox.enqueue([outbox_item("b4", "B")])
+    (a4,) = await store.outbox.enqueue([outbox_item("a4", "A")])
+    assert b4.seq > max(item.seq for item in before_items)
+    assert await due_ids(store, at(10)) == ["a3", "b4", "c1"]
+    await store.outbox.complete("a3", at=at(11))
+    assert await due_ids(store, at(10)) == ["b4", "a4", "c1"]  # by (time, seq)
+    assert a4.seq > b4.seq
+
+
+async def test_a_purged_id_is_forgotten(store: Store) -> None:
+    """The contract keeps no tombstone: ids are unique while stored (see enqueue)."""
+    (first,) = await store.outbox.enqueue([outbox_item("x", "K")])
+    await store.outbox.complete("x", at=at(1))
+    with pytest.raises(Conflict):
+        await store.outbox.enqueue([outbox_item("x", "K")])  # done, still stored
+    assert await store.outbox.purge_done(at(2)) == 1
+    (again,) = await store.outbox.enqueue([outbox_item("x", "K")])
+    assert again.seq > first.seq  # seqs are never reused
+    got = await store.outbox.get("x")
+    assert got is not None and (got.status, got.completed_at) == (PENDING, None)
+    assert await due_ids(store, at(0)) == ["x"]
+
+
+async def test_purge_done_over_many_items_in_batches(store: Store) -> None:
+    await store.outbox.enqueue([outbox_item(f"i{n:03d}", f"k{n % 7}") for n in range(250)])
+    await asyncio.gather(
+        *(store.outbox.complete(f"i{n:03d}", at=at(n)) for n in range(250) if n % 5)
+    )
+    purged = []
+    while (n := await store.outbox.purge_done(at(300), limit=64)) > 0:
+        purged.append(n)
+    assert purged == [64, 64, 64, 8]
+    left = await store.outbox.list(limit=1000)
+    assert [item.id for item in left] == [f"i{n:03d}" for n in range(0, 250, 5)]
+    assert len(await store.outbox.due(at(0), limit=1000)) == 7
+
+
+async def test_completion_times_and_purges_survive_reopen(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    await done_at(store, {"old": 10, "new": 20})
+    await store.outbox.enqueue([outbox_item("p1", "P"), outbox_item("p2", "P")])
+    assert await store.outbox.purge_done(at(15)) == 1
+    before = await store.outbox.list()
+    await store.close()
+
+    again = await store_factory()
+    assert await again.outbox.list() == before
+    assert [(item.id, item.completed_at) for item in before] == [
+        ("new", at(20)),
+        ("p1", None),
+        ("p2", None),
+    ]
+    assert await again.outbox.get("old") is None
+    assert await due_ids(again, at(0)) == ["p1"]
+    assert await again.outbox.purge_done(at(21)) == 1
+    await again.outbox.complete("p1", at=at(30))
+    assert await due_ids(again, at(0)) == ["p2"]
+    later = await again.outbox.enqueue([outbox_item("q1", "Q")])
+    assert later[0].seq > max(item.seq for item in before)

@@ -10,12 +10,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 import gateway
 from gateway.storage import codec
+from gateway.storage import redis as redis_backend
 from gateway.storage.base import StorageError, Store
 from gateway.storage.redis import open_redis_store
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
@@ -276,9 +278,15 @@ async def test_indexes_hold_exactly_the_documented_entries(
                 outbox_item("j1", "J", "P"),
                 outbox_item("j2", "J", "P"),
                 outbox_item("m1", "M", "Q"),
+                outbox_item("d1", "D", "R"),
+                outbox_item("d2", "D", "R"),
             ]
         )
-        await store.outbox.complete("k1")  # k2 heads K
+        await store.outbox.complete("d1", at=at(1))
+        await store.outbox.fail("d2", "400")
+        assert await store.outbox.discard("d2", at=at(2)) is True
+        assert await store.outbox.purge_done(at(3)) == 2  # no trace of d1, d2 or R left
+        await store.outbox.complete("k1", at=at(20))  # k2 heads K
         await store.outbox.retry_later("k2", at(9), "503")
         await store.outbox.fail("j1", "400")  # blocks J
         await store.outbox.complete("m1")  # M drained
@@ -286,22 +294,27 @@ async def test_indexes_hold_exactly_the_documented_entries(
     finally:
         await store.close()
 
-    def item(seq: int, status: str, attempts: int, error: str | None, due: float) -> object:
-        return {
+    def item(
+        seq: int, status: str, attempts: int, error: str | None, due: float, done: float | None = None
+    ) -> object:
+        state = {
             "seq": str(seq),
             "status": status,
             "attempts": str(attempts),
             "last_error": "null" if error is None else f'"{error}"',
             "next_attempt_at": str(t0 + int(due * 1_000_000)),
         }
+        if done is not None:
+            state["completed_at"] = str(t0 + int(done * 1_000_000))
+        return state
 
     items = {
-        "k1": ("P", "K", item(1, "done", 0, None, 0)),
+        "k1": ("P", "K", item(1, "done", 0, None, 0, 20)),
         "k2": ("P", "K", item(2, "pending", 1, "503", 9)),
         "k3": ("Q", "K", item(3, "pending", 0, None, 0)),
         "j1": ("P", "J", item(4, "failed", 1, "400", 0)),
         "j2": ("P", "J", item(5, "pending", 0, None, 0)),
-        "m1": ("Q", "M", item(6, "done", 0, None, 0)),
+        "m1": ("Q", "M", item(6, "done", 0, None, 0, 0)),  # done at its next_attempt_at
     }
     for item_id, (partner, okey, state) in items.items():
         stored = found.pop(keys.outbox_item(item_id))
@@ -325,7 +338,7 @@ async def test_indexes_hold_exactly_the_documented_entries(
         keys.document_owners("sessions"): {"S1": "B"},
         keys.documents_by_time("sessions"): [("S1", score(2)), ("S2", score(3))],
         keys.documents_by_owner("sessions", "B"): [("S1", score(2))],
-        keys.outbox_seq: "6",
+        keys.outbox_seq: "8",
         keys.outbox_all: [(i, float(n)) for n, i in enumerate(items, 1)],
         keys.outbox_status("done"): [("k1", 1.0), ("m1", 6.0)],
         keys.outbox_status("pending"): [("k2", 2.0), ("k3", 3.0), ("j2", 5.0)],
@@ -340,4 +353,48 @@ async def test_indexes_hold_exactly_the_documented_entries(
         keys.outbox_key("K"): [("k2", 2.0), ("k3", 3.0)],
         keys.outbox_key("J"): [("j1", 4.0), ("j2", 5.0)],
         keys.outbox_due: [(keys.outbox_due_member(2, "k2"), score(9))],
+        keys.outbox_done: [("m1", score(0)), ("k1", score(20))],
     }
+
+
+@pytest.mark.redis
+async def test_a_layout_2_keyspace_gets_completion_times_for_its_done_items(
+    redis_url: str, prefix: str, client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Done items from before layout 3 are indexed (in chunks) at their next_attempt_at,
+    or the completed_at they have, before the store claims layout 3; then purgeable."""
+    keys = RedisKeys(prefix)
+    store = await open_redis_store(redis_url, prefix=prefix)
+    try:
+        await store.outbox.enqueue(
+            [outbox_item(f"d{n}", f"K{n}", due_at=at(n)) for n in range(5)]
+            + [outbox_item("pending", "P"), outbox_item("failed", "F")]
+        )
+        for n in range(5):
+            await store.outbox.complete(f"d{n}", at=at(100 + n))
+        await store.outbox.fail("failed", "400")
+    finally:
+        await store.close()
+    await client.delete(keys.outbox_done)  # back to layout 2
+    for n in range(4):  # d4 keeps the completed_at it has (an interrupted upgrade)
+        await client.hdel(keys.outbox_item(f"d{n}"), "completed_at")
+    await client.set(keys.schema, 2)
+
+    real = redis_backend._index_done_items
+
+    async def small_chunks(db: Any, keys: RedisKeys) -> None:
+        await real(db, keys, chunk=2)
+
+    monkeypatch.setattr(redis_backend, "_index_done_items", small_chunks)
+    store = await open_redis_store(redis_url, prefix=prefix)
+    try:
+        assert await client.get(keys.schema) == str(LAYOUT_VERSION)
+        got = [await store.outbox.get(f"d{n}") for n in range(5)]
+        assert [item.completed_at if item else None for item in got] == [
+            at(0), at(1), at(2), at(3), at(104)
+        ]
+        assert await store.outbox.purge_done(at(2)) == 2
+        assert await store.outbox.purge_done(at(1000)) == 3
+        assert [item.id for item in await store.outbox.list()] == ["pending", "failed"]
+    finally:
+        await store.close()

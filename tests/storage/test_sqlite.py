@@ -254,3 +254,45 @@ async def test_a_document_and_its_items_are_one_write(tmp_path: Path) -> None:
         assert len(await store.outbox.due(at(0), limit=1000)) == 100
     finally:
         await store.close()
+
+
+async def test_a_version_2_database_gets_completion_times_for_its_done_items(
+    tmp_path: Path,
+) -> None:
+    """Items done before the retention migration are completed at their next_attempt_at
+    (what complete() without a time records) and can then be purged."""
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    await store.outbox.enqueue(
+        [outbox_item("old", "K", due_at=at(0)), outbox_item("new", "K", due_at=at(50))]
+    )
+    await store.outbox.complete("old", at=at(500))
+    await store.close()
+    conn = sqlite3.connect(path)
+    with conn:  # back to what version 2 created
+        conn.execute("DROP INDEX outbox_done")
+        conn.execute("ALTER TABLE outbox DROP COLUMN completed_at")
+        conn.execute("UPDATE schema_version SET version = 2")
+    conn.close()
+
+    store = await open_sqlite_store(path)
+    try:
+        old = await store.outbox.get("old")
+        assert old is not None and old.completed_at == at(0)
+        new = await store.outbox.get("new")
+        assert new is not None and new.completed_at is None
+        assert await store.outbox.purge_done(at(0)) == 0
+        assert await store.outbox.purge_done(at(1)) == 1
+        assert [item.id for item in await store.outbox.due(at(50))] == ["new"]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    # purge_done's scan: a range of the partial index, in its order (no sort).
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT seq FROM outbox INDEXED BY outbox_done"
+        " WHERE status = 'done' AND completed_at < 5 ORDER BY completed_at, seq LIMIT 10"
+    ).fetchall()
+    assert "outbox_done (completed_at<?)" in str(plan)
+    assert "TEMP B-TREE" not in str(plan)
+    conn.close()
