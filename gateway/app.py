@@ -274,7 +274,13 @@ def build_app(
     app.cleanup_ctx.append(_core_ctx)
     app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(
-        make_outbox_ctx(STORE, CLOCK, IDS, poll_interval=settings.outbox_poll_interval)
+        make_outbox_ctx(
+            STORE,
+            CLOCK,
+            IDS,
+            poll_interval=settings.outbox_poll_interval,
+            retention_days=settings.outbox_retention_days,
+        )
     )
     app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_chargers)
