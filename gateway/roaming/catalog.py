@@ -81,7 +81,9 @@ def _party(body: dict[str, Any], parties: Sequence[Party]) -> Party:
     return party
 
 
-class LocationService:
+class _OperatorRecords:
+    """What the location and tariff services share: records of hosted parties, pushed."""
+
     def __init__(
         self,
         store: Store,
@@ -95,7 +97,11 @@ class LocationService:
         self._clock = clock
         self._parties = list(parties)
         self._notify = notify
+        # One update at a time per record: pushed statuses are read-modify-write.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+class LocationService(_OperatorRecords):
 
     # -- the operator's record ------------------------------------------------
 
@@ -267,20 +273,7 @@ _PROBE_CONNECTOR = {
 }
 
 
-class TariffService:
-    def __init__(
-        self,
-        store: Store,
-        planner: PushPlanner,
-        clock: Clock,
-        parties: Sequence[Party],
-        notify: Callable[[], None],
-    ) -> None:
-        self._store = store
-        self._planner = planner
-        self._clock = clock
-        self._parties = list(parties)
-        self._notify = notify
+class TariffService(_OperatorRecords):
 
     async def put(self, tariff_id: str, body: dict[str, Any]) -> tuple[Tariff, bool]:
         party = _party(body, self._parties)
