@@ -14,10 +14,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import settings as hypothesis_settings
 
 from gateway.app import build_app
 from gateway.keys import CSMS, STORE
 from gateway.settings import Settings
+
+# CI runs every property test on the same examples (derandomize), so a landing never
+# depends on luck; local runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ADMIN_TOKEN = "test-admin-token"

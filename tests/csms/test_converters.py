@@ -28,8 +28,7 @@ from gateway.domain.models import (
 )
 
 VALIDATORS = SchemaValidators()
-settings.register_profile("converters", max_examples=60, deadline=None)
-settings.load_profile("converters")
+CONVERTER_SETTINGS = settings(max_examples=60, deadline=None)
 
 utc_times = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
@@ -66,6 +65,7 @@ def _wire(payload: Any) -> dict[str, Any]:
     return dict(snake_to_camel_case(remove_nones(asdict(payload))))
 
 
+@CONVERTER_SETTINGS
 @given(commands)
 def test_commands_become_schema_valid_calls(command: cmd.Command) -> None:
     for version, convert in ((OcppVersion.V16, v16.command_to_v16), (OcppVersion.V201, v201.command_to_v201)):
@@ -85,6 +85,7 @@ def test_commands_become_schema_valid_calls(command: cmd.Command) -> None:
         VALIDATORS.validate(version, type(payload).__name__, _wire(payload))
 
 
+@CONVERTER_SETTINGS
 @given(st.sampled_from(list(AuthorizationStatus)), st.none() | utc_times, st.none() | ids)
 def test_authorization_answers_are_schema_valid(status: AuthorizationStatus, expiry: datetime | None, parent: str | None) -> None:
     auth = AuthorizationResult(status, expiry=expiry, parent_id=parent)
@@ -95,6 +96,7 @@ def test_authorization_answers_are_schema_valid(status: AuthorizationStatus, exp
     assert v16.id_tag_info(auth)["status"] == expected
 
 
+@CONVERTER_SETTINGS
 @given(utc_times)
 def test_timestamps_round_trip_with_z(when: datetime) -> None:
     text = format_timestamp(when)
@@ -102,6 +104,7 @@ def test_timestamps_round_trip_with_z(when: datetime) -> None:
     assert parse_timestamp(text) == when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
+@CONVERTER_SETTINGS
 @given(utc_times, st.integers(-12, 14))
 def test_offsets_normalise_to_utc(when: datetime, hours: int) -> None:
     local = when.astimezone(timezone(timedelta(hours=hours)))
@@ -113,6 +116,7 @@ def test_offsets_normalise_to_utc(when: datetime, hours: int) -> None:
 decimals = st.decimals(min_value=Decimal(0), max_value=Decimal("1e9"), places=3, allow_nan=False)
 
 
+@CONVERTER_SETTINGS
 @given(decimals, st.sampled_from([("Wh", 1), ("kWh", 1000)]), utc_times)
 def test_v16_energy_units(value: Decimal, unit: tuple[str, int], when: datetime) -> None:
     name, factor = unit
@@ -123,6 +127,7 @@ def test_v16_energy_units(value: Decimal, unit: tuple[str, int], when: datetime)
     assert reading.value == value * factor
 
 
+@CONVERTER_SETTINGS
 @given(decimals, st.integers(-3, 3), st.sampled_from([("W", 1), ("kW", 1000)]))
 def test_v201_multiplier_and_units(value: Decimal, multiplier: int, unit: tuple[str, int]) -> None:
     name, factor = unit

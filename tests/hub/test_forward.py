@@ -231,7 +231,12 @@ async def test_local_target_uses_in_process_handler(session: aiohttp.ClientSessi
 
 # ------------------------------------------------------------- pure helpers
 
-segments = st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8).filter(lambda s: s not in (".", "..")), max_size=3)
+# Path segments as a receiver's URLs have them: never containing "/" (an id with a slash
+# would be percent-encoded by its sender), never "." or "..".
+segments = st.lists(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="/"), min_size=1, max_size=8).filter(lambda s: s not in (".", "..")),
+    max_size=3,
+)
 queries = st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda s: s != HUB_LINK_PARAM), st.text(max_size=10), max_size=4)
 
 
