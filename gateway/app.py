@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -212,9 +213,30 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         next_request_id=csms.next_request_id,
         on_start_accepted=providers.sessions.pending,
     )
+    # Sessions and CDRs a crash may have cut off, rebuilt in the background.
+    resync = asyncio.create_task(
+        _resync(providers.sessions, app[CLOCK].now() - RESYNC_WINDOW), name="session-resync"
+    )
     yield
+    resync.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await resync
     await providers.commands.close()
     await http.close()
+
+
+# Transactions started this recently are checked at start-up (longer sessions are rare).
+RESYNC_WINDOW = timedelta(days=2)
+
+
+async def _resync(sessions: SessionService, since: datetime) -> None:
+    try:
+        handled = await sessions.resync(since)
+    except Exception:
+        log.exception("session resync failed")
+        return
+    if handled:
+        log.warning("rebuilt the sessions/CDRs of %d transactions after a restart", handled)
 
 
 def _outbox_notifier(app: web.Application) -> Callable[[], None]:

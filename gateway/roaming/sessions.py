@@ -378,6 +378,30 @@ class SessionService:
             enqueue=items,
         )
 
+    # -- recovery -------------------------------------------------------------------
+
+    async def resync(self, since: datetime, *, page: int = 200) -> int:
+        """Rebuild what a crash may have cut off: a transaction is stored before its
+        event reaches this service, so after a restart every recent roaming transaction
+        without its session (or, once ended, without its CDR) is handled again.
+        Returns how many transactions were handled."""
+        handled = 0
+        offset = 0
+        while True:
+            txs = await self._store.transactions.list(since=since, limit=page, offset=offset)
+            for tx in txs:
+                ended = tx.stopped_at is not None
+                if ended and await self._store.cdrs.get(tx.id) is not None:
+                    continue
+                if not ended and await self._store.sessions.get(await self._session_key(tx)):
+                    continue
+                async with self._locks[tx.id]:
+                    await self._handle(tx, ended)
+                handled += 1
+            if len(txs) < page:
+                return handled
+            offset += page
+
     # -- sessions started by command -------------------------------------------------
 
     async def pending(

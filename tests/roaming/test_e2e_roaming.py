@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
+from gateway.domain.models import IdToken, Transaction, TransactionStatus
 from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.emsp import EmspPlatform, token_header
@@ -210,3 +212,29 @@ async def test_cdr_survives_partner_outage_and_restart(gateways: GatewayFactory,
     assert Decimal(str(cdrs[0][2]["total_energy"])) == 4
     items = [i for i in await gw2.store.outbox.list() if i.module == "cdrs"]
     assert [i.status.value for i in items] == ["done"]
+
+
+async def test_cdr_rebuilt_after_a_crash_between_transaction_and_cdr(gateways: GatewayFactory, emsp: EmspPlatform) -> None:
+    """The transaction was stored, then the process died before the bridge saw its end."""
+    gw = await gateways.start(outbox_poll_interval=0.2)
+    client = await _setup(gw, emsp)
+    await client.call("PUT", f"{gw.settings.base_url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER3", emsp.token("DRIVER3"))
+    # Written straight to the store, as the central system does before publishing its
+    # events; recent enough for the start-up check whatever today's date is.
+    now = datetime.now(UTC).replace(microsecond=0)
+    tx = Transaction(
+        id="tx-crash-1", charger_id="CP16", ocpp_id="77", evse_id=1, connector_id=1,
+        started_at=now - timedelta(hours=1), stopped_at=now - timedelta(minutes=15),
+        status=TransactionStatus.COMPLETED, id_token=IdToken("DRIVER3"),
+        meter_start_wh=Decimal(0), meter_stop_wh=Decimal(6000),
+    )
+    await gw.store.transactions.create(tx)
+    assert emsp.pushes("cdrs") == []
+    settings = gw.settings
+    await gateways.stop(gw)
+    await gateways.start(settings)  # the restart finds it and finishes the job
+    cdrs = await eventually(lambda: _async(emsp.pushes("cdrs", "POST")))
+    assert len(cdrs) == 1
+    assert cdrs[0][2]["id"] == "tx-crash-1"
+    assert Decimal(str(cdrs[0][2]["total_energy"])) == 6
+    validate_against_openapi("cdrs", "CDR", cdrs[0][2])
