@@ -1,0 +1,44 @@
+"""One direction of imports, as each package's docstring says (checked on the source)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# package -> prefixes it must never import
+FORBIDDEN = {
+    "ocpi": ("gateway",),
+    "gateway.domain": ("gateway.storage", "gateway.csms", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    "gateway.storage": ("gateway.csms", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    "gateway.csms": ("gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi"),
+    "gateway.roaming": ("gateway.csms", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_import_direction(package: str) -> None:
+    folder = ROOT.joinpath(*package.split("."))
+    files = sorted(folder.rglob("*.py"))
+    assert files, package
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in files
+        for name in _imports(path)
+        if any(name == p or name.startswith(p + ".") for p in FORBIDDEN[package])
+    ]
+    assert offenders == []
