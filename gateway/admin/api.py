@@ -221,9 +221,7 @@ async def delete_charger(request: web.Request) -> web.Response:
     store = request.config_dict[STORE]
     if not await store.chargers.delete(cp_id):
         raise ApiError(404, f"charger {cp_id!r} not found")
-    conn = request.config_dict[CSMS].connection(cp_id)
-    if conn is not None:
-        await conn.close(1000, "charger removed by the operator")
+    await request.config_dict[CSMS].unregister(cp_id)
     await store.connectors.delete(cp_id)
     await store.charger_states.delete(cp_id)
     return web.Response(status=204)

@@ -187,14 +187,26 @@ class CentralSystem:
         for connector in await self.store.connectors.list(conn.charger_id):
             await self.bus.publish(ConnectorStatusChanged(connector))
 
+    async def unregister(self, charger_id: str) -> None:
+        """The operator removed the charger: drop its connection without recording it
+        offline (its records are being deleted)."""
+        conn = self._connections.pop(charger_id, None)
+        self._states.pop(charger_id, None)
+        self._heartbeats.pop(charger_id, None)
+        self._heartbeat_written.pop(charger_id, None)
+        if conn is not None:
+            await conn.close(1000, "charger removed by the operator")
+
     async def check_liveness(self) -> list[str]:
         """Close connections silent for longer than the grace period; return their ids."""
         limit = timedelta(seconds=self.heartbeat_interval * self.heartbeat_grace)
         now = self.clock.now()
         dead = [c for c in self._connections.values() if now - c.last_seen > limit]
         for conn in dead:
-            await conn.close(1001, "no heartbeat within the grace period")
+            # Offline first, then close: the connection's own end (its receive loop
+            # finishing) then finds it already gone and changes nothing.
             await self.disconnected(conn, "missed heartbeats")
+            await conn.close(1001, "no heartbeat within the grace period")
         return [c.charger_id for c in dead]
 
     async def send(self, charger_id: str, command: Command) -> CommandResult:

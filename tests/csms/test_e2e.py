@@ -6,6 +6,8 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
+import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -340,3 +342,25 @@ async def test_commands_to_offline_charger_give_409(gateway: Gateway) -> None:
     assert status == 409 and "not connected" in body["error"]
     status, body = await gateway.admin("POST", "/chargers/NOPE/commands/reset", {})
     assert status == 404
+
+
+async def test_delete_charger_disconnects_and_forgets(gateway: Gateway) -> None:
+    await _register(gateway, "CP-DEL")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/CP-DEL", protocols=("ocpp1.6",))
+        await ws.send_str('[2,"b","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]')
+        assert (await ws.receive(timeout=5)).type is aiohttp.WSMsgType.TEXT
+        status, _ = await gateway.admin("DELETE", "/chargers/CP-DEL")
+        assert status == 204
+        msg = await ws.receive(timeout=5)
+        assert msg.type is aiohttp.WSMsgType.CLOSE
+        assert msg.data == 1000  # a normal close, with the reason in msg.extra
+        await ws.close()
+        assert (await gateway.admin("GET", "/chargers/CP-DEL"))[0] == 404
+        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+            await session.ws_connect(f"{gateway.ws_url}/ocpp/CP-DEL", protocols=("ocpp1.6",))
+        assert err.value.status == 404
+    await asyncio.sleep(0.1)  # the closed connection's own end has run by now
+    assert await gateway.store.charger_states.get("CP-DEL") is None
+    assert await gateway.store.connectors.list("CP-DEL") == []
+    assert (await gateway.admin("DELETE", "/chargers/CP-DEL"))[0] == 404
