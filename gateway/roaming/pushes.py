@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from gateway.domain.clock import Clock, IdFactory
+from gateway.roaming.outbox import make_item
 from gateway.roaming.partners import PartnerRegistry
 from gateway.storage.base import OutboxItem
 from ocpi.transport import json_dumps
@@ -50,16 +51,14 @@ class PushPlanner:
         object_key: str,
         meta: dict[str, Any] | None = None,
     ) -> OutboxItem:
-        now = self._clock.now()
-        return OutboxItem(
-            id=self._ids.new_id(),
-            partner_id=partner_id,
+        return make_item(
+            self._ids,
+            self._clock,
+            partner_id,
+            method,
+            url,
+            wire_json(body) if body is not None else None,
             ordering_key=f"{partner_id}|{module}|{object_key}",
-            method=method,
-            url=url,
-            body=wire_json(body) if body is not None else None,
-            created_at=now,
-            next_attempt_at=now,
             module=module,
             meta=meta,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -351,6 +351,37 @@ class Store:
     sessions: DocumentStore
     cdrs: DocumentStore
     outbox: OutboxStore
+
+    @classmethod
+    def assemble(
+        cls,
+        *,
+        chargers: ChargerStore,
+        charger_states: ChargerStateStore,
+        connectors: ConnectorStore,
+        transactions: TransactionStore,
+        tokens: TokenStore,
+        backend: Closeable,
+        outbox: OutboxStore,
+        documents: Callable[[str], DocumentStore],
+    ) -> Store:
+        """A backend's stores; ``documents(name)`` opens the document collection ``name``
+        (each collection is named after its field, so the names live here only)."""
+        return cls(
+            chargers=chargers,
+            charger_states=charger_states,
+            connectors=connectors,
+            transactions=transactions,
+            tokens=tokens,
+            backend=backend,
+            locations=documents("locations"),
+            tariffs=documents("tariffs"),
+            partners=documents("partners"),
+            ocpi_tokens=documents("ocpi_tokens"),
+            sessions=documents("sessions"),
+            cdrs=documents("cdrs"),
+            outbox=outbox,
+        )
 
     async def close(self) -> None:
         await self.backend.close()

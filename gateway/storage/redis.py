@@ -544,20 +544,15 @@ async def open_redis_store(
     """
     del max_connections
     backend = await _RedisBackend.open(url, prefix, socket_timeout, client_name, max_batch)
-    return Store(
+    return Store.assemble(
         chargers=RedisChargerStore(backend),
         charger_states=RedisChargerStateStore(backend),
         connectors=RedisConnectorStore(backend),
         transactions=RedisTransactionStore(backend),
         tokens=RedisTokenStore(backend),
         backend=backend,
-        locations=RedisDocumentStore(backend, "locations"),
-        tariffs=RedisDocumentStore(backend, "tariffs"),
-        partners=RedisDocumentStore(backend, "partners"),
-        ocpi_tokens=RedisDocumentStore(backend, "ocpi_tokens"),
-        sessions=RedisDocumentStore(backend, "sessions"),
-        cdrs=RedisDocumentStore(backend, "cdrs"),
         outbox=RedisOutboxStore(backend),
+        documents=lambda name: RedisDocumentStore(backend, name),
     )
 
 

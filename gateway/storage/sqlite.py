@@ -129,20 +129,15 @@ async def open_sqlite_store(
     commits on a power loss is acceptable.
     """
     database = await _Database.open(path, synchronous)
-    return Store(
+    return Store.assemble(
         chargers=SqliteChargerStore(database),
         charger_states=SqliteChargerStateStore(database),
         connectors=SqliteConnectorStore(database),
         transactions=SqliteTransactionStore(database),
         tokens=SqliteTokenStore(database),
         backend=database,
-        locations=SqliteDocumentStore(database, "locations"),
-        tariffs=SqliteDocumentStore(database, "tariffs"),
-        partners=SqliteDocumentStore(database, "partners"),
-        ocpi_tokens=SqliteDocumentStore(database, "ocpi_tokens"),
-        sessions=SqliteDocumentStore(database, "sessions"),
-        cdrs=SqliteDocumentStore(database, "cdrs"),
         outbox=SqliteOutboxStore(database),
+        documents=lambda name: SqliteDocumentStore(database, name),
     )
 
 
