@@ -238,10 +238,12 @@ class OcpiClient:
         correlation_id: str | None = None,
         to_party: PartyId | None = None,
         from_party: PartyId | None = None,
+        raw_body: bytes | None = None,
     ) -> OcpiReply:
         """Send one request and return the successful answer; raise an
         :class:`OcpiClientError` otherwise. ``body`` (a model, dict or list) is sent as
-        JSON with exact numbers; None sends no body."""
+        JSON with exact numbers; None sends no body. ``raw_body`` is sent byte for byte
+        instead (a hub passing on what it received)."""
         target = URL(url)
         if params:
             target = target.update_query(params)
@@ -258,9 +260,10 @@ class OcpiClient:
                 from_party=from_party or self.from_party, to_party=to_party or self.to_party
             )
         )
-        payload: bytes | None = None
-        if body is not None:
+        payload: bytes | None = raw_body
+        if payload is None and body is not None:
             payload = json_dumps(body).encode("utf-8")
+        if payload is not None:
             headers["Content-Type"] = "application/json"
         where = str(target)
         limit = request_timeout if request_timeout is not None else self.timeout

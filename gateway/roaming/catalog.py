@@ -25,7 +25,13 @@ from gateway.domain.models import Charger
 from gateway.roaming.locations import ChargerView, build_location, evse_status
 from gateway.roaming.pushes import PushPlanner
 from gateway.storage.base import Document, Store
-from ocpi.transport import PageRequest, format_datetime, format_validation_error, json_loads
+from ocpi.transport import (
+    PageRequest,
+    PartyId,
+    format_datetime,
+    format_validation_error,
+    json_loads,
+)
 from ocpi.v221 import EVSE, Connector, Location, Tariff
 
 log = logging.getLogger(__name__)
@@ -102,7 +108,6 @@ class _OperatorRecords:
 
 
 class LocationService(_OperatorRecords):
-
     # -- the operator's record ------------------------------------------------
 
     async def put(self, location_id: str, body: dict[str, Any]) -> tuple[Location, bool]:
@@ -169,7 +174,9 @@ class LocationService(_OperatorRecords):
             location = await self._build(data)
             data["pushed_status"] = {e.uid: str(e.status) for e in location.evses or []}
             path = f"/{party.country_code}/{party.party_id}/{location_id}"
-            items = self._planner.broadcast("locations", "PUT", path, location, location_id)
+            items = self._planner.broadcast(
+                "locations", "PUT", path, location, location_id, _owner(location)
+            )
             await self._store.locations.put(
                 Document(location_id, data, location.last_updated, party.owner), enqueue=items
             )
@@ -254,12 +261,18 @@ class LocationService(_OperatorRecords):
                 pushed[evse.evse_uid] = status
                 path = f"/{template.country_code}/{template.party_id}/{template.id}/{evse.evse_uid}"
                 body = {"status": status, "last_updated": format_datetime(now)}
-                items += self._planner.broadcast("locations", "PATCH", path, body, template.id)
+                items += self._planner.broadcast(
+                    "locations", "PATCH", path, body, template.id, _owner(template)
+                )
             if not items and pushed == doc.data.get("pushed_status", {}):
                 return
             data = dict(doc.data) | {"pushed_status": pushed}
             await self._store.locations.put(Document(doc.key, data, now, doc.owner), enqueue=items)
         self._notify()
+
+
+def _owner(obj: Location | Tariff) -> PartyId:
+    return PartyId(obj.country_code, obj.party_id)
 
 
 # A stand-in connector to validate EVSE extras when a location has no connectors yet.
@@ -274,7 +287,6 @@ _PROBE_CONNECTOR = {
 
 
 class TariffService(_OperatorRecords):
-
     async def put(self, tariff_id: str, body: dict[str, Any]) -> tuple[Tariff, bool]:
         party = _party(body, self._parties)
         tariff = _validate(
@@ -289,7 +301,7 @@ class TariffService(_OperatorRecords):
         )
         existing = await self._store.tariffs.get(tariff_id)
         path = f"/{party.country_code}/{party.party_id}/{tariff_id}"
-        items = self._planner.broadcast("tariffs", "PUT", path, tariff, tariff_id)
+        items = self._planner.broadcast("tariffs", "PUT", path, tariff, tariff_id, _owner(tariff))
         await self._store.tariffs.put(
             Document(tariff_id, {"tariff": tariff.to_json()}, tariff.last_updated, party.owner),
             enqueue=items,
@@ -306,7 +318,7 @@ class TariffService(_OperatorRecords):
         if tariff is None:
             return False
         path = f"/{tariff.country_code}/{tariff.party_id}/{tariff_id}"
-        items = self._planner.broadcast("tariffs", "DELETE", path, None, tariff_id)
+        items = self._planner.broadcast("tariffs", "DELETE", path, None, tariff_id, _owner(tariff))
         deleted = await self._store.tariffs.delete(tariff_id, enqueue=items)
         self._notify()
         return deleted

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gateway.domain import commands as cmd
 from gateway.domain.errors import (
@@ -23,6 +24,7 @@ from gateway.domain.errors import (
     CommandNotSupported,
 )
 from gateway.domain.models import Charger, EvseConfig
+from gateway.roaming.outbox import routing_meta
 from gateway.roaming.partners import partner_of
 from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import token_document
@@ -110,8 +112,11 @@ class CommandsReceiver:
         token: Token | None = None,
     ) -> CommandResponse:
         partner_id = partner_of(context.party).id
+        # The result goes back to whoever sent the command (a hub platform may host
+        # several eMSPs): its OCPI-from is the result's OCPI-to.
+        routing = routing_meta(from_party=context.to_party, to_party=context.from_party)
         task = asyncio.create_task(
-            self._run(partner_id, response_url, charger_id, command, token),
+            self._run(partner_id, response_url, charger_id, command, token, routing),
             name=f"ocpi-command-{type(command).__name__}-{charger_id}",
         )
         self._tasks.add(task)
@@ -125,6 +130,7 @@ class CommandsReceiver:
         charger_id: str,
         command: cmd.Command,
         token: Token | None,
+        routing: dict[str, Any],
     ) -> None:
         message = None
         try:
@@ -165,7 +171,7 @@ class CommandsReceiver:
             response_url,
             body,
             f"{type(command).__name__}:{charger_id}:{self._next_request_id()}",
-            meta={"kind": "command_result"},
+            meta={"kind": "command_result"} | routing,
         )
         await self._store.outbox.enqueue([item])
         self._notify()
@@ -211,9 +217,7 @@ class CommandsReceiver:
             evse_id=evse.ocpp_id,
             remote_start_id=self._next_request_id(),
         )
-        return self._forward(
-            context, str(command.response_url), charger.id, domain, command.token
-        )
+        return self._forward(context, str(command.response_url), charger.id, domain, command.token)
 
     async def stop_session(
         self, context: OcpiRequestContext, command: StopSession

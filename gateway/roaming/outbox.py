@@ -62,6 +62,7 @@ from ocpi.client import (
     OcpiStatusError,
     OcpiTransportError,
 )
+from ocpi.transport import PartyId
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -77,6 +78,7 @@ __all__ = [
     "is_retryable",
     "make_item",
     "make_outbox_ctx",
+    "routing_meta",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,11 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _MAX_ERROR_CHARS = 1000
 _RETRY_HTTP = frozenset({401, 408, 429})
 DEFAULT_RETENTION = timedelta(days=7)
+# Item meta keys read at delivery (see routing_meta).
+META_FROM = "ocpi_from"
+META_TO = "ocpi_to"
+META_RAW_BODY = "raw_body"
+META_CORRELATION_ID = "correlation_id"
 
 
 # ------------------------------------------------------------------ wiring
@@ -629,9 +636,17 @@ class OutboxWorker:
 
     async def _send(self, partner: Partner, item: OutboxItem) -> OcpiReply:
         client = self._registry.client(partner, timeout=self._request_timeout)
+        meta = item.meta or {}
+        raw = meta.get(META_RAW_BODY)
         try:
             return await client.request(
-                item.method, item.url, body=item.body, correlation_id=item.id
+                item.method,
+                item.url,
+                body=item.body,
+                raw_body=raw.encode("utf-8") if isinstance(raw, str) else None,
+                correlation_id=str(meta.get(META_CORRELATION_ID) or item.id),
+                from_party=_party(meta.get(META_FROM)),
+                to_party=_party(meta.get(META_TO)),
             )
         except (OcpiClientError, asyncio.CancelledError):
             raise
@@ -677,6 +692,36 @@ class OutboxWorker:
                 await hook(item, reply)
             except Exception:
                 log.exception("outbox: %r delivery hook failed for item %s", kind, item.id)
+
+
+def _party(value: object) -> PartyId | None:
+    if not isinstance(value, str) or "*" not in value:
+        return None
+    country_code, _, party_id = value.partition("*")
+    return PartyId(country_code, party_id)
+
+
+def routing_meta(
+    *,
+    from_party: PartyId | None = None,
+    to_party: PartyId | None = None,
+    raw_body: bytes | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    """``meta`` entries that shape the request an item becomes: its OCPI-from/to-*
+    routing headers, a body sent byte for byte instead of ``body`` (what a hub passes
+    on unchanged), and an X-Correlation-ID other than the item id (the one of the
+    request a hub forwards)."""
+    meta: dict[str, Any] = {}
+    if from_party is not None:
+        meta[META_FROM] = str(from_party)
+    if to_party is not None:
+        meta[META_TO] = str(to_party)
+    if raw_body is not None:
+        meta[META_RAW_BODY] = raw_body.decode("utf-8")
+    if correlation_id is not None:
+        meta[META_CORRELATION_ID] = correlation_id
+    return meta
 
 
 class _Unsendable(Exception):

@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,13 @@ from ocpi.v221 import Credentials, CredentialsRole, Endpoint, Version, VersionDe
 log = logging.getLogger(__name__)
 
 OCPI_VERSION = "2.2.1"
+
+
+class PartnerKind(enum.StrEnum):
+    """How a partner is connected (which of the gateway's OCPI URL spaces it uses)."""
+
+    PEER = "PEER"  # bilateral: the gateway is its CPO (``/ocpi``)
+    HUB = "HUB"  # a platform on the hub: the gateway routes for it (``/ocpi/hub``)
 
 
 class PartnerStatus(enum.StrEnum):
@@ -70,6 +77,7 @@ class Partner:
     version: str | None = None
     endpoints: tuple[PartnerEndpoint, ...] = ()
     roles: tuple[dict[str, Any], ...] = ()  # the partner's CredentialsRole objects, as sent
+    kind: PartnerKind = PartnerKind.PEER
 
     def endpoint(self, module: str, role: str) -> str | None:
         for ep in self.endpoints:
@@ -100,6 +108,7 @@ def partner_to_document(p: Partner) -> Document:
         "version": p.version,
         "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
         "roles": [dict(r) for r in p.roles],
+        "kind": p.kind.value,
     }
     return Document(key=p.id, data=data, last_updated=p.updated_at)
 
@@ -119,6 +128,7 @@ def partner_from_document(doc: Document) -> Partner:
         version=d.get("version"),
         endpoints=tuple(PartnerEndpoint(**e) for e in d.get("endpoints", [])),
         roles=tuple(d.get("roles", [])),
+        kind=PartnerKind(d.get("kind", PartnerKind.PEER)),
     )
 
 
@@ -142,6 +152,9 @@ def partner_of(party: object) -> Partner:
     if not isinstance(party, TokenMatch):
         raise TypeError("the OCPI middleware did not authenticate this request")
     return party.partner
+
+
+PartnerListener = Callable[["Partner | None", "Partner | None"], Awaitable[None]]
 
 
 class RegistrationError(Exception):
@@ -169,11 +182,14 @@ class PartnerRegistry:
         http: aiohttp.ClientSession,
         *,
         timeout: float = 15.0,
+        hub_identity: OurIdentity | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ids = ids
         self.identity = identity
+        self.hub_identity = hub_identity
+        self._listeners: list[PartnerListener] = []
         self._http = http
         self._timeout = timeout
         self._partners: dict[str, Partner] = {}
@@ -203,9 +219,31 @@ class PartnerRegistry:
             self._by_token[_digest(partner.our_token)] = (partner.id, False)
 
     async def _save(self, partner: Partner) -> Partner:
+        old = self._partners.get(partner.id)
         await self._store.put(partner_to_document(partner))
         self._index(partner)
+        await self._changed(old, partner)
         return partner
+
+    def on_change(self, listener: PartnerListener) -> None:
+        """Call ``await listener(before, after)`` after every change of a partner
+        (None: did not exist / deleted); listener errors are logged."""
+        self._listeners.append(listener)
+
+    async def _changed(self, before: Partner | None, after: Partner | None) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(before, after)
+            except Exception:
+                log.exception("partner change listener failed")
+
+    def identity_for(self, kind: PartnerKind) -> OurIdentity:
+        """What the gateway says about itself to a partner of ``kind``."""
+        if kind is PartnerKind.HUB:
+            if self.hub_identity is None:
+                raise RegistrationError("the hub is not configured")
+            return self.hub_identity
+        return self.identity
 
     def all(self) -> list[Partner]:
         return sorted(self._partners.values(), key=lambda p: p.created_at)
@@ -228,7 +266,8 @@ class PartnerRegistry:
 
     # -- operator actions -------------------------------------------------------
 
-    async def create(self, name: str) -> Partner:
+    async def create(self, name: str, kind: PartnerKind = PartnerKind.PEER) -> Partner:
+        self.identity_for(kind)  # refuses a hub partner when there is no hub
         now = self._clock.now()
         partner = Partner(
             id=self._ids.new_id(),
@@ -237,6 +276,7 @@ class PartnerRegistry:
             created_at=now,
             updated_at=now,
             token_a=new_token(),
+            kind=kind,
         )
         return await self._save(partner)
 
@@ -249,7 +289,8 @@ class PartnerRegistry:
                 if token:
                     self._by_token.pop(_digest(token), None)
             await self._store.delete(partner_id)
-            return True
+        await self._changed(partner, None)
+        return True
 
     def client(self, partner: Partner, *, timeout: float | None = None) -> OcpiClient:
         if partner.their_token is None:
@@ -274,10 +315,9 @@ class PartnerRegistry:
             raise RegistrationError(f"GET {chosen.url}: {exc}") from exc
         return str(chosen.url), list(details.endpoints)
 
-    def our_credentials(self, token: str) -> Credentials:
-        return Credentials(
-            token=token, url=self.identity.versions_url, roles=list(self.identity.roles)
-        )
+    def our_credentials(self, token: str, kind: PartnerKind = PartnerKind.PEER) -> Credentials:
+        identity = self.identity_for(kind)
+        return Credentials(token=token, url=identity.versions_url, roles=list(identity.roles))
 
     async def register_at(self, partner_id: str, versions_url: str, token_a: str) -> Partner:
         """We register at the partner's platform with the token A it gave the operator."""
@@ -295,7 +335,7 @@ class PartnerRegistry:
             our_token = new_token()
             try:
                 theirs = await client.post(
-                    credentials_url, self.our_credentials(our_token), Credentials
+                    credentials_url, self.our_credentials(our_token, partner.kind), Credentials
                 )
             except OcpiClientError as exc:
                 raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
@@ -340,7 +380,7 @@ class PartnerRegistry:
             )
             await self._save(registered)
             log.info("partner %s registered (%s)", partner.id, theirs.url)
-            return self.our_credentials(our_token)
+            return self.our_credentials(our_token, partner.kind)
 
     async def update_registration(self, match: TokenMatch, theirs: Credentials) -> Credentials:
         """PUT credentials: new token and/or endpoints; we issue a new token too."""
@@ -361,7 +401,7 @@ class PartnerRegistry:
                 updated_at=self._clock.now(),
             )
             await self._save(updated)
-            return self.our_credentials(our_token)
+            return self.our_credentials(our_token, partner.kind)
 
     async def unregister(self, match: TokenMatch) -> None:
         """DELETE credentials: the partner leaves; its tokens stop working at once."""

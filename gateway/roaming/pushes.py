@@ -1,19 +1,27 @@
 """Plans pushes to partners as outbox items (delivered later by the outbox worker).
 
-Ordering keys are per partner and per object, so a partner that is down delays
-only its own pushes, and the updates of one object reach each partner in order.
+Ordering keys are per partner (per receiving party on a hub platform) and per object,
+so a partner that is down delays only its own pushes, and the updates of one object
+reach each partner in order.
+
+A bilateral peer gets one copy of a push; a platform connected to the hub gets one per
+party that receives the module (its eMSPs, for what the CPO side pushes) and that the
+hub's routing rules let the sending party reach (:attr:`PushPlanner.audience`), each
+with OCPI-from/to-* routing headers, as the hub would route it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gateway.domain.clock import Clock, IdFactory
-from gateway.roaming.outbox import make_item
-from gateway.roaming.partners import PartnerRegistry
+from gateway.roaming.outbox import make_item, routing_meta
+from gateway.roaming.partners import PartnerKind, PartnerRegistry
 from gateway.storage.base import OutboxItem
-from ocpi.transport import json_dumps
+from ocpi.transport import PartyId, json_dumps
 
 
 def wire_json(value: Any) -> Any:
@@ -26,11 +34,43 @@ def wire_json(value: Any) -> Any:
     return json.loads(json_dumps(value))
 
 
+@dataclass(frozen=True, slots=True)
+class PushTarget:
+    partner_id: str
+    url: str  # the partner's receiver endpoint, no trailing slash
+    party: PartyId | None = None  # the receiving party (OCPI-to-*), None for a peer
+
+
+class Audience(Protocol):
+    """Which parties of hub platforms a hosted party's pushes reach (the hub's rules
+    and party directory)."""
+
+    def receivers(self, sender: PartyId, module: str, partner_id: str) -> Sequence[PartyId]:
+        """The parties of platform ``partner_id`` that receive ``sender``'s ``module``
+        pushes."""
+        ...
+
+
 class PushPlanner:
     def __init__(self, registry: PartnerRegistry, clock: Clock, ids: IdFactory) -> None:
         self._registry = registry
         self._clock = clock
         self._ids = ids
+        self.audience: Audience | None = None  # set when the hub runs
+
+    def targets(self, module: str, sender: PartyId | None = None) -> list[PushTarget]:
+        """Every registered receiver of ``module`` pushes (see the module doc)."""
+        out: list[PushTarget] = []
+        for partner in self._registry.registered():
+            url = partner.endpoint(module, "RECEIVER")
+            if not url:
+                continue
+            if partner.kind is PartnerKind.PEER:
+                out.append(PushTarget(partner.id, url.rstrip("/")))
+            elif self.audience is not None and sender is not None:
+                for party in self.audience.receivers(sender, module, partner.id):
+                    out.append(PushTarget(partner.id, url.rstrip("/"), party))
+        return out
 
     def receivers(self, module: str) -> list[tuple[str, str]]:
         """(partner id, receiver URL) of every registered partner implementing ``module``."""
@@ -50,7 +90,13 @@ class PushPlanner:
         body: Any,
         object_key: str,
         meta: dict[str, Any] | None = None,
+        *,
+        from_party: PartyId | None = None,
+        to_party: PartyId | None = None,
     ) -> OutboxItem:
+        routing = routing_meta(from_party=from_party, to_party=to_party)
+        # One sequence per receiving party: a hub platform's parties are independent.
+        key = f"{partner_id}|{to_party}|" if to_party is not None else f"{partner_id}|"
         return make_item(
             self._ids,
             self._clock,
@@ -58,17 +104,33 @@ class PushPlanner:
             method,
             url,
             wire_json(body) if body is not None else None,
-            ordering_key=f"{partner_id}|{module}|{object_key}",
+            ordering_key=f"{key}{module}|{object_key}",
             module=module,
-            meta=meta,
+            meta=(meta or {}) | routing or None,
         )
 
     def broadcast(
-        self, module: str, method: str, path: str, body: Any, object_key: str
+        self,
+        module: str,
+        method: str,
+        path: str,
+        body: Any,
+        object_key: str,
+        sender: PartyId | None = None,
     ) -> list[OutboxItem]:
-        """One item per partner implementing the ``module`` receiver; ``path`` is appended
-        to its receiver URL (e.g. ``/NL/ABC/LOC1``)."""
+        """One item per receiver of ``module`` pushes (:meth:`targets`); ``path`` is
+        appended to its receiver URL (e.g. ``/NL/ABC/LOC1``). ``sender``: the hosted
+        party the object belongs to."""
         return [
-            self.item(partner_id, module, method, base + path, body, object_key)
-            for partner_id, base in self.receivers(module)
+            self.item(
+                t.partner_id,
+                module,
+                method,
+                t.url + path,
+                body,
+                object_key,
+                from_party=sender,
+                to_party=t.party,
+            )
+            for t in self.targets(module, sender)
         ]

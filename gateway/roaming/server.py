@@ -1,16 +1,25 @@
-"""The gateway's OCPI 2.2.1 server: versions, version details and credentials.
+"""The gateway's OCPI 2.2.1 servers: versions, version details and credentials.
 
-Mounted at ``/ocpi``. Module routes (locations, tariffs, tokens, sessions, CDRs,
-commands) come from ``ocpi.server`` builders with providers from this package.
+Two URL spaces, each for the partners of one :class:`PartnerKind`: ``/ocpi`` for
+bilateral peers (the gateway is their CPO; module routes from ``ocpi.server`` builders
+with providers from this package) and ``/ocpi/hub`` for the platforms of the hub
+(module routes from ``gateway.hub``). A token is only good in its own space.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
-from gateway.roaming.partners import OCPI_VERSION, PartnerRegistry, RegistrationError, TokenMatch
+from gateway.roaming.partners import (
+    OCPI_VERSION,
+    PartnerKind,
+    PartnerRegistry,
+    RegistrationError,
+    TokenMatch,
+)
 from ocpi.server import ocpi_context, ocpi_middleware, ocpi_response, parse_body
 from ocpi.transport import UnableToUseClientApiError, UnauthorizedError
 from ocpi.v221 import Credentials, Endpoint, Version, VersionDetails
@@ -21,10 +30,6 @@ REGISTRY = web.AppKey("ocpi_registry", PartnerRegistry)
 _REGISTRATION_PATHS = frozenset(
     {"/versions", f"/{OCPI_VERSION}", f"/{OCPI_VERSION}/", f"/{OCPI_VERSION}/credentials"}
 )
-
-
-def _allowed_with_token_a(path: str) -> bool:
-    return path.removeprefix("/ocpi") in _REGISTRATION_PATHS
 
 
 def _match(request: web.Request) -> TokenMatch:
@@ -41,17 +46,23 @@ def build_ocpi_app(
     base_url: str,
     endpoints: Sequence[Endpoint],
     module_routes: Sequence[web.RouteDef] = (),
+    *,
+    kind: PartnerKind = PartnerKind.PEER,
+    mount: str = "/ocpi",
+    middlewares: Sequence[Any] = (),
 ) -> web.Application:
-    """``endpoints`` lists every module we serve (version details); ``module_routes``
-    are their routes, relative to ``/ocpi/2.2.1``. The :class:`PartnerRegistry` is
-    looked up at request time under :data:`REGISTRY` (the composition root opens it)."""
-    details_url = f"{base_url}/ocpi/{OCPI_VERSION}"
+    """The OCPI app mounted at ``mount``, for the partners of ``kind``. ``endpoints``
+    lists every module we serve (version details); ``module_routes`` are their routes,
+    relative to ``{mount}/2.2.1``. The :class:`PartnerRegistry` is looked up at request
+    time under :data:`REGISTRY` (the composition root opens it). ``middlewares`` run
+    inside the OCPI one (the request is authenticated)."""
+    details_url = f"{base_url}{mount}/{OCPI_VERSION}"
 
     async def resolve(token: str, request: web.Request) -> TokenMatch | None:
         match = _registry(request).match(token)
-        if match is None:
+        if match is None or match.partner.kind is not kind:
             return None
-        if match.registration and not _allowed_with_token_a(request.path):
+        if match.registration and request.path.removeprefix(mount) not in _REGISTRATION_PATHS:
             return None
         return match
 
@@ -66,7 +77,7 @@ def build_ocpi_app(
         token = match.partner.token_a if match.registration else match.partner.our_token
         if token is None:
             raise UnauthorizedError("no credentials")
-        return ocpi_response(_registry(request).our_credentials(token))
+        return ocpi_response(_registry(request).our_credentials(token, kind))
 
     async def post_credentials(request: web.Request) -> web.Response:
         theirs = await parse_body(request, Credentials)
@@ -88,7 +99,9 @@ def build_ocpi_app(
         await _registry(request).unregister(_match(request))
         return ocpi_response(None)
 
-    app = web.Application(middlewares=[ocpi_middleware(resolve, public_origin=base_url)])
+    app = web.Application(
+        middlewares=[ocpi_middleware(resolve, public_origin=base_url), *middlewares]
+    )
     app.router.add_get("/versions", versions)
     app.router.add_get(f"/{OCPI_VERSION}", version_details)
     app.router.add_get(f"/{OCPI_VERSION}/", version_details)

@@ -27,7 +27,7 @@ from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import RoamingToken, TokenDirectory
 from gateway.storage.base import Document, Store
 from ocpi.tariffs import TariffError, tariff_from_ocpi_dict, tariff_is_active
-from ocpi.transport import PageRequest, format_datetime, json_loads, parse_datetime
+from ocpi.transport import PageRequest, PartyId, format_datetime, json_loads, parse_datetime
 from ocpi.v221 import CDR, Connector, Location, Session, Token
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,17 @@ class SessionService:
     def _item(
         self, roaming: Roaming, module: str, method: str, url: str, body: Any, key: str
     ) -> Any:
-        return self._planner.item(roaming.partner_id, module, method, url, body, key)
+        location, token = roaming.place.location, roaming.token.token
+        return self._planner.item(
+            roaming.partner_id,
+            module,
+            method,
+            url,
+            body,
+            key,
+            from_party=PartyId(location.country_code, location.party_id),
+            to_party=PartyId(token.country_code, token.party_id),
+        )
 
     # -- building -----------------------------------------------------------------
 
@@ -448,7 +458,16 @@ class SessionService:
         if url is not None:
             target = f"{url}/{session.country_code}/{session.party_id}/{session_id}"
             items.append(
-                self._planner.item(partner_id, "sessions", "PUT", target, session, session_id)
+                self._planner.item(
+                    partner_id,
+                    "sessions",
+                    "PUT",
+                    target,
+                    session,
+                    session_id,
+                    from_party=PartyId(session.country_code, session.party_id),
+                    to_party=PartyId(token.country_code, token.party_id),
+                )
             )
         data = {"session": session.to_json(), "partner_id": partner_id, "pending": True}
         await self._store.sessions.put(Document(session_id, data, now, partner_id), enqueue=items)

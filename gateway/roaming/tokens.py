@@ -227,6 +227,7 @@ class RoamingAuthorizer:
         partners = [p for p in self._registry.registered() if p.endpoint("tokens", "SENDER")]
         if not partners:
             return AuthorizationResult(AuthorizationStatus.UNKNOWN, source="ocpi")
+
         async def ask(partner_id: str) -> tuple[str, AuthorizationInfo | None]:
             return partner_id, await self._ask(partner_id, uid, "RFID", where)
 
@@ -270,4 +271,3 @@ def _extra(token: Token, partner_id: str | None, reference: str | None) -> dict[
     if reference:
         extra["authorization_reference"] = reference
     return {k: str(v) for k, v in extra.items()}
-

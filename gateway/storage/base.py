@@ -350,6 +350,11 @@ class Store:
     ocpi_tokens: DocumentStore
     sessions: DocumentStore
     cdrs: DocumentStore
+    # Hub (OCPI message routing): the operator's routing rules, the proxied command
+    # response URLs and where objects routed through the hub belong (open routing).
+    hub_rules: DocumentStore
+    hub_links: DocumentStore
+    hub_index: DocumentStore
     outbox: OutboxStore
 
     @classmethod
@@ -380,6 +385,9 @@ class Store:
             ocpi_tokens=documents("ocpi_tokens"),
             sessions=documents("sessions"),
             cdrs=documents("cdrs"),
+            hub_rules=documents("hub_rules"),
+            hub_links=documents("hub_links"),
+            hub_index=documents("hub_index"),
             outbox=outbox,
         )
 

@@ -26,7 +26,17 @@ from .conftest import StoreFactory
 from .samples import T0, at, document, outbox_item
 
 NAIVE = datetime(2024, 5, 1, 12, 0)
-COLLECTIONS = ("locations", "tariffs", "partners", "ocpi_tokens", "sessions", "cdrs")
+COLLECTIONS = (
+    "locations",
+    "tariffs",
+    "partners",
+    "ocpi_tokens",
+    "sessions",
+    "cdrs",
+    "hub_rules",
+    "hub_links",
+    "hub_index",
+)
 
 PENDING, DONE, FAILED = OutboxStatus.PENDING, OutboxStatus.DONE, OutboxStatus.FAILED
 
