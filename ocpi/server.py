@@ -17,17 +17,27 @@ else is logged and answered 3000 / HTTP 500.
 Handlers read their input with :func:`parse_body` / :func:`parse_page` (errors name the
 field: ``2001 evses[0].status: Input should be ...``) and answer with
 :func:`ocpi_response` / :func:`paginated_response`.
+
+The module logic is written once, transport-neutral: an :class:`Operation` (method, path
+template below the module's endpoint, handler) takes an :class:`OcpiCall` (context, path
+parameters, query, body bytes). The ``*_operations`` builders give a module's operations;
+the ``*_routes`` builders serve them over aiohttp (:func:`operation_routes`), and a hub
+hands requests for its in-process parties to the very same operations
+(:mod:`ocpi.hub.local`), so both transports answer alike. The input helpers
+(:func:`path_id`, :func:`read_json`, :func:`parse_body`, :func:`parse_page`) and
+:func:`paginated_response` take either an :class:`OcpiCall` or a ``web.Request``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from multidict import MultiMapping
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
@@ -75,25 +85,35 @@ __all__ = [
     "ChargingPreferencesProvider",
     "CommandsReceiverProvider",
     "LocationsSenderProvider",
+    "OcpiCall",
     "OcpiRequestContext",
+    "Operation",
+    "OperationHandler",
     "SessionsSenderProvider",
     "TariffsSenderProvider",
     "TokenResolver",
     "TokensReceiverProvider",
+    "cdrs_sender_operations",
     "cdrs_sender_routes",
+    "commands_receiver_operations",
     "commands_receiver_routes",
     "error_response",
+    "locations_sender_operations",
     "locations_sender_routes",
     "ocpi_context",
     "ocpi_middleware",
     "ocpi_response",
+    "operation_routes",
     "paginated_response",
     "parse_body",
     "parse_page",
     "path_id",
     "read_json",
+    "sessions_sender_operations",
     "sessions_sender_routes",
+    "tariffs_sender_operations",
     "tariffs_sender_routes",
+    "tokens_receiver_operations",
     "tokens_receiver_routes",
     "validate_input",
 ]
@@ -126,6 +146,74 @@ TokenResolver = Callable[[str, web.Request], Awaitable[Any | None]]
 """``async (credentials_token, request) -> party or None``. The request lets the
 resolver limit a token to some modules (``CREDENTIALS_TOKEN_A`` is only good for the
 versions and credentials modules); None means HTTP 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class OcpiCall:
+    """One request to a module operation, whatever carried it: HTTP
+    (:meth:`from_request`) or a hub's in-process hand-over (:mod:`ocpi.hub.local`).
+
+    ``params`` are the path parameters bound by the operation's template (decoded, as
+    aiohttp's ``match_info``), ``query`` the query parameters, ``body`` the raw body
+    (``b""`` when none): handlers parse it themselves so that errors name the field.
+    """
+
+    context: OcpiRequestContext
+    params: Mapping[str, str]
+    query: MultiMapping[str]
+    body: bytes = b""
+
+    @classmethod
+    async def from_request(cls, request: web.Request) -> OcpiCall:
+        """The call of an aiohttp request behind :func:`ocpi_middleware` (the body is
+        read here, once; over ``client_max_size`` aiohttp answers 413)."""
+        return cls(
+            context=ocpi_context(request),
+            params=dict(request.match_info),
+            query=request.query,
+            body=await request.read(),
+        )
+
+
+OperationHandler = Callable[[OcpiCall], Awaitable[web.Response]]
+"""``async (call) -> response``; raises :class:`~ocpi.transport.OcpiError` for an OCPI
+error (each transport turns it into its envelope)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """A module operation: ``method`` on ``path``, a template below the module's
+    endpoint URL (``""`` for the endpoint itself, ``"/{location_id}/{evse_uid}"``,
+    ``"/START_SESSION"``). A ``{name}`` segment binds one path segment, any other
+    segment must match exactly (case-sensitive, as aiohttp's router does)."""
+
+    method: str
+    path: str
+    handler: OperationHandler
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """The template's segments (empty for the endpoint itself)."""
+        stripped = self.path.strip("/")
+        return tuple(stripped.split("/")) if stripped else ()
+
+    def bind(self, path: Sequence[str]) -> dict[str, str] | None:
+        """The path parameters when the (decoded) segments ``path`` match the template,
+        else None."""
+        template = self.segments
+        if len(template) != len(path):
+            return None
+        params: dict[str, str] = {}
+        for pattern, segment in zip(template, path, strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                # An empty segment (".../locations//EVSE") is no id; aiohttp's router
+                # does not match it either.
+                if not segment:
+                    return None
+                params[pattern[1:-1]] = segment
+            elif pattern != segment:
+                return None
+        return params
 
 
 # ------------------------------------------------------------------- middleware
@@ -242,11 +330,12 @@ def ocpi_context(request: web.Request) -> OcpiRequestContext:
     return context
 
 
-async def read_json(request: web.Request, *, optional: bool = False) -> Any:
-    """The JSON body (numbers exact). Not JSON: HTTP 400 with status 2001 (status_codes:
-    "When a message does not contain a valid JSON string, the HTTP error 400 - Bad
-    request MUST be returned"). An empty body is None when ``optional``, else 2001."""
-    raw = await request.read()
+async def read_json(source: OcpiCall | web.Request, *, optional: bool = False) -> Any:
+    """The JSON body (numbers exact) of a call or request. Not JSON: HTTP 400 with
+    status 2001 (status_codes: "When a message does not contain a valid JSON string, the
+    HTTP error 400 - Bad request MUST be returned"). An empty body is None when
+    ``optional``, else 2001."""
+    raw = source.body if isinstance(source, OcpiCall) else await source.read()
     if not raw.strip():
         if optional:
             return None
@@ -257,10 +346,10 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
         raise InvalidParametersError(f"body: not valid JSON ({exc})", http_status=400) from None
 
 
-async def parse_body(request: web.Request, model: type[M]) -> M:
+async def parse_body(source: OcpiCall | web.Request, model: type[M]) -> M:
     """The body validated as ``model``; invalid: status 2001 naming the field (HTTP 200:
     the request reached the OCPI layer), not JSON: HTTP 400."""
-    data = await read_json(request)
+    data = await read_json(source)
     return validate_input(model, data)
 
 
@@ -273,18 +362,23 @@ def validate_input(model: type[M], data: Any, *, prefix: str = "") -> M:
 
 
 def parse_page(
-    request: web.Request, *, max_limit: int = DEFAULT_MAX_LIMIT, require_date_from: bool = False
+    source: OcpiCall | web.Request,
+    *,
+    max_limit: int = DEFAULT_MAX_LIMIT,
+    require_date_from: bool = False,
 ) -> PageRequest:
-    """The pagination parameters of the request (limit capped at ``max_limit``)."""
+    """The pagination parameters of the call or request (limit capped at ``max_limit``)."""
     return parse_page_request(
-        request.query, max_limit=max_limit, require_date_from=require_date_from
+        source.query, max_limit=max_limit, require_date_from=require_date_from
     )
 
 
-def path_id(request: web.Request, name: str, *, max_length: int = 36, exact: bool = False) -> str:
+def path_id(
+    source: OcpiCall | web.Request, name: str, *, max_length: int = 36, exact: bool = False
+) -> str:
     """A CiString URL segment, checked: printable ASCII, at most ``max_length`` (or
     exactly, with ``exact``) characters; else status 2001 naming the segment."""
-    value = request.match_info[name]
+    value = source.params[name] if isinstance(source, OcpiCall) else source.match_info[name]
     if exact and len(value) != max_length:
         raise InvalidParametersError(f"{name}: should be {max_length} characters, got {value!r}")
     if not value or len(value) > max_length:
@@ -329,15 +423,19 @@ def error_response(error: OcpiError) -> web.Response:
 
 
 def paginated_response(
-    request: web.Request, items: Sequence[Any], total: int, page: PageRequest
+    source: OcpiCall | web.Request, items: Sequence[Any], total: int, page: PageRequest
 ) -> web.Response:
     """A page of a GET list: ``data`` is the items (at most ``page.limit``; extra items
     are cut off), with X-Total-Count, X-Limit and Link headers. The Link keeps the
-    request's query parameters (filters) and is built on the request URL (with the
-    middleware's ``public_origin`` when set)."""
+    request's query parameters (filters) and is built on the context's URL (the request
+    URL with the middleware's ``public_origin`` when set; for an in-process call, the URL
+    its host gave); a bare request without the middleware uses its own URL."""
     items = list(items[: page.limit])
-    context = request.get(CONTEXT_KEY)
-    url = context.url if context is not None else request.url
+    if isinstance(source, OcpiCall):
+        url = source.context.url
+    else:
+        context = source.get(CONTEXT_KEY)
+        url = context.url if context is not None else source.url
     headers = pagination_headers(url, page, total=total, count=len(items))
     return ocpi_response(items, headers=headers)
 
@@ -443,50 +541,68 @@ class CommandsReceiverProvider(Protocol):
     ) -> CommandResponse: ...
 
 
-# ---------------------------------------------------------------- module routes
+# ------------------------------------------------------------- module operations
 
 
-def _list_route(
-    prefix: str,
+def operation_routes(operations: Iterable[Operation], *, prefix: str) -> list[web.RouteDef]:
+    """aiohttp routes serving ``operations`` below ``prefix`` (the module's endpoint
+    path): each request becomes an :class:`OcpiCall` for the operation's handler. The
+    application needs :func:`ocpi_middleware` (the context, and error envelopes)."""
+    base = prefix.rstrip("/")
+    routes: list[web.RouteDef] = []
+    for operation in operations:
+        path = base + operation.path or "/"
+        if operation.method.upper() == "GET":
+            # web.get also answers HEAD (headers only), as a GET route always did here.
+            routes.append(web.get(path, _serve(operation)))
+        else:
+            routes.append(web.route(operation.method.upper(), path, _serve(operation)))
+    return routes
+
+
+def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await operation.handler(await OcpiCall.from_request(request))
+
+    return handle
+
+
+def _list_operation(
     lister: Callable[[OcpiRequestContext, PageRequest], Awaitable[tuple[Sequence[Any], int]]],
     *,
     max_limit: int,
     require_date_from: bool = False,
-) -> web.RouteDef:
-    async def handle(request: web.Request) -> web.StreamResponse:
-        page = parse_page(request, max_limit=max_limit, require_date_from=require_date_from)
-        items, total = await lister(ocpi_context(request), page)
-        return paginated_response(request, items, total, page)
+) -> Operation:
+    async def handle(call: OcpiCall) -> web.Response:
+        page = parse_page(call, max_limit=max_limit, require_date_from=require_date_from)
+        items, total = await lister(call.context, page)
+        return paginated_response(call, items, total, page)
 
-    return web.get(prefix.rstrip("/") or "/", handle)
+    return Operation("GET", "", handle)
 
 
-def locations_sender_routes(
-    provider: LocationsSenderProvider,
-    *,
-    prefix: str = "/locations",
-    max_limit: int = DEFAULT_MAX_LIMIT,
-) -> list[web.RouteDef]:
+def locations_sender_operations(
+    provider: LocationsSenderProvider, *, max_limit: int = DEFAULT_MAX_LIMIT
+) -> list[Operation]:
     """GET list, Location, EVSE and Connector (mod_locations Sender interface). An
     unknown location, EVSE or connector: HTTP 404 with status 2003."""
-    base = prefix.rstrip("/")
 
-    async def get_object(request: web.Request) -> web.StreamResponse:
-        location_id = path_id(request, "location_id")
-        location = await provider.get_location(ocpi_context(request), location_id)
+    async def get_object(call: OcpiCall) -> web.Response:
+        location_id = path_id(call, "location_id")
+        location = await provider.get_location(call.context, location_id)
         if location is None:
             raise UnknownLocationError(f"location_id: unknown Location {location_id!r}")
-        if "evse_uid" not in request.match_info:
+        if "evse_uid" not in call.params:
             return ocpi_response(location)
-        evse_uid = path_id(request, "evse_uid")
+        evse_uid = path_id(call, "evse_uid")
         evse = location.evse(evse_uid)
         if evse is None:
             raise UnknownLocationError(
                 f"evse_uid: Location {location_id!r} has no EVSE {evse_uid!r}"
             )
-        if "connector_id" not in request.match_info:
+        if "connector_id" not in call.params:
             return ocpi_response(evse)
-        connector_id = path_id(request, "connector_id")
+        connector_id = path_id(call, "connector_id")
         connector = find_connector(evse, connector_id)
         if connector is None:
             raise UnknownLocationError(
@@ -495,11 +611,51 @@ def locations_sender_routes(
         return ocpi_response(connector)
 
     return [
-        _list_route(base, provider.list_locations, max_limit=max_limit),
-        web.get(base + "/{location_id}", get_object),
-        web.get(base + "/{location_id}/{evse_uid}", get_object),
-        web.get(base + "/{location_id}/{evse_uid}/{connector_id}", get_object),
+        _list_operation(provider.list_locations, max_limit=max_limit),
+        Operation("GET", "/{location_id}", get_object),
+        Operation("GET", "/{location_id}/{evse_uid}", get_object),
+        Operation("GET", "/{location_id}/{evse_uid}/{connector_id}", get_object),
     ]
+
+
+def locations_sender_routes(
+    provider: LocationsSenderProvider,
+    *,
+    prefix: str = "/locations",
+    max_limit: int = DEFAULT_MAX_LIMIT,
+) -> list[web.RouteDef]:
+    """:func:`locations_sender_operations` served below ``prefix``."""
+    return operation_routes(
+        locations_sender_operations(provider, max_limit=max_limit), prefix=prefix
+    )
+
+
+def sessions_sender_operations(
+    provider: SessionsSenderProvider,
+    *,
+    max_limit: int = DEFAULT_MAX_LIMIT,
+    charging_preferences: ChargingPreferencesProvider | None = None,
+) -> list[Operation]:
+    """GET list (``date_from`` is required, as mod_sessions says) and, with a
+    ``charging_preferences`` provider, PUT ``{session_id}/charging_preferences``."""
+    operations = [
+        _list_operation(provider.list_sessions, max_limit=max_limit, require_date_from=True)
+    ]
+    if charging_preferences is not None:
+        preferences_provider = charging_preferences
+
+        async def put_preferences(call: OcpiCall) -> web.Response:
+            session_id = path_id(call, "session_id")
+            preferences = await parse_body(call, ChargingPreferences)
+            answer = await preferences_provider.set_charging_preferences(
+                call.context, session_id, preferences
+            )
+            if answer is None:
+                raise NotFoundError(f"session_id: unknown Session {session_id!r}")
+            return ocpi_response(answer)
+
+        operations.append(Operation("PUT", "/{session_id}/charging_preferences", put_preferences))
+    return operations
 
 
 def sessions_sender_routes(
@@ -509,34 +665,32 @@ def sessions_sender_routes(
     max_limit: int = DEFAULT_MAX_LIMIT,
     charging_preferences: ChargingPreferencesProvider | None = None,
 ) -> list[web.RouteDef]:
-    """GET list (``date_from`` is required, as mod_sessions says) and, with a
-    ``charging_preferences`` provider, PUT ``{session_id}/charging_preferences``."""
-    base = prefix.rstrip("/")
-    routes = [
-        _list_route(base, provider.list_sessions, max_limit=max_limit, require_date_from=True)
-    ]
-    if charging_preferences is not None:
-        preferences_provider = charging_preferences
+    """:func:`sessions_sender_operations` served below ``prefix``."""
+    operations = sessions_sender_operations(
+        provider, max_limit=max_limit, charging_preferences=charging_preferences
+    )
+    return operation_routes(operations, prefix=prefix)
 
-        async def put_preferences(request: web.Request) -> web.StreamResponse:
-            session_id = path_id(request, "session_id")
-            preferences = await parse_body(request, ChargingPreferences)
-            answer = await preferences_provider.set_charging_preferences(
-                ocpi_context(request), session_id, preferences
-            )
-            if answer is None:
-                raise NotFoundError(f"session_id: unknown Session {session_id!r}")
-            return ocpi_response(answer)
 
-        routes.append(web.put(base + "/{session_id}/charging_preferences", put_preferences))
-    return routes
+def cdrs_sender_operations(
+    provider: CdrsSenderProvider, *, max_limit: int = DEFAULT_MAX_LIMIT
+) -> list[Operation]:
+    """GET list (mod_cdrs Sender interface)."""
+    return [_list_operation(provider.list_cdrs, max_limit=max_limit)]
 
 
 def cdrs_sender_routes(
     provider: CdrsSenderProvider, *, prefix: str = "/cdrs", max_limit: int = DEFAULT_MAX_LIMIT
 ) -> list[web.RouteDef]:
-    """GET list (mod_cdrs Sender interface)."""
-    return [_list_route(prefix, provider.list_cdrs, max_limit=max_limit)]
+    """:func:`cdrs_sender_operations` served below ``prefix``."""
+    return operation_routes(cdrs_sender_operations(provider, max_limit=max_limit), prefix=prefix)
+
+
+def tariffs_sender_operations(
+    provider: TariffsSenderProvider, *, max_limit: int = DEFAULT_MAX_LIMIT
+) -> list[Operation]:
+    """GET list (mod_tariffs Sender interface)."""
+    return [_list_operation(provider.list_tariffs, max_limit=max_limit)]
 
 
 def tariffs_sender_routes(
@@ -545,17 +699,17 @@ def tariffs_sender_routes(
     prefix: str = "/tariffs",
     max_limit: int = DEFAULT_MAX_LIMIT,
 ) -> list[web.RouteDef]:
-    """GET list (mod_tariffs Sender interface)."""
-    return [_list_route(prefix, provider.list_tariffs, max_limit=max_limit)]
+    """:func:`tariffs_sender_operations` served below ``prefix``."""
+    return operation_routes(tariffs_sender_operations(provider, max_limit=max_limit), prefix=prefix)
 
 
-def _token_key(request: web.Request) -> tuple[str, str, str, str | None]:
+def _token_key(call: OcpiCall) -> tuple[str, str, str, str | None]:
     """country_code, party_id, token_uid and the ``type`` query parameter (None when
     absent: the caller defaults it to RFID, or to the body's type)."""
-    country_code = path_id(request, "country_code", max_length=2, exact=True)
-    party_id = path_id(request, "party_id", max_length=3, exact=True)
-    uid = path_id(request, "token_uid")
-    token_type = request.query.get("type") or None
+    country_code = path_id(call, "country_code", max_length=2, exact=True)
+    party_id = path_id(call, "party_id", max_length=3, exact=True)
+    uid = path_id(call, "token_uid")
+    token_type = call.query.get("type") or None
     if token_type is not None and (
         len(token_type) > 36 or any(not ("\x21" <= ch <= "\x7e") for ch in token_type)
     ):
@@ -570,41 +724,37 @@ def _check_same(field: str, in_body: object, in_url: str) -> None:
         )
 
 
-def tokens_receiver_routes(
-    provider: TokensReceiverProvider, *, prefix: str = "/tokens"
-) -> list[web.RouteDef]:
+def tokens_receiver_operations(provider: TokensReceiverProvider) -> list[Operation]:
     """GET, PUT and PATCH ``{country_code}/{party_id}/{token_uid}[?type=]`` (mod_tokens
     Receiver interface). The body's country_code, party_id, uid and type must match the
     URL (status 2001 otherwise); without ``?type=`` GET looks up an RFID token (the
     spec's default) while PUT and PATCH take the body's type, as peers often leave the
     parameter out. PUT answers HTTP 201 for a new token, 200 for a
     replaced one; an unknown token (GET, PATCH): HTTP 404 with status 2004."""
-    path = prefix.rstrip("/") + "/{country_code}/{party_id}/{token_uid}"
+    path = "/{country_code}/{party_id}/{token_uid}"
 
-    async def get_token(request: web.Request) -> web.StreamResponse:
-        country_code, party_id, uid, type_param = _token_key(request)
+    async def get_token(call: OcpiCall) -> web.Response:
+        country_code, party_id, uid, type_param = _token_key(call)
         token_type = type_param or TokenType.RFID
-        token = await provider.get_token(
-            ocpi_context(request), country_code, party_id, uid, token_type
-        )
+        token = await provider.get_token(call.context, country_code, party_id, uid, token_type)
         if token is None:
             raise UnknownTokenError(f"token_uid: unknown Token {uid!r} of type {token_type}")
         return ocpi_response(token)
 
-    async def put_token(request: web.Request) -> web.StreamResponse:
-        country_code, party_id, uid, type_param = _token_key(request)
-        token = await parse_body(request, Token)
+    async def put_token(call: OcpiCall) -> web.Response:
+        country_code, party_id, uid, type_param = _token_key(call)
+        token = await parse_body(call, Token)
         _check_same("country_code", token.country_code, country_code)
         _check_same("party_id", token.party_id, party_id)
         _check_same("uid", token.uid, uid)
         if type_param is not None:
             _check_same("type", token.type, type_param)
-        created = await provider.put_token(ocpi_context(request), token)
+        created = await provider.put_token(call.context, token)
         return ocpi_response(http_status=201 if created else 200)
 
-    async def patch_token(request: web.Request) -> web.StreamResponse:
-        country_code, party_id, uid, type_param = _token_key(request)
-        patch = await parse_body(request, TokenPatch)
+    async def patch_token(call: OcpiCall) -> web.Response:
+        country_code, party_id, uid, type_param = _token_key(call)
+        patch = await parse_body(call, TokenPatch)
         _check_same("country_code", patch.country_code, country_code)
         _check_same("party_id", patch.party_id, party_id)
         _check_same("uid", patch.uid, uid)
@@ -612,49 +762,64 @@ def tokens_receiver_routes(
             _check_same("type", patch.type, type_param)
         token_type = str(type_param or patch.type or TokenType.RFID)
         token = await provider.patch_token(
-            ocpi_context(request), country_code, party_id, uid, token_type, patch
+            call.context, country_code, party_id, uid, token_type, patch
         )
         if token is None:
             raise UnknownTokenError(f"token_uid: unknown Token {uid!r} of type {token_type}")
         return ocpi_response()
 
-    return [web.get(path, get_token), web.put(path, put_token), web.patch(path, patch_token)]
+    return [
+        Operation("GET", path, get_token),
+        Operation("PUT", path, put_token),
+        Operation("PATCH", path, patch_token),
+    ]
+
+
+def tokens_receiver_routes(
+    provider: TokensReceiverProvider, *, prefix: str = "/tokens"
+) -> list[web.RouteDef]:
+    """:func:`tokens_receiver_operations` served below ``prefix``."""
+    return operation_routes(tokens_receiver_operations(provider), prefix=prefix)
+
+
+def commands_receiver_operations(provider: CommandsReceiverProvider) -> list[Operation]:
+    """POST ``{command}`` for the five commands (mod_commands Receiver interface); the
+    answer's ``data`` is the provider's :class:`CommandResponse`. A StartSession with a
+    connector_id but no evse_uid is refused with 2001 (the spec requires evse_uid then)."""
+
+    async def start_session(call: OcpiCall) -> web.Response:
+        command = await parse_body(call, StartSession)
+        if command.connector_id is not None and command.evse_uid is None:
+            raise InvalidParametersError("evse_uid: required when connector_id is given")
+        return ocpi_response(await provider.start_session(call.context, command))
+
+    async def stop_session(call: OcpiCall) -> web.Response:
+        command = await parse_body(call, StopSession)
+        return ocpi_response(await provider.stop_session(call.context, command))
+
+    async def reserve_now(call: OcpiCall) -> web.Response:
+        command = await parse_body(call, ReserveNow)
+        return ocpi_response(await provider.reserve_now(call.context, command))
+
+    async def cancel_reservation(call: OcpiCall) -> web.Response:
+        command = await parse_body(call, CancelReservation)
+        return ocpi_response(await provider.cancel_reservation(call.context, command))
+
+    async def unlock_connector(call: OcpiCall) -> web.Response:
+        command = await parse_body(call, UnlockConnector)
+        return ocpi_response(await provider.unlock_connector(call.context, command))
+
+    return [
+        Operation("POST", f"/{CommandType.START_SESSION}", start_session),
+        Operation("POST", f"/{CommandType.STOP_SESSION}", stop_session),
+        Operation("POST", f"/{CommandType.RESERVE_NOW}", reserve_now),
+        Operation("POST", f"/{CommandType.CANCEL_RESERVATION}", cancel_reservation),
+        Operation("POST", f"/{CommandType.UNLOCK_CONNECTOR}", unlock_connector),
+    ]
 
 
 def commands_receiver_routes(
     provider: CommandsReceiverProvider, *, prefix: str = "/commands"
 ) -> list[web.RouteDef]:
-    """POST ``{command}`` for the five commands (mod_commands Receiver interface); the
-    answer's ``data`` is the provider's :class:`CommandResponse`. A StartSession with a
-    connector_id but no evse_uid is refused with 2001 (the spec requires evse_uid then)."""
-    base = prefix.rstrip("/")
-
-    async def start_session(request: web.Request) -> web.StreamResponse:
-        command = await parse_body(request, StartSession)
-        if command.connector_id is not None and command.evse_uid is None:
-            raise InvalidParametersError("evse_uid: required when connector_id is given")
-        return ocpi_response(await provider.start_session(ocpi_context(request), command))
-
-    async def stop_session(request: web.Request) -> web.StreamResponse:
-        command = await parse_body(request, StopSession)
-        return ocpi_response(await provider.stop_session(ocpi_context(request), command))
-
-    async def reserve_now(request: web.Request) -> web.StreamResponse:
-        command = await parse_body(request, ReserveNow)
-        return ocpi_response(await provider.reserve_now(ocpi_context(request), command))
-
-    async def cancel_reservation(request: web.Request) -> web.StreamResponse:
-        command = await parse_body(request, CancelReservation)
-        return ocpi_response(await provider.cancel_reservation(ocpi_context(request), command))
-
-    async def unlock_connector(request: web.Request) -> web.StreamResponse:
-        command = await parse_body(request, UnlockConnector)
-        return ocpi_response(await provider.unlock_connector(ocpi_context(request), command))
-
-    return [
-        web.post(f"{base}/{CommandType.START_SESSION}", start_session),
-        web.post(f"{base}/{CommandType.STOP_SESSION}", stop_session),
-        web.post(f"{base}/{CommandType.RESERVE_NOW}", reserve_now),
-        web.post(f"{base}/{CommandType.CANCEL_RESERVATION}", cancel_reservation),
-        web.post(f"{base}/{CommandType.UNLOCK_CONNECTOR}", unlock_connector),
-    ]
+    """:func:`commands_receiver_operations` served below ``prefix``."""
+    return operation_routes(commands_receiver_operations(provider), prefix=prefix)

@@ -94,7 +94,8 @@ class ForwardedResponse:
 
 @dataclass(frozen=True, slots=True)
 class LocalRequest:
-    """A routed request for a party served in-process."""
+    """A routed request for a party served in-process; ``target.module``,
+    ``target.interface`` and ``target.path`` say which operation it addresses."""
 
     target: Local
     method: str

@@ -39,7 +39,7 @@ custom modules any non-hub role serves both; the platform must list the endpoint
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from yarl import URL
 
@@ -161,12 +161,18 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class Local:
-    """Hand to a party served in-process (no HTTP hop)."""
+    """Hand to a party served in-process (no HTTP hop). ``module`` and ``interface``
+    say what was addressed, as a :class:`Forward`'s endpoint URL does, so that the
+    in-process handler picks the operation (:mod:`ocpi.hub.local`); :func:`route` sets
+    them from the request. They repeat the request rather than decide anything, so they
+    take no part in equality; their defaults only serve hand-built targets."""
 
     sender: PartyId
     target: PartyId
     platform_id: str
     path: tuple[str, ...] = ()
+    module: str = field(default="", compare=False)
+    interface: InterfaceRole = field(default=InterfaceRole.SENDER, compare=False)
 
 
 Target = Forward | Local
@@ -337,7 +343,14 @@ def _target(
     if platform is None or not platform.implements(request.module, request.interface):
         return None
     if platform.local:
-        return Local(sender, party.id, platform.id, request.path)
+        return Local(
+            sender,
+            party.id,
+            platform.id,
+            request.path,
+            module=request.module,
+            interface=request.interface,
+        )
     url = platform.endpoint_url(request.module, request.interface)
     if not url:
         return None
