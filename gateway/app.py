@@ -29,6 +29,9 @@ from gateway.csms.validation import SchemaValidators
 from gateway.domain.authorization import ChainAuthorizer
 from gateway.domain.clock import Clock, IdFactory, SystemClock, UuidFactory
 from gateway.domain.events import EventBus
+from gateway.hub.directory import HostedParty
+from gateway.hub.server import build_hub_app, hub_version_url
+from gateway.hub.service import HUB, Hub, HubConfig, hub_checks_ctx
 from gateway.keys import (
     ADMIN_TOKEN,
     AUTHORIZER,
@@ -36,16 +39,17 @@ from gateway.keys import (
     CLOCK,
     CSMS,
     ENDPOINT,
+    HTTP,
     IDS,
     SETTINGS,
     STORE,
 )
 from gateway.roaming.catalog import LocationService, Party, TariffService
 from gateway.roaming.commands import CommandsReceiver
-from gateway.roaming.outbox import OUTBOX_WORKER, make_outbox_ctx
+from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
-from gateway.roaming.pushes import PushPlanner
+from gateway.roaming.pushes import PLANNER, PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
 from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
@@ -53,14 +57,22 @@ from gateway.settings import Settings
 from gateway.storage.base import Store
 from gateway.storage.factory import open_store
 from ocpi.server import (
+    Operation,
+    cdrs_sender_operations,
     cdrs_sender_routes,
+    commands_receiver_operations,
     commands_receiver_routes,
+    locations_sender_operations,
     locations_sender_routes,
+    sessions_sender_operations,
     sessions_sender_routes,
+    tariffs_sender_operations,
     tariffs_sender_routes,
+    tokens_receiver_operations,
     tokens_receiver_routes,
 )
-from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, Role
+from ocpi.transport import PartyId
+from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, ModuleID, Role
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +157,16 @@ def our_identity(settings: Settings) -> OurIdentity:
     return OurIdentity(versions_url=f"{settings.base_url}/ocpi/versions", roles=roles)
 
 
+def hub_identity(settings: Settings) -> OurIdentity:
+    role = CredentialsRole(
+        role=Role.HUB,
+        business_details=BusinessDetails(name=settings.hub_name),
+        party_id=settings.hub_party_id,
+        country_code=settings.hub_country_code,
+    )
+    return OurIdentity(versions_url=f"{settings.base_url}/ocpi/hub/versions", roles=[role])
+
+
 def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
     """The modules the gateway serves, for its OCPI version details."""
     base = f"{settings.base_url}/ocpi/{OCPI_VERSION}"
@@ -172,9 +194,24 @@ def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
     ]
 
 
+def local_operations(
+    providers: CpoProviders,
+) -> dict[tuple[str, InterfaceRole], list[Operation]]:
+    """The hosted CPOs' module operations, for the hub to call in-process."""
+    return {
+        (ModuleID.LOCATIONS, InterfaceRole.SENDER): locations_sender_operations(providers),
+        (ModuleID.TARIFFS, InterfaceRole.SENDER): tariffs_sender_operations(providers),
+        (ModuleID.TOKENS, InterfaceRole.RECEIVER): tokens_receiver_operations(providers),
+        (ModuleID.SESSIONS, InterfaceRole.SENDER): sessions_sender_operations(providers),
+        (ModuleID.CDRS, InterfaceRole.SENDER): cdrs_sender_operations(providers),
+        (ModuleID.COMMANDS, InterfaceRole.RECEIVER): commands_receiver_operations(providers),
+    }
+
+
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     http = aiohttp.ClientSession()
+    app[HTTP] = http
     registry = PartnerRegistry(
         app[STORE].partners,
         app[CLOCK],
@@ -182,10 +219,12 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         our_identity(settings),
         http,
         timeout=settings.ocpi_timeout,
+        hub_identity=hub_identity(settings),
     )
     await registry.load()
     app[REGISTRY] = registry
     planner = PushPlanner(registry, app[CLOCK], app[IDS])
+    app[PLANNER] = planner
     parties = [Party(p.country_code, p.party_id) for p in settings.parties]
     providers = app[PROVIDERS]
     notify = _outbox_notifier(app)
@@ -223,6 +262,42 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         await resync
     await providers.commands.close()
     await http.close()
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    providers = app[PROVIDERS]
+
+    async def local_owner(kind: str, object_id: str) -> PartyId | None:
+        if kind != "location" or providers.locations is None:
+            return None
+        location = await providers.locations.get(object_id)
+        return None if location is None else PartyId(location.country_code, location.party_id)
+
+    hub = Hub(
+        HubConfig(
+            party=PartyId(settings.hub_country_code, settings.hub_party_id),
+            name=settings.hub_name,
+            base_url=hub_version_url(settings.base_url),
+            request_timeout=settings.ocpi_timeout,
+            silence=timedelta(seconds=settings.hub_silence),
+            open_get_list_is_get_all=settings.hub_open_get_all,
+        ),
+        app[REGISTRY],
+        app[STORE],
+        app[OUTBOX],
+        app[CLOCK],
+        app[IDS],
+        app[HTTP],
+        [HostedParty(PartyId(p.country_code, p.party_id), p.name) for p in settings.parties],
+        local_operations(providers),
+        local_owner=local_owner,
+    )
+    await hub.start()
+    app[HUB] = hub
+    # The hosted CPOs push to the hub's platforms as the hub would route their pushes.
+    app[PLANNER].audience = hub
+    yield
 
 
 # Transactions started this recently are checked at start-up (longer sessions are rare).
@@ -304,12 +379,16 @@ def build_app(
             retention_days=settings.outbox_retention_days,
         )
     )
+    app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(hub_checks_ctx(settings.hub_check_interval))
     app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
     app.add_subapp("/admin", admin_routes())
     providers = CpoProviders()
     app[PROVIDERS] = providers
+    # Before /ocpi, whose prefix it shares.
+    app.add_subapp("/ocpi/hub", build_hub_app(settings.base_url))
     app.add_subapp(
         "/ocpi",
         build_ocpi_app(settings.base_url, ocpi_endpoints(settings), ocpi_routes(providers)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from gateway.csms.core import CentralSystem
@@ -21,3 +22,4 @@ CSMS = web.AppKey("csms", CentralSystem)
 AUTHORIZER = web.AppKey("authorizer", ChainAuthorizer)
 ENDPOINT = web.AppKey("ocpp_endpoint", OcppEndpoint)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
+HTTP = web.AppKey("http_client", aiohttp.ClientSession)

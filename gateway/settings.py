@@ -72,6 +72,21 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds an eMSP gets to answer a real-time authorization"
     )
 
+    # The gateway as a roaming hub (/ocpi/hub): its own party and the still-alive check.
+    hub_country_code: str = Field(default="ZZ", pattern="^[A-Z]{2}$")
+    hub_party_id: str = Field(default="HUB", pattern="^[A-Z0-9]{3}$")
+    hub_name: str = Field(default="ocpi-gateway hub", min_length=1, max_length=100)
+    hub_check_interval: float = Field(
+        default=60.0, gt=0, description="seconds between still-alive checks of hub platforms"
+    )
+    hub_silence: float = Field(
+        default=300.0, gt=0, description="seconds of silence before a platform is probed"
+    )
+    hub_open_get_all: bool = Field(
+        default=False,
+        description="treat a GET list without OCPI-to-* headers as a GET All via the hub",
+    )
+
     log_level: str = "INFO"
 
     @property

@@ -110,13 +110,8 @@ def backend_settings(backend: str, tmp_path: Path, **overrides: Any) -> Settings
     extra: dict[str, Any] = {}
     if backend == "redis":
         extra = {"redis_url": REDIS_URL, "redis_prefix": f"test:{uuid.uuid4().hex}:"}
-    return Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path / "data",
-        admin_token=ADMIN_TOKEN,
-        **(extra | overrides),
-    )
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "data_dir": tmp_path / "data", "admin_token": ADMIN_TOKEN}
+    return Settings(**(base | extra | overrides))
 
 
 @dataclass
@@ -140,7 +135,8 @@ class GatewayFactory:
         app = build_app(settings, clock=clock, admin_token=ADMIN_TOKEN)
         runner = web.AppRunner(app, shutdown_timeout=5)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+        # A test that needs the gateway's own URLs right (a hub's) passes a free port.
+        site = web.TCPSite(runner, "127.0.0.1", settings.port, ssl_context=ssl_context)
         await site.start()
         self._runners.append(runner)
         port = runner.addresses[0][1]

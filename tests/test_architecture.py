@@ -14,8 +14,9 @@ FORBIDDEN = {
     "ocpi": ("gateway",),
     "gateway.domain": ("gateway.storage", "gateway.csms", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
     "gateway.storage": ("gateway.csms", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
-    "gateway.csms": ("gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi"),
-    "gateway.roaming": ("gateway.csms", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
+    "gateway.csms": ("gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi"),
+    "gateway.roaming": ("gateway.csms", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
+    "gateway.hub": ("gateway.csms", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
 }
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.admin import schemas
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
+from gateway.admin.hub import hub_routes
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
 from gateway.csms.security import hash_password
@@ -109,9 +110,7 @@ def charger_view(
     return view
 
 
-def transaction_view(
-    tx: Transaction, readings: list[MeterReading] | None = None
-) -> dict[str, Any]:
+def transaction_view(tx: Transaction, readings: list[MeterReading] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": tx.id,
         "charger_id": tx.charger_id,
@@ -336,6 +335,5 @@ def admin_routes() -> web.Application:
     r.add_routes(partner_routes())
     r.add_routes(catalog_routes())
     r.add_routes(outbox_routes())
+    r.add_routes(hub_routes())
     return admin
-
-

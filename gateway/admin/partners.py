@@ -9,13 +9,23 @@ from pydantic import Field, HttpUrl
 
 from gateway.admin.http import ApiError, read_body, respond
 from gateway.admin.schemas import _Body
-from gateway.roaming.partners import Partner, PartnerRegistry, PartnerStatus, RegistrationError
+from gateway.roaming.partners import (
+    Partner,
+    PartnerKind,
+    PartnerRegistry,
+    PartnerStatus,
+    RegistrationError,
+)
 from gateway.roaming.server import REGISTRY
 from ocpi.transport import MethodNotAllowedError, UnsupportedVersionError
 
 
 class PartnerBody(_Body):
     name: str = Field(min_length=1, max_length=100)
+    kind: PartnerKind = Field(
+        default=PartnerKind.PEER,
+        description="PEER: bilateral (the gateway is its CPO); HUB: a platform on the hub",
+    )
 
 
 class RegisterBody(_Body):
@@ -23,10 +33,11 @@ class RegisterBody(_Body):
     token: str = Field(min_length=1, max_length=64, description="the partner's token A")
 
 
-def partner_view(p: Partner, ours_versions_url: str) -> dict[str, Any]:
+def partner_view(p: Partner, registry: PartnerRegistry) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": p.id,
         "name": p.name,
+        "kind": p.kind.value,
         "status": p.status.value,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
@@ -40,7 +51,7 @@ def partner_view(p: Partner, ours_versions_url: str) -> dict[str, Any]:
     if p.status is PartnerStatus.PENDING:
         # What the operator hands the partner, out of band, to register with us.
         view["token_a"] = p.token_a
-        view["our_versions_url"] = ours_versions_url
+        view["our_versions_url"] = registry.identity_for(p.kind).versions_url
     return view
 
 
@@ -57,15 +68,18 @@ def partner_routes() -> list[web.RouteDef]:
     async def create(request: web.Request) -> web.Response:
         b: PartnerBody = await read_body(request, PartnerBody)
         registry = _registry(request)
-        partner = await registry.create(b.name)
-        return respond(partner_view(partner, registry.identity.versions_url), 201)
+        try:
+            partner = await registry.create(b.name, b.kind)
+        except RegistrationError as exc:
+            raise ApiError(409, str(exc), "kind") from None
+        return respond(partner_view(partner, registry), 201)
 
     async def list_all(request: web.Request) -> web.Response:
         registry = _registry(request)
-        return respond([partner_view(p, registry.identity.versions_url) for p in registry.all()])
+        return respond([partner_view(p, registry) for p in registry.all()])
 
     async def get_one(request: web.Request) -> web.Response:
-        return respond(partner_view(_get(request), _registry(request).identity.versions_url))
+        return respond(partner_view(_get(request), _registry(request)))
 
     async def delete(request: web.Request) -> web.Response:
         partner = _get(request)
@@ -84,7 +98,7 @@ def partner_routes() -> list[web.RouteDef]:
             raise ApiError(422, str(exc)) from None
         except RegistrationError as exc:
             raise ApiError(502, f"registration failed: {exc}") from None
-        return respond(partner_view(registered, registry.identity.versions_url))
+        return respond(partner_view(registered, registry))
 
     return [
         web.post("/partners", create),

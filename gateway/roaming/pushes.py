@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from aiohttp import web
+
 from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.outbox import make_item, routing_meta
 from gateway.roaming.partners import PartnerKind, PartnerRegistry
@@ -134,3 +136,6 @@ class PushPlanner:
             )
             for t in self.targets(module, sender)
         ]
+
+
+PLANNER = web.AppKey("push_planner", PushPlanner)

@@ -1,0 +1,80 @@
+"""Admin API of the hub: the parties it routes to and the operator's routing rules."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from gateway.admin.http import ApiError, read_body, respond
+from gateway.admin.schemas import _Body
+from gateway.hub.rules import RuleAction, parse_party
+from gateway.hub.service import HUB, Hub
+from ocpi.transport import PartyId
+
+
+class RuleBody(_Body):
+    action: Literal["allow", "deny"]
+    party: str = Field(min_length=5, max_length=7, description="e.g. NL*EM1")
+    counterpart: str = Field(min_length=5, max_length=7, description="e.g. DE*CP2")
+
+
+def _hub(request: web.Request) -> Hub:
+    if HUB not in request.config_dict:
+        raise ApiError(503, "the hub is not running yet")
+    return request.config_dict[HUB]
+
+
+def _party(text: str, field: str) -> PartyId:
+    try:
+        return parse_party(text)
+    except ValueError as exc:
+        raise ApiError(422, f"{field}: {exc}", field) from None
+
+
+def hub_routes() -> list[web.RouteDef]:
+    async def parties(request: web.Request) -> web.Response:
+        directory = _hub(request).directory
+        view: list[dict[str, Any]] = [
+            {
+                "party": str(p.id),
+                "country_code": p.id.country_code,
+                "party_id": p.id.party_id,
+                "roles": sorted(r.value for r in p.roles),
+                "platform": p.platform_id,
+                "status": directory.status(p.id).value,
+                "status_changed_at": directory.status_changed_at(p.id),
+            }
+            for p in directory.parties()
+        ]
+        return respond(view)
+
+    async def list_rules(request: web.Request) -> web.Response:
+        return respond([rule.view() for rule in _hub(request).rule_book.all()])
+
+    async def add_rule(request: web.Request) -> web.Response:
+        body: RuleBody = await read_body(request, RuleBody)
+        party = _party(body.party, "party")
+        counterpart = _party(body.counterpart, "counterpart")
+        if party == counterpart:
+            raise ApiError(422, "counterpart: must differ from party", "counterpart")
+        rule = await _hub(request).rule_book.add(RuleAction(body.action), party, counterpart)
+        return respond(rule.view(), 201)
+
+    async def delete_rule(request: web.Request) -> web.Response:
+        if not await _hub(request).rule_book.remove(request.match_info["rule_id"]):
+            raise ApiError(404, f"rule {request.match_info['rule_id']!r} not found")
+        return web.Response(status=204)
+
+    async def check_alive(request: web.Request) -> web.Response:
+        offline, back = await _hub(request).check_alive()
+        return respond({"went_offline": offline, "came_back": back})
+
+    return [
+        web.get("/hub/parties", parties),
+        web.get("/hub/rules", list_rules),
+        web.post("/hub/rules", add_rule),
+        web.delete("/hub/rules/{rule_id}", delete_rule),
+        web.post("/hub/check-alive", check_alive),
+    ]

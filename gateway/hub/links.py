@@ -1,0 +1,80 @@
+"""Durable stores behind the hub: proxied command response URLs and who owns the
+objects routed through the hub (for open routing)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway.hub.rules import parse_party
+from gateway.storage.base import Document, DocumentStore
+from ocpi.hub.response_url import ProxiedResponseUrl
+from ocpi.transport import PartyId, format_datetime, parse_datetime
+
+
+class StoredResponseUrls:
+    """:class:`ocpi.hub.response_url.ResponseUrlStore` on ``Store.hub_links``: a result
+    posted after a restart still reaches the eMSP. ``last_updated`` is the expiry, so
+    :meth:`purge` finds the expired entries with a date filter."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+
+    async def put(self, key: str, entry: ProxiedResponseUrl) -> None:
+        data = {
+            "url": entry.url,
+            "requester": str(entry.requester),
+            "receiver": str(entry.receiver) if entry.receiver is not None else None,
+            "expires_at": format_datetime(entry.expires_at),
+        }
+        await self._store.put(Document(key, data, entry.expires_at))
+
+    async def get(self, key: str) -> ProxiedResponseUrl | None:
+        doc = await self._store.get(key)
+        if doc is None:
+            return None
+        d = doc.data
+        return ProxiedResponseUrl(
+            url=d["url"],
+            requester=parse_party(d["requester"]),
+            receiver=parse_party(d["receiver"]) if d.get("receiver") else None,
+            expires_at=parse_datetime(d["expires_at"]),
+        )
+
+    async def purge(self, now: datetime, *, batch: int = 500) -> int:
+        """Delete the entries expired before ``now``; returns how many."""
+        deleted = 0
+        while True:
+            docs, _ = await self._store.list(date_to=now, limit=batch)
+            for doc in docs:
+                deleted += await self._store.delete(doc.key)
+            if len(docs) < batch:
+                return deleted
+
+
+class OwnerIndex:
+    """Who owns an object that went through the hub, by kind and id: the CPO of a
+    location (its pushes), the eMSP of a token (its pushes), the eMSP of a session (its
+    PUT). Open routing of a request that names the object but no receiver (a command
+    for a location, a token's real-time authorization, a session PATCH) uses it. An id
+    claimed by two parties has no owner: the request must name its receiver."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+
+    @staticmethod
+    def _key(kind: str, object_id: str) -> str:
+        return f"{kind}:{object_id.upper()}"
+
+    async def note(self, kind: str, object_id: str, owner: PartyId, at: datetime) -> None:
+        key = self._key(kind, object_id)
+        doc = await self._store.get(key)
+        owners = list(doc.data.get("owners", [])) if doc is not None else []
+        if str(owner) in owners:
+            return
+        owners.append(str(owner))
+        await self._store.put(Document(key, {"owners": owners}, at))
+
+    async def owner(self, kind: str, object_id: str) -> PartyId | None:
+        doc = await self._store.get(self._key(kind, object_id))
+        owners = doc.data.get("owners", []) if doc is not None else []
+        return parse_party(owners[0]) if len(owners) == 1 else None

@@ -1,0 +1,87 @@
+"""The hub's OCPI URL space, ``/ocpi/hub``: versions, credentials (the hub's role is
+HUB), HubClientInfo and, for every routed module, a Sender and a Receiver interface
+(``/ocpi/hub/2.2.1/{module}/sender`` and ``.../receiver``), which a platform calls as it
+would call a CPO's or an eMSP's (transport_and_format, Message Routing)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.hub.service import HUB, ROUTED_MODULES
+from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
+from gateway.roaming.server import build_ocpi_app
+from ocpi.server import CONTEXT_KEY, ocpi_context
+from ocpi.v221 import Endpoint
+from ocpi.v221.enums import InterfaceRole, ModuleID
+
+HUB_MOUNT = "/ocpi/hub"
+
+
+def hub_version_url(base_url: str) -> str:
+    return f"{base_url}{HUB_MOUNT}/{OCPI_VERSION}"
+
+
+def hub_endpoints(base_url: str) -> list[Endpoint]:
+    """The hub's version details: both interfaces of every routed module."""
+    base = hub_version_url(base_url)
+    endpoints = [
+        Endpoint(
+            identifier=ModuleID.CREDENTIALS, role=InterfaceRole.SENDER, url=f"{base}/credentials"
+        ),
+        Endpoint(
+            identifier=ModuleID.CREDENTIALS, role=InterfaceRole.RECEIVER, url=f"{base}/credentials"
+        ),
+        Endpoint(
+            identifier=ModuleID.HUB_CLIENT_INFO,
+            role=InterfaceRole.SENDER,
+            url=f"{base}/hubclientinfo",
+        ),
+    ]
+    for module in ROUTED_MODULES:
+        for role in (InterfaceRole.SENDER, InterfaceRole.RECEIVER):
+            url = f"{base}/{module}/{role.value.lower()}"
+            endpoints.append(Endpoint(identifier=module, role=role, url=url))
+    return endpoints
+
+
+async def _route(request: web.Request) -> web.StreamResponse:
+    return await request.config_dict[HUB].handle(request)
+
+
+async def _client_info(request: web.Request) -> web.StreamResponse:
+    partner = partner_of(ocpi_context(request).party)
+    return request.config_dict[HUB].client_infos(partner.id, request)
+
+
+def hub_routes() -> list[web.RouteDef]:
+    return [
+        web.get("/hubclientinfo", _client_info),
+        web.route("*", "/{module}/{interface}", _route),
+        web.route("*", "/{module}/{interface}/{tail:.*}", _route),
+    ]
+
+
+@web.middleware
+async def _note_activity(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    # Any request of a registered platform shows it is alive (mod_hub_client_info:
+    # the still-alive check only probes platforms that have been silent).
+    context = request.get(CONTEXT_KEY)
+    match = context.party if context is not None else None
+    if isinstance(match, TokenMatch) and not match.registration and HUB in request.config_dict:
+        request.config_dict[HUB].note_activity(match.partner.id)
+    return await handler(request)
+
+
+def build_hub_app(base_url: str) -> web.Application:
+    return build_ocpi_app(
+        base_url,
+        hub_endpoints(base_url),
+        hub_routes(),
+        kind=PartnerKind.HUB,
+        mount=HUB_MOUNT,
+        middlewares=[_note_activity],
+    )

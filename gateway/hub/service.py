@@ -1,0 +1,611 @@
+"""The hub at work: routing each request of a platform, broadcast through the outbox,
+GET All, proxied command results, HubClientInfo pushes and the still-alive check.
+
+What a request becomes (transport_and_format, Message Routing; :func:`ocpi.hub.routing.route`
+decides):
+
+* **directed** (``OCPI-to-*`` names a party, or open routing finds it from the object):
+  sent at once, to the receiver's platform over HTTP or to a hosted CPO in-process, and
+  its answer passed back unchanged (status, body, pagination). A receiver that cannot
+  be reached is the sender's 4002/4003: it keeps the request and sends it again.
+* **broadcast** (``OCPI-to-*`` = the hub, or open routing of a push of locations,
+  tariffs or tokens): each receiving platform gets its copy through the durable outbox
+  (body bytes, ``X-Correlation-ID`` and routing headers unchanged); hosted CPOs take
+  theirs in-process at once. Answered 1000 once every copy is stored.
+* **GET All** (a list on a Sender interface with ``OCPI-to-*`` = the hub): the combined
+  list of every CPO the requester may see (:mod:`ocpi.hub.getall`).
+* a **command result** posted to a proxied ``response_url``: stored in the outbox for
+  the eMSP that sent the command, answered 1000.
+
+Open routing finds the receiver from the object: the ``cdr_token`` owner of a pushed
+session or CDR, else what the :class:`~gateway.hub.links.OwnerIndex` learnt from earlier
+pushes (a location's CPO, a token's eMSP, a session's eMSP and CPO), else a hosted
+location's CPO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from gateway.domain.clock import Clock, IdFactory
+from gateway.hub.directory import (
+    LOCAL_PLATFORM,
+    HostedParty,
+    HubDirectory,
+    registered_hub_partner,
+)
+from gateway.hub.links import OwnerIndex, StoredResponseUrls
+from gateway.hub.rules import RuleBook
+from gateway.roaming.outbox import Outbox, routing_meta
+from gateway.roaming.partners import Partner, PartnerKind, PartnerRegistry, TokenMatch, partner_of
+from gateway.roaming.pushes import wire_json
+from gateway.storage.base import OutboxItem, Store
+from ocpi.hub.clientinfo import (
+    ClientInfoPush,
+    StillAliveChecker,
+    client_info_page,
+    forwarder_probe,
+    plan_pushes,
+    plan_resync,
+)
+from ocpi.hub.forward import ForwardedResponse, Forwarder, LocalRequest, receiver_url
+from ocpi.hub.getall import forwarder_page_fetcher, get_all_page
+from ocpi.hub.local import local_handler
+from ocpi.hub.response_url import ResponseUrlProxy
+from ocpi.hub.routing import (
+    Broadcast,
+    Forward,
+    GetAll,
+    HubRequest,
+    Local,
+    RouterConfig,
+    Target,
+    route,
+)
+from ocpi.hub.routing import Decision as RoutingDecision
+from ocpi.hub.rules import is_allowed
+from ocpi.server import (
+    OcpiRequestContext,
+    Operation,
+    ocpi_context,
+    ocpi_response,
+    paginated_response,
+    parse_page,
+    validate_input,
+)
+from ocpi.transport import (
+    HubError,
+    InvalidParametersError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PartyId,
+    UnknownReceiverError,
+    is_success,
+    json_loads,
+    parse_page_request,
+)
+from ocpi.v221 import CommandResult
+from ocpi.v221.enums import InterfaceRole, ModuleID
+
+log = logging.getLogger(__name__)
+
+ROUTED_MODULES: tuple[str, ...] = (
+    ModuleID.LOCATIONS,
+    ModuleID.TARIFFS,
+    ModuleID.SESSIONS,
+    ModuleID.CDRS,
+    ModuleID.TOKENS,
+    ModuleID.COMMANDS,
+)
+"""The modules the hub routes (both interfaces of each)."""
+
+# Client Owned Objects: on a Receiver interface the URL starts with the owner's
+# {country_code}/{party_id} (transport_and_format, Client Owned Object Push).
+_OWNED_IN_URL = frozenset(
+    {ModuleID.LOCATIONS, ModuleID.TARIFFS, ModuleID.SESSIONS, ModuleID.CDRS, ModuleID.TOKENS}
+)
+_WRITES = frozenset({"PUT", "PATCH", "POST", "DELETE"})
+MAX_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    party: PartyId
+    name: str
+    base_url: str
+    """The hub's version URL, e.g. ``https://gw.example.com/ocpi/hub/2.2.1``."""
+    website: str | None = None
+    request_timeout: float = 15.0
+    silence: timedelta = timedelta(minutes=5)
+    response_url_ttl: timedelta = timedelta(hours=1)
+    open_get_list_is_get_all: bool = False
+
+    def endpoint(self, module: str, interface: InterfaceRole) -> str:
+        return f"{self.base_url}/{module}/{interface.value.lower()}"
+
+
+LocalOwner = Callable[[str, str], Awaitable[PartyId | None]]
+"""``async (kind, object id) -> hosted owner``: a hosted CPO's location, for open routing."""
+
+
+class Hub:
+    def __init__(
+        self,
+        config: HubConfig,
+        registry: PartnerRegistry,
+        store: Store,
+        outbox: Outbox,
+        clock: Clock,
+        ids: IdFactory,
+        http: aiohttp.ClientSession,
+        hosted: Sequence[HostedParty],
+        operations: Mapping[tuple[str, InterfaceRole], Sequence[Operation]],
+        *,
+        local_owner: LocalOwner | None = None,
+    ) -> None:
+        self.config = config
+        self._registry = registry
+        self._outbox = outbox
+        self._clock = clock
+        self._ids = ids
+        self._local_owner = local_owner
+        self.directory = HubDirectory(registry, hosted)
+        self.rule_book = RuleBook(store.hub_rules, clock, ids)
+        self.index = OwnerIndex(store.hub_index)
+        self.links = StoredResponseUrls(store.hub_links)
+        self.forwarder = Forwarder(
+            http,
+            self._token_of,
+            local=local_handler(operations, self.local_context),
+            timeout=config.request_timeout,
+        )
+        self.proxy = ResponseUrlProxy(
+            self.links,
+            config.endpoint(ModuleID.COMMANDS, InterfaceRole.SENDER),
+            ttl=config.response_url_ttl,
+            clock=clock.now,
+        )
+        self.alive = StillAliveChecker(
+            self.directory, forwarder_probe(self.forwarder), silence=config.silence
+        )
+
+    # -- life cycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.rule_book.load()
+        self.directory.rebuild(self._clock.now())
+        self._registry.on_change(self._on_partner_change)
+
+    def router_config(self) -> RouterConfig:
+        return RouterConfig(
+            hub_party=self.config.party,
+            rules=self.rule_book.rules,
+            open_get_list_is_get_all=self.config.open_get_list_is_get_all,
+        )
+
+    async def _on_partner_change(self, before: Partner | None, after: Partner | None) -> None:
+        if not (registered_hub_partner(before) or registered_hub_partner(after)):
+            return
+        if registered_hub_partner(after) and after is not None:
+            self.note_activity(after.id)  # registering is a sign of life
+        changed, gone = self.directory.rebuild(self._clock.now())
+        pushes = plan_pushes([*changed, *gone], self.directory, self.rule_book.rules)
+        if (
+            after is not None
+            and registered_hub_partner(after)
+            and not registered_hub_partner(before)
+        ):
+            # A new platform learns about everyone it may reach.
+            pushes = [p for p in pushes if p.platform_id != after.id]
+            pushes += plan_resync(after.id, self.directory, self.rule_book.rules)
+        await self._enqueue_infos(pushes)
+
+    # -- still alive ---------------------------------------------------------------
+
+    def note_activity(self, platform_id: str) -> None:
+        self.alive.note_activity(platform_id, self._clock.now())
+
+    async def check_alive(self) -> tuple[list[str], list[str]]:
+        """One still-alive round (mod_hub_client_info: a platform silent for 5 minutes
+        is probed with a GET on its versions endpoint). Returns the platforms that went
+        OFFLINE and those that came back; their status changes are pushed, and a
+        platform that came back gets every ClientInfo it may see."""
+        report = await self.alive.run_once(self._clock.now())
+        rules = self.rule_book.rules
+        pushes = plan_pushes(report.changes, self.directory, rules)
+        for platform_id in report.came_back:
+            pushes = [p for p in pushes if p.platform_id != platform_id]
+            pushes += plan_resync(platform_id, self.directory, rules)
+        await self._enqueue_infos(pushes)
+        for platform_id in report.went_offline:
+            log.warning("hub: platform %s does not answer: its parties are OFFLINE", platform_id)
+        return report.went_offline, report.came_back
+
+    async def run_checks(self, interval: float) -> None:
+        """The still-alive check and the purge of expired response URLs, every
+        ``interval`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_alive()
+                await self.links.purge(self._clock.now())
+            except Exception:
+                log.exception("hub: periodic check failed")
+
+    async def _enqueue_infos(self, pushes: Sequence[ClientInfoPush]) -> None:
+        items = [self._info_item(push) for push in pushes]
+        if items:
+            await self._outbox.store.enqueue(items)
+            self._outbox.notify()
+
+    def _info_item(self, push: ClientInfoPush) -> OutboxItem:
+        info = push.info
+        return self._outbox.make_item(
+            push.platform_id,
+            "PUT",
+            push.url,
+            wire_json(info),
+            ordering_key=f"{push.platform_id}|hubclientinfo|{info.country_code}*{info.party_id}",
+            module=ModuleID.HUB_CLIENT_INFO,
+            meta=routing_meta(from_party=self.config.party) | {"kind": "hubclientinfo"},
+        )
+
+    # -- what the hub knows ----------------------------------------------------------
+
+    async def _token_of(self, platform_id: str) -> str | None:
+        partner = self._registry.get(platform_id)
+        if partner is None or not registered_hub_partner(partner):
+            return None
+        return partner.their_token
+
+    def receivers(self, sender: PartyId, module: str, partner_id: str) -> list[PartyId]:
+        """:class:`gateway.roaming.pushes.Audience`: who gets a hosted CPO's pushes."""
+        return self.directory.receivers(sender, module, partner_id, self.rule_book.rules)
+
+    def allows(self, a: PartyId, b: PartyId) -> bool:
+        return is_allowed(self.rule_book.rules, a, b)
+
+    def client_infos(self, platform_id: str, request: web.Request) -> web.Response:
+        page = parse_page(request, max_limit=MAX_LIMIT)
+        viewer = [p.id for p in self.directory.parties_of(platform_id)]
+        objects, total = client_info_page(
+            self.directory, page, viewer=viewer, rules=self.rule_book.rules
+        )
+        return paginated_response(request, objects, total, page)
+
+    async def local_context(self, request: LocalRequest) -> OcpiRequestContext:
+        """The context a hosted CPO's operation sees: the sending party's platform as
+        the authenticated partner, as if it had called the CPO directly."""
+        sender = request.from_party
+        platform = self.directory.platform_of(sender) if sender is not None else None
+        partner = self._registry.get(platform) if platform is not None else None
+        if partner is None or partner.kind is not PartnerKind.HUB:
+            raise HubError(f"party {sender} has no platform on this hub")
+        target = request.target
+        url = URL(self.config.endpoint(target.module, target.interface))
+        for segment in target.path:
+            url = url / segment
+        return OcpiRequestContext(
+            party=TokenMatch(partner, registration=False),
+            request_id=request.request_id,
+            correlation_id=request.correlation_id,
+            url=url.with_query(request.query) if request.query else url,
+            from_party=request.from_party,
+            to_party=request.to_party,
+        )
+
+    # -- one request -------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """A request to ``{base}/{module}/{sender|receiver}[/...]``."""
+        context = ocpi_context(request)
+        partner = partner_of(context.party)
+        module = request.match_info["module"]
+        try:
+            interface = InterfaceRole(request.match_info["interface"].upper())
+        except ValueError:
+            raise NotFoundError(f"no such interface: {request.match_info['interface']}") from None
+        if module not in ROUTED_MODULES:
+            raise NotFoundError(f"the hub does not route the {module} module")
+        path = tuple(s for s in request.match_info.get("tail", "").split("/") if s)
+        raw = await request.read()
+        method = request.method.upper()
+        if module == ModuleID.COMMANDS and interface is InterfaceRole.SENDER:
+            return await self._command_result(context, partner, method, path, raw)
+        body = _json_or_none(raw)
+        url_owner = _url_owner(module, interface, path)
+        hint = None
+        if context.to_party is None:
+            hint = await self._owner_hint(module, interface, method, path, body)
+        hub_request = HubRequest(
+            method=method,
+            module=module,
+            interface=interface,
+            platform_id=partner.id,
+            path=path,
+            from_party=context.from_party,
+            to_party=context.to_party,
+            url_owner=url_owner,
+            owner_hint=hint,
+        )
+        decision = route(hub_request, self.directory, self.router_config())
+        await self._learn(module, interface, method, path, decision)
+        if isinstance(decision, GetAll):
+            return await self._get_all(request, context, decision)
+        if isinstance(decision, Broadcast):
+            return await self._broadcast(request, context, decision, raw)
+        return await self._directed(request, context, decision, raw)
+
+    async def _directed(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        target: Target,
+        raw: bytes,
+    ) -> web.StreamResponse:
+        body: bytes | None = raw or None
+        module = request.match_info["module"]
+        interface = InterfaceRole(request.match_info["interface"].upper())
+        if (
+            isinstance(target, Forward)
+            and module == ModuleID.COMMANDS
+            and request.method.upper() == "POST"
+        ):
+            # The CPO posts the result to the hub, which knows where the eMSP wants it.
+            body = await self.proxy.rewrite_command(
+                raw, requester=target.sender, receiver=target.target
+            )
+        response = await self.forwarder.send(
+            target,
+            method=request.method,
+            correlation_id=context.correlation_id,
+            query=request.query,
+            body=body,
+            hub_base=self.config.endpoint(module, interface),
+        )
+        return _web_response(response)
+
+    async def _broadcast(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        decision: Broadcast,
+        raw: bytes,
+    ) -> web.StreamResponse:
+        module = request.match_info["module"]
+        method = request.method.upper()
+        items: list[OutboxItem] = []
+        for target in decision.targets:
+            if isinstance(target, Local):
+                # In-process and durable once the hosted CPO has stored it.
+                answer = await self.forwarder.send(
+                    target,
+                    method=method,
+                    correlation_id=context.correlation_id,
+                    query=request.query,
+                    body=raw or None,
+                )
+                if not _succeeded(answer):
+                    log.warning(
+                        "hub: broadcast %s %s to hosted %s: %s",
+                        method,
+                        request.path,
+                        target.target,
+                        answer.body[:200],
+                    )
+                continue
+            url = receiver_url(target.endpoint, target.path, request.query)
+            path = "/".join(target.path)
+            items.append(
+                self._outbox.make_item(
+                    target.platform_id,
+                    method,
+                    str(url),
+                    None,
+                    ordering_key=f"{target.platform_id}|{target.target}|{module}|{path}",
+                    module=module,
+                    meta={"kind": "hub_broadcast"}
+                    | routing_meta(
+                        from_party=decision.sender,
+                        to_party=target.target,
+                        raw_body=raw or None,
+                        correlation_id=context.correlation_id,
+                    ),
+                )
+            )
+        if items:
+            await self._outbox.store.enqueue(items)
+            self._outbox.notify()
+        return ocpi_response(None)
+
+    async def _get_all(
+        self, request: web.Request, context: OcpiRequestContext, decision: GetAll
+    ) -> web.StreamResponse:
+        page = parse_page_request(request.query, max_limit=MAX_LIMIT)
+        fetch = forwarder_page_fetcher(
+            self.forwarder,
+            correlation_id=context.correlation_id,
+            requester=decision.sender,
+            query=request.query,
+        )
+        combined = await get_all_page(decision.targets, fetch, offset=page.offset, limit=page.limit)
+        if combined.failed:
+            log.warning(
+                "hub: GET All %s left out %s", request.path, ", ".join(map(str, combined.failed))
+            )
+        return web.Response(
+            body=combined.body(),
+            headers=combined.headers(context.url),
+            content_type="application/json",
+        )
+
+    async def _command_result(
+        self,
+        context: OcpiRequestContext,
+        partner: Partner,
+        method: str,
+        path: tuple[str, ...],
+        raw: bytes,
+    ) -> web.StreamResponse:
+        """A CommandResult posted to a proxied response_url (the hub's commands Sender
+        interface): kept in the outbox for the eMSP that sent the command."""
+        if len(path) != 1:
+            raise NotFoundError("not a response URL of this hub")
+        if method != "POST":
+            raise MethodNotAllowedError("a command result is POSTed")
+        entry = await self.proxy.resolve(path[0])
+        if entry.receiver is not None and self.directory.platform_of(entry.receiver) != partner.id:
+            # Only the CPO the command went to may answer it; others learn nothing.
+            raise NotFoundError("unknown or expired response URL")
+        validate_input(CommandResult, _json_or_none(raw))
+        platform = self.directory.platform_of(entry.requester)
+        if platform is None or platform == LOCAL_PLATFORM:
+            raise UnknownReceiverError(f"unknown receiver {entry.requester}")
+        item = self._outbox.make_item(
+            platform,
+            "POST",
+            entry.url,
+            None,
+            ordering_key=f"{platform}|{entry.requester}|commands|{path[0]}",
+            module=ModuleID.COMMANDS,
+            meta={"kind": "hub_command_result"}
+            | routing_meta(
+                from_party=entry.receiver,
+                to_party=entry.requester,
+                raw_body=raw,
+                correlation_id=context.correlation_id,
+            ),
+        )
+        await self._outbox.store.enqueue([item])
+        self._outbox.notify()
+        return ocpi_response(None)
+
+    # -- open routing ---------------------------------------------------------------------
+
+    async def _owner_hint(
+        self,
+        module: str,
+        interface: InterfaceRole,
+        method: str,
+        path: tuple[str, ...],
+        body: Any,
+    ) -> PartyId | None:
+        if interface is InterfaceRole.RECEIVER:
+            if module in (ModuleID.SESSIONS, ModuleID.CDRS) and method in _WRITES:
+                owner = _cdr_token_owner(body)
+                if owner is None and module == ModuleID.SESSIONS and len(path) >= 3:
+                    owner = await self.index.owner("session", "*".join(path[:3]))
+                return owner
+            if module == ModuleID.COMMANDS and isinstance(body, dict):
+                location_id = body.get("location_id")
+                if isinstance(location_id, str):
+                    return await self._owner("location", location_id)
+                session_id = body.get("session_id")
+                if isinstance(session_id, str):
+                    return await self.index.owner("session-cpo", session_id)
+            return None
+        if module == ModuleID.TOKENS and len(path) >= 2 and path[1] == "authorize":
+            return await self.index.owner("token", path[0])
+        if module == ModuleID.LOCATIONS and path:
+            return await self._owner("location", path[0])
+        return None
+
+    async def _owner(self, kind: str, object_id: str) -> PartyId | None:
+        owner = await self.index.owner(kind, object_id)
+        if owner is None and self._local_owner is not None:
+            owner = await self._local_owner(kind, object_id)
+        return owner
+
+    async def _learn(
+        self,
+        module: str,
+        interface: InterfaceRole,
+        method: str,
+        path: tuple[str, ...],
+        decision: RoutingDecision,
+    ) -> None:
+        """Remember who owns what a push carried, for later open routing."""
+        if interface is not InterfaceRole.RECEIVER or method != "PUT" or len(path) != 3:
+            return
+        if isinstance(decision, GetAll):
+            return
+        sender = decision.sender
+        now = self._clock.now()
+        if module == ModuleID.LOCATIONS:
+            await self.index.note("location", path[2], sender, now)
+        elif module == ModuleID.TOKENS:
+            await self.index.note("token", path[2], sender, now)
+        elif module == ModuleID.SESSIONS and isinstance(decision, Forward | Local):
+            await self.index.note("session", "*".join(path), decision.target, now)
+            await self.index.note("session-cpo", path[2], sender, now)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _json_or_none(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json_loads(raw)
+    except ValueError:
+        return None
+
+
+def _url_owner(module: str, interface: InterfaceRole, path: tuple[str, ...]) -> PartyId | None:
+    if interface is not InterfaceRole.RECEIVER or module not in _OWNED_IN_URL or len(path) < 2:
+        return None
+    country_code, party_id = path[0], path[1]
+    if len(country_code) != 2 or len(party_id) != 3:
+        raise InvalidParametersError(
+            f"country_code/party_id: {country_code!r}/{party_id!r} in the URL is not a party"
+        )
+    return PartyId(country_code, party_id)
+
+
+def _cdr_token_owner(body: Any) -> PartyId | None:
+    token = body.get("cdr_token") if isinstance(body, dict) else None
+    if not isinstance(token, dict):
+        return None
+    country_code, party_id = token.get("country_code"), token.get("party_id")
+    if not isinstance(country_code, str) or not isinstance(party_id, str):
+        return None
+    if len(country_code) != 2 or len(party_id) != 3:
+        return None
+    return PartyId(country_code, party_id)
+
+
+def _succeeded(response: ForwardedResponse) -> bool:
+    parsed = _json_or_none(response.body)
+    code = parsed.get("status_code") if isinstance(parsed, dict) else None
+    return isinstance(code, int) and is_success(code)
+
+
+def _web_response(response: ForwardedResponse) -> web.Response:
+    return web.Response(status=response.status, body=response.body, headers=response.headers)
+
+
+HUB = web.AppKey("hub", Hub)
+
+
+def hub_checks_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A ``cleanup_ctx`` running :meth:`Hub.run_checks` (after the hub's own)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(app[HUB].run_checks(interval), name="hub-checks")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx

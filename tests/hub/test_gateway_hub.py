@@ -1,0 +1,550 @@
+"""The gateway as a roaming hub, end to end: real platforms (aiohttp servers with their
+own credentials) register at ``/ocpi/hub`` and reach each other and the hosted CPO,
+whose charger speaks OCPP over a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from ocpp.v16 import call as call16
+
+from gateway.hub.service import HUB
+from tests.conftest import FakeClock, Gateway, GatewayFactory
+from tests.hub.platform import Platform
+from tests.ocpi.openapi import validate_against_openapi
+from tests.roaming.test_catalog import LOCATION, TARIFF
+from tests.sim import connect
+
+HUB_PARTY = ("ZZ", "HUB")
+HOSTED = ("ZZ", "GWY")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := check()):
+            await asyncio.sleep(0.02)
+    return result
+
+
+def external_location(loc_id: str, cc: str = "BE", pid: str = "CPX") -> dict[str, Any]:
+    return {
+        "country_code": cc,
+        "party_id": pid,
+        "id": loc_id,
+        "publish": True,
+        "address": "Rue Neuve 1",
+        "city": "Bruxelles",
+        "country": "BEL",
+        "coordinates": {"latitude": "50.850000", "longitude": "4.350000"},
+        "time_zone": "Europe/Brussels",
+        "evses": [
+            {
+                "uid": f"{loc_id}-E1",
+                "status": "AVAILABLE",
+                "connectors": [
+                    {
+                        "id": "1",
+                        "standard": "IEC_62196_T2",
+                        "format": "SOCKET",
+                        "power_type": "AC_3_PHASE",
+                        "max_voltage": 230,
+                        "max_amperage": 16,
+                        "last_updated": "2026-11-23T08:00:00Z",
+                    }
+                ],
+                "last_updated": "2026-11-23T08:00:00Z",
+            }
+        ],
+        "last_updated": "2026-11-23T08:00:00Z",
+    }
+
+
+@dataclass
+class World:
+    gateway: Gateway
+    clock: FakeClock
+    emsp1: Platform
+    emsp2: Platform
+    cpo: Platform
+    partner_ids: dict[str, str]
+
+
+async def join(gateway: Gateway, platform: Platform) -> str:
+    """The operator creates a hub partner; the platform registers with its token A."""
+    status, partner = await gateway.admin(
+        "POST", "/partners", {"name": platform.name, "kind": "HUB"}
+    )
+    assert status == 201, partner
+    assert partner["our_versions_url"].endswith("/ocpi/hub/versions")
+    await platform.register(partner["our_versions_url"], partner["token_a"])
+    return str(partner["id"])
+
+
+@pytest.fixture
+async def world(gateways: GatewayFactory) -> AsyncIterator[World]:
+    clock = FakeClock()
+    gateway = await gateways.start(clock=clock, port=free_port())
+    emsp1 = Platform("eMSP One", "EMSP", [("NL", "EM1")])
+    emsp2 = Platform("eMSP Two", "EMSP", [("DE", "EM2")])
+    cpo = Platform("CPO X", "CPO", [("BE", "CPX")])
+    cpo.locations = [external_location(i) for i in ("L-A", "L-B", "L-C")]
+    for platform in (emsp1, emsp2, cpo):
+        await platform.start()
+    try:
+        ids = {p.name: await join(gateway, p) for p in (emsp1, emsp2, cpo)}
+        yield World(gateway, clock, emsp1, emsp2, cpo, ids)
+    finally:
+        for platform in (emsp1, emsp2, cpo):
+            await platform.stop()
+
+
+async def hosted_location(gateway: Gateway) -> None:
+    assert (await gateway.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+    await gateway.admin(
+        "PUT",
+        "/chargers/CP1",
+        {
+            "location_id": "LOC1",
+            "evses": [{"ocpp_id": 1, "evse_uid": "CP1-1", "evse_id": "ZZ*GWY*ECP1"}],
+        },
+    )
+    assert (await gateway.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
+
+
+async def get_all(
+    platform: Platform, module: str, limit: int, query: str = ""
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every page of a GET All through the hub, following Link; the objects and totals."""
+    url: str | None = f"{platform.hub_url(module, 'SENDER')}?limit={limit}{query}"
+    objects: list[dict[str, Any]] = []
+    totals: list[str] = []
+    while url:
+        reply = await platform.call("GET", url, to=HUB_PARTY)
+        assert reply.body["status_code"] == 1000, reply.body
+        objects += reply.body["data"]
+        totals.append(reply.headers["X-Total-Count"])
+        link = reply.headers.get("Link")
+        url = link.split(";")[0].strip("<>") if link else None
+    return objects, totals
+
+
+def routed(received: Any) -> tuple[str | None, str | None]:
+    h = received.headers
+    return (
+        f"{h.get('OCPI-from-country-code')}*{h.get('OCPI-from-party-id')}",
+        f"{h.get('OCPI-to-country-code')}*{h.get('OCPI-to-party-id')}",
+    )
+
+
+def _mv(ts: str, wh: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "timestamp": ts,
+            "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register"}],
+        }
+    ]
+
+
+async def test_version_details_list_both_interfaces(world: World) -> None:
+    endpoints = world.emsp1.hub_endpoints
+    for module in ("locations", "tariffs", "sessions", "cdrs", "tokens", "commands"):
+        assert (module, "SENDER") in endpoints and (module, "RECEIVER") in endpoints
+        assert endpoints[(module, "SENDER")] != endpoints[(module, "RECEIVER")]
+    assert ("hubclientinfo", "SENDER") in endpoints
+    status, parties = await world.gateway.admin("GET", "/hub/parties")
+    assert status == 200
+    assert {(p["party"], p["status"]) for p in parties} == {
+        ("NL*EM1", "CONNECTED"),
+        ("DE*EM2", "CONNECTED"),
+        ("BE*CPX", "CONNECTED"),
+        ("ZZ*GWY", "CONNECTED"),
+    }
+
+
+async def test_hub_end_to_end(world: World) -> None:
+    gw, emsp1, emsp2, cpo = world.gateway, world.emsp1, world.emsp2, world.cpo
+    await hosted_location(gw)
+
+    # GET All: each eMSP sees both CPOs' locations, paginated consistently, owners kept.
+    for emsp in (emsp1, emsp2):
+        objects, totals = await get_all(emsp, "locations", limit=2)
+        assert [(o["country_code"], o["party_id"], o["id"]) for o in objects] == [
+            ("BE", "CPX", "L-A"),
+            ("BE", "CPX", "L-B"),
+            ("BE", "CPX", "L-C"),
+            ("ZZ", "GWY", "LOC1"),
+        ]
+        assert set(totals) == {"4"}
+        for obj in objects:
+            validate_against_openapi("locations", "Location", obj)
+
+    # Pushes: the hosted CPO's location reached both eMSPs, as the hub routes it.
+    for emsp in (emsp1, emsp2):
+        put = await eventually(lambda e=emsp: e.got("locations", "PUT"))
+        assert put[0].path == "/ocpi/2.2.1/locations/receiver/ZZ/GWY/LOC1"
+        assert routed(put[0]) == ("ZZ*GWY", f"{emsp.party[0]}*{emsp.party[1]}")
+    # The external CPO broadcasts a new location: every eMSP gets it, through the outbox.
+    new_location = external_location("L-D")
+    reply = await cpo.call(
+        "PUT", cpo.hub_url("locations", "RECEIVER") + "/BE/CPX/L-D", new_location, to=HUB_PARTY
+    )
+    assert reply.body["status_code"] == 1000
+    for emsp in (emsp1, emsp2):
+        got = await eventually(
+            lambda e=emsp: [r for r in e.got("locations", "PUT") if r.path.endswith("/BE/CPX/L-D")]
+        )
+        assert got[0].body == new_location  # passed unchanged, last_updated included
+        assert routed(got[0]) == ("BE*CPX", f"{emsp.party[0]}*{emsp.party[1]}")
+    assert cpo.got("locations", "PUT") == []  # never to itself
+
+    # A token of eMSP 1 authorizes at the external CPO in real time, through the hub.
+    emsp1.authorize["TOKEN1"] = "ALLOWED"
+    reply = await cpo.call(
+        "POST",
+        cpo.hub_url("tokens", "SENDER") + "/TOKEN1/authorize?type=RFID",
+        {"location_id": "L-A"},
+        to=emsp1.party,
+    )
+    assert reply.body["status_code"] == 1000 and reply.body["data"]["allowed"] == "ALLOWED"
+    assert [routed(r) for r in emsp1.got("tokens", "POST")] == [("BE*CPX", "NL*EM1")]
+    assert emsp2.got("tokens") == []
+
+    # eMSP 1 broadcasts the token; the hosted charger authorizes it and charges.
+    token = {
+        "country_code": "NL",
+        "party_id": "EM1",
+        "uid": "TOKEN1",
+        "type": "RFID",
+        "contract_id": "NL-EM1-C00001",
+        "issuer": "eMSP One",
+        "valid": True,
+        "whitelist": "ALLOWED",
+        "last_updated": "2026-11-23T08:00:00Z",
+    }
+    reply = await emsp1.call(
+        "PUT", emsp1.hub_url("tokens", "RECEIVER") + "/NL/EM1/TOKEN1", token, to=HUB_PARTY
+    )
+    assert reply.body["status_code"] == 1000
+    assert (await eventually(lambda: cpo.got("tokens", "PUT")))[0].body == token
+    async with connect(gw.ws_url, "CP1", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        assert (await cp.call(call16.Authorize(id_tag="TOKEN1"))).id_tag_info[
+            "status"
+        ] == "Accepted"
+        start = await cp.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag="TOKEN1", meter_start=0, timestamp="2026-11-23T10:00:00Z"
+            )
+        )
+        await cp.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=start.transaction_id,
+                meter_value=_mv("2026-11-23T10:30:00Z", "5000"),
+            )
+        )
+        await cp.call(
+            call16.StopTransaction(
+                meter_stop=10_000,
+                timestamp="2026-11-23T11:00:00Z",
+                transaction_id=start.transaction_id,
+            )
+        )
+    cdrs = await eventually(lambda: emsp1.got("cdrs", "POST"))
+    assert routed(cdrs[0]) == ("ZZ*GWY", "NL*EM1")
+    assert cdrs[0].body["total_cost"]["excl_vat"] == 3.5  # 10 kWh at 0.35
+    validate_against_openapi("cdrs", "CDR", cdrs[0].body)
+    sessions = emsp1.got("sessions")
+    assert sessions and {routed(s) for s in sessions} == {("ZZ*GWY", "NL*EM1")}
+
+    # The external CPO's session and CDR find eMSP 1 from the object (open routing).
+    session = {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": "S-1",
+        "start_date_time": "2026-11-23T10:00:00Z",
+        "kwh": 3,
+        "cdr_token": {
+            "country_code": "NL",
+            "party_id": "EM1",
+            "uid": "TOKEN1",
+            "type": "RFID",
+            "contract_id": "NL-EM1-C00001",
+        },
+        "auth_method": "AUTH_REQUEST",
+        "location_id": "L-A",
+        "evse_uid": "L-A-E1",
+        "connector_id": "1",
+        "currency": "EUR",
+        "status": "ACTIVE",
+        "last_updated": "2026-11-23T10:05:00Z",
+    }
+    reply = await cpo.call("PUT", cpo.hub_url("sessions", "RECEIVER") + "/BE/CPX/S-1", session)
+    assert reply.body["status_code"] == 1000, reply.body
+    reply = await cpo.call(
+        "PATCH",
+        cpo.hub_url("sessions", "RECEIVER") + "/BE/CPX/S-1",
+        {"kwh": 4, "last_updated": "2026-11-23T10:10:00Z"},
+    )
+    assert reply.body["status_code"] == 1000, reply.body  # the hub remembers whose session it is
+    cdr = {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": "CDR-1",
+        "start_date_time": "2026-11-23T10:00:00Z",
+        "end_date_time": "2026-11-23T11:00:00Z",
+        "cdr_token": session["cdr_token"],
+        "auth_method": "AUTH_REQUEST",
+        "cdr_location": {
+            "id": "L-A",
+            "address": "Rue Neuve 1",
+            "city": "Bruxelles",
+            "country": "BEL",
+            "coordinates": {"latitude": "50.850000", "longitude": "4.350000"},
+            "evse_uid": "L-A-E1",
+            "evse_id": "BE*CPX*E1",
+            "connector_id": "1",
+            "connector_standard": "IEC_62196_T2",
+            "connector_format": "SOCKET",
+            "connector_power_type": "AC_3_PHASE",
+        },
+        "currency": "EUR",
+        "charging_periods": [
+            {
+                "start_date_time": "2026-11-23T10:00:00Z",
+                "dimensions": [{"type": "ENERGY", "volume": 4}],
+            }
+        ],
+        "total_cost": {"excl_vat": 1.4},
+        "total_energy": 4,
+        "total_time": 1,
+        "last_updated": "2026-11-23T11:00:00Z",
+    }
+    reply = await cpo.call("POST", cpo.hub_url("cdrs", "RECEIVER"), cdr)
+    assert reply.body["status_code"] == 1000, reply.body
+    assert [r.body["id"] for r in emsp1.got("cdrs", "POST")][-1] == "CDR-1"
+    assert [r.method for r in emsp1.got("sessions") if r.path.endswith("/BE/CPX/S-1")] == [
+        "PUT",
+        "PATCH",
+    ]
+    # Sessions and CDRs never reach eMSP 2.
+    assert emsp2.got("sessions") == [] and emsp2.got("cdrs") == []
+
+    # eMSP 2 starts a session at the external CPO; the result comes back to eMSP 2.
+    async def answer(command: str, body: dict[str, Any]) -> None:
+        assert command == "START_SESSION"
+        assert body["response_url"].startswith(
+            gw.settings.base_url + "/ocpi/hub/2.2.1/commands/sender/"
+        )
+        await cpo.call("POST", body["response_url"], {"result": "ACCEPTED"})
+
+    cpo.on_command = answer
+    own_url = f"{emsp2.url}/ocpi/2.2.1/commands/sender/START-1"
+    start_session = {
+        "response_url": own_url,
+        "token": {
+            "country_code": "DE",
+            "party_id": "EM2",
+            "uid": "TOKEN2",
+            "type": "APP_USER",
+            "contract_id": "DE-EM2-C00002",
+            "issuer": "eMSP Two",
+            "valid": True,
+            "whitelist": "ALLOWED",
+            "last_updated": "2026-11-23T08:00:00Z",
+        },
+        "location_id": "L-A",
+    }
+    reply = await emsp2.call(
+        "POST",
+        emsp2.hub_url("commands", "RECEIVER") + "/START_SESSION",
+        start_session,
+        to=cpo.party,
+    )
+    assert reply.body["data"]["result"] == "ACCEPTED", reply.body
+    results = await eventually(lambda: emsp2.got("commands", "POST"))
+    assert results[0].path == "/ocpi/2.2.1/commands/sender/START-1"
+    assert results[0].body == {"result": "ACCEPTED"}
+    assert routed(results[0]) == ("BE*CPX", "DE*EM2")
+    assert emsp1.got("commands") == []
+
+
+async def test_deny_rule_hides_a_cpo_everywhere(world: World) -> None:
+    gw, emsp1, emsp2, cpo = world.gateway, world.emsp1, world.emsp2, world.cpo
+    await hosted_location(gw)
+    status, rule = await gw.admin(
+        "POST", "/hub/rules", {"action": "deny", "party": "DE*EM2", "counterpart": "BE*CPX"}
+    )
+    assert status == 201, rule
+
+    # GET All: eMSP 2 sees the hosted CPO only; eMSP 1 both.
+    objects, totals = await get_all(emsp2, "locations", limit=2)
+    assert [(o["party_id"], o["id"]) for o in objects] == [("GWY", "LOC1")] and totals == ["1"]
+    objects, _ = await get_all(emsp1, "locations", limit=10)
+    assert len(objects) == 4
+
+    # Broadcast: the CPO's location reaches eMSP 1 only.
+    reply = await cpo.call(
+        "PUT",
+        cpo.hub_url("locations", "RECEIVER") + "/BE/CPX/L-D",
+        external_location("L-D"),
+        to=HUB_PARTY,
+    )
+    assert reply.body["status_code"] == 1000
+    await eventually(lambda: [r for r in emsp1.got("locations", "PUT") if r.path.endswith("/L-D")])
+    # Directed, either way: unknown receiver (4001), as if the CPO were not there.
+    reply = await emsp2.call("GET", emsp2.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 4001
+    reply = await cpo.call(
+        "PUT",
+        cpo.hub_url("locations", "RECEIVER") + "/BE/CPX/L-E",
+        external_location("L-E"),
+        to=emsp2.party,
+    )
+    assert reply.body["status_code"] == 4001
+    # HubClientInfo: eMSP 2 is not told about the CPO.
+    reply = await emsp2.call("GET", emsp2.hub_url("hubclientinfo", "SENDER"))
+    assert ("BE", "CPX") not in {(c["country_code"], c["party_id"]) for c in reply.body["data"]}
+    # The hosted CPO's pushes still reach both (the rule is about BE*CPX).
+    await eventually(lambda: emsp2.got("locations", "PUT"))
+    assert [r.path for r in emsp2.got("locations", "PUT")] == [
+        "/ocpi/2.2.1/locations/receiver/ZZ/GWY/LOC1"
+    ]
+
+    # Removing the rule opens the way again.
+    assert (await gw.admin("DELETE", f"/hub/rules/{rule['id']}"))[0] == 204
+    reply = await emsp2.call("GET", emsp2.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 1000 and reply.body["data"]["id"] == "L-A"
+
+
+async def test_from_party_must_be_owned(world: World) -> None:
+    emsp1, emsp2, cpo = world.emsp1, world.emsp2, world.cpo
+    # eMSP 1 pretends to be eMSP 2, or the CPO.
+    for spoofed in (emsp2.party, cpo.party, HOSTED):
+        reply = await emsp1.call(
+            "GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party, sender=spoofed
+        )
+        assert reply.body["status_code"] == 4000, reply.body
+        assert f"{spoofed[0]}*{spoofed[1]}" in reply.body["status_message"]
+    # Pushing an object of another party (the URL names its owner) is refused as well.
+    reply = await emsp1.call(
+        "PUT", emsp1.hub_url("tokens", "RECEIVER") + "/DE/EM2/T9", {}, to=HUB_PARTY
+    )
+    assert reply.body["status_code"] == 4000
+    assert cpo.got("locations") == [] and cpo.got("tokens") == []
+
+
+async def test_forwarded_request_ids(world: World) -> None:
+    emsp1, cpo = world.emsp1, world.cpo
+    reply = await emsp1.call(
+        "GET",
+        emsp1.hub_url("locations", "SENDER") + "/L-B",
+        to=cpo.party,
+        headers={"X-Request-ID": "req-emsp1-1", "X-Correlation-ID": "corr-emsp1-1"},
+    )
+    assert reply.body["data"]["id"] == "L-B"
+    (got,) = cpo.got("locations", "GET")
+    assert got.headers["X-Correlation-ID"] == "corr-emsp1-1"
+    assert got.headers["X-Request-ID"] not in ("req-emsp1-1", "")
+    assert routed(got) == ("NL*EM1", "BE*CPX")
+    # The answer carries the sender's own ids back.
+    assert reply.headers["X-Request-ID"] == "req-emsp1-1"
+    assert reply.headers["X-Correlation-ID"] == "corr-emsp1-1"
+
+
+async def test_receiver_errors_and_hub_errors(world: World) -> None:
+    emsp1, cpo = world.emsp1, world.cpo
+    # Unknown receiver.
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=("FR", "NON"))
+    assert reply.body["status_code"] == 4001
+    # The receiver's own error passes through (here its 404 envelope for an unknown location).
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/NOPE", to=cpo.party)
+    assert reply.status == 404 and reply.body["status_code"] == 1000
+    # The receiver is down: connection problem.
+    await cpo.stop()
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 4003
+
+
+async def test_client_info_pushes_and_still_alive(world: World) -> None:
+    gw, clock, emsp1, emsp2, cpo = world.gateway, world.clock, world.emsp1, world.emsp2, world.cpo
+    hub = gw.app[HUB]
+
+    def infos(platform: Platform) -> list[tuple[str, str]]:
+        return [
+            (r.path.rsplit("/", 2)[-2] + "*" + r.path.rsplit("/", 1)[-1], r.body["status"])
+            for r in platform.got("hubclientinfo", "PUT")
+        ]
+
+    # eMSP 1 joined first: it was given the hosted CPO at once, then each newcomer.
+    await eventually(lambda: len(infos(emsp1)) >= 3)
+    assert infos(emsp1) == [
+        ("ZZ*GWY", "CONNECTED"),
+        ("DE*EM2", "CONNECTED"),
+        ("BE*CPX", "CONNECTED"),
+    ]
+    # The CPO joined last: it was given everyone it may reach, itself excluded.
+    await eventually(lambda: len(infos(cpo)) >= 3)
+    assert sorted(infos(cpo)) == [
+        ("DE*EM2", "CONNECTED"),
+        ("NL*EM1", "CONNECTED"),
+        ("ZZ*GWY", "CONNECTED"),
+    ]
+    # GET /hubclientinfo, paginated, for any client.
+    reply = await emsp2.call("GET", emsp2.hub_url("hubclientinfo", "SENDER") + "?limit=2")
+    assert reply.headers["X-Total-Count"] == "3" and len(reply.body["data"]) == 2
+    for obj in reply.body["data"]:
+        validate_against_openapi("hubclientinfo", "ClientInfo", obj)
+
+    # The CPO goes silent and dies; after 5 minutes the still-alive check probes it.
+    await cpo.stop()
+    for platform in (emsp1, emsp2):
+        await platform.call("GET", platform.hub_url("hubclientinfo", "SENDER"))  # they stay active
+    clock.advance(200)
+    assert await hub.check_alive() == ([], [])  # not silent long enough yet
+    clock.advance(101)
+    for platform in (emsp1, emsp2):
+        await platform.call("GET", platform.hub_url("hubclientinfo", "SENDER"))
+    offline, back = await hub.check_alive()
+    assert offline == [world.partner_ids["CPO X"]] and back == []
+    await eventually(
+        lambda: ("BE*CPX", "OFFLINE") in infos(emsp1) and ("BE*CPX", "OFFLINE") in infos(emsp2)
+    )
+    _, parties = await gw.admin("GET", "/hub/parties")
+    assert {p["party"]: p["status"] for p in parties}["BE*CPX"] == "OFFLINE"
+    # Nothing is routed to an OFFLINE party.
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 4003
+
+    # It comes back on the same address: CONNECTED again, and it gets a full resync.
+    before = len(infos(cpo))
+    await cpo.start(port=int(cpo.url.rsplit(":", 1)[1]))
+    clock.advance(301)
+    status, report = await gw.admin("POST", "/hub/check-alive")
+    assert status == 200 and report["came_back"] == [world.partner_ids["CPO X"]]
+    await eventually(lambda: ("BE*CPX", "CONNECTED") in infos(emsp1)[3:])
+    await eventually(lambda: len(infos(cpo)) >= before + 3)
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 1000
+
+
+async def test_platform_leaving_is_suspended(world: World) -> None:
+    emsp1, cpo = world.emsp1, world.cpo
+    reply = await cpo.call("DELETE", cpo.hub_url("credentials", "SENDER"))
+    assert reply.body["status_code"] == 1000
+    await eventually(
+        lambda: any(r.body["status"] == "SUSPENDED" for r in emsp1.got("hubclientinfo", "PUT"))
+    )
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 4001
