@@ -239,7 +239,12 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     providers.tokens = TokensReceiver(app[STORE], directory)
     app[AUTHORIZER].add(
         RoamingAuthorizer(
-            app[STORE], directory, registry, app[CLOCK], budget=settings.realtime_auth_timeout
+            app[STORE],
+            directory,
+            registry,
+            planner,
+            app[CLOCK],
+            budget=settings.realtime_auth_timeout,
         )
     )
     csms = app[CSMS]

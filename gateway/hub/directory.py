@@ -124,16 +124,21 @@ class HubDirectory:
         party = self.view.party(party_id)
         return party.platform_id if party is not None else None
 
-    def receivers(
-        self, sender: PartyId, module: str, platform_id: str, rules: RoutingRules
+    def reach(
+        self,
+        sender: PartyId,
+        module: str,
+        interface: InterfaceRole,
+        platform_id: str,
+        rules: RoutingRules,
     ) -> list[PartyId]:
-        """The parties of ``platform_id`` that receive ``sender``'s ``module`` pushes:
-        they serve the module's Receiver interface, are CONNECTED and the rules allow
-        the pair (as a broadcast by the hub would pick them)."""
+        """The parties of ``platform_id`` that ``sender`` may address on ``interface``
+        of ``module``: they serve it, are CONNECTED and the rules allow the pair (as a
+        broadcast by the hub would pick them)."""
         return [
             party.id
             for party in self.view.parties_of(platform_id)
-            if serves(party.roles, module, InterfaceRole.RECEIVER)
+            if serves(party.roles, module, interface)
             and self.view.status(party.id) is ConnectionStatus.CONNECTED
             and is_allowed(rules, sender, party.id)
         ]

@@ -268,9 +268,12 @@ class Hub:
             return None
         return partner.their_token
 
-    def receivers(self, sender: PartyId, module: str, partner_id: str) -> list[PartyId]:
-        """:class:`gateway.roaming.pushes.Audience`: who gets a hosted CPO's pushes."""
-        return self.directory.receivers(sender, module, partner_id, self.rule_book.rules)
+    def reach(self, sender: PartyId, module: str, interface: str, partner_id: str) -> list[PartyId]:
+        """:class:`gateway.roaming.pushes.Audience`: whom a hosted CPO's pushes and
+        questions reach on platform ``partner_id``."""
+        return self.directory.reach(
+            sender, module, InterfaceRole(interface), partner_id, self.rule_book.rules
+        )
 
     def allows(self, a: PartyId, b: PartyId) -> bool:
         return is_allowed(self.rule_book.rules, a, b)

@@ -44,12 +44,14 @@ class PushTarget:
 
 
 class Audience(Protocol):
-    """Which parties of hub platforms a hosted party's pushes reach (the hub's rules
-    and party directory)."""
+    """Which parties of hub platforms a hosted party reaches (the hub's rules and party
+    directory)."""
 
-    def receivers(self, sender: PartyId, module: str, partner_id: str) -> Sequence[PartyId]:
-        """The parties of platform ``partner_id`` that receive ``sender``'s ``module``
-        pushes."""
+    def reach(
+        self, sender: PartyId, module: str, interface: str, partner_id: str
+    ) -> Sequence[PartyId]:
+        """The parties of platform ``partner_id`` serving the ``interface`` (SENDER or
+        RECEIVER) of ``module`` that ``sender`` may address, as the hub would route."""
         ...
 
 
@@ -60,17 +62,20 @@ class PushPlanner:
         self._ids = ids
         self.audience: Audience | None = None  # set when the hub runs
 
-    def targets(self, module: str, sender: PartyId | None = None) -> list[PushTarget]:
-        """Every registered receiver of ``module`` pushes (see the module doc)."""
+    def targets(
+        self, module: str, sender: PartyId | None = None, interface: str = "RECEIVER"
+    ) -> list[PushTarget]:
+        """Every registered partner implementing ``interface`` of ``module``: the
+        receivers of pushes, or (SENDER) whom to ask, e.g. for a token (module doc)."""
         out: list[PushTarget] = []
         for partner in self._registry.registered():
-            url = partner.endpoint(module, "RECEIVER")
+            url = partner.endpoint(module, interface)
             if not url:
                 continue
             if partner.kind is PartnerKind.PEER:
                 out.append(PushTarget(partner.id, url.rstrip("/")))
             elif self.audience is not None and sender is not None:
-                for party in self.audience.receivers(sender, module, partner.id):
+                for party in self.audience.reach(sender, module, interface, partner.id):
                     out.append(PushTarget(partner.id, url.rstrip("/"), party))
         return out
 

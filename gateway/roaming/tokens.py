@@ -28,10 +28,11 @@ from typing import Any
 from gateway.domain.clock import Clock
 from gateway.domain.models import AuthorizationResult, AuthorizationStatus, IdToken
 from gateway.roaming.partners import PartnerRegistry, partner_of
+from gateway.roaming.pushes import PushPlanner, PushTarget
 from gateway.storage.base import Document, Store
 from ocpi.client import OcpiClientError
 from ocpi.server import OcpiRequestContext
-from ocpi.transport import InvalidParametersError, json_loads
+from ocpi.transport import InvalidParametersError, PartyId, json_loads
 from ocpi.v221 import AuthorizationInfo, LocationReferences, Token, TokenPatch
 from ocpi.v221.enums import AllowedType, WhitelistType
 from ocpi.v221.patch import apply_patch
@@ -148,6 +149,20 @@ class TokensReceiver:
         return patched
 
 
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a token is presented: the location references sent to the eMSP and the
+    CPO party the location belongs to (OCPI-from of the question)."""
+
+    refs: LocationReferences | None
+    cpo: PartyId | None
+
+
+def _party(owner: str) -> PartyId | None:
+    country_code, _, party_id = owner.partition("*")
+    return PartyId(country_code, party_id) if country_code and party_id else None
+
+
 class RoamingAuthorizer:
     """An :class:`~gateway.domain.authorization.Authorizer` for eMSP tokens."""
 
@@ -156,6 +171,7 @@ class RoamingAuthorizer:
         store: Store,
         directory: TokenDirectory,
         registry: PartnerRegistry,
+        planner: PushPlanner,
         clock: Clock,
         *,
         budget: float,
@@ -163,28 +179,39 @@ class RoamingAuthorizer:
         self._store = store
         self._directory = directory
         self._registry = registry
+        self._planner = planner
         self._clock = clock
         self._budget = budget
 
-    async def _location(self, charger_id: str, evse_id: int | None) -> LocationReferences | None:
+    async def _location(self, charger_id: str, evse_id: int | None) -> Where:
         charger = await self._store.chargers.get(charger_id)
         if charger is None or charger.location_id is None:
-            return None
+            return Where(None, None)
         uids = [e.evse_uid for e in charger.evses if evse_id is None or e.ocpp_id == evse_id]
-        return LocationReferences(location_id=charger.location_id, evse_uids=uids or None)
+        refs = LocationReferences(location_id=charger.location_id, evse_uids=uids or None)
+        doc = await self._store.locations.get(charger.location_id)
+        cpo = _party(doc.owner) if doc is not None and doc.owner else None
+        return Where(refs, cpo)
 
     async def _ask(
-        self, partner_id: str, uid: str, token_type: str, where: LocationReferences | None
+        self,
+        partner_id: str,
+        uid: str,
+        token_type: str,
+        where: Where,
+        to_party: PartyId | None = None,
     ) -> AuthorizationInfo | None:
         partner = self._registry.get(partner_id)
         url = partner.endpoint("tokens", "SENDER") if partner else None
         if partner is None or url is None:
             return None
         client = self._registry.client(partner, timeout=self._budget)
+        # Routing headers: a hub platform may host several eMSPs.
+        client.from_party, client.to_party = where.cpo, to_party
         try:
             reply = await client.post(
                 f"{url.rstrip('/')}/{uid}/authorize",
-                where,
+                where.refs,
                 AuthorizationInfo,
                 params={"type": token_type},
             )
@@ -203,9 +230,7 @@ class RoamingAuthorizer:
             return await self._known(known[0], where)
         return await self._unknown(token.uid, where)
 
-    async def _known(
-        self, found: RoamingToken, where: LocationReferences | None
-    ) -> AuthorizationResult:
+    async def _known(self, found: RoamingToken, where: Where) -> AuthorizationResult:
         token = found.token
         local = AuthorizationResult(
             AuthorizationStatus.ACCEPTED if token.valid else AuthorizationStatus.BLOCKED,
@@ -216,22 +241,26 @@ class RoamingAuthorizer:
             return local
         info = None
         if found.partner_id is not None:
-            info = await self._ask(found.partner_id, token.uid, str(token.type), where)
+            owner = PartyId(token.country_code, token.party_id)
+            info = await self._ask(found.partner_id, token.uid, str(token.type), where, owner)
         if info is None:
             if token.whitelist is WhitelistType.ALLOWED_OFFLINE:
                 return local
             return AuthorizationResult(AuthorizationStatus.INVALID, source=local.source)
         return await self._answer(info, found.partner_id)
 
-    async def _unknown(self, uid: str, where: LocationReferences | None) -> AuthorizationResult:
-        partners = [p for p in self._registry.registered() if p.endpoint("tokens", "SENDER")]
-        if not partners:
+    async def _unknown(self, uid: str, where: Where) -> AuthorizationResult:
+        # Every eMSP that may be asked: each bilateral peer, and each eMSP on a hub
+        # platform that the rules let the charger's CPO reach.
+        targets = self._planner.targets("tokens", where.cpo, "SENDER")
+        if not targets:
             return AuthorizationResult(AuthorizationStatus.UNKNOWN, source="ocpi")
 
-        async def ask(partner_id: str) -> tuple[str, AuthorizationInfo | None]:
-            return partner_id, await self._ask(partner_id, uid, "RFID", where)
+        async def ask(target: PushTarget) -> tuple[str, AuthorizationInfo | None]:
+            info = await self._ask(target.partner_id, uid, "RFID", where, target.party)
+            return target.partner_id, info
 
-        tasks = [asyncio.ensure_future(ask(p.id)) for p in partners]
+        tasks = [asyncio.ensure_future(ask(t)) for t in targets]
         refused: AuthorizationResult | None = None
         try:
             for next_done in asyncio.as_completed(tasks, timeout=self._budget + 1):

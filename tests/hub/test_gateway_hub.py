@@ -548,3 +548,25 @@ async def test_platform_leaving_is_suspended(world: World) -> None:
     )
     reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
     assert reply.body["status_code"] == 4001
+
+
+async def test_realtime_authorization_at_hosted_charger(world: World) -> None:
+    gw, emsp1, emsp2 = world.gateway, world.emsp1, world.emsp2
+    await hosted_location(gw)
+    # eMSP 2 may not work with the hosted CPO: it is never asked.
+    status, _ = await gw.admin("POST", "/hub/rules", {"action": "deny", "party": "ZZ*GWY", "counterpart": "DE*EM2"})
+    assert status == 201
+    emsp1.authorize["RT-1"] = "ALLOWED"
+    async with connect(gw.ws_url, "CP1", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        answer = await cp.call(call16.Authorize(id_tag="RT-1"))
+        assert answer.id_tag_info["status"] == "Accepted"
+        assert (await cp.call(call16.Authorize(id_tag="RT-UNKNOWN"))).id_tag_info["status"] == "Invalid"
+    asked = emsp1.got("tokens", "POST")
+    assert [r.path for r in asked] == [
+        "/ocpi/2.2.1/tokens/sender/RT-1/authorize",
+        "/ocpi/2.2.1/tokens/sender/RT-UNKNOWN/authorize",
+    ]
+    assert {routed(r) for r in asked} == {("ZZ*GWY", "NL*EM1")}
+    assert asked[0].body["location_id"] == "LOC1"
+    assert emsp2.got("tokens") == []
