@@ -326,6 +326,10 @@ class Hub:
         if module == ModuleID.COMMANDS and interface is InterfaceRole.SENDER:
             return await self._command_result(context, partner, method, path, raw)
         body = _json_or_none(raw)
+        if body is None and raw.strip():
+            # status_codes.asciidoc: a body that is not JSON is HTTP 400; the hub does not
+            # pass on what no receiver could read.
+            raise InvalidParametersError("body: not valid JSON", http_status=400)
         url_owner = _url_owner(module, interface, path)
         hint = None
         if context.to_party is None:

@@ -6,6 +6,8 @@ mod_hub_client_info), with no knowledge of the gateway that hosts it.
 * :mod:`ocpi.hub.rules`: operator allow/deny rules between pairs of parties.
 * :mod:`ocpi.hub.routing`: the pure routing decision for one request.
 * :mod:`ocpi.hub.forward`: forwarding a request to a receiver platform over HTTP.
+* :mod:`ocpi.hub.local`: handing a request to a party served in-process, through the
+  same module operations that serve HTTP (:mod:`ocpi.server`).
 * :mod:`ocpi.hub.getall`: "GET All via Hubs", the combined paginated list.
 * :mod:`ocpi.hub.response_url`: proxying command ``response_url`` values.
 * :mod:`ocpi.hub.clientinfo`: HubClientInfo objects, pushes and the still-alive check.

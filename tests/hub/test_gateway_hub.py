@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from ocpp.v16 import call as call16
 
 from gateway.hub.service import HUB
 from tests.conftest import FakeClock, Gateway, GatewayFactory
-from tests.hub.platform import Platform
+from tests.hub.platform import Platform, token_header
 from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.test_catalog import LOCATION, TARIFF
 from tests.sim import connect
@@ -570,3 +571,70 @@ async def test_realtime_authorization_at_hosted_charger(world: World) -> None:
     assert {routed(r) for r in asked} == {("ZZ*GWY", "NL*EM1")}
     assert asked[0].body["location_id"] == "LOC1"
     assert emsp2.got("tokens") == []
+
+
+BAD_REQUESTS = [
+    # (who, method, path below the hub's version URL, headers, raw body, HTTP, status_code, message part)
+    ("emsp1", "GET", "/locations/sender/L-A", {"OCPI-to-country-code": "BEL", "OCPI-to-party-id": "CPX"}, None, 200, 2001, "OCPI-to-country-code"),
+    ("emsp1", "GET", "/locations/sender/L-A", {"OCPI-to-country-code": "BE"}, None, 200, 2001, "OCPI-to-party-id"),
+    ("emsp1", "GET", "/locations/sender", {}, None, 200, 2001, "OCPI-to-*"),
+    ("emsp1", "GET", "/locations/sender/L-A", {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"}, None, 200, 2001, "GET All"),
+    ("emsp1", "GET", "/versions/sender", {}, None, 404, 2000, "versions"),
+    ("emsp1", "GET", "/locations/middle/L-A", {}, None, 404, 2000, "interface"),
+    ("emsp1", "PUT", "/tokens/receiver/NL/EM1/T1", {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"}, b"{not json", 400, 2001, "body"),
+    ("emsp1", "PUT", "/tokens/receiver/NLD/EM1/T1", {}, b"{}", 200, 2001, "country_code"),
+    ("emsp1", "POST", "/sessions/receiver/NL/EM1/S1", {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"}, b"{}", 200, 2001, "broadcast"),
+    ("cpo", "PUT", "/sessions/receiver/BE/CPX/S9", {}, b'{"id": "S9"}', 200, 4001, "receiver"),
+    ("cpo", "POST", "/commands/sender/not-a-known-id", {}, b'{"result": "ACCEPTED"}', 404, 2000, "response URL"),
+    ("cpo", "GET", "/commands/sender/x", {}, None, 405, 2000, "POST"),
+]
+
+
+@pytest.mark.parametrize(("who", "method", "path", "headers", "raw", "http", "code", "message"), BAD_REQUESTS)
+async def test_bad_requests_get_ocpi_errors(
+    world: World, who: str, method: str, path: str, headers: dict[str, str], raw: bytes | None, http: int, code: int, message: str
+) -> None:
+    platform: Platform = getattr(world, who)
+    url = f"{world.gateway.settings.base_url}/ocpi/hub/2.2.1{path}"
+    sent = token_header(platform.hub_token or "") | {"OCPI-from-country-code": platform.party[0], "OCPI-from-party-id": platform.party[1]} | headers
+    async with aiohttp.ClientSession() as s, s.request(method, url, data=raw, headers=sent) as r:
+        body = await r.json()
+        assert (r.status, body["status_code"]) == (http, code), body
+        assert message in body["status_message"]
+    assert platform.got("locations") == [] or who == "cpo"
+
+
+async def test_hub_admin_api(world: World) -> None:
+    gw = world.gateway
+    for bad, field in (
+        ({"action": "maybe", "party": "NL*EM1", "counterpart": "BE*CPX"}, "action"),
+        ({"action": "deny", "party": "NL*EM1!", "counterpart": "BE*CPX"}, "party"),
+        ({"action": "deny", "party": "NL*EM1", "counterpart": "NL*EM1"}, "counterpart"),
+        ({"action": "deny", "party": "NL*EM1"}, "counterpart"),
+    ):
+        status, body = await gw.admin("POST", "/hub/rules", bad)
+        assert status == 422 and body["field"] == field, body
+    status, rule = await gw.admin("POST", "/hub/rules", {"action": "allow", "party": "nl*em1", "counterpart": "ZZ*GWY"})
+    assert status == 201 and rule["party"] == "NL*EM1"
+    # The same rule again is the same rule.
+    assert (await gw.admin("POST", "/hub/rules", {"action": "allow", "party": "NL*EM1", "counterpart": "ZZ*GWY"}))[1]["id"] == rule["id"]
+    status, rules = await gw.admin("GET", "/hub/rules")
+    assert status == 200 and [r["id"] for r in rules] == [rule["id"]]
+    # An allow list is exclusive: eMSP 1 now sees only the hosted CPO.
+    reply = await world.emsp1.call("GET", world.emsp1.hub_url("locations", "SENDER") + "/L-A", to=world.cpo.party)
+    assert reply.body["status_code"] == 4001
+    assert (await gw.admin("DELETE", "/hub/rules/nope"))[0] == 404
+    assert (await gw.admin("DELETE", f"/hub/rules/{rule['id']}"))[0] == 204
+    status, body = await gw.admin("POST", "/partners", {"name": "x", "kind": "NSP"})
+    assert status == 422 and body["field"] == "kind"
+
+
+async def test_rules_survive_a_restart(gateways: GatewayFactory) -> None:
+    port = free_port()
+    gw = await gateways.start(port=port)
+    status, rule = await gw.admin("POST", "/hub/rules", {"action": "deny", "party": "NL*EM1", "counterpart": "BE*CPX"})
+    assert status == 201
+    await gateways.stop(gw)
+    gw = await gateways.start(port=port)
+    status, rules = await gw.admin("GET", "/hub/rules")
+    assert [(r["id"], r["action"], r["party"], r["counterpart"]) for r in rules] == [(rule["id"], "deny", "NL*EM1", "BE*CPX")]
