@@ -635,6 +635,6 @@ async def test_rules_survive_a_restart(gateways: GatewayFactory) -> None:
     status, rule = await gw.admin("POST", "/hub/rules", {"action": "deny", "party": "NL*EM1", "counterpart": "BE*CPX"})
     assert status == 201
     await gateways.stop(gw)
-    gw = await gateways.start(port=port)
+    gw = await gateways.start(gw.settings)  # same data dir / Redis prefix
     status, rules = await gw.admin("GET", "/hub/rules")
     assert [(r["id"], r["action"], r["party"], r["counterpart"]) for r in rules] == [(rule["id"], "deny", "NL*EM1", "BE*CPX")]
