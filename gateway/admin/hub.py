@@ -59,12 +59,16 @@ def hub_routes() -> list[web.RouteDef]:
         counterpart = _party(body.counterpart, "counterpart")
         if party == counterpart:
             raise ApiError(422, "counterpart: must differ from party", "counterpart")
-        rule = await _hub(request).rule_book.add(RuleAction(body.action), party, counterpart)
+        hub = _hub(request)
+        rule = await hub.rule_book.add(RuleAction(body.action), party, counterpart)
+        await hub.rules_changed()
         return respond(rule.view(), 201)
 
     async def delete_rule(request: web.Request) -> web.Response:
-        if not await _hub(request).rule_book.remove(request.match_info["rule_id"]):
+        hub = _hub(request)
+        if not await hub.rule_book.remove(request.match_info["rule_id"]):
             raise ApiError(404, f"rule {request.match_info['rule_id']!r} not found")
+        await hub.rules_changed()
         return web.Response(status=204)
 
     async def check_alive(request: web.Request) -> web.Response:

@@ -95,7 +95,7 @@ from ocpi.transport import (
     parse_page_request,
 )
 from ocpi.v221 import CommandResult
-from ocpi.v221.enums import InterfaceRole, ModuleID
+from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,21 @@ class Hub:
             # A new platform learns about everyone it may reach.
             pushes = [p for p in pushes if p.platform_id != after.id]
             pushes += plan_resync(after.id, self.directory, self.rule_book.rules)
+        await self._enqueue_infos(pushes)
+
+    async def rules_changed(self) -> None:
+        """After the operator changed a rule: every connected platform gets the
+        ClientInfo list it may now see (a party newly hidden simply stops appearing; the
+        rules do not tell a platform who hides from it)."""
+        rules = self.rule_book.rules
+        pushes: list[ClientInfoPush] = []
+        for platform in self.directory.platforms():
+            if platform.local or not any(
+                self.directory.status(p.id) is ConnectionStatus.CONNECTED
+                for p in self.directory.parties_of(platform.id)
+            ):
+                continue
+            pushes += plan_resync(platform.id, self.directory, rules)
         await self._enqueue_infos(pushes)
 
     # -- still alive ---------------------------------------------------------------

@@ -384,6 +384,16 @@ async def test_hub_end_to_end(world: World) -> None:
 async def test_deny_rule_hides_a_cpo_everywhere(world: World) -> None:
     gw, emsp1, emsp2, cpo = world.gateway, world.emsp1, world.emsp2, world.cpo
     await hosted_location(gw)
+    # What eMSP 2 was told before the rule: the hosted CPO and eMSP 1, then the CPO.
+    known = len(
+        await eventually(
+            lambda: (
+                emsp2.got("hubclientinfo", "PUT")
+                if len(emsp2.got("hubclientinfo", "PUT")) >= 3
+                else None
+            )
+        )
+    )
     status, rule = await gw.admin(
         "POST", "/hub/rules", {"action": "deny", "party": "DE*EM2", "counterpart": "BE*CPX"}
     )
@@ -414,9 +424,24 @@ async def test_deny_rule_hides_a_cpo_everywhere(world: World) -> None:
         to=emsp2.party,
     )
     assert reply.body["status_code"] == 4001
-    # HubClientInfo: eMSP 2 is not told about the CPO.
+    # HubClientInfo: eMSP 2 is not told about the CPO, on GET or in the resync the rule
+    # change gave it.
     reply = await emsp2.call("GET", emsp2.hub_url("hubclientinfo", "SENDER"))
-    assert ("BE", "CPX") not in {(c["country_code"], c["party_id"]) for c in reply.body["data"]}
+    assert {(c["country_code"], c["party_id"]) for c in reply.body["data"]} == {
+        ("NL", "EM1"),
+        ("ZZ", "GWY"),
+    }
+    resync = await eventually(
+        lambda: (
+            emsp2.got("hubclientinfo", "PUT")[known:]
+            if len(emsp2.got("hubclientinfo", "PUT")) >= known + 2
+            else None
+        )
+    )
+    assert {r.path.rsplit("/", 2)[-2] + "*" + r.path.rsplit("/", 1)[-1] for r in resync} == {
+        "NL*EM1",
+        "ZZ*GWY",
+    }
     # The hosted CPO's pushes still reach both (the rule is about BE*CPX).
     await eventually(lambda: emsp2.got("locations", "PUT"))
     assert [r.path for r in emsp2.got("locations", "PUT")] == [
@@ -555,14 +580,18 @@ async def test_realtime_authorization_at_hosted_charger(world: World) -> None:
     gw, emsp1, emsp2 = world.gateway, world.emsp1, world.emsp2
     await hosted_location(gw)
     # eMSP 2 may not work with the hosted CPO: it is never asked.
-    status, _ = await gw.admin("POST", "/hub/rules", {"action": "deny", "party": "ZZ*GWY", "counterpart": "DE*EM2"})
+    status, _ = await gw.admin(
+        "POST", "/hub/rules", {"action": "deny", "party": "ZZ*GWY", "counterpart": "DE*EM2"}
+    )
     assert status == 201
     emsp1.authorize["RT-1"] = "ALLOWED"
     async with connect(gw.ws_url, "CP1", "1.6") as cp:
         await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
         answer = await cp.call(call16.Authorize(id_tag="RT-1"))
         assert answer.id_tag_info["status"] == "Accepted"
-        assert (await cp.call(call16.Authorize(id_tag="RT-UNKNOWN"))).id_tag_info["status"] == "Invalid"
+        assert (await cp.call(call16.Authorize(id_tag="RT-UNKNOWN"))).id_tag_info[
+            "status"
+        ] == "Invalid"
     asked = emsp1.got("tokens", "POST")
     assert [r.path for r in asked] == [
         "/ocpi/2.2.1/tokens/sender/RT-1/authorize",
@@ -575,28 +604,96 @@ async def test_realtime_authorization_at_hosted_charger(world: World) -> None:
 
 BAD_REQUESTS = [
     # (who, method, path below the hub's version URL, headers, raw body, HTTP, status_code, message part)
-    ("emsp1", "GET", "/locations/sender/L-A", {"OCPI-to-country-code": "BEL", "OCPI-to-party-id": "CPX"}, None, 200, 2001, "OCPI-to-country-code"),
-    ("emsp1", "GET", "/locations/sender/L-A", {"OCPI-to-country-code": "BE"}, None, 200, 2001, "OCPI-to-party-id"),
+    (
+        "emsp1",
+        "GET",
+        "/locations/sender/L-A",
+        {"OCPI-to-country-code": "BEL", "OCPI-to-party-id": "CPX"},
+        None,
+        200,
+        2001,
+        "OCPI-to-country-code",
+    ),
+    (
+        "emsp1",
+        "GET",
+        "/locations/sender/L-A",
+        {"OCPI-to-country-code": "BE"},
+        None,
+        200,
+        2001,
+        "OCPI-to-party-id",
+    ),
     ("emsp1", "GET", "/locations/sender", {}, None, 200, 2001, "OCPI-to-*"),
-    ("emsp1", "GET", "/locations/sender/L-A", {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"}, None, 200, 2001, "GET All"),
+    (
+        "emsp1",
+        "GET",
+        "/locations/sender/L-A",
+        {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"},
+        None,
+        200,
+        2001,
+        "GET All",
+    ),
     ("emsp1", "GET", "/versions/sender", {}, None, 404, 2000, "versions"),
     ("emsp1", "GET", "/locations/middle/L-A", {}, None, 404, 2000, "interface"),
-    ("emsp1", "PUT", "/tokens/receiver/NL/EM1/T1", {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"}, b"{not json", 400, 2001, "body"),
+    (
+        "emsp1",
+        "PUT",
+        "/tokens/receiver/NL/EM1/T1",
+        {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"},
+        b"{not json",
+        400,
+        2001,
+        "body",
+    ),
     ("emsp1", "PUT", "/tokens/receiver/NLD/EM1/T1", {}, b"{}", 200, 2001, "country_code"),
-    ("emsp1", "POST", "/sessions/receiver/NL/EM1/S1", {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"}, b"{}", 200, 2001, "broadcast"),
+    (
+        "emsp1",
+        "POST",
+        "/sessions/receiver/NL/EM1/S1",
+        {"OCPI-to-country-code": "ZZ", "OCPI-to-party-id": "HUB"},
+        b"{}",
+        200,
+        2001,
+        "broadcast",
+    ),
     ("cpo", "PUT", "/sessions/receiver/BE/CPX/S9", {}, b'{"id": "S9"}', 200, 4001, "receiver"),
-    ("cpo", "POST", "/commands/sender/not-a-known-id", {}, b'{"result": "ACCEPTED"}', 404, 2000, "response URL"),
+    (
+        "cpo",
+        "POST",
+        "/commands/sender/not-a-known-id",
+        {},
+        b'{"result": "ACCEPTED"}',
+        404,
+        2000,
+        "response URL",
+    ),
     ("cpo", "GET", "/commands/sender/x", {}, None, 405, 2000, "POST"),
 ]
 
 
-@pytest.mark.parametrize(("who", "method", "path", "headers", "raw", "http", "code", "message"), BAD_REQUESTS)
+@pytest.mark.parametrize(
+    ("who", "method", "path", "headers", "raw", "http", "code", "message"), BAD_REQUESTS
+)
 async def test_bad_requests_get_ocpi_errors(
-    world: World, who: str, method: str, path: str, headers: dict[str, str], raw: bytes | None, http: int, code: int, message: str
+    world: World,
+    who: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    raw: bytes | None,
+    http: int,
+    code: int,
+    message: str,
 ) -> None:
     platform: Platform = getattr(world, who)
     url = f"{world.gateway.settings.base_url}/ocpi/hub/2.2.1{path}"
-    sent = token_header(platform.hub_token or "") | {"OCPI-from-country-code": platform.party[0], "OCPI-from-party-id": platform.party[1]} | headers
+    sent = (
+        token_header(platform.hub_token or "")
+        | {"OCPI-from-country-code": platform.party[0], "OCPI-from-party-id": platform.party[1]}
+        | headers
+    )
     async with aiohttp.ClientSession() as s, s.request(method, url, data=raw, headers=sent) as r:
         body = await r.json()
         assert (r.status, body["status_code"]) == (http, code), body
@@ -614,14 +711,22 @@ async def test_hub_admin_api(world: World) -> None:
     ):
         status, body = await gw.admin("POST", "/hub/rules", bad)
         assert status == 422 and body["field"] == field, body
-    status, rule = await gw.admin("POST", "/hub/rules", {"action": "allow", "party": "nl*em1", "counterpart": "ZZ*GWY"})
+    status, rule = await gw.admin(
+        "POST", "/hub/rules", {"action": "allow", "party": "nl*em1", "counterpart": "ZZ*GWY"}
+    )
     assert status == 201 and rule["party"] == "NL*EM1"
     # The same rule again is the same rule.
-    assert (await gw.admin("POST", "/hub/rules", {"action": "allow", "party": "NL*EM1", "counterpart": "ZZ*GWY"}))[1]["id"] == rule["id"]
+    assert (
+        await gw.admin(
+            "POST", "/hub/rules", {"action": "allow", "party": "NL*EM1", "counterpart": "ZZ*GWY"}
+        )
+    )[1]["id"] == rule["id"]
     status, rules = await gw.admin("GET", "/hub/rules")
     assert status == 200 and [r["id"] for r in rules] == [rule["id"]]
     # An allow list is exclusive: eMSP 1 now sees only the hosted CPO.
-    reply = await world.emsp1.call("GET", world.emsp1.hub_url("locations", "SENDER") + "/L-A", to=world.cpo.party)
+    reply = await world.emsp1.call(
+        "GET", world.emsp1.hub_url("locations", "SENDER") + "/L-A", to=world.cpo.party
+    )
     assert reply.body["status_code"] == 4001
     assert (await gw.admin("DELETE", "/hub/rules/nope"))[0] == 404
     assert (await gw.admin("DELETE", f"/hub/rules/{rule['id']}"))[0] == 204
@@ -632,9 +737,52 @@ async def test_hub_admin_api(world: World) -> None:
 async def test_rules_survive_a_restart(gateways: GatewayFactory) -> None:
     port = free_port()
     gw = await gateways.start(port=port)
-    status, rule = await gw.admin("POST", "/hub/rules", {"action": "deny", "party": "NL*EM1", "counterpart": "BE*CPX"})
+    status, rule = await gw.admin(
+        "POST", "/hub/rules", {"action": "deny", "party": "NL*EM1", "counterpart": "BE*CPX"}
+    )
     assert status == 201
     await gateways.stop(gw)
     gw = await gateways.start(gw.settings)  # same data dir / Redis prefix
     status, rules = await gw.admin("GET", "/hub/rules")
-    assert [(r["id"], r["action"], r["party"], r["counterpart"]) for r in rules] == [(rule["id"], "deny", "NL*EM1", "BE*CPX")]
+    assert [(r["id"], r["action"], r["party"], r["counterpart"]) for r in rules] == [
+        (rule["id"], "deny", "NL*EM1", "BE*CPX")
+    ]
+
+
+async def test_command_to_hosted_cpo(world: World) -> None:
+    gw, emsp1, emsp2 = world.gateway, world.emsp1, world.emsp2
+    await hosted_location(gw)
+    async with connect(gw.ws_url, "CP1", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        command = {
+            "response_url": f"{emsp2.url}/ocpi/2.2.1/commands/sender/HOSTED-1",
+            "token": {
+                "country_code": "DE",
+                "party_id": "EM2",
+                "uid": "APP-2",
+                "type": "APP_USER",
+                "contract_id": "DE-EM2-C00009",
+                "issuer": "eMSP Two",
+                "valid": True,
+                "whitelist": "ALLOWED",
+                "last_updated": "2026-11-23T08:00:00Z",
+            },
+            "location_id": "LOC1",
+            "evse_uid": "CP1-1",
+        }
+        # Open routing: the hub finds the hosted CPO from the location.
+        reply = await emsp2.call(
+            "POST", emsp2.hub_url("commands", "RECEIVER") + "/START_SESSION", command
+        )
+        assert reply.body["status_code"] == 1000 and reply.body["data"]["result"] == "ACCEPTED", (
+            reply.body
+        )
+        results = await eventually(lambda: emsp2.got("commands", "POST"))
+        assert cp.received[-1][0] == "RemoteStartTransaction"
+    # The hosted CPO answers the eMSP's own URL (no proxy needed in-process).
+    assert results[0].path == "/ocpi/2.2.1/commands/sender/HOSTED-1"
+    assert results[0].body == {"result": "ACCEPTED"}
+    assert routed(results[0]) == ("ZZ*GWY", "DE*EM2")
+    pending = await eventually(lambda: emsp2.got("sessions", "PUT"))
+    assert pending[0].body["status"] == "PENDING" and routed(pending[0]) == ("ZZ*GWY", "DE*EM2")
+    assert emsp1.got("commands") == [] and emsp1.got("sessions") == []
