@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gateway.roaming.partners import Partner, PartnerKind, PartnerRegistry, PartnerStatus
+from ocpi.hub.clientinfo import party_infos
 from ocpi.hub.directory import EndpointKey, InMemoryPartyDirectory, Party, Platform
 from ocpi.hub.routing import CPO_INTERFACE, serves
 from ocpi.hub.rules import RoutingRules, is_allowed
@@ -83,13 +84,13 @@ class HubDirectory:
             info
             for party in new.parties()
             if old.party(party.id) is None or old.status(party.id) != new.status(party.id)
-            for info in infos(party, new.status(party.id), new.status_changed_at(party.id))
+            for info in party_infos(party, new.status(party.id), new.status_changed_at(party.id))
         ]
         gone = [
             info
             for party in old.parties()
             if new.party(party.id) is None
-            for info in infos(party, ConnectionStatus.SUSPENDED, now)
+            for info in party_infos(party, ConnectionStatus.SUSPENDED, now)
         ]
         self.view = new
         return changed, gone
@@ -142,20 +143,6 @@ class HubDirectory:
             and self.view.status(party.id) is ConnectionStatus.CONNECTED
             and is_allowed(rules, sender, party.id)
         ]
-
-
-def infos(party: Party, status: ConnectionStatus, at: datetime) -> list[ClientInfo]:
-    """One ClientInfo per role of ``party``."""
-    return [
-        ClientInfo(
-            country_code=party.id.country_code,
-            party_id=party.id.party_id,
-            role=role,
-            status=status,
-            last_updated=at,
-        )
-        for role in sorted(party.roles)
-    ]
 
 
 def _previous(

@@ -43,6 +43,7 @@ __all__ = [
     "client_info_page",
     "client_infos",
     "forwarder_probe",
+    "party_infos",
     "plan_pushes",
     "plan_resync",
     "push_all",
@@ -52,7 +53,8 @@ __all__ = [
 _MODULE = str(ModuleID.HUB_CLIENT_INFO)
 
 
-def _infos_of(party: Party, status: ConnectionStatus, at: datetime) -> list[ClientInfo]:
+def party_infos(party: Party, status: ConnectionStatus, at: datetime) -> list[ClientInfo]:
+    """One ClientInfo per role of ``party``, ordered by role."""
     return [
         ClientInfo(
             country_code=party.id.country_code,
@@ -84,7 +86,9 @@ def client_infos(
     for party in directory.parties():
         if _visible_to(viewer, party.id, rules):
             out.extend(
-                _infos_of(party, directory.status(party.id), directory.status_changed_at(party.id))
+                party_infos(
+                    party, directory.status(party.id), directory.status_changed_at(party.id)
+                )
             )
     return out
 
@@ -115,7 +119,7 @@ def status_changes(
     for party in directory.parties():
         status = directory.status(party.id)
         if before.get(party.id) != status:
-            out.extend(_infos_of(party, status, directory.status_changed_at(party.id)))
+            out.extend(party_infos(party, status, directory.status_changed_at(party.id)))
     return out
 
 
@@ -289,6 +293,6 @@ class StillAliveChecker:
                 continue
             if self._directory.set_status(party.id, new, now):
                 changed = True
-                report.changes.extend(_infos_of(party, new, now))
+                report.changes.extend(party_infos(party, new, now))
         if changed:
             (report.came_back if alive else report.went_offline).append(platform.id)
