@@ -786,3 +786,44 @@ async def test_command_to_hosted_cpo(world: World) -> None:
     pending = await eventually(lambda: emsp2.got("sessions", "PUT"))
     assert pending[0].body["status"] == "PENDING" and routed(pending[0]) == ("ZZ*GWY", "DE*EM2")
     assert emsp1.got("commands") == [] and emsp1.got("sessions") == []
+
+
+async def test_platforms_with_several_parties_and_claims(world: World) -> None:
+    gw, cpo = world.gateway, world.cpo
+    multi = Platform("Multi", "EMSP", [("FR", "EMA"), ("FR", "EMB")])
+    thief = Platform("Thief", "EMSP", [("NL", "EM1"), ("ZZ", "GWY"), ("FR", "THF")])
+    for platform in (multi, thief):
+        await platform.start()
+    try:
+        await join(gw, multi)
+        await join(gw, thief)
+        _, parties = await gw.admin("GET", "/hub/parties")
+        owners = {p["party"]: p["platform"] for p in parties}
+        # Both parties of the multi-party platform are routed; claims on taken parties are not.
+        assert owners["FR*EMA"] == owners["FR*EMB"] != owners["NL*EM1"]
+        assert owners["ZZ*GWY"] == "local" and owners["FR*THF"] != owners["NL*EM1"]
+        # Each of its parties may speak for itself.
+        for party in multi.parties:
+            reply = await multi.call(
+                "GET", multi.hub_url("locations", "SENDER") + "/L-A", to=cpo.party, sender=party
+            )
+            assert reply.body["status_code"] == 1000
+            assert routed(cpo.got("locations", "GET")[-1]) == (f"{party[0]}*{party[1]}", "BE*CPX")
+        # Without OCPI-from it must say which party is sending.
+        url = multi.hub_url("locations", "SENDER") + "/L-A"
+        headers = token_header(multi.hub_token or "") | {
+            "OCPI-to-country-code": "BE",
+            "OCPI-to-party-id": "CPX",
+        }
+        async with aiohttp.ClientSession() as s, s.get(url, headers=headers) as r:
+            body = await r.json()
+        assert body["status_code"] == 2001 and "OCPI-from" in body["status_message"]
+        # The thief cannot speak for the parties it claimed.
+        for claimed in (("NL", "EM1"), ("ZZ", "GWY")):
+            reply = await thief.call(
+                "GET", thief.hub_url("locations", "SENDER") + "/L-A", to=cpo.party, sender=claimed
+            )
+            assert reply.body["status_code"] == 4000
+    finally:
+        for platform in (multi, thief):
+            await platform.stop()
