@@ -163,6 +163,18 @@ async def test_version_details_list_both_interfaces(world: World) -> None:
         assert (module, "SENDER") in endpoints and (module, "RECEIVER") in endpoints
         assert endpoints[(module, "SENDER")] != endpoints[(module, "RECEIVER")]
     assert ("hubclientinfo", "SENDER") in endpoints
+    # As served: official schemas, and the hub's credentials say HUB.
+    details = await world.emsp1.call("GET", f"{world.gateway.settings.base_url}/ocpi/hub/2.2.1")
+    validate_against_openapi("versions", "VersionDetails", details.body["data"])
+    credentials = await world.emsp1.call("GET", endpoints[("credentials", "SENDER")])
+    validate_against_openapi("credentials", "Credentials", credentials.body["data"])
+    assert [
+        (r["role"], r["country_code"], r["party_id"]) for r in credentials.body["data"]["roles"]
+    ] == [("HUB", "ZZ", "HUB")]
+    assert credentials.body["data"]["url"].endswith("/ocpi/hub/versions")
+    # A hub platform's token is no good on the bilateral CPO interface, nor the other way.
+    reply = await world.emsp1.call("GET", f"{world.gateway.settings.base_url}/ocpi/2.2.1/locations")
+    assert reply.status == 401
     status, parties = await world.gateway.admin("GET", "/hub/parties")
     assert status == 200
     assert {(p["party"], p["status"]) for p in parties} == {
@@ -469,6 +481,22 @@ async def test_from_party_must_be_owned(world: World) -> None:
     )
     assert reply.body["status_code"] == 4000
     assert cpo.got("locations") == [] and cpo.got("tokens") == []
+
+
+async def test_directed_list_links_point_at_the_hub(world: World) -> None:
+    emsp1, cpo = world.emsp1, world.cpo
+    url = emsp1.hub_url("locations", "SENDER") + "?limit=2"
+    ids: list[str] = []
+    while url:
+        reply = await emsp1.call("GET", url, to=cpo.party)
+        assert reply.body["status_code"] == 1000 and reply.headers["X-Total-Count"] == "3"
+        ids += [o["id"] for o in reply.body["data"]]
+        link = reply.headers.get("Link")
+        url = link.split(";")[0].strip("<>") if link else ""
+        assert not url or url.startswith(emsp1.hub_url("locations", "SENDER"))
+    assert ids == ["L-A", "L-B", "L-C"]
+    # The CPO got its own links back, offset by offset.
+    assert [r.query.get("offset", "0") for r in cpo.got("locations", "GET")] == ["0", "2"]
 
 
 async def test_forwarded_request_ids(world: World) -> None:
