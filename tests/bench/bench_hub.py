@@ -1,27 +1,73 @@
-"""Hub forwarding benchmark: what routing through the hub adds to an OCPI request.
+"""Hub benchmark: what routing an OCPI request through the gateway's hub adds.
 
     .venv/bin/python tests/bench/bench_hub.py [--seconds 3] [--requests 5000] [--concurrency 1 16]
+    .venv/bin/python tests/bench/bench_hub.py --redis      # Redis storage (db 14, fresh prefix)
 
-Three processes on loopback: a receiver (a CPO's locations Sender and Receiver: a GET
-list answers a page of 10 locations, about 6 kB; a PUT answers an empty success), a
-minimal hub (an aiohttp app built from :mod:`ocpi.hub`: the routing decision over a
-small directory, then :class:`~ocpi.hub.forward.Forwarder` with Link rewrite, one
-keep-alive connection pool towards the receiver), and this load generator. For GET
-and PUT, the same requests are sent directly to the receiver and through the hub, one
-``--concurrency`` level at a time, each run bounded by ``--seconds`` and
-``--requests``; figures are requests/s and p50/p99 latency, then the latency the hub
-adds (through minus direct). Not collected by pytest.
+The hub under test is the real product: the gateway (``python -m gateway.cli serve``)
+started as its own process on a free loopback port, in a temporary data dir, with its
+embedded SQLite storage (or Redis with ``--redis``: a fresh key prefix, deleted
+afterwards). Three processes in all (the machine may have only 2 cores):
+
+* the gateway;
+* a platforms process serving two real OCPI 2.2.1 platforms, each on its own port with
+  its own credentials token, each serving versions, version details, credentials and a
+  HubClientInfo Receiver: a CPO (NL*CP1) with a locations Sender whose GET list answers
+  a page of 10 locations, about 7.7 kB, with ``X-Total-Count`` and a ``Link`` to the
+  next page, and an eMSP (NL*EM1) with a locations Receiver whose PUT answers an empty
+  success;
+* this load generator.
+
+The platforms and the load generator run on uvloop, as the gateway does. Options:
+``--redis`` / ``--redis-url``, ``--keep`` (keep the temp dir with the gateway log).
+
+Setup, as an operator and the platforms would do it: ``POST /admin/partners`` (kind HUB)
+for each platform gives a token A and the hub's versions URL; the platform (the load
+generator speaking for it) GETs the hub's versions and version details and POSTs its
+credentials; the hub calls the platform's versions and details back with the platform's
+token and answers the token to use towards the hub. The bench then waits for the hub's
+HubClientInfo pushes to be delivered (the outbox empty) before it measures.
+
+Cases, each first checked once (an OCPI status 1000 and the expected data, else the
+bench aborts), then run direct and through the hub, one ``--concurrency`` level at a
+time, each run bounded by ``--seconds`` and ``--requests`` after a short warm-up:
+
+* GET list: the eMSP (OCPI-from NL*EM1, its hub token) GETs ``{hub}/locations/sender``
+  with OCPI-to NL*CP1; direct, the same request straight to the CPO's locations Sender,
+  with the CPO's own token (what the hub sends it);
+* PUT location: the CPO (OCPI-from NL*CP1, its hub token) PUTs one of 100 locations to
+  ``{hub}/locations/receiver/NL/CP1/LOCn`` with OCPI-to NL*EM1; direct, the same request
+  straight to the eMSP's locations Receiver.
+
+Through the hub a request pays for the gateway's whole path: its OCPI middleware
+(authentication of the token, request ids, routing headers), the activity noting for
+the still-alive check, the routing decision over the hub directory and rules, the owner
+index lookup of a PUT (open routing learns who owns a pushed location), the
+:class:`~ocpi.hub.forward.Forwarder` (a new request to the platform over the gateway's
+keep-alive pool, the envelope check of the answer) and the ``Link`` rewrite of a page.
+Figures are requests/s and p50/p99 latency, then the latency the hub adds (through minus
+direct) and the gateway's CPU time per forwarded request (``/proc/PID/stat``). Every
+wait is bounded; the gateway and the platforms are stopped and the temp dir removed at
+the end, also on error. Not collected by pytest.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
+import json
 import multiprocessing
-import statistics
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +76,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import aiohttp
 from aiohttp import web
 
-LOCATIONS_PATH = "/ocpi/cpo/2.2.1/locations"
+ROOT = Path(__file__).resolve().parents[2]
+
+HOST = "127.0.0.1"
+ADMIN_TOKEN = "bench-hub-admin-token"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CPO = ("NL", "CP1")
+EMSP = ("NL", "EM1")
+PUT_LOCATIONS = 100  # the PUT case cycles over LOC0..LOC99
+
+
+class BenchError(Exception):
+    pass
 
 
 def location(i: int) -> dict[str, Any]:
@@ -67,127 +124,329 @@ def location(i: int) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------ processes
+def token_header(token: str) -> str:
+    return "Token " + base64.b64encode(token.encode()).decode()
 
 
-def _serve(build: Callable[..., web.Application], args: tuple[Any, ...], port_out: Any) -> None:
-    async def main() -> None:
-        app = build(*args)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_out.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
+def run_loop(main: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``main`` on uvloop when installed (as the gateway does), so that the load
+    generator and the platforms cost as little CPU as they can on a small machine."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
 
-    asyncio.run(main())
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
-def build_receiver() -> web.Application:
+# ------------------------------------------------------------------ the platforms
+
+
+def build_platform(
+    role: str, token: str, parties: tuple[str, str], me: dict[str, str]
+) -> web.Application:
+    """A real OCPI 2.2.1 platform (``role`` CPO or EMSP) accepting ``token``;
+    ``me["url"]`` is its base URL, known once it listens."""
     from ocpi.transport import envelope, json_dumps
 
-    page = json_dumps(envelope([location(i) for i in range(10)])).encode()
+    accepted = {token_header(token), "Token " + token}
     ok = json_dumps(envelope()).encode()
+    page = json_dumps(envelope([location(i) for i in range(10)])).encode()
+    module = ("locations", "SENDER" if role == "CPO" else "RECEIVER")
+
+    def answer(data: Any = None, status: int = 200, code: int = 1000) -> web.Response:
+        return web.Response(
+            body=json_dumps(envelope(data, status_code=code)).encode(),
+            status=status,
+            content_type="application/json",
+        )
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") not in accepted:
+            return answer(None, 401, 2001)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def versions(request: web.Request) -> web.Response:
+        return answer([{"version": "2.2.1", "url": f"{me['url']}/ocpi/2.2.1"}])
+
+    async def details(request: web.Request) -> web.Response:
+        base = f"{me['url']}/ocpi/2.2.1"
+        endpoints = [
+            {"identifier": "credentials", "role": "SENDER", "url": f"{base}/credentials"},
+            {"identifier": "credentials", "role": "RECEIVER", "url": f"{base}/credentials"},
+            {"identifier": "hubclientinfo", "role": "RECEIVER", "url": f"{base}/hubclientinfo"},
+            {
+                "identifier": module[0],
+                "role": module[1],
+                "url": f"{base}/{module[0]}/{module[1].lower()}",
+            },
+        ]
+        return answer({"version": "2.2.1", "endpoints": endpoints})
+
+    async def credentials(request: web.Request) -> web.Response:
+        return answer(
+            {
+                "token": token,
+                "url": f"{me['url']}/ocpi/versions",
+                "roles": [
+                    {
+                        "role": role,
+                        "country_code": parties[0],
+                        "party_id": parties[1],
+                        "business_details": {"name": f"bench {role}"},
+                    }
+                ],
+            }
+        )
 
     async def get_list(request: web.Request) -> web.Response:
-        base = f"{request.scheme}://{request.host}{LOCATIONS_PATH}"
+        offset = int(request.query.get("offset", "0"))
+        nxt = f"{me['url']}/ocpi/2.2.1/locations/sender?offset={offset + 10}&limit=10"
         return web.Response(
             body=page,
             content_type="application/json",
-            headers={
-                "X-Total-Count": "1000",
-                "X-Limit": "10",
-                "Link": f'<{base}?offset=10&limit=10>; rel="next"',
-            },
+            headers={"X-Total-Count": "1000", "X-Limit": "10", "Link": f'<{nxt}>; rel="next"'},
         )
 
-    async def put(request: web.Request) -> web.Response:
+    async def get_one(request: web.Request) -> web.Response:
+        loc_id = request.match_info["id"]
+        if loc_id.startswith("LOC") and loc_id[3:].isdigit():
+            return answer(location(int(loc_id[3:])))
+        return answer(None, 404, 2003)
+
+    async def accept(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(body=ok, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get(LOCATIONS_PATH, get_list)
-    app.router.add_put(LOCATIONS_PATH + "/{cc}/{pid}/{id}", put)
+    app = web.Application(middlewares=[auth])
+    app.router.add_get("/ocpi/versions", versions)
+    app.router.add_get("/ocpi/2.2.1", details)
+    app.router.add_get("/ocpi/2.2.1/credentials", credentials)
+    app.router.add_put("/ocpi/2.2.1/hubclientinfo/{cc}/{pid}", accept)
+    if role == "CPO":
+        app.router.add_get("/ocpi/2.2.1/locations/sender", get_list)
+        app.router.add_get("/ocpi/2.2.1/locations/sender/{id}", get_one)
+    else:
+        app.router.add_route("PUT", "/ocpi/2.2.1/locations/receiver/{cc}/{pid}/{tail:.+}", accept)
+        app.router.add_route("PATCH", "/ocpi/2.2.1/locations/receiver/{cc}/{pid}/{tail:.+}", accept)
     return app
 
 
-def build_hub(receiver_base: str) -> web.Application:
-    from multidict import CIMultiDict
+def serve_platforms(tokens: dict[str, str], urls_out: Any) -> None:
+    """The platforms process: the CPO and the eMSP, each on its own port."""
 
-    from ocpi.hub.directory import InMemoryPartyDirectory, Platform
-    from ocpi.hub.forward import Forwarder
-    from ocpi.hub.routing import Forward, HubRequest, RouterConfig, route
-    from ocpi.transport import (
-        CORRELATION_ID_HEADER,
-        PartyId,
-        new_request_id,
-        parse_routing_headers,
+    async def main() -> None:
+        urls: dict[str, str] = {}
+        for role, party in (("CPO", CPO), ("EMSP", EMSP)):
+            me: dict[str, str] = {}
+            runner = web.AppRunner(build_platform(role, tokens[role], party, me), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, HOST, 0)
+            await site.start()
+            me["url"] = urls[role] = f"http://{HOST}:{runner.addresses[0][1]}"
+        urls_out.put(urls)
+        await asyncio.Event().wait()
+
+    run_loop(main())
+
+
+# ------------------------------------------------------------------ the gateway
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on processes (``/proc/stat``: neither idle, I/O wait
+    nor interrupts, which no process is charged for)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(ticks) - sum(ticks[3:7])) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+class Gateway:
+    """The gateway as its own process; ``stop`` is safe to call at any point."""
+
+    def __init__(self, tmp: Path, redis_url: str | None) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = tmp / "gateway.log"
+        self.data_dir = tmp / "data"
+        self.redis_url = redis_url
+        self.redis_prefix = f"bench-hub:{os.getpid()}:{uuid.uuid4().hex[:8]}:"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env.update(
+            GATEWAY_DATA_DIR=str(self.data_dir),
+            GATEWAY_HOST=HOST,
+            GATEWAY_PORT=str(self.port),
+            GATEWAY_PUBLIC_URL=self.url,
+            GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN,
+            GATEWAY_LOG_LEVEL="WARNING",
+        )
+        if self.redis_url is not None:
+            env.update(GATEWAY_REDIS_URL=self.redis_url, GATEWAY_REDIS_PREFIX=self.redis_prefix)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            self.check()
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
+                return
+            if time.monotonic() > deadline:
+                raise BenchError("the gateway did not listen within 60 s" + self.log_tail())
+            time.sleep(0.1)
+
+    def check(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise BenchError(f"the gateway exited with {self.process.returncode}" + self.log_tail())
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log_lines(self) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_lines()[-lines:]
+        return "\n--- gateway log (tail) ---\n" + "\n".join(text) if text else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.redis_url is not None:
+            import redis
+
+            with contextlib.suppress(redis.RedisError):
+                r = redis.Redis.from_url(self.redis_url, socket_timeout=10)
+                keys = list(r.scan_iter(match=self.redis_prefix + "*", count=1000))
+                for i in range(0, len(keys), 1000):
+                    r.delete(*keys[i : i + 1000])
+                r.close()
+
+
+# ------------------------------------------------------------------ setup over HTTP
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: Any = None,
+) -> tuple[int, Any, Any]:
+    async with asyncio.timeout(20), session.request(method, url, headers=headers, json=body) as r:
+        raw = await r.read()
+        try:
+            parsed = await r.json(content_type=None) if raw else None
+        except ValueError:
+            parsed = raw[:300]
+        return r.status, r.headers, parsed
+
+
+async def register(
+    session: aiohttp.ClientSession,
+    gateway: str,
+    role: str,
+    party: tuple[str, str],
+    platform_url: str,
+    platform_token: str,
+) -> tuple[str, dict[tuple[str, str], str]]:
+    """The operator creates a hub partner; the platform registers with its token A.
+    Returns the platform's token towards the hub and the hub's endpoints."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    status, _, partner = await fetch(
+        session,
+        "POST",
+        f"{gateway}/admin/partners",
+        admin,
+        {"name": f"bench {role}", "kind": "HUB"},
     )
-    from ocpi.v221.enums import InterfaceRole
-    from ocpi.v221.types import Role
+    if status != 201:
+        raise BenchError(f"POST /admin/partners: HTTP {status}: {partner}")
+    auth = {"Authorization": token_header(partner["token_a"])}
+    status, _, versions = await fetch(session, "GET", partner["our_versions_url"], auth)
+    if status != 200 or versions.get("status_code") != 1000:
+        raise BenchError(f"GET {partner['our_versions_url']}: HTTP {status}: {versions}")
+    version_url = next(v["url"] for v in versions["data"] if v["version"] == "2.2.1")
+    status, _, details = await fetch(session, "GET", version_url, auth)
+    if status != 200 or details.get("status_code") != 1000:
+        raise BenchError(f"GET {version_url}: HTTP {status}: {details}")
+    endpoints = {(e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]}
+    credentials = {
+        "token": platform_token,
+        "url": f"{platform_url}/ocpi/versions",
+        "roles": [
+            {
+                "role": role,
+                "country_code": party[0],
+                "party_id": party[1],
+                "business_details": {"name": f"bench {role}"},
+            }
+        ],
+    }
+    status, _, reply = await fetch(
+        session, "POST", endpoints[("credentials", "SENDER")], auth, credentials
+    )
+    if status != 200 or reply.get("status_code") != 1000:
+        raise BenchError(f"credentials handshake of the {role}: HTTP {status}: {reply}")
+    if [r["role"] for r in reply["data"]["roles"]] != ["HUB"]:
+        raise BenchError(f"the hub answered roles {reply['data']['roles']}")
+    return reply["data"]["token"], endpoints
 
-    directory = InMemoryPartyDirectory()
-    # One receiver process plays both sides: the CPO's locations Sender (GET) and the
-    # eMSP's locations Receiver (PUT).
-    endpoint = receiver_base + LOCATIONS_PATH
-    directory.add_platform(Platform("cpo", {("locations", InterfaceRole.SENDER): endpoint}))
-    directory.add_party(PartyId("NL", "CP1"), [Role.CPO], "cpo")
-    directory.add_platform(Platform("emsp", {("locations", InterfaceRole.RECEIVER): endpoint}))
-    directory.add_party(PartyId("NL", "EM1"), [Role.EMSP], "emsp")
-    config = RouterConfig(hub_party=PartyId("NL", "HUB"))
-    holder: dict[str, Forwarder] = {}
 
-    async def tokens(platform_id: str) -> str:
-        return "hub-token-" + platform_id
-
-    async def on_startup(app: web.Application) -> None:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
-        holder["forwarder"] = Forwarder(session, tokens, timeout=10)
-        holder["session"] = session  # type: ignore[assignment]
-
-    async def on_cleanup(app: web.Application) -> None:
-        await holder["session"].close()  # type: ignore[attr-defined]
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        module = request.match_info["module"]
-        tail = tuple(s for s in request.match_info.get("tail", "").split("/") if s)
-        # The hub's Sender interface is .../{module}, its Receiver interface
-        # .../{module}/{cc}/{pid}/{id} (enough for this benchmark).
-        interface = InterfaceRole.SENDER if request.method == "GET" else InterfaceRole.RECEIVER
-        from_party, to_party = parse_routing_headers(request.headers)
-        decision = route(
-            HubRequest(
-                method=request.method,
-                module=module,
-                interface=interface,
-                platform_id="emsp" if interface is InterfaceRole.SENDER else "cpo",
-                path=tail,
-                from_party=from_party,
-                to_party=to_party,
-            ),
-            directory,
-            config,
-        )
-        assert isinstance(decision, Forward)
-        body = await request.read() if request.can_read_body else None
-        response = await holder["forwarder"].send(
-            decision,
-            method=request.method,
-            correlation_id=request.headers.get(CORRELATION_ID_HEADER) or new_request_id(),
-            query=request.query,
-            body=body,
-            hub_base=f"{request.scheme}://{request.host}/ocpi/2.2.1/{module}",
-        )
-        return web.Response(
-            status=response.status, body=response.body, headers=CIMultiDict(response.headers)
-        )
-
-    app = web.Application()
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
-    app.router.add_route("*", "/ocpi/2.2.1/{module}", handle)
-    app.router.add_route("*", "/ocpi/2.2.1/{module}/{tail:.*}", handle)
-    return app
+async def settle(session: aiohttp.ClientSession, gateway: str) -> None:
+    """Both parties CONNECTED, the HubClientInfo pushes delivered (no pending outbox item)."""
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    _, _, parties = await fetch(session, "GET", f"{gateway}/admin/hub/parties", admin)
+    status = {p["party"]: p["status"] for p in parties}
+    for party in (CPO, EMSP):
+        if status.get("*".join(party)) != "CONNECTED":
+            raise BenchError(f"hub parties after registration: {status}")
+    deadline = time.monotonic() + 15
+    while True:
+        _, _, pending = await fetch(session, "GET", f"{gateway}/admin/outbox?status=pending", admin)
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError(f"outbox items still pending after 15 s: {pending}")
+        await asyncio.sleep(0.1)
+    _, _, failed = await fetch(session, "GET", f"{gateway}/admin/outbox?status=failed", admin)
+    if failed:
+        raise BenchError(f"outbox items failed: {failed}")
 
 
 # ------------------------------------------------------------------ load
@@ -196,9 +455,8 @@ def build_hub(receiver_base: str) -> web.Application:
 async def run(
     session: aiohttp.ClientSession,
     method: str,
-    url: str,
+    items: list[tuple[str, bytes | None]],
     headers: dict[str, str],
-    body: bytes | None,
     *,
     seconds: float,
     requests: int,
@@ -211,12 +469,13 @@ async def run(
     async def worker() -> None:
         nonlocal sent
         while sent < requests and time.perf_counter() < deadline:
+            url, body = items[sent % len(items)]
             sent += 1
             start = time.perf_counter()
             async with session.request(method, url, headers=headers, data=body) as response:
                 await response.read()
                 if response.status != 200:
-                    raise RuntimeError(f"{method} {url}: HTTP {response.status}")
+                    raise BenchError(f"{method} {url}: HTTP {response.status}")
             latencies.append(time.perf_counter() - start)
 
     began = time.perf_counter()
@@ -229,96 +488,257 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def bench(receiver: str, hub: str, args: argparse.Namespace) -> None:
-    common = {
-        "Authorization": "Token x",
-        "X-Request-ID": "r",
-        "X-Correlation-ID": "c",
-        "OCPI-from-country-code": "NL",
-        "OCPI-from-party-id": "EM1",
-        "OCPI-to-country-code": "NL",
-        "OCPI-to-party-id": "CP1",
+def routing(frm: tuple[str, str], to: tuple[str, str], token: str) -> dict[str, str]:
+    return {
+        "Authorization": token_header(token),
+        "X-Request-ID": "bench-r",
+        "X-Correlation-ID": "bench-c",
+        "OCPI-from-country-code": frm[0],
+        "OCPI-from-party-id": frm[1],
+        "OCPI-to-country-code": to[0],
+        "OCPI-to-party-id": to[1],
     }
-    put_headers = {
-        **common,
-        "OCPI-from-party-id": "CP1",
-        "OCPI-to-party-id": "EM1",
-        "Content-Type": "application/json",
-    }
+
+
+async def check(
+    session: aiohttp.ClientSession,
+    what: str,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    expect: Callable[[Any, Any], str | None],
+) -> None:
+    """One request that must succeed before anything is measured."""
+    async with asyncio.timeout(20), session.request(method, url, headers=headers, data=body) as r:
+        raw = await r.read()
+        status, received = r.status, r.headers
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    problem = None
+    if status != 200 or not isinstance(parsed, dict) or parsed.get("status_code") != 1000:
+        problem = f"HTTP {status}, body {raw[:300]!r}"
+    else:
+        problem = expect(parsed, received)
+    if problem:
+        raise BenchError(f"{what}: {method} {url}: {problem}")
+
+
+async def bench(
+    gateway: Gateway, platforms: dict[str, str], tokens: dict[str, str], args: argparse.Namespace
+) -> None:
     from ocpi.transport import json_dumps
 
-    put_body = json_dumps(location(1)).encode()
-    cases = [
-        ("GET list (10 locations)", "GET", LOCATIONS_PATH, "/ocpi/2.2.1/locations", common, None),
-        (
-            "PUT location",
-            "PUT",
-            LOCATIONS_PATH + "/NL/CP1/LOC1",
-            "/ocpi/2.2.1/locations/NL/CP1/LOC1",
-            put_headers,
-            put_body,
-        ),
-    ]
-    print(f"{'case':26} {'conc':>4} {'path':7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}")
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
-        for name, method, direct_path, hub_path, headers, body in cases:
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        emsp_hub_token, hub = await register(
+            session, gateway.url, "EMSP", EMSP, platforms["EMSP"], tokens["EMSP"]
+        )
+        cpo_hub_token, _ = await register(
+            session, gateway.url, "CPO", CPO, platforms["CPO"], tokens["CPO"]
+        )
+        await settle(session, gateway.url)
+
+        hub_sender = hub[("locations", "SENDER")]
+        hub_receiver = hub[("locations", "RECEIVER")]
+        cpo_sender = f"{platforms['CPO']}/ocpi/2.2.1/locations/sender"
+        emsp_receiver = f"{platforms['EMSP']}/ocpi/2.2.1/locations/receiver"
+        owner = "/".join(CPO)  # a pushed location's URL names its owner
+        get_via_hub = routing(EMSP, CPO, emsp_hub_token)
+        get_direct = routing(EMSP, CPO, tokens["CPO"])
+        put_via_hub = routing(CPO, EMSP, cpo_hub_token) | {"Content-Type": "application/json"}
+        put_direct = routing(CPO, EMSP, tokens["EMSP"]) | {"Content-Type": "application/json"}
+        bodies = [json_dumps(location(i)).encode() for i in range(PUT_LOCATIONS)]
+
+        def is_loc1(parsed: Any, _: Any) -> str | None:
+            data = parsed.get("data")
+            return None if isinstance(data, dict) and data.get("id") == "LOC1" else "not LOC1"
+
+        def is_page(base: str) -> Callable[[Any, Any], str | None]:
+            def expect(parsed: Any, headers: Any) -> str | None:
+                link = headers.get("Link", "")
+                if len(parsed.get("data") or []) != 10 or headers.get("X-Total-Count") != "1000":
+                    return "not a page of 10 of 1000 locations"
+                if not link.startswith(f"<{base}?offset=10"):
+                    return f"Link {link!r} is not below {base}"
+                return None
+
+            return expect
+
+        # The forwarded requests really go through, and the direct ones are alike.
+        for what, method, url, headers, body, expect in (
+            ("GET one via the hub", "GET", f"{hub_sender}/LOC1", get_via_hub, None, is_loc1),
+            ("GET one direct", "GET", f"{cpo_sender}/LOC1", get_direct, None, is_loc1),
+            ("GET list via the hub", "GET", hub_sender, get_via_hub, None, is_page(hub_sender)),
+            ("GET list direct", "GET", cpo_sender, get_direct, None, is_page(cpo_sender)),
+            (
+                "PUT via the hub",
+                "PUT",
+                f"{hub_receiver}/{owner}/LOC1",
+                put_via_hub,
+                bodies[1],
+                lambda *_: None,
+            ),
+            (
+                "PUT direct",
+                "PUT",
+                f"{emsp_receiver}/{owner}/LOC1",
+                put_direct,
+                bodies[1],
+                lambda *_: None,
+            ),
+        ):
+            await check(session, what, method, url, headers, body, expect)
+
+        Items = list[tuple[str, bytes | None]]
+        cases: list[tuple[str, str, Items, dict[str, str], Items, dict[str, str]]] = [
+            (
+                "GET list (10 locations)",
+                "GET",
+                [(cpo_sender, None)],
+                get_direct,
+                [(hub_sender, None)],
+                get_via_hub,
+            ),
+            (
+                "PUT location",
+                "PUT",
+                [(f"{emsp_receiver}/{owner}/LOC{i}", b) for i, b in enumerate(bodies)],
+                put_direct,
+                [(f"{hub_receiver}/{owner}/LOC{i}", b) for i, b in enumerate(bodies)],
+                put_via_hub,
+            ),
+        ]
+        print(
+            f"{'case':26} {'conc':>4} {'path':7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}"
+        )
+        for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
             for concurrency in args.concurrency:
-                figures = {}
-                for label, url in (("direct", receiver + direct_path), ("hub", hub + hub_path)):
+                figures: dict[str, tuple[float, float, float]] = {}
+                cpu_per_request = 0.0
+                for label, items, headers in (
+                    ("direct", direct_items, direct_headers),
+                    ("hub", hub_items, hub_headers),
+                ):
+                    gateway.check()
                     await run(
                         session,
                         method,
-                        url,
+                        items,
                         headers,
-                        body,
                         seconds=0.3,
                         requests=200,
                         concurrency=concurrency,
                     )
+                    cpu0 = proc_cpu_seconds(gateway.pid)
                     elapsed, lat = await run(
                         session,
                         method,
-                        url,
+                        items,
                         headers,
-                        body,
                         seconds=args.seconds,
                         requests=args.requests,
                         concurrency=concurrency,
                     )
-                    figures[label] = (len(lat) / elapsed, pct(lat, 0.5), pct(lat, 0.99), lat)
+                    cpu = proc_cpu_seconds(gateway.pid) - cpu0
+                    if label == "hub":
+                        cpu_per_request = cpu / len(lat) * 1e6
+                    figures[label] = (len(lat) / elapsed, pct(lat, 0.5), pct(lat, 0.99))
+                    rate, p50, p99 = figures[label]
                     print(
-                        f"{name:26} {concurrency:>4} {label:7} {figures[label][0]:>8.0f} {figures[label][1]:>8.3f} {figures[label][2]:>8.3f} {len(lat):>6}"
+                        f"{name:26} {concurrency:>4} {label:7} {rate:>8.0f} {p50:>8.3f} {p99:>8.3f} {len(lat):>6}"
                     )
-                added50 = (
-                    statistics.median(figures["hub"][3]) * 1000
-                    - statistics.median(figures["direct"][3]) * 1000
-                )
+                added50 = figures["hub"][1] - figures["direct"][1]
+                added99 = figures["hub"][2] - figures["direct"][2]
                 print(
-                    f"{'':26} {'':>4} added:  p50 +{added50:.3f} ms, p99 +{figures['hub'][2] - figures['direct'][2]:.3f} ms"
+                    f"{'':26} {'':>4} added:  p50 {added50:+.3f} ms, p99 {added99:+.3f} ms;"
+                    f" gateway CPU {cpu_per_request:.0f} us per forwarded request"
                 )
 
 
-def main() -> None:
+def report_log(gateway: Gateway) -> None:
+    lines = gateway.log_lines()
+    noted = [
+        line for line in lines if " WARNING " in line or " ERROR " in line or "Traceback" in line
+    ]
+    if noted:
+        print(f"gateway log: {len(noted)} warning/error lines of {len(lines)}; the first 10:")
+        for line in noted[:10]:
+            print("  " + line[:300])
+    else:
+        print(f"gateway log: no warnings or errors ({len(lines)} lines)")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per measured run")
     parser.add_argument("--requests", type=int, default=5000, help="per measured run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--redis", action="store_true", help="the gateway on Redis storage")
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/14", help="with --redis (db 14)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()
+    if args.redis:
+        import redis
+
+        try:
+            redis.Redis.from_url(args.redis_url, socket_timeout=5).ping()
+        except redis.RedisError as exc:
+            print(f"--redis: no Redis answers at {args.redis_url}: {exc}", file=sys.stderr)
+            return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
+    gateway = Gateway(tmp, args.redis_url if args.redis else None)
     ctx = multiprocessing.get_context("spawn")
-    ports: Any = ctx.Queue()
-    receiver = ctx.Process(target=_serve, args=(build_receiver, (), ports), daemon=True)
-    receiver.start()
-    receiver_url = f"http://127.0.0.1:{ports.get(timeout=30)}"
-    hub = ctx.Process(target=_serve, args=(build_hub, (receiver_url,), ports), daemon=True)
-    hub.start()
-    hub_url = f"http://127.0.0.1:{ports.get(timeout=30)}"
+    tokens = {role: f"bench-{role.lower()}-{uuid.uuid4().hex}" for role in ("CPO", "EMSP")}
+    urls_out: Any = ctx.Queue()
+    platforms = ctx.Process(target=serve_platforms, args=(tokens, urls_out), daemon=True)
     try:
-        asyncio.run(bench(receiver_url, hub_url, args))
+        platforms.start()
+        gateway.start()
+        try:
+            urls = urls_out.get(timeout=30)
+        except Exception:
+            raise BenchError("the platforms did not start within 30 s") from None
+        storage = (
+            f"redis {args.redis_url} prefix {gateway.redis_prefix}" if args.redis else "sqlite"
+        )
+        print(
+            f"gateway {gateway.url} (pid {gateway.pid}, {storage}); "
+            f"CPO {'*'.join(CPO)} {urls['CPO']}, eMSP {'*'.join(EMSP)} {urls['EMSP']};"
+            f" {os.cpu_count()} CPUs"
+        )
+        ours = (gateway.pid, platforms.pid, os.getpid())
+        began, busy0 = time.monotonic(), machine_busy_seconds()
+        cpu0 = sum(proc_cpu_seconds(pid) for pid in ours if pid is not None)
+        run_loop(bench(gateway, urls, tokens, args))
+        gateway.check()
+        cpu = sum(proc_cpu_seconds(pid) for pid in ours if pid is not None) - cpu0
+        other = machine_busy_seconds() - busy0 - cpu
+        elapsed = time.monotonic() - began
+        print(
+            f"other processes used about {max(other, 0) / elapsed:.0%} of one core meanwhile"
+            + (" (busy machine: take the figures with care)" if other > 0.2 * elapsed else "")
+        )
+        report_log(gateway)
+        return 0
+    except BenchError as exc:
+        print(f"bench_hub: {exc}{gateway.log_tail()}", file=sys.stderr)
+        return 1
     finally:
-        for process in (hub, receiver):
-            process.terminate()
-            process.join(5)
+        gateway.stop()
+        if platforms.is_alive():
+            platforms.terminate()
+        platforms.join(5)
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
