@@ -3,12 +3,13 @@ objects routed through the hub (for open routing)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 
 from gateway.hub.rules import parse_party
 from gateway.storage.base import Document, DocumentStore
 from ocpi.hub.response_url import ProxiedResponseUrl
-from ocpi.transport import PartyId, format_datetime, parse_datetime
+from ocpi.transport import PartyId
 
 
 class StoredResponseUrls:
@@ -24,7 +25,7 @@ class StoredResponseUrls:
             "url": entry.url,
             "requester": str(entry.requester),
             "receiver": str(entry.receiver) if entry.receiver is not None else None,
-            "expires_at": format_datetime(entry.expires_at),
+            "expires_at": entry.expires_at.isoformat(),
         }
         await self._store.put(Document(key, data, entry.expires_at))
 
@@ -37,7 +38,7 @@ class StoredResponseUrls:
             url=d["url"],
             requester=parse_party(d["requester"]),
             receiver=parse_party(d["receiver"]) if d.get("receiver") else None,
-            expires_at=parse_datetime(d["expires_at"]),
+            expires_at=datetime.fromisoformat(d["expires_at"]),
         )
 
     async def purge(self, now: datetime, *, batch: int = 500) -> int:
@@ -58,23 +59,43 @@ class OwnerIndex:
     for a location, a token's real-time authorization, a session PATCH) uses it. An id
     claimed by two parties has no owner: the request must name its receiver."""
 
-    def __init__(self, store: DocumentStore) -> None:
+    def __init__(self, store: DocumentStore, *, cache_size: int = 10_000) -> None:
         self._store = store
+        # Every push of a location or token notes its owner: the recent keys are kept
+        # in memory so that a repeated push costs no storage read (this process is the
+        # index's only writer).
+        self._cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._cache_size = cache_size
 
     @staticmethod
     def _key(kind: str, object_id: str) -> str:
         return f"{kind}:{object_id.upper()}"
 
+    async def _owners(self, key: str) -> tuple[str, ...]:
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        doc = await self._store.get(key)
+        owners = tuple(doc.data.get("owners", [])) if doc is not None else ()
+        self._remember(key, owners)
+        return owners
+
+    def _remember(self, key: str, owners: tuple[str, ...]) -> None:
+        self._cache[key] = owners
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
     async def note(self, kind: str, object_id: str, owner: PartyId, at: datetime) -> None:
         key = self._key(kind, object_id)
-        doc = await self._store.get(key)
-        owners = list(doc.data.get("owners", [])) if doc is not None else []
+        owners = await self._owners(key)
         if str(owner) in owners:
             return
-        owners.append(str(owner))
-        await self._store.put(Document(key, {"owners": owners}, at))
+        owners = (*owners, str(owner))
+        await self._store.put(Document(key, {"owners": list(owners)}, at))
+        self._remember(key, owners)
 
     async def owner(self, kind: str, object_id: str) -> PartyId | None:
-        doc = await self._store.get(self._key(kind, object_id))
-        owners = doc.data.get("owners", []) if doc is not None else []
+        owners = await self._owners(self._key(kind, object_id))
         return parse_party(owners[0]) if len(owners) == 1 else None
