@@ -10,8 +10,9 @@ decides):
   be reached is the sender's 4002/4003: it keeps the request and sends it again.
 * **broadcast** (``OCPI-to-*`` = the hub, or open routing of a push of locations,
   tariffs or tokens): each receiving platform gets its copy through the durable outbox
-  (body bytes, ``X-Correlation-ID`` and routing headers unchanged); hosted CPOs take
-  theirs in-process at once. Answered 1000 once every copy is stored.
+  (body bytes and ``X-Correlation-ID`` unchanged, ``OCPI-from-*`` the hub's party as
+  the spec's Broadcast Push says, ``OCPI-to-*`` the receiver); hosted CPOs take theirs
+  in-process at once. Answered 1000 once every copy is stored.
 * **GET All** (a list on a Sender interface with ``OCPI-to-*`` = the hub): the combined
   list of every CPO the requester may see (:mod:`ocpi.hub.getall`).
 * a **command result** posted to a proxied ``response_url``: stored in the outbox for
@@ -436,9 +437,11 @@ class Hub:
                     None,
                     ordering_key=f"{target.platform_id}|{target.target}|{module}|{path}",
                     module=module,
+                    # transport_and_format, Broadcast Push: the Hub sends each copy
+                    # with its own party in OCPI-from-*; the URL keeps the owner's.
                     meta={"kind": "hub_broadcast"}
                     | routing_meta(
-                        from_party=decision.sender,
+                        from_party=self.config.party,
                         to_party=target.target,
                         raw_body=raw or None,
                         correlation_id=context.correlation_id,

@@ -213,12 +213,16 @@ async def test_hub_end_to_end(world: World) -> None:
         "PUT", cpo.hub_url("locations", "RECEIVER") + "/BE/CPX/L-D", new_location, to=HUB_PARTY
     )
     assert reply.body["status_code"] == 1000
+    answered_by = (reply.headers["OCPI-from-country-code"], reply.headers["OCPI-from-party-id"])
+    assert answered_by == HUB_PARTY
     for emsp in (emsp1, emsp2):
         got = await eventually(
             lambda e=emsp: [r for r in e.got("locations", "PUT") if r.path.endswith("/BE/CPX/L-D")]
         )
         assert got[0].body == new_location  # passed unchanged, last_updated included
-        assert routed(got[0]) == ("BE*CPX", f"{emsp.party[0]}*{emsp.party[1]}")
+        # Broadcast Push: from the hub, to the receiver; the URL keeps the owner.
+        assert routed(got[0]) == ("ZZ*HUB", f"{emsp.party[0]}*{emsp.party[1]}")
+        assert got[0].headers["X-Correlation-ID"] == reply.headers["X-Correlation-ID"]
     assert cpo.got("locations", "PUT") == []  # never to itself
 
     # A token of eMSP 1 authorizes at the external CPO in real time, through the hub.
