@@ -859,3 +859,20 @@ async def test_platforms_with_several_parties_and_claims(world: World) -> None:
     finally:
         for platform in (multi, thief):
             await platform.stop()
+
+
+async def test_lenient_get_all_without_routing_headers(gateways: GatewayFactory) -> None:
+    gw = await gateways.start(port=free_port(), hub_open_get_all=True)
+    emsp, cpo = Platform("E", "EMSP", [("NL", "EM1")]), Platform("C", "CPO", [("BE", "CPX")])
+    cpo.locations = [external_location("L-A")]
+    for platform in (emsp, cpo):
+        await platform.start()
+    try:
+        await join(gw, emsp)
+        await join(gw, cpo)
+        await hosted_location(gw)
+        reply = await emsp.call("GET", emsp.hub_url("locations", "SENDER"))  # no OCPI-to-*
+        assert [o["id"] for o in reply.body["data"]] == ["L-A", "LOC1"]
+    finally:
+        for platform in (emsp, cpo):
+            await platform.stop()
