@@ -876,3 +876,23 @@ async def test_lenient_get_all_without_routing_headers(gateways: GatewayFactory)
     finally:
         for platform in (emsp, cpo):
             await platform.stop()
+
+
+async def test_registration_token_reaches_only_registration(world: World) -> None:
+    gw = world.gateway
+    status, partner = await gw.admin("POST", "/partners", {"name": "Later", "kind": "HUB"})
+    assert status == 201
+    base = f"{gw.settings.base_url}/ocpi/hub"
+    headers = token_header(partner["token_a"])
+    async with aiohttp.ClientSession() as s:
+        for path, expected in (
+            ("/versions", 200),
+            ("/2.2.1", 200),
+            ("/2.2.1/hubclientinfo", 401),
+            ("/2.2.1/locations/sender/L-A", 401),
+        ):
+            async with s.get(base + path, headers=headers) as r:
+                assert r.status == expected, path
+        # Nor is it any good on the bilateral interface.
+        async with s.get(f"{gw.settings.base_url}/ocpi/versions", headers=headers) as r:
+            assert r.status == 401
