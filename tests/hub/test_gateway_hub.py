@@ -15,6 +15,7 @@ import pytest
 from ocpp.v16 import call as call16
 
 from gateway.hub.service import HUB
+from gateway.storage.base import OutboxStatus
 from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.hub.platform import Platform, token_header
 from tests.ocpi.openapi import validate_against_openapi
@@ -140,6 +141,19 @@ async def get_all(
     return objects, totals
 
 
+async def settled(gateway: Gateway) -> None:
+    """Every push the gateway stored has been delivered (before asserting who did not
+    get something: a wrong delivery would have happened by then)."""
+
+    async def pending() -> bool:
+        return not await gateway.store.outbox.list(status=OutboxStatus.PENDING, limit=1)
+
+    async with asyncio.timeout(10):
+        while not await pending():
+            await asyncio.sleep(0.02)
+    assert await gateway.store.outbox.list(status=OutboxStatus.FAILED, limit=1) == []
+
+
 def routed(received: Any) -> tuple[str | None, str | None]:
     h = received.headers
     return (
@@ -223,6 +237,7 @@ async def test_hub_end_to_end(world: World) -> None:
         # Broadcast Push: from the hub, to the receiver; the URL keeps the owner.
         assert routed(got[0]) == ("ZZ*HUB", f"{emsp.party[0]}*{emsp.party[1]}")
         assert got[0].headers["X-Correlation-ID"] == reply.headers["X-Correlation-ID"]
+    await settled(gw)
     assert cpo.got("locations", "PUT") == []  # never to itself
 
     # A token of eMSP 1 authorizes at the external CPO in real time, through the hub.
@@ -356,6 +371,7 @@ async def test_hub_end_to_end(world: World) -> None:
         "PATCH",
     ]
     # Sessions and CDRs never reach eMSP 2.
+    await settled(gw)
     assert emsp2.got("sessions") == [] and emsp2.got("cdrs") == []
 
     # eMSP 2 starts a session at the external CPO; the result comes back to eMSP 2.
@@ -394,6 +410,7 @@ async def test_hub_end_to_end(world: World) -> None:
     assert results[0].path == "/ocpi/2.2.1/commands/sender/START-1"
     assert results[0].body == {"result": "ACCEPTED"}
     assert routed(results[0]) == ("BE*CPX", "DE*EM2")
+    await settled(gw)
     assert emsp1.got("commands") == []
 
 
@@ -817,6 +834,7 @@ async def test_command_to_hosted_cpo(world: World) -> None:
     assert routed(results[0]) == ("ZZ*GWY", "DE*EM2")
     pending = await eventually(lambda: emsp2.got("sessions", "PUT"))
     assert pending[0].body["status"] == "PENDING" and routed(pending[0]) == ("ZZ*GWY", "DE*EM2")
+    await settled(gw)
     assert emsp1.got("commands") == [] and emsp1.got("sessions") == []
 
 
