@@ -179,7 +179,14 @@ class Platform:
             if (mod, role, request.method) == ("locations", "sender", "GET"):
                 loc_id = rest.strip("/").split("/")[0]
                 found = next((loc for loc in self.locations if loc["id"] == loc_id), None)
-                return _ok(found) if found else _ok(None, 404)
+                if found is None:
+                    unknown = {
+                        "status_code": 2003,
+                        "status_message": f"Unknown location {loc_id}",
+                        "timestamp": "2026-11-23T08:00:00Z",
+                    }
+                    return web.json_response(unknown, status=404)
+                return _ok(found)
             if (mod, role) == ("tokens", "sender") and rest.endswith("/authorize"):
                 uid = rest.strip("/").split("/")[0]
                 cc, pid = self.party

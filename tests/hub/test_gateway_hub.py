@@ -545,7 +545,8 @@ async def test_receiver_errors_and_hub_errors(world: World) -> None:
     assert reply.body["status_code"] == 4001
     # The receiver's own error passes through (here its 404 envelope for an unknown location).
     reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/NOPE", to=cpo.party)
-    assert reply.status == 404 and reply.body["status_code"] == 1000
+    assert reply.status == 404 and reply.body["status_code"] == 2003
+    assert reply.body["status_message"] == "Unknown location NOPE"
     # The receiver is down: connection problem.
     await cpo.stop()
     reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
