@@ -90,6 +90,7 @@ class Platform:
     hub_endpoints: dict[tuple[str, str], str] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     on_command: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
+    delay: float = 0.0  # seconds before answering a locations GET (a slow platform)
 
     @property
     def party(self) -> tuple[str, str]:
@@ -172,6 +173,8 @@ class Platform:
                 request.match_info["role"],
                 request.match_info["rest"],
             )
+            if (mod, role, request.method) == ("locations", "sender", "GET") and self.delay:
+                await asyncio.sleep(self.delay)
             if (mod, role, request.method) == ("locations", "sender", "GET") and not rest.strip(
                 "/"
             ):

@@ -915,3 +915,20 @@ async def test_registration_token_reaches_only_registration(world: World) -> Non
         # Nor is it any good on the bilateral interface.
         async with s.get(f"{gw.settings.base_url}/ocpi/versions", headers=headers) as r:
             assert r.status == 401
+
+
+async def test_receiver_timeout_is_4002(gateways: GatewayFactory) -> None:
+    gw = await gateways.start(port=free_port(), ocpi_timeout=0.3)
+    emsp, cpo = Platform("E", "EMSP", [("NL", "EM1")]), Platform("C", "CPO", [("BE", "CPX")])
+    cpo.locations = [external_location("L-A")]
+    for platform in (emsp, cpo):
+        await platform.start()
+    try:
+        await join(gw, emsp)
+        await join(gw, cpo)
+        cpo.delay = 1.0
+        reply = await emsp.call("GET", emsp.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+        assert reply.body["status_code"] == 4002 and "0.3 s" in reply.body["status_message"]
+    finally:
+        for platform in (emsp, cpo):
+            await platform.stop()
