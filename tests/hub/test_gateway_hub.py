@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -880,8 +881,12 @@ async def test_platforms_with_several_parties_and_claims(world: World) -> None:
             await platform.stop()
 
 
-async def test_lenient_get_all_without_routing_headers(gateways: GatewayFactory) -> None:
-    gw = await gateways.start(port=free_port(), hub_open_get_all=True)
+@asynccontextmanager
+async def pair(
+    gateways: GatewayFactory, **settings: Any
+) -> AsyncIterator[tuple[Gateway, Platform, Platform]]:
+    """A gateway with ``settings``, an eMSP and a CPO (one location, L-A) registered."""
+    gw = await gateways.start(port=free_port(), **settings)
     emsp, cpo = Platform("E", "EMSP", [("NL", "EM1")]), Platform("C", "CPO", [("BE", "CPX")])
     cpo.locations = [external_location("L-A")]
     for platform in (emsp, cpo):
@@ -889,12 +894,17 @@ async def test_lenient_get_all_without_routing_headers(gateways: GatewayFactory)
     try:
         await join(gw, emsp)
         await join(gw, cpo)
-        await hosted_location(gw)
-        reply = await emsp.call("GET", emsp.hub_url("locations", "SENDER"))  # no OCPI-to-*
-        assert [o["id"] for o in reply.body["data"]] == ["L-A", "LOC1"]
+        yield gw, emsp, cpo
     finally:
         for platform in (emsp, cpo):
             await platform.stop()
+
+
+async def test_lenient_get_all_without_routing_headers(gateways: GatewayFactory) -> None:
+    async with pair(gateways, hub_open_get_all=True) as (gw, emsp, _):
+        await hosted_location(gw)
+        reply = await emsp.call("GET", emsp.hub_url("locations", "SENDER"))  # no OCPI-to-*
+        assert [o["id"] for o in reply.body["data"]] == ["L-A", "LOC1"]
 
 
 async def test_registration_token_reaches_only_registration(world: World) -> None:
@@ -918,17 +928,7 @@ async def test_registration_token_reaches_only_registration(world: World) -> Non
 
 
 async def test_receiver_timeout_is_4002(gateways: GatewayFactory) -> None:
-    gw = await gateways.start(port=free_port(), ocpi_timeout=0.3)
-    emsp, cpo = Platform("E", "EMSP", [("NL", "EM1")]), Platform("C", "CPO", [("BE", "CPX")])
-    cpo.locations = [external_location("L-A")]
-    for platform in (emsp, cpo):
-        await platform.start()
-    try:
-        await join(gw, emsp)
-        await join(gw, cpo)
+    async with pair(gateways, ocpi_timeout=0.3) as (_, emsp, cpo):
         cpo.delay = 1.0
         reply = await emsp.call("GET", emsp.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
         assert reply.body["status_code"] == 4002 and "0.3 s" in reply.body["status_message"]
-    finally:
-        for platform in (emsp, cpo):
-            await platform.stop()
