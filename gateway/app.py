@@ -46,7 +46,7 @@ from gateway.keys import (
 )
 from gateway.roaming.catalog import LocationService, Party, TariffService
 from gateway.roaming.commands import CommandsReceiver
-from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, make_outbox_ctx
+from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, RetryPolicy, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PLANNER, PushPlanner
@@ -155,6 +155,17 @@ def our_identity(settings: Settings) -> OurIdentity:
         for p in settings.parties
     ]
     return OurIdentity(versions_url=f"{settings.base_url}/ocpi/versions", roles=roles)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Pushes are retried with backoff up to ``outbox_retry_cap`` apart for
+    ``outbox_give_up_hours``: a partner's outage of a weekend must not turn its CDRs
+    into work for the operator."""
+    return RetryPolicy(
+        cap=settings.outbox_retry_cap,
+        max_attempts=None,
+        max_age=timedelta(hours=settings.outbox_give_up_hours),
+    )
 
 
 def hub_identity(settings: Settings) -> OurIdentity:
@@ -382,6 +393,7 @@ def build_app(
             IDS,
             poll_interval=settings.outbox_poll_interval,
             retention_days=settings.outbox_retention_days,
+            policy=retry_policy(settings),
         )
     )
     app.cleanup_ctx.append(_hub_ctx)

@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     outbox_retention_days: float = Field(
         default=7, gt=0, description="days delivered partner pushes are kept before deletion"
     )
+    outbox_retry_cap: float = Field(
+        default=600.0, ge=2, description="longest wait, in seconds, between two push attempts"
+    )
+    outbox_give_up_hours: float = Field(
+        default=72.0,
+        gt=0,
+        description="a push still failing this long after it was made waits, FAILED, for the "
+        "operator (replay or discard in the admin API)",
+    )
     realtime_auth_timeout: float = Field(
         default=5.0, gt=0, description="seconds an eMSP gets to answer a real-time authorization"
     )

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.admin.http import ApiError, error_response
 from gateway.admin.outbox import outbox_routes
+from gateway.app import retry_policy
 from gateway.roaming.outbox import (
     OUTBOX,
     Delivery,
@@ -455,6 +456,39 @@ async def test_401_is_retried_and_counted(h: Harness) -> None:
     assert (stored.status, stored.attempts) == (OutboxStatus.FAILED, 3)
     assert stored.last_error is not None and stored.last_error.startswith("gave up after 3 attempts: ")
     assert "HTTP 401" in stored.last_error
+
+
+async def test_age_policy_keeps_trying_through_a_long_outage(h: Harness) -> None:
+    # The gateway's policy (Settings.outbox_give_up_hours): no attempt limit, an age one.
+    h.policy = retry_policy(Settings(outbox_retry_cap=600, outbox_give_up_hours=72))
+    await h.reopen()
+    await h.partner.stop()
+    item = await h.push("/cdrs", method="POST")
+    attempts = 0
+    while True:
+        [d] = await h.worker.run_once()
+        attempts += 1
+        if d.outcome is not Outcome.RETRY:
+            break
+        assert d.next_attempt_at is not None
+        assert (d.next_attempt_at - h.clock.now()).total_seconds() <= 600  # the cap
+        h.clock.current = d.next_attempt_at
+        if h.clock.now() - T0 >= timedelta(hours=24) and h.partner._runner is None:
+            await h.partner.start()  # back after a day: delivered, not FAILED
+    assert d.outcome is Outcome.DELIVERED and attempts > 100
+    # A partner gone for good: FAILED once the item is 72 hours old, not before.
+    await h.partner.stop()
+    other = await h.push("/cdrs", method="POST")
+    while True:
+        [d] = await h.worker.run_once()
+        if d.outcome is not Outcome.RETRY:
+            break
+        assert d.next_attempt_at is not None
+        h.clock.current = d.next_attempt_at
+    stored = await h.item(other.id)
+    assert stored.status is OutboxStatus.FAILED
+    assert timedelta(hours=72) <= h.clock.now() - stored.created_at <= timedelta(hours=72, minutes=10)
+    assert (await h.item(item.id)).status is OutboxStatus.DONE
 
 
 async def test_exhausted_item_replayed_gets_a_new_series(h: Harness) -> None:
