@@ -268,9 +268,13 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         next_request_id=csms.next_request_id,
         on_start_accepted=providers.sessions.pending,
     )
-    # Sessions and CDRs a crash may have cut off, rebuilt in the background.
+    # Sessions and CDRs a crash may have cut off, rebuilt in the background; those whose
+    # event failed while running, handled again every minute.
     resync = asyncio.create_task(
-        _resync(providers.sessions, app[CLOCK].now() - RESYNC_WINDOW), name="session-resync"
+        _resync(
+            providers.sessions, app[CLOCK].now() - RESYNC_WINDOW, settings.session_retry_interval
+        ),
+        name="session-resync",
     )
     yield
     resync.cancel()
@@ -320,14 +324,23 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 RESYNC_WINDOW = timedelta(days=2)
 
 
-async def _resync(sessions: SessionService, since: datetime) -> None:
+async def _resync(sessions: SessionService, since: datetime, retry_interval: float) -> None:
     try:
         handled = await sessions.resync(since)
     except Exception:
         log.exception("session resync failed")
-        return
-    if handled:
-        log.warning("rebuilt the sessions/CDRs of %d transactions after a restart", handled)
+    else:
+        if handled:
+            log.warning("rebuilt the sessions/CDRs of %d transactions after a restart", handled)
+    while True:
+        await asyncio.sleep(retry_interval)
+        try:
+            retried = await sessions.retry_failed()
+        except Exception:
+            log.exception("retrying failed sessions failed")
+            continue
+        if retried:
+            log.warning("handled %d transactions again whose session update had failed", retried)
 
 
 def _outbox_notifier(app: web.Application) -> Callable[[], None]:

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="a push still failing this long after it was made waits, FAILED, for the "
         "operator (replay or discard in the admin API)",
     )
+    session_retry_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds between retries of the session/CDR updates that failed",
+    )
     realtime_auth_timeout: float = Field(
         default=5.0, gt=0, description="seconds an eMSP gets to answer a real-time authorization"
     )

@@ -74,16 +74,42 @@ class SessionService:
         self._notify = notify
         self._patch_every = patch_every
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._failed: set[str] = set()  # transactions whose event failed, to handle again
 
     # -- events -------------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, TransactionStarted | TransactionUpdated | TransactionEnded):
             tx = event.transaction
-            async with self._locks[tx.id]:
-                await self._handle(tx, isinstance(event, TransactionEnded))
+            try:
+                async with self._locks[tx.id]:
+                    await self._handle(tx, isinstance(event, TransactionEnded))
+            except Exception:
+                # A transient failure (the store, a bug) must not cost the eMSP its
+                # session or CDR: retry_failed() handles the transaction again.
+                self._failed.add(tx.id)
+                raise
             if isinstance(event, TransactionEnded):
                 self._locks.pop(tx.id, None)
+
+    async def retry_failed(self) -> int:
+        """Handle again, from the stored transaction, every one whose event failed;
+        returns how many succeeded (those failing again stay for the next call)."""
+        done = 0
+        for tx_id in sorted(self._failed):
+            tx = await self._store.transactions.get(tx_id)
+            if tx is None:
+                self._failed.discard(tx_id)
+                continue
+            try:
+                async with self._locks[tx.id]:
+                    await self._handle(tx, tx.stopped_at is not None)
+            except Exception:
+                log.exception("session of transaction %s: retry failed", tx_id)
+                continue
+            self._failed.discard(tx_id)
+            done += 1
+        return done
 
     async def _session_key(self, tx: Transaction) -> str:
         """The session of a transaction: its own id, or the PENDING session of the
@@ -94,7 +120,9 @@ class SessionService:
                 return str(index.data["session_id"])
         return tx.id
 
-    async def _handle(self, tx: Transaction, ended: bool) -> None:
+    async def _handle(self, tx: Transaction, ended: bool) -> bool:
+        """Store and push the session (and CDR) of a transaction; False when it is not
+        a roaming one (or its token or location is gone)."""
         session_id = await self._session_key(tx)
         doc = await self._store.sessions.get(session_id)
         pending_for: str | None = None
@@ -104,12 +132,12 @@ class SessionService:
         if doc is None:
             roaming = await self._roaming(tx, pending_for)
             if roaming is None:
-                return
+                return False
         else:
             roaming = await self._roaming(tx, doc.data.get("partner_id"))
             if roaming is None:
                 log.warning("session %s: its token or location is gone", tx.id)
-                return
+                return False
         readings = await self._store.transactions.readings(tx.id)
         now = self._clock.now()
         tariff = await self._tariff(roaming.place, tx.started_at)
@@ -145,6 +173,7 @@ class SessionService:
         if ended:
             await self._cdr(tx, readings, roaming, session)
         self._notify()
+        return True
 
     def _receiver(self, partner_id: str, module: str) -> str | None:
         for pid, url in self._planner.receivers(module):
@@ -394,7 +423,7 @@ class SessionService:
         """Rebuild what a crash may have cut off: a transaction is stored before its
         event reaches this service, so after a restart every recent roaming transaction
         without its session (or, once ended, without its CDR) is handled again.
-        Returns how many transactions were handled."""
+        Returns how many roaming transactions were handled."""
         handled = 0
         offset = 0
         while True:
@@ -406,8 +435,8 @@ class SessionService:
                 if not ended and await self._store.sessions.get(await self._session_key(tx)):
                     continue
                 async with self._locks[tx.id]:
-                    await self._handle(tx, ended)
-                handled += 1
+                    if await self._handle(tx, ended):
+                        handled += 1
             if len(txs) < page:
                 return handled
             offset += page

@@ -14,6 +14,9 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from gateway.domain.models import IdToken, Transaction, TransactionStatus
+from gateway.roaming.providers import PROVIDERS
+from gateway.roaming.sessions import SessionService
+from gateway.storage.base import StorageError
 from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.emsp import EmspPlatform, token_header
@@ -238,3 +241,34 @@ async def test_cdr_rebuilt_after_a_crash_between_transaction_and_cdr(gateways: G
     assert cdrs[0][2]["id"] == "tx-crash-1"
     assert Decimal(str(cdrs[0][2]["total_energy"])) == 6
     validate_against_openapi("cdrs", "CDR", cdrs[0][2])
+
+
+async def test_failed_cdr_write_is_retried_while_running(
+    gateways: GatewayFactory, emsp: EmspPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails once as the CDR is written (a transient outage, simulated: no real
+    store fails on demand); the gateway keeps running and the CDR still goes out, once."""
+    gw = await gateways.start(outbox_poll_interval=0.2, session_retry_interval=0.2)
+    client = await _setup(gw, emsp)
+    await client.call("PUT", f"{gw.settings.base_url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER4", emsp.token("DRIVER4"))
+    sessions = gw.app[PROVIDERS].sessions
+    assert sessions is not None
+    real_cdr = SessionService._cdr
+    failures: list[str] = []
+
+    async def failing_once(self: SessionService, tx: Transaction, *args: Any) -> None:
+        if not failures:
+            failures.append(tx.id)
+            raise StorageError("the store is briefly unavailable")
+        await real_cdr(self, tx, *args)
+
+    monkeypatch.setattr(SessionService, "_cdr", failing_once)
+    async with connect(gw.ws_url, "CP16", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="DRIVER4", meter_start=0, timestamp="2026-11-23T10:00:00Z"))
+        await cp.call(call16.StopTransaction(meter_stop=2000, timestamp="2026-11-23T10:20:00Z", transaction_id=start.transaction_id))
+    cdrs = await eventually(lambda: _async(emsp.pushes("cdrs", "POST")))
+    assert len(failures) == 1
+    await asyncio.sleep(0.5)  # further retry rounds change nothing
+    assert [c[2]["total_energy"] for c in emsp.pushes("cdrs", "POST")] == [2]
+    assert cdrs[0][2]["id"] == failures[0]
