@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import MultiDict
 from yarl import URL
 
 from gateway.domain.clock import Clock, IdFactory
@@ -98,6 +99,8 @@ from ocpi.transport import (
 from ocpi.v221 import CommandResult
 from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
 
+RESPONSE_URL = "response_url"
+
 log = logging.getLogger(__name__)
 
 ROUTED_MODULES: tuple[str, ...] = (
@@ -107,8 +110,14 @@ ROUTED_MODULES: tuple[str, ...] = (
     ModuleID.CDRS,
     ModuleID.TOKENS,
     ModuleID.COMMANDS,
+    ModuleID.CHARGING_PROFILES,
 )
 """The modules the hub routes (both interfaces of each)."""
+
+# Modules whose requests carry a ``response_url`` for a later result, which the hub
+# proxies (mod_commands; mod_charging_profiles: in the body of a PUT, as a query
+# parameter of a GET or DELETE).
+_ASYNC_RESULT_MODULES: frozenset[str] = frozenset({ModuleID.COMMANDS, ModuleID.CHARGING_PROFILES})
 
 # Client Owned Objects: on a Receiver interface the URL starts with the owner's
 # {country_code}/{party_id} (transport_and_format, Client Owned Object Push).
@@ -170,12 +179,16 @@ class Hub:
             local=local_handler(operations, self.local_context),
             timeout=config.request_timeout,
         )
-        self.proxy = ResponseUrlProxy(
-            self.links,
-            config.endpoint(ModuleID.COMMANDS, InterfaceRole.SENDER),
-            ttl=config.response_url_ttl,
-            clock=clock.now,
-        )
+        # The results come back to the module's Sender interface of the hub.
+        self.proxies: dict[str, ResponseUrlProxy] = {
+            module: ResponseUrlProxy(
+                self.links,
+                config.endpoint(module, InterfaceRole.SENDER),
+                ttl=config.response_url_ttl,
+                clock=clock.now,
+            )
+            for module in _ASYNC_RESULT_MODULES
+        }
         self.alive = StillAliveChecker(
             self.directory, forwarder_probe(self.forwarder), silence=config.silence
         )
@@ -345,8 +358,14 @@ class Hub:
         path = tuple(s for s in request.match_info.get("tail", "").split("/") if s)
         raw = await request.read()
         method = request.method.upper()
-        if module == ModuleID.COMMANDS and interface is InterfaceRole.SENDER:
-            return await self._command_result(context, partner, method, path, raw)
+        if (
+            module in _ASYNC_RESULT_MODULES
+            and interface is InterfaceRole.SENDER
+            and (module == ModuleID.COMMANDS or method == "POST")
+        ):
+            # A result posted to a proxied response_url (the charging profiles Sender
+            # interface also takes PUTs of active profiles: those are routed).
+            return await self._async_result(context, partner, module, method, path, raw)
         body = _json_or_none(raw)
         if body is None and raw.strip():
             # status_codes.asciidoc: a body that is not JSON is HTTP 400; the hub does not
@@ -383,22 +402,26 @@ class Hub:
         raw: bytes,
     ) -> web.StreamResponse:
         body: bytes | None = raw or None
+        query: MultiDict[str] = MultiDict(request.query)
         module = request.match_info["module"]
         interface = InterfaceRole(request.match_info["interface"].upper())
         if (
             isinstance(target, Forward)
-            and module == ModuleID.COMMANDS
-            and request.method.upper() == "POST"
+            and module in _ASYNC_RESULT_MODULES
+            and interface is InterfaceRole.RECEIVER
         ):
-            # The CPO posts the result to the hub, which knows where the eMSP wants it.
-            body = await self.proxy.rewrite_command(
-                raw, requester=target.sender, receiver=target.target
-            )
+            # The CPO posts the result to the hub, which knows where the sender wants it.
+            proxy = self.proxies[module]
+            parties = {"requester": target.sender, "receiver": target.target}
+            if request.method.upper() in ("POST", "PUT"):
+                body = await proxy.rewrite_command(raw, **parties)
+            elif RESPONSE_URL in query:
+                query[RESPONSE_URL] = await proxy.proxy(query[RESPONSE_URL], **parties)
         response = await self.forwarder.send(
             target,
             method=request.method,
             correlation_id=context.correlation_id,
-            query=request.query,
+            query=query,
             body=body,
             hub_base=self.config.endpoint(module, interface),
         )
@@ -480,25 +503,30 @@ class Hub:
             content_type="application/json",
         )
 
-    async def _command_result(
+    async def _async_result(
         self,
         context: OcpiRequestContext,
         partner: Partner,
+        module: str,
         method: str,
         path: tuple[str, ...],
         raw: bytes,
     ) -> web.StreamResponse:
-        """A CommandResult posted to a proxied response_url (the hub's commands Sender
-        interface): kept in the outbox for the eMSP that sent the command."""
+        """A result posted to a proxied response_url (a CommandResult, or a charging
+        profile result): kept in the outbox for the party that sent the request."""
         if len(path) != 1:
             raise NotFoundError("not a response URL of this hub")
         if method != "POST":
-            raise MethodNotAllowedError("a command result is POSTed")
-        entry = await self.proxy.resolve(path[0])
+            raise MethodNotAllowedError("a result is POSTed")
+        entry = await self.proxies[module].resolve(path[0])
         if entry.receiver is not None and self.directory.platform_of(entry.receiver) != partner.id:
             # Only the CPO the command went to may answer it; others learn nothing.
             raise NotFoundError("unknown or expired response URL")
-        validate_input(CommandResult, _json_or_none(raw))
+        result = _json_or_none(raw)
+        if module == ModuleID.COMMANDS:
+            validate_input(CommandResult, result)
+        elif not isinstance(result, dict) or not isinstance(result.get("result"), str):
+            raise InvalidParametersError("result: field required")
         platform = self.directory.platform_of(entry.requester)
         if platform is None or platform == LOCAL_PLATFORM:
             raise UnknownReceiverError(f"unknown receiver {entry.requester}")
@@ -507,9 +535,9 @@ class Hub:
             "POST",
             entry.url,
             None,
-            ordering_key=f"{platform}|{entry.requester}|commands|{path[0]}",
-            module=ModuleID.COMMANDS,
-            meta={"kind": "hub_command_result"}
+            ordering_key=f"{platform}|{entry.requester}|{module}|{path[0]}",
+            module=module,
+            meta={"kind": "hub_result"}
             | routing_meta(
                 from_party=entry.receiver,
                 to_party=entry.requester,
@@ -537,6 +565,8 @@ class Hub:
                 if owner is None and module == ModuleID.SESSIONS and len(path) >= 3:
                     owner = await self.index.owner("session", "*".join(path[:3]))
                 return owner
+            if module == ModuleID.CHARGING_PROFILES and path:
+                return await self.index.owner("session-cpo", path[0])
             if module == ModuleID.COMMANDS and isinstance(body, dict):
                 location_id = body.get("location_id")
                 if isinstance(location_id, str):

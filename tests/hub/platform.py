@@ -31,6 +31,7 @@ CPO_ENDPOINTS = [
     ("sessions", "SENDER"),
     ("cdrs", "SENDER"),
     ("tariffs", "SENDER"),
+    ("chargingprofiles", "RECEIVER"),
 ]
 EMSP_ENDPOINTS = [
     ("locations", "RECEIVER"),
@@ -39,6 +40,7 @@ EMSP_ENDPOINTS = [
     ("cdrs", "RECEIVER"),
     ("tokens", "SENDER"),
     ("commands", "SENDER"),
+    ("chargingprofiles", "SENDER"),
 ]
 
 
@@ -91,6 +93,8 @@ class Platform:
     runner: web.AppRunner | None = None
     on_command: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None
     delay: float = 0.0  # seconds before answering a locations GET (a slow platform)
+    # CPO side: called (in the background) with each charging profile request received.
+    on_profile: Callable[[Received], Awaitable[None]] | None = None
 
     @property
     def party(self) -> tuple[str, str]:
@@ -211,6 +215,10 @@ class Platform:
                         "authorization_reference": f"REF-{uid}",
                     }
                 )
+            if (mod, role) == ("chargingprofiles", "receiver"):
+                if self.on_profile is not None:
+                    asyncio.get_running_loop().create_task(self.on_profile(received))
+                return _ok({"result": "ACCEPTED", "timeout": 30})
             if (mod, role, request.method) == ("commands", "receiver", "POST"):
                 if self.on_command is not None:
                     command = rest.strip("/")

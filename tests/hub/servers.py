@@ -90,9 +90,7 @@ def sample_directory() -> InMemoryPartyDirectory:
     )
     d.add_party(PartyId("NL", "EM1"), [Role.EMSP], "emsp1")
     d.add_party(PartyId("NL", "EM2"), [Role.EMSP], "emsp1")
-    d.add_platform(
-        Platform.in_process("gw", [("locations", S), ("tokens", R), ("commands", R)])
-    )
+    d.add_platform(Platform.in_process("gw", [("locations", S), ("tokens", R), ("commands", R)]))
     d.add_party(PartyId("NL", "GWY"), [Role.CPO], "gw")
     d.add_platform(
         Platform(

@@ -26,7 +26,9 @@ from ocpi.v221.enums import ConnectionStatus
 from ocpi.v221.types import Role
 from tests.hub.servers import R, refused_url, running, sample_directory
 
-CP1, CP2, EM1, EM2, OFF, GWY = (PartyId(*p.split("*")) for p in ("NL*CP1", "DE*CP2", "NL*EM1", "NL*EM2", "FR*OFF", "NL*GWY"))
+CP1, CP2, EM1, EM2, OFF, GWY = (
+    PartyId(*p.split("*")) for p in ("NL*CP1", "DE*CP2", "NL*EM1", "NL*EM2", "FR*OFF", "NL*GWY")
+)
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 CONNECTED, OFFLINE = ConnectionStatus.CONNECTED, ConnectionStatus.OFFLINE
 
@@ -38,12 +40,22 @@ def keys(infos: list) -> list[tuple[str, str, str, str]]:  # type: ignore[type-a
 def test_client_infos_one_per_role_in_order() -> None:
     d = sample_directory()
     infos = client_infos(d)
-    assert keys(infos)[:3] == [("BE", "BTH", "CPO", "CONNECTED"), ("BE", "BTH", "EMSP", "CONNECTED"), ("DE", "CP2", "CPO", "CONNECTED")]
+    assert keys(infos)[:3] == [
+        ("BE", "BTH", "CPO", "CONNECTED"),
+        ("BE", "BTH", "EMSP", "CONNECTED"),
+        ("DE", "CP2", "CPO", "CONNECTED"),
+    ]
     assert ("FR", "OFF", "CPO", "OFFLINE") in keys(infos)
     assert len(infos) == 9
     # a platform sees neither its own parties nor denied ones
     seen = client_infos(d, viewer=[EM1, EM2], rules=RoutingRules.of(deny=[(EM1, CP2), (EM2, CP2)]))
-    assert {(i.country_code, i.party_id) for i in seen} == {("BE", "BTH"), ("NL", "CP1"), ("NL", "GWY"), ("FR", "OFF"), ("NL", "OTH")}
+    assert {(i.country_code, i.party_id) for i in seen} == {
+        ("BE", "BTH"),
+        ("NL", "CP1"),
+        ("NL", "GWY"),
+        ("FR", "OFF"),
+        ("NL", "OTH"),
+    }
 
 
 def test_page_and_window() -> None:
@@ -69,10 +81,15 @@ def test_status_changes_and_pushes() -> None:
         ("emsp1", "http://emsp1/clientinfo/DE/CP2"),
     ]
     # rules: emsp1 may not see CP2 -> not told
-    assert [p.platform_id for p in plan_pushes(changes, d, RoutingRules.of(deny=[(EM1, CP2), (EM2, CP2)]))] == ["cpo1"]
+    assert [
+        p.platform_id
+        for p in plan_pushes(changes, d, RoutingRules.of(deny=[(EM1, CP2), (EM2, CP2)]))
+    ] == ["cpo1"]
     # own party: not told about itself
     d.set_status(EM1, OFFLINE, T0)
-    assert [p.platform_id for p in plan_pushes(status_changes(before, d), d) if p.info.party_id == "EM1"] == ["cpo1"]
+    assert [
+        p.platform_id for p in plan_pushes(status_changes(before, d), d) if p.info.party_id == "EM1"
+    ] == ["cpo1"]
 
 
 def test_nothing_queued_for_offline_platform_then_resync() -> None:
@@ -84,7 +101,10 @@ def test_nothing_queued_for_offline_platform_then_resync() -> None:
     pushes = plan_pushes(status_changes(before, d), d)
     assert all(p.platform_id == "cpo1" for p in pushes)
     resync = plan_resync("emsp1", d)
-    assert {(p.info.party_id, p.info.status.value) for p in resync} >= {("CP2", "OFFLINE"), ("CP1", "CONNECTED")}
+    assert {(p.info.party_id, p.info.status.value) for p in resync} >= {
+        ("CP2", "OFFLINE"),
+        ("CP1", "CONNECTED"),
+    }
     assert not any(p.info.party_id in ("EM1", "EM2") for p in resync)
     assert plan_resync("cpo2", d) == []  # no receiver endpoint
 
@@ -142,7 +162,9 @@ async def test_still_alive_with_fake_clock() -> None:
     # b speaks again: CONNECTED, and it needs a resync
     checker.note_activity("b", T0 + timedelta(minutes=9))
     report = await checker.run_once(T0 + timedelta(minutes=9, seconds=30))
-    assert report.came_back == ["b"] and keys(report.changes) == [("NL", "EM1", "EMSP", "CONNECTED")]
+    assert report.came_back == ["b"] and keys(report.changes) == [
+        ("NL", "EM1", "EMSP", "CONNECTED")
+    ]
     # b falls silent again; its probe now answers: stays CONNECTED without change
     answers["b"] = True
     report = await checker.run_once(T0 + timedelta(minutes=15))
@@ -166,7 +188,9 @@ async def test_probe_exception_counts_as_offline() -> None:
 async def test_forwarder_probe_against_real_versions_endpoint() -> None:
     async def versions(request: web.Request) -> web.Response:
         assert request.headers["Authorization"].startswith("Token ")
-        return web.json_response({"status_code": 1000, "data": [], "timestamp": "2024-01-01T00:00:00Z"})
+        return web.json_response(
+            {"status_code": 1000, "data": [], "timestamp": "2024-01-01T00:00:00Z"}
+        )
 
     app = web.Application()
     app.router.add_get("/ocpi/versions", versions)

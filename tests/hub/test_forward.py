@@ -40,7 +40,9 @@ class Receiver:
     def __init__(self) -> None:
         self.seen: list[tuple[web.Request, bytes]] = []
         self.status = 200
-        self.body: bytes = b'{"status_code":1000,"timestamp":"2024-01-01T00:00:00Z","data":{"n":1.50}}'
+        self.body: bytes = (
+            b'{"status_code":1000,"timestamp":"2024-01-01T00:00:00Z","data":{"n":1.50}}'
+        )
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
         self.delay = 0.0
         self.url = ""
@@ -77,7 +79,9 @@ def target(receiver: Receiver, *path: str, platform: str = "cpo1") -> Forward:
     return Forward(EM1, CP1, platform, f"{receiver.url}/ocpi/cpo/2.2.1/locations", path)
 
 
-async def test_request_headers_and_exact_bytes_both_ways(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_request_headers_and_exact_bytes_both_ways(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
     forwarder = Forwarder(session, tokens)
     receiver.headers["OCPI-from-country-code"] = "NL"
     receiver.headers["OCPI-from-party-id"] = "CP1"
@@ -90,15 +94,21 @@ async def test_request_headers_and_exact_bytes_both_ways(receiver: Receiver, ses
         body=BODY,
         query={"x": "1"},
     )
-    (request, got), = receiver.seen
+    ((request, got),) = receiver.seen
     assert got == BODY
     assert request.method == "PUT"
     assert request.path_qs == "/ocpi/cpo/2.2.1/locations/NL/EM1/L1?x=1"
     assert request.headers["X-Correlation-ID"] == "corr-123"
     request_id = request.headers["X-Request-ID"]
     assert request_id and request_id != "corr-123"
-    assert request.headers["OCPI-from-country-code"] == "NL" and request.headers["OCPI-from-party-id"] == "EM1"
-    assert request.headers["OCPI-to-country-code"] == "NL" and request.headers["OCPI-to-party-id"] == "CP1"
+    assert (
+        request.headers["OCPI-from-country-code"] == "NL"
+        and request.headers["OCPI-from-party-id"] == "EM1"
+    )
+    assert (
+        request.headers["OCPI-to-country-code"] == "NL"
+        and request.headers["OCPI-to-party-id"] == "CP1"
+    )
     assert request.headers["Content-Type"] == "application/json"
     assert TOKEN in parse_authorization(request.headers["Authorization"])
     assert response.status == 200
@@ -110,18 +120,29 @@ async def test_request_headers_and_exact_bytes_both_ways(receiver: Receiver, ses
     assert receiver.seen[1][0].headers["X-Request-ID"] != request_id
 
 
-async def test_explicit_routing_headers_for_broadcast(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_explicit_routing_headers_for_broadcast(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
     hub = PartyId("NL", "HUB")
-    await Forwarder(session, tokens).send(target(receiver), method="PUT", correlation_id="c", body=b"{}", from_party=hub)
+    await Forwarder(session, tokens).send(
+        target(receiver), method="PUT", correlation_id="c", body=b"{}", from_party=hub
+    )
     request = receiver.seen[0][0]
-    assert request.headers["OCPI-from-party-id"] == "HUB" and request.headers["OCPI-to-party-id"] == "CP1"
+    assert (
+        request.headers["OCPI-from-party-id"] == "HUB"
+        and request.headers["OCPI-to-party-id"] == "CP1"
+    )
 
 
 async def test_link_rewrite_round_trip(receiver: Receiver, session: aiohttp.ClientSession) -> None:
     forwarder = Forwarder(session, tokens)
     own_link = "{base}/ocpi/cpo/2.2.1/locations?offset=2&limit=2&date_from=2024-01-01T00%3A00%3A00Z"
-    receiver.headers.update({"Link": f'<{own_link}>; rel="next"', "X-Total-Count": "9", "X-Limit": "2"})
-    first = await forwarder.send(target(receiver), method="GET", correlation_id="c", hub_base=HUB_BASE, query={"limit": "2"})
+    receiver.headers.update(
+        {"Link": f'<{own_link}>; rel="next"', "X-Total-Count": "9", "X-Limit": "2"}
+    )
+    first = await forwarder.send(
+        target(receiver), method="GET", correlation_id="c", hub_base=HUB_BASE, query={"limit": "2"}
+    )
     link = next_link(first.headers.getall("Link"))
     assert link is not None
     assert link == f"{HUB_BASE}?offset=2&limit=2&date_from=2024-01-01T00:00:00Z"
@@ -132,17 +153,27 @@ async def test_link_rewrite_round_trip(receiver: Receiver, session: aiohttp.Clie
     assert URL(str(receiver.seen[1][0].url)) == expected
 
 
-async def test_opaque_link_round_trip_and_foreign_origin_refused(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_opaque_link_round_trip_and_foreign_origin_refused(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
     forwarder = Forwarder(session, tokens)
     receiver.headers["Link"] = '<{base}/cursor/abc%2Fdef?c=1>; rel="next"'
-    first = await forwarder.send(target(receiver), method="GET", correlation_id="c", hub_base=HUB_BASE)
+    first = await forwarder.send(
+        target(receiver), method="GET", correlation_id="c", hub_base=HUB_BASE
+    )
     link = next_link(first.headers.getall("Link"))
-    assert link is not None and URL(link).path == URL(HUB_BASE).path and HUB_LINK_PARAM in URL(link).query
+    assert (
+        link is not None
+        and URL(link).path == URL(HUB_BASE).path
+        and HUB_LINK_PARAM in URL(link).query
+    )
     await forwarder.send(target(receiver), method="GET", correlation_id="c", query=URL(link).query)
     assert receiver.seen[1][0].raw_path == "/cursor/abc%2Fdef?c=1"
     evil = base64.urlsafe_b64encode(b"http://169.254.169.254/latest").decode().rstrip("=")
     with pytest.raises(OcpiError) as info:
-        await forwarder.send(target(receiver), method="GET", correlation_id="c", query={HUB_LINK_PARAM: evil})
+        await forwarder.send(
+            target(receiver), method="GET", correlation_id="c", query={HUB_LINK_PARAM: evil}
+        )
     assert info.value.status_code == 2001
     assert len(receiver.seen) == 2
 
@@ -151,7 +182,9 @@ async def test_timeout_is_4002(receiver: Receiver, session: aiohttp.ClientSessio
     receiver.delay = 2.0
     forwarder = Forwarder(session, tokens, timeout=5)
     with pytest.raises(OcpiError) as info:
-        await forwarder.send(target(receiver), method="GET", correlation_id="c", request_timeout=0.2)
+        await forwarder.send(
+            target(receiver), method="GET", correlation_id="c", request_timeout=0.2
+        )
     assert info.value.status_code == 4002 and "0.2 s" in info.value.message
 
 
@@ -165,36 +198,61 @@ async def test_connection_refused_is_4003(session: aiohttp.ClientSession) -> Non
 async def test_dns_failure_is_4003(session: aiohttp.ClientSession) -> None:
     forward = Forward(EM1, CP1, "cpo1", "http://no-such-host.invalid/ocpi/locations")
     with pytest.raises(OcpiError) as info:
-        await Forwarder(session, tokens).send(forward, method="GET", correlation_id="c", request_timeout=5)
+        await Forwarder(session, tokens).send(
+            forward, method="GET", correlation_id="c", request_timeout=5
+        )
     assert info.value.status_code in (4002, 4003)
 
 
 async def test_no_credentials_is_4003(receiver: Receiver, session: aiohttp.ClientSession) -> None:
     with pytest.raises(OcpiError) as info:
-        await Forwarder(session, tokens).send(target(receiver, platform="unknown"), method="GET", correlation_id="c")
+        await Forwarder(session, tokens).send(
+            target(receiver, platform="unknown"), method="GET", correlation_id="c"
+        )
     assert info.value.status_code == 4003 and not receiver.seen
 
 
 @pytest.mark.parametrize(
     ("status", "body"),
     [
-        (200, b'{"status_code": 2001, "status_message": "evses[0].status: bad", "timestamp": "2024-01-01T00:00:00Z"}'),
-        (404, b'{"status_code":2003,"status_message":"Unknown Location","timestamp":"2024-01-01T00:00:00Z"}'),
+        (
+            200,
+            b'{"status_code": 2001, "status_message": "evses[0].status: bad", "timestamp": "2024-01-01T00:00:00Z"}',
+        ),
+        (
+            404,
+            b'{"status_code":2003,"status_message":"Unknown Location","timestamp":"2024-01-01T00:00:00Z"}',
+        ),
         (500, b'{"status_code":3000,"timestamp":"2024-01-01T00:00:00Z"}'),
-        (200, b'{"status_code":4001,"status_message":"behind another hub","timestamp":"2024-01-01T00:00:00Z"}'),
+        (
+            200,
+            b'{"status_code":4001,"status_message":"behind another hub","timestamp":"2024-01-01T00:00:00Z"}',
+        ),
     ],
 )
-async def test_receiver_errors_pass_through(receiver: Receiver, session: aiohttp.ClientSession, status: int, body: bytes) -> None:
+async def test_receiver_errors_pass_through(
+    receiver: Receiver, session: aiohttp.ClientSession, status: int, body: bytes
+) -> None:
     receiver.status, receiver.body = status, body
-    response = await Forwarder(session, tokens).send(target(receiver), method="GET", correlation_id="c")
+    response = await Forwarder(session, tokens).send(
+        target(receiver), method="GET", correlation_id="c"
+    )
     assert (response.status, response.body) == (status, body)
 
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(502, b"<html>Bad Gateway</html>"), (200, b"[1, 2]"), (404, b"Not Found"), (200, b'{"status_code": "1000"}'), (401, b"")],
+    [
+        (502, b"<html>Bad Gateway</html>"),
+        (200, b"[1, 2]"),
+        (404, b"Not Found"),
+        (200, b'{"status_code": "1000"}'),
+        (401, b""),
+    ],
 )
-async def test_non_envelope_answer_is_4000(receiver: Receiver, session: aiohttp.ClientSession, status: int, body: bytes) -> None:
+async def test_non_envelope_answer_is_4000(
+    receiver: Receiver, session: aiohttp.ClientSession, status: int, body: bytes
+) -> None:
     receiver.status, receiver.body = status, body
     with pytest.raises(OcpiError) as info:
         await Forwarder(session, tokens).send(target(receiver), method="GET", correlation_id="c")
@@ -204,7 +262,9 @@ async def test_non_envelope_answer_is_4000(receiver: Receiver, session: aiohttp.
 async def test_response_size_cap(receiver: Receiver, session: aiohttp.ClientSession) -> None:
     receiver.body = b'{"status_code":1000,"data":"' + b"x" * 5000 + b'"}'
     with pytest.raises(OcpiError) as info:
-        await Forwarder(session, tokens, max_response_bytes=1000).send(target(receiver), method="GET", correlation_id="c")
+        await Forwarder(session, tokens, max_response_bytes=1000).send(
+            target(receiver), method="GET", correlation_id="c"
+        )
     assert info.value.status_code == 4000
 
 
@@ -213,7 +273,9 @@ async def test_local_target_uses_in_process_handler(session: aiohttp.ClientSessi
 
     async def handler(request: LocalRequest) -> ForwardedResponse:
         got.append(request)
-        return ForwardedResponse(200, CIMultiDict({"Content-Type": "application/json"}), b'{"status_code":1000}')
+        return ForwardedResponse(
+            200, CIMultiDict({"Content-Type": "application/json"}), b'{"status_code":1000}'
+        )
 
     local = Local(EM1, PartyId("NL", "GWY"), "gw", ("START_SESSION",))
     response = await Forwarder(session, tokens, local=handler).send(
@@ -222,7 +284,11 @@ async def test_local_target_uses_in_process_handler(session: aiohttp.ClientSessi
     assert response.body == b'{"status_code":1000}'
     (request,) = got
     assert request.method == "POST" and request.body == BODY and request.correlation_id == "corr"
-    assert request.request_id != "corr" and request.from_party == EM1 and request.to_party == PartyId("NL", "GWY")
+    assert (
+        request.request_id != "corr"
+        and request.from_party == EM1
+        and request.to_party == PartyId("NL", "GWY")
+    )
     assert request.query["a"] == "b"
     with pytest.raises(OcpiError) as info:
         await Forwarder(session, tokens).send(local, method="POST", correlation_id="c")
@@ -234,10 +300,18 @@ async def test_local_target_uses_in_process_handler(session: aiohttp.ClientSessi
 # Path segments as a receiver's URLs have them: never containing "/" (an id with a slash
 # would be percent-encoded by its sender), never "." or "..".
 segments = st.lists(
-    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="/"), min_size=1, max_size=8).filter(lambda s: s not in (".", "..")),
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="/"),
+        min_size=1,
+        max_size=8,
+    ).filter(lambda s: s not in (".", "..")),
     max_size=3,
 )
-queries = st.dictionaries(st.text(min_size=1, max_size=6).filter(lambda s: s != HUB_LINK_PARAM), st.text(max_size=10), max_size=4)
+queries = st.dictionaries(
+    st.text(min_size=1, max_size=6).filter(lambda s: s != HUB_LINK_PARAM),
+    st.text(max_size=10),
+    max_size=4,
+)
 
 
 @given(rest=segments, query=queries)
@@ -249,7 +323,7 @@ def test_hub_link_inverts(rest: list[str], query: dict[str, str]) -> None:
     link = link.with_query(query)
     mapped = URL(hub_link(str(link), receiver_base=endpoint, hub_base=HUB_BASE))
     assert mapped.origin() == URL(HUB_BASE).origin()
-    back = receiver_url(endpoint, tuple(mapped.parts[len(URL(HUB_BASE).parts):]), mapped.query)
+    back = receiver_url(endpoint, tuple(mapped.parts[len(URL(HUB_BASE).parts) :]), mapped.query)
     assert back == link
 
 

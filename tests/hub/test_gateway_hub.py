@@ -935,3 +935,91 @@ async def test_receiver_timeout_is_4002(gateways: GatewayFactory) -> None:
         cpo.delay = 1.0
         reply = await emsp.call("GET", emsp.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
         assert reply.body["status_code"] == 4002 and "0.3 s" in reply.body["status_message"]
+
+
+async def test_charging_profiles_through_the_hub(world: World) -> None:
+    gw, emsp1, emsp2, cpo = world.gateway, world.emsp1, world.emsp2, world.cpo
+    profile = {
+        "charging_rate_unit": "W",
+        "charging_profile_period": [{"start_period": 0, "limit": 11000}],
+    }
+
+    async def answer(received: Any) -> None:
+        # The CPO answers every request at the response_url it was given: the hub's.
+        url = (
+            received.body["response_url"]
+            if received.method == "PUT"
+            else received.query["response_url"]
+        )
+        assert url.startswith(gw.settings.base_url + "/ocpi/hub/2.2.1/chargingprofiles/sender/")
+        result: dict[str, Any] = {"result": "ACCEPTED"}
+        if received.method == "GET":
+            result["profile"] = {
+                "start_date_time": "2026-11-23T10:00:00Z",
+                "charging_profile": profile,
+            }
+        await cpo.call("POST", url, result)
+
+    cpo.on_profile = answer
+    # The hub learns whose session S-7 is from the CPO's push.
+    session = {
+        "country_code": "BE",
+        "party_id": "CPX",
+        "id": "S-7",
+        "start_date_time": "2026-11-23T10:00:00Z",
+        "kwh": 1,
+        "cdr_token": {
+            "country_code": "NL",
+            "party_id": "EM1",
+            "uid": "T7",
+            "type": "RFID",
+            "contract_id": "NL-EM1-C00007",
+        },
+        "auth_method": "AUTH_REQUEST",
+        "location_id": "L-A",
+        "evse_uid": "L-A-E1",
+        "connector_id": "1",
+        "currency": "EUR",
+        "status": "ACTIVE",
+        "last_updated": "2026-11-23T10:05:00Z",
+    }
+    assert (
+        await cpo.call("PUT", cpo.hub_url("sessions", "RECEIVER") + "/BE/CPX/S-7", session)
+    ).body["status_code"] == 1000
+    base = emsp1.hub_url("chargingprofiles", "RECEIVER") + "/S-7"
+    # SetChargingProfile by open routing (the session's CPO), the result back to eMSP 1.
+    own = f"{emsp1.url}/ocpi/2.2.1/chargingprofiles/sender/SET-1"
+    reply = await emsp1.call("PUT", base, {"charging_profile": profile, "response_url": own})
+    assert reply.body["status_code"] == 1000 and reply.body["data"]["result"] == "ACCEPTED", (
+        reply.body
+    )
+    (put,) = cpo.got("chargingprofiles", "PUT")
+    assert put.body["charging_profile"] == profile and put.body["response_url"] != own
+    results = await eventually(lambda: emsp1.got("chargingprofiles", "POST"))
+    assert (results[0].path, results[0].body) == (
+        "/ocpi/2.2.1/chargingprofiles/sender/SET-1",
+        {"result": "ACCEPTED"},
+    )
+    assert routed(results[0]) == ("BE*CPX", "NL*EM1")
+    # GetActiveChargingProfile: response_url is a query parameter.
+    own = f"{emsp1.url}/ocpi/2.2.1/chargingprofiles/sender/GET-1"
+    reply = await emsp1.call("GET", f"{base}?duration=900&response_url={own}", to=cpo.party)
+    assert reply.body["data"]["result"] == "ACCEPTED", reply.body
+    (get,) = cpo.got("chargingprofiles", "GET")
+    assert get.query["duration"] == "900" and get.query["response_url"] != own
+    results = await eventually(
+        lambda: [r for r in emsp1.got("chargingprofiles", "POST") if r.path.endswith("/GET-1")]
+    )
+    assert results[0].body["profile"]["charging_profile"] == profile
+    # The CPO pushes the active profile to the eMSP's Sender interface (directed).
+    active = {"start_date_time": "2026-11-23T10:10:00Z", "charging_profile": profile}
+    reply = await cpo.call(
+        "PUT", cpo.hub_url("chargingprofiles", "SENDER") + "/S-7", active, to=emsp1.party
+    )
+    assert reply.body["status_code"] == 1000, reply.body
+    assert [r.body for r in emsp1.got("chargingprofiles", "PUT")] == [active]
+    # Nobody else may post a result to those URLs, and eMSP 2 saw none of it.
+    reply = await emsp2.call("POST", put.body["response_url"], {"result": "REJECTED"})
+    assert reply.body["status_code"] == 2000 and reply.status == 404
+    await settled(gw)
+    assert emsp2.got("chargingprofiles") == []

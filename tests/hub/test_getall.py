@@ -107,7 +107,9 @@ async def senders() -> AsyncIterator[tuple[list[Target], list[dict[str, Any]], l
             objects = make_objects(cc, pid, n)
             log: list[str] = []
             url = await stack.enter_async_context(running(sender_app(objects, cap, log)))
-            targets.append(Forward(EM1, PartyId(cc, pid), f"p-{pid}", f"{url}/ocpi/cpo/2.2.1/locations"))
+            targets.append(
+                Forward(EM1, PartyId(cc, pid), f"p-{pid}", f"{url}/ocpi/cpo/2.2.1/locations")
+            )
             everything.extend(objects)
             calls.append(log)
         yield targets, everything, calls
@@ -117,7 +119,9 @@ async def tokens(platform_id: str) -> str:
     return "t-" + platform_id
 
 
-async def crawl(targets: list[Target], query: dict[str, str], limit: int) -> tuple[list[CombinedPage], list[dict[str, str]]]:
+async def crawl(
+    targets: list[Target], query: dict[str, str], limit: int
+) -> tuple[list[CombinedPage], list[dict[str, str]]]:
     """Follow the hub's next links from offset 0, as a client would."""
     pages: list[CombinedPage] = []
     headers: list[dict[str, str]] = []
@@ -126,7 +130,9 @@ async def crawl(targets: list[Target], query: dict[str, str], limit: int) -> tup
         forwarder = Forwarder(session, tokens)
         for _ in range(100):
             request = parse_page_request(url.query, max_limit=limit)
-            fetch = forwarder_page_fetcher(forwarder, correlation_id="corr", requester=EM1, query=url.query)
+            fetch = forwarder_page_fetcher(
+                forwarder, correlation_id="corr", requester=EM1, query=url.query
+            )
             page = await get_all_page(targets, fetch, offset=request.offset, limit=request.limit)
             pages.append(page)
             headers.append(page.headers(url))
@@ -155,7 +161,11 @@ async def test_pages_are_exactly_the_concatenation(senders: Any, limit: int) -> 
     assert "Link" not in headers[-1]
     # objects unchanged: owner, last_updated string, exact numbers
     first = combined[0]
-    assert (first["country_code"], first["party_id"], first["last_updated"]) == ("BE", "AAA", "2024-01-01T00:00:00.5Z")
+    assert (first["country_code"], first["party_id"], first["last_updated"]) == (
+        "BE",
+        "AAA",
+        "2024-01-01T00:00:00.5Z",
+    )
     assert combined[1]["power"] == Decimal("1.10")
     assert b'"power":1.10' in pages[0].body() or limit == 1
 
@@ -176,7 +186,9 @@ async def test_failed_sender_is_skipped_or_fails_the_page(senders: Any) -> None:
     dead = Forward(EM1, PartyId("AT", "DED"), "p-dead", refused_url())
     with_dead = [dead, *targets]
     async with aiohttp.ClientSession() as session:
-        fetch = forwarder_page_fetcher(Forwarder(session, tokens), correlation_id="c", requester=EM1)
+        fetch = forwarder_page_fetcher(
+            Forwarder(session, tokens), correlation_id="c", requester=EM1
+        )
         page = await get_all_page(with_dead, fetch, offset=0, limit=100)
         assert as_ids(page.objects) == as_ids(everything)
         assert page.failed == (PartyId("AT", "DED"),) and page.total == 20
@@ -205,7 +217,9 @@ async def test_target_shrinking_between_probe_and_fetch_gives_a_short_page() -> 
         sizes["A"] = 2  # shrinks after the probe
         return TargetPage([{"i": i} for i in range(n)][offset : offset + limit], n)
 
-    page = await get_all_page([Forward(EM1, PartyId("NL", "AAA"), "p", "http://x")], fetch, offset=1, limit=4)
+    page = await get_all_page(
+        [Forward(EM1, PartyId("NL", "AAA"), "p", "http://x")], fetch, offset=1, limit=4
+    )
     assert page.objects == [{"i": 1}] and page.total == 5
 
 

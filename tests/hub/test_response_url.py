@@ -91,7 +91,9 @@ async def test_command_result_reaches_the_emsp() -> None:
     received: list[tuple[str, bytes, str]] = []
 
     async def emsp(request: web.Request) -> web.Response:
-        received.append((request.path_qs, await request.read(), request.headers["X-Correlation-ID"]))
+        received.append(
+            (request.path_qs, await request.read(), request.headers["X-Correlation-ID"])
+        )
         return web.json_response({"status_code": 1000, "timestamp": "2024-01-01T00:00:00Z"})
 
     app = web.Application()
@@ -99,7 +101,9 @@ async def test_command_result_reaches_the_emsp() -> None:
     async with running(app) as url:
         proxy, _, _ = make()
         command = COMMAND.replace(b"https://emsp.example.com", url.encode())
-        hub_url = json_loads(await proxy.rewrite_command(command, requester=EM1, receiver=CP1))["response_url"]
+        hub_url = json_loads(await proxy.rewrite_command(command, requester=EM1, receiver=CP1))[
+            "response_url"
+        ]
         # ... the CPO later POSTs the result to hub_url:
         entry = await proxy.resolve(proxy.proxy_id(hub_url) or "", poster=CP1)
         result = b'{"result":"ACCEPTED"}'
@@ -109,7 +113,13 @@ async def test_command_result_reaches_the_emsp() -> None:
 
         async with aiohttp.ClientSession() as session:
             response = await Forwarder(session, tokens).request(
-                "emsp1", "POST", entry.url, correlation_id="corr", body=result, from_party=CP1, to_party=entry.requester
+                "emsp1",
+                "POST",
+                entry.url,
+                correlation_id="corr",
+                body=result,
+                from_party=CP1,
+                to_party=entry.requester,
             )
         assert response.status == 200
         assert received == [("/cmd/42?x=1", result, "corr")]

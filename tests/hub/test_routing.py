@@ -28,7 +28,9 @@ from ocpi.v221.enums import ConnectionStatus
 from ocpi.v221.types import Role
 from tests.hub.servers import HUB, R, S, sample_directory
 
-CP1, CP2, GWY, BTH, OFF = (PartyId(*p.split("*")) for p in ("NL*CP1", "DE*CP2", "NL*GWY", "BE*BTH", "FR*OFF"))
+CP1, CP2, GWY, BTH, OFF = (
+    PartyId(*p.split("*")) for p in ("NL*CP1", "DE*CP2", "NL*GWY", "BE*BTH", "FR*OFF")
+)
 EM1, EM2, OTH = PartyId("NL", "EM1"), PartyId("NL", "EM2"), PartyId("NL", "OTH")
 
 DIRECTORY = sample_directory()
@@ -47,23 +49,49 @@ def parties_of(decision: Broadcast | GetAll) -> list[PartyId]:
 
 
 def test_directed_forward_to_remote_party() -> None:
-    d = route(req("GET", "locations", S, "emsp1", path=("LOC1", "EVSE1"), from_party=EM1, to_party=CP1), DIRECTORY, CONFIG)
+    d = route(
+        req("GET", "locations", S, "emsp1", path=("LOC1", "EVSE1"), from_party=EM1, to_party=CP1),
+        DIRECTORY,
+        CONFIG,
+    )
     assert d == Forward(EM1, CP1, "cpo1", "http://cpo1/ocpi/cpo/2.2.1/locations", ("LOC1", "EVSE1"))
-    assert isinstance(d, Forward) and str(d.url) == "http://cpo1/ocpi/cpo/2.2.1/locations/LOC1/EVSE1"
+    assert (
+        isinstance(d, Forward) and str(d.url) == "http://cpo1/ocpi/cpo/2.2.1/locations/LOC1/EVSE1"
+    )
 
 
 def test_directed_local_party_without_http() -> None:
-    d = route(req("POST", "commands", R, "emsp1", path=("START_SESSION",), from_party=EM2, to_party=GWY), DIRECTORY, CONFIG)
+    d = route(
+        req("POST", "commands", R, "emsp1", path=("START_SESSION",), from_party=EM2, to_party=GWY),
+        DIRECTORY,
+        CONFIG,
+    )
     assert d == Local(EM2, GWY, "gw", ("START_SESSION",))
 
 
 def test_from_inferred_for_single_party_platform() -> None:
-    d = route(req("PUT", "locations", R, "cpo1", path=("NL", "CP1", "L1"), to_party=EM1, url_owner=CP1), DIRECTORY, CONFIG)
+    d = route(
+        req("PUT", "locations", R, "cpo1", path=("NL", "CP1", "L1"), to_party=EM1, url_owner=CP1),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Forward) and d.sender == CP1 and d.target == EM1
 
 
 def test_case_insensitive_party_ids() -> None:
-    d = route(req("GET", "locations", S, "emsp1", from_party=PartyId("nl", "em1"), to_party=PartyId("nl", "cp1"), path=("X",)), DIRECTORY, CONFIG)
+    d = route(
+        req(
+            "GET",
+            "locations",
+            S,
+            "emsp1",
+            from_party=PartyId("nl", "em1"),
+            to_party=PartyId("nl", "cp1"),
+            path=("X",),
+        ),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Forward) and d.target == CP1
 
 
@@ -76,7 +104,9 @@ def test_get_all_targets_ordered_connected_and_serving() -> None:
 
 
 def test_get_all_respects_rules() -> None:
-    config = replace(CONFIG, rules=RoutingRules.of(allow=[(EM1, CP1), (EM1, GWY)], deny=[(CP2, EM2)]))
+    config = replace(
+        CONFIG, rules=RoutingRules.of(allow=[(EM1, CP1), (EM1, GWY)], deny=[(CP2, EM2)])
+    )
     d1 = route(req("GET", "locations", S, "emsp1", from_party=EM1, to_party=HUB), DIRECTORY, config)
     d2 = route(req("GET", "locations", S, "emsp1", from_party=EM2, to_party=HUB), DIRECTORY, config)
     assert isinstance(d1, GetAll) and parties_of(d1) == [CP1, GWY]
@@ -84,17 +114,40 @@ def test_get_all_respects_rules() -> None:
 
 
 def test_broadcast_from_cpo_reaches_emsp_type_roles() -> None:
-    d = route(req("PUT", "locations", R, "cpo1", path=("NL", "CP1", "L1"), from_party=CP1, to_party=HUB, url_owner=CP1), DIRECTORY, CONFIG)
+    d = route(
+        req(
+            "PUT",
+            "locations",
+            R,
+            "cpo1",
+            path=("NL", "CP1", "L1"),
+            from_party=CP1,
+            to_party=HUB,
+            url_owner=CP1,
+        ),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Broadcast) and parties_of(d) == [BTH, EM1, EM2, OTH]
 
 
 def test_broadcast_excludes_the_sender_itself() -> None:
-    d = route(req("PATCH", "locations", R, "both", path=("BE", "BTH", "L1"), from_party=BTH, to_party=HUB), DIRECTORY, CONFIG)
+    d = route(
+        req(
+            "PATCH", "locations", R, "both", path=("BE", "BTH", "L1"), from_party=BTH, to_party=HUB
+        ),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Broadcast) and BTH not in parties_of(d)
 
 
 def test_broadcast_from_emsp_or_other_reaches_cpos_implementing_the_module() -> None:
-    d = route(req("PUT", "tokens", R, "other", path=("NL", "OTH", "T1"), from_party=OTH, to_party=HUB), DIRECTORY, CONFIG)
+    d = route(
+        req("PUT", "tokens", R, "other", path=("NL", "OTH", "T1"), from_party=OTH, to_party=HUB),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Broadcast) and parties_of(d) == [CP1, GWY]
 
 
@@ -105,11 +158,25 @@ def test_broadcast_respects_rules() -> None:
 
 
 def test_open_routing_with_owner_hint() -> None:
-    d = route(req("POST", "commands", R, "emsp1", path=("START_SESSION",), from_party=EM1, owner_hint=CP2), DIRECTORY, CONFIG)
+    d = route(
+        req(
+            "POST", "commands", R, "emsp1", path=("START_SESSION",), from_party=EM1, owner_hint=CP2
+        ),
+        DIRECTORY,
+        CONFIG,
+    )
     assert d == Forward(EM1, CP2, "cpo2", "http://cpo2/commands", ("START_SESSION",))
-    d = route(req("GET", "locations", S, "emsp1", path=("L9",), from_party=EM1, owner_hint=GWY), DIRECTORY, CONFIG)
+    d = route(
+        req("GET", "locations", S, "emsp1", path=("L9",), from_party=EM1, owner_hint=GWY),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Local)
-    d = route(req("PUT", "sessions", R, "cpo1", path=("NL", "CP1", "S1"), owner_hint=EM2), DIRECTORY, CONFIG)
+    d = route(
+        req("PUT", "sessions", R, "cpo1", path=("NL", "CP1", "S1"), owner_hint=EM2),
+        DIRECTORY,
+        CONFIG,
+    )
     assert isinstance(d, Forward) and d.target == EM2 and d.endpoint == "http://emsp1/sessions"
 
 
@@ -137,22 +204,121 @@ def test_get_all_of_empty_set_is_fine() -> None:
 # ------------------------------------------------------------------- errors
 
 ERRORS = [
-    pytest.param(req("GET", "locations", S, "emsp1", to_party=CP1, path=("L",)), 2001, "OCPI-from", id="from-missing-multi-party"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=CP1, to_party=CP2, path=("L",)), 4000, "not one of", id="from-not-owned"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=PartyId("XX", "YYY"), to_party=CP2), 4000, "not one of", id="from-unknown"),
-    pytest.param(req("PUT", "tokens", R, "emsp1", from_party=EM1, to_party=CP1, url_owner=OTH, path=("NL", "OTH", "T")), 4000, "URL names", id="url-owner-not-owned"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=EM1, to_party=PartyId("XX", "NOP"), path=("L",)), 4001, "unknown receiver", id="to-unknown"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=EM1, to_party=EM2, path=("L",)), 4001, "does not serve", id="to-wrong-role"),
-    pytest.param(req("GET", "sessions", S, "emsp1", from_party=EM1, to_party=CP2), 4001, "does not implement", id="to-no-endpoint"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=EM1, to_party=OFF, path=("L",)), 4003, "OFFLINE", id="to-offline"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=EM1, to_party=HUB, path=("L1",)), 2001, "never broadcast", id="get-one-to-hub"),
-    pytest.param(req("GET", "locations", R, "cpo1", to_party=HUB, path=("NL", "CP1", "L1")), 2001, "never broadcast", id="get-receiver-to-hub"),
-    pytest.param(req("PUT", "sessions", R, "cpo1", to_party=HUB, path=("NL", "CP1", "S")), 2001, "not allowed for the sessions", id="broadcast-sessions"),
-    pytest.param(req("POST", "commands", R, "emsp1", from_party=EM1, to_party=HUB, path=("START_SESSION",)), 2001, "not allowed for the commands", id="broadcast-commands"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=EM1), 2001, "GET All", id="open-get-list"),
-    pytest.param(req("POST", "cdrs", R, "cpo1"), 4001, "cannot be determined", id="open-no-hint-cdrs"),
-    pytest.param(req("GET", "locations", S, "emsp1", from_party=EM1, path=("L1",)), 4001, "cannot be determined", id="open-get-no-hint"),
-    pytest.param(req("POST", "commands", R, "emsp1", from_party=EM1, owner_hint=PartyId("XX", "NOP"), path=("STOP_SESSION",)), 4001, "unknown receiver", id="open-hint-unknown"),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", to_party=CP1, path=("L",)),
+        2001,
+        "OCPI-from",
+        id="from-missing-multi-party",
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=CP1, to_party=CP2, path=("L",)),
+        4000,
+        "not one of",
+        id="from-not-owned",
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=PartyId("XX", "YYY"), to_party=CP2),
+        4000,
+        "not one of",
+        id="from-unknown",
+    ),
+    pytest.param(
+        req(
+            "PUT",
+            "tokens",
+            R,
+            "emsp1",
+            from_party=EM1,
+            to_party=CP1,
+            url_owner=OTH,
+            path=("NL", "OTH", "T"),
+        ),
+        4000,
+        "URL names",
+        id="url-owner-not-owned",
+    ),
+    pytest.param(
+        req(
+            "GET",
+            "locations",
+            S,
+            "emsp1",
+            from_party=EM1,
+            to_party=PartyId("XX", "NOP"),
+            path=("L",),
+        ),
+        4001,
+        "unknown receiver",
+        id="to-unknown",
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=EM1, to_party=EM2, path=("L",)),
+        4001,
+        "does not serve",
+        id="to-wrong-role",
+    ),
+    pytest.param(
+        req("GET", "sessions", S, "emsp1", from_party=EM1, to_party=CP2),
+        4001,
+        "does not implement",
+        id="to-no-endpoint",
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=EM1, to_party=OFF, path=("L",)),
+        4003,
+        "OFFLINE",
+        id="to-offline",
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=EM1, to_party=HUB, path=("L1",)),
+        2001,
+        "never broadcast",
+        id="get-one-to-hub",
+    ),
+    pytest.param(
+        req("GET", "locations", R, "cpo1", to_party=HUB, path=("NL", "CP1", "L1")),
+        2001,
+        "never broadcast",
+        id="get-receiver-to-hub",
+    ),
+    pytest.param(
+        req("PUT", "sessions", R, "cpo1", to_party=HUB, path=("NL", "CP1", "S")),
+        2001,
+        "not allowed for the sessions",
+        id="broadcast-sessions",
+    ),
+    pytest.param(
+        req("POST", "commands", R, "emsp1", from_party=EM1, to_party=HUB, path=("START_SESSION",)),
+        2001,
+        "not allowed for the commands",
+        id="broadcast-commands",
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=EM1), 2001, "GET All", id="open-get-list"
+    ),
+    pytest.param(
+        req("POST", "cdrs", R, "cpo1"), 4001, "cannot be determined", id="open-no-hint-cdrs"
+    ),
+    pytest.param(
+        req("GET", "locations", S, "emsp1", from_party=EM1, path=("L1",)),
+        4001,
+        "cannot be determined",
+        id="open-get-no-hint",
+    ),
+    pytest.param(
+        req(
+            "POST",
+            "commands",
+            R,
+            "emsp1",
+            from_party=EM1,
+            owner_hint=PartyId("XX", "NOP"),
+            path=("STOP_SESSION",),
+        ),
+        4001,
+        "unknown receiver",
+        id="open-hint-unknown",
+    ),
 ]
 
 
@@ -170,7 +336,11 @@ def test_errors(request_: HubRequest, code: int, words: str) -> None:
 def test_denied_pair_looks_unknown() -> None:
     config = replace(CONFIG, rules=RoutingRules.of(deny=[(EM1, CP1)]))
     with pytest.raises(OcpiError) as info:
-        route(req("GET", "locations", S, "emsp1", from_party=EM1, to_party=CP1, path=("L",)), DIRECTORY, config)
+        route(
+            req("GET", "locations", S, "emsp1", from_party=EM1, to_party=CP1, path=("L",)),
+            DIRECTORY,
+            config,
+        )
     assert info.value.status_code == 4001 and info.value.message == "unknown receiver NL*CP1"
 
 
@@ -207,7 +377,14 @@ def with_statuses(status: dict[PartyId, ConnectionStatus]) -> InMemoryPartyDirec
 
 
 @settings(max_examples=150, deadline=None)
-@given(status=statuses, allow=rule_pairs, deny=rule_pairs, module=modules, interface=interfaces, sender=st.sampled_from(ALL))
+@given(
+    status=statuses,
+    allow=rule_pairs,
+    deny=rule_pairs,
+    module=modules,
+    interface=interfaces,
+    sender=st.sampled_from(ALL),
+)
 def test_fanout_targets_are_exactly_the_eligible_parties(
     status: dict[PartyId, ConnectionStatus],
     allow: list[tuple[PartyId, PartyId]],
@@ -217,10 +394,16 @@ def test_fanout_targets_are_exactly_the_eligible_parties(
     sender: PartyId,
 ) -> None:
     d = with_statuses(status)
-    config = RouterConfig(hub_party=HUB, rules=RoutingRules.of(allow=allow, deny=deny), broadcast_modules=frozenset({module}))
+    config = RouterConfig(
+        hub_party=HUB,
+        rules=RoutingRules.of(allow=allow, deny=deny),
+        broadcast_modules=frozenset({module}),
+    )
     platform = d.party(sender).platform_id  # type: ignore[union-attr]
     method = "GET" if interface is S else "PUT"
-    decision = route(req(method, module, interface, platform, from_party=sender, to_party=HUB), d, config)
+    decision = route(
+        req(method, module, interface, platform, from_party=sender, to_party=HUB), d, config
+    )
     assert isinstance(decision, GetAll if method == "GET" else Broadcast)
     got = [t.target for t in decision.targets]
     expected = [
@@ -239,7 +422,14 @@ def test_fanout_targets_are_exactly_the_eligible_parties(
 
 
 @settings(max_examples=150, deadline=None)
-@given(status=statuses, deny=rule_pairs, module=modules, interface=interfaces, sender=st.sampled_from(ALL), to=st.sampled_from(ALL))
+@given(
+    status=statuses,
+    deny=rule_pairs,
+    module=modules,
+    interface=interfaces,
+    sender=st.sampled_from(ALL),
+    to=st.sampled_from(ALL),
+)
 def test_directed_route_reaches_the_party_or_says_why(
     status: dict[PartyId, ConnectionStatus],
     deny: list[tuple[PartyId, PartyId]],
@@ -253,7 +443,11 @@ def test_directed_route_reaches_the_party_or_says_why(
     platform = d.party(sender).platform_id  # type: ignore[union-attr]
     outcome: Any
     try:
-        outcome = route(req("POST", module, interface, platform, path=("x",), from_party=sender, to_party=to), d, config)
+        outcome = route(
+            req("POST", module, interface, platform, path=("x",), from_party=sender, to_party=to),
+            d,
+            config,
+        )
     except OcpiError as exc:
         outcome = exc
     if isinstance(outcome, OcpiError):

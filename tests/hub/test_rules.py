@@ -15,7 +15,12 @@ parties = st.sampled_from(PARTIES)
 pairs = st.lists(st.tuples(parties, parties), max_size=8)
 
 
-def reference(allow: list[tuple[PartyId, PartyId]], deny: list[tuple[PartyId, PartyId]], a: PartyId, b: PartyId) -> bool:
+def reference(
+    allow: list[tuple[PartyId, PartyId]],
+    deny: list[tuple[PartyId, PartyId]],
+    a: PartyId,
+    b: PartyId,
+) -> bool:
     """The documented precedence, written naively."""
     if a == b:
         return True
@@ -47,7 +52,10 @@ def test_no_rules_everything_allowed(a: PartyId, b: PartyId) -> None:
 
 @given(allow=pairs, deny=pairs, a=parties, b=parties)
 def test_matches_reference_and_symmetric(
-    allow: list[tuple[PartyId, PartyId]], deny: list[tuple[PartyId, PartyId]], a: PartyId, b: PartyId
+    allow: list[tuple[PartyId, PartyId]],
+    deny: list[tuple[PartyId, PartyId]],
+    a: PartyId,
+    b: PartyId,
 ) -> None:
     rules = RoutingRules.of(allow=allow, deny=deny)
     assert is_allowed(rules, a, b) == reference(allow, deny, a, b)
@@ -73,7 +81,9 @@ def test_deny_wins_and_is_monotonic(
 
 
 @given(allow=pairs, a=parties, b=parties)
-def test_allow_list_is_exclusive(allow: list[tuple[PartyId, PartyId]], a: PartyId, b: PartyId) -> None:
+def test_allow_list_is_exclusive(
+    allow: list[tuple[PartyId, PartyId]], a: PartyId, b: PartyId
+) -> None:
     rules = RoutingRules.of(allow=allow)
     if a != b and a in rules.allow and b not in rules.allow[a]:
         assert not is_allowed(rules, a, b)
