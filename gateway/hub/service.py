@@ -356,6 +356,9 @@ class Hub:
         if module not in ROUTED_MODULES:
             raise NotFoundError(f"the hub does not route the {module} module")
         path = tuple(s for s in request.match_info.get("tail", "").split("/") if s)
+        if any(segment in (".", "..") for segment in path):
+            # Never a path below the receiver's endpoint: refused rather than resolved.
+            raise InvalidParametersError("URL: '.' and '..' are not object ids")
         raw = await request.read()
         method = request.method.upper()
         if (

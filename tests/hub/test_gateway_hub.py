@@ -657,6 +657,17 @@ async def test_realtime_authorization_at_hosted_charger(world: World) -> None:
 
 
 BAD_REQUESTS = [
+    # Dot segments never walk out of the receiver's endpoint (resolved before routing).
+    (
+        "emsp1",
+        "GET",
+        "/locations/sender/%2E%2E/credentials",
+        {"OCPI-to-country-code": "BE", "OCPI-to-party-id": "CPX"},
+        None,
+        404,
+        2000,
+        "interface",
+    ),
     # (who, method, path below the hub's version URL, headers, raw body, HTTP, status_code, message part)
     (
         "emsp1",
