@@ -270,6 +270,12 @@ async def test_hub_end_to_end(world: World) -> None:
     )
     assert reply.body["status_code"] == 1000
     assert (await eventually(lambda: cpo.got("tokens", "PUT")))[0].body == token
+    # Now that the hub has seen the token, the CPO may ask without naming its eMSP.
+    reply = await cpo.call(
+        "POST", cpo.hub_url("tokens", "SENDER") + "/TOKEN1/authorize", {"location_id": "L-A"}
+    )
+    assert reply.body["status_code"] == 1000 and reply.body["data"]["allowed"] == "ALLOWED"
+    assert len(emsp1.got("tokens", "POST")) == 2 and emsp2.got("tokens") == []
     async with connect(gw.ws_url, "CP1", "1.6") as cp:
         await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
         assert (await cp.call(call16.Authorize(id_tag="TOKEN1"))).id_tag_info[
