@@ -297,7 +297,6 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(
         HubConfig(
             party=PartyId(settings.hub_country_code, settings.hub_party_id),
-            name=settings.hub_name,
             base_url=hub_version_url(settings.base_url),
             request_timeout=settings.ocpi_timeout,
             silence=timedelta(seconds=settings.hub_silence),

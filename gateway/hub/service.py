@@ -75,7 +75,6 @@ from ocpi.hub.routing import (
     route,
 )
 from ocpi.hub.routing import Decision as RoutingDecision
-from ocpi.hub.rules import is_allowed
 from ocpi.server import (
     OcpiRequestContext,
     Operation,
@@ -131,10 +130,8 @@ MAX_LIMIT = 100
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     party: PartyId
-    name: str
     base_url: str
     """The hub's version URL, e.g. ``https://gw.example.com/ocpi/hub/2.2.1``."""
-    website: str | None = None
     request_timeout: float = 15.0
     silence: timedelta = timedelta(minutes=5)
     response_url_ttl: timedelta = timedelta(hours=1)
@@ -167,7 +164,6 @@ class Hub:
         self._registry = registry
         self._outbox = outbox
         self._clock = clock
-        self._ids = ids
         self._local_owner = local_owner
         self.directory = HubDirectory(registry, hosted)
         self.rule_book = RuleBook(store.hub_rules, clock, ids)
@@ -309,9 +305,6 @@ class Hub:
         return self.directory.reach(
             sender, module, InterfaceRole(interface), partner_id, self.rule_book.rules
         )
-
-    def allows(self, a: PartyId, b: PartyId) -> bool:
-        return is_allowed(self.rule_book.rules, a, b)
 
     def client_infos(self, platform_id: str, request: web.Request) -> web.Response:
         page = parse_page(request, max_limit=MAX_LIMIT)
