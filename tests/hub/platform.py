@@ -81,6 +81,8 @@ class Platform:
     role: str
     parties: list[tuple[str, str]]
     token_b: str = field(default_factory=lambda: "plat-b-" + secrets.token_hex(8))
+    # The token A its operator hands the hub's operator, for the hub to register here.
+    token_a: str = field(default_factory=lambda: "plat-a-" + secrets.token_hex(8))
     hub_token: str | None = None  # what we send to call the hub
     url: str = ""
     received: list[Received] = field(default_factory=list)
@@ -115,15 +117,18 @@ class Platform:
             ],
         }
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _token(self, request: web.Request) -> str | None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Token "):
-            return False
+            return None
         try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
+            return base64.b64decode(header[6:], validate=True).decode()
         except ValueError:
-            decoded = header[6:]
-        return decoded == self.token_b
+            return header[6:]
+
+    def _authorized(self, request: web.Request, *, registration: bool = False) -> bool:
+        token = self._token(request)
+        return token == self.token_b or (registration and token == self.token_a)
 
     def endpoints(self) -> list[tuple[str, str]]:
         own = CPO_ENDPOINTS if self.role == "CPO" else EMSP_ENDPOINTS
@@ -141,12 +146,12 @@ class Platform:
         app = web.Application()
 
         async def versions(request: web.Request) -> web.Response:
-            if not self._authorized(request):
+            if not self._authorized(request, registration=True):
                 return web.Response(status=401)
             return _ok([{"version": "2.2.1", "url": f"{self.url}/ocpi/2.2.1"}])
 
         async def details(request: web.Request) -> web.Response:
-            if not self._authorized(request):
+            if not self._authorized(request, registration=True):
                 return web.Response(status=401)
             endpoints = [
                 {
@@ -228,6 +233,16 @@ class Platform:
                 return _ok(None, 201)
             return _ok(None)
 
+        async def post_credentials(request: web.Request) -> web.Response:
+            # The hub registers here with our token A (its operator got it from ours).
+            if self._token(request) != self.token_a:
+                return web.Response(status=401)
+            theirs = json_loads(await request.read())
+            self.hub_token = theirs["token"]
+            self.received.append(Received("POST", request.path, {}, request.headers, theirs))
+            return _ok(self.credentials(self.token_b))
+
+        app.router.add_post("/ocpi/2.2.1/credentials", post_credentials)
         app.router.add_get("/ocpi/versions", versions)
         app.router.add_get("/ocpi/2.2.1", details)
         app.router.add_route("*", "/ocpi/2.2.1/{module}/{role}{rest:.*}", module)

@@ -1040,3 +1040,43 @@ async def test_charging_profiles_through_the_hub(world: World) -> None:
     assert reply.body["status_code"] == 2000 and reply.status == 404
     await settled(gw)
     assert emsp2.got("chargingprofiles") == []
+
+
+async def test_hub_registers_at_a_platform(world: World) -> None:
+    """The other way round: the hub's operator registers the hub at a platform with the
+    token A the platform's operator gave; the platform is then on the hub as any other."""
+    gw, emsp1 = world.gateway, world.emsp1
+    cpo2 = Platform("CPO Y", "CPO", [("FR", "CPY")])
+    cpo2.locations = [external_location("Y-1", "FR", "CPY")]
+    await cpo2.start()
+    try:
+        status, partner = await gw.admin("POST", "/partners", {"name": "CPO Y", "kind": "HUB"})
+        assert status == 201
+        status, registered = await gw.admin(
+            "POST",
+            f"/partners/{partner['id']}/register",
+            {"versions_url": f"{cpo2.url}/ocpi/versions", "token": cpo2.token_a},
+        )
+        assert status == 200 and registered["status"] == "REGISTERED", registered
+        (sent,) = [r for r in cpo2.received if r.path == "/ocpi/2.2.1/credentials"]
+        assert [(r["role"], r["country_code"], r["party_id"]) for r in sent.body["roles"]] == [
+            ("HUB", "ZZ", "HUB")
+        ]
+        assert sent.body["url"].endswith("/ocpi/hub/versions")
+        # The token the hub gave is good at the hub: the platform can use it.
+        details = await cpo2.call("GET", sent.body["url"].replace("/versions", "/2.2.1"))
+        cpo2.hub_endpoints = {
+            (e["identifier"], e["role"]): e["url"] for e in details.body["data"]["endpoints"]
+        }
+        reply = await cpo2.call("GET", cpo2.hub_url("hubclientinfo", "SENDER"))
+        assert reply.body["status_code"] == 1000
+        # The others are told about it, and reach it.
+        await eventually(
+            lambda: any(r.path.endswith("/FR/CPY") for r in emsp1.got("hubclientinfo", "PUT"))
+        )
+        reply = await emsp1.call(
+            "GET", emsp1.hub_url("locations", "SENDER") + "/Y-1", to=("FR", "CPY")
+        )
+        assert reply.body["status_code"] == 1000 and reply.body["data"]["party_id"] == "CPY"
+    finally:
+        await cpo2.stop()
