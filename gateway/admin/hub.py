@@ -12,12 +12,19 @@ from gateway.admin.schemas import _Body
 from gateway.hub.rules import RuleAction, parse_party
 from gateway.hub.service import HUB, Hub
 from ocpi.transport import PartyId
+from ocpi.v221.enums import ConnectionStatus
 
 
 class RuleBody(_Body):
     action: Literal["allow", "deny"]
     party: str = Field(min_length=5, max_length=7, description="e.g. NL*EM1")
     counterpart: str = Field(min_length=5, max_length=7, description="e.g. DE*CP2")
+
+
+class StatusBody(_Body):
+    status: Literal["CONNECTED", "PLANNED", "SUSPENDED"] = Field(
+        description="OFFLINE is the still-alive check's to decide"
+    )
 
 
 def _hub(request: web.Request) -> Hub:
@@ -71,6 +78,15 @@ def hub_routes() -> list[web.RouteDef]:
         await hub.rules_changed()
         return web.Response(status=204)
 
+    async def set_status(request: web.Request) -> web.Response:
+        body: StatusBody = await read_body(request, StatusBody)
+        party = _party(request.match_info["party"], "party")
+        try:
+            changed = await _hub(request).set_status(party, ConnectionStatus(body.status))
+        except KeyError:
+            raise ApiError(404, f"party {party} is not a party of a hub platform") from None
+        return respond({"party": str(party), "status": body.status, "changed": changed})
+
     async def check_alive(request: web.Request) -> web.Response:
         offline, back = await _hub(request).check_alive()
         return respond({"went_offline": offline, "came_back": back})
@@ -80,5 +96,6 @@ def hub_routes() -> list[web.RouteDef]:
         web.get("/hub/rules", list_rules),
         web.post("/hub/rules", add_rule),
         web.delete("/hub/rules/{rule_id}", delete_rule),
+        web.put("/hub/parties/{party}/status", set_status),
         web.post("/hub/check-alive", check_alive),
     ]

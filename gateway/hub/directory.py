@@ -51,6 +51,9 @@ class HubDirectory:
         self._registry = registry
         self._hosted = list(hosted)
         self.view = InMemoryPartyDirectory()
+        # PLANNED / SUSPENDED as the operator set them: they outlast rebuilds (and, kept
+        # in the store by the hub, restarts); the still-alive check never touches them.
+        self.operator_statuses: dict[PartyId, ConnectionStatus] = {}
 
     def rebuild(self, now: datetime) -> tuple[list[ClientInfo], list[ClientInfo]]:
         """Rebuild from the registry. Returns the ClientInfo of the parties whose status
@@ -79,6 +82,9 @@ class HubDirectory:
                     )
                     continue
                 status, at = _previous(old, party_id, now)
+                override = self.operator_statuses.get(party_id)
+                if override is not None and override is not status:
+                    status, at = override, now
                 new.add_party(party_id, roles, partner.id, status=status, at=at)
         changed = [
             info

@@ -47,16 +47,17 @@ from gateway.hub.directory import (
     registered_hub_partner,
 )
 from gateway.hub.links import OwnerIndex, StoredResponseUrls
-from gateway.hub.rules import RuleBook
+from gateway.hub.rules import RuleBook, parse_party
 from gateway.roaming.outbox import Outbox, routing_meta
 from gateway.roaming.partners import Partner, PartnerKind, PartnerRegistry, TokenMatch, partner_of
 from gateway.roaming.pushes import wire_json
-from gateway.storage.base import OutboxItem, Store
+from gateway.storage.base import Document, OutboxItem, Store
 from ocpi.hub.clientinfo import (
     ClientInfoPush,
     StillAliveChecker,
     client_info_page,
     forwarder_probe,
+    party_infos,
     plan_pushes,
     plan_resync,
 )
@@ -169,6 +170,7 @@ class Hub:
         self.rule_book = RuleBook(store.hub_rules, clock, ids)
         self.index = OwnerIndex(store.hub_index)
         self.links = StoredResponseUrls(store.hub_links)
+        self._statuses = store.hub_statuses
         self.forwarder = Forwarder(
             http,
             self._token_of,
@@ -193,6 +195,11 @@ class Hub:
 
     async def start(self) -> None:
         await self.rule_book.load()
+        docs, _ = await self._statuses.list(limit=10_000)
+        for doc in docs:
+            self.directory.operator_statuses[parse_party(doc.key)] = ConnectionStatus(
+                doc.data["status"]
+            )
         self.directory.rebuild(self._clock.now())
         self._registry.on_change(self._on_partner_change)
 
@@ -234,6 +241,30 @@ class Hub:
                 continue
             pushes += plan_resync(platform.id, self.directory, rules)
         await self._enqueue_infos(pushes)
+
+    async def set_status(self, party_id: PartyId, status: ConnectionStatus) -> bool:
+        """The operator's status for a party of a platform (mod_hub_client_info): PLANNED
+        or SUSPENDED (nothing is routed to it; the still-alive check leaves it alone),
+        or CONNECTED to lift that. Pushed to the platforms that may see the party;
+        False when it did not change. KeyError: not a party of a platform; ValueError:
+        OFFLINE, which only the still-alive check decides."""
+        if status is ConnectionStatus.OFFLINE:
+            raise ValueError("OFFLINE is for the still-alive check to decide")
+        party = self.directory.party(party_id)
+        if party is None or party.platform_id == LOCAL_PLATFORM:
+            raise KeyError(str(party_id))
+        if status is ConnectionStatus.CONNECTED:
+            self.directory.operator_statuses.pop(party_id, None)
+            await self._statuses.delete(str(party_id))
+        else:
+            self.directory.operator_statuses[party_id] = status
+            now = self._clock.now()
+            await self._statuses.put(Document(str(party_id), {"status": status.value}, now))
+        if not self.directory.set_status(party_id, status, self._clock.now()):
+            return False
+        infos = party_infos(party, status, self.directory.status_changed_at(party_id))
+        await self._enqueue_infos(plan_pushes(infos, self.directory, self.rule_book.rules))
+        return True
 
     # -- still alive ---------------------------------------------------------------
 

@@ -351,10 +351,12 @@ class Store:
     sessions: DocumentStore
     cdrs: DocumentStore
     # Hub (OCPI message routing): the operator's routing rules, the proxied command
-    # response URLs and where objects routed through the hub belong (open routing).
+    # response URLs, where objects routed through the hub belong (open routing) and the
+    # party statuses the operator set.
     hub_rules: DocumentStore
     hub_links: DocumentStore
     hub_index: DocumentStore
+    hub_statuses: DocumentStore
     outbox: OutboxStore
 
     @classmethod
@@ -388,6 +390,7 @@ class Store:
             hub_rules=documents("hub_rules"),
             hub_links=documents("hub_links"),
             hub_index=documents("hub_index"),
+            hub_statuses=documents("hub_statuses"),
             outbox=outbox,
         )
 

@@ -1080,3 +1080,38 @@ async def test_hub_registers_at_a_platform(world: World) -> None:
         assert reply.body["status_code"] == 1000 and reply.body["data"]["party_id"] == "CPY"
     finally:
         await cpo2.stop()
+
+
+async def test_operator_suspends_a_party(world: World, gateways: GatewayFactory) -> None:
+    gw, clock, emsp1, cpo = world.gateway, world.clock, world.emsp1, world.cpo
+    for bad, expected in (
+        (("BE*CPX", {"status": "OFFLINE"}), 422),
+        (("FR*NON", {"status": "SUSPENDED"}), 404),
+        (("ZZ*GWY", {"status": "SUSPENDED"}), 404),  # hosted parties are the gateway's own
+        (("BE*CPX!", {"status": "SUSPENDED"}), 422),
+    ):
+        status, body = await gw.admin("PUT", f"/hub/parties/{bad[0]}/status", bad[1])
+        assert status == expected, body
+    await eventually(lambda: len(emsp1.got("hubclientinfo", "PUT")) >= 3)
+    status, body = await gw.admin("PUT", "/hub/parties/BE*CPX/status", {"status": "SUSPENDED"})
+    assert (status, body["changed"]) == (200, True)
+    await eventually(
+        lambda: [r for r in emsp1.got("hubclientinfo", "PUT") if r.body["status"] == "SUSPENDED"]
+    )
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 4003 and "SUSPENDED" in reply.body["status_message"]
+    objects, _ = await get_all(emsp1, "locations", limit=10)
+    assert all(o["party_id"] != "CPX" for o in objects)
+    # The still-alive check leaves the operator's status alone, and so does a restart.
+    clock.advance(400)
+    await gw.app[HUB].check_alive()
+    await gateways.stop(gw)
+    gw = await gateways.start(gw.settings, clock=clock)
+    _, parties = await gw.admin("GET", "/hub/parties")
+    assert {p["party"]: p["status"] for p in parties}["BE*CPX"] == "SUSPENDED"
+    # Lifted: CONNECTED again, told to the others, routed again.
+    status, body = await gw.admin("PUT", "/hub/parties/BE*CPX/status", {"status": "CONNECTED"})
+    assert (status, body["changed"]) == (200, True)
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 1000
+    await eventually(lambda: emsp1.got("hubclientinfo", "PUT")[-1].body["status"] == "CONNECTED")

@@ -36,6 +36,7 @@ COLLECTIONS = (
     "hub_rules",
     "hub_links",
     "hub_index",
+    "hub_statuses",
 )
 
 PENDING, DONE, FAILED = OutboxStatus.PENDING, OutboxStatus.DONE, OutboxStatus.FAILED
