@@ -19,7 +19,7 @@ from gateway.hub.service import HUB
 from gateway.storage.base import OutboxStatus
 from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.hub.platform import Platform, token_header
-from tests.ocpi.openapi import validate_against_openapi
+from tests.ocpi.openapi import validate_against_openapi, validate_envelope
 from tests.roaming.test_catalog import LOCATION, TARIFF
 from tests.sim import connect
 
@@ -135,6 +135,9 @@ async def get_all(
     while url:
         reply = await platform.call("GET", url, to=HUB_PARTY)
         assert reply.body["status_code"] == 1000, reply.body
+        validate_envelope(
+            reply.body, "locations" if module == "locations" else None, "Location", many=True
+        )
         objects += reply.body["data"]
         totals.append(reply.headers["X-Total-Count"])
         link = reply.headers.get("Link")
