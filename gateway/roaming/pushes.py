@@ -73,7 +73,11 @@ class PushPlanner:
             if not url:
                 continue
             if partner.kind is PartnerKind.PEER:
-                out.append(PushTarget(partner.id, url.rstrip("/")))
+                # transport_and_format, Party to Party: OCPI-to-* names the receiving
+                # party, when the peer has just one (else the push is for the platform).
+                parties = set(partner.parties())
+                to = PartyId(*parties.pop()) if len(parties) == 1 else None
+                out.append(PushTarget(partner.id, url.rstrip("/"), to))
             elif self.audience is not None and sender is not None:
                 for party in self.audience.reach(sender, module, interface, partner.id):
                     out.append(PushTarget(partner.id, url.rstrip("/"), party))
@@ -102,8 +106,11 @@ class PushPlanner:
         to_party: PartyId | None = None,
     ) -> OutboxItem:
         routing = routing_meta(from_party=from_party, to_party=to_party)
-        # One sequence per receiving party: a hub platform's parties are independent.
-        key = f"{partner_id}|{to_party}|" if to_party is not None else f"{partner_id}|"
+        # One sequence per receiving party on a hub platform (its parties are
+        # independent); per partner for a peer, as before routing headers were sent.
+        partner = self._registry.get(partner_id)
+        per_party = to_party is not None and partner is not None and partner.kind is PartnerKind.HUB
+        key = f"{partner_id}|{to_party}|" if per_party else f"{partner_id}|"
         return make_item(
             self._ids,
             self._clock,

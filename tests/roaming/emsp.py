@@ -37,6 +37,8 @@ class EmspPlatform:
     authorize: dict[str, str] = field(default_factory=dict)
     authorize_delay: float = 0.0
     authorize_requests: list[tuple[str, Any]] = field(default_factory=list)
+    # (from country, from party, to country, to party) of each recorded push
+    routing: list[tuple[str, ...]] = field(default_factory=list)
 
     def token(self, uid: str, whitelist: str = "ALWAYS", valid: bool = True) -> dict[str, Any]:
         return {
@@ -120,6 +122,9 @@ class EmspPlatform:
                 return web.Response(status=401)
             raw = await request.read()
             self.received.append((request.method, request.path, json_loads(raw) if raw else None))
+            self.routing.append(
+                tuple(request.headers.get(f"OCPI-{d}-{f}", "") for d in ("from", "to") for f in ("country-code", "party-id"))
+            )
             return _ok(None)
 
         async def authorize(request: web.Request) -> web.Response:

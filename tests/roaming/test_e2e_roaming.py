@@ -105,6 +105,8 @@ async def test_roaming_end_to_end(gateways: GatewayFactory, emsp: EmspPlatform) 
         # Live status reaches the eMSP as a PATCH, and on GET.
         await cp16.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
         await eventually(lambda: _has(emsp, "PATCH", "/locations/ZZ/GWY/LOC1/CP16-1", "CHARGING"))
+        # Party to party: every push names its sender and its (only) receiving party.
+        assert set(emsp.routing) == {("ZZ", "GWY", "NL", "EMS")}
         _, _, evse = await client.call("GET", f"{base}/locations/LOC1/CP16-1")
         assert evse["data"]["status"] == "CHARGING"
 
