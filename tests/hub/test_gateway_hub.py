@@ -5,7 +5,9 @@ whose charger speaks OCPP over a real WebSocket."""
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -1118,3 +1120,96 @@ async def test_operator_suspends_a_party(world: World, gateways: GatewayFactory)
     reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
     assert reply.body["status_code"] == 1000
     await eventually(lambda: emsp1.got("hubclientinfo", "PUT")[-1].body["status"] == "CONNECTED")
+
+
+async def test_random_requests_never_break_the_hub(world: World) -> None:
+    """Several hundred odd requests (seeded): each gets an OCPI envelope, never a server
+    error, and the hub still routes afterwards."""
+    rng = random.Random(20261124)
+    emsp1, cpo = world.emsp1, world.cpo
+    modules = [
+        "locations",
+        "tariffs",
+        "sessions",
+        "cdrs",
+        "tokens",
+        "commands",
+        "chargingprofiles",
+        "hubclientinfo",
+        "credentials",
+        "x",
+    ]
+    segments = [
+        "",
+        "NL",
+        "EM1",
+        "BE",
+        "CPX",
+        "L-A",
+        "%20",
+        "..",
+        "START_SESSION",
+        "authorize",
+        "ü",
+        "a" * 40,
+        "0",
+    ]
+    bodies = [
+        None,
+        b"",
+        b"{}",
+        b"[]",
+        b"null",
+        b"{not json",
+        b'{"response_url": 5}',
+        b'{"cdr_token": {"country_code": "NL"}}',
+        b'{"location_id": "L-A"}',
+        b"\xff\xfe",
+    ]
+    parties = [
+        None,
+        ("NL", "EM1"),
+        ("BE", "CPX"),
+        ("ZZ", "HUB"),
+        ("ZZ", "GWY"),
+        ("X", "Y"),
+        ("NL", "EM12"),
+    ]
+    seen: Counter[tuple[int, int]] = Counter()
+    async with aiohttp.ClientSession() as s:
+        for _ in range(300):
+            platform = rng.choice([emsp1, cpo])
+            method = rng.choice(["GET", "PUT", "PATCH", "POST", "DELETE"])
+            path = "/".join(rng.choice(segments) for _ in range(rng.randint(0, 4)))
+            module = rng.choice(modules[:7]) if rng.random() < 0.8 else rng.choice(modules)
+            url = f"{world.gateway.settings.base_url}/ocpi/hub/2.2.1/{module}/{rng.choice(['sender', 'receiver', 'sender', 'receiver', 'SENDER', 'other'])}/{path}"
+            headers = token_header(platform.hub_token or "")
+            for direction in ("from", "to"):
+                own = direction == "from" and rng.random() < 0.7
+                party = platform.party if own else rng.choice(parties)
+                if party is not None:
+                    (
+                        headers[f"OCPI-{direction}-country-code"],
+                        headers[f"OCPI-{direction}-party-id"],
+                    ) = party
+            if rng.random() < 0.3:
+                url += (
+                    "?offset="
+                    + rng.choice(["-1", "x", "5", "99999999999999999999"])
+                    + "&limit="
+                    + rng.choice(["0", "1", "1000", "y"])
+                )
+            async with s.request(method, url, data=rng.choice(bodies), headers=headers) as r:
+                body = await r.json(content_type=None)
+                assert isinstance(body, dict) and isinstance(body.get("status_code"), int), (
+                    method,
+                    url,
+                    body,
+                )
+                assert r.status < 500 and body["status_code"] != 3000, (method, url, r.status, body)
+                seen[(r.status, body["status_code"])] += 1
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 1000
+    # The requests went deep enough: routed answers as well as each kind of refusal.
+    codes = {code for _, code in seen}
+    assert {1000, 2001, 4000, 4001}.issubset(codes), seen
