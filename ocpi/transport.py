@@ -643,6 +643,14 @@ class PartyId:
     def __str__(self) -> str:
         return f"{self.country_code}*{self.party_id}"
 
+    @classmethod
+    def parse(cls, text: str) -> PartyId:
+        """The party :meth:`__str__` wrote (``NL*ABC``); ValueError for anything else."""
+        country_code, star, party_id = text.partition("*")
+        if not star or len(country_code) != 2 or len(party_id) != 3:
+            raise ValueError(f"{text!r} is not a party: country code * party id, e.g. NL*ABC")
+        return cls(country_code, party_id)
+
 
 def routing_headers(
     *, from_party: PartyId | None = None, to_party: PartyId | None = None

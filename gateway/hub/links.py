@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime
 
-from gateway.hub.rules import parse_party
 from gateway.storage.base import Document, DocumentStore
 from ocpi.hub.response_url import ProxiedResponseUrl
 from ocpi.transport import PartyId
@@ -36,8 +35,8 @@ class StoredResponseUrls:
         d = doc.data
         return ProxiedResponseUrl(
             url=d["url"],
-            requester=parse_party(d["requester"]),
-            receiver=parse_party(d["receiver"]) if d.get("receiver") else None,
+            requester=PartyId.parse(d["requester"]),
+            receiver=PartyId.parse(d["receiver"]) if d.get("receiver") else None,
             expires_at=datetime.fromisoformat(d["expires_at"]),
         )
 
@@ -98,4 +97,4 @@ class OwnerIndex:
 
     async def owner(self, kind: str, object_id: str) -> PartyId | None:
         owners = await self._owners(self._key(kind, object_id))
-        return parse_party(owners[0]) if len(owners) == 1 else None
+        return PartyId.parse(owners[0]) if len(owners) == 1 else None

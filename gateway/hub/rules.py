@@ -42,7 +42,8 @@ class Rule:
 
 
 def parse_party(text: str) -> PartyId:
-    """``NL*ABC`` (or ``NL-ABC``, ``NLABC``) as a :class:`PartyId`; ValueError otherwise."""
+    """An operator's ``NL*ABC`` (or ``NL-ABC``, ``NLABC``) as a :class:`PartyId`;
+    ValueError otherwise. What the gateway stores is ``PartyId.parse``'s to read."""
     compact = text.strip().replace("*", "").replace("-", "")
     if len(compact) != 5 or not compact.isascii() or not compact.isalnum():
         raise ValueError(f"{text!r} is not a party: country code and party id, e.g. NL*ABC")
@@ -115,7 +116,7 @@ def _from_document(doc: Document) -> Rule:
     return Rule(
         id=d["id"],
         action=RuleAction(d["action"]),
-        party=parse_party(d["party"]),
-        counterpart=parse_party(d["counterpart"]),
+        party=PartyId.parse(d["party"]),
+        counterpart=PartyId.parse(d["counterpart"]),
         created_at=doc.last_updated,
     )

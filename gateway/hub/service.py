@@ -47,7 +47,7 @@ from gateway.hub.directory import (
     registered_hub_partner,
 )
 from gateway.hub.links import OwnerIndex, StoredResponseUrls
-from gateway.hub.rules import RuleBook, parse_party
+from gateway.hub.rules import RuleBook
 from gateway.roaming.outbox import Outbox, routing_meta
 from gateway.roaming.partners import Partner, PartnerKind, PartnerRegistry, TokenMatch, partner_of
 from gateway.roaming.pushes import wire_json
@@ -197,7 +197,7 @@ class Hub:
         await self.rule_book.load()
         docs, _ = await self._statuses.list(limit=10_000)
         for doc in docs:
-            self.directory.operator_statuses[parse_party(doc.key)] = ConnectionStatus(
+            self.directory.operator_statuses[PartyId.parse(doc.key)] = ConnectionStatus(
                 doc.data["status"]
             )
         self.directory.rebuild(self._clock.now())

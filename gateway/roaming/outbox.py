@@ -695,10 +695,7 @@ class OutboxWorker:
 
 
 def _party(value: object) -> PartyId | None:
-    if not isinstance(value, str) or "*" not in value:
-        return None
-    country_code, _, party_id = value.partition("*")
-    return PartyId(country_code, party_id)
+    return PartyId.parse(value) if isinstance(value, str) else None
 
 
 def routing_meta(

@@ -158,11 +158,6 @@ class Where:
     cpo: PartyId | None
 
 
-def _party(owner: str) -> PartyId | None:
-    country_code, _, party_id = owner.partition("*")
-    return PartyId(country_code, party_id) if country_code and party_id else None
-
-
 class RoamingAuthorizer:
     """An :class:`~gateway.domain.authorization.Authorizer` for eMSP tokens."""
 
@@ -190,7 +185,8 @@ class RoamingAuthorizer:
         uids = [e.evse_uid for e in charger.evses if evse_id is None or e.ocpp_id == evse_id]
         refs = LocationReferences(location_id=charger.location_id, evse_uids=uids or None)
         doc = await self._store.locations.get(charger.location_id)
-        cpo = _party(doc.owner) if doc is not None and doc.owner else None
+        # A location's owner is its CPO party (catalog.Party.owner, "CC*PID").
+        cpo = PartyId.parse(doc.owner) if doc is not None and doc.owner else None
         return Where(refs, cpo)
 
     async def _ask(
