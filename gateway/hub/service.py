@@ -418,20 +418,20 @@ class Hub:
         if isinstance(decision, GetAll):
             return await self._get_all(request, context, decision)
         if isinstance(decision, Broadcast):
-            return await self._broadcast(request, context, decision, raw)
-        return await self._directed(request, context, decision, raw)
+            return await self._broadcast(request, context, decision, module, raw)
+        return await self._directed(request, context, decision, module, interface, raw)
 
     async def _directed(
         self,
         request: web.Request,
         context: OcpiRequestContext,
         target: Target,
+        module: str,
+        interface: InterfaceRole,
         raw: bytes,
     ) -> web.StreamResponse:
         body: bytes | None = raw or None
         query: MultiDict[str] = MultiDict(request.query)
-        module = request.match_info["module"]
-        interface = InterfaceRole(request.match_info["interface"].upper())
         if (
             isinstance(target, Forward)
             and module in _ASYNC_RESULT_MODULES
@@ -459,9 +459,9 @@ class Hub:
         request: web.Request,
         context: OcpiRequestContext,
         decision: Broadcast,
+        module: str,
         raw: bytes,
     ) -> web.StreamResponse:
-        module = request.match_info["module"]
         method = request.method.upper()
         items: list[OutboxItem] = []
         for target in decision.targets:

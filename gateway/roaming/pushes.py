@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.outbox import make_item, routing_meta
-from gateway.roaming.partners import PartnerKind, PartnerRegistry
+from gateway.roaming.partners import PartnerKind, PartnerRegistry, PartnerStatus
 from gateway.storage.base import OutboxItem
 from ocpi.transport import PartyId, json_dumps
 
@@ -83,14 +83,13 @@ class PushPlanner:
                     out.append(PushTarget(partner.id, url.rstrip("/"), party))
         return out
 
-    def receivers(self, module: str) -> list[tuple[str, str]]:
-        """(partner id, receiver URL) of every registered partner implementing ``module``."""
-        out = []
-        for partner in self._registry.registered():
-            url = partner.endpoint(module, "RECEIVER")
-            if url:
-                out.append((partner.id, url.rstrip("/")))
-        return out
+    def receiver_url(self, partner_id: str, module: str) -> str | None:
+        """The ``module`` receiver URL of a registered partner (no trailing slash)."""
+        partner = self._registry.get(partner_id)
+        if partner is None or partner.status is not PartnerStatus.REGISTERED:
+            return None
+        url = partner.endpoint(module, "RECEIVER")
+        return url.rstrip("/") if url else None
 
     def item(
         self,

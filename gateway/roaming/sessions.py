@@ -143,7 +143,7 @@ class SessionService:
         tariff = await self._tariff(roaming.place, tx.started_at)
         session = self._session(session_id, tx, readings, roaming, now, tariff)
         cc, pid = session.country_code, session.party_id
-        sessions_url = self._receiver(roaming.partner_id, "sessions")
+        sessions_url = self._planner.receiver_url(roaming.partner_id, "sessions")
         items = []
         last_patch = doc.data.get("last_push") if doc else None
         if sessions_url is not None:
@@ -174,12 +174,6 @@ class SessionService:
             await self._cdr(tx, readings, roaming, session)
         self._notify()
         return True
-
-    def _receiver(self, partner_id: str, module: str) -> str | None:
-        for pid, url in self._planner.receivers(module):
-            if pid == partner_id:
-                return url
-        return None
 
     def _item(
         self, roaming: Roaming, module: str, method: str, url: str, body: Any, key: str
@@ -404,7 +398,7 @@ class SessionService:
         } | totals
         cdr = CDR.model_validate({k: v for k, v in cdr_data.items() if v is not None})
         items = []
-        cdrs_url = self._receiver(roaming.partner_id, "cdrs")
+        cdrs_url = self._planner.receiver_url(roaming.partner_id, "cdrs")
         if cdrs_url is not None:
             items.append(self._item(roaming, "cdrs", "POST", cdrs_url, cdr, cdr.id))
         await self._store.cdrs.put(
@@ -483,7 +477,7 @@ class SessionService:
             }
         )
         items = []
-        url = self._receiver(partner_id, "sessions")
+        url = self._planner.receiver_url(partner_id, "sessions")
         if url is not None:
             target = f"{url}/{session.country_code}/{session.party_id}/{session_id}"
             items.append(
