@@ -31,6 +31,11 @@ class StorageError(Exception):
     """A backend failed; the operation may or may not have been applied."""
 
 
+class StorageUnavailable(StorageError):
+    """The backend could not be reached (within the backend's retry bound): an outage,
+    not a bug; worth a one-line warning rather than a traceback."""
+
+
 class ChargerStore(Protocol):
     """Operator configuration of chargers."""
 

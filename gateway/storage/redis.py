@@ -21,15 +21,76 @@ iteration sent as one pipeline (not a transaction: each script stays atomic on i
 own, and commands run in the order they were issued). That costs a few µs of Python
 CPU per command instead of a few hundred for a redis-py call, and no caller waits for
 a free pooled connection. Hot paths (``create``, ``save``, ``find``) are still one
-command each. No automatic retries: a command whose answer was lost may have been
-applied, and retrying a ``save`` would append its readings twice; callers see
-:class:`StorageError` instead (a script missing from the server's cache did not run,
-and is sent again with its body).
+command each. (A script missing from the server's cache did not run, and is sent
+again with its body.)
+
+Storage hiccups. When the connection drops, the batcher reconnects (backoff from
+50 ms, doubling, at most 1 s apart) and every command waits up to ``retry_seconds``
+(``GATEWAY_STORAGE_RETRY_SECONDS``, 5 s by default: below a charger's call timeout)
+for it, then fails with :class:`StorageUnavailable` (a CALL is then answered
+InternalError). Commands not yet sent simply wait. A command that was sent and whose
+answer was lost may or may not have been applied, so it is sent again only when that
+gives the same result as the first time (and is the last write of its record in the
+lost batch, see ``redis_batch``); each store method says which kind it is:
+
+==========================================  ===================================================
+method (command)                            when its answer was lost
+==========================================  ===================================================
+every read (GET, HGET, HVALS, HMGET, MGET,  sent again (reads change nothing)
+SMEMBERS, LRANGE, ZRANGE, the read scripts
+``FIND_TX``, ``DUE``, ``LIST_*``)
+``put`` of chargers, charger states,        sent again: the whole record is set, twice the same
+tokens, connectors (HSET)                   value is once
+``charger_states.delete``,                  sent again: deleting twice is once, and the answer
+``connectors.delete`` (HDEL, DEL)           is not used
+``chargers.delete``, ``tokens.delete``      checked: a repeat would answer "was not there",
+(``DELETE_FIELD``: HDEL, and when it        so a delete that removed something also sets a
+removed something a ``deleted`` marker)     marker (a random request id, kept a minute longer
+                                            than ``retry_seconds``); ``DELETE_FIELD_AGAIN``
+                                            answers "deleted" when it is there
+``connectors.set_all`` (HGETALL, then       sent again: a repeat after the first was applied
+``SET_ALL_CONNECTORS``, a compare-and-set)  finds the hash changed, and ``set_all`` reads again
+                                            and sets the same values
+``transactions.create`` (``CREATE_TX``)     checked: sent as ``CREATE_TX_AGAIN``, which answers
+                                            "created" when the (charger_id, ocpp_id) index
+                                            already names this transaction's id (ids are new
+                                            per call), else creates as the first would have
+``transactions.save`` (``SAVE_TX``, which   checked: ``SAVE_TX_AGAIN`` answers "saved" without
+replaces the transaction and *appends*      writing when the stored transaction is this one and
+its readings)                               its readings end with these readings, else saves.
+                                            (Were the first not applied but an identical save
+                                            just before, same ``updated_at`` and readings, the
+                                            readings would not be stored twice: no loss.)
+``next_ocpp16_id`` (INCR)                   sent again: a repeat hands out the next number; the
+                                            contract promises unique ids, never dense ones, and
+                                            a number whose answer was lost is never used
+``documents.put`` (``PUT_DOCUMENT``)        without outbox items: sent again (the whole
+                                            document); with items: checked, see ``enqueue``
+``documents.delete`` (``DELETE_DOCUMENT``)  checked: with items as ``enqueue``, without by a
+                                            ``deleted`` marker as ``chargers.delete``
+``outbox.enqueue`` (``ENQUEUE``, an INCR    checked: the ``*_AGAIN`` scripts answer the first
+of the sequence per item)                   call's seqs when the first item is stored with this
+                                            very data (item ids are fresh random ids, and the
+                                            script stores all or nothing), else enqueue
+``outbox.complete``, ``outbox.fail``        sent again: they act only on a pending item (or
+                                            not yet done one), so a repeat changes nothing, and
+                                            their answer is not used
+``outbox.retry_later`` (counts an attempt)  checked: ``RETRY_LATER_AGAIN`` changes nothing when
+                                            the item is pending with this very next attempt
+                                            time and error
+``outbox.replay``, ``outbox.discard``       not sent again: a repeat would answer False (the
+                                            operator's admin call gets an error and can look)
+``outbox.purge_done``                       sent again: a repeat deletes what is still due for
+                                            deletion, and answers how many that was
+opening: layout read, ``INDEX_DONE``,       sent again (idempotent by design)
+layout claim
+==========================================  ===================================================
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -47,9 +108,18 @@ from gateway.domain.models import (
     TransactionStatus,
 )
 from gateway.storage import codec
-from gateway.storage.base import Document, OutboxItem, OutboxStatus, StorageError, Store
-from gateway.storage.redis_batch import DEFAULT_MAX_BATCH, Arg, CommandBatcher, Script
+from gateway.storage.base import (
+    Document,
+    OutboxItem,
+    OutboxStatus,
+    StorageError,
+    Store,
+)
+from gateway.storage.redis_batch import DEFAULT_MAX_BATCH, Arg, CommandBatcher, Retry, Script
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
+
+# How long a command waits for a lost connection (GATEWAY_STORAGE_RETRY_SECONDS).
+DEFAULT_RETRY_SECONDS: Final = 5.0
 
 # KEYS: 1 tx, 2 tx readings, 3 tx-by-start (all), 4 tx-by-start (charger),
 #       5 tx-by-ocpp-id (charger), 6 tx-active (charger)
@@ -86,6 +156,17 @@ redis.call('HSET', KEYS[5], ARGV[2], ARGV[1])
     + "return {1}"
 )
 
+# The same, sent again after its answer was lost: the index names this very id (new
+# per call) only if the first call created it.
+_CREATE_TX_AGAIN: Final = (
+    """
+if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then
+  return {1}
+end
+"""
+    + _CREATE_TX
+)
+
 # -> 1 saved; -1 the (charger_id, ocpp_id) belongs to another id; -2 the id exists
 # with another (charger_id, ocpp_id).
 _SAVE_TX: Final = (
@@ -103,6 +184,31 @@ end
 """
     + _WRITE_TX
     + "return 1"
+)
+
+# The same, sent again after its answer was lost: applied already when the stored
+# transaction is this one and its readings end with these (then: 1, nothing written).
+_SAVE_TX_AGAIN: Final = (
+    """
+if redis.call('GET', KEYS[1]) == ARGV[3] then
+  local n = #ARGV - 6
+  if n == 0 then
+    return 1
+  end
+  local tail = redis.call('LRANGE', KEYS[2], -n, -1)
+  local same = #tail == n
+  for i = 1, n do
+    if not same then
+      break
+    end
+    same = tail[i] == ARGV[6 + i]
+  end
+  if same then
+    return 1
+  end
+end
+"""
+    + _SAVE_TX
 )
 
 # KEYS: 1 tx-by-ocpp-id (charger); ARGV: 1 ocpp_id, 2 key prefix of transactions
@@ -200,10 +306,24 @@ local function mark_done(id, f)
 end
 """
 
+# For the scripts sent again after their answer was lost: the first call's answer
+# {1, seq...} when the first of the n items from ARGV[at] is stored with this very
+# data (item ids are fresh, and the scripts store all their items or none), else nil.
+_ENQUEUED_BEFORE: Final = """
+local function enqueued_before(at, n)
+  if n == 0 or redis.call('HGET', ARGV[1] .. ARGV[at], 'data') ~= ARGV[at + 4] then
+    return nil
+  end
+  local out = {1}
+  for i = 0, n - 1 do
+    out[#out + 1] = redis.call('HGET', ARGV[1] .. ARGV[at + i * 7], 'seq')
+  end
+  return out
+end
+"""
+
 # ARGV: 6 number of items, 7... items. -> {1, seq...} or {0, id already stored}
-_ENQUEUE: Final = (
-    _OUTBOX_LIB
-    + """
+_ENQUEUE_BODY: Final = """
 local n = tonumber(ARGV[6])
 local taken = first_taken(7, n)
 if taken then
@@ -213,6 +333,17 @@ local seqs = enqueue(7, n)
 table.insert(seqs, 1, 1)
 return seqs
 """
+_ENQUEUE: Final = _OUTBOX_LIB + _ENQUEUE_BODY
+_ENQUEUE_AGAIN: Final = (
+    _OUTBOX_LIB
+    + _ENQUEUED_BEFORE
+    + """
+local before = enqueued_before(7, tonumber(ARGV[6]))
+if before then
+  return before
+end
+"""
+    + _ENQUEUE_BODY
 )
 
 # The scripts that make an item DONE: with _OUTBOX_LIB, KEYS: 4 outbox-done; ARGV:
@@ -322,6 +453,18 @@ return 1
 """
 )
 
+# The same, sent again after its answer was lost: applied already when the item is
+# pending with this very next attempt time and error (then: 1, attempts not counted twice).
+_RETRY_LATER_AGAIN: Final = (
+    """
+local g = redis.call('HMGET', ARGV[1] .. ARGV[6], 'status', 'next_attempt_at', 'last_error')
+if g[1] == 'pending' and g[2] == ARGV[7] and g[3] == ARGV[8] then
+  return 1
+end
+"""
+    + _RETRY_LATER
+)
+
 # ARGV: 6 item id, 7 last_error JSON. -> 1, or 0 not pending
 _FAIL: Final = (
     _OUTBOX_LIB
@@ -404,10 +547,18 @@ local doc_key, owner_prefix, n = ARGV[6], ARGV[7], tonumber(ARGV[8])
 local rest = 9 + n * 7
 """
 
-_PUT_DOCUMENT: Final = (
-    _OUTBOX_LIB
-    + _DOC_TAIL
+# The *_AGAIN variants: sent again after the answer was lost (see _ENQUEUED_BEFORE).
+_DOC_AGAIN: Final = (
+    _ENQUEUED_BEFORE
     + """
+local before = enqueued_before(9, n)
+if before then
+  return before
+end
+"""
+)
+
+_PUT_DOCUMENT_BODY: Final = """
 local taken = first_taken(9, n)
 if taken then
   return {0, taken}
@@ -429,12 +580,12 @@ local seqs = enqueue(9, n)
 table.insert(seqs, 1, 1)
 return seqs
 """
-)
+_PUT_DOCUMENT: Final = _OUTBOX_LIB + _DOC_TAIL + _PUT_DOCUMENT_BODY
+_PUT_DOCUMENT_AGAIN: Final = _OUTBOX_LIB + _DOC_TAIL + _DOC_AGAIN + _PUT_DOCUMENT_BODY
 
-_DELETE_DOCUMENT: Final = (
-    _OUTBOX_LIB
-    + _DOC_TAIL
-    + """
+# After the items (delete only): ARGV[rest] a ``deleted`` marker key, or '' (with
+# items: those tell), and ARGV[rest + 1] its lifetime (s).
+_DELETE_DOCUMENT_BODY: Final = """
 if redis.call('HEXISTS', KEYS[4], doc_key) == 0 then
   return {-1}
 end
@@ -443,6 +594,9 @@ if taken then
   return {0, taken}
 end
 redis.call('HDEL', KEYS[4], doc_key)
+if ARGV[rest] ~= '' then
+  redis.call('SET', ARGV[rest], '1', 'EX', ARGV[rest + 1])
+end
 redis.call('ZREM', KEYS[6], doc_key)
 local old_owner = redis.call('HGET', KEYS[5], doc_key)
 if old_owner then
@@ -453,6 +607,17 @@ local seqs = enqueue(9, n)
 table.insert(seqs, 1, 1)
 return seqs
 """
+_DELETE_DOCUMENT: Final = _OUTBOX_LIB + _DOC_TAIL + _DELETE_DOCUMENT_BODY
+_DELETE_DOCUMENT_AGAIN: Final = (
+    _OUTBOX_LIB
+    + _DOC_TAIL
+    + _DOC_AGAIN
+    + """
+if ARGV[rest] ~= '' and redis.call('EXISTS', ARGV[rest]) == 1 then
+  return {1}
+end
+"""
+    + _DELETE_DOCUMENT_BODY
 )
 
 # KEYS: 1 by-time or by-owner set, 2 documents; ARGV: 1 min score, 2 max score,
@@ -467,6 +632,26 @@ if tonumber(ARGV[4]) > 0 then
 end
 return out
 """
+
+# Deletes whose answer (was it there?) matters. KEYS: 1 a hash, 2 a ``deleted`` marker
+# key (random per call); ARGV: 1 the field, 2 the marker's lifetime (s). -> 1 or 0
+_DELETE_FIELD: Final = """
+local n = redis.call('HDEL', KEYS[1], ARGV[1])
+if n == 1 then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+end
+return n
+"""
+
+# The same, sent again after its answer was lost: the marker says the first deleted it.
+_DELETE_FIELD_AGAIN: Final = (
+    """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 1
+end
+"""
+    + _DELETE_FIELD
+)
 
 # KEYS: 1 a charger's connectors hash; ARGV: (field, value read, new value) triples.
 # Writes the new values only if the hash still holds exactly the values read (the
@@ -488,39 +673,57 @@ return 1
 
 # The scripts as called (EVALSHA; loaded on every new connection and when missing).
 CREATE_TX: Final = Script(_CREATE_TX)
+CREATE_TX_AGAIN: Final = Script(_CREATE_TX_AGAIN)
 SAVE_TX: Final = Script(_SAVE_TX)
+SAVE_TX_AGAIN: Final = Script(_SAVE_TX_AGAIN)
 FIND_TX: Final = Script(_FIND_TX)
 SET_ALL_CONNECTORS: Final = Script(_SET_ALL_CONNECTORS)
+DELETE_FIELD: Final = Script(_DELETE_FIELD)
+DELETE_FIELD_AGAIN: Final = Script(_DELETE_FIELD_AGAIN)
 ENQUEUE: Final = Script(_ENQUEUE)
+ENQUEUE_AGAIN: Final = Script(_ENQUEUE_AGAIN)
 COMPLETE: Final = Script(_COMPLETE)
 DISCARD: Final = Script(_DISCARD)
 PURGE_DONE: Final = Script(_PURGE_DONE)
 INDEX_DONE: Final = Script(_INDEX_DONE)
 RETRY_LATER: Final = Script(_RETRY_LATER)
+RETRY_LATER_AGAIN: Final = Script(_RETRY_LATER_AGAIN)
 FAIL: Final = Script(_FAIL)
 REPLAY: Final = Script(_REPLAY)
 DUE: Final = Script(_DUE)
 LIST_ITEMS: Final = Script(_LIST_ITEMS)
 PUT_DOCUMENT: Final = Script(_PUT_DOCUMENT)
+PUT_DOCUMENT_AGAIN: Final = Script(_PUT_DOCUMENT_AGAIN)
 DELETE_DOCUMENT: Final = Script(_DELETE_DOCUMENT)
+DELETE_DOCUMENT_AGAIN: Final = Script(_DELETE_DOCUMENT_AGAIN)
 LIST_DOCUMENTS: Final = Script(_LIST_DOCUMENTS)
+# Preloaded on each connection, the *_AGAIN ones too: they are needed right after a
+# reconnection, when a round trip more (NOSCRIPT, then EVAL) would delay the recovery.
 SCRIPTS: Final = (
     CREATE_TX,
+    CREATE_TX_AGAIN,
     SAVE_TX,
+    SAVE_TX_AGAIN,
     FIND_TX,
     SET_ALL_CONNECTORS,
+    DELETE_FIELD,
+    DELETE_FIELD_AGAIN,
     ENQUEUE,
+    ENQUEUE_AGAIN,
     COMPLETE,
     DISCARD,
     PURGE_DONE,
     INDEX_DONE,
     RETRY_LATER,
+    RETRY_LATER_AGAIN,
     FAIL,
     REPLAY,
     DUE,
     LIST_ITEMS,
     PUT_DOCUMENT,
+    PUT_DOCUMENT_AGAIN,
     DELETE_DOCUMENT,
+    DELETE_DOCUMENT_AGAIN,
     LIST_DOCUMENTS,
 )
 
@@ -531,19 +734,27 @@ async def open_redis_store(
     prefix: str = "gw:",
     max_connections: int | None = None,
     socket_timeout: float = 10.0,
-    client_name: str | None = "ocpi-gateway",
+    client_name: str | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
+    retry_seconds: float = DEFAULT_RETRY_SECONDS,
 ) -> Store:
     """Connect to the Redis at ``url`` and use the keys under ``prefix``.
 
     Every command goes through one :class:`~gateway.storage.redis_batch.CommandBatcher`:
-    one connection (named ``client_name``), the commands of concurrent callers
-    pipelined in batches of up to ``max_batch``. ``socket_timeout`` bounds connecting
-    and the wait for each batch's answers. ``max_connections`` is accepted for
-    compatibility and ignored (pipelining on one connection replaced the pool).
+    one connection (named ``client_name``, by default ``ocpi-gateway:`` and the prefix,
+    so that ``CLIENT LIST`` tells the gateways apart), the commands of concurrent
+    callers pipelined in batches of up to ``max_batch``. ``socket_timeout`` bounds
+    connecting and the wait for each batch's answers; ``retry_seconds`` how long a
+    command waits for a lost connection to come back (see the module docstring).
+    ``max_connections`` is accepted for compatibility and ignored (pipelining on one
+    connection replaced the pool).
     """
     del max_connections
-    backend = await _RedisBackend.open(url, prefix, socket_timeout, client_name, max_batch)
+    if client_name is None:
+        client_name = default_client_name(prefix)
+    backend = await _RedisBackend.open(
+        url, prefix, socket_timeout, client_name, max_batch, retry_seconds
+    )
     return Store.assemble(
         chargers=RedisChargerStore(backend),
         charger_states=RedisChargerStateStore(backend),
@@ -556,12 +767,21 @@ async def open_redis_store(
     )
 
 
+def default_client_name(prefix: str) -> str:
+    """``ocpi-gateway:{prefix}``, with what ``CLIENT SETNAME`` refuses (spaces, newlines,
+    anything outside printable ASCII) replaced by ``_``."""
+    cleaned = "".join(c if "!" <= c <= "~" else "_" for c in prefix)
+    return f"ocpi-gateway:{cleaned}"
+
+
 class _RedisBackend:
     """The batcher and the key names of one store; the store's ``backend``."""
 
-    def __init__(self, db: CommandBatcher, keys: RedisKeys) -> None:
+    def __init__(self, db: CommandBatcher, keys: RedisKeys, retry_seconds: float) -> None:
         self.db = db
         self.keys = keys
+        # A ``deleted`` marker outlives every resend of its delete.
+        self.marker_seconds = int(retry_seconds) + 60
         # The KEYS and ARGV that every outbox-writing script starts with (_OUTBOX_LIB).
         self.outbox_keys = [keys.outbox_seq, keys.outbox_due, keys.outbox_all]
         self.outbox_args = [
@@ -580,6 +800,7 @@ class _RedisBackend:
         socket_timeout: float,
         client_name: str | None,
         max_batch: int,
+        retry_seconds: float,
     ) -> _RedisBackend:
         db = await CommandBatcher.connect(
             url,
@@ -587,13 +808,16 @@ class _RedisBackend:
             client_name=client_name,
             scripts=SCRIPTS,
             max_batch=max_batch,
+            retry_seconds=retry_seconds,
         )
         keys = RedisKeys(prefix)
         try:
-            found = int(await db.command("GET", keys.schema) or 0)
+            found = int(await db.command("GET", keys.schema, retry=True) or 0)
             if found < 3:  # completed_at and outbox-done, for the items already done
                 await _index_done_items(db, keys)
-            version = await db.command("EVAL", _CLAIM_LAYOUT, 1, keys.schema, LAYOUT_VERSION)
+            version = await db.command(
+                "EVAL", _CLAIM_LAYOUT, 1, keys.schema, LAYOUT_VERSION, retry=True
+            )
             if max(found, int(version)) > LAYOUT_VERSION:
                 raise StorageError(
                     f"Redis keyspace {prefix!r} has layout {max(found, int(version))}, newer"
@@ -602,7 +826,22 @@ class _RedisBackend:
         except BaseException:
             await db.close()
             raise
-        return cls(db, keys)
+        return cls(db, keys, retry_seconds)
+
+    def deleted_marker(self) -> str:
+        """A new ``deleted`` marker key (see ``_DELETE_FIELD``)."""
+        return self.keys.deleted(secrets.token_hex(12))
+
+    async def delete_field(self, key: str, field: str) -> bool:
+        """HDEL whose answer survives a lost answer (``_DELETE_FIELD``)."""
+        result = await self.db.evalsha(
+            DELETE_FIELD,
+            [key, self.deleted_marker()],
+            [field, self.marker_seconds],
+            retry=DELETE_FIELD_AGAIN,
+            guard=(key, field),
+        )
+        return bool(result)
 
     async def close(self) -> None:
         """Finish the commands already queued, then disconnect (idempotent)."""
@@ -618,6 +857,7 @@ async def _index_done_items(db: CommandBatcher, keys: RedisKeys, chunk: int = 10
             INDEX_DONE,
             [keys.outbox_status(OutboxStatus.DONE.value), keys.outbox_done],
             [keys.outbox_item_prefix, after, chunk],
+            retry=True,
         )
         if int(scanned) < chunk:
             return
@@ -634,22 +874,25 @@ def _text(value: bytes | str) -> str:
 
 class RedisChargerStore:
     def __init__(self, backend: _RedisBackend) -> None:
+        self._backend = backend
         self._db = backend.db
         self._key = backend.keys.chargers
 
     async def put(self, charger: Charger) -> None:
         data = codec.dumps(codec.encode_charger(charger))
-        await self._db.command("HSET", self._key, charger.id, data)
+        await self._db.command(
+            "HSET", self._key, charger.id, data, retry=True, guard=(self._key, charger.id)
+        )
 
     async def get(self, charger_id: str) -> Charger | None:
-        data = await self._db.command("HGET", self._key, charger_id)
+        data = await self._db.command("HGET", self._key, charger_id, retry=True)
         return None if data is None else codec.decode_charger(codec.loads(data))
 
     async def delete(self, charger_id: str) -> bool:
-        return bool(await self._db.command("HDEL", self._key, charger_id))
+        return await self._backend.delete_field(self._key, charger_id)
 
     async def list(self) -> list[Charger]:
-        values = await self._db.command("HVALS", self._key)
+        values = await self._db.command("HVALS", self._key, retry=True)
         chargers = [codec.decode_charger(data) for data in _decode_all(values)]
         chargers.sort(key=lambda charger: charger.id)
         return chargers
@@ -662,20 +905,24 @@ class RedisChargerStateStore:
 
     async def put(self, state: ChargerState) -> None:
         data = codec.dumps(codec.encode_charger_state(state))
-        await self._db.command("HSET", self._key, state.id, data)
+        await self._db.command(
+            "HSET", self._key, state.id, data, retry=True, guard=(self._key, state.id)
+        )
 
     async def get(self, charger_id: str) -> ChargerState | None:
-        data = await self._db.command("HGET", self._key, charger_id)
+        data = await self._db.command("HGET", self._key, charger_id, retry=True)
         return None if data is None else codec.decode_charger_state(codec.loads(data))
 
     async def list(self) -> list[ChargerState]:
-        values = await self._db.command("HVALS", self._key)
+        values = await self._db.command("HVALS", self._key, retry=True)
         states = [codec.decode_charger_state(data) for data in _decode_all(values)]
         states.sort(key=lambda state: state.id)
         return states
 
     async def delete(self, charger_id: str) -> None:
-        await self._db.command("HDEL", self._key, charger_id)
+        await self._db.command(
+            "HDEL", self._key, charger_id, retry=True, guard=(self._key, charger_id)
+        )
 
 
 class RedisConnectorStore:
@@ -686,10 +933,11 @@ class RedisConnectorStore:
     async def put(self, state: ConnectorState) -> None:
         data = codec.dumps(codec.encode_connector(state))
         field = self._keys.connector_field(state.evse_id, state.connector_id)
-        await self._db.command("HSET", self._keys.connectors(state.charger_id), field, data)
+        key = self._keys.connectors(state.charger_id)
+        await self._db.command("HSET", key, field, data, retry=True, guard=(key, field))
 
     async def list(self, charger_id: str) -> list[ConnectorState]:
-        values = await self._db.command("HVALS", self._keys.connectors(charger_id))
+        values = await self._db.command("HVALS", self._keys.connectors(charger_id), retry=True)
         states = [codec.decode_connector(data) for data in _decode_all(values)]
         states.sort(key=lambda state: (state.evse_id, state.connector_id))
         return states
@@ -698,7 +946,7 @@ class RedisConnectorStore:
         at = codec.utc(at, "at")
         key = self._keys.connectors(charger_id)
         while True:  # optimistic: redo if a put() changed the hash meanwhile
-            flat: list[bytes] = await self._db.command("HGETALL", key)
+            flat: list[bytes] = await self._db.command("HGETALL", key, retry=True)
             if not flat:
                 return
             args: list[Arg] = []
@@ -706,11 +954,14 @@ class RedisConnectorStore:
                 old = codec.decode_connector(codec.loads(value))
                 new = ConnectorState(charger_id, old.evse_id, old.connector_id, status, at)
                 args += [field, value, codec.dumps(codec.encode_connector(new))]
-            if await self._db.evalsha(SET_ALL_CONNECTORS, [key], args) == 1:
+            # Sent again if its answer is lost: the repeat then finds the values changed
+            # (0), and the loop reads them and sets the same ones.
+            if await self._db.evalsha(SET_ALL_CONNECTORS, [key], args, retry=True, guard=key) == 1:
                 return
 
     async def delete(self, charger_id: str) -> None:
-        await self._db.command("DEL", self._keys.connectors(charger_id))
+        key = self._keys.connectors(charger_id)
+        await self._db.command("DEL", key, retry=True, guard=key)
 
 
 def _conflict(tx: Transaction, code: int) -> Conflict:
@@ -757,7 +1008,7 @@ class RedisTransactionStore:
         self, tx: Transaction, readings: Sequence[MeterReading] = ()
     ) -> tuple[Transaction, bool]:
         keys, args = self._script_input(tx, readings)
-        result = await self._db.evalsha(CREATE_TX, keys, args)
+        result = await self._db.evalsha(CREATE_TX, keys, args, retry=CREATE_TX_AGAIN, guard=keys[0])
         if result[0] == 1:
             return tx, True
         if result[0] == 0:
@@ -768,41 +1019,42 @@ class RedisTransactionStore:
 
     async def save(self, tx: Transaction, readings: Sequence[MeterReading] = ()) -> None:
         keys, args = self._script_input(tx, readings)
-        result = await self._db.evalsha(SAVE_TX, keys, args)
+        result = await self._db.evalsha(SAVE_TX, keys, args, retry=SAVE_TX_AGAIN, guard=keys[0])
         if result != 1:
             raise _conflict(tx, result)
 
     async def get(self, tx_id: str) -> Transaction | None:
-        data = await self._db.command("GET", self._keys.tx(tx_id))
+        data = await self._db.command("GET", self._keys.tx(tx_id), retry=True)
         return None if data is None else codec.decode_transaction(codec.loads(data))
 
     async def find(self, charger_id: str, ocpp_id: str) -> Transaction | None:
         keys = self._keys
         data = await self._db.evalsha(
-            FIND_TX, [keys.tx_by_ocpp_id(charger_id)], [ocpp_id, keys.tx_prefix]
+            FIND_TX, [keys.tx_by_ocpp_id(charger_id)], [ocpp_id, keys.tx_prefix], retry=True
         )
         return None if data is None else codec.decode_transaction(codec.loads(data))
 
     async def readings(self, tx_id: str) -> list[MeterReading]:
-        values = await self._db.command("LRANGE", self._keys.tx_readings(tx_id), 0, -1)
+        values = await self._db.command("LRANGE", self._keys.tx_readings(tx_id), 0, -1, retry=True)
         return [codec.decode_reading(data) for data in _decode_all(values)]
 
     async def _load(self, ids: Iterable[bytes | str]) -> list[Transaction]:
         keys = [self._keys.tx(_text(tx_id)) for tx_id in ids]
         if not keys:
             return []
-        values = await self._db.command("MGET", *keys)
+        values = await self._db.command("MGET", *keys, retry=True)
         return [codec.decode_transaction(data) for data in _decode_all(values)]
 
     async def active(self, charger_id: str) -> list[Transaction]:
-        ids = await self._db.command("SMEMBERS", self._keys.tx_active(charger_id))
+        ids = await self._db.command("SMEMBERS", self._keys.tx_active(charger_id), retry=True)
         # A transaction completed between the two reads is filtered out here.
         found = [tx for tx in await self._load(ids) if tx.status is TransactionStatus.ACTIVE]
         found.sort(key=lambda tx: (tx.started_at, tx.id), reverse=True)
         return found
 
     async def next_ocpp16_id(self) -> int:
-        return int(await self._db.command("INCR", self._keys.seq_ocpp16))
+        # Sent again if its answer is lost: unique, not dense; the lost number is unused.
+        return int(await self._db.command("INCR", self._keys.seq_ocpp16, retry=True))
 
     async def list(
         self,
@@ -822,29 +1074,32 @@ class RedisTransactionStore:
             return []
         # Newest first; equal scores come in reverse byte order of the id, as in SQLite.
         ids = await self._db.command(
-            "ZRANGE", key, high, low, "BYSCORE", "REV", "LIMIT", offset, limit
+            "ZRANGE", key, high, low, "BYSCORE", "REV", "LIMIT", offset, limit, retry=True
         )
         return await self._load(ids)
 
 
 class RedisTokenStore:
     def __init__(self, backend: _RedisBackend) -> None:
+        self._backend = backend
         self._db = backend.db
         self._key = backend.keys.tokens
 
     async def put(self, token: LocalToken) -> None:
         data = codec.dumps(codec.encode_token(token))
-        await self._db.command("HSET", self._key, token.uid, data)
+        await self._db.command(
+            "HSET", self._key, token.uid, data, retry=True, guard=(self._key, token.uid)
+        )
 
     async def get(self, uid: str) -> LocalToken | None:
-        data = await self._db.command("HGET", self._key, uid)
+        data = await self._db.command("HGET", self._key, uid, retry=True)
         return None if data is None else codec.decode_token(codec.loads(data))
 
     async def delete(self, uid: str) -> bool:
-        return bool(await self._db.command("HDEL", self._key, uid))
+        return await self._backend.delete_field(self._key, uid)
 
     async def list(self) -> list[LocalToken]:
-        values = await self._db.command("HVALS", self._key)
+        values = await self._db.command("HVALS", self._key, retry=True)
         tokens = [codec.decode_token(data) for data in _decode_all(values)]
         tokens.sort(key=lambda token: token.uid)
         return tokens
@@ -913,6 +1168,7 @@ class RedisDocumentStore:
     """One collection: its hash, owner hash and sorted sets (redis_keys ``doc*``)."""
 
     def __init__(self, backend: _RedisBackend, collection: str) -> None:
+        self._backend = backend
         self._db = backend.db
         self._outbox_args = backend.outbox_args
         keys = backend.keys
@@ -940,16 +1196,32 @@ class RedisDocumentStore:
         score = codec.time_key(doc.last_updated, "Document.last_updated")
         args = self._script_args(doc.key, enqueue)
         args += [data, score, "0" if doc.owner is None else "1", doc.owner or ""]
-        result = await self._db.evalsha(PUT_DOCUMENT, self._script_keys, args)
+        result = await self._db.evalsha(
+            PUT_DOCUMENT,
+            self._script_keys,
+            args,
+            retry=PUT_DOCUMENT_AGAIN if enqueue else True,
+            guard=(self._hash, doc.key),
+        )
         _enqueued(enqueue, result)
 
     async def get(self, key: str) -> Document | None:
-        data = await self._db.command("HGET", self._hash, key)
+        data = await self._db.command("HGET", self._hash, key, retry=True)
         return None if data is None else codec.decode_document(codec.loads(data))
 
     async def delete(self, key: str, *, enqueue: Sequence[OutboxItem] = ()) -> bool:
         args = self._script_args(key, enqueue)
-        result = await self._db.evalsha(DELETE_DOCUMENT, self._script_keys, args)
+        # Without items, a marker tells a resend that the first call deleted it.
+        args += (
+            ["", 0] if enqueue else [self._backend.deleted_marker(), self._backend.marker_seconds]
+        )
+        result = await self._db.evalsha(
+            DELETE_DOCUMENT,
+            self._script_keys,
+            args,
+            retry=DELETE_DOCUMENT_AGAIN,
+            guard=(self._hash, key),
+        )
         if result[0] == -1:
             return False
         _enqueued(enqueue, result)
@@ -969,10 +1241,13 @@ class RedisDocumentStore:
         low = "-inf" if date_from is None else str(codec.time_key(date_from, "date_from"))
         high = "+inf" if date_to is None else f"({codec.time_key(date_to, 'date_to')}"
         result = await self._db.evalsha(
-            LIST_DOCUMENTS, [key, self._hash], [low, high, offset, limit]
+            LIST_DOCUMENTS, [key, self._hash], [low, high, offset, limit], retry=True
         )
         # (A key whose document is missing could only be a broken index: skipped.)
         return [codec.decode_document(data) for data in _decode_all(result[1:])], int(result[0])
+
+
+_OUTBOX_ITEM: Final = "outbox-item"  # guards: ("outbox-item", item id) is one item
 
 
 class RedisOutboxStore:
@@ -983,15 +1258,26 @@ class RedisOutboxStore:
         self._outbox_args: list[Arg] = list(backend.outbox_args)
         self._done_keys: list[Arg] = [*backend.outbox_keys, backend.keys.outbox_done]
 
-    async def _change(self, script: Script, *args: Arg) -> int:
-        return int(await self._db.evalsha(script, self._outbox_keys, [*self._outbox_args, *args]))
+    async def _change(self, script: Script, retry: Retry, item_id: str, *args: Arg) -> int:
+        return int(
+            await self._db.evalsha(
+                script,
+                self._outbox_keys,
+                [*self._outbox_args, item_id, *args],
+                retry=retry,
+                guard=(_OUTBOX_ITEM, item_id),
+            )
+        )
 
     async def enqueue(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         args = _item_args(items)
         if not items:
             return []
         result = await self._db.evalsha(
-            ENQUEUE, self._outbox_keys, [*self._outbox_args, len(items), *args]
+            ENQUEUE,
+            self._outbox_keys,
+            [*self._outbox_args, len(items), *args],
+            retry=ENQUEUE_AGAIN,  # new items: no guard (no earlier write of them)
         )
         return _enqueued(items, result)
 
@@ -1001,31 +1287,39 @@ class RedisOutboxStore:
         if limit == 0:
             return []
         keys = self._keys
-        rows = await self._db.evalsha(DUE, [keys.outbox_due], [keys.outbox_item_prefix, at, limit])
+        rows = await self._db.evalsha(
+            DUE, [keys.outbox_due], [keys.outbox_item_prefix, at, limit], retry=True
+        )
         return _decode_items(rows)
 
-    async def _done(self, script: Script, item_id: str, at: datetime | None) -> int:
+    async def _done(self, script: Script, retry: bool, item_id: str, at: datetime | None) -> int:
         when: Arg = "" if at is None else codec.time_key(at, "at")
         return int(
-            await self._db.evalsha(script, self._done_keys, [*self._outbox_args, item_id, when])
+            await self._db.evalsha(
+                script,
+                self._done_keys,
+                [*self._outbox_args, item_id, when],
+                retry=retry,
+                guard=(_OUTBOX_ITEM, item_id),
+            )
         )
 
     async def complete(self, item_id: str, *, at: datetime | None = None) -> None:
-        await self._done(COMPLETE, item_id, at)
+        await self._done(COMPLETE, True, item_id, at)
 
     async def retry_later(self, item_id: str, next_attempt_at: datetime, error: str) -> None:
         at = codec.time_key(next_attempt_at, "next_attempt_at")
-        await self._change(RETRY_LATER, item_id, at, json.dumps(error))
+        await self._change(RETRY_LATER, RETRY_LATER_AGAIN, item_id, at, json.dumps(error))
 
     async def fail(self, item_id: str, error: str) -> None:
-        await self._change(FAIL, item_id, json.dumps(error))
+        await self._change(FAIL, True, item_id, json.dumps(error))
 
     async def replay(self, item_id: str, now: datetime) -> bool:
         at = codec.time_key(now, "now")
-        return bool(await self._change(REPLAY, item_id, at))
+        return bool(await self._change(REPLAY, False, item_id, at))
 
     async def discard(self, item_id: str, *, at: datetime | None = None) -> bool:
-        return bool(await self._done(DISCARD, item_id, at))
+        return bool(await self._done(DISCARD, False, item_id, at))
 
     async def purge_done(self, before: datetime, *, limit: int = 1000) -> int:
         codec.check_page(limit, 0)
@@ -1034,12 +1328,14 @@ class RedisOutboxStore:
             return 0
         return int(
             await self._db.evalsha(
-                PURGE_DONE, self._done_keys, [*self._outbox_args, cutoff, limit]
+                PURGE_DONE, self._done_keys, [*self._outbox_args, cutoff, limit], retry=True
             )
         )
 
     async def get(self, item_id: str) -> OutboxItem | None:
-        values = await self._db.command("HMGET", self._keys.outbox_item(item_id), *_ITEM_FIELDS)
+        values = await self._db.command(
+            "HMGET", self._keys.outbox_item(item_id), *_ITEM_FIELDS, retry=True
+        )
         return _decode_item(values)
 
     async def list(
@@ -1064,6 +1360,6 @@ class RedisOutboxStore:
         if limit == 0:
             return []
         rows = await self._db.evalsha(
-            LIST_ITEMS, [index], [keys.outbox_item_prefix, offset, offset + limit - 1]
+            LIST_ITEMS, [index], [keys.outbox_item_prefix, offset, offset + limit - 1], retry=True
         )
         return _decode_items(rows)

@@ -23,12 +23,29 @@ they arrive (RESP2, :class:`RespParser`) and each handed to its own future.
   (which loads it), in the next batch, after the rest of its batch. Every script given
   to the batcher is also loaded (``SCRIPT LOAD``) first thing on each new connection.
 - **Connection loss** (closed, reset, garbled, or no complete answer to a batch
-  within ``timeout`` seconds): every command of the batch in flight that has no answer
-  yet fails with :class:`StorageError`; it may or may not have been applied, and
-  nothing is retried blindly. Commands still queued were never sent: they go out on a
-  new connection, opened for the next batch (if that fails, they fail).
+  within ``timeout`` seconds). A command of the batch in flight that has no answer
+  yet may or may not have been applied. Its caller said, when queueing it, whether it
+  is safe to send again (``retry``): a read, or a write whose repetition gives the
+  same result (see ``gateway.storage.redis`` for which are), is queued again in front
+  of the rest, in its original order; a checked write (``retry`` is a script) is sent
+  again as that script, which finds out whether the first one was applied and then
+  answers as it did. Any other command fails with :class:`StorageUnavailable`. A
+  write is sent again only if no later command of the lost batch writes the same
+  record (the same ``guard``): repeating it could otherwise undo that later write
+  (which then decides the record), so it fails instead. Commands still queued were
+  never sent: they wait for the new connection whatever ``retry`` says.
+- **Outage.** Reconnection is tried at once, then with a capped exponential
+  backoff (from ``RETRY_FIRST_DELAY``, doubling, at most ``RETRY_MAX_DELAY``), for as
+  long as commands wait. A command that waits for a connection longer than
+  ``retry_seconds`` (counted from when it first found the connection gone) fails with
+  :class:`StorageUnavailable`; with ``retry_seconds`` 0, nothing is sent again and the
+  queued commands get one reconnection attempt. One warning is logged when the
+  connection is lost with commands waiting, one info line when it is back (no
+  traceback). A
+  server that stops answering without closing is given ``timeout`` seconds first.
+  When nothing fails, none of this adds work: the hot path is the one above.
 - **Cancellation.** A caller cancelled before its command was sent drops the command;
-  after, the answer is discarded.
+  after, the answer is discarded (and the command is not sent again).
 - :meth:`CommandBatcher.close` refuses new commands, sends and answers those already
   queued, then closes the connection.
 
@@ -42,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,13 +67,18 @@ from typing import Any, Final
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
 
-from gateway.storage.base import StorageError
+from gateway.storage.base import StorageError, StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 Arg = str | bytes | int | float
 """A command argument: text (UTF-8), bytes, or a number (sent as its decimal text)."""
 
 DEFAULT_MAX_BATCH: Final = 512
 DEFAULT_MAX_BYTES: Final = 1 << 20
+# Reconnection during an outage: first retry after 50 ms, doubling, at most 1 s apart.
+RETRY_FIRST_DELAY: Final = 0.05
+RETRY_MAX_DELAY: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,9 @@ class BatcherStats:
     noscript_retries: int = 0
     connections: int = 0  # connections opened
     connections_lost: int = 0  # connections dropped with commands in flight or not
+    resent: int = 0  # commands of a lost batch sent again (retry)
+    reconnect_failures: int = 0  # connection attempts that failed
+    expired: int = 0  # commands failed after waiting retry_seconds for a connection
 
 
 class ReplyError:
@@ -195,11 +221,20 @@ class RespParser:
         return out
 
 
-class _Command:
-    """A queued command: its packed bytes, its caller's future (None: internal), and
-    for an EVALSHA the script and arguments to send it again as EVAL."""
+Retry = bool | Script
+"""Whether a command whose answer was lost may be sent again: False, True (as it is),
+or a script to send instead, with the same KEYS and ARGV, that checks whether the
+first was applied (see the module docstring)."""
 
-    __slots__ = ("argv", "future", "packed", "script")
+
+class _Command:
+    """A queued command: its packed bytes, its caller's future (None: internal), for an
+    EVALSHA the script and arguments to send it again as EVAL, whether it may be sent
+    again after a connection loss (``retry``), the record it writes (``guard``), and
+    when it stops waiting for a connection (``deadline``, loop time; set on its first
+    outage)."""
+
+    __slots__ = ("argv", "deadline", "future", "guard", "packed", "retry", "script")
 
     def __init__(
         self,
@@ -207,11 +242,28 @@ class _Command:
         future: asyncio.Future[Any] | None,
         script: Script | None = None,
         argv: tuple[Sequence[Arg], Sequence[Arg]] | None = None,
+        retry: Retry = False,
+        guard: object = None,
     ) -> None:
         self.packed = packed
         self.future = future
         self.script = script
         self.argv = argv
+        self.retry = retry
+        self.guard = guard
+        self.deadline: float | None = None
+
+    def again(self) -> _Command:
+        """The command to send after its answer was lost (``retry`` is not False)."""
+        check = self.retry
+        if check is True or check is False:
+            return self
+        assert self.argv is not None
+        keys, args = self.argv
+        packed = pack(("EVALSHA", check.sha, len(keys), *keys, *args))
+        command = _Command(packed, self.future, check, self.argv, check, self.guard)
+        command.deadline = self.deadline
+        return command
 
 
 class _Link(asyncio.Protocol):
@@ -252,12 +304,18 @@ class CommandBatcher:
         scripts: Iterable[Script] = (),
         max_batch: int = DEFAULT_MAX_BATCH,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        retry_seconds: float = 0.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if retry_seconds < 0:
+            raise ValueError("retry_seconds cannot be negative")
         self._loop = asyncio.get_running_loop()
         self._pool = pool  # only makes connections: URL options, TLS, AUTH, SELECT...
         self._timeout = timeout
+        self._retry_seconds = retry_seconds
+        self._outage_since: float | None = None  # loop time the connection was lost
+        self._expiry: asyncio.TimerHandle | None = None  # fails commands waited too long
         self._scripts = tuple(scripts)
         self._max_batch = max_batch
         self._max_bytes = max_bytes
@@ -273,6 +331,7 @@ class CommandBatcher:
         self._closing = False
         self._closed = False
         self._idle_waiters: list[asyncio.Future[None]] = []
+        self._last_error = ""  # of the last failed connection attempt
         self._background: set[asyncio.Task[Any]] = set()
         self.stats = BatcherStats()
 
@@ -286,11 +345,13 @@ class CommandBatcher:
         scripts: Iterable[Script] = (),
         max_batch: int = DEFAULT_MAX_BATCH,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        retry_seconds: float = 0.0,
     ) -> CommandBatcher:
         """A batcher connected to the Redis at ``url`` (any URL redis-py accepts).
 
         ``socket_timeout`` bounds connecting and the wait for each batch's answers;
-        ``client_name`` is the connection's ``CLIENT SETNAME``. StorageError if the
+        ``client_name`` is the connection's ``CLIENT SETNAME``; ``retry_seconds`` how
+        long a command waits for a lost connection to come back. StorageError if the
         server cannot be reached.
         """
         try:
@@ -303,7 +364,12 @@ class CommandBatcher:
         options["protocol"] = 2  # RespParser reads RESP2 only
         pool = ConnectionPool(**options)
         batcher = cls(
-            pool, timeout=socket_timeout, scripts=scripts, max_batch=max_batch, max_bytes=max_bytes
+            pool,
+            timeout=socket_timeout,
+            scripts=scripts,
+            max_batch=max_batch,
+            max_bytes=max_bytes,
+            retry_seconds=retry_seconds,
         )
         link = await batcher._open()
         batcher._use(link)
@@ -311,30 +377,45 @@ class CommandBatcher:
 
     # -- callers --------------------------------------------------------------------------
 
-    def command(self, *args: Arg) -> asyncio.Future[Any]:
+    def command(self, *args: Arg, retry: bool = False, guard: object = None) -> asyncio.Future[Any]:
         """Queue one command; its future gets the reply (StorageError for an error reply).
 
-        StorageError at once after :meth:`close`; TypeError for an argument of another type.
+        ``retry``: the command may be sent again when its answer is lost (a read, or a
+        write that gives the same result when repeated); ``guard``: the record a write
+        writes (any hashable; see the module docstring). StorageError at once after
+        :meth:`close`; TypeError for an argument of another type.
         """
-        return self._enqueue(pack(args))
+        return self._enqueue(pack(args), None, None, retry, guard)
 
     def evalsha(
-        self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]
+        self,
+        script: Script,
+        keys: Sequence[Arg],
+        args: Sequence[Arg],
+        *,
+        retry: Retry = False,
+        guard: object = None,
     ) -> asyncio.Future[Any]:
-        """Queue a script call (``EVALSHA``, or ``EVAL`` when the server lacks it)."""
+        """Queue a script call (``EVALSHA``, or ``EVAL`` when the server lacks it).
+
+        ``retry`` and ``guard`` as for :meth:`command`; ``retry`` may also be the
+        script to send instead when the answer was lost (same KEYS and ARGV).
+        """
         packed = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
-        return self._enqueue(packed, script, (keys, args))
+        return self._enqueue(packed, script, (keys, args), retry, guard)
 
     def _enqueue(
         self,
         packed: bytes,
-        script: Script | None = None,
-        argv: tuple[Sequence[Arg], Sequence[Arg]] | None = None,
+        script: Script | None,
+        argv: tuple[Sequence[Arg], Sequence[Arg]] | None,
+        retry: Retry,
+        guard: object,
     ) -> asyncio.Future[Any]:
         if self._closing:
             raise StorageError("the Redis store is closed")
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.append(_Command(packed, future, script, argv))
+        self._queue.append(_Command(packed, future, script, argv, retry, guard))
         if not self._flush_scheduled and not self._inflight:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -353,6 +434,7 @@ class CommandBatcher:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        self._cancel_expiry()
         link, self._link = self._link, None
         if link is not None:
             await self._dispose(link)
@@ -440,7 +522,11 @@ class CommandBatcher:
             assert argv is not None
             keys, args = argv
             packed = pack(("EVAL", script.body, len(keys), *keys, *args))
-            again.append(_Command(packed, command.future))
+            evaled = _Command(packed, command.future, None, None, command.retry, command.guard)
+            if command.retry is not True and command.retry is not False:
+                evaled.argv = argv  # a checked command needs them to be checked again
+            evaled.deadline = command.deadline
+            again.append(evaled)
         self.stats.noscript_retries += len(again)
         self._noscript = []
         self._queue.extendleft(reversed(again))
@@ -467,7 +553,8 @@ class CommandBatcher:
             self._watchdog = self._loop.call_at(due, self._watch)
 
     def _drop(self, link: _Link, why: str) -> None:
-        """The link is unusable: fail the commands in flight, reconnect for the queue."""
+        """The link is unusable: send again (or fail) the commands in flight, and
+        reconnect for the queue."""
         if link is not self._link:
             return
         self._link = None
@@ -477,15 +564,95 @@ class CommandBatcher:
             self._watchdog = None
         if link.transport is not None:
             link.transport.abort()
-        self._requeue_noscript()  # those did not run: safe to send again
-        failed, self._inflight = self._inflight, deque()
-        error = f"Redis: {why}; the command may or may not have been applied"
-        for command in failed:
-            future = command.future
-            if future is not None and not future.done():
-                future.set_exception(StorageError(error))
+        lost, self._inflight = self._inflight, deque()
+        self._resend(lost, f"Redis: {why}; the command may or may not have been applied")
+        self._requeue_noscript()  # they did not run, and came before the lost ones
+        if self._queue and self._outage_since is None and not self._closed:
+            self._outage_since = self._loop.time()
+            log.warning(
+                "Redis: %s; reconnecting (commands wait up to %g s)", why, self._retry_seconds
+            )
         self._background_task(self._dispose(link))
         self._schedule_flush()  # reconnects if commands are queued; else wakes close()
+
+    def _resend(self, lost: deque[_Command], error: str) -> None:
+        """Queue again, in front and in order, the commands of a lost batch that may be
+        sent again; fail the others (see the module docstring)."""
+        now = self._loop.time()
+        written: set[object] = set()  # records written by a later command of the batch
+        again: list[_Command] = []
+        for command in reversed(lost):
+            guard = command.guard
+            resend = (
+                command.retry is not False
+                and self._retry_seconds > 0
+                and (guard is None or guard not in written)
+                and (command.deadline is None or command.deadline > now)
+            )
+            if guard is not None:
+                written.add(guard)
+            future = command.future
+            if future is None:
+                continue  # a script preload: loaded again on the next connection anyway
+            if future.done():
+                continue  # its caller is gone: nobody wants the answer
+            if resend:
+                if command.deadline is None:
+                    command.deadline = now + self._retry_seconds
+                again.append(command.again())
+            else:
+                future.set_exception(StorageUnavailable(error))
+        self.stats.resent += len(again)
+        self._queue.extendleft(again)  # reversed twice: the original order
+
+    def _stamp_deadlines(self) -> float | None:
+        """Give each queued command without one its deadline; fail those past theirs.
+
+        Returns the earliest deadline left, or None when nothing waits.
+        """
+        now = self._loop.time()
+        default = now + self._retry_seconds
+        earliest: float | None = None
+        kept: deque[_Command] = deque()
+        error = self._last_error or "Redis: no answer while connecting"
+        if self._retry_seconds > 0:
+            error += f"; no connection for {self._retry_seconds:g} s"
+        for command in self._queue:
+            future = command.future
+            if future is None or future.done():
+                continue  # a script preload (each connection queues its own), or cancelled
+            if command.deadline is None:
+                command.deadline = default
+            if command.deadline <= now:
+                self.stats.expired += 1
+                future.set_exception(StorageUnavailable(error))
+                continue
+            kept.append(command)
+            if earliest is None or command.deadline < earliest:
+                earliest = command.deadline
+        self._queue = kept
+        return earliest
+
+    def _arm_expiry(self, earliest: float) -> None:
+        """Fail the waiting commands at their deadline even while a connection attempt
+        hangs (it may take up to ``timeout``)."""
+        self._cancel_expiry()
+        self._expiry = self._loop.call_at(earliest, self._on_expiry)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _on_expiry(self) -> None:
+        self._expiry = None
+        if self._link is not None:
+            return
+        earliest = self._stamp_deadlines()
+        if earliest is not None:
+            self._arm_expiry(earliest)
+        else:
+            self._wake_idle_waiters()
 
     async def _open(self) -> _Link:
         """A new connection, handshake done by redis-py; StorageError if it fails."""
@@ -510,6 +677,10 @@ class CommandBatcher:
 
     def _use(self, link: _Link) -> None:
         self._link = link
+        self._cancel_expiry()
+        if self._outage_since is not None:
+            log.info("Redis: connected again after %.1f s", self._loop.time() - self._outage_since)
+            self._outage_since = None
         # Load every script first thing (a restarted server has none); the replies go
         # nowhere: a script that cannot load fails its own calls.
         preload = [_Command(pack(("SCRIPT", "LOAD", s.body)), None) for s in self._scripts]
@@ -517,22 +688,47 @@ class CommandBatcher:
         self._schedule_flush()
 
     async def _reconnect(self) -> None:
+        """Connect again while commands wait: at once, then with a capped exponential
+        backoff; each command fails once it waited ``retry_seconds``."""
+        delay = RETRY_FIRST_DELAY
+        self._last_error = ""
+        if self._retry_seconds > 0:  # a hanging attempt must not hold them past it
+            earliest = self._stamp_deadlines()
+            if earliest is not None:
+                self._arm_expiry(earliest)
         try:
-            link = await self._open()
-        except StorageError as exc:
-            failed, self._queue = self._queue, deque()
-            for command in failed:
-                future = command.future
-                if future is not None and not future.done():
-                    future.set_exception(StorageError(str(exc)))
-        else:
-            if self._closed:  # close() gave up waiting (cancelled): do not keep it
-                await self._dispose(link)
-            else:
-                self._use(link)
+            while True:
+                try:
+                    link = await self._open()
+                except StorageError as exc:
+                    self.stats.reconnect_failures += 1
+                    self._last_error = str(exc)
+                    if self._outage_since is None:
+                        self._outage_since = self._loop.time()
+                        log.warning(
+                            "Redis: cannot connect (%s); retrying for up to %g s",
+                            exc,
+                            self._retry_seconds,
+                        )
+                    earliest = self._stamp_deadlines()
+                    if earliest is None or self._closed:
+                        self._cancel_expiry()
+                        return
+                    self._arm_expiry(earliest)
+                    await asyncio.sleep(min(delay, max(0.0, earliest - self._loop.time())))
+                    delay = min(delay * 2, RETRY_MAX_DELAY)
+                    if not self._queue:  # every waiting command expired or was cancelled
+                        self._cancel_expiry()
+                        return
+                    continue
+                if self._closed:  # close() gave up waiting (cancelled): do not keep it
+                    await self._dispose(link)
+                else:
+                    self._use(link)
+                return
         finally:
             self._connecting = None
-        self._schedule_flush()
+            self._schedule_flush()
 
     async def _dispose(self, link: _Link) -> None:
         if link.transport is not None:

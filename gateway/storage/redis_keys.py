@@ -50,6 +50,10 @@ key                                    type         content
                                                     ``next_attempt_at`` (µs)
 ``{p}outbox-done``                     sorted set   ids of the done items, score =
                                                     ``completed_at`` (µs): what purge scans
+``{p}deleted:{request_id}``            string       "1" for a minute or so after a delete
+                                                    (random request id) removed something:
+                                                    how a delete sent again after its answer
+                                                    was lost answers as the first time
 =====================================  ===========  ===========================================
 """
 
@@ -181,6 +185,9 @@ class RedisKeys:
     def outbox_due_member(seq: int, item_id: str) -> str:
         """The member of ``outbox_due`` for an item (the Lua scripts build the same)."""
         return f"{seq:020d}:{item_id}"
+
+    def deleted(self, request_id: str) -> str:
+        return f"{self.prefix}deleted:{request_id}"
 
     def match_all(self) -> str:
         """A SCAN MATCH pattern for every key under this prefix (glob characters escaped)."""

@@ -324,6 +324,10 @@ async def test_indexes_hold_exactly_the_documented_entries(
         assert codec.loads(stored.pop("data"))["id"] == item_id
         assert stored == state
 
+    # The ``deleted`` marker of the delete that removed S3 (it expires by itself).
+    markers = [key for key in found if key.startswith(f"{prefix}deleted:")]
+    assert [found.pop(key) for key in markers] == ["1"]
+
     s = at(0).timestamp()  # scores of documents: µs since the epoch
 
     def score(seconds: float) -> float:
