@@ -52,6 +52,7 @@ from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
 from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
 from gateway.domain.models import OcppVersion
+from gateway.storage.base import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         except OcppRequestError as exc:
             log.info("charger %s: %s rejected: %s", self.charger_id, action, exc.description)
             await self._send_error(unique_id, exc)
+            return
+        except StorageUnavailable as exc:
+            # A storage outage longer than its retry bound: no bug, so no traceback.
+            log.warning("charger %s: %s not handled: %s", self.charger_id, action, exc)
+            await self._send_error(unique_id, InternalFailure("storage unavailable, try again"))
             return
         except Exception:
             log.exception("charger %s: handler for %s failed", self.charger_id, action)

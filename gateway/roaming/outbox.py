@@ -54,7 +54,7 @@ from aiohttp import web
 from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.partners import Partner, PartnerRegistry, PartnerStatus, RegistrationError
 from gateway.roaming.server import REGISTRY
-from gateway.storage.base import OutboxItem, OutboxStatus, OutboxStore, Store
+from gateway.storage.base import OutboxItem, OutboxStatus, OutboxStore, StorageUnavailable, Store
 from ocpi.client import (
     OcpiClientError,
     OcpiHttpError,
@@ -555,10 +555,14 @@ class OutboxWorker:
             self._wake.clear()
             try:
                 await self._poll()
+            except StorageUnavailable as exc:  # an outage, not a bug: no traceback
+                log.warning("outbox: taking the due items failed: %s", exc)
             except Exception:
                 log.exception("outbox: taking the due items failed")
             try:
                 await self.purge_if_due()
+            except StorageUnavailable as exc:
+                log.warning("outbox: purging delivered items failed: %s", exc)
             except Exception:
                 log.exception("outbox: purging delivered items failed")
             with contextlib.suppress(TimeoutError):
@@ -595,7 +599,12 @@ class OutboxWorker:
         except Exception as exc:
             # Our own failure (the store, a bug): the item's state is unknown, likely
             # still due. Keep its key for a poll interval so as not to hammer the partner.
-            log.exception("outbox: handling item %s (%s %s) failed", item.id, item.method, item.url)
+            if isinstance(exc, StorageUnavailable):  # an outage, not a bug: no traceback
+                log.warning("outbox: handling item %s failed: %s", item.id, exc)
+            else:
+                log.exception(
+                    "outbox: handling item %s (%s %s) failed", item.id, item.method, item.url
+                )
             cooldown = True
             return Delivery(item, Outcome.ERROR, _error_text(exc))
         finally:
