@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from gateway import logsafe
 from gateway.admin.api import admin_routes
 from gateway.authorization import LocalListAuthorizer
 from gateway.csms.core import CentralSystem
@@ -101,7 +102,6 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         data_dir=settings.data_dir,
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
-        retry_seconds=settings.storage_retry_seconds,
     )
     app[STORE] = store
     authorizer = ChainAuthorizer([LocalListAuthorizer(store.tokens, app[CLOCK])])
@@ -125,6 +125,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             cn_is_charger_id=settings.tls_cn_is_charger_id,
             max_frame_bytes=settings.max_frame_bytes,
             call_timeout=settings.call_timeout,
+            unauthenticated_per_minute=settings.unauthenticated_per_minute,
+            unauthenticated_per_address=settings.unauthenticated_per_address,
         ),
     )
     # Chargers were connected to a previous process; none is connected now.
@@ -454,6 +456,7 @@ def run_server(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logsafe.install()  # no raw control characters from input in any log line
     token, generated = load_admin_token(settings)
     if generated:
         # Printed once, at the start that created it; it is kept in the data dir.

@@ -35,12 +35,6 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="use Redis storage instead of SQLite")
     redis_prefix: str = Field(default="gw:", description="prefix of every Redis key")
-    storage_retry_seconds: float = Field(
-        default=5.0,
-        ge=0,
-        description="seconds a Redis command waits for a lost connection to come back"
-        " (then the CALL is answered InternalError); keep it below the chargers' call timeout",
-    )
 
     auto_register: bool = Field(
         default=False, description="accept unknown charge point ids and register them"
@@ -51,6 +45,14 @@ class Settings(BaseSettings):
     )
     call_timeout: float = Field(default=30.0, gt=0, description="seconds to wait for a charger")
     max_frame_bytes: int = Field(default=65536, ge=1024)
+    # Per source address; chargers that authenticate (password, client certificate)
+    # are never counted. 0: no bound.
+    unauthenticated_per_minute: int = Field(
+        default=120, ge=0, description="unauthenticated WebSocket upgrade attempts per address"
+    )
+    unauthenticated_per_address: int = Field(
+        default=100, ge=0, description="unauthenticated connections open at once per address"
+    )
 
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -20,6 +20,7 @@ from gateway.admin.http import ApiError, error_response, read_body, read_query, 
 from gateway.admin.hub import hub_routes
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
+from gateway.csms.identity import charger_id_problem
 from gateway.csms.security import hash_password
 from gateway.domain.errors import (
     ChargerNotConnected,
@@ -163,7 +164,9 @@ async def _charger_full(request: web.Request, charger: Charger) -> dict[str, Any
     csms = request.config_dict[CSMS]
     state = csms.live_state(charger.id) or await store.charger_states.get(charger.id)
     connectors = await store.connectors.list(charger.id)
-    return charger_view(charger, state, connectors, csms.reports(charger.id))
+    view = charger_view(charger, state, connectors, csms.reports(charger.id))
+    view["requests"] = csms.requests(charger.id)  # firmware/diagnostics/log, newest first
+    return view
 
 
 async def list_chargers(request: web.Request) -> web.Response:
@@ -193,6 +196,9 @@ async def get_charger(request: web.Request) -> web.Response:
 
 async def put_charger(request: web.Request) -> web.Response:
     cp_id = _charger_id(request)
+    problem = charger_id_problem(cp_id)  # the same rule as the WebSocket path
+    if problem is not None:
+        raise ApiError(400, problem, "charger_id")
     body: schemas.ChargerBody = await read_body(request, schemas.ChargerBody, empty_ok=True)
     store = request.config_dict[STORE]
     existing = await store.chargers.get(cp_id)
@@ -247,7 +253,10 @@ async def charger_command(request: web.Request) -> web.Response:
         raise ApiError(502, f"charger answered with a CALLERROR: {exc}") from None
     except CommandNotSupported as exc:
         raise ApiError(422, str(exc)) from None
-    return respond({"status": result.status, "data": result.data})
+    answer: dict[str, Any] = {"status": result.status, "data": result.data}
+    if result.request_id is not None:
+        answer["request_id"] = result.request_id
+    return respond(answer)
 
 
 # -- tokens ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -206,7 +207,8 @@ class Firmware(_Body):
     retrieve_at: AwareDatetime
     retries: int | None = Field(default=None, ge=0)
     retry_interval: int | None = Field(default=None, ge=0)
-    request_id: int = Field(default=1, ge=0)
+    # Omitted: a fresh one, shown in the answer (OCPP 2.0.1 requestId is 32-bit).
+    request_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
     def to_command(self) -> cmd.Command:
         return cmd.UpdateFirmware(
@@ -222,7 +224,8 @@ class Diagnostics(_Body):
     location: str = Field(min_length=1, max_length=512)
     start_time: AwareDatetime | None = None
     stop_time: AwareDatetime | None = None
-    request_id: int = Field(default=1, ge=0)
+    # Omitted: a fresh one, shown in the answer (OCPP 2.0.1 requestId is 32-bit).
+    request_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
     def to_command(self) -> cmd.Command:
         return cmd.GetDiagnostics(
@@ -231,6 +234,17 @@ class Diagnostics(_Body):
             _rfc3339(self.stop_time) if self.stop_time else None,
             self.request_id,
         )
+
+
+class LogRequest(Diagnostics):
+    """get-log: 2.0.1 GetLog of either log type (1.6 has the diagnostics log only)."""
+
+    log_type: Literal["DiagnosticsLog", "SecurityLog"] = "DiagnosticsLog"
+
+    def to_command(self) -> cmd.Command:
+        command = super().to_command()
+        assert isinstance(command, cmd.GetDiagnostics)
+        return replace(command, log_type=self.log_type)
 
 
 class Reserve(_Body):
@@ -271,7 +285,7 @@ COMMANDS: dict[str, type[Any]] = {
     "trigger-message": Trigger,
     "update-firmware": Firmware,
     "get-diagnostics": Diagnostics,
-    "get-log": Diagnostics,
+    "get-log": LogRequest,
     "reserve-now": Reserve,
     "cancel-reservation": CancelReserve,
 }

@@ -47,18 +47,30 @@ from gateway.csms.errors import (
     RpcFrameworkError,
     error_code,
 )
-from gateway.csms.validation import SchemaValidators
+from gateway.csms.validation import SchemaValidators, check_storable, needs_edge_check
 from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
 from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
 from gateway.domain.models import OcppVersion
-from gateway.storage.base import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 _UNREADABLE_ID = "-1"
 _MAX_PENDING_CALLS = 32
+# OCPP-J 1.6 section 4.1.3 / 2.0.1 section 4.2.1: a message id is at most 36 characters.
+MAX_MESSAGE_ID = 36
+# Every CALLERROR the gateway sends stays under this many bytes (issue 9, point 14):
+# OCPP-J 2.0.1 bounds errorDescription to 255 characters; the details carry one field name.
+MAX_ERROR_FRAME = 1023
+_MAX_DESCRIPTION = 255
+_MAX_FIELD = 128
+
+
+def clip(value: object, limit: int = 40) -> str:
+    """A short printable form of untrusted input for descriptions and logs (never whole)."""
+    text = repr(value) if isinstance(value, str) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 # Every status value of a 1.6 or 2.0.1 command answer, in domain terms.
 _RESULT_STATUS = {
@@ -133,7 +145,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self.validators = validators
         self.last_seen: datetime = csms.clock.now()
         # CALLs waiting for the worker; the worker exists only while there are some.
-        self._pending: deque[tuple[str, str, dict[str, Any]]] = deque()
+        self._pending: deque[tuple[str, str, dict[str, Any], bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._responses: asyncio.Queue[Any] | None = None
 
@@ -182,6 +194,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         except ValueError:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
             return
+        except RecursionError:
+            # About 1,000 levels of brackets fit in 2 kB; the connection stays.
+            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame nested too deeply"))
+            return
         if not isinstance(frame, list) or not frame:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
             return
@@ -189,6 +205,12 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
         if unique_id is None:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("message id is not readable"))
+            return
+        if len(unique_id) > MAX_MESSAGE_ID:
+            await self._send_error(
+                _UNREADABLE_ID,
+                RpcFrameworkError(f"message id longer than {MAX_MESSAGE_ID} characters"),
+            )
             return
         if message_type == CALL and not isinstance(message_type, bool):
             if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
@@ -201,7 +223,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                     unique_id, InternalFailure("too many CALLs awaiting an answer")
                 )
                 return
-            self._pending.append((unique_id, frame[2], frame[3]))
+            self._pending.append((unique_id, frame[2], frame[3], needs_edge_check(raw)))
             if self._worker is None:
                 self._worker = asyncio.create_task(self._work())
         elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
@@ -210,10 +232,13 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self._response_queue.put_nowait(LibCallError(*frame[1:]))
         elif message_type in (CALLRESULT, CALLERROR):
             # Answers cannot be answered; the waiting call() times out instead.
-            log.warning("charger %s: malformed answer frame %s dropped", self.charger_id, unique_id)
+            log.warning(
+                "charger %s: malformed answer frame %s dropped", self.charger_id, clip(unique_id)
+            )
         else:
+            # The type is not echoed: it may be any JSON value, of any size.
             await self._send_error(
-                unique_id, MessageTypeNotSupported(f"message type {message_type!r} not supported")
+                unique_id, MessageTypeNotSupported("message type must be 2, 3 or 4")
             )
 
     async def refuse_binary(self) -> None:
@@ -226,35 +251,41 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         # check from clearing _worker, so a CALL cannot slip in between.
         try:
             while self._pending:
-                unique_id, action, payload = self._pending.popleft()
+                unique_id, action, payload, edge = self._pending.popleft()
                 try:
-                    await self._dispatch(unique_id, action, payload)
+                    await self._dispatch(unique_id, action, payload, edge=edge)
                 except Exception:
-                    log.exception("charger %s: %s failed", self.charger_id, action)
+                    log.exception("charger %s: %s failed", self.charger_id, clip(action))
         finally:
             self._worker = None
 
-    async def _dispatch(self, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+    async def _dispatch(
+        self, unique_id: str, action: str, payload: dict[str, Any], *, edge: bool = True
+    ) -> None:
         route = self.route_map.get(action)
         try:
             if route is None or "_on_action" not in route:
                 if action in self.known_actions:
                     raise NotSupportedAction(f"{action} is not supported by this central system")
-                raise NotImplementedAction(f"{action} is not an OCPP {self.version} action")
+                raise NotImplementedAction(
+                    f"{clip(action)} is not an OCPP {self.version} action"
+                )
             self.validators.validate(self.version, action, payload)
+            if edge:
+                check_storable(payload)
             handler: Handler = route["_on_action"]
             result = await handler(self, payload)
         except OcppRequestError as exc:
-            log.info("charger %s: %s rejected: %s", self.charger_id, action, exc.description)
+            log.info("charger %s: %s rejected: %s", self.charger_id, clip(action), exc.description)
             await self._send_error(unique_id, exc)
             return
-        except StorageUnavailable as exc:
-            # A storage outage longer than its retry bound: no bug, so no traceback.
-            log.warning("charger %s: %s not handled: %s", self.charger_id, action, exc)
-            await self._send_error(unique_id, InternalFailure("storage unavailable, try again"))
+        except RecursionError:
+            # Nesting the schemas allow (customData, DataTransfer data) but no
+            # handler can walk: refused like any malformed payload.
+            await self._send_error(unique_id, FormatViolation("payload nested too deeply"))
             return
         except Exception:
-            log.exception("charger %s: handler for %s failed", self.charger_id, action)
+            log.exception("charger %s: handler for %s failed", self.charger_id, clip(action))
             await self._send_error(unique_id, InternalFailure("the central system failed"))
             return
         if result:
@@ -266,8 +297,14 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
 
     async def _send_error(self, unique_id: str, exc: OcppRequestError) -> None:
         code = error_code(exc.kind, self.version)
-        frame = [CALLERROR, unique_id, code, exc.description, exc.details()]
-        await self._send_raw(json.dumps(frame, separators=(",", ":")))
+        details = {k: v[:_MAX_FIELD] for k, v in exc.details().items()}
+        frame = [CALLERROR, unique_id, code, exc.description[:_MAX_DESCRIPTION], details]
+        text = json.dumps(frame, separators=(",", ":"))
+        if len(text) > MAX_ERROR_FRAME:
+            # Escaped non-ASCII text can grow sixfold: fall back to the kind alone.
+            frame = [CALLERROR, unique_id, code, exc.kind.value, {}]
+            text = json.dumps(frame, separators=(",", ":"))
+        await self._send_raw(text)
 
     async def _send_raw(self, text: str) -> None:
         try:

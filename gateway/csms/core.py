@@ -18,8 +18,15 @@ from typing import Any, Protocol
 
 from gateway.domain.authorization import Authorizer
 from gateway.domain.clock import Clock, IdFactory
-from gateway.domain.commands import Command, CommandResult, StartCharging
-from gateway.domain.errors import ChargerNotConnected
+from gateway.domain.commands import (
+    Command,
+    CommandResult,
+    GetDiagnostics,
+    ReserveNow,
+    StartCharging,
+    UpdateFirmware,
+)
+from gateway.domain.errors import ChargerNotConnected, CommandNotSupported
 from gateway.domain.events import (
     ChargerBooted,
     ChargerOffline,
@@ -52,6 +59,15 @@ log = logging.getLogger(__name__)
 HEARTBEAT_WRITE_EVERY = timedelta(minutes=5)
 # How long after a remote start a 1.6 StartTransaction for that token is taken as its result.
 REMOTE_START_WINDOW = timedelta(minutes=10)
+# Firmware, diagnostics and log requests remembered per charger for the admin view.
+REQUESTS_KEPT = 20
+# Notification kind -> the command whose progress it reports. 2.0.1 notifications
+# carry the requestId; 1.6 ones do not and belong to the latest request of their command.
+_REQUEST_KINDS = {
+    "FirmwareStatus": "UpdateFirmware",
+    "DiagnosticsStatus": "GetDiagnostics",
+    "LogStatus": "GetLog",
+}
 
 
 class Connection(Protocol):
@@ -129,6 +145,8 @@ class CentralSystem:
         self._heartbeats: dict[str, datetime] = {}
         self._reports: dict[str, dict[str, dict[str, Any]]] = {}
         self._remote_starts: dict[tuple[str, str], tuple[int, datetime]] = {}
+        # charger id -> request id -> what was asked and the latest notification on it
+        self._requests: dict[str, dict[int, dict[str, Any]]] = {}
         self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000 * 1000 + 1)
 
     # -- connections -------------------------------------------------------
@@ -213,6 +231,8 @@ class CentralSystem:
         conn = self._connections.get(charger_id)
         if conn is None:
             raise ChargerNotConnected(charger_id)
+        if isinstance(command, StartCharging | ReserveNow) and command.token_type is None:
+            command = await self._with_stored_token(command)
         if isinstance(command, StartCharging) and command.remote_start_id is not None:
             # 1.6 StartTransaction has no remote start id (2.0.1 echoes it): remember it
             # so the transaction the charger starts for this token carries it.
@@ -220,7 +240,65 @@ class CentralSystem:
                 command.remote_start_id,
                 self.clock.now(),
             )
+        if isinstance(command, UpdateFirmware | GetDiagnostics):
+            return await self._send_request(conn, command)
         return await conn.send_command(command)
+
+    async def _with_stored_token(
+        self, command: StartCharging | ReserveNow
+    ) -> StartCharging | ReserveNow:
+        """The command with the token's type as the local list stores it (if it is there)."""
+        local = await self.store.tokens.get(command.id_token)
+        if local is None:
+            return command  # a token the central system makes up
+        return replace(command, token_type=local.type, contract_id=local.contract_id)
+
+    async def _send_request(
+        self, conn: Connection, command: UpdateFirmware | GetDiagnostics
+    ) -> CommandResult:
+        """Send a firmware/diagnostics/log request under a request id of its own.
+
+        Without one from the caller it gets a fresh id (never the same for two
+        requests), so that its status notifications can be told apart.
+        """
+        if command.request_id is None:
+            command = replace(command, request_id=self.next_request_id())
+        request_id = command.request_id
+        assert request_id is not None
+        extra: dict[str, Any] = {}
+        if isinstance(command, UpdateFirmware):
+            name = "UpdateFirmware"
+        elif conn.version is OcppVersion.V16:
+            name = "GetDiagnostics"
+        else:
+            name, extra = "GetLog", {"log_type": command.log_type}
+        requests = self._requests.setdefault(conn.charger_id, {})
+        requests.pop(request_id, None)
+        requests[request_id] = {
+            "request_id": request_id,
+            "command": name,
+            **extra,
+            "sent_at": self.clock.now(),
+            "answer": None,
+            "status": None,
+            "notification": None,
+            "notified_at": None,
+        }
+        while len(requests) > REQUESTS_KEPT:
+            del requests[next(iter(requests))]
+        try:
+            result = await conn.send_command(command)
+        except (CommandNotSupported, ChargerNotConnected):
+            requests.pop(request_id, None)  # it never went out
+            raise
+        entry = requests.get(request_id)
+        if entry is not None:
+            entry["answer"] = result.status
+        return replace(result, request_id=request_id)
+
+    def requests(self, charger_id: str) -> list[dict[str, Any]]:
+        """Firmware, diagnostics and log requests, newest first, each with its latest news."""
+        return [dict(r) for r in reversed(self._requests.get(charger_id, {}).values())]
 
     def _claim_remote_start(self, charger_id: str, token: IdToken | None) -> int | None:
         if token is None:
@@ -241,7 +319,34 @@ class CentralSystem:
     async def management_report(self, charger_id: str, kind: str, payload: dict[str, Any]) -> None:
         # Kept for the operator's view (admin API); they change no domain state.
         self._reports.setdefault(charger_id, {})[kind] = payload
+        command = _REQUEST_KINDS.get(kind)
+        if command is not None:
+            self._note_request(charger_id, command, payload)
         log.info("charger %s: %s %s", charger_id, kind, payload.get("status", ""))
+
+    def _note_request(self, charger_id: str, command: str, payload: dict[str, Any]) -> None:
+        requests = self._requests.setdefault(charger_id, {})
+        request_id = payload.get("requestId")
+        if request_id is None:
+            # 1.6 (and a 2.0.1 Idle): the latest request of that command, if any.
+            latest = [r for r in requests.values() if r["command"] == command]
+            if not latest:
+                return
+            request_id = latest[-1]["request_id"]
+        entry = requests.get(request_id)
+        if entry is None:
+            # A request made before a restart, or by another central system.
+            entry = requests[request_id] = {
+                "request_id": request_id,
+                "command": command,
+                "sent_at": None,
+                "answer": None,
+            }
+            while len(requests) > REQUESTS_KEPT:
+                del requests[next(iter(requests))]
+        entry["status"] = payload.get("status")
+        entry["notification"] = payload
+        entry["notified_at"] = self.clock.now()
 
     async def close_all(self, code: int, reason: str) -> None:
         conns = list(self._connections.values())

@@ -3,7 +3,8 @@
 OCPP-J 1.6 section 3 and OCPP-J 2.0.1 section 3 (connection set-up).
 
 Everything that can refuse a charger happens before the upgrade, with a plain
-HTTP status: unknown id 404, bad credentials 401, bad client certificate 403.
+HTTP status: invalid id 400, unknown id 404, bad credentials 401, bad client
+certificate 403, too many unauthenticated upgrades from one address 429.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
 
+from gateway.csms.admission import UnauthenticatedLimiter
 from gateway.csms.connection import OcppConnection
 from gateway.csms.core import CentralSystem
+from gateway.csms.identity import charger_id_problem
 from gateway.csms.security import certificate_cn, parse_basic_auth, verify_password
 from gateway.csms.v16 import V16Connection
 from gateway.csms.v201 import V201Connection
@@ -41,6 +44,8 @@ class EndpointConfig:
     cn_is_charger_id: bool
     max_frame_bytes: int
     call_timeout: float
+    unauthenticated_per_minute: int = 120
+    unauthenticated_per_address: int = 100
 
 
 def choose_subprotocol(offered: str | None) -> str | None:
@@ -64,14 +69,22 @@ class OcppEndpoint:
         self.csms = csms
         self.validators = validators
         self.config = config
+        self.limiter = UnauthenticatedLimiter(
+            csms.clock,
+            per_minute=config.unauthenticated_per_minute,
+            max_open=config.unauthenticated_per_address,
+        )
 
-    async def _charger(self, cp_id: str) -> Charger | None:
-        charger = await self.csms.store.chargers.get(cp_id)
-        if charger is None and self.config.auto_register:
-            charger = Charger(id=cp_id, created_at=self.csms.clock.now())
-            await self.csms.store.chargers.put(charger)
-            log.info("charger %s registered automatically", cp_id)
-        return charger
+    def _too_many(self, address: str) -> web.HTTPTooManyRequests:
+        log.warning("too many unauthenticated WebSocket upgrades from %r", address)
+        return web.HTTPTooManyRequests(
+            headers={"Retry-After": str(self.limiter.retry_after(address))},
+            text="too many unauthenticated connection attempts",
+        )
+
+    def _refuse(self, address: str, refusal: web.HTTPException) -> web.HTTPException:
+        """``refusal``, or 429 once ``address`` has used up its unauthenticated attempts."""
+        return refusal if self.limiter.attempt(address) else self._too_many(address)
 
     def _check_client_cert(self, request: web.Request, charger: Charger) -> str | None:
         """The reason to refuse the charger's certificate, or None when it is acceptable."""
@@ -93,15 +106,26 @@ class OcppEndpoint:
             return f"certificate CN {cn!r} does not identify this charger"
         return None
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        cp_id = charge_point_id(request)
-        if not cp_id or len(cp_id) > 48:  # OCPP-J: identity is at most 48 characters
-            raise web.HTTPNotFound(text="unknown charge point")
-        charger = await self._charger(cp_id)
-        if charger is None:
-            log.info("refused unknown charger %s from %s", cp_id, request.remote)
-            raise web.HTTPNotFound(text="unknown charge point")
+    async def _admit(self, request: web.Request, cp_id: str, subprotocol: str | None) -> bool:
+        """Refuse (raise) or admit the charger; True when it authenticated.
 
+        Every refusal happens before the upgrade, with a plain HTTP status. Ids are
+        logged with ``!r``: nothing about them is trusted before authentication.
+        """
+        address = request.remote or "unknown"
+        charger = await self.csms.store.chargers.get(cp_id)
+        if charger is None:
+            if not self.config.auto_register or subprotocol is None:
+                # A charger that offers no OCPP version we speak is not registered.
+                log.info("refused unknown charger %r from %r", cp_id, address)
+                raise self._refuse(address, web.HTTPNotFound(text="unknown charge point"))
+            if not self.limiter.attempt(address):
+                raise self._too_many(address)
+            charger = Charger(id=cp_id, created_at=self.csms.clock.now())
+            await self.csms.store.chargers.put(charger)
+            log.info("charger %r registered automatically (from %r)", cp_id, address)
+            return False
+        authenticated = False
         if charger.password_hash is not None:
             creds = parse_basic_auth(request.headers.get("Authorization"))
             if (
@@ -109,17 +133,44 @@ class OcppEndpoint:
                 or creds[0] != cp_id.encode()
                 or not verify_password(creds[1], charger.password_hash)
             ):
-                log.warning("charger %s: Basic authentication failed", cp_id)
-                raise web.HTTPUnauthorized(
-                    headers={"WWW-Authenticate": 'Basic realm="ocpp"'}, text="unauthorized"
+                log.warning("charger %r: Basic authentication failed from %r", cp_id, address)
+                raise self._refuse(
+                    address,
+                    web.HTTPUnauthorized(
+                        headers={"WWW-Authenticate": 'Basic realm="ocpp"'}, text="unauthorized"
+                    ),
                 )
+            authenticated = True
         if self.config.require_client_cert:
             reason = self._check_client_cert(request, charger)
             if reason is not None:
-                log.warning("charger %s refused: %s", cp_id, reason)
-                raise web.HTTPForbidden(text="client certificate refused")
+                log.warning("charger %r refused: %s", cp_id, reason)
+                raise self._refuse(address, web.HTTPForbidden(text="client certificate refused"))
+            authenticated = True
+        if not authenticated and not self.limiter.attempt(address):
+            raise self._too_many(address)
+        return authenticated
 
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        cp_id = charge_point_id(request)
+        problem = charger_id_problem(cp_id)
+        if problem is not None:
+            log.info("refused charge point id %r from %r: %s", cp_id, request.remote, problem)
+            raise web.HTTPBadRequest(text=problem)
         subprotocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
+        authenticated = await self._admit(request, cp_id, subprotocol)
+        address = request.remote or "unknown"
+        if not authenticated and not self.limiter.open(address):
+            raise self._too_many(address)
+        try:
+            return await self._serve(request, cp_id, subprotocol)
+        finally:
+            if not authenticated:
+                self.limiter.closed(address)
+
+    async def _serve(
+        self, request: web.Request, cp_id: str, subprotocol: str | None
+    ) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             protocols=(subprotocol,) if subprotocol else (),
             max_msg_size=self.config.max_frame_bytes,

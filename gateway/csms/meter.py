@@ -8,7 +8,7 @@ does not track are dropped, as are signed values that carry no number.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -34,11 +34,35 @@ _DEFAULT_UNITS = {
 }
 
 
+# Timestamps a charger may report. Before 1970 no charger clock is set (and 1970
+# itself is what a lost clock reads, so it stays accepted); year 1 or 9999 with an
+# offset cannot even be converted to UTC, and near either end of the date range
+# every duration or "two days ago" computed from them would overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+# Meter readings of 10^18 or more (an exawatt-hour, in Wh or W) are no meter's: they
+# would only overflow the 28-digit Decimal arithmetic of energy and prices.
+MAX_READING = Decimal(10) ** 18
+# 2.0.1 UnitOfMeasureType.multiplier: a power of ten; kilo, mega and milli are the real ones.
+MAX_MULTIPLIER = 9
+
+
 def timestamp(value: str, field: str) -> datetime:
     try:
-        return parse_timestamp(value)
-    except ValueError:
+        when = parse_timestamp(value)
+    except (ValueError, OverflowError):
         raise PropertyViolation(f"{field}: not an RFC 3339 date-time", field=field) from None
+    if not EARLIEST <= when < LATEST:
+        raise PropertyViolation(f"{field}: outside 1970 to 2199", field=field)
+    return when
+
+
+def meter_wh(value: Any, field: str) -> Decimal:
+    """A 1.6 meterStart / meterStop, bounded like every reading."""
+    number = _number(value, field)
+    if abs(number) >= MAX_READING:
+        raise PropertyViolation(f"{field}: out of range", field=field)
+    return number
 
 
 def _number(value: Any, field: str) -> Decimal:
@@ -49,6 +73,9 @@ def _number(value: Any, field: str) -> Decimal:
         raise PropertyViolation(f"{field}: not a number", field=field) from None
     if not number.is_finite():
         raise PropertyViolation(f"{field}: not a finite number", field=field)
+    if number and number.adjusted() >= 18:
+        # Decimal('1e999999') is finite but no store or price computation can use it.
+        raise PropertyViolation(f"{field}: out of range", field=field)
     return number
 
 
@@ -66,7 +93,14 @@ def _reading(
     unit_measurand, factor = _UNITS.get(unit, (None, Decimal(0)))
     if unit_measurand is not measurand:
         raise PropertyViolation(f"{field}: unit {unit} does not fit {measurand.value}", field=field)
+    if abs(multiplier) > MAX_MULTIPLIER:
+        raise PropertyViolation(
+            f"{field}.unitOfMeasure.multiplier: out of range",
+            field=f"{field}.unitOfMeasure.multiplier",
+        )
     value = _number(sample["value"], f"{field}.value").scaleb(multiplier) * factor
+    if abs(value) >= MAX_READING:
+        raise PropertyViolation(f"{field}.value: out of range", field=f"{field}.value")
     return MeterReading(
         timestamp=when,
         measurand=measurand,

@@ -8,7 +8,6 @@ and ``connector_id`` is 1 (connectorId 0 is the charger as a whole).
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from ocpp.v16 import ChargePoint as LibV16ChargePoint
@@ -17,7 +16,7 @@ from ocpp.v16.enums import Action
 
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
-from gateway.csms.meter import readings_v16, timestamp
+from gateway.csms.meter import meter_wh, readings_v16, timestamp
 from gateway.domain import commands as cmd
 from gateway.domain.clock import format_timestamp
 from gateway.domain.errors import CommandNotSupported
@@ -88,7 +87,7 @@ def start_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStart
         connector_id=1,
         timestamp=timestamp(payload["timestamp"], "timestamp"),
         id_token=IdToken(payload["idTag"], ID_TAG),
-        meter_start_wh=Decimal(payload["meterStart"]),
+        meter_start_wh=meter_wh(payload["meterStart"], "meterStart"),
         reservation_id=payload.get("reservationId"),
     )
 
@@ -99,7 +98,7 @@ def stop_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
         charger_id=charger_id,
         ocpp_id=str(payload["transactionId"]),
         timestamp=timestamp(payload["timestamp"], "timestamp"),
-        meter_stop_wh=Decimal(payload["meterStop"]),
+        meter_stop_wh=meter_wh(payload["meterStop"], "meterStop"),
         reason=payload.get("reason", "Local"),  # 1.6 section 6.52: absent means Local
         id_token=IdToken(id_tag, ID_TAG) if id_tag else None,
         readings=readings_v16(payload.get("transactionData") or [], "transactionData"),
@@ -138,6 +137,8 @@ def command_to_v16(command: cmd.Command) -> Any:
                 retry_interval=command.retry_interval,
             )
         case cmd.GetDiagnostics():
+            if command.log_type != "DiagnosticsLog":
+                raise CommandNotSupported("OCPP 1.6 GetDiagnostics has no security log")
             return call.GetDiagnostics(
                 location=command.location,
                 start_time=command.start_time,

@@ -9,6 +9,7 @@ schemas to Python code; ``use_formats=False`` keeps the library's verdicts
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,67 @@ def _short_message(exc: fastjsonschema.JsonSchemaValueException, field: str) -> 
     if rule in ("maxLength", "minLength", "maximum", "minimum", "maxItems", "minItems"):
         return f"{field}: violates {rule} {exc.rule_definition}"
     return f"{field}: violates {rule}"
+
+
+# -- what the schemas allow but storage cannot hold --------------------------------
+
+# SQLite integers (and every store's indexes) are signed 64-bit.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# OCPP payloads nest a handful of levels; open ``customData`` objects and 2.0.1
+# DataTransfer ``data`` allow any JSON, which is not stored or shown nested deeper.
+MAX_DEPTH = 32
+# A payload needs the walk below only when its text could hold one of the values
+# it looks for: an integer of 19 digits or more, a surrogate escape, or more
+# brackets than MAX_DEPTH (nesting deeper needs at least that many). C-speed
+# scans decide, so an ordinary frame costs next to nothing.
+_SUSPECT = re.compile(r"\d{19}|\\u[dD][89a-fA-F]")
+_BRACKETS_WITHOUT_WALK = MAX_DEPTH
+
+
+def needs_edge_check(raw: str) -> bool:
+    """Whether the frame text could hold a value :func:`check_storable` refuses."""
+    if raw.count("[") + raw.count("{") > _BRACKETS_WITHOUT_WALK:
+        return True
+    return _SUSPECT.search(raw) is not None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON \ud800 escape
+        return False
+    return True
+
+
+def check_storable(payload: Any) -> None:
+    """Refuse what the schemas allow but no store can hold, naming the field.
+
+    Integers beyond 64 bits and strings with lone surrogates are a
+    PropertyConstraintViolation; nesting deeper than :data:`MAX_DEPTH` a
+    FormatViolation. Iterative, so that depth itself cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, tuple[str, ...]]] = [(payload, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            field = ".".join(path[:MAX_DEPTH])
+            raise FormatViolation(f"nested deeper than {MAX_DEPTH} levels", field=field)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _encodable(key):
+                    where = ".".join(path) or "payload"
+                    raise PropertyViolation(
+                        f"{where}: a property name is not valid Unicode", field=where
+                    )
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if not INT64_MIN <= value <= INT64_MAX:
+                field = ".".join(path) or "payload"
+                raise PropertyViolation(f"{field}: integer out of range", field=field)
+        elif isinstance(value, str) and not _encodable(value):
+            field = ".".join(path) or "payload"
+            raise PropertyViolation(f"{field}: not valid Unicode (lone surrogate)", field=field)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+from gateway.domain.models import TokenType
 
 
 class CommandStatus(enum.StrEnum):
@@ -20,12 +22,29 @@ class CommandStatus(enum.StrEnum):
     UNKNOWN = "Unknown"
 
 
+def token_type_of(value: str) -> TokenType:
+    """A stored token's type (OCPI's open enum) in domain terms; unknown types are OTHER."""
+    try:
+        return TokenType(value)
+    except ValueError:
+        return TokenType.OTHER
+
+
 @dataclass(frozen=True, slots=True)
 class StartCharging:
+    """Remote start for ``id_token``.
+
+    ``token_type`` and ``contract_id`` are the token as stored (local list or the
+    eMSP's pushed token). Left None, the central system looks the uid up on the
+    local list; a uid on no list is a token the central system made up. 2.0.1
+    chargers get the matching IdTokenEnumType (``gateway.csms.v201.id_token_type``).
+    """
+
     id_token: str
     evse_id: int | None = None
     remote_start_id: int | None = None
-    token_type: str = "Central"
+    token_type: TokenType | None = None
+    contract_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +114,20 @@ class UpdateFirmware:
     retrieve_at: str  # RFC 3339
     retries: int | None = None
     retry_interval: int | None = None
-    request_id: int = 1
+    # None: the central system gives it a fresh one (see CentralSystem.send).
+    request_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class GetDiagnostics:
-    """1.6 GetDiagnostics / 2.0.1 GetLog (DiagnosticsLog)."""
+    """1.6 GetDiagnostics / 2.0.1 GetLog (a DiagnosticsLog or a SecurityLog)."""
 
     location: str
     start_time: str | None = None
     stop_time: str | None = None
-    request_id: int = 1
+    # None: the central system gives it a fresh one (see CentralSystem.send).
+    request_id: int | None = None
+    log_type: Literal["DiagnosticsLog", "SecurityLog"] = "DiagnosticsLog"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +136,9 @@ class ReserveNow:
     id_token: str
     expiry: str  # RFC 3339
     evse_id: int | None = None
+    # As for StartCharging: the same token gets the same 2.0.1 type in both.
+    token_type: TokenType | None = None
+    contract_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +169,8 @@ class CommandResult:
     status: CommandStatus
     # The charger's answer, version-specific detail kept for the operator.
     data: dict[str, Any] = field(default_factory=dict)
+    # The requestId a firmware, diagnostics or log request went out with.
+    request_id: int | None = None
 
 
 class CommandSender(Protocol):

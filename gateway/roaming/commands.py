@@ -216,6 +216,8 @@ class CommandsReceiver:
             id_token=command.token.uid,
             evse_id=evse.ocpp_id,
             remote_start_id=self._next_request_id(),
+            token_type=cmd.token_type_of(str(command.token.type)),
+            contract_id=command.token.contract_id,
         )
         return self._forward(context, str(command.response_url), charger.id, domain, command.token)
 
@@ -272,6 +274,8 @@ class CommandsReceiver:
             id_token=command.token.uid,
             expiry=format_datetime(command.expiry_date),
             evse_id=evse.ocpp_id if command.evse_uid else None,
+            token_type=cmd.token_type_of(str(command.token.type)),
+            contract_id=command.token.contract_id,
         )
         return self._forward(context, str(command.response_url), charger.id, domain)
 

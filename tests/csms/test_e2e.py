@@ -289,7 +289,8 @@ async def test_ocpp201_full_cycle(gateway: Gateway) -> None:
             assert (status, answer["status"]) == (200, "Accepted"), (name, answer)
             assert cp.received[-1][0] == action
         assert cp.received[-4][1]["remote_start_id"] == 7
-        assert cp.received[-4][1]["id_token"] == {"id_token": "TAG-OK", "type": "Central"}
+        # TAG-OK is an RFID card on the local list: its stored type, not Central (issue 9).
+        assert cp.received[-4][1]["id_token"] == {"id_token": "TAG-OK", "type": "ISO14443"}
         assert cp.received[-2][1] == {"type": "OnIdle"}
 
 
