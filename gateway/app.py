@@ -102,6 +102,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         data_dir=settings.data_dir,
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
+        retry_seconds=settings.storage_retry_seconds,
     )
     app[STORE] = store
     authorizer = ChainAuthorizer([LocalListAuthorizer(store.tokens, app[CLOCK])])

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="use Redis storage instead of SQLite")
     redis_prefix: str = Field(default="gw:", description="prefix of every Redis key")
+    storage_retry_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds a Redis command waits for a lost connection to come back"
+        " (then the CALL is answered InternalError); keep it below the chargers' call timeout",
+    )
 
     auto_register: bool = Field(
         default=False, description="accept unknown charge point ids and register them"

@@ -52,6 +52,7 @@ from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
 from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
 from gateway.domain.models import OcppVersion
+from gateway.storage.base import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +284,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             # Nesting the schemas allow (customData, DataTransfer data) but no
             # handler can walk: refused like any malformed payload.
             await self._send_error(unique_id, FormatViolation("payload nested too deeply"))
+            return
+        except StorageUnavailable as exc:
+            # A storage outage longer than its retry bound: no bug, so no traceback.
+            log.warning("charger %s: %s not handled: %s", self.charger_id, clip(action), exc)
+            await self._send_error(unique_id, InternalFailure("storage unavailable, try again"))
             return
         except Exception:
             log.exception("charger %s: handler for %s failed", self.charger_id, clip(action))
