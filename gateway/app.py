@@ -54,6 +54,7 @@ from gateway.roaming.pushes import PLANNER, PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
 from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
+from gateway.roaming.vault import SecretKeyError, TokenVault, load_token_vault
 from gateway.settings import Settings
 from gateway.storage.base import Store
 from gateway.storage.factory import open_store
@@ -94,6 +95,12 @@ def load_admin_token(settings: Settings) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token, True
+
+
+def token_vault(settings: Settings) -> TokenVault:
+    """The key for the tokens we send to partners (:mod:`gateway.roaming.vault`)."""
+    key = settings.secret_key.get_secret_value() if settings.secret_key is not None else None
+    return load_token_vault(key, settings.data_dir, shared_storage=settings.redis_url is not None)
 
 
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -233,10 +240,15 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         app[IDS],
         our_identity(settings),
         http,
+        vault=token_vault(settings),
         timeout=settings.ocpi_timeout,
         hub_identity=hub_identity(settings),
     )
-    await registry.load()
+    try:
+        await registry.load()
+    except BaseException:  # e.g. SecretKeyError: the gateway does not start
+        await http.close()
+        raise
     app[REGISTRY] = registry
     planner = PushPlanner(registry, app[CLOCK], app[IDS])
     app[PLANNER] = planner
@@ -474,6 +486,11 @@ def run_server(settings: Settings) -> int:
     elif settings.tls_client_ca is not None:
         print("--tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
         return 2
+    try:
+        token_vault(settings)  # a missing or malformed key: one line, before anything runs
+    except SecretKeyError as exc:
+        print(f"ocpi-gateway: {exc}", file=sys.stderr)
+        return 2
     app = build_app(settings, admin_token=token)
     app.on_startup.append(_on_startup)
     log.info(
@@ -481,14 +498,18 @@ def run_server(settings: Settings) -> int:
         settings.base_url,
         "redis" if settings.redis_url else f"sqlite in {settings.data_dir}",
     )
-    web.run_app(
-        app,
-        loop=_event_loop(),
-        host=settings.host,
-        port=settings.port,
-        ssl_context=ssl_context,
-        shutdown_timeout=15,
-        print=None,
-        access_log=None,
-    )
+    try:
+        web.run_app(
+            app,
+            loop=_event_loop(),
+            host=settings.host,
+            port=settings.port,
+            ssl_context=ssl_context,
+            shutdown_timeout=15,
+            print=None,
+            access_log=None,
+        )
+    except SecretKeyError as exc:  # a stored token the key does not open: a wrong key
+        print(f"ocpi-gateway: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="admin API bearer token; generated at first start if unset"
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s), comma-separated, newest first, encrypting the tokens the "
+        "gateway uses to call partners; unset: the data dir's secret_key file, generated at "
+        "first start with SQLite (required with Redis)",
+    )
     redis_url: str | None = Field(default=None, description="use Redis storage instead of SQLite")
     redis_prefix: str = Field(default="gw:", description="prefix of every Redis key")
     storage_retry_seconds: float = Field(

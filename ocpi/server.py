@@ -97,7 +97,9 @@ __all__ = [
     "cdrs_sender_routes",
     "commands_receiver_operations",
     "commands_receiver_routes",
+    "configuration_module",
     "error_response",
+    "is_configuration_module",
     "locations_sender_operations",
     "locations_sender_routes",
     "ocpi_context",
@@ -243,7 +245,11 @@ def ocpi_middleware(
         response: web.StreamResponse
         try:
             party = await _authenticate(request, resolve_token)
-            from_party, to_party = parse_routing_headers(request.headers)
+            from_party, to_party = (
+                (None, None)
+                if is_configuration_module(request)
+                else parse_routing_headers(request.headers)
+            )
             request[CONTEXT_KEY] = OcpiRequestContext(
                 party=party,
                 request_id=request_id,
@@ -303,6 +309,25 @@ def _http_exception_response(request: web.Request, exc: web.HTTPException) -> we
     if "Allow" in exc.headers:
         response.headers["Allow"] = exc.headers["Allow"]
     return response
+
+
+_CONFIGURATION_MODULE = "_ocpi_configuration_module"
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def configuration_module(handler: H) -> H:
+    """Mark an aiohttp handler as serving a configuration module (versions, version
+    details, credentials, hubclientinfo): transport_and_format, Message Routing, says
+    routing headers SHALL NOT be used with these modules, so the middleware ignores any
+    OCPI-from/to-* on their requests and puts none on their responses."""
+    setattr(handler, _CONFIGURATION_MODULE, True)
+    return handler
+
+
+def is_configuration_module(request: web.Request) -> bool:
+    """Whether the request was routed to a :func:`configuration_module` handler."""
+    return bool(getattr(request.match_info.handler, _CONFIGURATION_MODULE, False))
 
 
 def _swap_routing_headers(request: web.Request, response: web.StreamResponse) -> None:

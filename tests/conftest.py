@@ -28,6 +28,8 @@ if os.environ.get("CI"):
 
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ADMIN_TOKEN = "test-admin-token"
+# The partner token key of the Redis gateways (required there: processes share storage).
+SECRET_KEY = "8PQbVcp1dImfuDdeNmkrxPXNQ7mJ8sYnXx_0dRwD5zk="
 
 
 async def _redis_available() -> str | None:
@@ -109,7 +111,7 @@ class Gateway:
 def backend_settings(backend: str, tmp_path: Path, **overrides: Any) -> Settings:
     extra: dict[str, Any] = {}
     if backend == "redis":
-        extra = {"redis_url": REDIS_URL, "redis_prefix": f"test:{uuid.uuid4().hex}:"}
+        extra = {"redis_url": REDIS_URL, "redis_prefix": f"test:{uuid.uuid4().hex}:", "secret_key": SECRET_KEY}
     base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "data_dir": tmp_path / "data", "admin_token": ADMIN_TOKEN}
     return Settings(**(base | extra | overrides))
 

@@ -49,8 +49,8 @@ def partner_view(p: Partner, registry: PartnerRegistry) -> dict[str, Any]:
         "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
     }
     if p.status is PartnerStatus.PENDING:
-        # What the operator hands the partner, out of band, to register with us.
-        view["token_a"] = p.token_a
+        # What the operator hands the partner, out of band, to register with us (with
+        # the token A, which only the answer to the creation shows: just its hash is kept).
         view["our_versions_url"] = registry.identity_for(p.kind).versions_url
     return view
 
@@ -69,10 +69,10 @@ def partner_routes() -> list[web.RouteDef]:
         b: PartnerBody = await read_body(request, PartnerBody)
         registry = _registry(request)
         try:
-            partner = await registry.create(b.name, b.kind)
+            partner, token_a = await registry.create(b.name, b.kind)
         except RegistrationError as exc:
             raise ApiError(409, str(exc), "kind") from None
-        return respond(partner_view(partner, registry), 201)
+        return respond(partner_view(partner, registry) | {"token_a": token_a}, 201)
 
     async def list_all(request: web.Request) -> web.Response:
         registry = _registry(request)

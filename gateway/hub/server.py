@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.hub.service import HUB, ROUTED_MODULES
 from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
 from gateway.roaming.server import build_ocpi_app
-from ocpi.server import CONTEXT_KEY, ocpi_context
+from ocpi.server import CONTEXT_KEY, configuration_module, ocpi_context
 from ocpi.v221 import Endpoint
 from ocpi.v221.enums import InterfaceRole, ModuleID
 
@@ -50,6 +50,7 @@ async def _route(request: web.Request) -> web.StreamResponse:
     return await request.config_dict[HUB].handle(request)
 
 
+@configuration_module  # no routing headers (transport_and_format, Message Routing)
 async def _client_info(request: web.Request) -> web.StreamResponse:
     partner = partner_of(ocpi_context(request).party)
     return request.config_dict[HUB].client_infos(partner.id, request)

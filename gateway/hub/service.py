@@ -313,14 +313,11 @@ class Hub:
             wire_json(info),
             ordering_key=f"{push.platform_id}|hubclientinfo|{info.country_code}*{info.party_id}",
             module=ModuleID.HUB_CLIENT_INFO,
-            meta=routing_meta(from_party=self.config.party, to_party=self._addressee(push))
-            | {"kind": "hubclientinfo"},
+            # No routing meta: hubclientinfo is a configuration module, sent without
+            # OCPI-from/to-* (transport_and_format, Message Routing: "routing headers
+            # SHALL NOT be used with these modules").
+            meta={"kind": "hubclientinfo"},
         )
-
-    def _addressee(self, push: ClientInfoPush) -> PartyId | None:
-        # HubClientInfo is for the platform, but OCPI-to-* names a party: its first one.
-        own = self.directory.parties_of(push.platform_id)
-        return own[0].id if own else None
 
     # -- what the hub knows ----------------------------------------------------------
 

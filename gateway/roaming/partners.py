@@ -9,14 +9,18 @@ which depend on who started the registration:
   with us, our TOKEN_B when we registered with it);
 - ``their_token``: what we send to call the partner.
 
-Our tokens are random 256-bit values and are only compared in constant time.
+Our tokens are random 256-bit values. At rest (and in memory) the first two are only
+SHA-256 digests (``token_a_hash``, ``our_token_hash``, :func:`gateway.roaming.vault.
+hash_token`): the clear token A is handed to the operator once, when the partner is
+created, and ours once, in the credentials answer. ``their_token`` is stored encrypted
+under the operator's secret key (:class:`~gateway.roaming.vault.TokenVault`). Records
+written in clear by earlier releases are converted when loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
 import hmac
 import logging
 import secrets
@@ -28,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from gateway.domain.clock import Clock, IdFactory
+from gateway.roaming.vault import TokenVault, hash_token
 from gateway.storage.base import Document, DocumentStore
 from ocpi.client import OcpiClient, OcpiClientError
 from ocpi.transport import (
@@ -70,9 +75,9 @@ class Partner:
     status: PartnerStatus
     created_at: datetime
     updated_at: datetime
-    token_a: str | None = None
-    our_token: str | None = None
-    their_token: str | None = None
+    token_a_hash: str | None = None  # hash_token(token A), never the token
+    our_token_hash: str | None = None  # hash_token(what the partner sends us)
+    their_token: str | None = None  # in clear in memory only: encrypted at rest
     versions_url: str | None = None
     version: str | None = None
     endpoints: tuple[PartnerEndpoint, ...] = ()
@@ -94,16 +99,18 @@ class Partner:
         ]
 
 
-def partner_to_document(p: Partner) -> Document:
+def partner_to_document(p: Partner, vault: TokenVault) -> Document:
+    """The stored record: the tokens partners send us as digests, ours to them
+    encrypted (the key names say which, so a record can never be mistaken)."""
     data: dict[str, Any] = {
         "id": p.id,
         "name": p.name,
         "status": p.status.value,
         "created_at": format_datetime(p.created_at),
         "updated_at": format_datetime(p.updated_at),
-        "token_a": p.token_a,
-        "our_token": p.our_token,
-        "their_token": p.their_token,
+        "token_a_sha256": p.token_a_hash,
+        "our_token_sha256": p.our_token_hash,
+        "their_token_fernet": None if p.their_token is None else vault.encrypt(p.their_token),
         "versions_url": p.versions_url,
         "version": p.version,
         "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
@@ -113,23 +120,42 @@ def partner_to_document(p: Partner) -> Document:
     return Document(key=p.id, data=data, last_updated=p.updated_at)
 
 
-def partner_from_document(doc: Document) -> Partner:
+def partner_from_document(doc: Document, vault: TokenVault) -> tuple[Partner, bool]:
+    """The partner, and whether its record should be written again: it held tokens in
+    clear (``token_a``, ``our_token``, ``their_token``: releases before hashing), or
+    its token under an older key. :class:`SecretKeyError` when no key decrypts it."""
     d = doc.data
-    return Partner(
+    stale = False
+    token_a_hash = d.get("token_a_sha256")
+    if token_a_hash is None and d.get("token_a"):
+        token_a_hash, stale = hash_token(d["token_a"]), True
+    our_token_hash = d.get("our_token_sha256")
+    if our_token_hash is None and d.get("our_token"):
+        our_token_hash, stale = hash_token(d["our_token"]), True
+    their_token: str | None = None
+    if d.get("their_token_fernet"):
+        their_token, old_key = vault.decrypt(
+            d["their_token_fernet"], what=f"the token of partner {d['id']}"
+        )
+        stale = stale or old_key
+    elif d.get("their_token"):
+        their_token, stale = d["their_token"], True
+    partner = Partner(
         id=d["id"],
         name=d["name"],
         status=PartnerStatus(d["status"]),
         created_at=parse_datetime(d["created_at"]),
         updated_at=parse_datetime(d["updated_at"]),
-        token_a=d.get("token_a"),
-        our_token=d.get("our_token"),
-        their_token=d.get("their_token"),
+        token_a_hash=token_a_hash,
+        our_token_hash=our_token_hash,
+        their_token=their_token,
         versions_url=d.get("versions_url"),
         version=d.get("version"),
         endpoints=tuple(PartnerEndpoint(**e) for e in d.get("endpoints", [])),
         roles=tuple(d.get("roles", [])),
         kind=PartnerKind(d.get("kind", PartnerKind.PEER)),
     )
+    return partner, stale
 
 
 def new_token() -> str:
@@ -137,14 +163,22 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+class _Use(enum.Enum):
+    """What a token a partner sends us is good for."""
+
+    REGISTRATION = "token A"  # versions and credentials, until registered
+    PROVISIONAL = "sent in our credentials POST"  # versions only, while it is in flight
+    PARTNER = "registered"
 
 
 @dataclass(frozen=True, slots=True)
 class TokenMatch:
     partner: Partner
-    registration: bool  # True when the token is the partner's token A
+    registration: bool  # True when the token is the partner's token A (or provisional)
+    token: str | None = None  # the token presented (the request's; never stored)
+    # The token we sent in our credentials POST, before the partner answered it: good
+    # for our versions and version details only (credentials.asciidoc, registration).
+    provisional: bool = False
 
 
 def partner_of(party: object) -> Partner:
@@ -181,6 +215,7 @@ class PartnerRegistry:
         identity: OurIdentity,
         http: aiohttp.ClientSession,
         *,
+        vault: TokenVault,
         timeout: float = 15.0,
         hub_identity: OurIdentity | None = None,
     ) -> None:
@@ -189,38 +224,54 @@ class PartnerRegistry:
         self._ids = ids
         self.identity = identity
         self.hub_identity = hub_identity
+        self._vault = vault
         self._listeners: list[PartnerListener] = []
         self._http = http
         self._timeout = timeout
         self._partners: dict[str, Partner] = {}
-        self._by_token: dict[bytes, tuple[str, bool]] = {}
+        # hash_token(token) -> (partner id, what it is good for)
+        self._by_token: dict[str, tuple[str, _Use]] = {}
+        # partner id -> hash of the token in our credentials POST still in flight
+        self._provisional: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
+        """Read every partner; records with clear tokens (earlier releases) or a token
+        under an older key are written again at once. :class:`SecretKeyError` when a
+        stored token cannot be decrypted (a wrong key): the gateway must not run with
+        partners it cannot call."""
         offset = 0
+        converted = 0
         while True:
             docs, total = await self._store.list(offset=offset, limit=500)
             for doc in docs:
-                self._index(partner_from_document(doc))
+                partner, stale = partner_from_document(doc, self._vault)
+                if stale:
+                    await self._store.put(partner_to_document(partner, self._vault))
+                    converted += 1
+                self._index(partner)
             offset += len(docs)
             if not docs or offset >= total:
                 break
+        if converted:
+            log.warning("stored the tokens of %d partners hashed / encrypted again", converted)
 
     def _index(self, partner: Partner) -> None:
         old = self._partners.get(partner.id)
         if old is not None:
-            for token in (old.token_a, old.our_token):
-                if token:
-                    self._by_token.pop(_digest(token), None)
+            for digest in (old.token_a_hash, old.our_token_hash):
+                entry = self._by_token.get(digest) if digest else None
+                if digest and entry is not None and entry[0] == partner.id:
+                    del self._by_token[digest]
         self._partners[partner.id] = partner
-        if partner.token_a and partner.status is PartnerStatus.PENDING:
-            self._by_token[_digest(partner.token_a)] = (partner.id, True)
-        if partner.our_token and partner.status is PartnerStatus.REGISTERED:
-            self._by_token[_digest(partner.our_token)] = (partner.id, False)
+        if partner.token_a_hash and partner.status is PartnerStatus.PENDING:
+            self._by_token[partner.token_a_hash] = (partner.id, _Use.REGISTRATION)
+        if partner.our_token_hash and partner.status is PartnerStatus.REGISTERED:
+            self._by_token[partner.our_token_hash] = (partner.id, _Use.PARTNER)
 
     async def _save(self, partner: Partner) -> Partner:
         old = self._partners.get(partner.id)
-        await self._store.put(partner_to_document(partner))
+        await self._store.put(partner_to_document(partner, self._vault))
         self._index(partner)
         await self._changed(old, partner)
         return partner
@@ -255,39 +306,57 @@ class PartnerRegistry:
         return [p for p in self.all() if p.status is PartnerStatus.REGISTERED]
 
     def match(self, token: str) -> TokenMatch | None:
-        entry = self._by_token.get(_digest(token))
+        digest = hash_token(token)
+        entry = self._by_token.get(digest)
         if entry is None:
             return None
-        partner = self._partners[entry[0]]
-        stored = partner.token_a if entry[1] else partner.our_token
-        if stored is None or not hmac.compare_digest(stored.encode(), token.encode()):
+        partner_id, use = entry
+        partner = self._partners.get(partner_id)
+        if partner is None:
             return None
-        return TokenMatch(partner, registration=entry[1])
+        stored = {
+            _Use.REGISTRATION: partner.token_a_hash,
+            _Use.PARTNER: partner.our_token_hash,
+            _Use.PROVISIONAL: self._provisional.get(partner_id),
+        }[use]
+        if stored is None or not hmac.compare_digest(stored, digest):
+            return None
+        return TokenMatch(
+            partner,
+            registration=use is not _Use.PARTNER,
+            token=token,
+            provisional=use is _Use.PROVISIONAL,
+        )
 
     # -- operator actions -------------------------------------------------------
 
-    async def create(self, name: str, kind: PartnerKind = PartnerKind.PEER) -> Partner:
+    async def create(
+        self, name: str, kind: PartnerKind = PartnerKind.PEER
+    ) -> tuple[Partner, str]:
+        """A PENDING partner and its token A, in clear this once (only its hash is
+        kept): the operator hands it to the partner."""
         self.identity_for(kind)  # refuses a hub partner when there is no hub
         now = self._clock.now()
+        token_a = new_token()
         partner = Partner(
             id=self._ids.new_id(),
             name=name,
             status=PartnerStatus.PENDING,
             created_at=now,
             updated_at=now,
-            token_a=new_token(),
+            token_a_hash=hash_token(token_a),
             kind=kind,
         )
-        return await self._save(partner)
+        return await self._save(partner), token_a
 
     async def delete(self, partner_id: str) -> bool:
         async with self._lock:
             partner = self._partners.pop(partner_id, None)
             if partner is None:
                 return False
-            for token in (partner.token_a, partner.our_token):
-                if token:
-                    self._by_token.pop(_digest(token), None)
+            for digest in (partner.token_a_hash, partner.our_token_hash):
+                if digest:
+                    self._by_token.pop(digest, None)
             await self._store.delete(partner_id)
         await self._changed(partner, None)
         return True
@@ -333,26 +402,40 @@ class PartnerRegistry:
             if credentials_url is None:
                 raise RegistrationError("the partner lists no credentials endpoint")
             our_token = new_token()
+            digest = hash_token(our_token)
+            # credentials.asciidoc (registration): before answering our POST, the
+            # partner may check us with the token in it, on our versions and version
+            # details. So that token works for those from now on, and is forgotten again
+            # if the POST fails (the partner stays PENDING). Only the request handlers
+            # read the index: none of them waits for this lock.
+            self._provisional[partner.id] = digest
+            self._by_token[digest] = (partner.id, _Use.PROVISIONAL)
             try:
-                theirs = await client.post(
-                    credentials_url, self.our_credentials(our_token, partner.kind), Credentials
+                try:
+                    theirs = await client.post(
+                        credentials_url, self.our_credentials(our_token, partner.kind), Credentials
+                    )
+                except OcpiClientError as exc:
+                    raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
+                registered = replace(
+                    partner,
+                    status=PartnerStatus.REGISTERED,
+                    token_a_hash=None,
+                    our_token_hash=digest,
+                    their_token=theirs.token,
+                    versions_url=versions_url,
+                    version=OCPI_VERSION,
+                    endpoints=_endpoints(endpoints),
+                    roles=tuple(r.to_wire() for r in theirs.roles),
+                    updated_at=self._clock.now(),
                 )
-            except OcpiClientError as exc:
-                raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
-            registered = replace(
-                partner,
-                status=PartnerStatus.REGISTERED,
-                token_a=None,
-                our_token=our_token,
-                their_token=theirs.token,
-                versions_url=versions_url,
-                version=OCPI_VERSION,
-                endpoints=_endpoints(endpoints),
-                roles=tuple(r.to_wire() for r in theirs.roles),
-                updated_at=self._clock.now(),
-            )
+                saved = await self._save(registered)
+            finally:
+                self._provisional.pop(partner.id, None)
+                if self._by_token.get(digest) == (partner.id, _Use.PROVISIONAL):
+                    del self._by_token[digest]
             log.info("registered at partner %s (%s)", partner.id, versions_url)
-            return await self._save(registered)
+            return saved
 
     # -- the partner's requests to our credentials module -------------------------
 
@@ -360,7 +443,11 @@ class PartnerRegistry:
         """POST credentials: the partner registers with us using its token A."""
         async with self._lock:
             partner = self._partners[match.partner.id]
-            if not match.registration or partner.status is PartnerStatus.REGISTERED:
+            if (
+                not match.registration
+                or match.provisional
+                or partner.status is PartnerStatus.REGISTERED
+            ):
                 # credentials.asciidoc: POST on an already registered party is 405.
                 raise MethodNotAllowedError("already registered: use PUT to update")
             client = OcpiClient(self._http, theirs.token, timeout=self._timeout)
@@ -369,8 +456,8 @@ class PartnerRegistry:
             registered = replace(
                 partner,
                 status=PartnerStatus.REGISTERED,
-                token_a=None,
-                our_token=our_token,
+                token_a_hash=None,
+                our_token_hash=hash_token(our_token),
                 their_token=theirs.token,
                 versions_url=str(theirs.url),
                 version=OCPI_VERSION,
@@ -393,7 +480,7 @@ class PartnerRegistry:
             our_token = new_token()
             updated = replace(
                 partner,
-                our_token=our_token,
+                our_token_hash=hash_token(our_token),
                 their_token=theirs.token,
                 versions_url=str(theirs.url),
                 endpoints=_endpoints(endpoints),
@@ -413,7 +500,7 @@ class PartnerRegistry:
                 replace(
                     partner,
                     status=PartnerStatus.UNREGISTERED,
-                    our_token=None,
+                    our_token_hash=None,
                     their_token=None,
                     updated_at=self._clock.now(),
                 )

@@ -4,6 +4,9 @@ Two URL spaces, each for the partners of one :class:`PartnerKind`: ``/ocpi`` for
 bilateral peers (the gateway is their CPO; module routes from ``ocpi.server`` builders
 with providers from this package) and ``/ocpi/hub`` for the platforms of the hub
 (module routes from ``gateway.hub``). A token is only good in its own space.
+
+Versions, version details and credentials are configuration modules: their requests
+and responses carry no routing headers (transport_and_format, Message Routing).
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from gateway.roaming.partners import (
     RegistrationError,
     TokenMatch,
 )
-from ocpi.server import ocpi_context, ocpi_middleware, ocpi_response, parse_body
+from ocpi.server import (
+    configuration_module,
+    ocpi_context,
+    ocpi_middleware,
+    ocpi_response,
+    parse_body,
+)
 from ocpi.transport import UnableToUseClientApiError, UnauthorizedError
 from ocpi.v221 import Credentials, Endpoint, Version, VersionDetails
 
@@ -30,6 +39,10 @@ REGISTRY = web.AppKey("ocpi_registry", PartnerRegistry)
 _REGISTRATION_PATHS = frozenset(
     {"/versions", f"/{OCPI_VERSION}", f"/{OCPI_VERSION}/", f"/{OCPI_VERSION}/credentials"}
 )
+# The token in our credentials POST, before the partner answered it: what the partner
+# checks first (credentials.asciidoc, registration: it fetches our versions and
+# endpoints with that token before it answers).
+_PROVISIONAL_PATHS = frozenset({"/versions", f"/{OCPI_VERSION}", f"/{OCPI_VERSION}/"})
 
 
 def _match(request: web.Request) -> TokenMatch:
@@ -62,7 +75,10 @@ def build_ocpi_app(
         match = _registry(request).match(token)
         if match is None or match.partner.kind is not kind:
             return None
-        if match.registration and request.path.removeprefix(mount) not in _REGISTRATION_PATHS:
+        path = request.path.removeprefix(mount)
+        if match.provisional and path not in _PROVISIONAL_PATHS:
+            return None
+        if match.registration and path not in _REGISTRATION_PATHS:
             return None
         return match
 
@@ -73,11 +89,12 @@ def build_ocpi_app(
         return ocpi_response(VersionDetails(version=OCPI_VERSION, endpoints=list(endpoints)))
 
     async def get_credentials(request: web.Request) -> web.Response:
+        # The token in our credentials is the one the client uses to call us: the one
+        # it just presented (only its hash is stored).
         match = _match(request)
-        token = match.partner.token_a if match.registration else match.partner.our_token
-        if token is None:
+        if match.token is None:
             raise UnauthorizedError("no credentials")
-        return ocpi_response(_registry(request).our_credentials(token, kind))
+        return ocpi_response(_registry(request).our_credentials(match.token, kind))
 
     async def post_credentials(request: web.Request) -> web.Response:
         theirs = await parse_body(request, Credentials)
@@ -102,14 +119,14 @@ def build_ocpi_app(
     app = web.Application(
         middlewares=[ocpi_middleware(resolve, public_origin=base_url), *middlewares]
     )
-    app.router.add_get("/versions", versions)
-    app.router.add_get(f"/{OCPI_VERSION}", version_details)
-    app.router.add_get(f"/{OCPI_VERSION}/", version_details)
+    app.router.add_get("/versions", configuration_module(versions))
+    app.router.add_get(f"/{OCPI_VERSION}", configuration_module(version_details))
+    app.router.add_get(f"/{OCPI_VERSION}/", configuration_module(version_details))
     cred = f"/{OCPI_VERSION}/credentials"
-    app.router.add_get(cred, get_credentials)
-    app.router.add_post(cred, post_credentials)
-    app.router.add_put(cred, put_credentials)
-    app.router.add_delete(cred, delete_credentials)
+    app.router.add_get(cred, configuration_module(get_credentials))
+    app.router.add_post(cred, configuration_module(post_credentials))
+    app.router.add_put(cred, configuration_module(put_credentials))
+    app.router.add_delete(cred, configuration_module(delete_credentials))
     for route in module_routes:
         app.router.add_route(route.method, f"/{OCPI_VERSION}{route.path}", route.handler)
     return app

@@ -301,7 +301,12 @@ class Gateway:
             GATEWAY_LOG_LEVEL="WARNING",
         )
         if self.redis_url is not None:
-            env.update(GATEWAY_REDIS_URL=self.redis_url, GATEWAY_REDIS_PREFIX=self.redis_prefix)
+            env.update(
+                GATEWAY_REDIS_URL=self.redis_url,
+                GATEWAY_REDIS_PREFIX=self.redis_prefix,
+                # A Fernet key (required with Redis): 32 random bytes, url-safe base64.
+                GATEWAY_SECRET_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            )
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "serve"],

@@ -582,7 +582,8 @@ async def test_client_info_pushes_and_still_alive(world: World) -> None:
         ("DE*EM2", "CONNECTED"),
         ("BE*CPX", "CONNECTED"),
     ]
-    assert {routed(r) for r in emsp1.got("hubclientinfo", "PUT")} == {("ZZ*HUB", "NL*EM1")}
+    # A configuration module: no routing headers (transport_and_format, Message Routing).
+    assert {routed(r) for r in emsp1.got("hubclientinfo", "PUT")} == {("None*None", "None*None")}
     for r in emsp1.got("hubclientinfo", "PUT"):
         validate_against_openapi("hubclientinfo", "ClientInfo", r.body)
     # The CPO joined last: it was given everyone it may reach, itself excluded.

@@ -43,6 +43,7 @@ from gateway.roaming.partners import (
     PartnerStatus,
     partner_to_document,
 )
+from gateway.roaming.vault import TokenVault, hash_token
 from gateway.settings import Settings
 from gateway.storage.base import Document, OutboxItem, OutboxStatus, StorageError, Store
 from gateway.storage.factory import open_store
@@ -67,6 +68,7 @@ from tests.conftest import (
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SEED = 20261123
 PARTNER = "emsp-1"
+VAULT = TokenVault.parse("8PQbVcp1dImfuDdeNmkrxPXNQ7mJ8sYnXx_0dRwD5zk=")
 THEIR_TOKEN = "token-we-send-" + "x" * 16
 BASE = "/ocpi/2.2.1"
 
@@ -218,6 +220,7 @@ class Harness:
             Ids("partner"),
             OurIdentity(versions_url="http://127.0.0.1:1/ocpi/versions", roles=[]),
             self._http,
+            vault=VAULT,
         )
         await self.registry.load()
         self.outbox, self.worker = build_outbox(
@@ -250,13 +253,13 @@ class Harness:
             status=status,
             created_at=T0,
             updated_at=T0,
-            our_token="token-they-send",
+            our_token_hash=hash_token("token-they-send"),
             their_token=THEIR_TOKEN if status is PartnerStatus.REGISTERED else None,
             versions_url=f"http://127.0.0.1:{self.partner.port}/ocpi/versions",
             version="2.2.1",
             endpoints=tuple(PartnerEndpoint(m, "RECEIVER", f"{self.partner.url}/{m}") for m in ("locations", "sessions", "cdrs")),
         )
-        await self.store.partners.put(partner_to_document(partner))
+        await self.store.partners.put(partner_to_document(partner, VAULT))
         await self.registry.load()
 
     async def push(self, path: str, body: dict[str, Any] | None = None, *, key: str | None = None,
