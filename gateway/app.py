@@ -45,7 +45,13 @@ from gateway.keys import (
     SETTINGS,
     STORE,
 )
-from gateway.roaming.catalog import LocationService, Party, TariffService
+from gateway.roaming.catalog import (
+    LOCATION_OBJECT,
+    LocationService,
+    Party,
+    TariffService,
+    initial_push,
+)
 from gateway.roaming.commands import CommandsReceiver
 from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, RetryPolicy, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
@@ -335,6 +341,18 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _catalog_pushes_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the outbox and the hub: a PATCH of a location answered "unknown object" is
+    replaced by a PUT of the whole location, and a partner that registers gets every
+    tariff and location it may see (after the hub has learnt its parties)."""
+    providers = app[PROVIDERS]
+    locations, tariffs = providers.locations, providers.tariffs
+    if locations is not None and tariffs is not None:
+        app[OUTBOX_WORKER].on_unknown_object(LOCATION_OBJECT, locations.get)
+        app[REGISTRY].on_change(initial_push(locations, tariffs))
+    yield
+
+
 # Transactions started this recently are checked at start-up (longer sessions are rare).
 RESYNC_WINDOW = timedelta(days=2)
 
@@ -425,6 +443,7 @@ def build_app(
         )
     )
     app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(_catalog_pushes_ctx)
     app.cleanup_ctx.append(hub_checks_ctx(settings.hub_check_interval))
     app.cleanup_ctx.append(_watchdog_ctx)
     app.on_shutdown.append(_close_chargers)

@@ -3,8 +3,11 @@
 Every request carries ``Authorization: Token <base64(token)>`` (or the raw token for a
 peer that wants it unencoded), a fresh ``X-Request-ID``, an ``X-Correlation-ID`` (given,
 or fresh) and, when configured, the OCPI-from-*/OCPI-to-* routing headers; it has a
-timeout and does not follow redirects (a redirect is an :class:`OcpiHttpError`). The
-answer's envelope is checked and ``data`` validated against a model when one is given.
+timeout. A 307 or 308 answer is followed with the same method and body, on the same
+origin only and for at most ``max_redirects`` hops (a partner that moved its endpoint,
+e.g. to the form with a trailing slash); any other redirect is an
+:class:`OcpiHttpError`. The answer's envelope is checked and ``data`` validated against
+a model when one is given.
 
 Failures are typed, all :class:`OcpiClientError`:
 
@@ -13,7 +16,7 @@ Failures are typed, all :class:`OcpiClientError`:
 * :class:`OcpiStatusError`: an OCPI envelope whose ``status_code`` is not 1xxx, with
   the code, message and HTTP status (whatever the HTTP status was).
 * :class:`OcpiHttpError`: an HTTP status outside 2xx without an OCPI error envelope
-  (a 502 from a proxy, an HTML 404, a redirect).
+  (a 502 from a proxy, an HTML 404, a redirect that is not followed).
 * :class:`OcpiInvalidResponseError`: a 2xx answer that is not an OCPI envelope, or whose
   ``data`` does not validate (the message names the field), or pagination gone wrong.
 
@@ -199,7 +202,8 @@ class OcpiClient:
 
     ``encode_token=False`` sends the token unencoded (OCPI 2.1.1-era peers).
     ``timeout`` (seconds) bounds each request, from connecting to the last byte;
-    ``max_pages`` bounds :meth:`get_all`. ``request_id_factory`` makes X-Request-ID
+    ``max_pages`` bounds :meth:`get_all`; ``max_redirects`` the 307/308 hops a request
+    follows. ``request_id_factory`` makes X-Request-ID
     and default X-Correlation-ID values (UUID4 by default).
     """
 
@@ -215,6 +219,7 @@ class OcpiClient:
         to_party: PartyId | None = None,
         max_pages: int = 1000,
         max_response_bytes: int = 64 * 1024 * 1024,
+        max_redirects: int = 3,
     ) -> None:
         self._session = session
         self._authorization = encode_authorization(token, base64_encode=encode_token)
@@ -224,6 +229,7 @@ class OcpiClient:
         self.to_party = to_party
         self.max_pages = max_pages
         self.max_response_bytes = max_response_bytes
+        self.max_redirects = max_redirects
 
     # ------------------------------------------------------------ raw request
 
@@ -270,17 +276,24 @@ class OcpiClient:
         log.debug("OCPI %s %s (X-Request-ID %s)", method, where, request_id)
         try:
             async with asyncio.timeout(limit):
-                async with self._session.request(
-                    method,
-                    target,
-                    data=payload,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=limit),
-                ) as response:
-                    raw = await self._read_body(response, method, where)
-                    http_status = response.status
-                    response_headers = response.headers
+                hops = 0
+                while True:
+                    async with self._session.request(
+                        method,
+                        target,
+                        data=payload,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=aiohttp.ClientTimeout(total=limit),
+                    ) as response:
+                        raw = await self._read_body(response, method, where)
+                        http_status = response.status
+                        response_headers = response.headers
+                    moved = self._redirect(target, http_status, response_headers, hops)
+                    if moved is None:
+                        break
+                    log.info("OCPI %s %s: %d, following to %s", method, where, http_status, moved)
+                    target, where, hops = moved, str(moved), hops + 1
         except TimeoutError:
             raise OcpiTimeoutError(
                 f"no answer within {limit:g} s", method=method, url=where
@@ -296,6 +309,27 @@ class OcpiClient:
         return self._reply(
             method, target, http_status, response_headers, raw, request_id, correlation_id
         )
+
+    def _redirect(
+        self, target: URL, http_status: int, headers: CIMultiDictProxy[str], hops: int
+    ) -> URL | None:
+        """Where a 307/308 answer sends the request again (same method and body, RFC
+        9110 15.4.8/15.4.9), or None: not such a redirect, no usable ``Location``,
+        another scheme, host or port (the credentials token must not leave the
+        partner's origin), or already ``max_redirects`` hops (the 3xx is then the
+        answer, an :class:`OcpiHttpError`)."""
+        if http_status not in (307, 308) or hops >= self.max_redirects:
+            return None
+        location = headers.get("Location")
+        if not location:
+            return None
+        try:
+            moved = target.join(URL(location))
+        except ValueError:
+            return None
+        if moved.origin() != target.origin() or moved == target:
+            return None
+        return moved
 
     async def _read_body(self, response: aiohttp.ClientResponse, method: str, where: str) -> bytes:
         chunks: list[bytes] = []
@@ -357,6 +391,15 @@ class OcpiClient:
                 url=target,
                 request_id=request_id,
                 correlation_id=correlation_id,
+            )
+        if 300 <= http_status < 400:
+            raise OcpiHttpError(
+                f"HTTP {http_status} redirect to {headers.get('Location')!r} not followed "
+                f"(only 307/308 on the same origin, at most {self.max_redirects} hops)",
+                method=method,
+                url=where,
+                http_status=http_status,
+                body=_excerpt(raw),
             )
         if not 200 <= http_status < 300:
             raise OcpiHttpError(

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum, IntEnum
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -83,6 +84,7 @@ __all__ = [
     "format_datetime",
     "format_validation_error",
     "is_success",
+    "join_url",
     "json_dumps",
     "json_loads",
     "new_request_id",
@@ -616,6 +618,35 @@ def _decode_base64_token(raw: str) -> str | None:
     if not text or any(not ("\x21" <= ch <= "\x7e") for ch in text):
         return None
     return text
+
+
+# ------------------------------------------------------------------------ URLs
+
+# RFC 3986 3.3: a path segment may hold sub-delims, ":" and "@" unencoded.
+_SEGMENT_SAFE = "!$&'()*+,;=:@"
+
+
+def join_url(base: str, *segments: str) -> str:
+    """``base`` (a partner's endpoint URL, used exactly as it was given) with each of
+    ``segments`` appended after exactly one ``/``: ``join_url("https://x/cdrs/")`` is
+    ``https://x/cdrs/`` unchanged, ``join_url("https://x/locations", "NL", "ABC", "L1")``
+    and ``join_url("https://x/locations/", "NL", "ABC", "L1")`` are both
+    ``https://x/locations/NL/ABC/L1``. Each segment is percent-encoded where it holds
+    a character a path segment cannot (``/``, ``?``, ``#``, ``%``, space, non-ASCII), and
+    a segment that is ``.`` or ``..`` is encoded so that it never becomes a dot segment;
+    an empty segment is a ValueError. A query or fragment of ``base`` is kept."""
+    if not segments:
+        return base
+    parts = urlsplit(base)
+    path = parts.path.rstrip("/")
+    for segment in segments:
+        if not segment:
+            raise ValueError("an empty path segment cannot be appended to a URL")
+        encoded = quote(segment, safe=_SEGMENT_SAFE)
+        if encoded in (".", ".."):
+            encoded = encoded.replace(".", "%2E")
+        path += "/" + encoded
+    return urlunsplit(parts._replace(path=path))
 
 
 # ------------------------------------------------------------ ids and routing

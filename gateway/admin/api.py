@@ -28,6 +28,7 @@ from gateway.domain.errors import (
     ChargerTimeout,
     CommandNotSupported,
 )
+from gateway.domain.events import ChargerConfigured
 from gateway.domain.models import (
     Charger,
     ChargerState,
@@ -36,7 +37,7 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
 )
-from gateway.keys import ADMIN_TOKEN, CLOCK, CSMS, STORE
+from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, CSMS, STORE
 
 log = logging.getLogger(__name__)
 
@@ -218,17 +219,21 @@ async def put_charger(request: web.Request) -> web.Response:
         created_at=existing.created_at if existing else request.config_dict[CLOCK].now(),
     )
     await store.chargers.put(charger)
+    # Partners learn a new or moved EVSE by a PUT before any PATCH of its status.
+    await request.config_dict[BUS].publish(ChargerConfigured(cp_id, existing, charger))
     return respond(await _charger_full(request, charger), 200 if existing else 201)
 
 
 async def delete_charger(request: web.Request) -> web.Response:
     cp_id = _charger_id(request)
     store = request.config_dict[STORE]
+    existing = await store.chargers.get(cp_id)
     if not await store.chargers.delete(cp_id):
         raise ApiError(404, f"charger {cp_id!r} not found")
     await request.config_dict[CSMS].unregister(cp_id)
     await store.connectors.delete(cp_id)
     await store.charger_states.delete(cp_id)
+    await request.config_dict[BUS].publish(ChargerConfigured(cp_id, existing, None))
     return web.Response(status=204)
 
 

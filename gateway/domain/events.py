@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.domain.models import ChargerState, ConnectorState, MeterReading, Transaction
+from gateway.domain.models import (
+    Charger,
+    ChargerState,
+    ConnectorState,
+    MeterReading,
+    Transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +27,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class ChargerBooted:
     state: ChargerState
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerConfigured:
+    """The operator registered, replaced or removed a charger (``before``/``after`` None
+    when it did not exist / no longer exists): its location binding or EVSEs may have
+    changed."""
+
+    charger_id: str
+    before: Charger | None
+    after: Charger | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,7 @@ class TransactionEnded:
 
 Event = (
     ChargerBooted
+    | ChargerConfigured
     | ChargerOnline
     | ChargerOffline
     | ConnectorStatusChanged

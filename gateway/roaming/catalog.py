@@ -5,6 +5,19 @@ OCPI connectors of its EVSEs and the EVSE statuses last pushed. EVSEs come from
 the chargers bound to the location (``Charger.location_id``); their status is
 live from OCPP (see ``locations``). mod_locations: new objects are pushed with
 PUT, status changes with PATCH of the EVSE.
+
+A receiver must have an object before it gets a PATCH of it (mod_locations: PUT
+creates, PATCH updates). The record therefore also remembers, per receiver
+(:attr:`PushTarget.key`), the EVSE uids of the last full Location it was sent
+(``known_by``): a receiver that lacks the location or one of its EVSEs (a charger
+bound after the location was pushed, a new ``evse_uid``, a partner that registered
+or became reachable later) gets the whole Location by PUT, on the same ordering key
+and so before any later PATCH; only the others get the PATCH. An EVSE that left the
+location is PATCHed ``REMOVED`` first (mod_locations: EVSEs are not deleted). The
+PATCHes name their full object, so a receiver that still answers "unknown object"
+gets the Location by PUT instead (the outbox worker, :func:`full_object_meta`). A
+partner that has just registered gets every tariff and location it may see
+(:func:`initial_push`).
 """
 
 from __future__ import annotations
@@ -20,21 +33,29 @@ from typing import Any
 from pydantic import ValidationError
 
 from gateway.domain.clock import Clock
-from gateway.domain.events import ConnectorStatusChanged, Event
-from gateway.domain.models import Charger
+from gateway.domain.events import ChargerConfigured, ConnectorStatusChanged, Event
+from gateway.domain.models import Charger, EvseConfig
 from gateway.roaming.locations import ChargerView, build_location, evse_status
-from gateway.roaming.pushes import PushPlanner
-from gateway.storage.base import Document, Store
+from gateway.roaming.outbox import full_object_meta
+from gateway.roaming.partners import Partner, PartnerListener, PartnerStatus
+from gateway.roaming.pushes import PushPlanner, PushTarget
+from gateway.storage.base import Document, OutboxItem, Store
 from ocpi.transport import (
     PageRequest,
     PartyId,
     format_datetime,
     format_validation_error,
+    join_url,
     json_loads,
 )
 from ocpi.v221 import EVSE, Connector, Location, Tariff
 
 log = logging.getLogger(__name__)
+
+# What a PATCH of a location or EVSE names as its full object (the outbox worker asks
+# LocationService.get for it when the receiver answers "unknown object").
+LOCATION_OBJECT = "location"
+_PAGE = 200  # records per page when pushing everything to a partner
 
 _NOT_IN_BODY = {"id", "evses", "last_updated"}
 _EVSE_EXTRA_FIELDS = {
@@ -170,12 +191,12 @@ class LocationService(_OperatorRecords):
                 "connectors": connectors,
                 "extras": extras,
                 "pushed_status": (existing.data.get("pushed_status", {}) if existing else {}),
+                "known_by": (existing.data.get("known_by", {}) if existing else {}),
             }
             location = await self._build(data)
             data["pushed_status"] = {e.uid: str(e.status) for e in location.evses or []}
-            path = f"/{party.country_code}/{party.party_id}/{location_id}"
-            items = self._planner.broadcast(
-                "locations", "PUT", path, location, location_id, _owner(location)
+            items = self._push_full(
+                data, location, self._planner.targets("locations", _owner(location))
             )
             await self._store.locations.put(
                 Document(location_id, data, location.last_updated, party.owner), enqueue=items
@@ -236,9 +257,130 @@ class LocationService(_OperatorRecords):
         by_location = await self._chargers_by_location()
         return [await self._build(d.data, by_location) for d in docs], total
 
+    # -- pushes -----------------------------------------------------------------
+
+    def _push_full(
+        self,
+        data: dict[str, Any],
+        location: Location,
+        targets: Sequence[PushTarget],
+        *,
+        fresh: bool = False,
+    ) -> list[OutboxItem]:
+        """A PUT of the whole ``location`` to each of ``targets``, preceded by a PATCH
+        ``REMOVED`` of each EVSE a target was sent before that is no longer in it
+        (none when ``fresh``: the target starts over, e.g. has just registered).
+        Records in ``data["known_by"]`` which EVSEs each target now has."""
+        known_by: dict[str, list[str]] = dict(data.get("known_by", {}))
+        uids = sorted(e.uid for e in location.evses or [])
+        owner = _owner(location)
+        segments = (location.country_code, location.party_id, location.id)
+        stamp = format_datetime(self._clock.now())
+        items: list[OutboxItem] = []
+        for target in targets:
+            gone = [] if fresh else sorted(set(known_by.get(target.key, ())) - set(uids))
+            for uid in gone:
+                items.append(
+                    self._patch(target, location, uid, {"status": "REMOVED", "last_updated": stamp})
+                )
+            items.append(
+                self._planner.item_for(
+                    target, "locations", "PUT", segments, location, location.id, owner
+                )
+            )
+            known_by[target.key] = uids
+        data["known_by"] = known_by
+        return items
+
+    def _patch(
+        self, target: PushTarget, location: Location, uid: str, body: dict[str, Any]
+    ) -> OutboxItem:
+        """A PATCH of one EVSE that falls back to a PUT of the location when the
+        receiver does not know it."""
+        segments = (location.country_code, location.party_id, location.id)
+        full = full_object_meta(LOCATION_OBJECT, location.id, join_url(target.url, *segments))
+        return self._planner.item_for(
+            target,
+            "locations",
+            "PATCH",
+            (*segments, uid),
+            body,
+            location.id,
+            _owner(location),
+            full,
+        )
+
+    def _published(self, data: dict[str, Any], charger: Charger) -> list[EvseConfig]:
+        """The charger's EVSEs that are in the location (those with connectors)."""
+        default = bool(data.get("default_connectors"))
+        own = data.get("connectors", {})
+        return [e for e in charger.evses if own.get(e.evse_uid) or default]
+
+    async def sync(self, location_id: str) -> None:
+        """The EVSEs of ``location_id`` changed (a charger bound, unbound, or its EVSEs
+        replaced): every receiver gets the whole location by PUT, with a fresh
+        ``last_updated``, before any later PATCH of it."""
+        async with self._locks[location_id]:
+            doc = await self._store.locations.get(location_id)
+            if doc is None:
+                return
+            now = self._clock.now()
+            template = Location.model_validate(json_loads(doc.data["location"]))
+            data = dict(doc.data)
+            data["location"] = template.model_copy(update={"last_updated": now}).to_json()
+            location = await self._build(data)
+            data["pushed_status"] = {e.uid: str(e.status) for e in location.evses or []}
+            items = self._push_full(
+                data, location, self._planner.targets("locations", _owner(location))
+            )
+            await self._store.locations.put(
+                Document(doc.key, data, location.last_updated, doc.owner), enqueue=items
+            )
+        self._notify()
+
+    async def push_all_to(self, partner_id: str) -> int:
+        """Every location, by PUT, to the receivers of partner ``partner_id`` that may
+        see it (a partner that has just registered); returns how many were queued."""
+        pushed = 0
+        offset = 0
+        while True:
+            docs, total = await self._store.locations.list(offset=offset, limit=_PAGE)
+            for listed in docs:
+                if await self._push_one_to(listed.key, partner_id):
+                    pushed += 1
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+        if pushed:
+            self._notify()
+        return pushed
+
+    async def _push_one_to(self, location_id: str, partner_id: str) -> bool:
+        async with self._locks[location_id]:
+            doc = await self._store.locations.get(location_id)
+            if doc is None:
+                return False
+            data = dict(doc.data)
+            location = await self._build(data)
+            targets = [
+                t
+                for t in self._planner.targets("locations", _owner(location))
+                if t.partner_id == partner_id
+            ]
+            if not targets:
+                return False
+            items = self._push_full(data, location, targets, fresh=True)
+            await self._store.locations.put(
+                Document(doc.key, data, doc.last_updated, doc.owner), enqueue=items
+            )
+        return True
+
     # -- live status ------------------------------------------------------------
 
     async def on_event(self, event: Event) -> None:
+        if isinstance(event, ChargerConfigured):
+            await self._on_configured(event)
+            return
         if not isinstance(event, ConnectorStatusChanged):
             return
         charger = await self._store.chargers.get(event.state.charger_id)
@@ -250,25 +392,42 @@ class LocationService(_OperatorRecords):
                 return
             # Only this charger's EVSEs can have changed.
             view = await self._view(charger)
+            published = self._published(doc.data, charger)
             pushed: dict[str, str] = dict(doc.data.get("pushed_status", {}))
             template = Location.model_validate(json_loads(doc.data["location"]))
             now = self._clock.now()
-            items = []
-            for evse in charger.evses:
+            changed: list[tuple[str, str]] = []
+            for evse in published:
                 status = str(evse_status(evse, view))
-                if pushed.get(evse.evse_uid) == status:
-                    continue
-                pushed[evse.evse_uid] = status
-                path = f"/{template.country_code}/{template.party_id}/{template.id}/{evse.evse_uid}"
+                if pushed.get(evse.evse_uid) != status:
+                    pushed[evse.evse_uid] = status
+                    changed.append((evse.evse_uid, status))
+            data = dict(doc.data) | {"pushed_status": pushed}
+            known_by: dict[str, list[str]] = data.get("known_by", {})
+            mine = {e.evse_uid for e in published}
+            targets = self._planner.targets("locations", _owner(template))
+            # A receiver without this location or one of these EVSEs gets it whole.
+            lacking = [t for t in targets if not mine <= set(known_by.get(t.key, ()))]
+            informed = [t for t in targets if t not in lacking]
+            items: list[OutboxItem] = []
+            if lacking:
+                items += self._push_full(data, await self._build(data), lacking)
+            for uid, status in changed:
                 body = {"status": status, "last_updated": format_datetime(now)}
-                items += self._planner.broadcast(
-                    "locations", "PATCH", path, body, template.id, _owner(template)
-                )
+                items += [self._patch(t, template, uid, body) for t in informed]
             if not items and pushed == doc.data.get("pushed_status", {}):
                 return
-            data = dict(doc.data) | {"pushed_status": pushed}
             await self._store.locations.put(Document(doc.key, data, now, doc.owner), enqueue=items)
         self._notify()
+
+    async def _on_configured(self, event: ChargerConfigured) -> None:
+        before, after = event.before, event.after
+        old = before.location_id if before else None
+        new = after.location_id if after else None
+        if old == new and (before.evses if before else ()) == (after.evses if after else ()):
+            return  # e.g. a new password: nothing partners see
+        for location_id in sorted({x for x in (old, new) if x is not None}):
+            await self.sync(location_id)
 
 
 def _owner(obj: Location | Tariff) -> PartyId:
@@ -299,15 +458,49 @@ class TariffService(_OperatorRecords):
                 "last_updated": format_datetime(self._clock.now()),
             },
         )
-        existing = await self._store.tariffs.get(tariff_id)
-        path = f"/{party.country_code}/{party.party_id}/{tariff_id}"
-        items = self._planner.broadcast("tariffs", "PUT", path, tariff, tariff_id, _owner(tariff))
-        await self._store.tariffs.put(
-            Document(tariff_id, {"tariff": tariff.to_json()}, tariff.last_updated, party.owner),
-            enqueue=items,
-        )
+        segments = (party.country_code, party.party_id, tariff_id)
+        # Under the lock: an initial push of this tariff never overtakes this one.
+        async with self._locks[tariff_id]:
+            existing = await self._store.tariffs.get(tariff_id)
+            items = self._planner.broadcast(
+                "tariffs", "PUT", segments, tariff, tariff_id, _owner(tariff)
+            )
+            await self._store.tariffs.put(
+                Document(tariff_id, {"tariff": tariff.to_json()}, tariff.last_updated, party.owner),
+                enqueue=items,
+            )
         self._notify()
         return tariff, existing is None
+
+    async def push_all_to(self, partner_id: str) -> int:
+        """Every tariff, by PUT, to the receivers of partner ``partner_id`` that may see
+        it (a partner that has just registered); returns how many were queued."""
+        pushed = 0
+        offset = 0
+        while True:
+            docs, total = await self._store.tariffs.list(offset=offset, limit=_PAGE)
+            for listed in docs:
+                async with self._locks[listed.key]:
+                    tariff = await self.get(listed.key)
+                    if tariff is None:
+                        continue
+                    segments = (tariff.country_code, tariff.party_id, tariff.id)
+                    items = [
+                        self._planner.item_for(
+                            t, "tariffs", "PUT", segments, tariff, tariff.id, _owner(tariff)
+                        )
+                        for t in self._planner.targets("tariffs", _owner(tariff))
+                        if t.partner_id == partner_id
+                    ]
+                    if items:
+                        await self._store.outbox.enqueue(items)
+                        pushed += 1
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+        if pushed:
+            self._notify()
+        return pushed
 
     async def get(self, tariff_id: str) -> Tariff | None:
         doc = await self._store.tariffs.get(tariff_id)
@@ -317,7 +510,7 @@ class TariffService(_OperatorRecords):
         tariff = await self.get(tariff_id)
         if tariff is None:
             return False
-        path = f"/{tariff.country_code}/{tariff.party_id}/{tariff_id}"
+        path = (tariff.country_code, tariff.party_id, tariff_id)
         items = self._planner.broadcast("tariffs", "DELETE", path, None, tariff_id, _owner(tariff))
         deleted = await self._store.tariffs.delete(tariff_id, enqueue=items)
         self._notify()
@@ -328,3 +521,30 @@ class TariffService(_OperatorRecords):
             date_from=page.date_from, date_to=page.date_to, offset=page.offset, limit=page.limit
         )
         return [Tariff.model_validate(json_loads(d.data["tariff"])) for d in docs], total
+
+
+def initial_push(locations: LocationService, tariffs: TariffService) -> PartnerListener:
+    """A :meth:`PartnerRegistry.on_change` listener: a partner that has just become
+    REGISTERED (or changed the endpoints or parties it registered with) gets every
+    tariff, then every location, it may see by PUT, not only the later changes."""
+
+    async def on_change(before: Partner | None, after: Partner | None) -> None:
+        if after is None or after.status is not PartnerStatus.REGISTERED:
+            return
+        if (
+            before is not None
+            and before.status is PartnerStatus.REGISTERED
+            and before.endpoints == after.endpoints
+            and before.parties() == after.parties()
+        ):
+            return  # e.g. a token rotation: the partner has everything already
+        n_tariffs = await tariffs.push_all_to(after.id)
+        n_locations = await locations.push_all_to(after.id)
+        log.info(
+            "partner %s registered: %d tariffs and %d locations queued for it",
+            after.id,
+            n_tariffs,
+            n_locations,
+        )
+
+    return on_change

@@ -21,13 +21,20 @@ Delivery semantics:
   pushes are idempotent anyway.
 * Retried with exponential backoff and jitter (:class:`RetryPolicy`) while the partner
   is unreachable, times out, answers 5xx, 408, 429, 401 (its credentials may be
-  rotating) or an OCPI status other than 1xxx/2xxx (3xxx server errors, 4xxx hub
-  errors), or a 2xx that is not an OCPI answer; FAILED once the attempts (or the age)
-  run out.
+  rotating), a redirect the client does not follow (anything but a 307/308 on the same
+  origin, which :class:`ocpi.client.OcpiClient` follows) or an OCPI status other than
+  1xxx/2xxx (3xxx server errors, 4xxx hub errors), or a 2xx that is not an OCPI
+  answer; FAILED once the attempts (or the age) run out, with the last error.
 * FAILED at once, with the error, when retrying would never help: another 4xx without
-  an OCPI envelope, an OCPI 2xxx client error, a 3xx redirect, an unknown partner or
-  one that is not REGISTERED. A FAILED item blocks its key until the operator replays
-  or discards it (admin API ``/admin/outbox``).
+  an OCPI envelope, an OCPI 2xxx client error, an unknown partner or one that is not
+  REGISTERED. A FAILED item blocks its key until the operator replays or discards it
+  (admin API ``/admin/outbox``).
+* A PATCH answered "unknown object" (OCPI 2003 or HTTP 404) whose item names the full
+  object (``meta["full_object"]``, see :func:`full_object_meta`) is not failed: the
+  worker builds the object's current state with the builder registered for its kind
+  (:meth:`OutboxWorker.on_unknown_object`) and sends it by PUT in the same attempt
+  (mod_locations: PUT creates, PATCH only updates what the receiver has); the PATCH is
+  then DONE, superseded. A PUT that fails is retried or failed as any other attempt.
 
 Retention: delivered (DONE) items are kept ``retention`` (7 days by default) after
 their completion, for the operator's view, then deleted by the worker: at most once
@@ -75,6 +82,7 @@ __all__ = [
     "Outcome",
     "RetryPolicy",
     "build_outbox",
+    "full_object_meta",
     "is_retryable",
     "make_item",
     "make_outbox_ctx",
@@ -92,6 +100,10 @@ META_FROM = "ocpi_from"
 META_TO = "ocpi_to"
 META_RAW_BODY = "raw_body"
 META_CORRELATION_ID = "correlation_id"
+META_FULL_OBJECT = "full_object"
+# Answers to a PATCH that mean "the receiver does not have this object".
+_UNKNOWN_OBJECT_STATUS = 2003  # status_codes: Unknown Location
+_UNKNOWN_OBJECT_HTTP = 404
 
 
 # ------------------------------------------------------------------ wiring
@@ -368,9 +380,12 @@ def is_retryable(exc: OcpiClientError) -> bool:
         # (hub) errors, and codes OCPI does not define, may pass.
         return not 2000 <= exc.status_code < 3000
     if isinstance(exc, OcpiHttpError):
-        # 5xx, 408, 429 and 401 (credentials may be rotating) may pass later; another
-        # 4xx, or a redirect (never followed), would not.
-        return exc.http_status >= 500 or exc.http_status in _RETRY_HTTP
+        # 5xx, 408, 429 and 401 (credentials may be rotating) may pass later, and so may
+        # a redirect the client did not follow (a partner moving its endpoints); another
+        # 4xx would not.
+        return (
+            exc.http_status >= 500 or exc.http_status in _RETRY_HTTP or 300 <= exc.http_status < 400
+        )
     # OcpiInvalidResponseError: a 2xx answer that is not OCPI (a proxy's page, a
     # half-deployed partner): try again, within the attempt budget.
     return True
@@ -405,9 +420,13 @@ class Delivery:
     error: str | None = None
     next_attempt_at: datetime | None = None
     reply: OcpiReply | None = None
+    superseded: bool = False  # a PATCH delivered as a PUT of the full object
 
 
 DeliveryHook = Callable[[OutboxItem, OcpiReply], Awaitable[None]]
+FullObjectBuilder = Callable[[str], Awaitable[Any]]
+"""``object id -> the object's current full state`` (a model or JSON), None when it no
+longer exists: what a PATCH answered "unknown object" is replaced with."""
 
 
 class OutboxWorker:
@@ -456,6 +475,7 @@ class OutboxWorker:
         self._request_timeout = request_timeout
         self._stop_timeout = stop_timeout
         self._hooks: dict[str, list[DeliveryHook]] = {}
+        self._builders: dict[str, FullObjectBuilder] = {}
         self._wake = asyncio.Event()
         self._poll_lock = asyncio.Lock()
         # ordering key -> item id, for every item being delivered, and for finished
@@ -480,6 +500,11 @@ class OutboxWorker:
         """Call ``callback(item, reply)`` after each successful delivery of an item whose
         ``meta["kind"]`` is ``kind`` (after it is marked DONE; errors are logged)."""
         self._hooks.setdefault(kind, []).append(callback)
+
+    def on_unknown_object(self, kind: str, builder: FullObjectBuilder) -> None:
+        """Register how to build the full object of ``kind`` (``meta["full_object"]
+        ["kind"]``) when a PATCH of it is answered "unknown object" (module doc)."""
+        self._builders[kind] = builder
 
     @property
     def running(self) -> bool:
@@ -630,8 +655,25 @@ class OutboxWorker:
             return await self._fail(
                 item, f"partner {partner.id} is unregistered (status {partner.status.value})"
             )
+        superseded = False
         try:
-            reply = await self._send(partner, item)
+            try:
+                reply = await self._send(partner, item)
+            except OcpiClientError as exc:
+                full = await self._full_object(item, exc)
+                if full is None:
+                    raise
+                log.info(
+                    "outbox: %s %s answered unknown object (%s); sending the full object by "
+                    "PUT %s instead (item %s)",
+                    item.method,
+                    item.url,
+                    exc.message,
+                    full[0],
+                    item.id,
+                )
+                reply = await self._send(partner, item, method="PUT", url=full[0], body=full[1])
+                superseded = True
         except (RegistrationError, _Unsendable) as exc:
             return await self._fail(item, str(exc))
         except OcpiClientError as exc:
@@ -641,17 +683,44 @@ class OutboxWorker:
         await self._store.complete(item.id, at=self._clock.now())
         log.debug("outbox: delivered %s %s (item %s)", item.method, item.url, item.id)
         await self._run_hooks(item, reply)
-        return Delivery(item, Outcome.DELIVERED, reply=reply)
+        return Delivery(item, Outcome.DELIVERED, reply=reply, superseded=superseded)
 
-    async def _send(self, partner: Partner, item: OutboxItem) -> OcpiReply:
+    async def _full_object(self, item: OutboxItem, exc: OcpiClientError) -> tuple[str, Any] | None:
+        """``(PUT url, body)`` that replaces a PATCH answered "unknown object", or None
+        (not a PATCH, another error, no builder, or the object is gone)."""
+        if item.method != "PATCH" or not _is_unknown_object(exc):
+            return None
+        spec = (item.meta or {}).get(META_FULL_OBJECT)
+        if not isinstance(spec, dict):
+            return None
+        kind, object_id, url = spec.get("kind"), spec.get("id"), spec.get("url")
+        if not (isinstance(kind, str) and isinstance(object_id, str) and isinstance(url, str)):
+            return None
+        builder = self._builders.get(kind)
+        if builder is None:
+            return None
+        body = await builder(object_id)
+        return None if body is None else (url, body)
+
+    async def _send(
+        self,
+        partner: Partner,
+        item: OutboxItem,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        body: Any = None,
+    ) -> OcpiReply:
+        """Send ``item`` (or, with ``method``/``url``/``body``, that request in its
+        place, with the item's routing headers and correlation id)."""
         client = self._registry.client(partner, timeout=self._request_timeout)
         meta = item.meta or {}
-        raw = meta.get(META_RAW_BODY)
+        raw = meta.get(META_RAW_BODY) if method is None else None
         try:
             return await client.request(
-                item.method,
-                item.url,
-                body=item.body,
+                method or item.method,
+                url or item.url,
+                body=item.body if method is None else body,
                 raw_body=raw.encode("utf-8") if isinstance(raw, str) else None,
                 correlation_id=str(meta.get(META_CORRELATION_ID) or item.id),
                 from_party=_party(meta.get(META_FROM)),
@@ -705,6 +774,19 @@ class OutboxWorker:
 
 def _party(value: object) -> PartyId | None:
     return PartyId.parse(value) if isinstance(value, str) else None
+
+
+def _is_unknown_object(exc: OcpiClientError) -> bool:
+    if isinstance(exc, OcpiStatusError):
+        return exc.status_code == _UNKNOWN_OBJECT_STATUS or exc.http_status == _UNKNOWN_OBJECT_HTTP
+    return isinstance(exc, OcpiHttpError) and exc.http_status == _UNKNOWN_OBJECT_HTTP
+
+
+def full_object_meta(kind: str, object_id: str, url: str) -> dict[str, Any]:
+    """``meta`` of a PATCH item naming its full object: if the receiver answers that
+    it does not know the object, the builder registered for ``kind``
+    (:meth:`OutboxWorker.on_unknown_object`) makes it and it is PUT to ``url``."""
+    return {META_FULL_OBJECT: {"kind": kind, "id": object_id, "url": url}}
 
 
 def routing_meta(

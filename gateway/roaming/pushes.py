@@ -4,6 +4,9 @@ Ordering keys are per partner (per receiving party on a hub platform) and per ob
 so a partner that is down delays only its own pushes, and the updates of one object
 reach each partner in order.
 
+Partner URLs are used exactly as the partner advertised them (a trailing slash kept);
+object URLs append their segments with :func:`ocpi.transport.join_url`.
+
 A bilateral peer gets one copy of a push; a platform connected to the hub gets one per
 party that receives the module (its eMSPs, for what the CPO side pushes) and that the
 hub's routing rules let the sending party reach (:attr:`PushPlanner.audience`), each
@@ -23,7 +26,7 @@ from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.outbox import make_item, routing_meta
 from gateway.roaming.partners import PartnerKind, PartnerRegistry, PartnerStatus
 from gateway.storage.base import OutboxItem
-from ocpi.transport import PartyId, json_dumps
+from ocpi.transport import PartyId, join_url, json_dumps
 
 
 def wire_json(value: Any) -> Any:
@@ -39,8 +42,14 @@ def wire_json(value: Any) -> Any:
 @dataclass(frozen=True, slots=True)
 class PushTarget:
     partner_id: str
-    url: str  # the partner's receiver endpoint, no trailing slash
+    url: str  # the partner's receiver endpoint, exactly as advertised
     party: PartyId | None = None  # the receiving party (OCPI-to-*), None for a peer
+
+    @property
+    def key(self) -> str:
+        """Names the receiver in what a producer remembers about it (e.g. which
+        objects it has been sent)."""
+        return f"{self.partner_id}|{self.party or ''}"
 
 
 class Audience(Protocol):
@@ -77,19 +86,19 @@ class PushPlanner:
                 # party, when the peer has just one (else the push is for the platform).
                 parties = set(partner.parties())
                 to = PartyId(*parties.pop()) if len(parties) == 1 else None
-                out.append(PushTarget(partner.id, url.rstrip("/"), to))
+                out.append(PushTarget(partner.id, url, to))
             elif self.audience is not None and sender is not None:
                 for party in self.audience.reach(sender, module, interface, partner.id):
-                    out.append(PushTarget(partner.id, url.rstrip("/"), party))
+                    out.append(PushTarget(partner.id, url, party))
         return out
 
     def receiver_url(self, partner_id: str, module: str) -> str | None:
-        """The ``module`` receiver URL of a registered partner (no trailing slash)."""
+        """The ``module`` receiver URL of a registered partner, exactly as advertised
+        (append object segments with :func:`ocpi.transport.join_url`)."""
         partner = self._registry.get(partner_id)
         if partner is None or partner.status is not PartnerStatus.REGISTERED:
             return None
-        url = partner.endpoint(module, "RECEIVER")
-        return url.rstrip("/") if url else None
+        return partner.endpoint(module, "RECEIVER") or None
 
     def item(
         self,
@@ -122,29 +131,45 @@ class PushPlanner:
             meta=(meta or {}) | routing or None,
         )
 
+    def item_for(
+        self,
+        target: PushTarget,
+        module: str,
+        method: str,
+        segments: Sequence[str],
+        body: Any,
+        object_key: str,
+        sender: PartyId | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> OutboxItem:
+        """An item to one receiver (:meth:`targets`): ``segments`` appended to its
+        receiver URL (e.g. ``("NL", "ABC", "LOC1")``); ``sender`` is the hosted party the
+        object belongs to."""
+        return self.item(
+            target.partner_id,
+            module,
+            method,
+            join_url(target.url, *segments),
+            body,
+            object_key,
+            meta,
+            from_party=sender,
+            to_party=target.party,
+        )
+
     def broadcast(
         self,
         module: str,
         method: str,
-        path: str,
+        segments: Sequence[str],
         body: Any,
         object_key: str,
         sender: PartyId | None = None,
     ) -> list[OutboxItem]:
-        """One item per receiver of ``module`` pushes (:meth:`targets`); ``path`` is
-        appended to its receiver URL (e.g. ``/NL/ABC/LOC1``). ``sender``: the hosted
-        party the object belongs to."""
+        """One item per receiver of ``module`` pushes (:meth:`targets`), see
+        :meth:`item_for`."""
         return [
-            self.item(
-                t.partner_id,
-                module,
-                method,
-                t.url + path,
-                body,
-                object_key,
-                from_party=sender,
-                to_party=t.party,
-            )
+            self.item_for(t, module, method, segments, body, object_key, sender)
             for t in self.targets(module, sender)
         ]
 

@@ -27,7 +27,14 @@ from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import RoamingToken, TokenDirectory
 from gateway.storage.base import Document, Store
 from ocpi.tariffs import TariffError, tariff_from_ocpi_dict, tariff_is_active
-from ocpi.transport import PageRequest, PartyId, format_datetime, json_loads, parse_datetime
+from ocpi.transport import (
+    PageRequest,
+    PartyId,
+    format_datetime,
+    join_url,
+    json_loads,
+    parse_datetime,
+)
 from ocpi.v221 import CDR, Connector, Location, Session, Token
 
 log = logging.getLogger(__name__)
@@ -147,7 +154,7 @@ class SessionService:
         items = []
         last_patch = doc.data.get("last_push") if doc else None
         if sessions_url is not None:
-            url = f"{sessions_url}/{cc}/{pid}/{session.id}"
+            url = join_url(sessions_url, cc, pid, session.id)
             if doc is None or ended:
                 items.append(self._item(roaming, "sessions", "PUT", url, session, session.id))
                 last_patch = format_datetime(now)
@@ -479,7 +486,7 @@ class SessionService:
         items = []
         url = self._planner.receiver_url(partner_id, "sessions")
         if url is not None:
-            target = f"{url}/{session.country_code}/{session.party_id}/{session_id}"
+            target = join_url(url, session.country_code, session.party_id, session_id)
             items.append(
                 self._planner.item(
                     partner_id,

@@ -32,7 +32,7 @@ from gateway.roaming.pushes import PushPlanner, PushTarget
 from gateway.storage.base import Document, Store
 from ocpi.client import OcpiClientError
 from ocpi.server import OcpiRequestContext
-from ocpi.transport import InvalidParametersError, PartyId, json_loads
+from ocpi.transport import InvalidParametersError, PartyId, join_url, json_loads
 from ocpi.v221 import AuthorizationInfo, LocationReferences, Token, TokenPatch
 from ocpi.v221.enums import AllowedType, WhitelistType
 from ocpi.v221.patch import apply_patch
@@ -206,7 +206,7 @@ class RoamingAuthorizer:
         client.from_party, client.to_party = where.cpo, to_party
         try:
             reply = await client.post(
-                f"{url.rstrip('/')}/{uid}/authorize",
+                join_url(url, uid, "authorize"),
                 where.refs,
                 AuthorizationInfo,
                 params={"type": token_type},

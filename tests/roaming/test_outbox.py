@@ -420,9 +420,8 @@ async def test_transient_errors_are_retried(h: Harness, answer: Answer, fragment
         (Answer(405, "method not allowed"), "HTTP 405"),
         (ocpi_error(2001, http=400, message="invalid or missing parameters"), "2001"),
         (ocpi_error(2003, message="unknown location"), "2003"),
-        (Answer(301, "moved"), "HTTP 301"),
     ],
-    ids=["400", "404-html", "405", "2001", "2003-http200", "301"],
+    ids=["400", "404-html", "405", "2001", "2003-http200"],
 )
 async def test_permanent_errors_fail_at_once_and_block_the_key(h: Harness, answer: Answer, fragment: str) -> None:
     h.partner.fail("/sessions/S1", answer)
@@ -951,7 +950,7 @@ def _http(status: int) -> OcpiHttpError:
         (_http(500), True), (_http(502), True), (_http(503), True), (_http(504), True),
         (_http(401), True), (_http(408), True), (_http(429), True),
         (_http(400), False), (_http(403), False), (_http(404), False), (_http(405), False),
-        (_http(413), False), (_http(301), False), (_http(307), False),
+        (_http(413), False), (_http(301), True), (_http(302), True), (_http(307), True),
         (_status(3000), True), (_status(3001, 500), True), (_status(3004), True), (_status(4001), True),
         (_status(2000), False), (_status(2001, 400), False), (_status(2003, 404), False),
         (_status(2000, 401), True), (_status(2001, 503), False),
