@@ -208,6 +208,14 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("message id is not readable"))
             return
         if len(unique_id) > MAX_MESSAGE_ID:
+            if message_type in (CALLRESULT, CALLERROR):
+                # Answers are never answered (OCPP-J); none of our calls has such an id.
+                log.warning(
+                    "charger %s: answer with an overlong message id %s dropped",
+                    self.charger_id,
+                    clip(unique_id),
+                )
+                return
             await self._send_error(
                 _UNREADABLE_ID,
                 RpcFrameworkError(f"message id longer than {MAX_MESSAGE_ID} characters"),
