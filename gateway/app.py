@@ -288,7 +288,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         notify,
         timeout=int(settings.call_timeout),
         next_request_id=csms.next_request_id,
-        on_start_accepted=providers.sessions.pending,
+        remote_starts=providers.sessions,
     )
     # Sessions and CDRs a crash may have cut off, rebuilt in the background; those whose
     # event failed while running, handled again every minute.

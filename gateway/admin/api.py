@@ -16,6 +16,7 @@ from aiohttp import web
 
 from gateway.admin import schemas
 from gateway.admin.catalog import catalog_routes
+from gateway.admin.cdrs import cdr_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
 from gateway.admin.hub import hub_routes
 from gateway.admin.outbox import outbox_routes
@@ -349,5 +350,6 @@ def admin_routes() -> web.Application:
     r.add_routes(partner_routes())
     r.add_routes(catalog_routes())
     r.add_routes(outbox_routes())
+    r.add_routes(cdr_routes())
     r.add_routes(hub_routes())
     return admin

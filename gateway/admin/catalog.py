@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin.http import ApiError, respond
-from gateway.roaming.catalog import CatalogError, LocationService, TariffService
+from gateway.roaming.catalog import CatalogError, LocationService, TariffInUse, TariffService
 from gateway.roaming.providers import PROVIDERS
 from ocpi.transport import PageRequest
 
@@ -92,7 +92,11 @@ async def get_tariff(request: web.Request) -> web.Response:
 
 async def delete_tariff(request: web.Request) -> web.Response:
     tariff_id = _id(request, "tariff_id")
-    if not await _tariffs(request).delete(tariff_id):
+    try:
+        deleted = await _tariffs(request).delete(tariff_id)
+    except TariffInUse as exc:
+        raise ApiError(409, str(exc), exc.field) from None
+    if not deleted:
         raise ApiError(404, f"tariff {tariff_id!r} not found")
     return web.Response(status=204)
 

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
@@ -40,6 +41,7 @@ from gateway.roaming.outbox import full_object_meta
 from gateway.roaming.partners import Partner, PartnerListener, PartnerStatus
 from gateway.roaming.pushes import PushPlanner, PushTarget
 from gateway.storage.base import Document, OutboxItem, Store
+from ocpi.tariffs import TariffError, compile_tariff, tariff_from_ocpi_dict
 from ocpi.transport import (
     PageRequest,
     PartyId,
@@ -96,6 +98,34 @@ def _validate(model: type[Any], data: Any, prefix: str = "") -> Any:
         raise CatalogError(message, message.split(":", 1)[0]) from None
 
 
+class TariffInUse(CatalogError):
+    """A tariff that locations still reference cannot be deleted (``used_by``: their ids)."""
+
+    def __init__(self, message: str, used_by: Sequence[str]) -> None:
+        super().__init__(message, "tariff_id")
+        self.used_by = list(used_by)
+
+
+def _check_time_zone(name: str) -> None:
+    # The pricer evaluates every time restriction in the location's local time: a name
+    # zoneinfo does not know would leave each session there without a CDR.
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CatalogError(
+            f"time_zone: {name!r} is not an IANA time zone (such as Europe/Amsterdam)",
+            "time_zone",
+        ) from None
+
+
+def _check_priceable(tariff: Tariff) -> None:
+    # What the pricer would refuse at the end of every session is refused now.
+    try:
+        compile_tariff(tariff_from_ocpi_dict(json_loads(tariff.to_json())))
+    except TariffError as exc:
+        raise CatalogError(str(exc), exc.field or None) from None
+
+
 def _party(body: dict[str, Any], parties: Sequence[Party]) -> Party:
     cc = body.get("country_code", parties[0].country_code)
     pid = body.get("party_id", parties[0].party_id)
@@ -150,6 +180,7 @@ class LocationService(_OperatorRecords):
                 "last_updated": format_datetime(now),
             },
         )
+        _check_time_zone(template.time_zone)
         stamp = format_datetime(now)
         default = [
             _validate(Connector, c | {"last_updated": stamp}, f"connectors[{i}].")
@@ -458,6 +489,7 @@ class TariffService(_OperatorRecords):
                 "last_updated": format_datetime(self._clock.now()),
             },
         )
+        _check_priceable(tariff)
         segments = (party.country_code, party.party_id, tariff_id)
         # Under the lock: an initial push of this tariff never overtakes this one.
         async with self._locks[tariff_id]:
@@ -507,14 +539,43 @@ class TariffService(_OperatorRecords):
         return None if doc is None else Tariff.model_validate(json_loads(doc.data["tariff"]))
 
     async def delete(self, tariff_id: str) -> bool:
+        """Delete a tariff no location references (``TariffInUse`` otherwise).
+
+        Sessions under way do not hold it back: each keeps the tariff it started with
+        (``SessionService``), which is also the price its driver was offered, so a
+        tariff can be retired as soon as its locations moved on, without waiting for
+        sessions that may last days."""
         tariff = await self.get(tariff_id)
         if tariff is None:
             return False
+        used_by = await self._locations_using(tariff_id)
+        if used_by:
+            raise TariffInUse(
+                f"tariff {tariff_id!r} is used by the connectors of location(s) "
+                f"{', '.join(used_by)}: change their tariff_ids first",
+                used_by,
+            )
         path = (tariff.country_code, tariff.party_id, tariff_id)
         items = self._planner.broadcast("tariffs", "DELETE", path, None, tariff_id, _owner(tariff))
         deleted = await self._store.tariffs.delete(tariff_id, enqueue=items)
         self._notify()
         return deleted
+
+    async def _locations_using(self, tariff_id: str) -> list[str]:
+        used: list[str] = []
+        offset = 0
+        while True:
+            docs, total = await self._store.locations.list(offset=offset, limit=200)
+            for doc in docs:
+                specs = [
+                    *doc.data.get("default_connectors", []),
+                    *(c for cs in doc.data.get("connectors", {}).values() for c in cs),
+                ]
+                if any(tariff_id in (c.get("tariff_ids") or []) for c in specs):
+                    used.append(doc.key)
+            offset += len(docs)
+            if not docs or offset >= total:
+                return used
 
     async def page(self, page: PageRequest) -> tuple[list[Tariff], int]:
         docs, total = await self._store.tariffs.list(

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from gateway.domain import commands as cmd
 from gateway.domain.errors import (
@@ -27,6 +27,7 @@ from gateway.domain.models import Charger, EvseConfig
 from gateway.roaming.outbox import routing_meta
 from gateway.roaming.partners import partner_of
 from gateway.roaming.pushes import PushPlanner
+from gateway.roaming.sessions import RemoteStart
 from gateway.roaming.tokens import token_document
 from gateway.storage.base import Document, Store
 from ocpi.server import OcpiRequestContext
@@ -61,8 +62,11 @@ def reservation_number(reservation_id: str) -> int:
     return zlib.crc32(reservation_id.upper().encode()) & 0x7FFFFFFF
 
 
-# (partner id, token, charger id, evse id, remote start id): a START_SESSION was accepted.
-StartHook = Callable[[str, Token, str, int, int], Awaitable[None]]
+class RemoteStarts(Protocol):
+    """Where the sessions of START_SESSION commands are made (``SessionService``)."""
+
+    async def remote_start_requested(self, start: RemoteStart) -> None: ...
+    async def remote_start_answered(self, start: RemoteStart, accepted: bool) -> None: ...
 
 
 class CommandsReceiver:
@@ -75,7 +79,7 @@ class CommandsReceiver:
         *,
         timeout: int,
         next_request_id: Callable[[], int],
-        on_start_accepted: StartHook | None = None,
+        remote_starts: RemoteStarts | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -83,7 +87,7 @@ class CommandsReceiver:
         self._notify = notify
         self._timeout = timeout
         self._next_request_id = next_request_id
-        self._on_start_accepted = on_start_accepted
+        self._remote_starts = remote_starts
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -109,14 +113,14 @@ class CommandsReceiver:
         response_url: str,
         charger_id: str,
         command: cmd.Command,
-        token: Token | None = None,
+        start: RemoteStart | None = None,
     ) -> CommandResponse:
         partner_id = partner_of(context.party).id
         # The result goes back to whoever sent the command (a hub platform may host
         # several eMSPs): its OCPI-from is the result's OCPI-to.
         routing = routing_meta(from_party=context.to_party, to_party=context.from_party)
         task = asyncio.create_task(
-            self._run(partner_id, response_url, charger_id, command, token, routing),
+            self._run(partner_id, response_url, charger_id, command, start, routing),
             name=f"ocpi-command-{type(command).__name__}-{charger_id}",
         )
         self._tasks.add(task)
@@ -129,24 +133,18 @@ class CommandsReceiver:
         response_url: str,
         charger_id: str,
         command: cmd.Command,
-        token: Token | None,
+        start: RemoteStart | None,
         routing: dict[str, Any],
     ) -> None:
         message = None
         try:
             answer = await self._sender.send(charger_id, command)
             result = _STATUS[answer.status]
-            if (
-                isinstance(command, cmd.StartCharging)
-                and answer.status is cmd.CommandStatus.ACCEPTED
-                and token is not None
-                and command.evse_id is not None
-                and command.remote_start_id is not None
-                and self._on_start_accepted is not None
-            ):
-                await self._on_start_accepted(
-                    partner_id, token, charger_id, command.evse_id, command.remote_start_id
-                )
+            if start is not None and self._remote_starts is not None:
+                # A charger that did not answer may still start: only a refusal means
+                # that no transaction will come of this command.
+                accepted = answer.status is cmd.CommandStatus.ACCEPTED
+                await self._remote_starts.remote_start_answered(start, accepted)
         except ChargerTimeout:
             result = CommandResultType.TIMEOUT
         except ChargerNotConnected:
@@ -219,13 +217,29 @@ class CommandsReceiver:
             token_type=cmd.token_type_of(str(command.token.type)),
             contract_id=command.token.contract_id,
         )
-        return self._forward(context, str(command.response_url), charger.id, domain, command.token)
+        start = None
+        if self._remote_starts is not None and domain.remote_start_id is not None:
+            start = RemoteStart(
+                partner_of(context.party).id,
+                command.token,
+                charger.id,
+                evse.ocpp_id,
+                domain.remote_start_id,
+                command.authorization_reference,
+            )
+            # Before the charger hears of it: the transaction it starts must find its session.
+            await self._remote_starts.remote_start_requested(start)
+        return self._forward(context, str(command.response_url), charger.id, domain, start)
 
     async def stop_session(
         self, context: OcpiRequestContext, command: StopSession
     ) -> CommandResponse:
         doc = await self._store.sessions.get(command.session_id)
-        if doc is None or doc.data.get("partner_id") != partner_of(context.party).id:
+        if (
+            doc is None
+            or "session" not in doc.data  # an index record beside the sessions
+            or doc.data.get("partner_id") != partner_of(context.party).id
+        ):
             return self._response(CommandResponseType.UNKNOWN_SESSION)
         tx_id = doc.data.get("tx_id")
         tx = await self._store.transactions.get(str(tx_id)) if tx_id else None

@@ -11,10 +11,10 @@ through the durable outbox in the same write as the record it describes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,7 @@ from gateway.domain.models import MeterReading, Transaction
 from gateway.roaming import billing
 from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import RoamingToken, TokenDirectory
-from gateway.storage.base import Document, Store
+from gateway.storage.base import Document, StorageError, Store
 from ocpi.tariffs import TariffError, tariff_from_ocpi_dict, tariff_is_active
 from ocpi.transport import (
     PageRequest,
@@ -61,6 +61,77 @@ class Roaming:
     place: Place
 
 
+class KeyedLocks:
+    """One asyncio lock per key, forgotten once nobody holds or waits for it.
+
+    Popping a lock from a plain dict while a waiter still holds a reference to it (as
+    the old per-transaction locks did after TransactionEnded) lets a third task create
+    a second lock for the same key and run concurrently with the waiter: the counts
+    here keep exactly one lock per key alive while anyone uses it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            _, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteStart:
+    """A START_SESSION on its way to a charger (mod_commands StartSession)."""
+
+    partner_id: str
+    token: Token
+    charger_id: str
+    evse_id: int
+    remote_start_id: int
+    authorization_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedCdr:
+    """A CDR that could not be built or priced: waits for the operator (admin API)."""
+
+    tx_id: str
+    session_id: str | None
+    partner_id: str | None
+    charger_id: str
+    reason: str
+    failed_at: datetime
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tx_id": self.tx_id,
+            "session_id": self.session_id,
+            "partner_id": self.partner_id,
+            "charger_id": self.charger_id,
+            "reason": self.reason,
+            "failed_at": format_datetime(self.failed_at),
+            "attempts": self.attempts,
+        }
+
+
+class CdrRetryError(Exception):
+    """The operator asked to retry a failed CDR that is not (or no longer) failed."""
+
+
 class SessionService:
     def __init__(
         self,
@@ -80,7 +151,10 @@ class SessionService:
         self._ids = ids
         self._notify = notify
         self._patch_every = patch_every
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One lock per *session id*: the live events, the start-up resync, the retries and
+        # the START_SESSION hooks of one session all take it, and each decides from what
+        # is stored once it holds it.
+        self._locks = KeyedLocks()
         self._failed: set[str] = set()  # transactions whose event failed, to handle again
 
     # -- events -------------------------------------------------------------------
@@ -89,15 +163,12 @@ class SessionService:
         if isinstance(event, TransactionStarted | TransactionUpdated | TransactionEnded):
             tx = event.transaction
             try:
-                async with self._locks[tx.id]:
-                    await self._handle(tx, isinstance(event, TransactionEnded))
+                await self._handle(tx, isinstance(event, TransactionEnded))
             except Exception:
                 # A transient failure (the store, a bug) must not cost the eMSP its
                 # session or CDR: retry_failed() handles the transaction again.
                 self._failed.add(tx.id)
                 raise
-            if isinstance(event, TransactionEnded):
-                self._locks.pop(tx.id, None)
 
     async def retry_failed(self) -> int:
         """Handle again, from the stored transaction, every one whose event failed;
@@ -109,8 +180,7 @@ class SessionService:
                 self._failed.discard(tx_id)
                 continue
             try:
-                async with self._locks[tx.id]:
-                    await self._handle(tx, tx.stopped_at is not None)
+                await self._handle(tx, tx.stopped_at is not None, reread=True)
             except Exception:
                 log.exception("session of transaction %s: retry failed", tx_id)
                 continue
@@ -118,37 +188,94 @@ class SessionService:
             done += 1
         return done
 
-    async def _session_key(self, tx: Transaction) -> str:
-        """The session of a transaction: its own id, or the PENDING session of the
-        command that started it."""
+    async def _session_key(self, tx: Transaction) -> tuple[str, Document | None]:
+        """The session of a transaction, and the START_SESSION record that names it.
+
+        A transaction started by a START_SESSION belongs to the session id chosen before
+        the command went to the charger (``remote_start_requested``), so the transaction
+        finds it whenever it starts; any other transaction's session id is its own id.
+        Either way the id follows from what is stored before the transaction exists, and
+        every path that builds the session (live event, resync, retry) derives the same."""
         if tx.remote_start_id is not None:
             index = await self._store.sessions.get(_start_index(tx.charger_id, tx.remote_start_id))
-            if index is not None:
-                return str(index.data["session_id"])
-        return tx.id
+            if index is not None and index.data.get("state") != "refused":
+                return str(index.data["session_id"]), index
+        return tx.id, None
 
-    async def _handle(self, tx: Transaction, ended: bool) -> bool:
+    async def _handle(self, tx: Transaction, ended: bool, *, reread: bool = False) -> bool:
         """Store and push the session (and CDR) of a transaction; False when it is not
-        a roaming one (or its token or location is gone)."""
-        session_id = await self._session_key(tx)
+        a roaming one (or its token or location is gone).
+
+        ``reread``: the caller's copy may be stale (the resync lists transactions before
+        it gets to each); the transaction is read again under the lock."""
+        session_id, index = await self._session_key(tx)
+        async with self._locks.hold(session_id):
+            if reread:
+                fresh = await self._store.transactions.get(tx.id)
+                if fresh is None:
+                    return False
+                tx, ended = fresh, fresh.stopped_at is not None
+            try:
+                return await self._handle_locked(session_id, index, tx, ended)
+            except StorageError:
+                raise  # transient: retried automatically (retry_failed, resync)
+            except Exception as exc:
+                if not ended:
+                    raise
+                # The data cannot make a CDR (a location's time zone, a tariff the pricer
+                # refuses...): the operator sees it and retries it once it is fixed.
+                log.error("transaction %s: no CDR: %s", tx.id, exc)
+                await self._record_failure(tx, session_id, None, _reason(exc))
+                return True
+
+    async def _handle_locked(
+        self, session_id: str, index: Document | None, tx: Transaction, ended: bool
+    ) -> bool:
         doc = await self._store.sessions.get(session_id)
-        pending_for: str | None = None
+        partner_id: str | None = index.data.get("partner_id") if index is not None else None
+        reference: str | None = index.data.get("authorization_reference") if index else None
         if doc is not None and doc.data.get("pending") and doc.data.get("tx_id") is None:
             # The transaction a START_SESSION asked for: the PENDING session goes ACTIVE.
-            pending_for, doc = doc.data.get("partner_id"), None
-        if doc is None:
-            roaming = await self._roaming(tx, pending_for)
-            if roaming is None:
+            partner_id = doc.data.get("partner_id")
+            reference = doc.data.get("authorization_reference", reference)
+            doc = None
+        if doc is not None:
+            if doc.data.get("tx_id") not in (None, tx.id):
+                log.error("session %s belongs to another transaction than %s", session_id, tx.id)
                 return False
-        else:
+            reference = doc.data.get("authorization_reference")
+            if doc.data.get("status") == "COMPLETED" or _stored_status(doc) == "COMPLETED":
+                # Never back to ACTIVE (a stale copy of the transaction), never a second
+                # final PUT: only the CDR may still be missing (a crash in between).
+                if not ended or await self._store.cdrs.get(tx.id) is not None:
+                    return True
+                return await self._cdr_only(doc, tx, reference)
             roaming = await self._roaming(tx, doc.data.get("partner_id"))
             if roaming is None:
-                log.warning("session %s: its token or location is gone", tx.id)
+                if ended:
+                    await self._record_failure(
+                        tx, session_id, doc.data.get("partner_id"),
+                        "the token or the location of the session is gone",
+                    )
+                log.warning("session %s: its token or location is gone", session_id)
                 return False
+            tariff_json = (
+                doc.data["tariff"]
+                if "tariff" in doc.data
+                else await self._tariff(roaming.place, tx.started_at)
+            )
+        else:
+            roaming = await self._roaming(tx, partner_id)
+            if roaming is None:
+                return False
+            # The tariff is chosen, and kept, when the session starts: the CDR is priced
+            # with the version the driver started under, whatever the operator changes
+            # or deletes while it runs.
+            tariff_json = await self._tariff(roaming.place, tx.started_at)
+        tariff = _decode_tariff(tariff_json)
         readings = await self._store.transactions.readings(tx.id)
         now = self._clock.now()
-        tariff = await self._tariff(roaming.place, tx.started_at)
-        session = self._session(session_id, tx, readings, roaming, now, tariff)
+        session = self._session(session_id, tx, readings, roaming, now, tariff, reference)
         cc, pid = session.country_code, session.party_id
         sessions_url = self._planner.receiver_url(roaming.partner_id, "sessions")
         items = []
@@ -168,17 +295,41 @@ class SessionService:
                     body["total_cost"] = session.total_cost
                 items.append(self._item(roaming, "sessions", "PATCH", url, body, session.id))
                 last_patch = format_datetime(now)
-        data = {
+        data: dict[str, Any] = {
             "session": session.to_json(),
             "partner_id": roaming.partner_id,
             "last_push": last_patch,
             "tx_id": tx.id,
+            "status": str(session.status),
+            "tariff": tariff_json,
         }
+        if reference is not None:
+            data["authorization_reference"] = reference
         await self._store.sessions.put(
             Document(session_id, data, session.last_updated, roaming.partner_id), enqueue=items
         )
         if ended:
-            await self._cdr(tx, readings, roaming, session)
+            await self._cdr(tx, readings, roaming, session, tariff)
+        self._notify()
+        return True
+
+    async def _cdr_only(self, doc: Document, tx: Transaction, reference: str | None) -> bool:
+        """The CDR of a session already COMPLETED (its CDR was cut off or had failed)."""
+        roaming = await self._roaming(tx, doc.data.get("partner_id"))
+        if roaming is None:
+            await self._record_failure(
+                tx, doc.key, doc.data.get("partner_id"),
+                "the token or the location of the session is gone",
+            )
+            return False
+        tariff_json = (
+            doc.data["tariff"]
+            if "tariff" in doc.data
+            else await self._tariff(roaming.place, tx.started_at)
+        )
+        session = Session.model_validate(json_loads(doc.data["session"]))
+        readings = await self._store.transactions.readings(tx.id)
+        await self._cdr(tx, readings, roaming, session, _decode_tariff(tariff_json))
         self._notify()
         return True
 
@@ -242,16 +393,18 @@ class SessionService:
         connector = Connector.model_validate(specs[index])
         return Place(location, evse.evse_uid, evse.evse_id or evse.evse_uid, connector)
 
-    async def _tariff(self, place: Place, at: datetime) -> dict[str, Any] | None:
+    async def _tariff(self, place: Place, at: datetime) -> str | None:
+        """The connector's first tariff valid at ``at``, as stored (its JSON text)."""
         for tariff_id in place.connector.tariff_ids or []:
             doc = await self._store.tariffs.get(tariff_id)
             if doc is None:
                 continue
-            data = json_loads(doc.data["tariff"])
+            raw = str(doc.data["tariff"])
             try:
-                if tariff_is_active(tariff_from_ocpi_dict(data), at):
-                    return dict(data)
+                if tariff_is_active(tariff_from_ocpi_dict(json_loads(raw)), at):
+                    return raw
             except TariffError as exc:
+                # Refused when stored (TariffService.put); only a record from before that.
                 log.error("tariff %s cannot be used: %s", tariff_id, exc)
         return None
 
@@ -263,6 +416,7 @@ class SessionService:
         roaming: Roaming,
         now: datetime,
         tariff: dict[str, Any] | None,
+        reference: str | None = None,
     ) -> Session:
         end = tx.stopped_at or now
         segs = billing.segments(tx, readings, end)
@@ -312,6 +466,8 @@ class SessionService:
             "connector_id": roaming.place.connector.id,
             "currency": currency,
             "total_cost": total_cost,
+            # mod_sessions: the eMSP's reference from its START_SESSION.
+            "authorization_reference": reference,
             "status": "COMPLETED" if tx.stopped_at else "ACTIVE",
             "last_updated": now,
         }
@@ -325,14 +481,16 @@ class SessionService:
         readings: Sequence[MeterReading],
         roaming: Roaming,
         session: Session,
+        tariff: dict[str, Any] | None,
     ) -> None:
+        """Build, price, store and queue the CDR; raises when the data cannot make one
+        (the caller records that for the operator)."""
         if await self._store.cdrs.get(tx.id) is not None:
             return  # a repeated end: the CDR exists and its POST is queued already
         end = tx.stopped_at or self._clock.now()
         segs = billing.segments(tx, readings, end)
         periods = billing.charging_periods(segs)
         place = roaming.place
-        tariff = await self._tariff(place, tx.started_at)
         currency = str(tariff["currency"]) if tariff else DEFAULT_CURRENCY
         totals: dict[str, Any]
         remark = None
@@ -382,6 +540,8 @@ class SessionService:
             "session_id": session.id,
             "cdr_token": session.cdr_token,
             "auth_method": session.auth_method,
+            # mod_cdrs: the eMSP's reference, as in the session.
+            "authorization_reference": session.authorization_reference,
             "cdr_location": {
                 "id": loc.id,
                 "name": loc.name,
@@ -417,6 +577,9 @@ class SessionService:
             ),
             enqueue=items,
         )
+        # A CDR that had failed is now made: its failure record goes (a crash in between
+        # leaves a record whose retry finds the CDR and removes it).
+        await self._store.cdrs.delete(_failure_key(tx.id))
 
     # -- recovery -------------------------------------------------------------------
 
@@ -424,42 +587,126 @@ class SessionService:
         """Rebuild what a crash may have cut off: a transaction is stored before its
         event reaches this service, so after a restart every recent roaming transaction
         without its session (or, once ended, without its CDR) is handled again.
-        Returns how many roaming transactions were handled."""
+        A transaction that fails is logged and handled again later (``retry_failed``);
+        the ones after it are still handled. Returns how many were handled."""
         handled = 0
         offset = 0
         while True:
             txs = await self._store.transactions.list(since=since, limit=page, offset=offset)
             for tx in txs:
-                ended = tx.stopped_at is not None
-                if ended and await self._store.cdrs.get(tx.id) is not None:
-                    continue
-                if not ended and await self._store.sessions.get(await self._session_key(tx)):
-                    continue
-                async with self._locks[tx.id]:
-                    if await self._handle(tx, ended):
+                try:
+                    if await self._cut_off(tx) and await self._handle(tx, False, reread=True):
                         handled += 1
+                except Exception:
+                    log.exception("resync: the session of transaction %s failed", tx.id)
+                    self._failed.add(tx.id)
             if len(txs) < page:
                 return handled
             offset += page
 
+    async def _cut_off(self, tx: Transaction) -> bool:
+        """Whether a crash may have left the transaction without its session or CDR (a
+        cheap look first; ``_handle`` decides again under the lock from what is stored)."""
+        if tx.stopped_at is not None:
+            return await self._store.cdrs.get(tx.id) is None
+        session_id, _ = await self._session_key(tx)
+        doc = await self._store.sessions.get(session_id)
+        return doc is None or doc.data.get("tx_id") is None
+
+    # -- CDRs that could not be made ----------------------------------------------------
+
+    async def _record_failure(
+        self, tx: Transaction, session_id: str | None, partner_id: str | None, reason: str
+    ) -> None:
+        key = _failure_key(tx.id)
+        previous = await self._store.cdrs.get(key)
+        attempts = int(previous.data.get("attempts", 0)) + 1 if previous else 1
+        failure = FailedCdr(
+            tx.id, session_id, partner_id, tx.charger_id, reason, self._clock.now(), attempts
+        )
+        await self._store.cdrs.put(
+            Document(key, failure.to_json(), failure.failed_at, FAILED_CDRS)
+        )
+
+    async def failed_cdrs(
+        self, *, offset: int = 0, limit: int = 100
+    ) -> tuple[list[FailedCdr], int]:
+        """The CDRs waiting for the operator, oldest failure first, and how many there are."""
+        docs, total = await self._store.cdrs.list(owner=FAILED_CDRS, offset=offset, limit=limit)
+        return [_failure_from(d) for d in docs], total
+
+    async def failed_cdr(self, tx_id: str) -> FailedCdr | None:
+        doc = await self._store.cdrs.get(_failure_key(tx_id))
+        return None if doc is None or doc.owner != FAILED_CDRS else _failure_from(doc)
+
+    async def retry_cdr(self, tx_id: str) -> CDR | FailedCdr:
+        """Build the failed CDR of transaction ``tx_id`` again (after the operator fixed
+        the location or tariff): the CDR, queued for its eMSP, or the new failure.
+        ``CdrRetryError`` when no CDR of that transaction is failed."""
+        if await self.failed_cdr(tx_id) is None:
+            raise CdrRetryError(f"no failed CDR for transaction {tx_id!r}")
+        tx = await self._store.transactions.get(tx_id)
+        if tx is None or tx.stopped_at is None:
+            await self._store.cdrs.delete(_failure_key(tx_id))
+            raise CdrRetryError(f"transaction {tx_id!r} is gone or has not ended")
+        await self._handle(tx, True, reread=True)
+        doc = await self._store.cdrs.get(tx_id)
+        if doc is not None:
+            await self._store.cdrs.delete(_failure_key(tx_id))
+            return CDR.model_validate(json_loads(doc.data["cdr"]))
+        failure = await self.failed_cdr(tx_id)
+        if failure is None:  # nothing to build any more (no longer a roaming transaction)
+            raise CdrRetryError(f"transaction {tx_id!r} has no session to make a CDR of")
+        return failure
+
     # -- sessions started by command -------------------------------------------------
 
-    async def pending(
-        self,
-        partner_id: str,
-        token: Token,
-        charger_id: str,
-        evse_id: int,
-        remote_start_id: int,
-    ) -> None:
-        """A START_SESSION the charger accepted: a PENDING session until the transaction
-        starts (mod_sessions SessionStatus: "This is the initial state. The session might
-        never become an active session")."""
-        place = await self._place(charger_id, evse_id, 1)
+    async def remote_start_requested(self, start: RemoteStart) -> None:
+        """A START_SESSION is about to go to the charger: its session id is chosen and
+        stored now, before the charger can start the transaction, so the transaction
+        always finds it (a charger starts the moment it accepts, often before its answer
+        is even processed; a crash may come in between too)."""
+        await self._store.sessions.put(
+            Document(
+                _start_index(start.charger_id, start.remote_start_id),
+                {
+                    "session_id": self._ids.new_id(),
+                    "partner_id": start.partner_id,
+                    "authorization_reference": start.authorization_reference,
+                    "state": "requested",
+                },
+                self._clock.now(),
+                owner=_START_INDEX,
+            )
+        )
+
+    async def remote_start_answered(self, start: RemoteStart, accepted: bool) -> None:
+        """The charger answered the START_SESSION. Accepted: a PENDING session until the
+        transaction starts (mod_sessions SessionStatus: "This is the initial state. The
+        session might never become an active session"), unless it has started already.
+        Refused: a transaction the driver starts later with the same token is no
+        session of this command."""
+        key = _start_index(start.charger_id, start.remote_start_id)
+        index = await self._store.sessions.get(key)
+        if index is None:
+            return
+        session_id = str(index.data["session_id"])
+        async with self._locks.hold(session_id):
+            if await self._store.sessions.get(session_id) is not None:
+                return  # the transaction made it ACTIVE first
+            if not accepted:
+                data = dict(index.data) | {"state": "refused"}
+                await self._store.sessions.put(replace(index, data=data))
+                return
+            await self._pending(start, session_id)
+        self._notify()
+
+    async def _pending(self, start: RemoteStart, session_id: str) -> None:
+        place = await self._place(start.charger_id, start.evse_id, 1)
         if place is None:
             return
+        token = start.token
         now = self._clock.now()
-        session_id = self._ids.new_id()
         session = Session.model_validate(
             {
                 "country_code": place.location.country_code,
@@ -475,6 +722,7 @@ class SessionService:
                     "contract_id": token.contract_id,
                 },
                 "auth_method": "COMMAND",
+                "authorization_reference": start.authorization_reference,
                 "location_id": place.location.id,
                 "evse_uid": place.evse_uid,
                 "connector_id": place.connector.id,
@@ -484,12 +732,12 @@ class SessionService:
             }
         )
         items = []
-        url = self._planner.receiver_url(partner_id, "sessions")
+        url = self._planner.receiver_url(start.partner_id, "sessions")
         if url is not None:
             target = join_url(url, session.country_code, session.party_id, session_id)
             items.append(
                 self._planner.item(
-                    partner_id,
+                    start.partner_id,
                     "sessions",
                     "PUT",
                     target,
@@ -499,17 +747,17 @@ class SessionService:
                     to_party=PartyId(token.country_code, token.party_id),
                 )
             )
-        data = {"session": session.to_json(), "partner_id": partner_id, "pending": True}
-        await self._store.sessions.put(Document(session_id, data, now, partner_id), enqueue=items)
+        data: dict[str, Any] = {
+            "session": session.to_json(),
+            "partner_id": start.partner_id,
+            "pending": True,
+            "status": "PENDING",
+        }
+        if start.authorization_reference is not None:
+            data["authorization_reference"] = start.authorization_reference
         await self._store.sessions.put(
-            Document(
-                _start_index(charger_id, remote_start_id),
-                {"session_id": session_id},
-                now,
-                owner="index:remote-start",
-            )
+            Document(session_id, data, now, start.partner_id), enqueue=items
         )
-        self._notify()
 
     # -- GET (Sender interfaces) ------------------------------------------------------
 
@@ -534,7 +782,43 @@ class SessionService:
         return [CDR.model_validate(json_loads(d.data["cdr"])) for d in docs], total
 
 
+# Index records share the sessions collection under their own owner, so that session
+# listings (by partner) never show them; failed CDRs share the cdrs collection likewise.
+_START_INDEX = "index:remote-start"
+FAILED_CDRS = "failed:cdr"
+
+
 def _start_index(charger_id: str, remote_start_id: int) -> str:
-    # Index records share the sessions collection under their own owner, so that
-    # session listings (by partner) never show them.
     return f"remote-start:{charger_id}:{remote_start_id}"
+
+
+def _failure_key(tx_id: str) -> str:
+    return f"failed:{tx_id}"
+
+
+def _failure_from(doc: Document) -> FailedCdr:
+    d = doc.data
+    return FailedCdr(
+        tx_id=str(d["tx_id"]),
+        session_id=d.get("session_id"),
+        partner_id=d.get("partner_id"),
+        charger_id=str(d["charger_id"]),
+        reason=str(d["reason"]),
+        failed_at=parse_datetime(str(d["failed_at"])),
+        attempts=int(d.get("attempts", 1)),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _stored_status(doc: Document) -> str | None:
+    """A session record's status (records from before ``status`` was kept: the JSON)."""
+    raw = doc.data.get("session")
+    return None if raw is None else str(json_loads(raw).get("status"))
+
+
+def _decode_tariff(raw: str | None) -> dict[str, Any] | None:
+    return None if raw is None else dict(json_loads(raw))

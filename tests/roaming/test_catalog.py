@@ -126,7 +126,12 @@ async def test_locations_and_tariffs(gateway: Gateway, emsp: EmspPlatform) -> No
     assert len([p for p in patches if p[2] == "CHARGING"]) == 1
     assert all(i.status in (OutboxStatus.PENDING, OutboxStatus.DONE) for i in items)
 
-    status, _ = await gateway.admin("DELETE", "/tariffs/AC-STD")
+    # A tariff the locations use stays (409 naming them); one nobody uses goes, pushed.
+    status, body = await gateway.admin("DELETE", "/tariffs/AC-STD")
+    assert status == 409 and "LOC1" in body["error"]
+    assert (await gateway.admin("PUT", "/tariffs/SPARE", TARIFF))[0] == 201
+    status, _ = await gateway.admin("DELETE", "/tariffs/SPARE")
     assert status == 204
     items = await gateway.store.outbox.list(partner_id=partner_id)
     assert items[-1].method == "DELETE"
+    assert items[-1].url.endswith("/tariffs/ZZ/GWY/SPARE")

@@ -1,0 +1,68 @@
+"""Admin API for CDRs that could not be built or priced (a CDR is never lost silently).
+
+``GET /cdrs/failed?limit=&offset=`` lists them, oldest failure first, each with its
+transaction, session, partner, charger, ``reason`` and ``attempts``;
+``GET /cdrs/failed/{tx_id}`` is one; ``POST /cdrs/failed/{tx_id}/retry`` builds it again
+once the operator fixed the data (a location's ``time_zone``, a tariff): 200 with the CDR,
+now queued for its eMSP, or 422 with the reason it still fails (it stays listed); 404 when
+that transaction has no failed CDR.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from gateway.admin.http import ApiError, read_query, respond
+from gateway.admin.schemas import _Body
+from gateway.roaming.providers import PROVIDERS
+from gateway.roaming.sessions import CdrRetryError, FailedCdr, SessionService
+
+
+class FailedQuery(_Body):
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+def _sessions(request: web.Request) -> SessionService:
+    service = request.config_dict[PROVIDERS].sessions
+    if service is None:
+        raise ApiError(503, "not started")
+    return service
+
+
+def failed_view(failure: FailedCdr) -> dict[str, Any]:
+    return failure.to_json()
+
+
+def cdr_routes() -> list[web.RouteDef]:
+    async def list_failed(request: web.Request) -> web.Response:
+        q: FailedQuery = read_query(request, FailedQuery)
+        failures, _ = await _sessions(request).failed_cdrs(offset=q.offset, limit=q.limit)
+        return respond([failed_view(f) for f in failures])
+
+    async def get_failed(request: web.Request) -> web.Response:
+        tx_id = request.match_info["tx_id"]
+        failure = await _sessions(request).failed_cdr(tx_id)
+        if failure is None:
+            raise ApiError(404, f"no failed CDR for transaction {tx_id!r}")
+        return respond(failed_view(failure))
+
+    async def retry(request: web.Request) -> web.Response:
+        tx_id = request.match_info["tx_id"]
+        try:
+            outcome = await _sessions(request).retry_cdr(tx_id)
+        except CdrRetryError as exc:
+            raise ApiError(404, str(exc)) from None
+        if isinstance(outcome, FailedCdr):
+            raise ApiError(422, f"the CDR still cannot be made: {outcome.reason}")
+        return respond({"status": "built", "cdr": json.loads(outcome.to_json())})
+
+    return [
+        web.get("/cdrs/failed", list_failed),
+        web.get("/cdrs/failed/{tx_id}", get_failed),
+        web.post("/cdrs/failed/{tx_id}/retry", retry),
+    ]
