@@ -149,6 +149,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self._pending: deque[tuple[str, str, dict[str, Any], bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._responses: asyncio.Queue[Any] | None = None
+        # Ids of our CALLs still waiting for their answer (created on the first call).
+        self._awaited: set[str] | None = None
 
     @classmethod
     def _routes(cls) -> dict[str, dict[str, Any]]:
@@ -235,9 +237,15 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self._pending.append((unique_id, frame[2], frame[3], needs_edge_check(raw)))
             if self._worker is None:
                 self._worker = asyncio.create_task(self._work())
+        elif message_type in (CALLRESULT, CALLERROR) and unique_id not in (self._awaited or ()):
+            # No call of ours waits for this id (never sent, or timed out): the answer can
+            # match nothing, and queueing it would let a charger grow our memory.
+            log.info("charger %s: unsolicited answer %s dropped", self.charger_id, clip(unique_id))
         elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
+            self._answered(unique_id)
             self._response_queue.put_nowait(LibCallResult(unique_id, frame[2]))
         elif message_type == CALLERROR and len(frame) == 5:
+            self._answered(unique_id)
             self._response_queue.put_nowait(LibCallError(*frame[1:]))
         elif message_type in (CALLRESULT, CALLERROR):
             # Answers cannot be answered; the waiting call() times out instead.
@@ -249,6 +257,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             await self._send_error(
                 unique_id, MessageTypeNotSupported("message type must be 2, 3 or 4")
             )
+
+    def _answered(self, unique_id: str) -> None:
+        # A second answer to the same CALL is then dropped as unsolicited.
+        if self._awaited is not None:
+            self._awaited.discard(unique_id)
 
     async def refuse_binary(self) -> None:
         # OCPP-J sends text frames only; a binary frame's id cannot be trusted.
@@ -368,8 +381,12 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         payload = self.to_call(command)
         if self.ws.closed:
             raise ChargerNotConnected(self.charger_id)
+        call_id = str(uuid.uuid4())
+        if self._awaited is None:
+            self._awaited = set()
+        self._awaited.add(call_id)
         try:
-            result = await self.call(payload, suppress=False)
+            result = await self.call(payload, suppress=False, unique_id=call_id)
         except TimeoutError:
             raise ChargerTimeout(
                 f"charger {self.charger_id} did not answer {type(payload).__name__} "
@@ -381,6 +398,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             raise ChargerRejected("GenericError", str(exc)) from None
         except ConnectionError:
             raise ChargerNotConnected(self.charger_id) from None
+        finally:
+            self._awaited.discard(call_id)
         return self.from_result(command, result)
 
 

@@ -24,6 +24,7 @@ from gateway.csms.security import certificate_cn, parse_basic_auth, verify_passw
 from gateway.csms.v16 import V16Connection
 from gateway.csms.v201 import V201Connection
 from gateway.csms.validation import SchemaValidators
+from gateway.domain.errors import Unavailable
 from gateway.domain.models import Charger
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,9 @@ class OcppEndpoint:
     ) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             protocols=(subprotocol,) if subprotocol else (),
-            max_msg_size=self.config.max_frame_bytes,
+            # aiohttp refuses a message of max_msg_size bytes or more; frames of exactly
+            # max_frame_bytes are allowed (README: only larger frames are closed, 1009).
+            max_msg_size=self.config.max_frame_bytes + 1,
             compress=False,
             autoping=True,
         )
@@ -206,5 +209,10 @@ class OcppEndpoint:
         finally:
             # Answer what was already received before the charger is marked offline.
             await conn.stop_worker(drain=True)
-            await self.csms.disconnected(conn, reason)
+            try:
+                await self.csms.disconnected(conn, reason)
+            except Unavailable as exc:
+                # Storage is out: the charger is gone from this process all the same; its
+                # stored state says connected until the next connect or start-up.
+                log.warning("charger %s: offline not recorded: %s", cp_id, exc)
         return ws

@@ -39,3 +39,8 @@ class ChargerRejected(DomainError):
         super().__init__(f"{code}: {description}")
         self.code = code
         self.description = description
+
+
+class Unavailable(Exception):
+    """Something the domain depends on (its storage) is out for a while: an outage, not
+    a bug. Whoever catches it logs one line, without a traceback; the work is retried."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.domain.errors import Unavailable
 from gateway.domain.models import (
     Charger,
     ChargerState,
@@ -103,5 +104,7 @@ class EventBus:
             *(s(event) for s in self._subscribers), return_exceptions=True
         )
         for result in results:
-            if isinstance(result, BaseException):
+            if isinstance(result, Unavailable):
+                log.warning("event subscriber failed on %s: %s", type(event).__name__, result)
+            elif isinstance(result, BaseException):
                 log.error("event subscriber failed on %s", type(event).__name__, exc_info=result)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.domain.errors import Unavailable
 from gateway.domain.models import (
     Charger,
     ChargerState,
@@ -31,7 +32,7 @@ class StorageError(Exception):
     """A backend failed; the operation may or may not have been applied."""
 
 
-class StorageUnavailable(StorageError):
+class StorageUnavailable(StorageError, Unavailable):
     """The backend could not be reached (within the backend's retry bound): an outage,
     not a bug; worth a one-line warning rather than a traceback."""
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import gc
 import json
@@ -630,6 +631,8 @@ class Bench:
         if self.args.redis:
             env["GATEWAY_REDIS_URL"] = self.args.redis_url
             env["GATEWAY_REDIS_PREFIX"] = self.redis_prefix
+            # Redis storage needs the key that encrypts partner tokens (any Fernet key).
+            env["GATEWAY_SECRET_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
         cmd += ["serve", "--host", HOST, "--port", str(self.port)]
         cmd += ["--data-dir", str(self.tmp / "data")]
         return cmd, env

@@ -380,3 +380,33 @@ async def test_an_outage_longer_than_the_bound_is_internal_error_then_recovers(
         if gateway is not None:  # first, while its Redis is still there for its shutdown
             await gateways.stop(gateway)
         await proxy.close()
+
+
+async def test_a_charger_leaving_during_an_outage_leaves_no_traceback(
+    gateways: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    proxy = RedisProxy(REDIS_URL)
+    await proxy.start()
+    gateway: Gateway | None = None
+    try:
+        settings = backend_settings("redis", tmp_path, redis_url=proxy.url, storage_retry_seconds=0.3)
+        gateway = await gateways.start(settings)
+        status, answer = await gateway.admin("PUT", "/chargers/CP-GONE", {"evses": [{"ocpp_id": 1, "evse_uid": "G1"}]})
+        assert status == 201, answer
+        async with connect(gateway.ws_url, "CP-GONE", "1.6") as cp:
+            await boot(cp, "1.6")
+            proxy.cut()
+        # The socket closed while storage was out: the offline write fails, one warning.
+        await until(lambda: gateway is not None and gateway.csms.connection("CP-GONE") is None)
+        await until(lambda: any("offline not recorded" in r.getMessage() for r in caplog.records))
+        proxy.restore()
+        async with connect(gateway.ws_url, "CP-GONE", "1.6") as cp:
+            await boot(cp, "1.6")
+            state = await gateway.store.charger_states.get("CP-GONE")
+            assert state is not None and state.connected
+        no_tracebacks(caplog)
+    finally:
+        if gateway is not None:
+            await gateways.stop(gateway)
+        await proxy.close()

@@ -22,6 +22,7 @@ from ocpp.v201 import call as call201
 from tests.conftest import (
     ADMIN_TOKEN,
     REDIS_URL,
+    SECRET_KEY,
     _redis_available,
     drop_redis_prefix,
     require_redis_or_skip,
@@ -95,7 +96,7 @@ async def process(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     prefix = f"test:{uuid.uuid4().hex}:"
     if request.param == "redis":
         require_redis_or_skip(await _redis_available())
-        env |= {"GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_REDIS_PREFIX": prefix}
+        env |= {"GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_REDIS_PREFIX": prefix, "GATEWAY_SECRET_KEY": SECRET_KEY}
     gw = GatewayProcess(tmp_path / "data", env)
     try:
         yield gw

@@ -1,0 +1,85 @@
+"""Answers a charger sends (CALLRESULT / CALLERROR) and the frame size bound.
+
+Found by the fuzz suite: answers to calls the gateway never made were queued without
+bound (a charger could grow the gateway's memory), and a frame of exactly
+``GATEWAY_MAX_FRAME_BYTES`` was closed although only larger frames should be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import Gateway
+from tests.csms.test_hardening import SUB, exchange, no_tracebacks, register, still_answers
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_unsolicited_answers_are_dropped_and_a_real_command_still_works(
+    gateway: Gateway, version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    await register(gateway, "ANS")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/ANS", protocols=(SUB[version],))
+        # A flood of answers to calls the gateway never made.
+        for i in range(2000):
+            await ws.send_str(json.dumps([3, f"never-{i}", {"status": "Accepted"}]))
+            await ws.send_str(json.dumps([4, f"nope-{i}", "GenericError", "", {}]))
+        await still_answers(ws)
+        conn = gateway.csms.connection("ANS")
+        assert conn is not None
+        queue = conn._responses
+        assert queue is None or queue.qsize() == 0, "unsolicited answers were kept"
+
+        # A real command: the charger first answers with a wrong id, then twice with the
+        # right one; the command gets the right answer and the repeat is dropped.
+        action = "ChangeAvailability"
+        body: dict[str, Any] = (
+            {"operative": False} if version == "1.6" else {"operative": False, "evse_id": 1}
+        )
+        command = asyncio.create_task(
+            gateway.admin("POST", "/chargers/ANS/commands/change-availability", body)
+        )
+        msg = await ws.receive(timeout=5)
+        call = json.loads(msg.data)
+        assert call[0] == 2 and call[2] == action, call
+        await ws.send_str(json.dumps([3, "someone-else", {"status": "Rejected"}]))
+        await ws.send_str(json.dumps([3, call[1], {"status": "Accepted"}]))
+        await ws.send_str(json.dumps([3, call[1], {"status": "Rejected"}]))
+        status, answer = await command
+        assert status == 200, answer
+        assert answer["status"] == "Accepted", answer
+        await still_answers(ws)
+        queue = conn._responses
+        assert queue is None or queue.qsize() == 0
+        await ws.close()
+    no_tracebacks(caplog)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_frame_of_exactly_the_maximum_size_is_taken(gateway: Gateway) -> None:
+    limit = gateway.settings.max_frame_bytes
+    await register(gateway, "BIG")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/BIG", protocols=("ocpp1.6",))
+        head = '[2,"big","DataTransfer",{"vendorId":"v","data":"'
+        tail = '"}]'
+        exact = head + "x" * (limit - len(head) - len(tail)) + tail
+        assert len(exact.encode()) == limit
+        answer, _ = await exchange(ws, exact)
+        assert answer[:2] == [3, "big"], answer
+        await still_answers(ws)
+        # One byte more is over the bound: closed with 1009 (message too big).
+        await ws.send_str(exact.replace('"data":"', '"data":"y', 1))
+        msg = await ws.receive(timeout=5)
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        assert ws.close_code == 1009
+        await ws.close()
