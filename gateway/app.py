@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
 import secrets
+import signal
+import socket
+import ssl
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,10 +66,11 @@ from gateway.roaming.server import REGISTRY, build_ocpi_app
 from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
 from gateway.roaming.vault import SecretKeyError, TokenVault, load_token_vault
-from gateway.settings import Settings
-from gateway.storage.base import Store
+from gateway.settings import ConfigError, Settings
+from gateway.storage.base import StorageError, Store
 from gateway.storage.factory import open_store
 from ocpi.server import (
+    READ_TIMEOUT_KEY,
     Operation,
     cdrs_sender_operations,
     cdrs_sender_routes,
@@ -430,6 +436,7 @@ def build_app(
     app[IDS] = ids or UuidFactory()
     app[BUS] = EventBus()
     app[ADMIN_TOKEN] = admin_token if admin_token is not None else load_admin_token(settings)[0]
+    app[READ_TIMEOUT_KEY] = settings.request_read_timeout  # OCPI bodies (ocpi.server)
     app.cleanup_ctx.append(_core_ctx)
     app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(
@@ -483,52 +490,146 @@ def _event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_server(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT. A setting the gateway cannot start with raises
+    :class:`ConfigError` before anything is served (the command line turns it into one
+    line); "listening on" is logged once the port accepts connections."""
+    ssl_context = _ssl_context(settings)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logsafe.install()  # no raw control characters from input in any log line
-    token, generated = load_admin_token(settings)
-    if generated:
-        # Printed once, at the start that created it; it is kept in the data dir.
-        print(f"admin API token (saved in {Path(settings.data_dir) / 'admin_token'}): {token}")
-        sys.stdout.flush()
-    ssl_context = None
-    if settings.tls_cert is not None:
-        if settings.tls_key is None:
-            print("--tls-key is required with --tls-cert", file=sys.stderr)
-            return 2
-        ssl_context = server_ssl_context(
-            settings.tls_cert, settings.tls_key, settings.tls_client_ca
-        )
-    elif settings.tls_client_ca is not None:
-        print("--tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
-        return 2
+    if settings.redis_url is None or settings.admin_token is None:
+        _check_data_dir(settings.data_dir)
+    sockets = _listening_sockets(settings.host, settings.port)
     try:
-        token_vault(settings)  # a missing or malformed key: one line, before anything runs
-    except SecretKeyError as exc:
-        print(f"ocpi-gateway: {exc}", file=sys.stderr)
-        return 2
-    app = build_app(settings, admin_token=token)
-    app.on_startup.append(_on_startup)
-    log.info(
-        "ocpi-gateway listening on %s (storage: %s)",
-        settings.base_url,
-        "redis" if settings.redis_url else f"sqlite in {settings.data_dir}",
-    )
-    try:
-        web.run_app(
-            app,
-            loop=_event_loop(),
-            host=settings.host,
-            port=settings.port,
-            ssl_context=ssl_context,
-            shutdown_timeout=15,
-            print=None,
-            access_log=None,
-        )
-    except SecretKeyError as exc:  # a stored token the key does not open: a wrong key
-        print(f"ocpi-gateway: {exc}", file=sys.stderr)
-        return 2
+        try:
+            token_vault(settings)  # a missing or malformed key: one line, before anything runs
+        except SecretKeyError as exc:
+            raise ConfigError((), str(exc)) from None  # the message names the key's setting
+        try:
+            token, generated = load_admin_token(settings)
+        except OSError as exc:
+            raise ConfigError("data_dir", f"cannot keep the admin token there: {exc}") from None
+        if generated:
+            # Printed once, at the start that created it; it is kept in the data dir.
+            print(f"admin API token (saved in {Path(settings.data_dir) / 'admin_token'}): {token}")
+            sys.stdout.flush()
+        app = build_app(settings, admin_token=token)
+        app.on_startup.append(_on_startup)
+        with asyncio.Runner(loop_factory=_event_loop) as runner:
+            runner.run(_serve(app, settings, sockets, ssl_context))
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
+
+
+async def _serve(
+    app: web.Application,
+    settings: Settings,
+    sockets: list[socket.socket],
+    ssl_context: ssl.SSLContext | None,
+) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=15)
+    try:
+        try:
+            await runner.setup()
+        except StorageError as exc:
+            # Opening the store is the first thing the start-up does.
+            raise ConfigError("redis_url" if settings.redis_url else "data_dir", str(exc)) from None
+        except SecretKeyError as exc:  # a stored token the key does not open: a wrong key
+            raise ConfigError((), str(exc)) from None
+        sites = [web.SockSite(runner, sock, ssl_context=ssl_context) for sock in sockets]
+        for site in sites:
+            await site.start()
+        log.info(
+            "ocpi-gateway listening on %s (public URL %s; storage: %s)",
+            ", ".join(site.name for site in sites),
+            settings.base_url,
+            "redis" if settings.redis_url else f"sqlite in {settings.data_dir}",
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            # Windows has no loop signal handlers; Ctrl-C still ends the run there.
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        # Stops listening, closes every charger (1001), waits for the handlers, then
+        # runs the cleanup contexts (the store last).
+        await runner.cleanup()
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.tls_cert is None:
+        if settings.tls_client_ca is not None:
+            raise ConfigError("tls_client_ca", "needs a TLS certificate and key as well")
+        if settings.tls_key is not None:
+            raise ConfigError("tls_key", "needs a TLS certificate as well")
+        return None
+    if settings.tls_key is None:
+        raise ConfigError("tls_key", "required with a TLS certificate")
+    for field in ("tls_cert", "tls_key", "tls_client_ca"):
+        path = getattr(settings, field)
+        if path is not None and not path.is_file():
+            raise ConfigError(field, f"no such file: {path}")
+    try:
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        probe.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(("tls_cert", "tls_key"), f"cannot use them together: {exc}") from None
+    try:
+        return server_ssl_context(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError("tls_client_ca", f"not a PEM CA bundle: {exc}") from None
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    """The data dir exists (it is created) and takes new files."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=data_dir):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        problem = f"{data_dir} is not a writable directory ({reason})"
+        raise ConfigError("data_dir", problem) from None
+
+
+def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """The sockets to serve on, bound (not yet listening) before anything else starts, so
+    that a port in use is reported before the store is opened; one per address ``host``
+    resolves to, as asyncio's create_server would bind."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError("host", f"cannot resolve {host!r}: {exc}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix":
+                # As asyncio does: a restart binds while old connections are in TIME_WAIT.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                # "::" and "0.0.0.0" both listed: each family on its own socket.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        where = f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError("port", f"{where} is already in use") from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError("port", f"no permission to listen on {where}") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError("host", f"{host} is not an address of this machine") from None
+        raise ConfigError(("host", "port"), f"cannot listen on {where}: {exc}") from None
+    return sockets

@@ -8,8 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(Exception):
+    """A setting the gateway cannot start with: ``fields`` are the :class:`Settings`
+    fields concerned, ``problem`` what is wrong (the command line names each field by
+    its flag or ``GATEWAY_*`` variable)."""
+
+    def __init__(self, fields: str | tuple[str, ...], problem: str) -> None:
+        self.fields = (fields,) if isinstance(fields, str) else fields
+        self.problem = problem
+        super().__init__(f"{', '.join(self.fields)}: {problem}")
 
 
 class PartySettings(BaseModel):
@@ -30,6 +43,7 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="base URL the gateway tells partners about"
     )
+    # At least 16 characters: an empty token would let "Authorization: Bearer " in.
     admin_token: SecretStr | None = Field(
         default=None, description="admin API bearer token; generated at first start if unset"
     )
@@ -82,6 +96,12 @@ class Settings(BaseSettings):
         min_length=1,
     )
     ocpi_timeout: float = Field(default=15.0, gt=0, description="seconds per partner request")
+    request_read_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds the whole body of an OCPI or admin request may take to arrive "
+        "(slower: 408 and the connection closed)",
+    )
     outbox_poll_interval: float = Field(
         default=5.0, gt=0, description="seconds between looks for pushes due for a retry"
     )
@@ -122,6 +142,20 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("should be at least 16 characters")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"should be one of {', '.join(_LOG_LEVELS)}")
+        return value.upper()
 
     @property
     def base_url(self) -> str:

@@ -30,6 +30,7 @@ hands requests for its in-process parties to the very same operations
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ from yarl import URL
 from ocpi.transport import (
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
+    GenericClientError,
     InvalidParametersError,
+    JsonTooDeepError,
     NotFoundError,
     OcpiError,
     OcpiStatus,
@@ -53,6 +56,7 @@ from ocpi.transport import (
     UnauthorizedError,
     UnknownLocationError,
     UnknownTokenError,
+    check_json_depth,
     envelope,
     format_validation_error,
     json_dumps,
@@ -81,6 +85,8 @@ from ocpi.v221.tokens import Token, TokenPatch
 
 __all__ = [
     "CONTEXT_KEY",
+    "DEFAULT_READ_TIMEOUT",
+    "READ_TIMEOUT_KEY",
     "CdrsSenderProvider",
     "ChargingPreferencesProvider",
     "CommandsReceiverProvider",
@@ -110,7 +116,9 @@ __all__ = [
     "parse_body",
     "parse_page",
     "path_id",
+    "read_body_in_time",
     "read_json",
+    "send_and_close",
     "sessions_sender_operations",
     "sessions_sender_routes",
     "tariffs_sender_operations",
@@ -143,6 +151,12 @@ class OcpiRequestContext:
 
 CONTEXT_KEY = web.RequestKey("ocpi.context", OcpiRequestContext)
 """Where the middleware keeps the :class:`OcpiRequestContext` on the request."""
+
+DEFAULT_READ_TIMEOUT = 30.0
+READ_TIMEOUT_KEY = web.AppKey("ocpi.read_timeout", float)
+"""Seconds the whole body of an authenticated request may take to arrive, looked up
+in the application (or a parent) at request time; :data:`DEFAULT_READ_TIMEOUT` when
+unset."""
 
 TokenResolver = Callable[[str, web.Request], Awaitable[Any | None]]
 """``async (credentials_token, request) -> party or None``. The request lets the
@@ -258,6 +272,7 @@ def ocpi_middleware(
                 from_party=from_party,
                 to_party=to_party,
             )
+            await _read_body(request)
             response = await handler(request)
         except OcpiError as exc:
             response = error_response(exc)
@@ -278,9 +293,62 @@ def ocpi_middleware(
             response.headers[REQUEST_ID_HEADER] = request_id
             response.headers[CORRELATION_ID_HEADER] = correlation_id
             _swap_routing_headers(request, response)
+        if response.status == _REQUEST_TIMEOUT:
+            return await send_and_close(request, response)
         return response
 
     return middleware
+
+
+_REQUEST_TIMEOUT = 408
+
+
+async def _read_body(request: web.Request) -> None:
+    """The body of an authenticated request, read here within the read timeout (a
+    client trickling it in does not hold a handler, nor the connection, for longer) and
+    kept by aiohttp for the handler's ``request.read()``. Nesting too deep for any
+    handler to parse is refused here too, for every route alike."""
+    timeout = request.config_dict.get(READ_TIMEOUT_KEY, DEFAULT_READ_TIMEOUT)
+    raw = await read_body_in_time(request, timeout)
+    if raw is None:
+        raise GenericClientError(
+            f"Request Timeout: the body did not arrive within {timeout:g} s",
+            http_status=_REQUEST_TIMEOUT,
+        )
+    try:
+        check_json_depth(raw)
+    except JsonTooDeepError as exc:
+        raise _too_deep(exc) from None
+
+
+def _too_deep(exc: JsonTooDeepError) -> OcpiError:
+    # HTTP 400 as for a body that is not JSON (status_codes.asciidoc); 2000 rather than
+    # 2001: no parameter is wrong, the server refuses to read the body at all.
+    return GenericClientError(f"body: {exc}", http_status=400)
+
+
+async def read_body_in_time(request: web.BaseRequest, seconds: float) -> bytes | None:
+    """The request's body, or None when all of it did not arrive within ``seconds``.
+    aiohttp keeps what was read: later ``request.read()`` calls return it. Over the
+    application's ``client_max_size``: HTTP 413 (``web.HTTPRequestEntityTooLarge``)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        return None
+
+
+async def send_and_close(
+    request: web.BaseRequest, response: web.StreamResponse
+) -> web.StreamResponse:
+    """Send ``response`` at once and close the connection after it (a request whose
+    body is still arriving: aiohttp would otherwise go on reading that body for its
+    lingering time before closing)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 async def _authenticate(request: web.Request, resolve_token: TokenResolver) -> Any:
@@ -367,6 +435,8 @@ async def read_json(source: OcpiCall | web.Request, *, optional: bool = False) -
         raise InvalidParametersError("body: a JSON object is required", http_status=400)
     try:
         return json_loads(raw)
+    except JsonTooDeepError as exc:
+        raise _too_deep(exc) from None
     except ValueError as exc:
         raise InvalidParametersError(f"body: not valid JSON ({exc})", http_status=400) from None
 

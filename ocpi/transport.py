@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum, IntEnum
+from itertools import accumulate
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -54,6 +55,7 @@ from yarl import URL
 __all__ = [
     "CORRELATION_ID_HEADER",
     "LINK_HEADER",
+    "MAX_JSON_DEPTH",
     "REQUEST_ID_HEADER",
     "TOTAL_COUNT_HEADER",
     "X_LIMIT_HEADER",
@@ -62,6 +64,7 @@ __all__ = [
     "HubError",
     "HubTimeoutError",
     "InvalidParametersError",
+    "JsonTooDeepError",
     "MethodNotAllowedError",
     "NoMatchingEndpointsError",
     "NotEnoughInformationError",
@@ -78,6 +81,7 @@ __all__ = [
     "UnknownReceiverError",
     "UnknownTokenError",
     "UnsupportedVersionError",
+    "check_json_depth",
     "encode_authorization",
     "envelope",
     "error_for_status",
@@ -111,13 +115,48 @@ FROM_PARTY_ID_HEADER = "OCPI-from-party-id"
 # --------------------------------------------------------------------------- JSON
 
 
-def json_loads(text: str | bytes) -> Any:
+# Arrays and objects nest at most this deep in what is read. OCPI's own objects nest
+# less than ten levels (a tariff's restrictions, a CDR's dimensions); deeper input is
+# refused before it is parsed, since the parser, pydantic and json_dumps all recurse.
+MAX_JSON_DEPTH = 64
+
+
+class JsonTooDeepError(ValueError):
+    """The JSON text nests arrays and objects deeper than allowed."""
+
+
+def json_loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode JSON with every non-integer number as ``Decimal``.
 
     Raises ``ValueError`` (``json.JSONDecodeError`` or ``UnicodeDecodeError``) when the
-    text is not JSON. ``NaN`` and ``Infinity``, which are not JSON, are refused too.
+    text is not JSON. ``NaN`` and ``Infinity``, which are not JSON, are refused too, and
+    so is nesting deeper than ``max_depth`` (:class:`JsonTooDeepError`).
     """
-    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    check_json_depth(text, max_depth)
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    except RecursionError:
+        # Not reached with a sane max_depth; kept so that no input escapes as a crash.
+        raise JsonTooDeepError("nesting too deep for the JSON parser") from None
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(i for i in range(256) if i not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 / -1 as signed bytes
+
+
+def check_json_depth(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise :class:`JsonTooDeepError` when ``text`` nests arrays and objects deeper
+    than ``max_depth``, without parsing it: linear in the size of the text and done in
+    C (string literals removed by one regular expression, then the running sum of the
+    brackets). Text that is not JSON is left for the parser to refuse."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    steps = memoryview(brackets.translate(_BRACKET_STEPS)).cast("b")
+    if max(accumulate(steps), default=0) > max_depth:
+        raise JsonTooDeepError(f"arrays and objects nested more than {max_depth} levels deep")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -512,14 +551,15 @@ def format_validation_error(
 
 
 def field_path(loc: Iterable[int | str], *, prefix: str = "") -> str:
-    """``("evses", 0, "status")`` as ``evses[0].status``."""
+    """``("evses", 0, "status")`` as ``evses[0].status``. ``prefix`` may end with a dot
+    or not (``"connectors[0]."`` and ``"connectors[0]"`` give the same paths)."""
     text = prefix
     for part in loc:
         if isinstance(part, int):
-            text += f"[{part}]"
+            text = text.removesuffix(".") + f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
-    return text
+            text += f".{part}" if text and not text.endswith(".") else str(part)
+    return text.removesuffix(".")
 
 
 # ---------------------------------------------------------------------- envelope

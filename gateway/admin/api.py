@@ -38,7 +38,8 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
 )
-from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, CSMS, STORE
+from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, CSMS, SETTINGS, STORE
+from ocpi.server import read_body_in_time, send_and_close
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,13 @@ async def _errors_and_auth(request: web.Request, handler: Handler) -> web.Stream
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         return error_response(401, "missing or wrong bearer token")
+    # The body is read here, once, within the read timeout (aiohttp keeps it for the
+    # handler): a client trickling it in holds neither a handler nor the connection.
+    timeout = request.config_dict[SETTINGS].request_read_timeout
     try:
+        if await read_body_in_time(request, timeout) is None:
+            reason = f"request timeout: the body did not arrive within {timeout:g} s"
+            return await send_and_close(request, error_response(408, reason))
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.reason, exc.field)
@@ -203,6 +210,15 @@ async def put_charger(request: web.Request) -> web.Response:
         raise ApiError(400, problem, "charger_id")
     body: schemas.ChargerBody = await read_body(request, schemas.ChargerBody, empty_ok=True)
     store = request.config_dict[STORE]
+    if body.location_id is not None and await store.locations.get(body.location_id) is None:
+        # A charger bound to nothing would be in no partner's view: create the location
+        # first (PUT /admin/locations/{id}).
+        raise ApiError(
+            404,
+            f"location {body.location_id!r} not found: create it first with "
+            f"PUT /admin/locations/{body.location_id}",
+            "location_id",
+        )
     existing = await store.chargers.get(cp_id)
     password = body.password_bytes()
     if password is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.admin.http import ApiError, respond
+from gateway.admin.http import ApiError, parse_json, respond
 from gateway.roaming.catalog import CatalogError, LocationService, TariffInUse, TariffService
 from gateway.roaming.providers import PROVIDERS
 from ocpi.transport import PageRequest
@@ -15,10 +15,7 @@ from ocpi.transport import PageRequest
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
-    try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    data = parse_json(raw) if raw.strip() else None
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object")
     return data

@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from ocpi.transport import JsonTooDeepError, check_json_depth
+
 
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, field: str | None = None) -> None:
@@ -42,6 +44,21 @@ def error_response(status: int, reason: str, field: str | None = None) -> web.Re
     return respond(body, status)
 
 
+def parse_json(raw: bytes) -> Any:
+    """The JSON of a request body; 400 with the reason when it is not JSON, or when
+    it nests deeper than any body of this API could (refused before parsing, by the
+    bound OCPI input has too: the parser and pydantic recurse)."""
+    try:
+        check_json_depth(raw)
+        return json.loads(raw)
+    except JsonTooDeepError as exc:
+        raise ApiError(400, f"body is not accepted: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "body is not UTF-8") from None
+
+
 async def read_body(request: web.Request, model: type[BaseModel], *, empty_ok: bool = False) -> Any:
     raw = await request.read()
     if not raw.strip():
@@ -49,12 +66,7 @@ async def read_body(request: web.Request, model: type[BaseModel], *, empty_ok: b
             raw = b"{}"
         else:
             raise ApiError(400, "a JSON body is required")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except UnicodeDecodeError:
-        raise ApiError(400, "body is not UTF-8") from None
+    data = parse_json(raw)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

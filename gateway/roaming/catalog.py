@@ -158,11 +158,42 @@ class _OperatorRecords:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
+# What an EVSE of an OCPI Location carries that the gateway takes from the chargers
+# bound to the location (uid, evse_id) or from OCPP (status), or stamps itself.
+_EVSE_DERIVED_FIELDS = {"uid", "evse_id", "status", "last_updated"}
+
+
+def _operator_location(location_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The operator's body from an OCPI Location as a partner would send it: ``id`` must
+    be the path's, ``last_updated`` is ignored (the PUT's time is), and ``evses`` as an
+    OCPI list becomes the object keyed by uid (connectors and the EVSE fields the
+    operator sets; uid, evse_id and status come from the chargers and OCPP)."""
+    body = dict(body)
+    if "id" in body:
+        given = body.pop("id")
+        if given != location_id:
+            raise CatalogError(f"id: {given!r} is not the id in the path ({location_id!r})", "id")
+    body.pop("last_updated", None)
+    evses = body.get("evses")
+    if isinstance(evses, list):
+        by_uid: dict[str, Any] = {}
+        for i, evse in enumerate(evses):
+            uid = evse.get("uid") if isinstance(evse, dict) else None
+            if not isinstance(uid, str) or not uid:
+                raise CatalogError(f"evses[{i}].uid: an EVSE needs its uid", f"evses[{i}].uid")
+            if uid in by_uid:
+                raise CatalogError(f"evses[{i}].uid: {uid!r} twice", f"evses[{i}].uid")
+            by_uid[uid] = {k: v for k, v in evse.items() if k not in _EVSE_DERIVED_FIELDS}
+        body["evses"] = by_uid
+    return body
+
+
 class LocationService(_OperatorRecords):
     # -- the operator's record ------------------------------------------------
 
     async def put(self, location_id: str, body: dict[str, Any]) -> tuple[Location, bool]:
         """Create or replace a location from the admin API; returns it and whether it is new."""
+        body = _operator_location(location_id, body)
         unknown = set(body) - (set(Location.model_fields) - _NOT_IN_BODY) - {"connectors", "evses"}
         if unknown:
             name = sorted(unknown)[0]

@@ -45,7 +45,7 @@ async def test_basic_auth(gateway: Gateway) -> None:
     async with connect(url, "CP-AUTH", "1.6", headers=basic("CP-AUTH", PASSWORD)) as cp:
         assert (await cp.call(call16.Heartbeat())).current_time
     # Omitting the password on update keeps it; null removes it.
-    status, body = await gateway.admin("PUT", "/chargers/CP-AUTH", {"location_id": "L1"})
+    status, body = await gateway.admin("PUT", "/chargers/CP-AUTH", {"evses": [{"ocpp_id": 1, "evse_uid": "CP-AUTH-1"}]})
     assert body["has_password"] is True
     status, body = await gateway.admin("PUT", "/chargers/CP-AUTH", {"password": None})
     assert body["has_password"] is False

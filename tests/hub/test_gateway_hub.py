@@ -116,6 +116,7 @@ async def world(gateways: GatewayFactory) -> AsyncIterator[World]:
 
 async def hosted_location(gateway: Gateway) -> None:
     assert (await gateway.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+    assert (await gateway.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
     await gateway.admin(
         "PUT",
         "/chargers/CP1",
@@ -124,7 +125,6 @@ async def hosted_location(gateway: Gateway) -> None:
             "evses": [{"ocpp_id": 1, "evse_uid": "CP1-1", "evse_id": "ZZ*GWY*ECP1"}],
         },
     )
-    assert (await gateway.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
 
 
 async def get_all(
@@ -488,10 +488,12 @@ async def test_deny_rule_hides_a_cpo_everywhere(world: World) -> None:
         "ZZ*GWY",
     }
     # The hosted CPO's pushes still reach both (the rule is about BE*CPX).
-    await eventually(lambda: emsp2.got("locations", "PUT"))
-    assert [r.path for r in emsp2.got("locations", "PUT")] == [
-        "/ocpi/2.2.1/locations/receiver/ZZ/GWY/LOC1"
-    ]
+    # The location's PUT, then its PUT again once the charger is bound (with the EVSE).
+    puts = await eventually(
+        lambda: [r for r in emsp2.got("locations", "PUT") if r.body.get("evses")] and emsp2.got("locations", "PUT")
+    )
+    assert {r.path for r in puts} == {"/ocpi/2.2.1/locations/receiver/ZZ/GWY/LOC1"}
+    assert [e["uid"] for e in puts[-1].body["evses"]] == ["CP1-1"]
 
     # Removing the rule opens the way again.
     assert (await gw.admin("DELETE", f"/hub/rules/{rule['id']}"))[0] == 204

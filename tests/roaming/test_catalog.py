@@ -77,9 +77,12 @@ async def test_locations_and_tariffs(gateway: Gateway, emsp: EmspPlatform) -> No
     status, body = await gateway.admin("PUT", "/locations/LOC1", LOCATION | {"colour": "red"})
     assert (status, body["field"]) == (422, "colour")
 
-    await gateway.admin("PUT", "/chargers/CP1", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": "CP1-1", "evse_id": "ZZ*GWY*E1"}]})
     status, location = await gateway.admin("PUT", "/locations/LOC1", LOCATION)
     assert status == 201, location
+    # Chargers are bound to locations that exist.
+    await gateway.admin("PUT", "/chargers/CP1", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": "CP1-1", "evse_id": "ZZ*GWY*E1"}]})
+    status, location = await gateway.admin("GET", "/locations/LOC1")
+    assert status == 200, location
     assert location["evses"][0]["status"] == "UNKNOWN"  # the charger never connected
     validate_against_openapi("locations", "Location", location)
     for i in range(2, 5):

@@ -66,10 +66,10 @@ async def _setup(gw: Gateway, emsp: EmspPlatform) -> EmspClient:
     client.token = creds["data"]["token"]
     emsp.cpo_token = client.token
     assert (await gw.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
-    for cp_id in ("CP16", "CP201"):
-        await gw.admin("PUT", f"/chargers/{cp_id}", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": f"{cp_id}-1", "evse_id": f"ZZ*GWY*E{cp_id}"}]})
     assert (await gw.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
     assert (await gw.admin("PUT", "/locations/LOC2", LOCATION))[0] == 201
+    for cp_id in ("CP16", "CP201"):
+        await gw.admin("PUT", f"/chargers/{cp_id}", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": f"{cp_id}-1", "evse_id": f"ZZ*GWY*E{cp_id}"}]})
     return client
 
 

@@ -36,9 +36,9 @@ async def _world(gateways: GatewayFactory, emsp: EmspPlatform, clock: FakeClock)
     )
     assert status == 200
     assert (await gw.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+    assert (await gw.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
     for cp_id in ("CP16", "CP201"):
         await gw.admin("PUT", f"/chargers/{cp_id}", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": f"{cp_id}-1"}]})
-    assert (await gw.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
     assert emsp.cpo_token is not None
     async with aiohttp.ClientSession() as s, s.put(
         f"{gw.url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER1", json=emsp.token("DRIVER1"), headers=token_header(emsp.cpo_token)

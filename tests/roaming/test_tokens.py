@@ -12,6 +12,7 @@ from ocpp.v201 import call as call201
 
 from tests.conftest import Gateway, GatewayFactory
 from tests.roaming.emsp import EmspPlatform, token_header
+from tests.roaming.test_catalog import LOCATION, TARIFF
 from tests.sim import connect
 
 
@@ -31,7 +32,10 @@ async def _setup(gateway: Gateway, emsp: EmspPlatform) -> None:
         "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
     )
     assert status == 200
-    await gateway.admin("PUT", "/chargers/CP1", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": "CP1-1"}]})
+    assert (await gateway.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+    assert (await gateway.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
+    status, _ = await gateway.admin("PUT", "/chargers/CP1", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": "CP1-1"}]})
+    assert status == 201
 
 
 async def _ocpi(gateway: Gateway, emsp: EmspPlatform, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
