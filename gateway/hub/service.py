@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +38,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import MultiDict
+from pydantic import BaseModel
 from yarl import URL
 
 from gateway.domain.clock import Clock, IdFactory
@@ -96,7 +98,7 @@ from ocpi.transport import (
     json_loads,
     parse_page_request,
 )
-from ocpi.v221 import CommandResult
+from ocpi.v221 import EVSE, CommandResult, Connector, Location, Tariff, Token
 from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
 
 RESPONSE_URL = "response_url"
@@ -380,6 +382,9 @@ class Hub:
         if any(segment in (".", "..") for segment in path):
             # Never a path below the receiver's endpoint: refused rather than resolved.
             raise InvalidParametersError("URL: '.' and '..' are not object ids")
+        if not all(_PRINTABLE_ASCII.fullmatch(segment) for segment in path):
+            # Object ids, country codes and party ids are CiString (types: printable ASCII).
+            raise InvalidParametersError("URL: object ids are printable ASCII")
         raw = await request.read()
         method = request.method.upper()
         if (
@@ -415,6 +420,7 @@ class Hub:
         if isinstance(decision, GetAll):
             return await self._get_all(request, context, decision)
         if isinstance(decision, Broadcast):
+            _check_broadcast_body(module, method, path, body)
             return await self._broadcast(request, context, decision, module, raw)
         return await self._directed(request, context, decision, module, interface, raw)
 
@@ -636,6 +642,36 @@ class Hub:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+
+# What a broadcast PUT carries, by module and number of path segments after the
+# receiver's endpoint ({country_code}/{party_id}/{id}[/{evse_uid}[/{connector_id}]]).
+_BROADCAST_OBJECTS: dict[tuple[str, int], type[BaseModel]] = {
+    (ModuleID.LOCATIONS, 3): Location,
+    (ModuleID.LOCATIONS, 4): EVSE,
+    (ModuleID.LOCATIONS, 5): Connector,
+    (ModuleID.TARIFFS, 3): Tariff,
+    (ModuleID.TOKENS, 3): Token,
+}
+
+
+def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body: Any) -> None:
+    """A broadcast is answered before any receiver sees it (the outbox delivers it), so
+    the hub refuses here what no receiver could take: a PUT that is not the module's
+    object, a PATCH that is not an object with ``last_updated`` (mod_locations and
+    mod_tokens: every PATCH carries it)."""
+    if method == "PUT":
+        model = _BROADCAST_OBJECTS.get((module, len(path)))
+        if model is None:
+            raise InvalidParametersError(f"URL: not an object of the {module} module")
+        validate_input(model, body)
+    elif method == "PATCH":
+        if not isinstance(body, dict):
+            raise InvalidParametersError("body: a JSON object")
+        if "last_updated" not in body:
+            raise InvalidParametersError("last_updated: field required")
 
 
 def _json_or_none(raw: bytes) -> Any:
