@@ -8,7 +8,10 @@ Use::
     app.add_routes(locations_sender_routes(my_provider, prefix="/ocpi/cpo/2.2.1/locations"))
 
 :func:`ocpi_middleware` authenticates every request (``Authorization: Token ...``; HTTP
-401 when the token is missing or unknown), echoes ``X-Request-ID``/``X-Correlation-ID``,
+401 when the token is missing or unknown), then reads the body within
+:data:`READ_TIMEOUT_KEY` seconds (else HTTP 408, status 2000, and the connection closed)
+and refuses JSON nested deeper than ``MAX_JSON_DEPTH`` (HTTP 400, status 2000), before
+any handler runs; it echoes ``X-Request-ID``/``X-Correlation-ID``,
 answers every error with an OCPI envelope and never lets an exception out: an
 :class:`~ocpi.transport.OcpiError` becomes its status code and HTTP status, an aiohttp
 HTTP error (404 unknown URL, 405, 413) keeps its HTTP status with status 2000, anything

@@ -20,9 +20,10 @@ Design decisions:
 * **HTTP status codes follow status_codes.asciidoc**: a request that is valid JSON, is
   authenticated and addresses an existing resource has reached the OCPI layer and is
   answered with HTTP 200 and the OCPI status code, even for 2xxx/3xxx errors. HTTP errors
-  are kept for the transport layer: 400 for a body that is not JSON, 401 for a missing or
-  unknown credentials token, 404 for an unknown object on GET (and an unknown URL), 405,
-  and 500 (status 3000) only for an unexpected failure. Each :class:`OcpiError` carries
+  are kept for the transport layer: 400 for a body that is not JSON (or nests deeper than
+  :data:`MAX_JSON_DEPTH`), 401 for a missing or unknown credentials token, 404 for an
+  unknown object on GET (and an unknown URL), 405, 408 for a body that does not arrive in
+  time, and 500 (status 3000) only for an unexpected failure. Each :class:`OcpiError` carries
   its HTTP status, so a caller can override it where a peer needs something else.
 """
 
