@@ -185,7 +185,23 @@ def _operator_location(location_id: str, body: dict[str, Any]) -> dict[str, Any]
                 raise CatalogError(f"evses[{i}].uid: {uid!r} twice", f"evses[{i}].uid")
             by_uid[uid] = {k: v for k, v in evse.items() if k not in _EVSE_DERIVED_FIELDS}
         body["evses"] = by_uid
+    _check_connector_list(body.get("connectors"), "connectors")
+    if isinstance(body.get("evses"), dict):
+        for uid, spec in body["evses"].items():
+            if isinstance(spec, dict):
+                _check_connector_list(spec.get("connectors"), f"evses.{uid}.connectors")
     return body
+
+
+def _check_connector_list(value: Any, path: str) -> None:
+    """Connectors are a list of objects (each then validated as an OCPI Connector)."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise CatalogError(f"{path}: a list of connector objects", path)
+    for i, connector in enumerate(value):
+        if not isinstance(connector, dict):
+            raise CatalogError(f"{path}[{i}]: a connector object", f"{path}[{i}]")
 
 
 class LocationService(_OperatorRecords):

@@ -99,6 +99,17 @@ async def test_error_paths_name_the_field_once(gateway: Gateway) -> None:
     status, body = await gateway.admin("PUT", "/locations/LOC-P", no_uid)
     assert (status, body["field"]) == (422, "evses[0].uid"), body
 
+    # Wrong shapes: 422 naming the place, never a server error.
+    for shape, field in [
+        ({"connectors": ["x"]}, "connectors[0]"),
+        ({"connectors": {"id": "1"}}, "connectors"),
+        ({"evses": [{"uid": "E1", "connectors": [5]}]}, "evses.E1.connectors[0]"),
+        ({"evses": {"E1": {"connectors": "x"}}}, "evses.E1.connectors"),
+        ({"evses": [{"uid": "E1"}, {"uid": "E1"}]}, "evses[1].uid"),
+    ]:
+        status, body = await gateway.admin("PUT", "/locations/LOC-P", PARTNER_LOCATION | shape)
+        assert (status, body["field"]) == (422, field), (shape, body)
+
     for _, body in [
         await gateway.admin("PUT", "/locations/LOC-P", bad_connector),
         await gateway.admin("PUT", "/locations/LOC-P", bad_evse),
