@@ -135,10 +135,40 @@ def json_loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """
     check_json_depth(text, max_depth)
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
     except RecursionError:
         # Not reached with a sane max_depth; kept so that no input escapes as a crash.
         raise JsonTooDeepError("nesting too deep for the JSON parser") from None
+    check_json_text(text, value)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def check_json_text(text: str | bytes, value: Any) -> None:
+    """Raise ``ValueError`` when a string in ``value`` (parsed from ``text``) holds a
+    lone UTF-16 surrogate: valid JSON escapes (``"\\ud800"``), but not Unicode text, so
+    nothing can store, encode or pass it on (RFC 8259 8.2: unpredictable behaviour).
+    Only text that has such an escape at all is walked."""
+    pattern = _SURROGATE_ESCAPE if isinstance(text, str) else _SURROGATE_ESCAPE_BYTES
+    if pattern.search(text) is not None and _has_lone_surrogate(value):  # type: ignore[arg-type]
+        raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ocpi.transport import JsonTooDeepError, check_json_depth
+from ocpi.transport import JsonTooDeepError, check_json_depth, check_json_text
 
 
 class ApiError(Exception):
@@ -50,13 +50,18 @@ def parse_json(raw: bytes) -> Any:
     bound OCPI input has too: the parser and pydantic recurse)."""
     try:
         check_json_depth(raw)
-        return json.loads(raw)
+        value = json.loads(raw)
     except JsonTooDeepError as exc:
         raise ApiError(400, f"body is not accepted: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except UnicodeDecodeError:
         raise ApiError(400, "body is not UTF-8") from None
+    try:
+        check_json_text(raw, value)
+    except ValueError as exc:
+        raise ApiError(400, f"body is not accepted: {exc}") from None
+    return value
 
 
 async def read_body(request: web.Request, model: type[BaseModel], *, empty_ok: bool = False) -> Any:
