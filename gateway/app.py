@@ -34,6 +34,7 @@ from gateway.csms.security import server_ssl_context
 from gateway.csms.validation import SchemaValidators
 from gateway.domain.authorization import ChainAuthorizer
 from gateway.domain.clock import Clock, IdFactory, SystemClock, UuidFactory
+from gateway.domain.errors import Unavailable
 from gateway.domain.events import EventBus
 from gateway.hub.directory import HostedParty
 from gateway.hub.server import build_hub_app, hub_version_url
@@ -364,17 +365,29 @@ RESYNC_WINDOW = timedelta(days=2)
 
 
 async def _resync(sessions: SessionService, since: datetime, retry_interval: float) -> None:
-    try:
-        handled = await sessions.resync(since)
-    except Exception:
-        log.exception("session resync failed")
-    else:
-        if handled:
-            log.warning("rebuilt the sessions/CDRs of %d transactions after a restart", handled)
+    # The start-up resync is tried again every interval until it has gone through (a
+    # storage outage at start must not leave the sessions a crash cut off unbuilt).
+    resynced = False
     while True:
+        if not resynced:
+            try:
+                handled = await sessions.resync(since)
+            except Unavailable as exc:
+                log.warning("session resync: %s; trying again in %g s", exc, retry_interval)
+            except Exception:
+                log.exception("session resync failed; trying again in %g s", retry_interval)
+            else:
+                resynced = True
+                if handled:
+                    log.warning(
+                        "rebuilt the sessions/CDRs of %d transactions after a restart", handled
+                    )
         await asyncio.sleep(retry_interval)
         try:
             retried = await sessions.retry_failed()
+        except Unavailable as exc:
+            log.warning("retrying failed sessions: %s", exc)
+            continue
         except Exception:
             log.exception("retrying failed sessions failed")
             continue
