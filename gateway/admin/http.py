@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ocpi.transport import JsonTooDeepError, check_json_depth, check_json_text
+from ocpi.transport import JsonTooDeepError, check_json_depth, check_json_text, field_path
 
 
 class ApiError(Exception):
@@ -76,7 +76,7 @@ async def read_body(request: web.Request, model: type[BaseModel], *, empty_ok: b
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        field = field_path(first["loc"]) or None
         raise ApiError(422, f"{field or 'body'}: {first['msg']}", field) from None
 
 
@@ -85,7 +85,7 @@ def read_query(request: web.Request, model: type[BaseModel]) -> Any:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        field = field_path(first["loc"]) or None
         raise ApiError(400, f"{field or 'query'}: {first['msg']}", field) from None
 
 

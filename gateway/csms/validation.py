@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +78,21 @@ class SchemaValidators:
 
 
 def _field_path(exc: fastjsonschema.JsonSchemaValueException) -> str:
-    path = [str(p) for p in (exc.path or [])[1:]]
+    """The field as ``meterValue[0].sampledValue[1].value``, the form the converters and
+    the OCPI and admin errors use too."""
+    path: list[str | int] = list((exc.path or [])[1:])
     if exc.rule == "required" and isinstance(exc.rule_definition, list):
         # Name the first missing property rather than the parent object.
         value = exc.value if isinstance(exc.value, dict) else {}
         missing = [p for p in exc.rule_definition if p not in value]
         if missing:
             path.append(str(missing[0]))
-    return ".".join(path) or "payload"
+    return _path_text(path)
+
+
+def _path_text(path: Sequence[str | int]) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return text.removeprefix(".") or "payload"
 
 
 def _short_message(exc: fastjsonschema.JsonSchemaValueException, field: str) -> str:
@@ -140,28 +147,28 @@ def check_storable(payload: Any) -> None:
     PropertyConstraintViolation; nesting deeper than :data:`MAX_DEPTH` a
     FormatViolation. Iterative, so that depth itself cannot exhaust the stack.
     """
-    stack: list[tuple[Any, tuple[str, ...]]] = [(payload, ())]
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(payload, ())]
     while stack:
         value, path = stack.pop()
         if len(path) > MAX_DEPTH:
-            field = ".".join(path[:MAX_DEPTH])
+            field = _path_text(path[:MAX_DEPTH])
             raise FormatViolation(f"nested deeper than {MAX_DEPTH} levels", field=field)
         if isinstance(value, dict):
             for key, item in value.items():
                 if not _encodable(key):
-                    where = ".".join(path) or "payload"
+                    where = _path_text(path)
                     raise PropertyViolation(
                         f"{where}: a property name is not valid Unicode", field=where
                     )
                 stack.append((item, (*path, key)))
         elif isinstance(value, list):
-            stack.extend((item, (*path, str(i))) for i, item in enumerate(value))
+            stack.extend((item, (*path, i)) for i, item in enumerate(value))
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int):
             if not INT64_MIN <= value <= INT64_MAX:
-                field = ".".join(path) or "payload"
+                field = _path_text(path)
                 raise PropertyViolation(f"{field}: integer out of range", field=field)
         elif isinstance(value, str) and not _encodable(value):
-            field = ".".join(path) or "payload"
+            field = _path_text(path)
             raise PropertyViolation(f"{field}: not valid Unicode (lone surrogate)", field=field)

@@ -12,8 +12,8 @@ from tests.conftest import Gateway
 CASES: list[tuple[str, str, Any, int, str | None, str]] = [
     ("PUT", "/chargers/CP1", b"{oops", 400, None, "not valid JSON"),
     ("PUT", "/chargers/CP1", b"\xff\xfe", 400, None, ""),
-    ("PUT", "/chargers/CP1", {"evses": [{"ocpp_id": 0, "evse_uid": "E"}]}, 422, "evses.0.ocpp_id", "greater than"),
-    ("PUT", "/chargers/CP1", {"evses": [{"ocpp_id": "one", "evse_uid": "E"}]}, 422, "evses.0.ocpp_id", ""),
+    ("PUT", "/chargers/CP1", {"evses": [{"ocpp_id": 0, "evse_uid": "E"}]}, 422, "evses[0].ocpp_id", "greater than"),
+    ("PUT", "/chargers/CP1", {"evses": [{"ocpp_id": "one", "evse_uid": "E"}]}, 422, "evses[0].ocpp_id", ""),
     ("PUT", "/chargers/CP1", {"evses": [{"ocpp_id": 1, "evse_uid": "E"}, {"ocpp_id": 1, "evse_uid": "F"}]}, 422, "evses", "unique"),
     ("PUT", "/chargers/CP1", {"colour": "red"}, 422, "colour", "Extra inputs"),
     ("PUT", "/chargers/" + "X" * 49, {}, 400, "charger_id", "48"),

@@ -361,7 +361,7 @@ V201_EDGE = [
     ("TransactionEvent", TX201 | {"transactionInfo": {"transactionId": "\udc00"}}, "PropertyConstraintViolation", "transactionInfo.transactionId"),
     ("TransactionEvent", TX201 | {"evse": {"id": 10**25}}, "PropertyConstraintViolation", "evse.id"),
     ("TransactionEvent", TX201 | {"seqNo": 2**64}, "PropertyConstraintViolation", "seqNo"),
-    ("TransactionEvent", TX201 | {"meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": 10**30}]}]}, "PropertyConstraintViolation", "meterValue.0.sampledValue.0.value"),
+    ("TransactionEvent", TX201 | {"meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": 10**30}]}]}, "PropertyConstraintViolation", "meterValue[0].sampledValue[0].value"),
     ("TransactionEvent", TX201 | {"meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": 1e300}]}]}, "PropertyConstraintViolation", "meterValue[0].sampledValue[0].value"),
     ("TransactionEvent", TX201 | {"meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": 5, "unitOfMeasure": {"unit": "Wh", "multiplier": 100000}}]}]}, "PropertyConstraintViolation", "meterValue[0].sampledValue[0].unitOfMeasure.multiplier"),
     ("Authorize", {"idToken": {"idToken": "\ud83d", "type": "ISO14443"}}, "PropertyConstraintViolation", "idToken.idToken"),
