@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,7 +40,7 @@ from gateway.roaming.locations import ChargerView, build_location, evse_status
 from gateway.roaming.outbox import full_object_meta
 from gateway.roaming.partners import Partner, PartnerListener, PartnerStatus
 from gateway.roaming.pushes import PushPlanner, PushTarget
-from gateway.storage.base import Document, OutboxItem, Store
+from gateway.storage.base import Document, DocumentStore, OutboxItem, Store
 from ocpi.tariffs import TariffError, compile_tariff, tariff_from_ocpi_dict
 from ocpi.transport import (
     PageRequest,
@@ -156,6 +156,28 @@ class _OperatorRecords:
         self._notify = notify
         # One update at a time per record: pushed statuses are read-modify-write.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def _push_each_to(
+        self,
+        records: DocumentStore,
+        partner_id: str,
+        push_one: Callable[[str, str], Awaitable[bool]],
+    ) -> int:
+        """``push_one(key, partner_id)`` for every record, a page at a time; how many
+        it queued a push for (the outbox worker is woken once, at the end)."""
+        pushed = 0
+        offset = 0
+        while True:
+            docs, total = await records.list(offset=offset, limit=_PAGE)
+            for listed in docs:
+                if await push_one(listed.key, partner_id):
+                    pushed += 1
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+        if pushed:
+            self._notify()
+        return pushed
 
 
 # What an EVSE of an OCPI Location carries that the gateway takes from the chargers
@@ -419,19 +441,7 @@ class LocationService(_OperatorRecords):
     async def push_all_to(self, partner_id: str) -> int:
         """Every location, by PUT, to the receivers of partner ``partner_id`` that may
         see it (a partner that has just registered); returns how many were queued."""
-        pushed = 0
-        offset = 0
-        while True:
-            docs, total = await self._store.locations.list(offset=offset, limit=_PAGE)
-            for listed in docs:
-                if await self._push_one_to(listed.key, partner_id):
-                    pushed += 1
-            offset += len(docs)
-            if not docs or offset >= total:
-                break
-        if pushed:
-            self._notify()
-        return pushed
+        return await self._push_each_to(self._store.locations, partner_id, self._push_one_to)
 
     async def _push_one_to(self, location_id: str, partner_id: str) -> bool:
         async with self._locks[location_id]:
@@ -554,32 +564,24 @@ class TariffService(_OperatorRecords):
     async def push_all_to(self, partner_id: str) -> int:
         """Every tariff, by PUT, to the receivers of partner ``partner_id`` that may see
         it (a partner that has just registered); returns how many were queued."""
-        pushed = 0
-        offset = 0
-        while True:
-            docs, total = await self._store.tariffs.list(offset=offset, limit=_PAGE)
-            for listed in docs:
-                async with self._locks[listed.key]:
-                    tariff = await self.get(listed.key)
-                    if tariff is None:
-                        continue
-                    segments = (tariff.country_code, tariff.party_id, tariff.id)
-                    items = [
-                        self._planner.item_for(
-                            t, "tariffs", "PUT", segments, tariff, tariff.id, _owner(tariff)
-                        )
-                        for t in self._planner.targets("tariffs", _owner(tariff))
-                        if t.partner_id == partner_id
-                    ]
-                    if items:
-                        await self._store.outbox.enqueue(items)
-                        pushed += 1
-            offset += len(docs)
-            if not docs or offset >= total:
-                break
-        if pushed:
-            self._notify()
-        return pushed
+        return await self._push_each_to(self._store.tariffs, partner_id, self._push_one_to)
+
+    async def _push_one_to(self, tariff_id: str, partner_id: str) -> bool:
+        async with self._locks[tariff_id]:
+            tariff = await self.get(tariff_id)
+            if tariff is None:
+                return False
+            segments = (tariff.country_code, tariff.party_id, tariff.id)
+            items = [
+                self._planner.item_for(
+                    t, "tariffs", "PUT", segments, tariff, tariff.id, _owner(tariff)
+                )
+                for t in self._planner.targets("tariffs", _owner(tariff))
+                if t.partner_id == partner_id
+            ]
+            if items:
+                await self._store.outbox.enqueue(items)
+            return bool(items)
 
     async def get(self, tariff_id: str) -> Tariff | None:
         doc = await self._store.tariffs.get(tariff_id)
@@ -592,19 +594,24 @@ class TariffService(_OperatorRecords):
         (``SessionService``), which is also the price its driver was offered, so a
         tariff can be retired as soon as its locations moved on, without waiting for
         sessions that may last days."""
-        tariff = await self.get(tariff_id)
-        if tariff is None:
-            return False
-        used_by = await self._locations_using(tariff_id)
-        if used_by:
-            raise TariffInUse(
-                f"tariff {tariff_id!r} is used by the connectors of location(s) "
-                f"{', '.join(used_by)}: change their tariff_ids first",
-                used_by,
+        # Under the tariff's lock, as its PUTs: an initial push to a partner that is
+        # registering cannot PUT the tariff again after its DELETE.
+        async with self._locks[tariff_id]:
+            tariff = await self.get(tariff_id)
+            if tariff is None:
+                return False
+            used_by = await self._locations_using(tariff_id)
+            if used_by:
+                raise TariffInUse(
+                    f"tariff {tariff_id!r} is used by the connectors of location(s) "
+                    f"{', '.join(used_by)}: change their tariff_ids first",
+                    used_by,
+                )
+            path = (tariff.country_code, tariff.party_id, tariff_id)
+            items = self._planner.broadcast(
+                "tariffs", "DELETE", path, None, tariff_id, _owner(tariff)
             )
-        path = (tariff.country_code, tariff.party_id, tariff_id)
-        items = self._planner.broadcast("tariffs", "DELETE", path, None, tariff_id, _owner(tariff))
-        deleted = await self._store.tariffs.delete(tariff_id, enqueue=items)
+            deleted = await self._store.tariffs.delete(tariff_id, enqueue=items)
         self._notify()
         return deleted
 
