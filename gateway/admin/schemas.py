@@ -170,16 +170,14 @@ class GetVars(_Body):
         return cmd.GetVariables(tuple(v.to_domain() for v in self.variables))
 
 
-class SetVars(_Body):
-    variables: list[Variable] = Field(min_length=1)
+class VariableValue(Variable):
+    """A variable to set: its value is required (in the schema, not only in a check)."""
 
-    @field_validator("variables")
-    @classmethod
-    def _values(cls, value: list[Variable]) -> list[Variable]:
-        for v in value:
-            if v.value is None:
-                raise ValueError(f"{v.component}.{v.variable}: value is required")
-        return value
+    value: str = Field(max_length=1000)
+
+
+class SetVars(_Body):
+    variables: list[VariableValue] = Field(min_length=1)
 
     def to_command(self) -> cmd.Command:
         return cmd.SetVariables(tuple(v.to_domain() for v in self.variables))

@@ -193,7 +193,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
     async def handle_frame(self, raw: str) -> None:
         self.last_seen = self.csms.clock.now()
         try:
-            frame = json.loads(raw)
+            frame = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
             return
@@ -402,6 +402,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self._awaited.discard(call_id)
         return self.from_result(command, result)
 
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259 6), though Python's parser takes them.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def result_to_dict(result: Any) -> dict[str, Any]:

@@ -83,3 +83,22 @@ async def test_a_frame_of_exactly_the_maximum_size_is_taken(gateway: Gateway) ->
         assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
         assert ws.close_code == 1009
         await ws.close()
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_not_json(gateway: Gateway, version: str, literal: str) -> None:
+    # Found by the fuzz soak: a 2.0.1 meter value of NaN passed the schema (a number).
+    await register(gateway, "NAN")
+    rpc = "FormationViolation" if version == "1.6" else "RpcFrameworkError"
+    payload = (
+        '{"connectorId":1,"meterValue":[{"timestamp":"2026-01-01T00:00:00Z","sampledValue":[{"value":"1"}]}],"x":' + literal + "}"
+        if version == "1.6"
+        else '{"evseId":1,"meterValue":[{"timestamp":"2026-01-01T00:00:00Z","sampledValue":[{"value":' + literal + "}]}]}"
+    )
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/NAN", protocols=(SUB[version],))
+        answer, _ = await exchange(ws, '[2,"n1","MeterValues",' + payload + "]")
+        assert answer[:3] == [4, "-1", rpc], answer
+        await still_answers(ws)
+        await ws.close()
