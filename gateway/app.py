@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway import logsafe
 from gateway.admin.api import admin_routes
@@ -86,7 +87,7 @@ from ocpi.server import (
     tokens_receiver_operations,
     tokens_receiver_routes,
 )
-from ocpi.transport import PartyId
+from ocpi.transport import PartyId, json_dumps
 from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, ModuleID, Role
 
 log = logging.getLogger(__name__)
@@ -443,7 +444,7 @@ def build_app(
     ids: IdFactory | None = None,
     admin_token: str | None = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_unrouted_as_json])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[IDS] = ids or UuidFactory()
@@ -478,6 +479,26 @@ def build_app(
         build_ocpi_app(settings.base_url, ocpi_endpoints(settings), ocpi_routes(providers)),
     )
     return app
+
+
+@web.middleware
+async def _unrouted_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request no route takes (a path outside every URL space, such as the ``/`` a
+    client makes of ``/ocpi/2.2.1/tokens/../../..``) gets JSON like every other answer,
+    ``{"error": ...}``. The URL spaces answer their own errors (OCPI envelopes, the
+    admin API's), authentication first; this only sees the root router's."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc is not getattr(request.match_info, "http_exception", None):
+            raise
+        reason = "no such endpoint" if exc.status == 404 else exc.reason
+        return web.Response(
+            status=exc.status,
+            text=json_dumps({"error": reason}),
+            content_type="application/json",
+            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
 
 
 def _freeze_gc(app: web.Application) -> None:

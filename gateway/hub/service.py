@@ -400,6 +400,9 @@ class Hub:
             # status_codes.asciidoc: a body that is not JSON is HTTP 400; the hub does not
             # pass on what no receiver could read.
             raise InvalidParametersError("body: not valid JSON", http_status=400)
+        if body is not None and not isinstance(body, dict) and method in _WRITES:
+            # Every OCPI request body is an object: none a receiver could take.
+            raise InvalidParametersError("body: a JSON object is required")
         url_owner = _url_owner(module, interface, path)
         hint = None
         if context.to_party is None:

@@ -179,6 +179,10 @@ class Planner:
         rng = self.rng
         if rng.random() < 0.15 or not isinstance(value, str) or not value:
             value = rng.choice([*_ODD_SEGMENTS, f"ID{rng.randint(0, 99)}"])
+        if value.strip(".") == "":
+            # The client resolves dot segments before sending (yarl): the request would
+            # leave the URL space under test (tests/hub covers dot segments on the hub).
+            value = "dots" + value
         return quote(value, safe="")
 
     def _path(self, template: str, body: Any, party: tuple[str, str]) -> str:

@@ -61,6 +61,19 @@ async def queued(world: World, module: str) -> list[Any]:  # noqa: F811
     return [i for i in items if i.module == module]
 
 
+@pytest.mark.parametrize("body", [True, "text", [{"id": "S1"}], 7])
+async def test_no_ocpi_body_but_an_object_is_passed_on(world: World, body: Any) -> None:  # noqa: F811
+    # Open routing by the object's owner, directed (OCPI-to-*) alike: a receiver could
+    # take none of them, so the hub refuses them instead of forwarding.
+    cpo = world.cpo
+    url = cpo.hub_url("sessions", "RECEIVER") + "/BE/CPX/S1"
+    for to in (None, world.emsp1.party):
+        reply = await cpo.call("PUT", url, body, to=to)
+        assert reply.body["status_code"] == 2001, reply.body
+        assert "JSON object" in reply.body["status_message"]
+    assert world.emsp1.got("sessions") == []
+
+
 async def test_a_valid_broadcast_still_goes_out(world: World) -> None:  # noqa: F811
     cpo = world.cpo
     reply = await cpo.call(
