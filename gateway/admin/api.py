@@ -221,6 +221,10 @@ async def put_charger(request: web.Request) -> web.Response:
         )
     existing = await store.chargers.get(cp_id)
     password = body.password_bytes()
+    if password is not None and ":" in cp_id:
+        # RFC 7617: the Basic auth user name (the charge point id) cannot hold a colon, so
+        # no charger could ever present this password.
+        raise ApiError(422, "a charger id with ':' cannot use a password (Basic auth)", "password")
     if password is not None:
         password_hash: str | None = hash_password(password)
     elif "password" in body.model_fields_set or "password_hex" in body.model_fields_set:

@@ -102,3 +102,13 @@ async def test_nan_and_infinity_are_not_json(gateway: Gateway, version: str, lit
         assert answer[:3] == [4, "-1", rpc], answer
         await still_answers(ws)
         await ws.close()
+
+
+async def test_a_charger_id_with_a_colon_cannot_have_a_password(gateway: Gateway) -> None:
+    # RFC 7617: a Basic auth user name cannot hold ':'; such a charger could never log in.
+    status, answer = await gateway.admin(
+        "PUT", "/chargers/CP:1", {"password": "a-password-of-20-chars", "evses": []}
+    )
+    assert status == 422 and answer["field"] == "password", answer
+    status, answer = await gateway.admin("PUT", "/chargers/CP:1", {"evses": []})
+    assert status == 201, answer  # without a password it is a valid id

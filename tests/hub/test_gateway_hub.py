@@ -110,6 +110,9 @@ async def world(gateways: GatewayFactory) -> AsyncIterator[World]:
         ids = {p.name: await join(gateway, p) for p in (emsp1, emsp2, cpo)}
         yield World(gateway, clock, emsp1, emsp2, cpo, ids)
     finally:
+        # The gateway first: while it runs, its outbox may open connections to a platform
+        # that is shutting down, which then leaks them (unclosed transport warnings).
+        await gateways.stop(gateway)
         for platform in (emsp1, emsp2, cpo):
             await platform.stop()
 
