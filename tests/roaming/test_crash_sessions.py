@@ -11,7 +11,7 @@ TransactionEvents race), ends every transaction, and then checks that the eMSP g
 one session id and one CDR per charge, with all of its energy.
 
 ``GATEWAY_CRASH_CYCLES`` (default 3) and ``GATEWAY_CRASH_CHARGERS`` (default 6) make it
-longer; ``GATEWAY_CRASH_SEED`` replays a run.
+longer; ``GATEWAY_CRASH_SEED`` (fixed by default) explores another schedule or replays one.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ pytestmark = pytest.mark.slow
 
 CYCLES = int(os.environ.get("GATEWAY_CRASH_CYCLES", "3"))
 CHARGERS = int(os.environ.get("GATEWAY_CRASH_CHARGERS", "6"))
-SEED = int(os.environ.get("GATEWAY_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
+# A fixed seed, so that CI always runs the same schedule (as the fuzz suite does); another
+# one explores (and a failure names the seed to replay).
+SEED = int(os.environ.get("GATEWAY_CRASH_SEED", "20261202"))
 UID = "DRIVER1"
 TEST_SECRET_KEY = "R_n8RfisdaOlqHFXUiAtjiL1brjruK-r4aT8vJ9woxw="  # a Fernet key, for tests only
 
