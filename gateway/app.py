@@ -65,7 +65,7 @@ from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PLANNER, PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
-from gateway.roaming.sessions import SessionService
+from gateway.roaming.sessions import SESSION_OBJECT, SessionService
 from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
 from gateway.roaming.vault import SecretKeyError, TokenVault, load_token_vault
 from gateway.settings import ConfigError, Settings
@@ -358,6 +358,8 @@ async def _catalog_pushes_ctx(app: web.Application) -> AsyncIterator[None]:
     if locations is not None and tariffs is not None:
         app[OUTBOX_WORKER].on_unknown_object(LOCATION_OBJECT, locations.get)
         app[REGISTRY].on_change(initial_push(locations, tariffs))
+    if providers.sessions is not None:  # likewise a session PATCH: a PUT of the session
+        app[OUTBOX_WORKER].on_unknown_object(SESSION_OBJECT, providers.sessions.get)
     yield
 
 
@@ -386,6 +388,7 @@ async def _resync(sessions: SessionService, since: datetime, retry_interval: flo
         await asyncio.sleep(retry_interval)
         try:
             retried = await sessions.retry_failed()
+            await sessions.expire_pending()  # START_SESSIONs that never started: INVALID
         except Unavailable as exc:
             log.warning("retrying failed sessions: %s", exc)
             continue

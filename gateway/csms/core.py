@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from gateway.domain.authorization import Authorizer
 from gateway.domain.clock import Clock, IdFactory
 from gateway.domain.commands import (
+    REMOTE_START_WINDOW,
     Command,
     CommandResult,
     GetDiagnostics,
@@ -39,6 +40,7 @@ from gateway.domain.events import (
 )
 from gateway.domain.models import (
     AuthorizationResult,
+    AuthorizationStatus,
     ChargerState,
     ConnectorState,
     ConnectorStatus,
@@ -57,8 +59,8 @@ log = logging.getLogger(__name__)
 # 10,000 chargers a write per heartbeat would be pure overhead, and liveness is
 # judged from memory anyway.
 HEARTBEAT_WRITE_EVERY = timedelta(minutes=5)
-# How long after a remote start a 1.6 StartTransaction for that token is taken as its result.
-REMOTE_START_WINDOW = timedelta(minutes=10)
+# How long after a remote start a 1.6 StartTransaction for that token is taken as its
+# result: REMOTE_START_WINDOW (gateway.domain.commands, shared with the roaming sessions).
 # Firmware, diagnostics and log requests remembered per charger for the admin view.
 REQUESTS_KEPT = 20
 # Notification kind -> the command whose progress it reports. 2.0.1 notifications
@@ -428,6 +430,7 @@ class CentralSystem:
             remote_start_id=remote_start_id,
             reservation_id=start.reservation_id,
             charging_state=start.charging_state,
+            authorization_reference=_reference(auth),
             updated_at=self.clock.now(),
         )
         stored, created = await self.store.transactions.create(tx, start.readings)
@@ -510,6 +513,14 @@ class CentralSystem:
         await self.store.transactions.save(ended, stop.readings)
         await self.bus.publish(TransactionEnded(ended))
         return ended, auth
+
+
+def _reference(auth: AuthorizationResult | None) -> str | None:
+    """The reference of the authorization that let the transaction start (an eMSP's
+    real-time authorization), kept for its session and CDR."""
+    if auth is None or auth.status is not AuthorizationStatus.ACCEPTED:
+        return None
+    return auth.authorization_reference
 
 
 def _energy(readings: Sequence[MeterReading]) -> list[MeterReading]:

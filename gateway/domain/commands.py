@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal, Protocol
 
 from gateway.domain.models import TokenType
+
+# How long after a remote start the transaction it asked for may still begin: a 1.6
+# StartTransaction for that token within it is taken as its result (1.6 has no remote
+# start id); after it, the roaming side declares the START_SESSION's session INVALID.
+REMOTE_START_WINDOW = timedelta(minutes=10)
 
 
 class CommandStatus(enum.StrEnum):

@@ -162,6 +162,9 @@ class Transaction:
     charging_state: str | None = None
     # True when the gateway first heard of it at its end (StopTransaction after an outage).
     recovered: bool = False
+    # The reference of the authorization its token got when it started (an eMSP's
+    # real-time authorization), for the roaming session and CDR.
+    authorization_reference: str | None = None
     updated_at: datetime | None = None
 
     @property
@@ -192,3 +195,6 @@ class AuthorizationResult:
     # Who vouched for the token (``local`` or a partner reference), for audit.
     source: str = "local"
     extra: dict[str, str] = field(default_factory=dict)
+    # The authorizer's own reference for this decision (OCPI AuthorizationInfo
+    # authorization_reference), carried to the transaction it lets start.
+    authorization_reference: str | None = None

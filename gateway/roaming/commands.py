@@ -27,7 +27,7 @@ from gateway.domain.models import Charger, EvseConfig
 from gateway.roaming.outbox import routing_meta
 from gateway.roaming.partners import partner_of
 from gateway.roaming.pushes import PushPlanner
-from gateway.roaming.sessions import RemoteStart
+from gateway.roaming.sessions import RemoteStart, reservation_document
 from gateway.roaming.tokens import token_document
 from gateway.storage.base import Document, Store
 from ocpi.server import OcpiRequestContext
@@ -283,8 +283,17 @@ class CommandsReceiver:
                 owner=f"reservation:{partner_id}",
             )
         )
+        number = reservation_number(command.reservation_id)
+        # By the number the charger reports in the transaction that uses the reservation:
+        # its session and CDR carry the eMSP's authorization_reference (mod_sessions).
+        await self._store.sessions.put(
+            reservation_document(
+                charger.id, number, partner_id, command.authorization_reference,
+                command.expiry_date,
+            )
+        )
         domain = cmd.ReserveNow(
-            reservation_id=reservation_number(command.reservation_id),
+            reservation_id=number,
             id_token=command.token.uid,
             expiry=format_datetime(command.expiry_date),
             evse_id=evse.ocpp_id if command.evse_uid else None,

@@ -6,6 +6,13 @@ values arrive (at most once a minute, and always when the status changes: kwh an
 the running ``total_cost``; the periods go with the final PUT), a full PUT when it
 is COMPLETED. Then a CDR priced by the tariff engine is POSTed. Each push goes
 through the durable outbox in the same write as the record it describes.
+
+A START_SESSION the charger accepted is a PENDING session until its transaction starts;
+if none has started ``REMOTE_START_WINDOW`` after the command, the session is INVALID
+(``expire_pending``, mod_sessions SessionStatus: "will not become active") and a
+transaction that starts later is a session of its own. A PATCH the eMSP answers
+"unknown object" is replaced by a PUT of the whole session (``get``, the outbox's
+builder for :data:`SESSION_OBJECT`).
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ from decimal import Decimal
 from typing import Any
 
 from gateway.domain.clock import Clock, IdFactory
+from gateway.domain.commands import REMOTE_START_WINDOW
 from gateway.domain.events import Event, TransactionEnded, TransactionStarted, TransactionUpdated
 from gateway.domain.models import MeterReading, Transaction
 from gateway.roaming import billing
+from gateway.roaming.outbox import full_object_meta
 from gateway.roaming.pushes import PushPlanner
 from gateway.roaming.tokens import RoamingToken, TokenDirectory
 from gateway.storage.base import Document, StorageError, Store
@@ -40,6 +49,8 @@ from ocpi.v221 import CDR, Connector, Location, Session, Token
 log = logging.getLogger(__name__)
 
 PATCH_EVERY = timedelta(minutes=1)
+# The kind of object the outbox rebuilds when a session PATCH finds no session.
+SESSION_OBJECT = "session"
 DEFAULT_CURRENCY = "EUR"
 ZERO_PRICE = {"excl_vat": Decimal("0.00"), "incl_vat": Decimal("0.00")}
 
@@ -143,6 +154,7 @@ class SessionService:
         notify: Callable[[], None],
         *,
         patch_every: timedelta = PATCH_EVERY,
+        pending_expiry: timedelta = REMOTE_START_WINDOW,
     ) -> None:
         self._store = store
         self._directory = directory
@@ -151,6 +163,7 @@ class SessionService:
         self._ids = ids
         self._notify = notify
         self._patch_every = patch_every
+        self._pending_expiry = pending_expiry
         # One lock per *session id*: the live events, the start-up resync, the retries and
         # the START_SESSION hooks of one session all take it, and each decides from what
         # is stored once it holds it.
@@ -198,7 +211,9 @@ class SessionService:
         every path that builds the session (live event, resync, retry) derives the same."""
         if tx.remote_start_id is not None:
             index = await self._store.sessions.get(_start_index(tx.charger_id, tx.remote_start_id))
-            if index is not None and index.data.get("state") != "refused":
+            # A refused command, or one whose session expired INVALID, makes no session
+            # of a transaction that starts anyway: that is a session of its own.
+            if index is not None and index.data.get("state") not in ("refused", "expired"):
                 return str(index.data["session_id"]), index
         return tx.id, None
 
@@ -208,25 +223,32 @@ class SessionService:
 
         ``reread``: the caller's copy may be stale (the resync lists transactions before
         it gets to each); the transaction is read again under the lock."""
-        session_id, index = await self._session_key(tx)
-        async with self._locks.hold(session_id):
-            if reread:
-                fresh = await self._store.transactions.get(tx.id)
-                if fresh is None:
-                    return False
-                tx, ended = fresh, fresh.stopped_at is not None
-            try:
-                return await self._handle_locked(session_id, index, tx, ended)
-            except StorageError:
-                raise  # transient: retried automatically (retry_failed, resync)
-            except Exception as exc:
-                if not ended:
-                    raise
-                # The data cannot make a CDR (a location's time zone, a tariff the pricer
-                # refuses...): the operator sees it and retries it once it is fixed.
-                log.error("transaction %s: no CDR: %s", tx.id, exc)
-                await self._record_failure(tx, session_id, None, _reason(exc))
-                return True
+        while True:
+            session_id, index = await self._session_key(tx)
+            async with self._locks.hold(session_id):
+                # Decided again under the lock: the START_SESSION's session may have
+                # expired INVALID meanwhile (expire_pending), and then this transaction
+                # is a session of its own, under its own lock.
+                again, index = await self._session_key(tx)
+                if again != session_id:
+                    continue
+                if reread:
+                    fresh = await self._store.transactions.get(tx.id)
+                    if fresh is None:
+                        return False
+                    tx, ended = fresh, fresh.stopped_at is not None
+                try:
+                    return await self._handle_locked(session_id, index, tx, ended)
+                except StorageError:
+                    raise  # transient: retried automatically (retry_failed, resync)
+                except Exception as exc:
+                    if not ended:
+                        raise
+                    # The data cannot make a CDR (a location's time zone, a tariff the
+                    # pricer refuses...): the operator sees it and retries it once fixed.
+                    log.error("transaction %s: no CDR: %s", tx.id, exc)
+                    await self._record_failure(tx, session_id, None, _reason(exc))
+                    return True
 
     async def _handle_locked(
         self, session_id: str, index: Document | None, tx: Transaction, ended: bool
@@ -234,6 +256,10 @@ class SessionService:
         doc = await self._store.sessions.get(session_id)
         partner_id: str | None = index.data.get("partner_id") if index is not None else None
         reference: str | None = index.data.get("authorization_reference") if index else None
+        if doc is not None and doc.data.get("status") == "INVALID":
+            # Never revived: _session_key gives a later transaction a session of its own.
+            log.error("session %s is INVALID; transaction %s is not its", session_id, tx.id)
+            return False
         if doc is not None and doc.data.get("pending") and doc.data.get("tx_id") is None:
             # The transaction a START_SESSION asked for: the PENDING session goes ACTIVE.
             partner_id = doc.data.get("partner_id")
@@ -268,6 +294,12 @@ class SessionService:
             roaming = await self._roaming(tx, partner_id)
             if roaming is None:
                 return False
+            if reference is None:
+                # mod_sessions authorization_reference: the eMSP's reference from its
+                # START_SESSION (above), else from the reservation the transaction used,
+                # else from the real-time authorization that let it start.
+                reference = await self._reservation_reference(tx, roaming.partner_id)
+                reference = reference or tx.authorization_reference
             # The tariff is chosen, and kept, when the session starts: the CDR is priced
             # with the version the driver started under, whatever the operator changes
             # or deletes while it runs.
@@ -293,7 +325,11 @@ class SessionService:
                 }
                 if session.total_cost is not None:
                     body["total_cost"] = session.total_cost
-                items.append(self._item(roaming, "sessions", "PATCH", url, body, session.id))
+                # An eMSP that answers "unknown object" gets the whole session by PUT.
+                full = full_object_meta(SESSION_OBJECT, session.id, url)
+                items.append(
+                    self._item(roaming, "sessions", "PATCH", url, body, session.id, full)
+                )
                 last_patch = format_datetime(now)
         data: dict[str, Any] = {
             "session": session.to_json(),
@@ -334,7 +370,14 @@ class SessionService:
         return True
 
     def _item(
-        self, roaming: Roaming, module: str, method: str, url: str, body: Any, key: str
+        self,
+        roaming: Roaming,
+        module: str,
+        method: str,
+        url: str,
+        body: Any,
+        key: str,
+        meta: dict[str, Any] | None = None,
     ) -> Any:
         location, token = roaming.place.location, roaming.token.token
         return self._planner.item(
@@ -344,6 +387,7 @@ class SessionService:
             url,
             body,
             key,
+            meta,
             from_party=PartyId(location.country_code, location.party_id),
             to_party=PartyId(token.country_code, token.party_id),
         )
@@ -392,6 +436,17 @@ class SessionService:
         )
         connector = Connector.model_validate(specs[index])
         return Place(location, evse.evse_uid, evse.evse_id or evse.evse_uid, connector)
+
+    async def _reservation_reference(self, tx: Transaction, partner_id: str) -> str | None:
+        """The authorization_reference of the RESERVE_NOW whose reservation the
+        transaction used (the charger reports its reservation id), if that eMSP's."""
+        if tx.reservation_id is None:
+            return None
+        doc = await self._store.sessions.get(reservation_index(tx.charger_id, tx.reservation_id))
+        if doc is None or doc.data.get("partner_id") != partner_id:
+            return None
+        reference = doc.data.get("authorization_reference")
+        return None if reference is None else str(reference)
 
     async def _tariff(self, place: Place, at: datetime) -> str | None:
         """The connector's first tariff valid at ``at``, as stored (its JSON text)."""
@@ -694,6 +749,9 @@ class SessionService:
         async with self._locks.hold(session_id):
             if await self._store.sessions.get(session_id) is not None:
                 return  # the transaction made it ACTIVE first
+            index = await self._store.sessions.get(key)
+            if index is None or index.owner != _START_INDEX:
+                return  # its window passed already (expire_pending): no PENDING now
             if not accepted:
                 data = dict(index.data) | {"state": "refused"}
                 await self._store.sessions.put(replace(index, data=data))
@@ -759,6 +817,96 @@ class SessionService:
             Document(session_id, data, now, start.partner_id), enqueue=items
         )
 
+    async def expire_pending(self) -> int:
+        """Close the START_SESSIONs older than the remote start window (called
+        periodically); returns how many PENDING sessions became INVALID.
+
+        mod_sessions SessionStatus INVALID: "will not become active". A command's
+        transaction may start within ``REMOTE_START_WINDOW`` (the time a 1.6
+        StartTransaction for its token is still matched to it); after that its PENDING
+        session is PUT as INVALID, and a transaction that starts later anyway (2.0.1
+        echoes the remote start id at any time) is a session of its own. The open
+        commands are the index records under ``_START_INDEX``; each is moved to
+        ``_START_CLOSED`` once decided, so every call reads only the undecided ones,
+        and one that came due while the gateway was down is found at the next call."""
+        expired = 0
+        while True:
+            cutoff = self._clock.now() - self._pending_expiry
+            docs, _ = await self._store.sessions.list(owner=_START_INDEX, date_to=cutoff, limit=100)
+            for index in docs:
+                if await self._close_start(index.key):
+                    expired += 1
+            if len(docs) < 100:
+                return expired
+
+    async def _close_start(self, key: str) -> bool:
+        index = await self._store.sessions.get(key)
+        if index is None or index.owner != _START_INDEX:
+            return False
+        session_id = str(index.data["session_id"])
+        invalid = False
+        async with self._locks.hold(session_id):
+            # Under the session's lock, from what is stored: a transaction starting at
+            # this moment either made the session ACTIVE already, or finds the command
+            # expired and gets a session of its own (_handle decides again under it).
+            index = await self._store.sessions.get(key)
+            if index is None or index.owner != _START_INDEX:
+                return False
+            doc = await self._store.sessions.get(session_id)
+            state = str(index.data.get("state"))
+            if doc is not None and doc.data.get("tx_id") is not None:
+                state = "started"
+            elif state != "refused":
+                state = "expired"
+                if doc is not None and doc.data.get("pending"):
+                    await self._invalid(doc)
+                    invalid = True
+            now = self._clock.now()
+            closed = Document(key, dict(index.data) | {"state": state}, now, _START_CLOSED)
+            await self._store.sessions.put(closed)
+        if invalid:
+            log.info("session %s: no transaction in the remote start window: INVALID", session_id)
+            self._notify()
+        return invalid
+
+    async def _invalid(self, doc: Document) -> None:
+        """PUT the PENDING session as INVALID (the full object: a PUT creates it at an
+        eMSP that missed the PENDING one, where a PATCH would be refused)."""
+        now = self._clock.now()
+        raw = json_loads(doc.data["session"])
+        session = Session.model_validate(raw | {"status": "INVALID", "last_updated": now})
+        partner_id = str(doc.data["partner_id"])
+        token = session.cdr_token
+        items = []
+        url = self._planner.receiver_url(partner_id, "sessions")
+        if url is not None:
+            target = join_url(url, session.country_code, session.party_id, session.id)
+            items.append(
+                self._planner.item(
+                    partner_id,
+                    "sessions",
+                    "PUT",
+                    target,
+                    session,
+                    session.id,
+                    from_party=PartyId(session.country_code, session.party_id),
+                    to_party=PartyId(token.country_code, token.party_id),
+                )
+            )
+        data = dict(doc.data) | {
+            "session": session.to_json(),
+            "pending": False,
+            "status": "INVALID",
+        }
+        await self._store.sessions.put(replace(doc, data=data, last_updated=now), enqueue=items)
+
+    async def get(self, session_id: str) -> Session | None:
+        """A session as last stored (what a PATCH the eMSP refused is replaced with)."""
+        doc = await self._store.sessions.get(session_id)
+        if doc is None or "session" not in doc.data:
+            return None  # an index record beside the sessions
+        return Session.model_validate(json_loads(doc.data["session"]))
+
     # -- GET (Sender interfaces) ------------------------------------------------------
 
     async def sessions_page(self, partner_id: str, page: PageRequest) -> tuple[list[Session], int]:
@@ -785,11 +933,35 @@ class SessionService:
 # Index records share the sessions collection under their own owner, so that session
 # listings (by partner) never show them; failed CDRs share the cdrs collection likewise.
 _START_INDEX = "index:remote-start"
+_START_CLOSED = "index:remote-start:closed"  # its transaction came, or it was refused or expired
+RESERVATION_INDEX = "index:reservation"
 FAILED_CDRS = "failed:cdr"
 
 
 def _start_index(charger_id: str, remote_start_id: int) -> str:
     return f"remote-start:{charger_id}:{remote_start_id}"
+
+
+def reservation_index(charger_id: str, reservation_number: int) -> str:
+    """The key of a RESERVE_NOW's record by what the charger reports of it (the OCPP
+    reservation id a transaction that uses it carries)."""
+    return f"reservation-number:{charger_id}:{reservation_number}"
+
+
+def reservation_document(
+    charger_id: str,
+    reservation_number: int,
+    partner_id: str,
+    authorization_reference: str | None,
+    at: datetime,
+) -> Document:
+    """What a session needs of a RESERVE_NOW: whose it was and its reference."""
+    return Document(
+        reservation_index(charger_id, reservation_number),
+        {"partner_id": partner_id, "authorization_reference": authorization_reference},
+        at,
+        owner=RESERVATION_INDEX,
+    )
 
 
 def _failure_key(tx_id: str) -> str:

@@ -281,6 +281,8 @@ class RoamingAuthorizer:
             _ALLOWED.get(AllowedType(info.allowed), AuthorizationStatus.INVALID),
             source=f"ocpi:{info.token.country_code}*{info.token.party_id}",
             extra=_extra(info.token, partner_id, info.authorization_reference),
+            # mod_sessions: the session and CDR of the transaction carry it.
+            authorization_reference=info.authorization_reference,
         )
 
 

@@ -285,6 +285,7 @@ def encode_transaction(tx: Transaction) -> JsonDict:
         "charging_state": tx.charging_state,
         "recovered": tx.recovered,
         "updated_at": _opt_time(tx.updated_at, "Transaction.updated_at"),
+        "authorization_reference": tx.authorization_reference,
     }
 
 
@@ -308,6 +309,8 @@ def decode_transaction(data: Mapping[str, Any]) -> Transaction:
         charging_state=data.get("charging_state"),
         recovered=data.get("recovered", False),
         updated_at=_opt_decode_time(data.get("updated_at")),
+        # Absent from records written before it was kept.
+        authorization_reference=data.get("authorization_reference"),
     )
 
 

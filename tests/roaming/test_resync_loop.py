@@ -38,6 +38,9 @@ class ScriptedSessions:
         self.retries += 1
         return 0
 
+    async def expire_pending(self) -> int:
+        return 0
+
 
 async def test_resync_is_retried_after_an_outage_without_a_traceback(
     caplog: pytest.LogCaptureFixture,
