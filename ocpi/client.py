@@ -58,6 +58,7 @@ from ocpi.transport import (
     new_request_id,
     next_link,
     parse_datetime,
+    redirect_target,
     routing_headers,
 )
 
@@ -289,7 +290,9 @@ class OcpiClient:
                         raw = await self._read_body(response, method, where)
                         http_status = response.status
                         response_headers = response.headers
-                    moved = self._redirect(target, http_status, response_headers, hops)
+                    moved = redirect_target(
+                        target, http_status, response_headers, hops, self.max_redirects
+                    )
                     if moved is None:
                         break
                     log.info("OCPI %s %s: %d, following to %s", method, where, http_status, moved)
@@ -309,27 +312,6 @@ class OcpiClient:
         return self._reply(
             method, target, http_status, response_headers, raw, request_id, correlation_id
         )
-
-    def _redirect(
-        self, target: URL, http_status: int, headers: CIMultiDictProxy[str], hops: int
-    ) -> URL | None:
-        """Where a 307/308 answer sends the request again (same method and body, RFC
-        9110 15.4.8/15.4.9), or None: not such a redirect, no usable ``Location``,
-        another scheme, host or port (the credentials token must not leave the
-        partner's origin), or already ``max_redirects`` hops (the 3xx is then the
-        answer, an :class:`OcpiHttpError`)."""
-        if http_status not in (307, 308) or hops >= self.max_redirects:
-            return None
-        location = headers.get("Location")
-        if not location:
-            return None
-        try:
-            moved = target.join(URL(location))
-        except ValueError:
-            return None
-        if moved.origin() != target.origin() or moved == target:
-            return None
-        return moved
 
     async def _read_body(self, response: aiohttp.ClientResponse, method: str, where: str) -> bytes:
         chunks: list[bytes] = []

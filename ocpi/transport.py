@@ -903,3 +903,24 @@ def next_link(header_values: Iterable[str]) -> str | None:
                     if "next" in rels:
                         return target.strip()
     return None
+
+
+def redirect_target(
+    target: URL, http_status: int, headers: Mapping[str, str], hops: int, max_hops: int
+) -> URL | None:
+    """Where a 307/308 answer sends a request again (same method and body, RFC 9110
+    15.4.8/15.4.9), or None: not such a redirect, no usable ``Location``, another
+    scheme, host or port (the credentials token must not leave the partner's origin),
+    or already ``max_hops`` hops (the 3xx is then the answer)."""
+    if http_status not in (307, 308) or hops >= max_hops:
+        return None
+    location = headers.get("Location")
+    if not location:
+        return None
+    try:
+        moved = target.join(URL(location))
+    except ValueError:
+        return None
+    if moved.origin() != target.origin() or moved == target:
+        return None
+    return moved

@@ -56,6 +56,7 @@ from ocpi.transport import (
     PartyId,
     encode_authorization,
     new_request_id,
+    redirect_target,
     routing_headers,
 )
 
@@ -214,7 +215,9 @@ class Forwarder:
     :class:`~ocpi.hub.routing.Local` targets (without it they are answered 4003).
     ``timeout`` (seconds, per request, from connecting to the last byte) can be
     overridden per call (``request_timeout``). Answers larger than
-    ``max_response_bytes`` are a 4000.
+    ``max_response_bytes`` are a 4000. A 307/308 answer is followed as the OCPI client
+    follows it (same method and body, same origin, at most ``max_redirects`` hops): a
+    receiver that moved its endpoint is still reached.
     """
 
     def __init__(
@@ -227,8 +230,10 @@ class Forwarder:
         encode_token: bool = True,
         request_id_factory: Callable[[], str] = new_request_id,
         max_response_bytes: int = 64 * 1024 * 1024,
+        max_redirects: int = 3,
     ) -> None:
         self._session = session
+        self.max_redirects = max_redirects
         self._tokens = tokens
         self._local = local
         self.timeout = timeout
@@ -338,17 +343,23 @@ class Forwarder:
         where = f"{method.upper()} {target}"
         try:
             async with asyncio.timeout(limit):
-                async with self._session.request(
-                    method.upper(),
-                    target,
-                    data=body,
-                    headers=headers,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=limit),
-                ) as response:
-                    raw = await self._read(response, where)
-                    status = response.status
-                    received = response.headers
+                hops = 0
+                while True:
+                    async with self._session.request(
+                        method.upper(),
+                        target,
+                        data=body,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=aiohttp.ClientTimeout(total=limit),
+                    ) as response:
+                        raw = await self._read(response, where)
+                        status = response.status
+                        received = response.headers
+                    moved = redirect_target(target, status, received, hops, self.max_redirects)
+                    if moved is None:
+                        break
+                    target, where, hops = moved, f"{method.upper()} {moved}", hops + 1
         except TimeoutError:
             raise HubTimeoutError(
                 f"the receiver did not answer within {limit:g} s ({where})"
