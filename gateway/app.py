@@ -269,8 +269,13 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     parties = [Party(p.country_code, p.party_id) for p in settings.parties]
     providers = app[PROVIDERS]
     notify = _outbox_notifier(app)
-    providers.locations = LocationService(app[STORE], planner, app[CLOCK], parties, notify)
-    providers.tariffs = TariffService(app[STORE], planner, app[CLOCK], parties, notify)
+    references = asyncio.Lock()  # a location naming a tariff vs the tariff's deletion
+    providers.locations = LocationService(
+        app[STORE], planner, app[CLOCK], parties, notify, references=references
+    )
+    providers.tariffs = TariffService(
+        app[STORE], planner, app[CLOCK], parties, notify, references=references
+    )
     app[BUS].subscribe(providers.locations.on_event)
     directory = TokenDirectory(app[STORE])
     providers.sessions = SessionService(

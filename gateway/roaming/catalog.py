@@ -148,12 +148,17 @@ class _OperatorRecords:
         clock: Clock,
         parties: Sequence[Party],
         notify: Callable[[], None],
+        *,
+        references: asyncio.Lock | None = None,
     ) -> None:
         self._store = store
         self._planner = planner
         self._clock = clock
         self._parties = list(parties)
         self._notify = notify
+        # Shared by the location and tariff services of one app: locations naming tariffs
+        # and tariff deletions are decided one at a time.
+        self._references = references or asyncio.Lock()
         # One update at a time per record: pushed statuses are read-modify-write.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -281,9 +286,12 @@ class LocationService(_OperatorRecords):
             }
             _validate(EVSE, extra | probe, f"evses.{uid}.")
             extras[uid] = extra
-        await self._check_tariffs([*default, *(c for cs in own.values() for c in cs)])
         connectors = {uid: [json.loads(c.to_json()) for c in cs] for uid, cs in own.items() if cs}
-        async with self._locks[location_id]:
+        # The tariffs named are checked and the location stored under the lock a tariff's
+        # DELETE checks its users under: neither can slip between the other's check and
+        # write (a location naming a deleted tariff would end in unpriced CDRs).
+        async with self._references, self._locks[location_id]:
+            await self._check_tariffs([*default, *(c for cs in own.values() for c in cs)])
             existing = await self._store.locations.get(location_id)
             data = {
                 "location": template.to_json(),
@@ -596,7 +604,7 @@ class TariffService(_OperatorRecords):
         sessions that may last days."""
         # Under the tariff's lock, as its PUTs: an initial push to a partner that is
         # registering cannot PUT the tariff again after its DELETE.
-        async with self._locks[tariff_id]:
+        async with self._references, self._locks[tariff_id]:
             tariff = await self.get(tariff_id)
             if tariff is None:
                 return False
