@@ -156,8 +156,10 @@ class OcppEndpoint:
         cp_id = charge_point_id(request)
         problem = charger_id_problem(cp_id)
         if problem is not None:
-            log.info("refused charge point id %r from %r: %s", cp_id, request.remote, problem)
-            raise web.HTTPBadRequest(text=problem)
+            address = request.remote or "unknown"
+            log.info("refused charge point id %r from %r: %s", cp_id, address, problem)
+            # An attempt like any other unauthenticated one (a scan of odd ids is bounded).
+            raise self._refuse(address, web.HTTPBadRequest(text=problem))
         subprotocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
         authenticated = await self._admit(request, cp_id, subprotocol)
         address = request.remote or "unknown"

@@ -500,6 +500,7 @@ async def test_unauthenticated_upgrades_per_address_are_bounded(
         assert await refused(session, "STRANGER") == 404
         assert await refused(session, "STRANGER") == 429
         assert await refused(session, "SECURE0", headers=basic("SECURE0", "wrong password!!")) == 429
+        assert await refused(session, "BAD%0AID") == 429  # an invalid id is an attempt too
         # Chargers that authenticate, behind the same address, are never refused.
         held = [
             await session.ws_connect(url + cp_id, protocols=("ocpp1.6",), headers=basic(cp_id, password))
