@@ -446,6 +446,7 @@ class CentralSystem:
         *,
         charging_state: str | None = None,
         id_token: IdToken | None = None,
+        authorization: AuthorizationResult | None = None,
     ) -> Transaction | None:
         tx = await self.store.transactions.find(charger_id, ocpp_id)
         if tx is None:
@@ -455,7 +456,11 @@ class CentralSystem:
         if charging_state is not None:
             changes["charging_state"] = charging_state
         if id_token is not None and tx.id_token is None:
+            # The token of a transaction that started without one (2.0.1), and the
+            # reference of the authorization it got (``authorization``, of that token).
             changes["id_token"] = id_token
+            if tx.authorization_reference is None and _reference(authorization) is not None:
+                changes["authorization_reference"] = _reference(authorization)
         if tx.meter_start_wh is None:
             first = _first_energy(readings)
             if first is not None:

@@ -290,14 +290,22 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
             if existing is None or auth is None:
                 return {"idTokenInfo": id_token_info(auth)} if auth is not None else {}
         readings = readings_v201(payload.get("meterValue") or [], "meterValue")
+        # Authorized before the update is stored: a token that comes only now (E03, the
+        # driver plugged in first) brings the reference of its authorization along.
+        auth = None
+        if token is not None and token.type != "NoAuthorization":
+            auth = await self.csms.authorize(self.charger_id, token, evse_id)
         await self.csms.update_transaction(
             self.charger_id,
             info["transactionId"],
             readings,
             charging_state=info.get("chargingState"),
             id_token=token,
+            authorization=auth,
         )
-        return await self._authorize(token, evse_id)
+        if token is None:
+            return {}
+        return {"idTokenInfo": id_token_info(auth) if auth else {"status": "Accepted"}}
 
     @on(Action.meter_values)
     async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -294,6 +294,27 @@ async def test_real_time_authorization_reference_reaches_session_and_cdr(
     assert [s["authorization_reference"] for s in await emsp.pull(gw.url, "sessions")] == ["RT-1"]
 
 
+async def test_reference_of_a_token_that_comes_after_the_start_201(
+    gateways: GatewayFactory, emsp: LifecycleEmsp
+) -> None:
+    """2.0.1: the driver plugs in first (a transaction without a token), then presents
+    the token: its real-time authorization's reference is the session's."""
+    clock = FakeClock()
+    gw = await _world(gateways, emsp, clock)
+    emsp.authorize["ROAMER8"] = "ALLOWED"
+    async with connect(gw.ws_url, "CP201", "2.0.1") as cp:
+        await _boot(cp, "2.0.1")
+        await cp.call(_event201("Started", 0, "2026-11-23T12:00:00Z", "0", trigger="CablePluggedIn", evse={"id": 1, "connectorId": 1}))
+        updated = await cp.call(_event201("Updated", 1, "2026-11-23T12:01:00Z", "0", trigger="Authorized",
+                                          id_token={"idToken": "ROAMER8", "type": "ISO14443"}))
+        assert updated.id_token_info["status"] == "Accepted"
+        await cp.call(_event201("Ended", 2, "2026-11-23T12:20:00Z", "3000", info={"stoppedReason": "EVDisconnected"}))
+        [cdr] = await eventually(emsp.cdrs, "the CDR")
+    assert emsp.references == ["RT-1"]
+    assert [s["authorization_reference"] for s in emsp.session_puts(cdr["session_id"])] == ["RT-1", "RT-1"]
+    assert cdr["authorization_reference"] == "RT-1"
+
+
 async def test_reservation_reference_reaches_the_session_that_uses_it(
     gateways: GatewayFactory, emsp: LifecycleEmsp
 ) -> None:
