@@ -10,7 +10,9 @@ through the durable outbox in the same write as the record it describes.
 A START_SESSION the charger accepted is a PENDING session until its transaction starts;
 if none has started ``REMOTE_START_WINDOW`` after the command, the session is INVALID
 (``expire_pending``, mod_sessions SessionStatus: "will not become active") and a
-transaction that starts later is a session of its own. A PATCH the eMSP answers
+transaction that starts later is a session of its own. The command is stored by
+charger and token too, so that a 1.6 transaction (no remote start id) finds it after
+a restart of the gateway (``_lookup``). A PATCH the eMSP answers
 "unknown object" is replaced by a PUT of the whole session (``get``, the outbox's
 builder for :data:`SESSION_OBJECT`).
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from gateway.domain.clock import Clock, IdFactory
 from gateway.domain.commands import REMOTE_START_WINDOW
@@ -202,20 +205,70 @@ class SessionService:
         return done
 
     async def _session_key(self, tx: Transaction) -> tuple[str, Document | None]:
-        """The session of a transaction, and the START_SESSION record that names it.
+        """The session of a transaction, and the START_SESSION record that names it."""
+        session_id, index, _ = await self._lookup(tx)
+        return session_id, index
+
+    async def _lookup(self, tx: Transaction) -> tuple[str, Document | None, bool]:
+        """The session of a transaction, the START_SESSION record that names it, and
+        whether the transaction takes that command by its token (its claim record is
+        to be written).
 
         A transaction started by a START_SESSION belongs to the session id chosen before
         the command went to the charger (``remote_start_requested``), so the transaction
         finds it whenever it starts; any other transaction's session id is its own id.
-        Either way the id follows from what is stored before the transaction exists, and
-        every path that builds the session (live event, resync, retry) derives the same."""
+        Either way the id follows from what is stored, and every path that builds the
+        session (live event, resync, retry) derives the same.
+
+        2.0.1 echoes the remote start id; a 1.6 StartTransaction has none, and the
+        central system's in-memory match of its token is lost with a restart between
+        the command and the transaction. So the command is also stored by charger and
+        token: a transaction of that token without a remote start id, that started
+        within the remote start window and has no session yet, takes it; the claim
+        record (by transaction id) keeps it on that session when a later command for
+        the same token replaces the token record."""
         if tx.remote_start_id is not None:
-            index = await self._store.sessions.get(_start_index(tx.charger_id, tx.remote_start_id))
-            # A refused command, or one whose session expired INVALID, makes no session
-            # of a transaction that starts anyway: that is a session of its own.
-            if index is not None and index.data.get("state") not in ("refused", "expired"):
-                return str(index.data["session_id"]), index
-        return tx.id, None
+            found = await self._command_session(tx, _start_index(tx.charger_id, tx.remote_start_id))
+            return (found[0], found[1], False) if found else (tx.id, None, False)
+        if tx.id_token is None:
+            return tx.id, None, False
+        token = await self._store.sessions.get(_token_index(tx.charger_id, tx.id_token.uid))
+        if token is None or token.owner != _START_TOKEN:
+            return tx.id, None, False  # no command for this token here (most transactions)
+        claim = await self._store.sessions.get(_claim_index(tx.id))
+        if claim is not None:
+            found = await self._command_session(tx, str(claim.data["index"]))
+            return (found[0], found[1], False) if found else (tx.id, None, False)
+        if not self._within_window(token, tx.started_at):
+            return tx.id, None, False
+        if await self._store.sessions.get(tx.id) is not None:
+            return tx.id, None, False  # it has its own session already: never moved
+        key = _start_index(tx.charger_id, int(token.data["remote_start_id"]))
+        found = await self._command_session(tx, key)
+        return (found[0], found[1], True) if found else (tx.id, None, False)
+
+    async def _command_session(self, tx: Transaction, key: str) -> tuple[str, Document] | None:
+        """The session of the START_SESSION record ``key`` if the transaction may be
+        (or is) its transaction: not refused, not expired, not another's."""
+        index = await self._store.sessions.get(key)
+        if index is None or index.owner not in (_START_INDEX, _START_CLOSED):
+            return None
+        # A refused command, or one whose session expired INVALID, makes no session
+        # of a transaction that starts anyway: that is a session of its own.
+        if index.data.get("state") in ("refused", "expired"):
+            return None
+        session_id = str(index.data["session_id"])
+        doc = await self._store.sessions.get(session_id)
+        if doc is not None and doc.data.get("tx_id") not in (None, tx.id):
+            return None  # one command, one transaction: a second one is its own session
+        return session_id, index
+
+    def _within_window(self, token: Document, started_at: datetime) -> bool:
+        """Whether a transaction that started at ``started_at`` (the charger's clock)
+        may be the one the command stored in ``token`` asked for."""
+        raw = token.data.get("requested_at")
+        requested = parse_datetime(str(raw)) if raw else token.last_updated
+        return requested - CLOCK_TOLERANCE <= started_at <= requested + self._pending_expiry
 
     async def _handle(self, tx: Transaction, ended: bool, *, reread: bool = False) -> bool:
         """Store and push the session (and CDR) of a transaction; False when it is not
@@ -227,11 +280,25 @@ class SessionService:
             session_id, index = await self._session_key(tx)
             async with self._locks.hold(session_id):
                 # Decided again under the lock: the START_SESSION's session may have
-                # expired INVALID meanwhile (expire_pending), and then this transaction
-                # is a session of its own, under its own lock.
-                again, index = await self._session_key(tx)
+                # expired INVALID meanwhile (expire_pending), or another transaction may
+                # have taken it, and then this transaction is a session of its own,
+                # under its own lock.
+                again, index, claim = await self._lookup(tx)
                 if again != session_id:
                     continue
+                if claim and index is not None:
+                    # Taken by token: remembered by transaction id, so that its later
+                    # events find this session whatever later commands store. Under
+                    # the session's lock, before the session names the transaction
+                    # (which is what keeps a second transaction off it).
+                    await self._store.sessions.put(
+                        Document(
+                            _claim_index(tx.id),
+                            {"index": index.key, "session_id": session_id},
+                            self._clock.now(),
+                            owner=_START_TOKEN,
+                        )
+                    )
                 if reread:
                     fresh = await self._store.transactions.get(tx.id)
                     if fresh is None:
@@ -307,7 +374,9 @@ class SessionService:
         tariff = _decode_tariff(tariff_json)
         readings = await self._store.transactions.readings(tx.id)
         now = self._clock.now()
-        session = self._session(session_id, tx, readings, roaming, now, tariff, reference)
+        session = self._session(
+            session_id, tx, readings, roaming, now, tariff, reference, by_command=index is not None
+        )
         cc, pid = session.country_code, session.party_id
         sessions_url = self._planner.receiver_url(roaming.partner_id, "sessions")
         items = []
@@ -472,6 +541,8 @@ class SessionService:
         now: datetime,
         tariff: dict[str, Any] | None,
         reference: str | None = None,
+        *,
+        by_command: bool = False,
     ) -> Session:
         end = tx.stopped_at or now
         segs = billing.segments(tx, readings, end)
@@ -495,7 +566,7 @@ class SessionService:
                 log.error("session %s: cannot price: %s", tx.id, exc)
         token = roaming.token.token
         # mod_sessions AuthMethod: started by a command, or by a token we had or asked for.
-        if tx.remote_start_id is not None:
+        if tx.remote_start_id is not None or by_command:
             auth_method = "COMMAND"
         elif roaming.token.source == "realtime":
             auth_method = "AUTH_REQUEST"
@@ -720,7 +791,10 @@ class SessionService:
         """A START_SESSION is about to go to the charger: its session id is chosen and
         stored now, before the charger can start the transaction, so the transaction
         always finds it (a charger starts the moment it accepts, often before its answer
-        is even processed; a crash may come in between too)."""
+        is even processed; a crash may come in between too). A 1.6 transaction carries
+        no remote start id: the command is also stored by charger and token, the latest
+        one for that token (``_lookup``)."""
+        now = self._clock.now()
         await self._store.sessions.put(
             Document(
                 _start_index(start.charger_id, start.remote_start_id),
@@ -730,8 +804,16 @@ class SessionService:
                     "authorization_reference": start.authorization_reference,
                     "state": "requested",
                 },
-                self._clock.now(),
+                now,
                 owner=_START_INDEX,
+            )
+        )
+        await self._store.sessions.put(
+            Document(
+                _token_index(start.charger_id, start.token.uid),
+                {"remote_start_id": start.remote_start_id, "requested_at": format_datetime(now)},
+                now,
+                owner=_START_TOKEN,
             )
         )
 
@@ -934,12 +1016,26 @@ class SessionService:
 # listings (by partner) never show them; failed CDRs share the cdrs collection likewise.
 _START_INDEX = "index:remote-start"
 _START_CLOSED = "index:remote-start:closed"  # its transaction came, or it was refused or expired
+# A START_SESSION by charger and token (the latest), and a transaction's claim of one.
+_START_TOKEN = "index:remote-start:token"
 RESERVATION_INDEX = "index:reservation"
 FAILED_CDRS = "failed:cdr"
+# How much earlier than the command a 1.6 transaction's own timestamp may be and still be
+# its transaction (charger clocks are set from the central system's, not exactly).
+CLOCK_TOLERANCE = timedelta(minutes=1)
 
 
 def _start_index(charger_id: str, remote_start_id: int) -> str:
     return f"remote-start:{charger_id}:{remote_start_id}"
+
+
+def _token_index(charger_id: str, uid: str) -> str:
+    # Quoted: a charger id or token uid holding ':' cannot make two pairs one key.
+    return f"remote-start-token:{quote(charger_id, safe='')}:{quote(uid, safe='')}"
+
+
+def _claim_index(tx_id: str) -> str:
+    return f"remote-start-claim:{tx_id}"
 
 
 def reservation_index(charger_id: str, reservation_number: int) -> str:
