@@ -15,14 +15,22 @@ fsync costs one disk flush per *batch*, not per write, thanks to group commit;
 charging transactions are billing data, which is worth that flush.
 ``synchronous="NORMAL"`` skips the fsync at commit: still safe against ``kill -9``
 (the commit is in the OS page cache) but the last commits may be lost on power loss.
+
+One process: the store holds an exclusive ``flock`` on ``<name>.lock`` next to the
+database (``data/gateway.lock``) from open to close, so a second gateway on the same
+data dir is refused at start (several processes need Redis). The OS drops the lock
+when its holder dies, even by ``kill -9``: a stale lock file never blocks a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -332,13 +340,66 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
 
+def _lock(path: Path) -> int | None:
+    """Take the one-process lock of the database at ``path``: the open lock file's
+    descriptor (``None`` where there is no ``flock``); StorageError if another store
+    holds it."""
+    if sys.platform == "win32":
+        # No fcntl on Windows; production runs on POSIX, so a developer's Windows
+        # machine simply goes without the guard.
+        return None
+    import fcntl
+
+    lock_path = path.with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No O_TRUNC: a refused opener must not erase the holder's pid. Never unlinked
+    # either: a process that opened the old file would then lock a different inode.
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            # flock, not fcntl(F_SETLK): its lock belongs to this open file, so a
+            # second store in the same process is refused as well.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise StorageError(_in_use(path.parent, os.pread(fd, 32, 0))) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _in_use(data_dir: Path, content: bytes) -> str:
+    text = content.decode(errors="replace").strip()
+    # Empty while the holder is between its lock and its write.
+    pid = int(text) if text.isdigit() else None
+    if pid == os.getpid():
+        holder = f"another store in this process (pid {pid})"
+    else:
+        holder = "another ocpi-gateway process" + (f" (pid {pid})" if pid else "")
+    return (
+        f"{data_dir} is in use by {holder}; SQLite storage serves one process:"
+        " use Redis (GATEWAY_REDIS_URL) to run several"
+    )
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        # Closing the last descriptor of the open file releases the flock.
+        os.close(fd)
+
+
 class _Database:
     """The writer and reader threads of one database file; the store's ``backend``."""
 
-    def __init__(self, writer: _Worker, reader: _Worker) -> None:
+    def __init__(self, writer: _Worker, reader: _Worker, lock: int | None) -> None:
         self.write = writer.run
         self.read = reader.run
         self._workers = (writer, reader)
+        self._lock: int | None = lock
 
     @property
     def writer_batches(self) -> int:
@@ -352,25 +413,42 @@ class _Database:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         try:
-            conn = await asyncio.to_thread(_connect, path, synchronous, read_only=False)
-        except (sqlite3.Error, OSError) as exc:
+            # First, so that a refused second process touches nothing (no migration).
+            # On the loop, not in a thread: a few quick syscalls, and a cancelled open
+            # cannot leave a lock behind that nobody releases.
+            lock = _lock(path)
+        except OSError as exc:
             raise StorageError(f"cannot open {path}: {exc}") from exc
-        writer = _Worker("gateway-sqlite-writer", conn, _write_batch)
         try:
-            await writer.run(_migrate)
-            conn = await asyncio.to_thread(_connect, path, synchronous, read_only=True)
-        except (sqlite3.Error, OSError) as exc:
-            await writer.close()
-            raise StorageError(f"cannot open {path}: {exc}") from exc
+            try:
+                conn = await asyncio.to_thread(_connect, path, synchronous, read_only=False)
+            except (sqlite3.Error, OSError) as exc:
+                raise StorageError(f"cannot open {path}: {exc}") from exc
+            writer = _Worker("gateway-sqlite-writer", conn, _write_batch)
+            try:
+                await writer.run(_migrate)
+                conn = await asyncio.to_thread(_connect, path, synchronous, read_only=True)
+            except (sqlite3.Error, OSError) as exc:
+                await writer.close()
+                raise StorageError(f"cannot open {path}: {exc}") from exc
+            except BaseException:
+                await writer.close()
+                raise
         except BaseException:
-            await writer.close()
+            _unlock(lock)
             raise
-        return cls(writer, _Worker("gateway-sqlite-reader", conn, _read_batch))
+        return cls(writer, _Worker("gateway-sqlite-reader", conn, _read_batch), lock)
 
     async def close(self) -> None:
-        """Apply every write queued so far, then close both connections."""
-        for worker in self._workers:
-            await worker.close()
+        """Apply every write queued so far, close both connections, then let another
+        store open the database."""
+        try:
+            for worker in self._workers:
+                await worker.close()
+        finally:
+            lock, self._lock = self._lock, None
+            _unlock(lock)
+
 
 
 # -- stores ------------------------------------------------------------------------------

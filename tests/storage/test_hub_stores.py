@@ -39,6 +39,7 @@ async def test_owner_index(store_factory: StoreFactory) -> None:
     assert await index.owner("location", "loc-2") is None
     assert await index.owner("location", "unknown") is None
     # A fresh instance (a restart) reads what was noted, past its small cache.
+    await store.close()
     again = OwnerIndex((await store_factory()).hub_index)
     assert await again.owner("location", "loc-1") == CPO1
     assert await again.owner("token", "t1") == EMSP
@@ -55,7 +56,9 @@ async def test_response_urls_survive_and_expire(store_factory: StoreFactory) -> 
     proxy_id = proxy.proxy_id(url)
     assert proxy_id is not None and len(proxy_id) >= 43  # 256 random bits
     # After a restart the result still finds the eMSP.
-    reopened = StoredResponseUrls((await store_factory()).hub_links)
+    await store.close()
+    store = await store_factory()
+    reopened = StoredResponseUrls(store.hub_links)
     again = ResponseUrlProxy(reopened, "https://hub/commands/sender", clock=clock.now)
     entry = await again.resolve(proxy_id)
     assert entry == ProxiedResponseUrl(
@@ -84,6 +87,7 @@ async def test_rules_are_stored(store_factory: StoreFactory) -> None:
     clock.current += timedelta(seconds=1)  # listed in the order they were made
     await book.add(RuleAction.ALLOW, CPO2, EMSP)
     assert not is_allowed(book.rules, CPO1, EMSP)
+    await store.close()
     again = RuleBook((await store_factory()).hub_rules, clock, UuidFactory())  # type: ignore[arg-type]
     await again.load()
     assert [(r.action, r.party, r.counterpart) for r in again.all()] == [
