@@ -37,6 +37,7 @@ from gateway.domain.authorization import ChainAuthorizer
 from gateway.domain.clock import Clock, IdFactory, SystemClock, UuidFactory
 from gateway.domain.errors import Unavailable
 from gateway.domain.events import EventBus
+from gateway.health import add_health
 from gateway.hub.directory import HostedParty
 from gateway.hub.server import build_hub_app, hub_version_url
 from gateway.hub.service import HUB, Hub, HubConfig, hub_checks_ctx
@@ -475,6 +476,7 @@ def build_app(
     app.cleanup_ctx.append(_catalog_pushes_ctx)
     app.cleanup_ctx.append(hub_checks_ctx(settings.hub_check_interval))
     app.cleanup_ctx.append(_watchdog_ctx)
+    add_health(app)  # first on_shutdown: not ready before the chargers are closed
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
     app.add_subapp("/admin", admin_routes())

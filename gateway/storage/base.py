@@ -339,6 +339,13 @@ class Closeable(Protocol):
     async def close(self) -> None: ...
 
 
+class Backend(Closeable, Protocol):
+    async def ping(self) -> None:
+        """Return once the backend answers a trivial request (readiness probes);
+        :class:`StorageError` if it does not, or after ``close()``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """All entity stores of one backend."""
@@ -348,7 +355,7 @@ class Store:
     connectors: ConnectorStore
     transactions: TransactionStore
     tokens: TokenStore
-    backend: Closeable
+    backend: Backend
     # Roaming (OCPI): one collection of documents each, and the outbox to partners.
     locations: DocumentStore
     tariffs: DocumentStore
@@ -374,7 +381,7 @@ class Store:
         connectors: ConnectorStore,
         transactions: TransactionStore,
         tokens: TokenStore,
-        backend: Closeable,
+        backend: Backend,
         outbox: OutboxStore,
         documents: Callable[[str], DocumentStore],
     ) -> Store:
@@ -399,6 +406,10 @@ class Store:
             hub_statuses=documents("hub_statuses"),
             outbox=outbox,
         )
+
+    async def ping(self) -> None:
+        """The backend answers (a cheap read); StorageError if not."""
+        await self.backend.ping()
 
     async def close(self) -> None:
         await self.backend.close()

@@ -843,6 +843,11 @@ class _RedisBackend:
         )
         return bool(result)
 
+    async def ping(self) -> None:
+        # Queued like every command (so it waits behind them, and for a lost connection
+        # up to retry_seconds): the answer says the store's own connection works.
+        await self.db.command("PING", retry=True)
+
     async def close(self) -> None:
         """Finish the commands already queued, then disconnect (idempotent)."""
         await self.db.close()

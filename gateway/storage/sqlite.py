@@ -439,6 +439,12 @@ class _Database:
             raise
         return cls(writer, _Worker("gateway-sqlite-reader", conn, _read_batch), lock)
 
+    async def ping(self) -> None:
+        # Through the reader, behind whatever reads are queued: a stuck reader thread or
+        # an unreadable file shows here. A read of a real table, not ``SELECT 1``, which
+        # SQLite answers without touching the database.
+        await self.read(_fetch_one("SELECT version FROM schema_version", ()))
+
     async def close(self) -> None:
         """Apply every write queued so far, close both connections, then let another
         store open the database."""
