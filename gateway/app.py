@@ -106,9 +106,18 @@ def load_admin_token(settings: Settings) -> tuple[str, bool]:
         return path.read_text().strip(), False
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    # Written whole to a private file, then linked into place: two first starts at once
+    # never see a half-written token, and the one that loses the race reads the winner's.
+    fd, scratch = tempfile.mkstemp(dir=settings.data_dir, prefix=".admin_token.")
+    try:
+        with os.fdopen(fd, "w") as f:  # mkstemp: mode 0600
+            f.write(token + "\n")
+        try:
+            os.link(scratch, path)
+        except FileExistsError:
+            return path.read_text().strip(), False
+    finally:
+        os.unlink(scratch)
     return token, True
 
 
