@@ -53,6 +53,7 @@ from gateway.keys import (
     SETTINGS,
     STORE,
 )
+from gateway.leases import LEASES, Leases, holder_id
 from gateway.roaming.catalog import (
     LOCATION_OBJECT,
     LocationService,
@@ -136,6 +137,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_seconds=settings.storage_retry_seconds,
     )
     app[STORE] = store
+    # The once-per-cluster background jobs run under leases in the store (gateway.leases).
+    app[LEASES] = Leases(store.leases, holder_id(app[IDS]), settings.lease_seconds)
     authorizer = ChainAuthorizer([LocalListAuthorizer(store.tokens, app[CLOCK])])
     app[AUTHORIZER] = authorizer
     csms = CentralSystem(
@@ -313,18 +316,23 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         next_request_id=csms.next_request_id,
         remote_starts=providers.sessions,
     )
-    # Sessions and CDRs a crash may have cut off, rebuilt in the background; those whose
-    # event failed while running, handled again every minute.
-    resync = asyncio.create_task(
-        _resync(
-            providers.sessions, app[CLOCK].now() - RESYNC_WINDOW, settings.session_retry_interval
-        ),
-        name="session-resync",
+    # Sessions and CDRs a crash may have cut off, rebuilt in the background, and the
+    # START_SESSIONs that never started expired: work on the shared storage, so once per
+    # cluster, by the holder of the "sessions" lease (the resync runs each time a process
+    # gains it: after a start of the whole cluster, and when a survivor takes over).
+    sessions, clock = providers.sessions, app[CLOCK]
+    interval = settings.session_retry_interval
+    resync = app[LEASES].start(
+        "sessions", lambda: _resync(sessions, clock.now() - RESYNC_WINDOW, interval)
     )
+    # The events that failed in this process are known to this process only (kept in
+    # memory): every process retries its own, outside the lease.
+    retries = asyncio.create_task(_retry_failed(sessions, interval), name="session-retries")
     yield
-    resync.cancel()
+    retries.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await resync
+        await retries
+    await resync.stop()
     await providers.commands.close()
     await http.close()
 
@@ -383,8 +391,10 @@ RESYNC_WINDOW = timedelta(days=2)
 
 
 async def _resync(sessions: SessionService, since: datetime, retry_interval: float) -> None:
-    # The start-up resync is tried again every interval until it has gone through (a
-    # storage outage at start must not leave the sessions a crash cut off unbuilt).
+    """The "sessions" lease's job: the resync, then the expiry of PENDING sessions every
+    interval."""
+    # The resync is tried again every interval until it has gone through (a storage
+    # outage at start must not leave the sessions a crash cut off unbuilt).
     resynced = False
     while True:
         if not resynced:
@@ -400,10 +410,23 @@ async def _resync(sessions: SessionService, since: datetime, retry_interval: flo
                     log.warning(
                         "rebuilt the sessions/CDRs of %d transactions after a restart", handled
                     )
+                else:
+                    log.info("session resync: no session or CDR to rebuild")
+        await asyncio.sleep(retry_interval)
+        try:
+            await sessions.expire_pending()  # START_SESSIONs that never started: INVALID
+        except Unavailable as exc:
+            log.warning("expiring pending sessions: %s", exc)
+        except Exception:
+            log.exception("expiring pending sessions failed")
+
+
+async def _retry_failed(sessions: SessionService, retry_interval: float) -> None:
+    """Every interval, the session updates that failed in this process, handled again."""
+    while True:
         await asyncio.sleep(retry_interval)
         try:
             retried = await sessions.retry_failed()
-            await sessions.expire_pending()  # START_SESSIONs that never started: INVALID
         except Unavailable as exc:
             log.warning("retrying failed sessions: %s", exc)
             continue
@@ -425,6 +448,7 @@ def _outbox_notifier(app: web.Application) -> Callable[[], None]:
 
 
 async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Not under a lease: every process checks (and closes) its own chargers' connections.
     csms = app[CSMS]
     period = min(30.0, csms.heartbeat_interval / 2)
 

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="use Redis storage instead of SQLite")
     redis_prefix: str = Field(default="gw:", description="prefix of every Redis key")
+    lease_seconds: float = Field(
+        default=15.0,
+        ge=0.5,
+        le=3600,
+        description="TTL of the leases under which the once-per-cluster background jobs run:"
+        " a survivor takes a dead process's jobs over within about this long",
+    )
     storage_retry_seconds: float = Field(
         default=5.0,
         ge=0,

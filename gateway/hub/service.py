@@ -27,7 +27,6 @@ location's CPO.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -50,6 +49,7 @@ from gateway.hub.directory import (
 )
 from gateway.hub.links import OwnerIndex, StoredResponseUrls
 from gateway.hub.rules import RuleBook
+from gateway.leases import LEASES
 from gateway.roaming.outbox import Outbox, routing_meta
 from gateway.roaming.partners import Partner, PartnerKind, PartnerRegistry, TokenMatch, partner_of
 from gateway.roaming.pushes import wire_json
@@ -723,13 +723,14 @@ HUB = web.AppKey("hub", Hub)
 
 
 def hub_checks_ctx(interval: float) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` running :meth:`Hub.run_checks` (after the hub's own)."""
+    """A ``cleanup_ctx`` running :meth:`Hub.run_checks` (after the hub's own) in the one
+    process of a cluster that holds the "hub-checks" lease: a platform is probed, and
+    its status change pushed, once, not once per process."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(app[HUB].run_checks(interval), name="hub-checks")
+        hub = app[HUB]
+        checks = app[LEASES].start("hub-checks", lambda: hub.run_checks(interval))
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await checks.stop()
 
     return ctx

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import enum
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -335,6 +336,52 @@ class OutboxStore(Protocol):
         ...
 
 
+# Lease names are part of Redis key names: fixed words, never ``:``.
+LEASE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def check_lease(name: str, holder: str, ttl: float | None = None) -> None:
+    """``ValueError`` unless the name is ``[a-z][a-z0-9-]*``, the holder not empty and
+    the TTL (when given) from a millisecond to a year."""
+    if not LEASE_NAME.fullmatch(name):
+        raise ValueError(f"lease name {name!r} is not [a-z][a-z0-9-]*")
+    if not holder:
+        raise ValueError("a lease holder cannot be empty")
+    if ttl is not None and not 0.001 <= ttl <= 366 * 86400:  # NaN and infinity too
+        raise ValueError(f"a lease TTL must be from 0.001 s to a year, not {ttl!r}")
+
+
+class LeaseStore(Protocol):
+    """Named leases: which process of a cluster runs a piece of background work that
+    must run once (see ``gateway.leases``). At most one holder per name; a lease not
+    renewed within ``ttl`` seconds of its last acquire or renew expires, and is free.
+
+    A holder never extends or ends another holder's lease. Each call is atomic, and
+    repeating a call with the same arguments gives the same answer (a lost answer is
+    safely asked again). Expiry is measured by the backend's clock (Redis: the server's;
+    SQLite, one process only: an injected monotonic clock), never by the domain clock,
+    which tests move by hours. Arguments: see :func:`check_lease` (``ValueError``).
+    """
+
+    async def acquire(self, name: str, holder: str, ttl: float) -> bool:
+        """Take the lease if it is free (or expired) for ``ttl`` seconds: True. Already
+        ``holder``'s: extended as by ``renew``, True. Another holder's: False."""
+        ...
+
+    async def renew(self, name: str, holder: str, ttl: float) -> bool:
+        """Extend ``holder``'s lease to ``ttl`` seconds from now: True; False (and nothing
+        changed) when it is not ``holder``'s (another's, free or expired)."""
+        ...
+
+    async def release(self, name: str, holder: str) -> None:
+        """Free the lease if it is ``holder``'s; else nothing."""
+        ...
+
+    async def holder(self, name: str) -> str | None:
+        """Who holds the lease now; None when it is free (or expired)."""
+        ...
+
+
 class Closeable(Protocol):
     async def close(self) -> None: ...
 
@@ -371,6 +418,8 @@ class Store:
     hub_index: DocumentStore
     hub_statuses: DocumentStore
     outbox: OutboxStore
+    # Which process of a cluster runs each once-per-cluster background job.
+    leases: LeaseStore
 
     @classmethod
     def assemble(
@@ -384,6 +433,7 @@ class Store:
         backend: Backend,
         outbox: OutboxStore,
         documents: Callable[[str], DocumentStore],
+        leases: LeaseStore,
     ) -> Store:
         """A backend's stores; ``documents(name)`` opens the document collection ``name``
         (each collection is named after its field, so the names live here only)."""
@@ -405,6 +455,7 @@ class Store:
             hub_index=documents("hub_index"),
             hub_statuses=documents("hub_statuses"),
             outbox=outbox,
+            leases=leases,
         )
 
     async def ping(self) -> None:

@@ -84,6 +84,12 @@ of the sequence per item)                   call's seqs when the first item is s
                                             deletion, and answers how many that was
 opening: layout read, ``INDEX_DONE``,       sent again (idempotent by design)
 layout claim
+``leases.acquire``, ``leases.renew``        sent again: each checks the holder in the script
+(``ACQUIRE_LEASE``, ``RENEW_LEASE``)        and a repeat by the same holder answers True again
+                                            (a plain ``SET NX`` would answer "taken" to a
+                                            repeat whose first try went through)
+``leases.release`` (``RELEASE_LEASE``)      sent again: deletes only the holder's own lease,
+                                            and its answer is not used
 ==========================================  ===================================================
 """
 
@@ -114,6 +120,7 @@ from gateway.storage.base import (
     OutboxStatus,
     StorageError,
     Store,
+    check_lease,
 )
 from gateway.storage.redis_batch import DEFAULT_MAX_BATCH, Arg, CommandBatcher, Retry, Script
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
@@ -671,6 +678,38 @@ end
 return 1
 """
 
+# Leases (``gateway.leases``): the holder is checked in the script, so that a process
+# never extends or deletes another's lease (a GET then a PEXPIRE or DEL from the client
+# could act on a lease that expired and was taken in between). KEYS: 1 the lease;
+# ARGV: 1 holder, 2 TTL (ms). -> 1 this holder's now, 0 another holder's
+_ACQUIRE_LEASE: Final = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+_RENEW_LEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+# KEYS: 1 the lease; ARGV: 1 holder. -> 1 released, 0 not this holder's
+_RELEASE_LEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
 # The scripts as called (EVALSHA; loaded on every new connection and when missing).
 CREATE_TX: Final = Script(_CREATE_TX)
 CREATE_TX_AGAIN: Final = Script(_CREATE_TX_AGAIN)
@@ -697,6 +736,9 @@ PUT_DOCUMENT_AGAIN: Final = Script(_PUT_DOCUMENT_AGAIN)
 DELETE_DOCUMENT: Final = Script(_DELETE_DOCUMENT)
 DELETE_DOCUMENT_AGAIN: Final = Script(_DELETE_DOCUMENT_AGAIN)
 LIST_DOCUMENTS: Final = Script(_LIST_DOCUMENTS)
+ACQUIRE_LEASE: Final = Script(_ACQUIRE_LEASE)
+RENEW_LEASE: Final = Script(_RENEW_LEASE)
+RELEASE_LEASE: Final = Script(_RELEASE_LEASE)
 # Preloaded on each connection, the *_AGAIN ones too: they are needed right after a
 # reconnection, when a round trip more (NOSCRIPT, then EVAL) would delay the recovery.
 SCRIPTS: Final = (
@@ -725,6 +767,9 @@ SCRIPTS: Final = (
     DELETE_DOCUMENT,
     DELETE_DOCUMENT_AGAIN,
     LIST_DOCUMENTS,
+    ACQUIRE_LEASE,
+    RENEW_LEASE,
+    RELEASE_LEASE,
 )
 
 
@@ -764,6 +809,7 @@ async def open_redis_store(
         backend=backend,
         outbox=RedisOutboxStore(backend),
         documents=lambda name: RedisDocumentStore(backend, name),
+        leases=RedisLeaseStore(backend),
     )
 
 
@@ -1368,3 +1414,34 @@ class RedisOutboxStore:
             LIST_ITEMS, [index], [keys.outbox_item_prefix, offset, offset + limit - 1], retry=True
         )
         return _decode_items(rows)
+
+
+class RedisLeaseStore:
+    """Leases as ``lease:{name}`` keys holding the holder, expiring by ``PX`` (the Redis
+    server's clock; see ``LeaseStore``)."""
+
+    def __init__(self, backend: _RedisBackend) -> None:
+        self._db = backend.db
+        self._keys = backend.keys
+
+    async def acquire(self, name: str, holder: str, ttl: float) -> bool:
+        return await self._call(ACQUIRE_LEASE, name, holder, ttl)
+
+    async def renew(self, name: str, holder: str, ttl: float) -> bool:
+        return await self._call(RENEW_LEASE, name, holder, ttl)
+
+    async def release(self, name: str, holder: str) -> None:
+        check_lease(name, holder)
+        key = self._keys.lease(name)
+        await self._db.evalsha(RELEASE_LEASE, [key], [holder], retry=True, guard=key)
+
+    async def holder(self, name: str) -> str | None:
+        check_lease(name, "-")
+        value = await self._db.command("GET", self._keys.lease(name), retry=True)
+        return None if value is None else _text(value)
+
+    async def _call(self, script: Script, name: str, holder: str, ttl: float) -> bool:
+        check_lease(name, holder, ttl)
+        key = self._keys.lease(name)
+        ms = max(1, round(ttl * 1000))
+        return bool(await self._db.evalsha(script, [key], [holder, ms], retry=True, guard=key))

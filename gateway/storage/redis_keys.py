@@ -54,6 +54,9 @@ key                                    type         content
                                                     (random request id) removed something:
                                                     how a delete sent again after its answer
                                                     was lost answers as the first time
+``{p}lease:{name}``                    string       the holder of a once-per-cluster job's
+                                                    lease (``gateway.leases``), with a TTL
+                                                    (PX): gone when its holder stops renewing
 =====================================  ===========  ===========================================
 """
 
@@ -61,10 +64,14 @@ from __future__ import annotations
 
 import re
 
+from gateway.storage.base import LEASE_NAME
+
 # Version of the layout above; bump with a migration when it changes.
 # 2: roaming documents and the outbox (added keys only: nothing to convert).
 # 3: ``outbox-done`` and the items' ``completed_at`` (filled in for the items already
 #    done, from their ``next_attempt_at``, before a store claims version 3).
+# (``lease:{name}`` keys came later without a new version: they expire on their own,
+# and a gateway that does not know them simply never reads them.)
 LAYOUT_VERSION = 3
 
 # Collection names are part of key names: fixed words, never ``:``.
@@ -188,6 +195,11 @@ class RedisKeys:
 
     def deleted(self, request_id: str) -> str:
         return f"{self.prefix}deleted:{request_id}"
+
+    def lease(self, name: str) -> str:
+        if not LEASE_NAME.fullmatch(name):
+            raise ValueError(f"lease name {name!r} is not [a-z][a-z0-9-]*")
+        return f"{self.prefix}lease:{name}"
 
     def match_all(self) -> str:
         """A SCAN MATCH pattern for every key under this prefix (glob characters escaped)."""

@@ -32,6 +32,7 @@ import queue
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -56,6 +57,7 @@ from gateway.storage.base import (
     OutboxStatus,
     StorageError,
     Store,
+    check_lease,
 )
 
 _T = TypeVar("_T")
@@ -146,6 +148,7 @@ async def open_sqlite_store(
         backend=database,
         outbox=SqliteOutboxStore(database),
         documents=lambda name: SqliteDocumentStore(database, name),
+        leases=SqliteLeaseStore(database),
     )
 
 
@@ -1135,3 +1138,62 @@ class SqliteOutboxStore:
         sql += " ORDER BY seq LIMIT ? OFFSET ?"
         rows = await self._db.read(_fetch_outbox(sql, [*params, limit, offset]))
         return [_decode_outbox(row) for row in rows]
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    return None
+
+
+class SqliteLeaseStore:
+    """Leases of the one process that may use a SQLite data dir (the lock file refuses
+    a second): kept in memory, since no other process can ever ask; a lease the process
+    held before a restart is gone with it, as an expired one. Same semantics as the
+    Redis leases (one contract suite), expiry measured by ``clock`` (monotonic seconds,
+    injected for tests), never by the domain clock."""
+
+    def __init__(self, database: _Database, clock: Callable[[], float] = time.monotonic) -> None:
+        self._database = database
+        self._clock = clock
+        self._leases: dict[str, tuple[str, float]] = {}  # name -> (holder, expires at)
+
+    async def acquire(self, name: str, holder: str, ttl: float) -> bool:
+        check_lease(name, holder, ttl)
+        await self._open()
+        current = self._current(name)
+        if current is not None and current != holder:
+            return False
+        self._leases[name] = (holder, self._clock() + ttl)
+        return True
+
+    async def renew(self, name: str, holder: str, ttl: float) -> bool:
+        check_lease(name, holder, ttl)
+        await self._open()
+        if self._current(name) != holder:
+            return False
+        self._leases[name] = (holder, self._clock() + ttl)
+        return True
+
+    async def release(self, name: str, holder: str) -> None:
+        check_lease(name, holder)
+        await self._open()
+        if self._current(name) == holder:
+            del self._leases[name]
+
+    async def holder(self, name: str) -> str | None:
+        check_lease(name, "-")
+        await self._open()
+        return self._current(name)
+
+    def _current(self, name: str) -> str | None:
+        lease = self._leases.get(name)
+        if lease is None:
+            return None
+        if lease[1] <= self._clock():
+            del self._leases[name]
+            return None
+        return lease[0]
+
+    async def _open(self) -> None:
+        # A trip through the reader, as every store call: StorageError once the store is
+        # closed, like the others (the leases themselves need no database).
+        await self._database.read(_nothing)

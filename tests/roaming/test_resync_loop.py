@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.app import _resync
+from gateway.app import _resync, _retry_failed
 from gateway.storage.base import StorageUnavailable
 
 
@@ -25,6 +25,7 @@ class ScriptedSessions:
         self.resync_failures = resync_failures
         self.resyncs = 0
         self.retries = 0
+        self.expiries = 0
         self.done = asyncio.Event()
 
     async def resync(self, since: datetime) -> int:
@@ -39,6 +40,7 @@ class ScriptedSessions:
         return 0
 
     async def expire_pending(self) -> int:
+        self.expiries += 1
         return 0
 
 
@@ -50,8 +52,8 @@ async def test_resync_is_retried_after_an_outage_without_a_traceback(
     task = asyncio.create_task(_resync(cast(Any, sessions), datetime(2026, 1, 1, tzinfo=UTC), 0.01))
     try:
         await asyncio.wait_for(sessions.done.wait(), timeout=5)
-        retries = sessions.retries
-        while sessions.retries < retries + 2:  # the loop goes on with its retries
+        expiries = sessions.expiries
+        while sessions.expiries < expiries + 2:  # the loop goes on with its expiries
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
@@ -62,3 +64,19 @@ async def test_resync_is_retried_after_an_outage_without_a_traceback(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("session resync: Redis unreachable" in m for m in messages) == 2
     assert any("rebuilt the sessions/CDRs of 3 transactions" in m for m in messages)
+
+
+async def test_each_process_retries_its_own_failed_sessions_outside_the_lease() -> None:
+    # The failed events are kept in this process's memory: their retry loop runs in every
+    # process, apart from the "sessions" lease's job (_resync), which never retries them.
+    sessions = ScriptedSessions(resync_failures=0)
+    task = asyncio.create_task(_retry_failed(cast(Any, sessions), 0.01))
+    try:
+        async with asyncio.timeout(5):
+            while sessions.retries < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert sessions.resyncs == 0 and sessions.expiries == 0
