@@ -1,6 +1,6 @@
 """Once-per-cluster background work, with three real ``ocpi-gateway serve`` processes on
 one real Redis: each lease ("sessions": the session resync and the PENDING expiry;
-"hub-checks": the hub's still-alive check) has exactly one holder, whose job runs; when
+"hub-checks": the hub's still-alive check; "outbox": the push worker) has exactly one holder, whose job runs; when
 the holder is killed with SIGKILL a survivor gains the lease within about the TTL and
 runs the job (its start-up resync logs its line); a clean shutdown releases the leases.
 
@@ -35,7 +35,7 @@ from tests.conftest import (
 from tests.csms.test_restart import GatewayProcess
 
 TTL = 1.0
-LEASES = ("sessions", "hub-checks")
+LEASES = ("sessions", "hub-checks", "outbox")
 RESYNC_LINE = "session resync: no session or CDR to rebuild"
 
 

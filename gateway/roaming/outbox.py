@@ -59,6 +59,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.domain.clock import Clock, IdFactory
+from gateway.leases import LEASES
 from gateway.roaming.partners import Partner, PartnerRegistry, PartnerStatus, RegistrationError
 from gateway.roaming.server import REGISTRY
 from gateway.storage.base import OutboxItem, OutboxStatus, OutboxStore, StorageUnavailable, Store
@@ -172,11 +173,31 @@ def make_outbox_ctx(
         )
         app[OUTBOX] = outbox
         app[OUTBOX_WORKER] = worker
-        await worker.start()
+        leases = app.get(LEASES)
+        if leases is None:  # an app without leases (one process): the worker just runs
+            await worker.start()
+            try:
+                yield
+            finally:
+                await worker.stop()
+            return
+
+        async def deliver() -> None:
+            # Under the lease ``outbox``: one process of a cluster delivers, so no push
+            # goes out twice; a survivor takes over a dead holder's pending items once
+            # its lease expires (an attempt the holder had in flight may then be sent
+            # again: at least once, with the same X-Correlation-ID).
+            await worker.start()
+            try:
+                await asyncio.Event().wait()  # until the lease is lost or the app stops
+            finally:
+                await worker.stop()
+
+        job = leases.start("outbox", deliver)
         try:
             yield
         finally:
-            await worker.stop()
+            await job.stop()
 
     return outbox_ctx
 

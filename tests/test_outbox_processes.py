@@ -1,0 +1,128 @@
+"""The push outbox with two real ``ocpi-gateway serve`` processes on one real Redis: the
+worker runs in the holder of the ``outbox`` lease only, so every push made through
+either process reaches the eMSP exactly once; when the holder is killed with SIGKILL the
+survivor delivers what is pending and what comes next."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from gateway.storage.redis_keys import RedisKeys
+from tests.conftest import (
+    ADMIN_TOKEN,
+    REDIS_URL,
+    SECRET_KEY,
+    _redis_available,
+    drop_redis_prefix,
+    require_redis_or_skip,
+)
+from tests.roaming.emsp import EmspPlatform
+from tests.roaming.test_catalog import TARIFF
+from tests.test_leases_processes import LoggedGateway
+
+TTL = 1.0
+
+
+async def until(condition: Callable[[], Awaitable[bool]], bound: float = 15.0) -> None:
+    deadline = time.monotonic() + bound
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def emsp() -> AsyncIterator[EmspPlatform]:
+    platform = EmspPlatform()
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.stop()
+
+
+async def admin(gw: LoggedGateway, method: str, path: str, body: object = None) -> tuple[int, object]:
+    async with aiohttp.ClientSession() as s, s.request(method, f"{gw.url}/admin{path}", json=body, headers=gw.headers) as r:
+        return r.status, await r.json()
+
+
+async def test_every_push_once_through_either_process_and_after_a_sigkill(
+    tmp_path: Path, emsp: EmspPlatform
+) -> None:
+    require_redis_or_skip(await _redis_available())
+    prefix = f"test:{uuid.uuid4().hex}:"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env |= {
+        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATEWAY_LOG_LEVEL": "INFO",
+        "GATEWAY_REDIS_URL": REDIS_URL,
+        "GATEWAY_REDIS_PREFIX": prefix,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+        "GATEWAY_LEASE_SECONDS": str(TTL),
+        "GATEWAY_OUTBOX_POLL_INTERVAL": "0.2",
+    }
+    a, b = (LoggedGateway(tmp_path / f"data-{n}", env, tmp_path / f"{n}.log") for n in "AB")
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await a.start()
+        # The partner registers through A; B, started after, loads it (a partner that
+        # registers while B runs reaches B only at its restart until issue 10's refresh).
+        _, partner = await admin(a, "POST", "/partners", {"name": "eMSP"})
+        assert isinstance(partner, dict)
+        status, _ = await admin(
+            a, "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
+        )
+        assert status == 200
+        await b.start()
+        gateways = {a.pid: a, b.pid: b}
+
+        async def holder() -> LoggedGateway | None:
+            value = await client.get(RedisKeys(prefix).lease("outbox"))
+            return None if value is None else gateways[int(value.decode().split(":")[1])]
+
+        async def held() -> bool:
+            return await holder() is not None
+
+        async def delivered(n: int) -> bool:
+            return len(emsp.pushes("tariffs", "PUT")) >= n
+
+        await until(held)
+        for i in range(10):
+            status, _ = await admin(a if i % 2 else b, "PUT", f"/tariffs/T{i}", TARIFF)
+            assert status == 201
+        await until(lambda: delivered(10))
+
+        dead = await holder()
+        assert dead is not None
+        dead.kill()
+        survivor = b if dead is a else a
+        for i in range(10, 14):
+            status, _ = await admin(survivor, "PUT", f"/tariffs/T{i}", TARIFF)
+            assert status == 201
+        await until(lambda: delivered(14))
+        assert await holder() is survivor
+
+        async def settled() -> bool:
+            status, items = await admin(survivor, "GET", "/outbox?status=pending")
+            return status == 200 and items == []
+
+        await until(settled)
+        paths = Counter(path for _, path, _ in emsp.pushes("tariffs", "PUT"))
+        assert sorted(paths) == sorted(f"/ocpi/2.2.1/tariffs/ZZ/GWY/T{i}" for i in range(14))
+        assert set(paths.values()) == {1}, paths  # none twice
+        assert survivor.count("lease outbox gained by") == 1  # once: at the takeover
+    finally:
+        for gw in (a, b):
+            if gw.proc is not None and gw.proc.poll() is None:
+                gw.kill()
+        await client.aclose()
+        await drop_redis_prefix(prefix)
