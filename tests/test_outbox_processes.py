@@ -126,3 +126,54 @@ async def test_every_push_once_through_either_process_and_after_a_sigkill(
                 gw.kill()
         await client.aclose()
         await drop_redis_prefix(prefix)
+
+
+async def test_the_outbox_holder_learns_a_partner_registered_through_another_process(
+    tmp_path: Path, emsp: EmspPlatform
+) -> None:
+    # B starts first and takes the outbox lease; the partner then registers through A.
+    # B's worker has never heard of it: it reads it from the store, never fails the push.
+    require_redis_or_skip(await _redis_available())
+    prefix = f"test:{uuid.uuid4().hex}:"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env |= {
+        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GATEWAY_REDIS_URL": REDIS_URL,
+        "GATEWAY_REDIS_PREFIX": prefix,
+        "GATEWAY_SECRET_KEY": SECRET_KEY,
+        "GATEWAY_LEASE_SECONDS": str(TTL),
+        "GATEWAY_OUTBOX_POLL_INTERVAL": "0.2",
+    }
+    a, b = (LoggedGateway(tmp_path / f"data-{n}", env, tmp_path / f"{n}.log") for n in "AB")
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        await b.start()
+
+        async def b_holds() -> bool:
+            value = await client.get(RedisKeys(prefix).lease("outbox"))
+            return value is not None and int(value.decode().split(":")[1]) == b.pid
+
+        await until(b_holds)
+        await a.start()
+        _, partner = await admin(a, "POST", "/partners", {"name": "eMSP"})
+        assert isinstance(partner, dict)
+        status, _ = await admin(
+            a, "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
+        )
+        assert status == 200
+        for i in range(3):
+            assert (await admin(a, "PUT", f"/tariffs/T{i}", TARIFF))[0] == 201
+
+        async def delivered() -> bool:
+            return len(emsp.pushes("tariffs", "PUT")) >= 3
+
+        await until(delivered)
+        assert await b_holds()  # B delivered them
+        status, failed = await admin(a, "GET", "/outbox?status=failed")
+        assert status == 200 and failed == []
+    finally:
+        for gw in (a, b):
+            if gw.proc is not None and gw.proc.poll() is None:
+                gw.kill()
+        await client.aclose()
+        await drop_redis_prefix(prefix)

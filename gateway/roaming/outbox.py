@@ -670,6 +670,10 @@ class OutboxWorker:
 
     async def _deliver(self, item: OutboxItem) -> Delivery:
         partner = self._registry.get(item.partner_id)
+        if partner is None or partner.status is not PartnerStatus.REGISTERED:
+            # Another process sharing the store may have registered it since this one
+            # loaded its partners: never fail a push for want of hearing of its partner.
+            partner = await self._registry.refresh(item.partner_id) or partner
         if partner is None:
             return await self._fail(item, f"partner {item.partner_id} is unknown")
         if partner.status is not PartnerStatus.REGISTERED:

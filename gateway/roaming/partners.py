@@ -256,6 +256,17 @@ class PartnerRegistry:
         if converted:
             log.warning("stored the tokens of %d partners hashed / encrypted again", converted)
 
+    async def refresh(self, partner_id: str) -> Partner | None:
+        """Read one partner again from the store (None when it is not there): another
+        process sharing the store may have registered it since :meth:`load`. Indexed,
+        without telling the listeners (the process that changed it has)."""
+        doc = await self._store.get(partner_id)
+        if doc is None:
+            return None
+        partner, _ = partner_from_document(doc, self._vault)
+        self._index(partner)
+        return partner
+
     def _index(self, partner: Partner) -> None:
         old = self._partners.get(partner.id)
         if old is not None:
