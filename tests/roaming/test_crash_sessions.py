@@ -253,6 +253,9 @@ def _check(emsp: ReferencingEmsp, charge: Charge) -> None:
 async def gateway_process(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[GatewayProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env |= {"GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "GATEWAY_LOG_LEVEL": "ERROR", "GATEWAY_OUTBOX_POLL_INTERVAL": "0.2"}
+    # On Redis the killed process's leases (outbox, sessions) must expire before the
+    # restarted one takes the work over: a short TTL keeps each cycle short.
+    env |= {"GATEWAY_LEASE_SECONDS": "1"}
     prefix = f"test:{uuid.uuid4().hex}:"
     if request.param == "redis":
         require_redis_or_skip(await _redis_available())
