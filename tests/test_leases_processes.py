@@ -79,21 +79,25 @@ class LoggedGateway(GatewayProcess):
         return self.log().count(text)
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[tuple[list[LoggedGateway], RedisKeys]]:
-    require_redis_or_skip(await _redis_available())
-    prefix = f"test:{uuid.uuid4().hex}:"
+def cluster_env(prefix: str, **settings: str) -> dict[str, str]:
+    """The environment of gateway processes sharing one Redis under ``prefix`` (leases of
+    TTL seconds, log at INFO), plus ``settings``; no GATEWAY_* of the caller leaks in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env |= {
+    return env | {
         "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
         "GATEWAY_LOG_LEVEL": "INFO",
         "GATEWAY_REDIS_URL": REDIS_URL,
         "GATEWAY_REDIS_PREFIX": prefix,
         "GATEWAY_SECRET_KEY": SECRET_KEY,
         "GATEWAY_LEASE_SECONDS": str(TTL),
-        "GATEWAY_SESSION_RETRY_INTERVAL": "0.2",
-        "GATEWAY_HUB_CHECK_INTERVAL": "0.2",
-    }
+    } | settings
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[tuple[list[LoggedGateway], RedisKeys]]:
+    require_redis_or_skip(await _redis_available())
+    prefix = f"test:{uuid.uuid4().hex}:"
+    env = cluster_env(prefix, GATEWAY_SESSION_RETRY_INTERVAL="0.2", GATEWAY_HUB_CHECK_INTERVAL="0.2")
     gateways = [
         LoggedGateway(tmp_path / f"data-{name}", env, tmp_path / f"{name}.log") for name in "ABC"
     ]

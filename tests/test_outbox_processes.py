@@ -5,12 +5,9 @@ survivor delivers what is pending and what comes next."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -19,25 +16,14 @@ import redis.asyncio as aioredis
 
 from gateway.storage.redis_keys import RedisKeys
 from tests.conftest import (
-    ADMIN_TOKEN,
     REDIS_URL,
-    SECRET_KEY,
     _redis_available,
     drop_redis_prefix,
     require_redis_or_skip,
 )
 from tests.roaming.emsp import EmspPlatform
 from tests.roaming.test_catalog import TARIFF
-from tests.test_leases_processes import LoggedGateway
-
-TTL = 1.0
-
-
-async def until(condition: Callable[[], Awaitable[bool]], bound: float = 15.0) -> None:
-    deadline = time.monotonic() + bound
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
+from tests.test_leases_processes import LoggedGateway, cluster_env, until
 
 
 @pytest.fixture
@@ -55,125 +41,102 @@ async def admin(gw: LoggedGateway, method: str, path: str, body: object = None) 
         return r.status, await r.json()
 
 
-async def test_every_push_once_through_either_process_and_after_a_sigkill(
-    tmp_path: Path, emsp: EmspPlatform
-) -> None:
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[LoggedGateway, LoggedGateway, aioredis.Redis, str]]:
+    """Gateways A and B (not started) on one Redis prefix, a Redis client; all cleaned up."""
     require_redis_or_skip(await _redis_available())
     prefix = f"test:{uuid.uuid4().hex}:"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env |= {
-        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
-        "GATEWAY_LOG_LEVEL": "INFO",
-        "GATEWAY_REDIS_URL": REDIS_URL,
-        "GATEWAY_REDIS_PREFIX": prefix,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-        "GATEWAY_LEASE_SECONDS": str(TTL),
-        "GATEWAY_OUTBOX_POLL_INTERVAL": "0.2",
-    }
+    env = cluster_env(prefix, GATEWAY_OUTBOX_POLL_INTERVAL="0.2")
     a, b = (LoggedGateway(tmp_path / f"data-{n}", env, tmp_path / f"{n}.log") for n in "AB")
     client = aioredis.from_url(REDIS_URL)
     try:
-        await a.start()
-        # The partner registers through A; B, started after, loads it (a partner that
-        # registers while B runs reaches B only at its restart until issue 10's refresh).
-        _, partner = await admin(a, "POST", "/partners", {"name": "eMSP"})
-        assert isinstance(partner, dict)
-        status, _ = await admin(
-            a, "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
-        )
-        assert status == 200
-        await b.start()
-        gateways = {a.pid: a, b.pid: b}
-
-        async def holder() -> LoggedGateway | None:
-            value = await client.get(RedisKeys(prefix).lease("outbox"))
-            return None if value is None else gateways[int(value.decode().split(":")[1])]
-
-        async def held() -> bool:
-            return await holder() is not None
-
-        async def delivered(n: int) -> bool:
-            return len(emsp.pushes("tariffs", "PUT")) >= n
-
-        await until(held)
-        for i in range(10):
-            status, _ = await admin(a if i % 2 else b, "PUT", f"/tariffs/T{i}", TARIFF)
-            assert status == 201
-        await until(lambda: delivered(10))
-
-        dead = await holder()
-        assert dead is not None
-        dead.kill()
-        survivor = b if dead is a else a
-        for i in range(10, 14):
-            status, _ = await admin(survivor, "PUT", f"/tariffs/T{i}", TARIFF)
-            assert status == 201
-        await until(lambda: delivered(14))
-        assert await holder() is survivor
-
-        async def settled() -> bool:
-            status, items = await admin(survivor, "GET", "/outbox?status=pending")
-            return status == 200 and items == []
-
-        await until(settled)
-        paths = Counter(path for _, path, _ in emsp.pushes("tariffs", "PUT"))
-        assert sorted(paths) == sorted(f"/ocpi/2.2.1/tariffs/ZZ/GWY/T{i}" for i in range(14))
-        assert set(paths.values()) == {1}, paths  # none twice
-        assert survivor.count("lease outbox gained by") == 1  # once: at the takeover
+        yield a, b, client, prefix
     finally:
         for gw in (a, b):
             if gw.proc is not None and gw.proc.poll() is None:
                 gw.kill()
         await client.aclose()
         await drop_redis_prefix(prefix)
+
+
+async def register(via: LoggedGateway, emsp: EmspPlatform) -> None:
+    _, partner = await admin(via, "POST", "/partners", {"name": "eMSP"})
+    assert isinstance(partner, dict)
+    status, _ = await admin(
+        via, "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
+    )
+    assert status == 200
+
+
+async def test_every_push_once_through_either_process_and_after_a_sigkill(
+    pair: tuple[LoggedGateway, LoggedGateway, aioredis.Redis, str], emsp: EmspPlatform
+) -> None:
+    a, b, client, prefix = pair
+    await a.start()
+    # The partner registers through A; B, started after, loads it.
+    await register(a, emsp)
+    await b.start()
+    gateways = {a.pid: a, b.pid: b}
+
+    async def holder() -> LoggedGateway | None:
+        value = await client.get(RedisKeys(prefix).lease("outbox"))
+        return None if value is None else gateways[int(value.decode().split(":")[1])]
+
+    async def held() -> bool:
+        return await holder() is not None
+
+    async def delivered(n: int) -> bool:
+        return len(emsp.pushes("tariffs", "PUT")) >= n
+
+    await until(held)
+    for i in range(10):
+        status, _ = await admin(a if i % 2 else b, "PUT", f"/tariffs/T{i}", TARIFF)
+        assert status == 201
+    await until(lambda: delivered(10))
+
+    dead = await holder()
+    assert dead is not None
+    dead.kill()
+    survivor = b if dead is a else a
+    for i in range(10, 14):
+        status, _ = await admin(survivor, "PUT", f"/tariffs/T{i}", TARIFF)
+        assert status == 201
+    await until(lambda: delivered(14))
+    assert await holder() is survivor
+
+    async def settled() -> bool:
+        status, items = await admin(survivor, "GET", "/outbox?status=pending")
+        return status == 200 and items == []
+
+    await until(settled)
+    paths = Counter(path for _, path, _ in emsp.pushes("tariffs", "PUT"))
+    assert sorted(paths) == sorted(f"/ocpi/2.2.1/tariffs/ZZ/GWY/T{i}" for i in range(14))
+    assert set(paths.values()) == {1}, paths  # none twice
+    assert survivor.count("lease outbox gained by") == 1  # once: at the takeover
 
 
 async def test_the_outbox_holder_learns_a_partner_registered_through_another_process(
-    tmp_path: Path, emsp: EmspPlatform
+    pair: tuple[LoggedGateway, LoggedGateway, aioredis.Redis, str], emsp: EmspPlatform
 ) -> None:
     # B starts first and takes the outbox lease; the partner then registers through A.
     # B's worker has never heard of it: it reads it from the store, never fails the push.
-    require_redis_or_skip(await _redis_available())
-    prefix = f"test:{uuid.uuid4().hex}:"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env |= {
-        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
-        "GATEWAY_REDIS_URL": REDIS_URL,
-        "GATEWAY_REDIS_PREFIX": prefix,
-        "GATEWAY_SECRET_KEY": SECRET_KEY,
-        "GATEWAY_LEASE_SECONDS": str(TTL),
-        "GATEWAY_OUTBOX_POLL_INTERVAL": "0.2",
-    }
-    a, b = (LoggedGateway(tmp_path / f"data-{n}", env, tmp_path / f"{n}.log") for n in "AB")
-    client = aioredis.from_url(REDIS_URL)
-    try:
-        await b.start()
+    a, b, client, prefix = pair
+    await b.start()
 
-        async def b_holds() -> bool:
-            value = await client.get(RedisKeys(prefix).lease("outbox"))
-            return value is not None and int(value.decode().split(":")[1]) == b.pid
+    async def b_holds() -> bool:
+        value = await client.get(RedisKeys(prefix).lease("outbox"))
+        return value is not None and int(value.decode().split(":")[1]) == b.pid
 
-        await until(b_holds)
-        await a.start()
-        _, partner = await admin(a, "POST", "/partners", {"name": "eMSP"})
-        assert isinstance(partner, dict)
-        status, _ = await admin(
-            a, "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
-        )
-        assert status == 200
-        for i in range(3):
-            assert (await admin(a, "PUT", f"/tariffs/T{i}", TARIFF))[0] == 201
+    await until(b_holds)
+    await a.start()
+    await register(a, emsp)
+    for i in range(3):
+        assert (await admin(a, "PUT", f"/tariffs/T{i}", TARIFF))[0] == 201
 
-        async def delivered() -> bool:
-            return len(emsp.pushes("tariffs", "PUT")) >= 3
+    async def delivered() -> bool:
+        return len(emsp.pushes("tariffs", "PUT")) >= 3
 
-        await until(delivered)
-        assert await b_holds()  # B delivered them
-        status, failed = await admin(a, "GET", "/outbox?status=failed")
-        assert status == 200 and failed == []
-    finally:
-        for gw in (a, b):
-            if gw.proc is not None and gw.proc.poll() is None:
-                gw.kill()
-        await client.aclose()
-        await drop_redis_prefix(prefix)
+    await until(delivered)
+    assert await b_holds()  # B delivered them
+    status, failed = await admin(a, "GET", "/outbox?status=failed")
+    assert status == 200 and failed == []
