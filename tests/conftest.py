@@ -19,6 +19,7 @@ from hypothesis import settings as hypothesis_settings
 from gateway.app import build_app
 from gateway.keys import CSMS, STORE
 from gateway.settings import Settings
+from tests.roaming.emsp import EmspPlatform
 
 # CI runs every property test on the same examples (derandomize), so a landing never
 # depends on luck; local runs keep exploring new ones.
@@ -179,3 +180,14 @@ async def gateways(backend: str, tmp_path: Path) -> AsyncIterator[GatewayFactory
 @pytest.fixture
 async def gateway(gateways: GatewayFactory) -> Gateway:
     return await gateways.start()
+
+
+@pytest.fixture
+async def emsp() -> AsyncIterator[EmspPlatform]:
+    """A real eMSP platform (tests/roaming/emsp.py) on a free port, for the roaming tests."""
+    platform = EmspPlatform()
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.stop()

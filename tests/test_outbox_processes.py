@@ -26,16 +26,6 @@ from tests.roaming.test_catalog import TARIFF
 from tests.test_leases_processes import LoggedGateway, cluster_env, until
 
 
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
-
-
 async def admin(gw: LoggedGateway, method: str, path: str, body: object = None) -> tuple[int, object]:
     async with aiohttp.ClientSession() as s, s.request(method, f"{gw.url}/admin{path}", json=body, headers=gw.headers) as r:
         return r.status, await r.json()

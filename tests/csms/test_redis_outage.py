@@ -60,16 +60,6 @@ async def gateways(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
 
 
 @pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
-
-
-@pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     yield client

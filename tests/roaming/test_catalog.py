@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from ocpp.v16 import call as call16
 
 from gateway.storage.base import OutboxStatus
@@ -35,16 +33,6 @@ TARIFF = {
     "currency": "EUR",
     "elements": [{"price_components": [{"type": "ENERGY", "price": 0.35, "vat": 21.0, "step_size": 1}]}],
 }
-
-
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
 
 
 async def _register(gateway: Gateway, emsp: EmspPlatform) -> str:

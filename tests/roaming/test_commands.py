@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from ocpp.v16 import call as call16
 
 from tests.conftest import FakeClock, GatewayFactory
 from tests.roaming.emsp import EmspPlatform, token_header
 from tests.roaming.test_sessions import _world
 from tests.sim import connect
-
-
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
 
 
 async def _command(gw: Any, emsp: EmspPlatform, name: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -10,17 +9,6 @@ import pytest
 
 from tests.conftest import Gateway
 from tests.roaming.emsp import EmspPlatform, token_header
-
-
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
-
 
 # (method, path under /ocpi/2.2.1, body (None: none; bytes: raw), HTTP status, OCPI status,
 # text in status_message). status_codes.asciidoc: a request that reached the OCPI layer gets

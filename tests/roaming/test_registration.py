@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.conftest import Gateway
 from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.emsp import EmspPlatform, token_header
-
-
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
 
 
 async def _ocpi(method: str, url: str, token: str, body: Any = None) -> tuple[int, dict[str, Any]]:

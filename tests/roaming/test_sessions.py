@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
-import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -16,16 +14,6 @@ from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.emsp import EmspPlatform, token_header
 from tests.roaming.test_catalog import LOCATION, TARIFF
 from tests.sim import connect
-
-
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
 
 
 async def _world(gateways: GatewayFactory, emsp: EmspPlatform, clock: FakeClock) -> Any:

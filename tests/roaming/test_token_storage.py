@@ -93,16 +93,6 @@ async def ocpi_status(url: str, token: str) -> int:
 
 
 @pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
-
-
-@pytest.fixture
 async def peer() -> AsyncIterator[StrictPeer]:
     platform = StrictPeer()
     await platform.start()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -14,16 +12,6 @@ from tests.conftest import Gateway, GatewayFactory
 from tests.roaming.emsp import EmspPlatform, token_header
 from tests.roaming.test_catalog import LOCATION, TARIFF
 from tests.sim import connect
-
-
-@pytest.fixture
-async def emsp() -> AsyncIterator[EmspPlatform]:
-    platform = EmspPlatform()
-    await platform.start()
-    try:
-        yield platform
-    finally:
-        await platform.stop()
 
 
 async def _setup(gateway: Gateway, emsp: EmspPlatform) -> None:
