@@ -29,6 +29,7 @@ from aiohttp.typedefs import Handler
 from gateway import logsafe
 from gateway.admin.api import admin_routes
 from gateway.authorization import LocalListAuthorizer
+from gateway.cluster.node import ClusterNode
 from gateway.csms.core import CentralSystem
 from gateway.csms.endpoint import EndpointConfig, OcppEndpoint
 from gateway.csms.security import server_ssl_context
@@ -46,6 +47,7 @@ from gateway.keys import (
     AUTHORIZER,
     BUS,
     CLOCK,
+    CLUSTER,
     CSMS,
     ENDPOINT,
     HTTP,
@@ -137,8 +139,18 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         retry_seconds=settings.storage_retry_seconds,
     )
     app[STORE] = store
+    node_id = holder_id(app[IDS])
     # The once-per-cluster background jobs run under leases in the store (gateway.leases).
-    app[LEASES] = Leases(store.leases, holder_id(app[IDS]), settings.lease_seconds)
+    app[LEASES] = Leases(store.leases, node_id, settings.lease_seconds)
+    # Messages between the processes sharing the store (gateway.cluster): subscribed
+    # before anything can change, so that no change made by another process is missed.
+    node = ClusterNode(store.messages, node_id)
+    try:
+        await node.start()
+    except BaseException:
+        await store.close()
+        raise
+    app[CLUSTER] = node
     authorizer = ChainAuthorizer([LocalListAuthorizer(store.tokens, app[CLOCK])])
     app[AUTHORIZER] = authorizer
     csms = CentralSystem(
@@ -167,6 +179,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     # Chargers were connected to a previous process; none is connected now.
     await _mark_all_offline(store, csms)
     yield
+    await node.stop()
     await store.close()
 
 

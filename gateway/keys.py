@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from gateway.cluster.node import ClusterNode
 from gateway.csms.core import CentralSystem
 from gateway.csms.endpoint import OcppEndpoint
 from gateway.domain.authorization import ChainAuthorizer
@@ -23,3 +24,5 @@ AUTHORIZER = web.AppKey("authorizer", ChainAuthorizer)
 ENDPOINT = web.AppKey("ocpp_endpoint", OcppEndpoint)
 ADMIN_TOKEN = web.AppKey("admin_token", str)
 HTTP = web.AppKey("http_client", aiohttp.ClientSession)
+# This process in the cluster: messages to it, and the ``changes`` channel to all.
+CLUSTER = web.AppKey("cluster", ClusterNode)

@@ -351,6 +351,23 @@ def check_lease(name: str, holder: str, ttl: float | None = None) -> None:
         raise ValueError(f"a lease TTL must be from 0.001 s to a year, not {ttl!r}")
 
 
+# A channel of MessageStore: a word, optionally ":" and a node id (printable, no space).
+CHANNEL = re.compile(r"[a-z][a-z0-9-]*(:[!-~]{1,200})?")
+
+
+def check_channel(channel: str) -> None:
+    if not CHANNEL.fullmatch(channel):
+        raise ValueError(f"channel {channel!r} is not a word, or a word ':' and a node id")
+
+
+def check_owner(charger_id: str, node: str, ttl: float | None = None) -> None:
+    """``ValueError`` unless the ids are not empty and the TTL from 1 ms to a day."""
+    if not charger_id or not node:
+        raise ValueError("a charger id and a node id cannot be empty")
+    if ttl is not None and not 0.001 <= ttl <= 86400:
+        raise ValueError(f"an ownership TTL must be from 0.001 s to a day, not {ttl!r}")
+
+
 class LeaseStore(Protocol):
     """Named leases: which process of a cluster runs a piece of background work that
     must run once (see ``gateway.leases``). At most one holder per name; a lease not
@@ -394,6 +411,87 @@ class Backend(Closeable, Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Owner:
+    """Who holds a charger's connection (:class:`OwnershipStore`): the process (its node
+    id), since when, and the charger's last heartbeat as that process last wrote it."""
+
+    node: str
+    since: datetime
+    last_heartbeat: datetime | None = None
+
+
+class OwnershipStore(Protocol):
+    """Which process of a cluster holds each charger's connection (``gateway.cluster``).
+
+    An owner record lives ``ttl`` seconds from its last claim or renew (measured by the
+    backend's clock, as leases are); a process that dies stops renewing and its records
+    expire. A claim always wins (the charger has just connected there: its newest
+    connection is the one that counts, OCPP-J) and answers the process that held it
+    before, so that the old process can be told to close its connection. Renew and
+    release act only on the caller's own records. Each call is atomic and safe to repeat.
+    """
+
+    async def claim(self, charger_id: str, node: str, since: datetime, ttl: float) -> str | None:
+        """Make ``node`` the owner; the previous owner when it was another node whose record
+        had not expired, else None."""
+        ...
+
+    async def renew(
+        self,
+        node: str,
+        charger_ids: Sequence[str],
+        ttl: float,
+        heartbeats: Sequence[datetime | None] = (),
+    ) -> list[str]:
+        """Extend ``node``'s records of these chargers (and set the last heartbeat of each
+        given one, ``heartbeats`` being parallel to ``charger_ids``); answer the ids that
+        are no longer ``node``'s (taken by another node, or expired)."""
+        ...
+
+    async def release(self, charger_id: str, node: str) -> bool:
+        """Delete the record if it is ``node``'s: True; another node's (or none): False."""
+        ...
+
+    async def owners(self, charger_ids: Sequence[str]) -> list[Owner | None]:
+        """The live owner of each charger (parallel to ``charger_ids``)."""
+        ...
+
+
+Listener = Callable[[str, bytes], None]
+
+
+class Subscription(Protocol):
+    """A running subscription of :meth:`MessageStore.subscribe`."""
+
+    async def ready(self) -> None:
+        """Return once the subscription is in place (messages published from now on are
+        received); :class:`StorageError` if it could not be set up."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MessageStore(Protocol):
+    """Messages between the processes of a cluster: fire and forget, to the processes
+    subscribed at the time (Redis pub/sub), never stored. Channel names are
+    ``[a-z][a-z0-9-]*`` words, optionally followed by ``:`` and a node id; the backend
+    places them in its namespace."""
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        """Send ``message``; answer how many subscribers received it (0: nobody listens)."""
+        ...
+
+    def subscribe(
+        self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
+    ) -> Subscription:
+        """Call ``listener(channel, message)`` for each message on ``channels``, in order,
+        from the event loop. The subscription outlives connection losses: it is set up
+        again, and since messages published meanwhile are lost, ``on_gap()`` is called
+        once it is back (listeners then re-read what they keep from the store)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Store:
     """All entity stores of one backend."""
 
@@ -420,6 +518,9 @@ class Store:
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
+    # Which process holds each charger's connection, and messages between processes.
+    owners: OwnershipStore
+    messages: MessageStore
 
     @classmethod
     def assemble(
@@ -434,6 +535,8 @@ class Store:
         outbox: OutboxStore,
         documents: Callable[[str], DocumentStore],
         leases: LeaseStore,
+        owners: OwnershipStore,
+        messages: MessageStore,
     ) -> Store:
         """A backend's stores; ``documents(name)`` opens the document collection ``name``
         (each collection is named after its field, so the names live here only)."""
@@ -456,6 +559,8 @@ class Store:
             hub_statuses=documents("hub_statuses"),
             outbox=outbox,
             leases=leases,
+            owners=owners,
+            messages=messages,
         )
 
     async def ping(self) -> None:

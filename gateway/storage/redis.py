@@ -97,9 +97,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from gateway.domain.errors import Conflict
@@ -116,14 +116,18 @@ from gateway.domain.models import (
 from gateway.storage import codec
 from gateway.storage.base import (
     Document,
+    Listener,
     OutboxItem,
     OutboxStatus,
+    Owner,
     StorageError,
     Store,
     check_lease,
+    check_owner,
 )
 from gateway.storage.redis_batch import DEFAULT_MAX_BATCH, Arg, CommandBatcher, Retry, Script
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
+from gateway.storage.redis_pubsub import RedisSubscription
 
 # How long a command waits for a lost connection (GATEWAY_STORAGE_RETRY_SECONDS).
 DEFAULT_RETRY_SECONDS: Final = 5.0
@@ -710,6 +714,45 @@ end
 return 0
 """
 
+# Charger ownership (``gateway.cluster``): ``owner:{charger_id}`` hashes with a TTL.
+# Claim: KEYS 1 the owner key; ARGV 1 node, 2 since (µs), 3 TTL (ms).
+# -> the previous node when it was another one, else false
+_CLAIM_OWNER: Final = """
+local previous = redis.call('HGET', KEYS[1], 'node')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'since', ARGV[2], 'hb', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if previous and previous ~= ARGV[1] then
+  return previous
+end
+return false
+"""
+# Renew: KEYS the owner keys; ARGV 1 node, 2 TTL (ms), then one heartbeat (µs, or "")
+# per key. -> the 1-based positions of the keys that are not this node's
+_RENEW_OWNERS: Final = """
+local lost = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'node') == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    local beat = ARGV[i + 2]
+    if beat and beat ~= '' then
+      redis.call('HSET', key, 'hb', beat)
+    end
+  else
+    lost[#lost + 1] = i
+  end
+end
+return lost
+"""
+# Release: KEYS 1 the owner key; ARGV 1 node. -> 1 released, 0 not this node's
+_RELEASE_OWNER: Final = """
+if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
 # The scripts as called (EVALSHA; loaded on every new connection and when missing).
 CREATE_TX: Final = Script(_CREATE_TX)
 CREATE_TX_AGAIN: Final = Script(_CREATE_TX_AGAIN)
@@ -739,6 +782,9 @@ LIST_DOCUMENTS: Final = Script(_LIST_DOCUMENTS)
 ACQUIRE_LEASE: Final = Script(_ACQUIRE_LEASE)
 RENEW_LEASE: Final = Script(_RENEW_LEASE)
 RELEASE_LEASE: Final = Script(_RELEASE_LEASE)
+CLAIM_OWNER: Final = Script(_CLAIM_OWNER)
+RENEW_OWNERS: Final = Script(_RENEW_OWNERS)
+RELEASE_OWNER: Final = Script(_RELEASE_OWNER)
 # Preloaded on each connection, the *_AGAIN ones too: they are needed right after a
 # reconnection, when a round trip more (NOSCRIPT, then EVAL) would delay the recovery.
 SCRIPTS: Final = (
@@ -770,6 +816,9 @@ SCRIPTS: Final = (
     ACQUIRE_LEASE,
     RENEW_LEASE,
     RELEASE_LEASE,
+    CLAIM_OWNER,
+    RENEW_OWNERS,
+    RELEASE_OWNER,
 )
 
 
@@ -810,6 +859,8 @@ async def open_redis_store(
         outbox=RedisOutboxStore(backend),
         documents=lambda name: RedisDocumentStore(backend, name),
         leases=RedisLeaseStore(backend),
+        owners=RedisOwnershipStore(backend),
+        messages=RedisMessageStore(backend),
     )
 
 
@@ -1445,3 +1496,108 @@ class RedisLeaseStore:
         key = self._keys.lease(name)
         ms = max(1, round(ttl * 1000))
         return bool(await self._db.evalsha(script, [key], [holder, ms], retry=True, guard=key))
+
+
+# Owner records are renewed in chunks of this many keys per script call: one call for a
+# few hundred chargers, none long enough to hold the server up.
+RENEW_CHUNK: Final = 500
+
+
+def _micros(value: datetime) -> int:
+    return codec.time_key(value, "time")
+
+
+def _from_micros(value: bytes | str | None) -> datetime | None:
+    if value is None or value == b"" or value == "":
+        return None
+    return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC)
+
+
+class RedisOwnershipStore:
+    """Owner records as ``owner:{charger_id}`` hashes expiring by ``PX`` (see
+    ``OwnershipStore``); every write a script that checks the node first."""
+
+    def __init__(self, backend: _RedisBackend) -> None:
+        self._db = backend.db
+        self._keys = backend.keys
+
+    async def claim(self, charger_id: str, node: str, since: datetime, ttl: float) -> str | None:
+        check_owner(charger_id, node, ttl)
+        key = self._keys.owner(charger_id)
+        # Sent again after a lost answer: the repeat finds this node's record and answers
+        # None; the old owner then learns it lost the charger at its next renew.
+        previous = await self._db.evalsha(
+            CLAIM_OWNER, [key], [node, _micros(since), _ms(ttl)], retry=True, guard=key
+        )
+        return None if previous is None else _text(previous)
+
+    async def renew(
+        self,
+        node: str,
+        charger_ids: Sequence[str],
+        ttl: float,
+        heartbeats: Sequence[datetime | None] = (),
+    ) -> list[str]:
+        check_owner("-", node, ttl)
+        lost: list[str] = []
+        for start in range(0, len(charger_ids), RENEW_CHUNK):
+            ids = charger_ids[start : start + RENEW_CHUNK]
+            beats = [
+                "" if (b := heartbeats[i] if i < len(heartbeats) else None) is None else _micros(b)
+                for i in range(start, start + len(ids))
+            ]
+            keys = [self._keys.owner(c) for c in ids]
+            # Sent again after a lost answer: extending twice is extending once.
+            positions = await self._db.evalsha(
+                RENEW_OWNERS, keys, [node, _ms(ttl), *beats], retry=True
+            )
+            lost.extend(ids[int(p) - 1] for p in positions)
+        return lost
+
+    async def release(self, charger_id: str, node: str) -> bool:
+        check_owner(charger_id, node)
+        key = self._keys.owner(charger_id)
+        # Sent again after a lost answer: a repeat finds nothing of this node's and
+        # answers False, which the caller reads as "another process holds it": the
+        # offline record is then not written, and the offline sweep writes it.
+        return bool(await self._db.evalsha(RELEASE_OWNER, [key], [node], retry=True, guard=key))
+
+    async def owners(self, charger_ids: Sequence[str]) -> list[Owner | None]:
+        futures = [
+            self._db.command("HMGET", self._keys.owner(c), "node", "since", "hb", retry=True)
+            for c in charger_ids
+        ]
+        out: list[Owner | None] = []
+        for future in futures:
+            node, since, beat = await future
+            if node is None or since is None:
+                out.append(None)
+                continue
+            started = _from_micros(since)
+            assert started is not None
+            out.append(Owner(_text(node), started, _from_micros(beat)))
+        return out
+
+
+def _ms(ttl: float) -> int:
+    return max(1, round(ttl * 1000))
+
+
+class RedisMessageStore:
+    """Messages over Redis pub/sub (``channel:{name}``): PUBLISH through the batcher,
+    each subscription on a connection of its own (:class:`RedisSubscription`)."""
+
+    def __init__(self, backend: _RedisBackend) -> None:
+        self._db = backend.db
+        self._keys = backend.keys
+
+    async def publish(self, channel: str, message: bytes) -> int:
+        # Not sent again after a lost answer: the message may have gone out, and a
+        # receiver must not get it twice (the caller sees StorageUnavailable).
+        return int(await self._db.command("PUBLISH", self._keys.channel(channel), message))
+
+    def subscribe(
+        self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
+    ) -> RedisSubscription:
+        names = {self._keys.channel(c): c for c in channels}
+        return RedisSubscription(self._db.pool, names, listener, on_gap)

@@ -375,6 +375,12 @@ class CommandBatcher:
         batcher._use(link)
         return batcher
 
+    @property
+    def pool(self) -> ConnectionPool:
+        """Makes connections with the batcher's options (URL, TLS, AUTH, SELECT...), for
+        what cannot share the batcher's connection (pub/sub subscriptions)."""
+        return self._pool
+
     # -- callers --------------------------------------------------------------------------
 
     def command(self, *args: Arg, retry: bool = False, guard: object = None) -> asyncio.Future[Any]:

@@ -57,6 +57,14 @@ key                                    type         content
 ``{p}lease:{name}``                    string       the holder of a once-per-cluster job's
                                                     lease (``gateway.leases``), with a TTL
                                                     (PX): gone when its holder stops renewing
+``{p}owner:{charger_id}``              hash         the process holding the charger's
+                                                    connection (``gateway.cluster``):
+                                                    ``node``, ``since`` and ``hb`` (last
+                                                    heartbeat, µs), with a TTL (PX): gone
+                                                    when that process stops renewing
+``{p}channel:{name}``                  pub/sub      messages between processes (never
+                                                    stored): ``node:{node}`` to one process,
+                                                    ``changes`` to all
 =====================================  ===========  ===========================================
 """
 
@@ -64,14 +72,14 @@ from __future__ import annotations
 
 import re
 
-from gateway.storage.base import LEASE_NAME
+from gateway.storage.base import LEASE_NAME, check_channel
 
 # Version of the layout above; bump with a migration when it changes.
 # 2: roaming documents and the outbox (added keys only: nothing to convert).
 # 3: ``outbox-done`` and the items' ``completed_at`` (filled in for the items already
 #    done, from their ``next_attempt_at``, before a store claims version 3).
-# (``lease:{name}`` keys came later without a new version: they expire on their own,
-# and a gateway that does not know them simply never reads them.)
+# (``lease:{name}`` and ``owner:{charger_id}`` keys came later without a new version:
+# they expire on their own, and a gateway that does not know them never reads them.)
 LAYOUT_VERSION = 3
 
 # Collection names are part of key names: fixed words, never ``:``.
@@ -200,6 +208,13 @@ class RedisKeys:
         if not LEASE_NAME.fullmatch(name):
             raise ValueError(f"lease name {name!r} is not [a-z][a-z0-9-]*")
         return f"{self.prefix}lease:{name}"
+
+    def owner(self, charger_id: str) -> str:
+        return f"{self.prefix}owner:{charger_id}"
+
+    def channel(self, name: str) -> str:
+        check_channel(name)
+        return f"{self.prefix}channel:{name}"
 
     def match_all(self) -> str:
         """A SCAN MATCH pattern for every key under this prefix (glob characters escaped)."""

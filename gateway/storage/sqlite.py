@@ -59,6 +59,7 @@ from gateway.storage.base import (
     Store,
     check_lease,
 )
+from gateway.storage.local_cluster import LocalMessageStore, LocalOwnershipStore
 
 _T = TypeVar("_T")
 _Job = Callable[[sqlite3.Connection], Any]
@@ -149,6 +150,8 @@ async def open_sqlite_store(
         outbox=SqliteOutboxStore(database),
         documents=lambda name: SqliteDocumentStore(database, name),
         leases=SqliteLeaseStore(database),
+        owners=LocalOwnershipStore(lambda: database.read(_nothing)),
+        messages=LocalMessageStore(),
     )
 
 
