@@ -1,0 +1,671 @@
+"""What the OCPP benchmarks share (``bench_ocpp.py``, ``bench_cluster.py``): pre-built
+OCPP 1.6J frames, CPU and memory counters from ``/proc``, and the load generator: a
+process per ``--clients`` opening WebSocket connections and driving them, steered by the
+coordinator over a pipe (:class:`LoadGenerators`).
+
+Not a benchmark itself; the scripts import it from their own directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import multiprocessing as mp
+import os
+import resource
+import socket
+import time
+import traceback
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+HOST = "127.0.0.1"  # loopback only, always
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ADMIN_TOKEN = "bench-admin-token"
+
+# -- pre-built OCPP 1.6J frames -----------------------------------------------------------
+
+KINDS = ("Heartbeat", "StatusNotification", "MeterValues")
+_TS = "2025-01-01T00:00:00Z"
+BOOT_FRAME = (
+    '[2,"boot","BootNotification",'
+    '{"chargePointVendor":"Bench","chargePointModel":"Sim-1","firmwareVersion":"1.0"}]'
+)
+_HEARTBEAT = '","Heartbeat",{}]'
+_STATUS = (
+    '","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"%s",'
+    '"timestamp":"' + _TS + '"}]'
+)
+_METER = (
+    '","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"' + _TS + '",'
+    '"sampledValue":[{"value":"1234.5","measurand":"Energy.Active.Import.Register",'
+    '"unit":"Wh"},{"value":"7200","measurand":"Power.Active.Import","unit":"W"}]}]}]'
+)
+# (kind index, frame tail after the message id): an equal mix of the three actions,
+# the status alternating so that it really changes.
+CYCLE: tuple[tuple[int, str], ...] = (
+    (0, _HEARTBEAT),
+    (1, _STATUS % "Available"),
+    (2, _METER),
+    (0, _HEARTBEAT),
+    (1, _STATUS % "Preparing"),
+    (2, _METER),
+)
+
+
+# -- /proc ----------------------------------------------------------------------------------
+
+
+def proc_cpu_split(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """(utime, stime) in seconds, all threads of ``pid`` (dead threads included),
+    or only thread ``tid`` (the main thread, where aiohttp runs the event loop, has tid pid)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    return sum(proc_cpu_split(pid))
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """CPU seconds all cores spent on anything but idle and I/O wait, and of those in
+    interrupts (``/proc/stat``): loopback TCP is mostly delivered in softirq context,
+    which the kernel charges to no process."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK, (ticks[5] + ticks[6]) / CLK_TCK
+
+
+def proc_memory_kib(pid: int) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0])
+    return out
+
+
+def find_redis_server_pid() -> int | None:
+    """The local redis-server's pid, when this user may read its CPU counters."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "redis-server":
+                    continue
+            proc_cpu_seconds(int(entry))
+        except OSError:
+            continue
+        return int(entry)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# -- load generator (one process per --clients) ----------------------------------------------
+
+
+class _Phase:
+    __slots__ = (
+        "deadline",
+        "done",
+        "errors",
+        "first_error",
+        "inflight",
+        "last_answer",
+        "lat",
+        "lost",
+        "ok",
+        "period",
+        "unexpected",
+    )
+
+    def __init__(self, deadline: float, period: float, inflight: int) -> None:
+        self.deadline = deadline
+        self.period = period  # seconds between two CALLs of one connection; 0 = back to back
+        self.inflight = inflight
+        self.done = asyncio.Event()
+        self.lat = (array("d"), array("d"), array("d"))  # seconds, per kind
+        self.ok = self.errors = self.unexpected = self.lost = 0
+        self.first_error = ""
+        self.last_answer = 0.0
+        if inflight == 0:
+            self.done.set()
+
+
+class _Conn:
+    __slots__ = ("due", "expect", "kind", "n", "sent_at", "ws")
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.n = 0
+        self.kind = 0
+        self.sent_at = 0.0
+        self.due = 0.0
+        self.expect: str | None = None  # '[3,"<id>"' while a CALL is in flight
+
+
+class _Client:
+    def __init__(self, url: str, answer_calls: bool = False) -> None:
+        import aiohttp
+
+        self.url = url
+        # Answer the gateway's CALLs (admin commands) with {"status": "Accepted"}.
+        self.answer_calls = answer_calls
+        self.calls_answered = 0
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30),
+        )
+        self.conns: list[_Conn] = []
+        self.readers: set[asyncio.Task[None]] = set()
+        self.phase: _Phase | None = None
+        self.held = 0
+        self.dropped = 0  # connections the server closed while held
+        self.stray = 0  # frames that answered nothing in flight
+        self.closing = False
+
+    async def connect_all(self, ids: list[str], concurrency: int, timeout: float) -> dict[str, Any]:
+        import aiohttp
+
+        sem = asyncio.Semaphore(concurrency)
+        failures: Counter[str] = Counter()
+        ws_timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)
+
+        async def one(cp_id: str) -> None:
+            async with sem:
+                ws = None
+                try:
+                    async with asyncio.timeout(30):
+                        ws = await self.session.ws_connect(
+                            f"{self.url}/{cp_id}",
+                            protocols=("ocpp1.6",),
+                            compress=0,
+                            autoping=True,
+                            timeout=ws_timeout,
+                        )
+                        if ws.protocol != "ocpp1.6":
+                            raise BenchError(f"subprotocol {ws.protocol!r}")
+                        await ws.send_str(BOOT_FRAME)
+                        msg = await ws.receive()
+                        data = str(msg.data)
+                        if msg.type is not aiohttp.WSMsgType.TEXT or not (
+                            data.startswith('[3,"boot",') and '"Accepted"' in data
+                        ):
+                            raise BenchError(f"BootNotification answered {msg.data!r:.100}")
+                except Exception as exc:
+                    failures[f"{type(exc).__name__}: {exc}"[:120]] += 1
+                    if ws is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(ws.close(), 5)
+                    return
+            conn = _Conn(ws)
+            self.conns.append(conn)
+            self.held += 1
+            task = asyncio.create_task(self._reader(conn))
+            self.readers.add(task)
+            task.add_done_callback(self.readers.discard)
+
+        start = time.monotonic()
+        tasks = [asyncio.create_task(one(cp_id)) for cp_id in ids]
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            failures["not connected within --connect-timeout"] += len(pending)
+            await asyncio.wait(pending, timeout=10)
+        elapsed = time.monotonic() - start
+        # Start-up garbage is done with; keep full collections from walking thousands of
+        # connections and adding their pauses to the latencies measured.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 1000)
+        return {
+            "held": self.held,
+            "failed": sum(failures.values()),
+            "failures": failures.most_common(5),
+            "seconds": elapsed,
+        }
+
+    def _next_frame(self, conn: _Conn) -> str:
+        conn.n = n = conn.n + 1
+        uid = str(n)
+        conn.kind, tail = CYCLE[n % 6]
+        conn.expect = '[3,"' + uid + '"'
+        return '[2,"' + uid + tail
+
+    async def _send(self, conn: _Conn) -> bool:
+        frame = self._next_frame(conn)
+        conn.sent_at = time.monotonic()
+        try:
+            await conn.ws.send_str(frame)
+        except Exception:
+            return False
+        return True
+
+    def _finish(self, phase: _Phase) -> None:
+        phase.inflight -= 1
+        if phase.inflight <= 0:
+            phase.done.set()
+
+    async def _reader(self, conn: _Conn) -> None:
+        """The connection's only receiver; drives the next CALL once one is answered."""
+        import aiohttp
+
+        ws = conn.ws
+        text = aiohttp.WSMsgType.TEXT
+        clock = time.monotonic
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.type is not text:
+                    break
+                if self.answer_calls and msg.data.startswith("[2"):
+                    await self._answer_call(ws, msg.data)
+                    continue
+                now = clock()
+                phase = self.phase
+                expect = conn.expect
+                if phase is None or expect is None:
+                    self.stray += 1
+                    continue
+                data = msg.data
+                if data.startswith(expect):
+                    phase.lat[conn.kind].append(now - conn.sent_at)
+                    phase.ok += 1
+                elif data.startswith('[4,"' + expect[4:]):
+                    phase.errors += 1
+                    phase.first_error = phase.first_error or data[:200]
+                else:
+                    phase.unexpected += 1
+                    continue
+                phase.last_answer = now
+                conn.expect = None
+                if phase.period:
+                    conn.due += phase.period
+                    if conn.due >= phase.deadline:
+                        self._finish(phase)
+                        continue
+                    delay = conn.due - clock()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                elif now >= phase.deadline:
+                    self._finish(phase)
+                    continue
+                if not await self._send(conn):
+                    conn.expect = None
+                    phase.lost += 1
+                    self._finish(phase)
+                    break
+        finally:
+            self.held -= 1
+            if not self.closing:
+                self.dropped += 1
+            phase = self.phase
+            if phase is not None and conn.expect is not None:
+                conn.expect = None
+                phase.lost += 1
+                self._finish(phase)
+
+    async def _answer_call(self, ws: Any, data: str) -> None:
+        """A CALL from the gateway (TriggerMessage, ...): Accepted, as a charger that
+        complies answers (the frame is parsed: the gateway's JSON may have spaces)."""
+        try:
+            uid = json.loads(data)[1]
+            await ws.send_str('[3,"' + str(uid) + '",{"status":"Accepted"}]')
+        except (ValueError, IndexError, ConnectionError):
+            return
+        self.calls_answered += 1
+
+    async def storm(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Connect ``ids`` (``concurrency`` handshakes in flight, 0: all at once, from
+        ``start_at``), each sending BootNotification then two StatusNotifications (connector
+        0 and 1), one CALL in flight; the connections are then held like the others.
+
+        Errors by kind: refused (TCP), handshake (HTTP status instead of 101), closed (before
+        its three answers), CALLERROR, rejected (boot not Accepted), timeout (``timeout``
+        seconds per charger from its start)."""
+        import aiohttp
+
+        ids: list[str] = spec["ids"]
+        concurrency: int = spec["concurrency"]
+        sem = asyncio.Semaphore(concurrency or len(ids) or 1)
+        errors: Counter[str] = Counter()
+        examples: dict[str, str] = {}
+        done_at = array("d")
+        ws_timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)
+        frames = [("boot", BOOT_FRAME)] + [
+            (
+                f"s{c}",
+                f'[2,"s{c}'
+                + (_STATUS % "Available").replace('"connectorId":1', f'"connectorId":{c}'),
+            )
+            for c in (0, 1)
+        ]
+
+        def error(kind: str, detail: str) -> None:
+            errors[kind] += 1
+            examples.setdefault(kind, detail[:200])
+
+        async def exchange(cp_id: str) -> Any:
+            """The open connection once its three CALLs are answered, else None."""
+            try:
+                ws = await self.session.ws_connect(
+                    f"{self.url}/{cp_id}",
+                    protocols=("ocpp1.6",),
+                    compress=0,
+                    autoping=True,
+                    timeout=ws_timeout,
+                )
+            except aiohttp.WSServerHandshakeError as exc:
+                error("handshake", f"{exc.status} {exc.message}")
+                return None
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                error("refused", f"{type(exc).__name__}: {exc}")
+                return None
+            try:
+                for uid, frame in frames:
+                    await ws.send_str(frame)
+                    msg = await ws.receive()
+                    data = str(msg.data)
+                    if msg.type is not aiohttp.WSMsgType.TEXT:
+                        error("closed", f"{msg.type.name} {data:.80}")
+                    elif data.startswith('[4,"' + uid + '"'):
+                        error("CALLERROR", data)
+                    elif not data.startswith('[3,"' + uid + '"'):
+                        error("unexpected", data)
+                    elif uid == "boot" and '"Accepted"' not in data:
+                        error("rejected", data)
+                    else:
+                        continue
+                    break
+                else:
+                    return ws
+            except (aiohttp.ClientError, OSError) as exc:
+                error("closed", f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 5)
+            return None
+
+        async def one(cp_id: str) -> None:
+            async with sem:
+                try:
+                    async with asyncio.timeout(spec["timeout"]):
+                        ws = await exchange(cp_id)
+                except TimeoutError:
+                    error("timeout", f"not answered within {spec['timeout']:.0f} s")
+                    return
+            if ws is None:
+                return
+            done_at.append(time.monotonic())
+            conn = _Conn(ws)
+            self.conns.append(conn)
+            self.held += 1
+            task = asyncio.create_task(self._reader(conn))
+            self.readers.add(task)
+            task.add_done_callback(self.readers.discard)
+
+        delay = spec["start_at"] - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.monotonic()
+        await asyncio.gather(*(one(cp_id) for cp_id in ids))
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        gc.collect()
+        return {
+            "answered": len(done_at),
+            "errors": dict(errors),
+            "examples": examples,
+            "start": start,
+            "done_at": done_at.tobytes(),
+            "cpu": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
+        }
+
+    async def _kick(self, conn: _Conn, phase: _Phase, at: float) -> None:
+        delay = at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        conn.due = at
+        if not await self._send(conn):
+            conn.expect = None
+            phase.lost += 1
+            self._finish(phase)
+
+    async def run_phase(self, spec: dict[str, Any]) -> dict[str, Any]:
+        active = [c for c in self.conns[: spec["active"]] if not c.ws.closed]
+        delay = spec["start_at"] - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        rate = spec["rate"]  # this client's share, CALLs per second; 0 = saturate
+        period = len(active) / rate if rate else 0.0
+        start = time.monotonic()
+        phase = _Phase(start + spec["duration"], period, len(active))
+        self.phase = phase
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        kicks = []
+        if period:
+            step = period / max(1, len(active))
+            kicks = [
+                asyncio.create_task(self._kick(c, phase, start + i * step))
+                for i, c in enumerate(active)
+            ]
+        else:
+            for conn in active:
+                conn.due = start
+                if not await self._send(conn):
+                    conn.expect = None
+                    phase.lost += 1
+                    self._finish(phase)
+        try:
+            await asyncio.wait_for(phase.done.wait(), spec["duration"] + spec["drain"])
+        except TimeoutError:
+            phase.lost += phase.inflight
+        for task in kicks:
+            task.cancel()
+        self.phase = None
+        for conn in active:
+            conn.expect = None
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "ok": phase.ok,
+            "errors": phase.errors,
+            "first_error": phase.first_error,
+            "unexpected": phase.unexpected,
+            "lost": phase.lost,
+            "active": len(active),
+            "start": start,
+            "last_answer": phase.last_answer or start,
+            "lat": [a.tobytes() for a in phase.lat],
+            "cpu": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime),
+        }
+
+    async def close(self) -> dict[str, Any]:
+        self.closing = True
+        held = self.held
+        if self.conns:
+            await asyncio.wait([asyncio.create_task(c.ws.close()) for c in self.conns], timeout=30)
+        for task in list(self.readers):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.session.close(), 10)
+        return {"held": held, "dropped": self.dropped, "stray": self.stray}
+
+
+async def _client_loop(pipe: Pipe, url: str, answer_calls: bool) -> None:
+    loop = asyncio.get_running_loop()
+    client = _Client(url, answer_calls)
+    while True:
+        try:
+            cmd, arg = await loop.run_in_executor(None, pipe.recv)
+        except EOFError:  # the coordinator is gone
+            await client.close()
+            return
+        try:
+            if cmd == "connect":
+                result = await client.connect_all(arg["ids"], arg["concurrency"], arg["timeout"])
+            elif cmd == "phase":
+                result = await client.run_phase(arg)
+            elif cmd == "storm":
+                result = await client.storm(arg)
+            elif cmd == "status":
+                result = {"held": client.held, "dropped": client.dropped, "stray": client.stray}
+                if client.answer_calls:
+                    result["calls_answered"] = client.calls_answered
+            elif cmd == "close":
+                pipe.send(("ok", await client.close()))
+                return
+            else:
+                raise BenchError(f"unknown command {cmd!r}")
+        except Exception:
+            pipe.send(("error", traceback.format_exc()))
+            continue
+        pipe.send(("ok", result))
+
+
+def client_main(pipe: Pipe, url: str, answer_calls: bool = False) -> None:
+    # Each client holds up to --connections / --clients sockets, under the fd limit.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(_client_loop(pipe, url, answer_calls))
+
+
+class LoadGenerators:
+    """Load-generator processes (``spawn``: no state of the coordinator is inherited),
+    each running :func:`client_main` against one URL and answering over its pipe."""
+
+    def __init__(self, clients: list[tuple[Any, Pipe]] | None = None) -> None:
+        self.clients: list[tuple[Any, Pipe]] = clients if clients is not None else []
+
+    def start(self, urls: list[str], answer_calls: bool = False) -> None:
+        """One process per URL in ``urls``."""
+        ctx = mp.get_context("spawn")
+        for url in urls:
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=client_main, args=(theirs, url, answer_calls), daemon=True)
+            proc.start()
+            theirs.close()
+            self.clients.append((proc, ours))
+
+    def subset(self, indices: list[int]) -> LoadGenerators:
+        """A view of some of the processes (the same processes and pipes)."""
+        return LoadGenerators([self.clients[i] for i in indices])
+
+    def send(self, cmd: str, args: list[Any]) -> None:
+        for (_, pipe), arg in zip(self.clients, args, strict=True):
+            pipe.send((cmd, arg))
+
+    def collect(self, cmd: str, timeout: float) -> list[dict[str, Any]]:
+        """Each process's answer to ``cmd``, in order, within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        answers = []
+        for proc, pipe in self.clients:
+            if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                raise BenchError(f"a load generator did not finish {cmd!r} within {timeout:.0f} s")
+            try:
+                status, result = pipe.recv()
+            except EOFError:
+                raise BenchError(f"load generator {proc.pid} died during {cmd!r}") from None
+            if status != "ok":
+                raise BenchError(f"load generator failed during {cmd!r}:\n{result}")
+            answers.append(result)
+        return answers
+
+    def ask(self, cmd: str, args: list[Any], timeout: float) -> list[dict[str, Any]]:
+        self.send(cmd, args)
+        return self.collect(cmd, timeout)
+
+    def stop(self) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        with contextlib.suppress(BenchError, OSError):
+            for answer in self.ask("close", [None] * len(self.clients), 60):
+                totals.update(answer)
+        for proc, pipe in self.clients:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            pipe.close()
+        self.clients = []
+        return dict(totals)
+
+    def kill(self) -> None:
+        """SIGKILL every process: the kernel closes all their sockets at once."""
+        for proc, _ in self.clients:
+            proc.kill()
+        for proc, pipe in self.clients:
+            proc.join(timeout=30)
+            pipe.close()
+        self.clients = []
+
+    def split(self, total: int) -> list[int]:
+        n = len(self.clients)
+        return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    active: int
+    target_rate: float
+    ok: int = 0
+    errors: int = 0
+    lost: int = 0
+    unexpected: int = 0
+    first_error: str = ""
+    window: float = 0.0
+    wall: float = 0.0
+    server_cpu: float = 0.0
+    server_sys: float = 0.0  # the kernel's share of server_cpu
+    loop_cpu: float = 0.0  # the main (event-loop) thread's share of server_cpu
+    machine_cpu: float = 0.0  # every process on the machine, interrupts included
+    irq_cpu: float = 0.0  # hard and soft interrupts (loopback networking)
+    redis_cpu: float | None = None
+    client_cpu: float = 0.0
+    lat: list[list[float]] = field(default_factory=list)  # sorted, per kind
+
+    @property
+    def all_lat(self) -> list[float]:
+        return sorted(x for per_kind in self.lat for x in per_kind)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.window if self.window > 0 else 0.0
+
+    def per_msg_us(self, seconds: float | None) -> float | None:
+        if seconds is None or not self.ok:
+            return None
+        return seconds / self.ok * 1e6
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def fmt_ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1000:.1f} ms"
+
+
+def fmt_us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} µs"
