@@ -6,6 +6,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway.cluster.node import ClusterNode
+from gateway.cluster.router import CommandRouter
 from gateway.csms.core import CentralSystem
 from gateway.csms.endpoint import OcppEndpoint
 from gateway.domain.authorization import ChainAuthorizer
@@ -26,3 +27,5 @@ ADMIN_TOKEN = web.AppKey("admin_token", str)
 HTTP = web.AppKey("http_client", aiohttp.ClientSession)
 # This process in the cluster: messages to it, and the ``changes`` channel to all.
 CLUSTER = web.AppKey("cluster", ClusterNode)
+# The one command path to a charger, connected here or to another process.
+ROUTER = web.AppKey("command_router", CommandRouter)

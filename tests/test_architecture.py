@@ -12,11 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # package -> prefixes it must never import
 FORBIDDEN = {
     "ocpi": ("gateway",),
-    "gateway.domain": ("gateway.storage", "gateway.csms", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
-    "gateway.storage": ("gateway.csms", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
-    "gateway.csms": ("gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi"),
-    "gateway.roaming": ("gateway.csms", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
-    "gateway.hub": ("gateway.csms", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
+    "gateway.domain": ("gateway.storage", "gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    "gateway.storage": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    "gateway.csms": ("gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi"),
+    "gateway.roaming": ("gateway.csms", "gateway.cluster", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
+    "gateway.hub": ("gateway.csms", "gateway.cluster", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
+    # Routes commands between processes: knows the central system, not the OCPI side.
+    "gateway.cluster": ("gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
 }
 
 

@@ -38,7 +38,7 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
 )
-from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, CSMS, SETTINGS, STORE
+from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, CSMS, ROUTER, SETTINGS, STORE
 from ocpi.server import read_body_in_time, send_and_close
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,8 @@ def token_view(token: LocalToken) -> dict[str, Any]:
 async def _charger_full(request: web.Request, charger: Charger) -> dict[str, Any]:
     store = request.config_dict[STORE]
     csms = request.config_dict[CSMS]
-    state = csms.live_state(charger.id) or await store.charger_states.get(charger.id)
+    # Connected and last heartbeat as every process reads them (gateway.cluster.router).
+    state = await request.config_dict[ROUTER].live_state(charger.id)
     connectors = await store.connectors.list(charger.id)
     view = charger_view(charger, state, connectors, csms.reports(charger.id))
     view["requests"] = csms.requests(charger.id)  # firmware/diagnostics/log, newest first
@@ -180,10 +181,11 @@ async def _charger_full(request: web.Request, charger: Charger) -> dict[str, Any
 
 async def list_chargers(request: web.Request) -> web.Response:
     store = request.config_dict[STORE]
-    csms = request.config_dict[CSMS]
+    chargers = sorted(await store.chargers.list(), key=lambda c: c.id)
+    states = await request.config_dict[ROUTER].live_states([c.id for c in chargers])
     out = []
-    for charger in sorted(await store.chargers.list(), key=lambda c: c.id):
-        state = csms.live_state(charger.id) or await store.charger_states.get(charger.id)
+    for charger in chargers:
+        state = states.get(charger.id)
         out.append(charger_view(charger, state, await store.connectors.list(charger.id)))
     return respond(out)
 
@@ -270,7 +272,8 @@ async def charger_command(request: web.Request) -> web.Response:
     body = await read_body(request, model, empty_ok=True)
     command = body.to_command()
     try:
-        result = await request.config_dict[CSMS].send(cp_id, command)
+        # The one command path: a local call, or routed to the process holding it.
+        result = await request.config_dict[ROUTER].send(cp_id, command)
     except ChargerNotConnected as exc:
         raise ApiError(409, str(exc)) from None
     except ChargerTimeout as exc:

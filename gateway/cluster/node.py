@@ -11,7 +11,7 @@ cluster, or a bug): it never ends the subscription.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.cluster import wire
@@ -61,6 +61,14 @@ class ClusterNode:
     async def send(self, node: str, message: dict[str, Any]) -> bool:
         """Send to one node: False when it does not listen (it is gone)."""
         return await self._messages.publish(node_channel(node), wire.dumps(message)) > 0
+
+    async def alive(self, nodes: Iterable[str]) -> set[str]:
+        """The nodes among ``nodes`` that listen now. A process that died (even by
+        ``kill -9``) stops listening at once (the OS closes its connection to Redis),
+        long before its records expire."""
+        wanted = sorted(set(nodes))
+        counts = await self._messages.subscribers([node_channel(n) for n in wanted])
+        return {n for n, count in zip(wanted, counts, strict=True) if count > 0}
 
     async def broadcast(self, message: dict[str, Any]) -> None:
         """Send to every node, this one included."""

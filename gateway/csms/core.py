@@ -83,6 +83,30 @@ class Connection(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+class Ownership(Protocol):
+    """Which process of a cluster holds each charger's connection (``gateway.cluster``).
+
+    The central system claims a charger when it connects (taking it over from another
+    process, which closes its stale connection) and releases it when its connection
+    ends; only a process that still held the charger records it offline."""
+
+    async def claim(self, charger_id: str) -> None: ...
+
+    async def release(self, charger_id: str) -> bool:
+        """True when this process held the charger (and now does not)."""
+        ...
+
+
+class SoleOwnership:
+    """One process: every charger connected here is this process's."""
+
+    async def claim(self, charger_id: str) -> None:
+        return None
+
+    async def release(self, charger_id: str) -> bool:
+        return True
+
+
 @dataclass(frozen=True, slots=True)
 class BootInfo:
     vendor: str
@@ -131,8 +155,10 @@ class CentralSystem:
         ids: IdFactory,
         heartbeat_interval: int,
         heartbeat_grace: float,
+        ownership: Ownership | None = None,
     ) -> None:
         self.store = store
+        self.ownership: Ownership = ownership or SoleOwnership()
         self.bus = bus
         self.authorizer = authorizer
         self.clock = clock
@@ -159,6 +185,10 @@ class CentralSystem:
     def connections(self) -> list[Connection]:
         return list(self._connections.values())
 
+    def heartbeat_of(self, charger_id: str) -> datetime | None:
+        """The last heartbeat of a charger connected here (None: none since it connected)."""
+        return self._heartbeats.get(charger_id)
+
     def live_state(self, charger_id: str) -> ChargerState | None:
         """The freshest known state of a connected charger (heartbeat included)."""
         state = self._states.get(charger_id)
@@ -183,6 +213,9 @@ class CentralSystem:
             connected_at=now,
         )
         self._states[conn.charger_id] = state
+        # Claimed before anything is recorded: a process that held the charger before is
+        # told to close its stale connection, and will not record it offline.
+        await self.ownership.claim(conn.charger_id)
         await self.store.charger_states.put(state)
         await self.bus.publish(ChargerOnline(conn.charger_id, now))
 
@@ -190,31 +223,58 @@ class CentralSystem:
         if self._connections.get(conn.charger_id) is not conn:
             return  # replaced: the new connection owns the state now
         del self._connections[conn.charger_id]
+        state = self.live_state(conn.charger_id)
+        self._forget(conn.charger_id)
+        if not await self.ownership.release(conn.charger_id):
+            # Another process holds the charger now (it reconnected there): its state is
+            # that process's to record.
+            log.info("charger %s: connection here ended; it is held elsewhere", conn.charger_id)
+            return
+        await self.mark_offline(conn.charger_id, reason, state)
+
+    async def mark_offline(
+        self, charger_id: str, reason: str, state: ChargerState | None = None
+    ) -> None:
+        """Record a charger offline (its connectors UNKNOWN) and tell the bus: when its
+        connection here ends, or when the process that held it is gone (the offline
+        sweep, ``gateway.cluster.ownership``)."""
         now = self.clock.now()
-        state = self.live_state(conn.charger_id) or (
-            await self.store.charger_states.get(conn.charger_id)
-        )
-        self._states.pop(conn.charger_id, None)
-        self._heartbeats.pop(conn.charger_id, None)
-        self._heartbeat_written.pop(conn.charger_id, None)
+        state = state or await self.store.charger_states.get(charger_id)
         if state is not None:
             await self.store.charger_states.put(
                 replace(state, connected=False, disconnected_at=now)
             )
-        await self.store.connectors.set_all(conn.charger_id, ConnectorStatus.UNKNOWN, now)
-        log.info("charger %s offline: %s", conn.charger_id, reason)
-        await self.bus.publish(ChargerOffline(conn.charger_id, now, reason))
-        for connector in await self.store.connectors.list(conn.charger_id):
+        await self.store.connectors.set_all(charger_id, ConnectorStatus.UNKNOWN, now)
+        log.info("charger %s offline: %s", charger_id, reason)
+        await self.bus.publish(ChargerOffline(charger_id, now, reason))
+        for connector in await self.store.connectors.list(charger_id):
             await self.bus.publish(ConnectorStatusChanged(connector))
+
+    async def handed_over(self, charger_id: str) -> bool:
+        """Another process holds the charger now: close the stale connection here without
+        recording anything (the new holder does). False when none was open here."""
+        conn = self._connections.pop(charger_id, None)
+        self._forget(charger_id)
+        if conn is None:
+            return False
+        log.info(
+            "charger %s reconnected to another process; closing its connection here", charger_id
+        )
+        await conn.close(1000, "connected to another server")
+        return True
+
+    def _forget(self, charger_id: str) -> None:
+        self._states.pop(charger_id, None)
+        self._heartbeats.pop(charger_id, None)
+        self._heartbeat_written.pop(charger_id, None)
 
     async def unregister(self, charger_id: str) -> None:
         """The operator removed the charger: drop its connection without recording it
         offline (its records are being deleted)."""
         conn = self._connections.pop(charger_id, None)
-        self._states.pop(charger_id, None)
-        self._heartbeats.pop(charger_id, None)
-        self._heartbeat_written.pop(charger_id, None)
+        self._forget(charger_id)
         if conn is not None:
+            await self.ownership.release(charger_id)
             await conn.close(1000, "charger removed by the operator")
 
     async def check_liveness(self) -> list[str]:

@@ -481,6 +481,11 @@ class MessageStore(Protocol):
         """Send ``message``; answer how many subscribers received it (0: nobody listens)."""
         ...
 
+    async def subscribers(self, channels: Sequence[str]) -> list[int]:
+        """How many subscribers each channel has now (a process that died has none: its
+        connection closed with it)."""
+        ...
+
     def subscribe(
         self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
     ) -> Subscription:

@@ -109,6 +109,11 @@ class LocalMessageStore:
                 received += 1
         return received
 
+    async def subscribers(self, channels: Sequence[str]) -> list[int]:
+        for channel in channels:
+            check_channel(channel)
+        return [sum(c in sub.channels for sub in self._subscriptions) for c in channels]
+
     def subscribe(
         self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
     ) -> _LocalSubscription:

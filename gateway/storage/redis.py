@@ -1596,6 +1596,14 @@ class RedisMessageStore:
         # receiver must not get it twice (the caller sees StorageUnavailable).
         return int(await self._db.command("PUBLISH", self._keys.channel(channel), message))
 
+    async def subscribers(self, channels: Sequence[str]) -> list[int]:
+        if not channels:
+            return []
+        names = [self._keys.channel(c) for c in channels]
+        reply = await self._db.command("PUBSUB", "NUMSUB", *names, retry=True)
+        counts = dict(zip(reply[0::2], reply[1::2], strict=True))  # RESP2: name, count, ...
+        return [int(counts.get(n.encode(), 0)) for n in names]
+
     def subscribe(
         self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
     ) -> RedisSubscription:

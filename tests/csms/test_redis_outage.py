@@ -238,7 +238,12 @@ async def one_transaction(cp: Any, version: str, cp_id: str, n: int) -> list[Dec
 
 
 async def gateway_connections(client: aioredis.Redis, name: str) -> list[str]:
-    return [c["id"] for c in await client.client_list() if c.get("name") == name]
+    """The gateway's command connection (its pub/sub subscription, flag P, is another)."""
+    return [
+        c["id"]
+        for c in await client.client_list()
+        if c.get("name") == name and "P" not in c.get("flags", "")
+    ]
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
