@@ -8,6 +8,8 @@ snapshot routing reads, replaced after every change.
 from __future__ import annotations
 
 import enum
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +18,10 @@ from gateway.domain.clock import Clock, IdFactory
 from gateway.storage.base import Document, DocumentStore
 from ocpi.hub.rules import OPEN, RoutingRules
 from ocpi.transport import PartyId
+
+log = logging.getLogger(__name__)
+
+RuleListener = Callable[[str], Awaitable[None]]
 
 
 class RuleAction(enum.StrEnum):
@@ -57,18 +63,45 @@ class RuleBook:
         self._ids = ids
         self._rules: dict[str, Rule] = {}
         self.rules: RoutingRules = OPEN
+        self._listeners: list[RuleListener] = []
 
     async def load(self) -> None:
+        """Read every rule (again: after messages about changes may have been lost,
+        the stored rules replace those in memory)."""
+        rules: dict[str, Rule] = {}
         offset = 0
         while True:
             docs, total = await self._store.list(offset=offset, limit=500)
             for doc in docs:
                 rule = _from_document(doc)
-                self._rules[rule.id] = rule
+                rules[rule.id] = rule
             offset += len(docs)
             if not docs or offset >= total:
                 break
+        self._rules = rules
         self._snapshot()
+
+    async def reload(self, rule_id: str) -> None:
+        """Read one rule again after another process sharing the store added or
+        removed it; the listeners are not told (that process has)."""
+        doc = await self._store.get(rule_id)
+        if doc is None:
+            self._rules.pop(rule_id, None)
+        else:
+            self._rules[rule_id] = _from_document(doc)
+        self._snapshot()
+
+    def on_change(self, listener: RuleListener) -> None:
+        """Call ``await listener(rule_id)`` after a rule was added or removed here
+        (stored); errors are logged."""
+        self._listeners.append(listener)
+
+    async def _changed(self, rule_id: str) -> None:
+        for listener in self._listeners:
+            try:
+                await listener(rule_id)
+            except Exception:
+                log.exception("rule change listener failed")
 
     def all(self) -> list[Rule]:
         return sorted(self._rules.values(), key=lambda r: (r.created_at, r.id))
@@ -83,14 +116,16 @@ class RuleBook:
         await self._store.put(_to_document(rule))
         self._rules[rule.id] = rule
         self._snapshot()
+        await self._changed(rule.id)
         return rule
 
     async def remove(self, rule_id: str) -> bool:
         if rule_id not in self._rules:
             return False
         await self._store.delete(rule_id)
-        del self._rules[rule_id]
+        self._rules.pop(rule_id, None)
         self._snapshot()
+        await self._changed(rule_id)
         return True
 
     def _snapshot(self) -> None:

@@ -31,7 +31,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -147,6 +147,13 @@ class HubConfig:
 LocalOwner = Callable[[str, str], Awaitable[PartyId | None]]
 """``async (kind, object id) -> hosted owner``: a hosted CPO's location, for open routing."""
 
+StatusListener = Callable[[PartyId], Awaitable[None]]
+ActivityListener = Callable[[str, datetime], None]
+CheckListener = Callable[[], Awaitable[None]]
+
+# The statuses the still-alive check decides (the operator's are PLANNED / SUSPENDED).
+_ALIVE_STATUSES = (ConnectionStatus.CONNECTED, ConnectionStatus.OFFLINE)
+
 
 class Hub:
     def __init__(
@@ -192,18 +199,112 @@ class Hub:
         self.alive = StillAliveChecker(
             self.directory, forwarder_probe(self.forwarder), silence=config.silence
         )
+        # What other processes sharing the store learn of (gateway.refresh).
+        self._status_listeners: list[StatusListener] = []
+        self._activity_listeners: list[ActivityListener] = []
+        self._check_listeners: list[CheckListener] = []
 
     # -- life cycle --------------------------------------------------------------
 
     async def start(self) -> None:
         await self.rule_book.load()
-        docs, _ = await self._statuses.list(limit=10_000)
-        for doc in docs:
-            self.directory.operator_statuses[PartyId.parse(doc.key)] = ConnectionStatus(
-                doc.data["status"]
-            )
+        await self._load_statuses()
         self.directory.rebuild(self._clock.now())
         self._registry.on_change(self._on_partner_change)
+
+    async def _load_statuses(self) -> None:
+        docs, _ = await self._statuses.list(limit=10_000)
+        self.directory.operator_statuses = {
+            PartyId.parse(doc.key): ConnectionStatus(doc.data["status"]) for doc in docs
+        }
+
+    # -- changes made by another process sharing the store -------------------------
+    #
+    # Each reads what changed from the store and updates what this process routes
+    # with, without pushing anything: the process that made the change has pushed it,
+    # once for the cluster.
+
+    def partner_reloaded(self, before: Partner | None, after: Partner | None) -> None:
+        """A partner was read again (:meth:`PartnerRegistry.reload`): the directory
+        follows the registry."""
+        if registered_hub_partner(before) or registered_hub_partner(after):
+            self.directory.rebuild(self._clock.now())
+
+    async def reload_status(self, party_id: PartyId) -> None:
+        """The operator's status of ``party_id``, read again from the store."""
+        doc = await self._statuses.get(str(party_id))
+        if doc is None:
+            self.directory.operator_statuses.pop(party_id, None)
+        else:
+            self.directory.operator_statuses[party_id] = ConnectionStatus(doc.data["status"])
+        self._apply_operator_status(party_id)
+
+    async def reload_all(self) -> None:
+        """Rules, operator statuses and the directory read again (after messages about
+        changes may have been lost); the registry must have been reloaded first."""
+        await self.rule_book.load()
+        await self._load_statuses()
+        self.directory.rebuild(self._clock.now())
+        for party in self.directory.parties():
+            if party.platform_id != LOCAL_PLATFORM:
+                self._apply_operator_status(party.id)
+
+    def _apply_operator_status(self, party_id: PartyId) -> None:
+        party = self.directory.party(party_id)
+        if party is None or party.platform_id == LOCAL_PLATFORM:
+            return
+        override = self.directory.operator_statuses.get(party_id)
+        current = self.directory.status(party_id)
+        if override is not None:
+            self.directory.set_status(party_id, override, self._clock.now())
+        elif current not in _ALIVE_STATUSES:  # the operator's status was lifted
+            self.directory.set_status(party_id, ConnectionStatus.CONNECTED, self._clock.now())
+
+    def on_status_change(self, listener: StatusListener) -> None:
+        """Call ``await listener(party_id)`` after the operator's status of a party was
+        stored here (:meth:`set_status`); errors are logged."""
+        self._status_listeners.append(listener)
+
+    def on_activity(self, listener: ActivityListener) -> None:
+        """Call ``listener(platform_id, at)`` for each sign of life of a platform seen by
+        this process (:meth:`note_activity`), not for those of :meth:`noted_elsewhere`."""
+        self._activity_listeners.append(listener)
+
+    def noted_elsewhere(self, platform_id: str, at: datetime) -> None:
+        """A sign of life of ``platform_id`` seen by another process at ``at``."""
+        self.alive.note_activity(platform_id, at)
+
+    def on_checked(self, listener: CheckListener) -> None:
+        """Call ``await listener()`` after each still-alive round of this process
+        (:meth:`check_alive`); errors are logged."""
+        self._check_listeners.append(listener)
+
+    def offline_platforms(self) -> list[str]:
+        """The platforms the still-alive check has marked OFFLINE here."""
+        return sorted(
+            platform.id
+            for platform in self.directory.platforms()
+            if not platform.local
+            and any(
+                self.directory.status(p.id) is ConnectionStatus.OFFLINE
+                for p in self.directory.parties_of(platform.id)
+            )
+        )
+
+    def apply_alive(self, offline: Sequence[str], at: datetime) -> None:
+        """The still-alive check's verdict from the process that runs it: the parties of
+        the ``offline`` platforms OFFLINE, those of the others CONNECTED, except where
+        the operator's status rules (PLANNED / SUSPENDED)."""
+        down = set(offline)
+        for platform in self.directory.platforms():
+            if platform.local:
+                continue
+            status = ConnectionStatus.OFFLINE if platform.id in down else ConnectionStatus.CONNECTED
+            for party in self.directory.parties_of(platform.id):
+                if party.id in self.directory.operator_statuses:
+                    continue
+                if self.directory.status(party.id) in _ALIVE_STATUSES:
+                    self.directory.set_status(party.id, status, at)
 
     def router_config(self) -> RouterConfig:
         return RouterConfig(
@@ -262,6 +363,11 @@ class Hub:
             self.directory.operator_statuses[party_id] = status
             now = self._clock.now()
             await self._statuses.put(Document(str(party_id), {"status": status.value}, now))
+        for listener in self._status_listeners:
+            try:
+                await listener(party_id)
+            except Exception:
+                log.exception("hub: party status listener failed")
         if not self.directory.set_status(party_id, status, self._clock.now()):
             return False
         infos = party_infos(party, status, self.directory.status_changed_at(party_id))
@@ -271,7 +377,13 @@ class Hub:
     # -- still alive ---------------------------------------------------------------
 
     def note_activity(self, platform_id: str) -> None:
-        self.alive.note_activity(platform_id, self._clock.now())
+        now = self._clock.now()
+        self.alive.note_activity(platform_id, now)
+        for listener in self._activity_listeners:
+            try:
+                listener(platform_id, now)
+            except Exception:
+                log.exception("hub: activity listener failed")
 
     async def check_alive(self) -> tuple[list[str], list[str]]:
         """One still-alive round (mod_hub_client_info: a platform silent for 5 minutes
@@ -287,6 +399,11 @@ class Hub:
         await self._enqueue_infos(pushes)
         for platform_id in report.went_offline:
             log.warning("hub: platform %s does not answer: its parties are OFFLINE", platform_id)
+        for listener in self._check_listeners:
+            try:
+                await listener()
+            except Exception:
+                log.exception("hub: still-alive listener failed")
         return report.went_offline, report.came_back
 
     async def run_checks(self, interval: float) -> None:

@@ -498,6 +498,7 @@ class OutboxWorker:
         self._hooks: dict[str, list[DeliveryHook]] = {}
         self._builders: dict[str, FullObjectBuilder] = {}
         self._wake = asyncio.Event()
+        self._notify_listeners: list[Callable[[], None]] = []
         self._poll_lock = asyncio.Lock()
         # ordering key -> item id, for every item being delivered, and for finished
         # ones until the next poll begins: a poll whose read began before the
@@ -514,7 +515,23 @@ class OutboxWorker:
     # -- control ---------------------------------------------------------------
 
     def notify(self) -> None:
-        """Something may be due: poll now rather than at the next interval."""
+        """Something may be due (a push was stored, replayed...): poll now rather than
+        at the next interval, and tell the :meth:`on_notify` listeners."""
+        self._wake.set()
+        for listener in self._notify_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("outbox: notify listener failed")
+
+    def on_notify(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` at each :meth:`notify`, e.g. to wake the worker of
+        another process sharing the store (the one that delivers, while this one's
+        worker does not run)."""
+        self._notify_listeners.append(listener)
+
+    def wake(self) -> None:
+        """Poll now (another process stored a push); the listeners are not told."""
         self._wake.set()
 
     def on_delivered(self, kind: str, callback: DeliveryHook) -> None:

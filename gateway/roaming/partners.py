@@ -189,6 +189,9 @@ def partner_of(party: object) -> Partner:
 
 
 PartnerListener = Callable[["Partner | None", "Partner | None"], Awaitable[None]]
+ProvisionalListener = Callable[[str, "str | None"], Awaitable[None]]
+"""``await listener(partner id, token digest or None)``: see
+:meth:`PartnerRegistry.on_provisional`."""
 
 
 class RegistrationError(Exception):
@@ -233,6 +236,7 @@ class PartnerRegistry:
         self._by_token: dict[str, tuple[str, _Use]] = {}
         # partner id -> hash of the token in our credentials POST still in flight
         self._provisional: dict[str, str] = {}
+        self._provisional_listeners: list[ProvisionalListener] = []
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
@@ -267,13 +271,58 @@ class PartnerRegistry:
         self._index(partner)
         return partner
 
+    async def reload(self, partner_id: str) -> tuple[Partner | None, Partner | None]:
+        """Read one partner again after another process sharing the store changed it
+        (or deleted it): ``(before, after)`` as this process knew it and as it is now
+        (None: unknown / gone). Without telling the listeners: the process that made
+        the change has, once for the cluster. A copy in memory newer than the stored
+        one (a change of this process overtaking the notice) is kept."""
+        before = self._partners.get(partner_id)
+        doc = await self._store.get(partner_id)
+        if doc is None:
+            if before is not None:
+                self._unindex(before)
+            return before, None
+        partner, _ = partner_from_document(doc, self._vault)
+        current = self._partners.get(partner_id)  # may have changed during the read
+        if current is not None and current.updated_at > partner.updated_at:
+            return before, current
+        self._index(partner)
+        return before, partner
+
+    async def reload_all(self) -> None:
+        """Read every partner again (messages about changes may have been lost): the
+        stored ones are indexed, those gone from the store forgotten; no listener is
+        told."""
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            docs, total = await self._store.list(offset=offset, limit=500)
+            for doc in docs:
+                partner, _ = partner_from_document(doc, self._vault)
+                seen.add(partner.id)
+                current = self._partners.get(partner.id)
+                if current is None or current.updated_at <= partner.updated_at:
+                    self._index(partner)
+            offset += len(docs)
+            if not docs or offset >= total:
+                break
+        for partner_id in [p for p in self._partners if p not in seen]:
+            # Asked one by one: a partner this process created during the listing is
+            # stored, not gone.
+            await self.reload(partner_id)
+
+    def _unindex(self, partner: Partner) -> None:
+        self._partners.pop(partner.id, None)
+        for digest in (partner.token_a_hash, partner.our_token_hash):
+            entry = self._by_token.get(digest) if digest else None
+            if digest and entry is not None and entry[0] == partner.id:
+                del self._by_token[digest]
+
     def _index(self, partner: Partner) -> None:
         old = self._partners.get(partner.id)
         if old is not None:
-            for digest in (old.token_a_hash, old.our_token_hash):
-                entry = self._by_token.get(digest) if digest else None
-                if digest and entry is not None and entry[0] == partner.id:
-                    del self._by_token[digest]
+            self._unindex(old)
         self._partners[partner.id] = partner
         if partner.token_a_hash and partner.status is PartnerStatus.PENDING:
             self._by_token[partner.token_a_hash] = (partner.id, _Use.REGISTRATION)
@@ -291,6 +340,29 @@ class PartnerRegistry:
         """Call ``await listener(before, after)`` after every change of a partner
         (None: did not exist / deleted); listener errors are logged."""
         self._listeners.append(listener)
+
+    def on_provisional(self, listener: ProvisionalListener) -> None:
+        """Call ``await listener(partner_id, digest)`` when the token of our credentials
+        POST to a partner becomes good for our versions (its digest) and when it stops
+        (None), so that other processes sharing the store answer the partner's check
+        too (:meth:`set_provisional`); errors are logged."""
+        self._provisional_listeners.append(listener)
+
+    def set_provisional(self, partner_id: str, digest: str | None) -> None:
+        """Another process's provisional token for ``partner_id`` (None: no longer)."""
+        old = self._provisional.pop(partner_id, None)
+        if old is not None and self._by_token.get(old) == (partner_id, _Use.PROVISIONAL):
+            del self._by_token[old]
+        if digest is not None:
+            self._provisional[partner_id] = digest
+            self._by_token[digest] = (partner_id, _Use.PROVISIONAL)
+
+    async def _announce_provisional(self, partner_id: str, digest: str | None) -> None:
+        for listener in self._provisional_listeners:
+            try:
+                await listener(partner_id, digest)
+            except Exception:
+                log.exception("provisional token listener failed")
 
     async def _changed(self, before: Partner | None, after: Partner | None) -> None:
         for listener in self._listeners:
@@ -341,9 +413,7 @@ class PartnerRegistry:
 
     # -- operator actions -------------------------------------------------------
 
-    async def create(
-        self, name: str, kind: PartnerKind = PartnerKind.PEER
-    ) -> tuple[Partner, str]:
+    async def create(self, name: str, kind: PartnerKind = PartnerKind.PEER) -> tuple[Partner, str]:
         """A PENDING partner and its token A, in clear this once (only its hash is
         kept): the operator hands it to the partner."""
         self.identity_for(kind)  # refuses a hub partner when there is no hub
@@ -419,8 +489,8 @@ class PartnerRegistry:
             # details. So that token works for those from now on, and is forgotten again
             # if the POST fails (the partner stays PENDING). Only the request handlers
             # read the index: none of them waits for this lock.
-            self._provisional[partner.id] = digest
-            self._by_token[digest] = (partner.id, _Use.PROVISIONAL)
+            self.set_provisional(partner.id, digest)
+            await self._announce_provisional(partner.id, digest)
             try:
                 try:
                     theirs = await client.post(
@@ -442,9 +512,8 @@ class PartnerRegistry:
                 )
                 saved = await self._save(registered)
             finally:
-                self._provisional.pop(partner.id, None)
-                if self._by_token.get(digest) == (partner.id, _Use.PROVISIONAL):
-                    del self._by_token[digest]
+                self.set_provisional(partner.id, None)
+                await self._announce_provisional(partner.id, None)
             log.info("registered at partner %s (%s)", partner.id, versions_url)
             return saved
 
