@@ -59,6 +59,7 @@ from gateway.keys import (
     STORE,
 )
 from gateway.leases import LEASES, Leases, holder_id
+from gateway.refresh import refresh_ctx
 from gateway.roaming.catalog import (
     LOCATION_OBJECT,
     LocationService,
@@ -531,6 +532,7 @@ def build_app(
         )
     )
     app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(refresh_ctx)  # after the hub: gateway.refresh
     app.cleanup_ctx.append(_catalog_pushes_ctx)
     app.cleanup_ctx.append(hub_checks_ctx(settings.hub_check_interval))
     app.cleanup_ctx.append(_watchdog_ctx)
