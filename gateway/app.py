@@ -131,7 +131,7 @@ def load_admin_token(settings: Settings) -> tuple[str, bool]:
 def token_vault(settings: Settings) -> TokenVault:
     """The key for the tokens we send to partners (:mod:`gateway.roaming.vault`)."""
     key = settings.secret_key.get_secret_value() if settings.secret_key is not None else None
-    return load_token_vault(key, settings.data_dir, shared_storage=settings.redis_url is not None)
+    return load_token_vault(key, settings.data_dir, shared_storage=settings.uses_redis)
 
 
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -141,6 +141,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
         retry_seconds=settings.storage_retry_seconds,
+        redis_sentinel=settings.redis_sentinel(),
     )
     app[STORE] = store
     node_id = holder_id(app[IDS])
@@ -593,18 +594,32 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def _storage_setting(settings: Settings) -> str:
+    """The setting to name when the store cannot be opened."""
+    if settings.redis_sentinels is not None:
+        return "redis_sentinels"
+    return "redis_url" if settings.uses_redis else "data_dir"
+
+
+def _storage_name(settings: Settings) -> str:
+    if settings.redis_sentinels is not None:
+        return f"redis via Sentinel {settings.redis_sentinel_service}"
+    return "redis" if settings.uses_redis else f"sqlite in {settings.data_dir}"
+
+
 def run_server(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT. A setting the gateway cannot start with raises
     :class:`ConfigError` before anything is served (the command line turns it into one
     line); "listening on" is logged once the port accepts connections."""
     ssl_context = _ssl_context(settings)
+    settings.redis_sentinel()  # a Sentinel setting it cannot use: one line, at once
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logsafe.install()  # no raw control characters from input in any log line
-    if settings.redis_url is None or settings.admin_token is None:
+    if not settings.uses_redis or settings.admin_token is None:
         _check_data_dir(settings.data_dir)
     sockets = _listening_sockets(settings.host, settings.port)
     try:
@@ -642,7 +657,7 @@ async def _serve(
             await runner.setup()
         except StorageError as exc:
             # Opening the store is the first thing the start-up does.
-            raise ConfigError("redis_url" if settings.redis_url else "data_dir", str(exc)) from None
+            raise ConfigError(_storage_setting(settings), str(exc)) from None
         except SecretKeyError as exc:  # a stored token the key does not open: a wrong key
             raise ConfigError((), str(exc)) from None
         sites = [web.SockSite(runner, sock, ssl_context=ssl_context) for sock in sockets]
@@ -652,7 +667,7 @@ async def _serve(
             "ocpi-gateway listening on %s (public URL %s; storage: %s)",
             ", ".join(site.name for site in sites),
             settings.base_url,
-            "redis" if settings.redis_url else f"sqlite in {settings.data_dir}",
+            _storage_name(settings),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -7,11 +7,15 @@ line flags of ``ocpi-gateway serve`` override the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.storage.redis_batch import SentinelTarget
+
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+SENTINEL_PORT = 26379  # Sentinel's default port
 
 
 class ConfigError(Exception):
@@ -55,6 +59,26 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(default=None, description="use Redis storage instead of SQLite")
     redis_prefix: str = Field(default="gw:", description="prefix of every Redis key")
+    # Redis through Sentinel (README "Redis in production"): the master's address is
+    # asked from the Sentinels at every connection, so a failover moves the gateway
+    # to the new master. GATEWAY_REDIS_URL, optional then, gives only the password,
+    # database and TLS options (no host), e.g. redis://:secret@/0.
+    redis_sentinels: str | None = Field(
+        default=None,
+        description="Redis through Sentinel: the Sentinels' addresses, host:port comma-separated"
+        " (port 26379 when left out)",
+    )
+    redis_sentinel_service: str | None = Field(
+        default=None,
+        description="the name the Sentinels monitor the master under (sentinel monitor NAME ...)",
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None,
+        description="the Sentinels' own password (their requirepass); the master's is in the URL",
+    )
+    redis_sentinel_tls: bool = Field(
+        default=False, description="TLS to the Sentinels too, with the URL's ssl_* options"
+    )
     lease_seconds: float = Field(
         default=15.0,
         ge=0.5,
@@ -157,6 +181,12 @@ class Settings(BaseSettings):
             raise ValueError("should be at least 16 characters")
         return value
 
+    @field_validator("redis_sentinels", "redis_sentinel_service")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # compose's ${VAR:-} and an empty ConfigMap entry give "": not set.
+        return value if value is None or value.strip() else None
+
     @field_validator("log_level")
     @classmethod
     def _known_log_level(cls, value: str) -> str:
@@ -165,8 +195,78 @@ class Settings(BaseSettings):
         return value.upper()
 
     @property
+    def uses_redis(self) -> bool:
+        """Redis storage (a URL, or Sentinels), else SQLite in the data dir."""
+        return self.redis_url is not None or self.redis_sentinels is not None
+
+    def redis_sentinel(self) -> SentinelTarget | None:
+        """The Sentinels to ask for the Redis master, or None without Sentinel;
+        :class:`ConfigError` for Sentinel settings the gateway cannot start with."""
+        if self.redis_sentinels is None:
+            if self.redis_sentinel_service is not None:
+                raise ConfigError(
+                    "redis_sentinels", "required with a Sentinel service: host:port,host:port..."
+                )
+            if self.redis_sentinel_password is not None:
+                raise ConfigError("redis_sentinel_password", "needs Sentinels as well")
+            if self.redis_sentinel_tls:
+                raise ConfigError("redis_sentinel_tls", "needs Sentinels as well")
+            return None
+        addresses = tuple(_sentinel_address(item) for item in self.redis_sentinels.split(","))
+        if self.redis_sentinel_service is None:
+            raise ConfigError(
+                "redis_sentinel_service",
+                "required with Sentinels: the name they monitor the master under",
+            )
+        if self.redis_url is not None:
+            try:
+                url = urlsplit(self.redis_url)
+                has_address = bool(url.hostname) or url.port is not None
+            except ValueError:
+                raise ConfigError("redis_url", "not a valid URL") from None
+            if url.scheme not in ("redis", "rediss") or has_address:
+                # Never echoed: the URL may hold the password.
+                raise ConfigError(
+                    "redis_url",
+                    "with Sentinels it gives no host or port (the Sentinels name the master):"
+                    " redis[s]://[[user]:password@]/db, or leave it unset",
+                )
+        password = self.redis_sentinel_password
+        return SentinelTarget(
+            addresses=addresses,
+            service=self.redis_sentinel_service.strip(),
+            password=password.get_secret_value() if password is not None else None,
+            tls=self.redis_sentinel_tls,
+        )
+
+    @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
         scheme = "https" if self.tls_cert else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+
+def _sentinel_address(item: str) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[ipv6]:port`` (Sentinel's port 26379 by default)."""
+    text = item.strip()
+    if not text:
+        raise ConfigError("redis_sentinels", "an empty address (two commas, or one at an end)")
+    host: str = text
+    port: int | None = SENTINEL_PORT
+    if text.startswith("["):  # [::1]:26379
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                host = ""
+            port = _port(rest[1:])
+    elif text.count(":") == 1:
+        host, _, rest = text.partition(":")
+        port = _port(rest)
+    if not host or port is None or any(c.isspace() or c in "/@[]" for c in host):
+        raise ConfigError("redis_sentinels", f"{text!r} is not host:port")
+    return host, port
+
+
+def _port(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None

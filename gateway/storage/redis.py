@@ -125,7 +125,14 @@ from gateway.storage.base import (
     check_lease,
     check_owner,
 )
-from gateway.storage.redis_batch import DEFAULT_MAX_BATCH, Arg, CommandBatcher, Retry, Script
+from gateway.storage.redis_batch import (
+    DEFAULT_MAX_BATCH,
+    Arg,
+    CommandBatcher,
+    Retry,
+    Script,
+    SentinelTarget,
+)
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
 from gateway.storage.redis_pubsub import RedisSubscription
 
@@ -831,8 +838,13 @@ async def open_redis_store(
     client_name: str | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    sentinel: SentinelTarget | None = None,
 ) -> Store:
     """Connect to the Redis at ``url`` and use the keys under ``prefix``.
+
+    With ``sentinel``, to the master the Sentinels name (then, and after every failover:
+    see :mod:`gateway.storage.redis_batch`), ``url`` giving only the password, database
+    and TLS options (it may be empty).
 
     Every command goes through one :class:`~gateway.storage.redis_batch.CommandBatcher`:
     one connection (named ``client_name``, by default ``ocpi-gateway:`` and the prefix,
@@ -847,7 +859,7 @@ async def open_redis_store(
     if client_name is None:
         client_name = default_client_name(prefix)
     backend = await _RedisBackend.open(
-        url, prefix, socket_timeout, client_name, max_batch, retry_seconds
+        url, prefix, socket_timeout, client_name, max_batch, retry_seconds, sentinel
     )
     return Store.assemble(
         chargers=RedisChargerStore(backend),
@@ -898,6 +910,7 @@ class _RedisBackend:
         client_name: str | None,
         max_batch: int,
         retry_seconds: float,
+        sentinel: SentinelTarget | None = None,
     ) -> _RedisBackend:
         db = await CommandBatcher.connect(
             url,
@@ -906,6 +919,7 @@ class _RedisBackend:
             scripts=SCRIPTS,
             max_batch=max_batch,
             retry_seconds=retry_seconds,
+            sentinel=sentinel,
         )
         keys = RedisKeys(prefix)
         try:

@@ -52,6 +52,17 @@ they arrive (RESP2, :class:`RespParser`) and each handed to its own future.
 The connection itself is opened by redis-py (URL parsing, TLS, AUTH, SELECT,
 ``CLIENT SETNAME``), whose asyncio transport is then handed to the batcher's own
 protocol; redis-py's client, pool and parser are not used for commands.
+
+**Sentinel** (:class:`SentinelTarget`). The connections are then made by redis-py's
+``SentinelConnectionPool``: each one, the first and every reconnection, asks the
+Sentinels for the current master's address first, so that after a failover the
+reconnection finds the new master. A master demoted to replica keeps answering, but
+refuses writes with ``READONLY``; such a command did not run (a script fails at its
+first write, and the scripts write nothing before it), so it is sent again (within
+``retry_seconds``, in its place, whatever its ``retry``) once the rest of its batch is
+answered, and the connection is dropped to ask the Sentinels again (after a pause,
+50 ms doubling to 1 s while it keeps landing on a replica). Without Sentinel a
+``READONLY`` reply is an error reply like any other (there is nowhere else to go).
 """
 
 from __future__ import annotations
@@ -59,13 +70,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool, parse_url
+from redis.asyncio.client import Redis
+from redis.asyncio.connection import (
+    AbstractConnection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
+from redis.backoff import NoBackoff
 
 from gateway.storage.base import StorageError, StorageUnavailable
 
@@ -79,6 +106,22 @@ DEFAULT_MAX_BYTES: Final = 1 << 20
 # Reconnection during an outage: first retry after 50 ms, doubling, at most 1 s apart.
 RETRY_FIRST_DELAY: Final = 0.05
 RETRY_MAX_DELAY: Final = 1.0
+# Bound on connecting to and hearing from one Sentinel: a dead one must not hold the
+# question to the next for the whole socket timeout.
+SENTINEL_TIMEOUT: Final = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """Redis Sentinel: where to ask for the master's address (``addresses``: host and
+    port of each Sentinel), the master's name there (``service``, as in ``sentinel
+    monitor <service> ...``), the Sentinels' own password (their ``requirepass``, not
+    the master's) and whether they speak TLS (with the URL's ``ssl_*`` options)."""
+
+    addresses: tuple[tuple[str, int], ...]
+    service: str
+    password: str | None = None
+    tls: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +264,41 @@ class RespParser:
         return out
 
 
+def _sentinel_pool(
+    target: SentinelTarget, options: dict[str, Any]
+) -> tuple[Sentinel, SentinelConnectionPool]:
+    """A pool whose connections ask the Sentinels for the master's address each time
+    they connect (``options``: the URL's, without its host and port)."""
+    connection_class = options.pop("connection_class", None)
+    if connection_class is not None and issubclass(connection_class, UnixDomainSocketConnection):
+        raise StorageError("Redis: a unix socket URL cannot be used with Sentinel")
+    tls = connection_class is not None and issubclass(connection_class, SSLConnection)
+    for name in ("host", "port", "path"):
+        options.pop(name, None)
+    timeout = min(options.get("socket_timeout") or SENTINEL_TIMEOUT, SENTINEL_TIMEOUT)
+    asking: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "password": target.password,
+        "protocol": 2,
+        # One try per Sentinel and question (redis-py's default retries each with a
+        # backoff of seconds): the batcher's own backoff tries again.
+        "retry": RedisRetry(NoBackoff(), 0),
+    }
+    if target.tls:
+        accepted = inspect.signature(Redis.__init__).parameters
+        asking["ssl"] = True
+        asking.update({k: v for k, v in options.items() if k.startswith("ssl_") and k in accepted})
+    manager = Sentinel(list(target.addresses), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
+    pool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
+        target.service,
+        manager,
+        connection_class=SentinelManagedSSLConnection if tls else SentinelManagedConnection,
+        **options,
+    )
+    return manager, pool
+
+
 Retry = bool | Script
 """Whether a command whose answer was lost may be sent again: False, True (as it is),
 or a script to send instead, with the same KEYS and ARGV, that checks whether the
@@ -321,7 +399,9 @@ class CommandBatcher:
         self._max_bytes = max_bytes
         self._queue: deque[_Command] = deque()  # not sent yet, in order
         self._inflight: deque[_Command] = deque()  # sent, awaiting their answers in order
-        self._noscript: list[_Command] = []  # of the batch in flight: to send as EVAL
+        # Of the batch in flight, did not run: to send again (True: as EVAL, NOSCRIPT;
+        # False: as it is, READONLY from a demoted master).
+        self._not_run: list[tuple[_Command, bool]] = []
         self._link: _Link | None = None
         self._connecting: asyncio.Task[None] | None = None
         # One timer checks the batch in flight (not one per batch): see _watch.
@@ -332,6 +412,10 @@ class CommandBatcher:
         self._closed = False
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._last_error = ""  # of the last failed connection attempt
+        # Sentinel (see the module docstring): asks for the master; READONLY reconnects.
+        self._sentinel: Sentinel | None = None
+        self._replica_seen = False  # a READONLY reply in the batch in flight
+        self._replica_delay = 0.0  # pause before asking the Sentinels again
         self._background: set[asyncio.Task[Any]] = set()
         self.stats = BatcherStats()
 
@@ -346,23 +430,31 @@ class CommandBatcher:
         max_batch: int = DEFAULT_MAX_BATCH,
         max_bytes: int = DEFAULT_MAX_BYTES,
         retry_seconds: float = 0.0,
+        sentinel: SentinelTarget | None = None,
     ) -> CommandBatcher:
         """A batcher connected to the Redis at ``url`` (any URL redis-py accepts).
 
         ``socket_timeout`` bounds connecting and the wait for each batch's answers;
         ``client_name`` is the connection's ``CLIENT SETNAME``; ``retry_seconds`` how
-        long a command waits for a lost connection to come back. StorageError if the
-        server cannot be reached.
+        long a command waits for a lost connection to come back. With ``sentinel`` the
+        master's address comes from the Sentinels, and ``url`` (which may be empty)
+        gives only the rest: user, password, database, TLS (``rediss://``) and query
+        options, e.g. ``redis://:secret@/0``. StorageError if the server cannot be
+        reached.
         """
         try:
-            options: dict[str, Any] = dict(parse_url(url))
+            options: dict[str, Any] = dict(parse_url(url)) if url or sentinel is None else {}
         except ValueError as exc:
             raise StorageError(f"Redis: bad URL: {exc}") from exc
         options.setdefault("socket_timeout", socket_timeout)
         options.setdefault("socket_connect_timeout", socket_timeout)
         options.setdefault("client_name", client_name)
         options["protocol"] = 2  # RespParser reads RESP2 only
-        pool = ConnectionPool(**options)
+        manager: Sentinel | None = None
+        if sentinel is None:
+            pool = ConnectionPool(**options)
+        else:
+            manager, pool = _sentinel_pool(sentinel, options)
         batcher = cls(
             pool,
             timeout=socket_timeout,
@@ -371,9 +463,20 @@ class CommandBatcher:
             max_bytes=max_bytes,
             retry_seconds=retry_seconds,
         )
-        link = await batcher._open()
+        batcher._sentinel = manager
+        try:
+            link = await batcher._open()
+        except BaseException:
+            await batcher._close_sentinel()
+            raise
         batcher._use(link)
         return batcher
+
+    async def _close_sentinel(self) -> None:
+        manager, self._sentinel = self._sentinel, None
+        if manager is not None:
+            with contextlib.suppress(Exception):  # closing anyway: nothing to report
+                await manager.aclose()
 
     @property
     def pool(self) -> ConnectionPool:
@@ -430,7 +533,7 @@ class CommandBatcher:
     async def close(self) -> None:
         """Refuse new commands, finish the queued ones, then close the connection."""
         self._closing = True
-        while self._queue or self._inflight or self._noscript or self._connecting:
+        while self._queue or self._inflight or self._not_run or self._connecting:
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._idle_waiters.append(waiter)
             await waiter
@@ -444,6 +547,7 @@ class CommandBatcher:
         link, self._link = self._link, None
         if link is not None:
             await self._dispose(link)
+        await self._close_sentinel()
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
@@ -504,25 +608,52 @@ class CommandBatcher:
             future = command.future
             if reply.__class__ is ReplyError:
                 if command.script is not None and reply.message.startswith("NOSCRIPT"):
-                    self._noscript.append(command)
+                    self._not_run.append((command, True))
+                elif self._sentinel is not None and reply.message.startswith("READONLY"):
+                    self._replica_seen = True
+                    self._not_run.append((command, False))
                 elif future is not None and not future.done():
                     future.set_exception(StorageError(f"Redis: {reply.message}"))
             elif future is not None and not future.done():
                 future.set_result(reply)
         if not inflight:
+            if self._replica_seen:
+                self._replica_seen = False
+                self._replica_delay = min(
+                    max(RETRY_FIRST_DELAY, self._replica_delay * 2), RETRY_MAX_DELAY
+                )
+                self._drop(link, "the server is a read-only replica now (a failover)")
+                return
+            self._replica_delay = 0.0
             self._batch_done()
 
     def _batch_done(self) -> None:
-        self._requeue_noscript()
+        self._requeue_not_run()
         # Not at once: the tasks the answers woke run first and may queue more.
         self._schedule_flush()
 
-    def _requeue_noscript(self) -> None:
-        """NOSCRIPT: the script did not run. Send it again first, as EVAL (loads it)."""
-        if not self._noscript:
+    def _requeue_not_run(self) -> None:
+        """Commands that did not run are sent again first, in their order. NOSCRIPT: as
+        EVAL (loads the script). READONLY: as they are, while ``retry_seconds`` lasts."""
+        if not self._not_run:
             return
         again = []
-        for command in self._noscript:
+        now = self._loop.time()
+        for command, as_eval in self._not_run:
+            if not as_eval:
+                future = command.future
+                if future is None or future.done():
+                    continue  # a script preload, or its caller is gone
+                if command.deadline is None:
+                    command.deadline = now + self._retry_seconds
+                if command.deadline <= now:
+                    self.stats.expired += 1
+                    future.set_exception(
+                        StorageUnavailable("Redis: the server is a read-only replica")
+                    )
+                    continue
+                again.append(command)
+                continue
             script, argv = command.script, command.argv
             assert script is not None
             assert argv is not None
@@ -533,8 +664,8 @@ class CommandBatcher:
                 evaled.argv = argv  # a checked command needs them to be checked again
             evaled.deadline = command.deadline
             again.append(evaled)
-        self.stats.noscript_retries += len(again)
-        self._noscript = []
+        self.stats.noscript_retries += sum(as_eval for _, as_eval in self._not_run)
+        self._not_run = []
         self._queue.extendleft(reversed(again))
 
     def _wake_idle_waiters(self) -> None:
@@ -564,6 +695,7 @@ class CommandBatcher:
         if link is not self._link:
             return
         self._link = None
+        self._replica_seen = False
         self.stats.connections_lost += 1
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -572,7 +704,7 @@ class CommandBatcher:
             link.transport.abort()
         lost, self._inflight = self._inflight, deque()
         self._resend(lost, f"Redis: {why}; the command may or may not have been applied")
-        self._requeue_noscript()  # they did not run, and came before the lost ones
+        self._requeue_not_run()  # they did not run, and came before the lost ones
         if self._queue and self._outage_since is None and not self._closed:
             self._outage_since = self._loop.time()
             log.warning(
@@ -703,6 +835,10 @@ class CommandBatcher:
             if earliest is not None:
                 self._arm_expiry(earliest)
         try:
+            if self._replica_delay:
+                # The last connection was to a demoted master: the Sentinels may not
+                # name the new one yet (and a hot loop would hammer them).
+                await asyncio.sleep(self._replica_delay)
             while True:
                 try:
                     link = await self._open()
