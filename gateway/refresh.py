@@ -26,7 +26,8 @@ Two kinds of work are not notices of stored changes:
 - **the outbox wake-up**: a push stored by a process whose outbox worker does not run
   (another process holds the ``outbox`` lease) broadcasts ``outbox``, and the holder's
   worker polls at once instead of at its next interval; the messages of a burst of
-  pushes are coalesced (one in flight at a time, one more if pushes came meanwhile);
+  pushes are coalesced (the first at once, then at most one per ``WAKE_WINDOW`` while
+  pushes keep coming);
 - **the hub's still-alive check** runs in the holder of the ``hub-checks`` lease, while
   platforms may talk to any process: each process broadcasts the platforms it heard
   from, in one message per ``activity period`` at most (a tenth of the silence that
@@ -68,6 +69,9 @@ ACTIVITY = "hub-activity"
 ALIVE = "hub-alive"
 OUTBOX = "outbox"
 _ALL = "all"  # a reload of everything (not a message type)
+
+# Outbox wake-ups: at most one message per window (the first of a burst at once).
+WAKE_WINDOW = 0.02
 
 # After a reload failed (the store is out): everything again, this much later.
 RETRY_SECONDS = 1.0
@@ -120,7 +124,7 @@ class Refresher:
         node.on(OUTBOX, self._on_outbox)
         node.on(ACTIVITY, self._on_activity)
         node.on(ALIVE, self._on_alive)
-        node.on_gap(self.reload_everything)
+        node.on_gap(self._gap)
         self._registry.on_change(self._partner_changed)
         self._registry.on_provisional(self._provisional_changed)
         if self._hub is not None:
@@ -188,6 +192,9 @@ class Refresher:
             while True:
                 self._wake_again = False
                 await self._broadcast({"type": OUTBOX})
+                # The pushes of a burst (a hub broadcast, a tariff to ten partners...)
+                # meanwhile share the next message: one per window at most.
+                await asyncio.sleep(WAKE_WINDOW)
                 if not self._wake_again:
                     return
         finally:
@@ -234,6 +241,10 @@ class Refresher:
         if self._mine(message) or not isinstance(entity, str):
             return
         self._queue((str(message["type"]), entity))
+
+    def _gap(self) -> None:
+        log.info("refresh: messages from other processes may have been lost; reading again")
+        self.reload_everything()
 
     def reload_everything(self) -> None:
         """Read everything again (also the gap handler: notices may have been lost)."""
