@@ -39,6 +39,8 @@ class EmspPlatform:
     authorize_requests: list[tuple[str, Any]] = field(default_factory=list)
     # (from country, from party, to country, to party) of each recorded push
     routing: list[tuple[str, ...]] = field(default_factory=list)
+    # True: pushes are answered 503 and not recorded (an eMSP outage).
+    outage: bool = False
 
     def token(self, uid: str, whitelist: str = "ALWAYS", valid: bool = True) -> dict[str, Any]:
         return {
@@ -120,6 +122,8 @@ class EmspPlatform:
         async def record(request: web.Request) -> web.Response:
             if not self._authorized(request, self.token_b):
                 return web.Response(status=401)
+            if self.outage:
+                return web.Response(status=503)
             raw = await request.read()
             self.received.append((request.method, request.path, json_loads(raw) if raw else None))
             self.routing.append(
