@@ -105,8 +105,9 @@ def gateway_env(redis_url: str, prefix: str, secret_key: str) -> dict[str, str]:
 
 
 class Gateway:
-    def __init__(self, name: str, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, tmp: Path, env: dict[str, str], backlog: int | None) -> None:
         self.name = name
+        self.backlog = backlog
         self.port = free_port()
         self.data_dir = tmp / f"data-{name}"
         self.log_path = tmp / f"gateway-{name}.log"
@@ -125,6 +126,8 @@ class Gateway:
     def start(self) -> None:
         script = Path(sys.executable).parent / "ocpi-gateway"
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
+        if self.backlog is not None:
+            cmd = [sys.executable, __file__, SERVE_WITH_BACKLOG, str(self.backlog)]
         cmd += ["serve", "--host", HOST, "--port", str(self.port)]
         cmd += ["--data-dir", str(self.data_dir)]
         with self.log_path.open("wb") as log:
@@ -217,6 +220,52 @@ def established(ports: list[int]) -> dict[int, int]:
     return counts
 
 
+KERNEL_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "SyncookiesSent")
+
+
+def kernel_tcp_counters() -> dict[str, int]:
+    """Machine-wide TcpExt counters (``/proc/net/netstat``): ListenOverflows counts the
+    connections dropped because a listening socket's accept queue (its backlog) was full;
+    the client's kernel then retransmits its SYN after 1, 3, 7, 15, 31 s."""
+    with open("/proc/net/netstat") as f:
+        lines = f.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=True))
+            return {k: table.get(k, 0) for k in KERNEL_COUNTERS}
+    return dict.fromkeys(KERNEL_COUNTERS, 0)
+
+
+def listen_backlog(port: int) -> int | None:
+    """The accept queue length a listening socket was given (``ss``: Send-Q)."""
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+        ).stdout
+        return int(out.split()[2])
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        return None
+
+
+SERVE_WITH_BACKLOG = "--serve-gateway-with-backlog"
+
+
+def serve_gateway_with_backlog(backlog: int, gateway_args: list[str]) -> int:
+    """``ocpi-gateway`` listening with another accept queue length than aiohttp's default
+    (128): a diagnosis (``--listen-backlog``), the gateway's code is unchanged."""
+    from aiohttp import web
+
+    from gateway.cli import main as gateway_main
+
+    class SockSite(web.SockSite):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("backlog", backlog)
+            super().__init__(*args, **kwargs)
+
+    web.SockSite = SockSite  # type: ignore[misc]  # what gateway.app starts its sites with
+    return gateway_main(gateway_args)
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -260,8 +309,8 @@ class ClusterBench:
         self.prefix = f"bench-cluster:{os.getpid()}:{uuid.uuid4().hex[:8]}:"
         secret = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key
         env = gateway_env(args.redis_url, self.prefix, secret)
-        self.a = Gateway("A", self.tmp, env)
-        self.b = Gateway("B", self.tmp, env)
+        self.a = Gateway("A", self.tmp, env, args.listen_backlog)
+        self.b = Gateway("B", self.tmp, env, args.listen_backlog)
         self.layout = make_layout(args.connections, args.storm, args.storm_to)
         self.steady_a = LoadGenerators()
         self.steady_b = LoadGenerators()
@@ -310,6 +359,7 @@ class ClusterBench:
         for gw in self.gateways:
             gw.wait_ready()
         time.sleep(0.5)  # let start-up settle (lease acquisition, gc.freeze)
+        self.results["listen_backlog"] = {gw.name: listen_backlog(gw.port) for gw in self.gateways}
         lay = self.layout
         print(
             f"gateway A pid {self.a.pid} on {self.a.ws_url}, gateway B pid {self.b.pid} on "
@@ -325,7 +375,7 @@ class ClusterBench:
         self.steady_a.start([self.a.ws_url] * n, answer_calls=True)
         self.steady_b.start([self.b.ws_url] * n, answer_calls=True)
         if lay.storm:
-            self.storm_gen.start([self.a.ws_url], answer_calls=True)
+            self.storm_gen.start([self.a.ws_url] * self.args.storm_clients, answer_calls=True)
 
     def connect(self) -> None:
         args, lay = self.args, self.layout
@@ -370,21 +420,24 @@ class ClusterBench:
         if lay.storm:
             cpu0 = {gw.name: gw.cpu() for gw in self.gateways}
             redis0 = self.redis_cpu()
+            kernel0 = kernel_tcp_counters()
+            n = args.storm_clients
             t0 = time.monotonic()
-            (paced,) = self.storm_gen.ask(
+            paced = self.storm_gen.ask(
                 "storm",
                 [
                     {
-                        "ids": self.storm_ids,
+                        "ids": self.storm_ids[i::n],
                         "concurrency": args.connect_concurrency,
                         "timeout": args.connect_timeout,
                         "start_at": t0,
                     }
+                    for i in range(n)
                 ],
                 args.connect_timeout + 60,
             )
             self.results["storm_baseline"] = self.storm_figures(
-                [paced], t0, cpu0, redis0, concurrency=args.connect_concurrency
+                paced, t0, cpu0, redis0, kernel0, concurrency=args.connect_concurrency
             )
         time.sleep(1.0)  # let the last writes land before sampling memory
         self.check()
@@ -516,8 +569,10 @@ class ClusterBench:
         t0: float,
         cpu0: dict[str, float],
         redis0: float | None,
+        kernel0: dict[str, int],
         concurrency: int,
     ) -> dict[str, Any]:
+        kernel1 = kernel_tcp_counters()
         cpu1 = {gw.name: gw.cpu() for gw in self.gateways}
         redis1 = self.redis_cpu()
         done: list[float] = []
@@ -543,6 +598,7 @@ class ClusterBench:
             "server_cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0},
             "redis_cpu_s": None if redis0 is None or redis1 is None else redis1 - redis0,
             "client_cpu_s": sum(a["cpu"] for a in answers),
+            "kernel": {k: kernel1[k] - kernel0[k] for k in kernel0},
         }
 
     def storm(self) -> None:
@@ -563,6 +619,7 @@ class ClusterBench:
         held_before = self.held()
         cpu0 = {gw.name: gw.cpu() for gw in self.gateways}
         redis0 = self.redis_cpu()
+        kernel0 = kernel_tcp_counters()
         t0 = time.monotonic()
         self.storm_gen.kill()
         self.reconnect_gen.send(
@@ -578,7 +635,7 @@ class ClusterBench:
             ],
         )
         answers = self.reconnect_gen.collect("storm", args.storm_timeout + 60)
-        figures = self.storm_figures(answers, t0, cpu0, redis0, args.storm_concurrency)
+        figures = self.storm_figures(answers, t0, cpu0, redis0, kernel0, args.storm_concurrency)
         figures["to"] = {"A": to_a, "B": lay.storm_to_b}
         figures["held_before"] = held_before
         time.sleep(1.0)
@@ -671,7 +728,9 @@ def report(
         f"command: {shlex.join([sys.executable, *sys.argv])}",
         f"Cluster benchmark: two gateway processes (A, B) on one Redis, OCPP 1.6J, "
         f"{os.cpu_count()} cores, load generators: {args.clients} per gateway + "
-        f"{'1 (storm) + ' if lay.storm else ''}{args.storm_clients if lay.storm else 0} (reconnect)",
+        f"{args.storm_clients if lay.storm else 0} (storm) + "
+        f"{(2 if lay.storm_to_b and lay.storm_to_b < lay.storm else args.storm_clients) if lay.storm else 0}"
+        " (reconnect)",
         "",
         "connections held (server ends of established TCP connections, /proc/net/tcp)",
         f"  total                         {held['A'] + held['B']} of {args.connections} requested"
@@ -793,8 +852,19 @@ def report(
                 + (f", redis {f['redis_cpu_s']:.1f} s" if f["redis_cpu_s"] is not None else "")
                 + f", load generators {f['client_cpu_s']:.1f} s"
             )
+            k = f["kernel"]
+            lines.append(
+                f"    kernel (machine-wide)       {k['ListenOverflows']} connections dropped on a full "
+                f"accept queue (ListenOverflows), {k['TCPSynRetrans']} SYN retransmits"
+            )
             for kind, text in f["examples"].items():
                 lines.append(f"    first {kind}: {text}")
+        backlog = results["listen_backlog"]
+        somaxconn = Path("/proc/sys/net/core/somaxconn").read_text().strip()
+        lines.append(
+            f"  listen backlog                A {backlog['A']}, B {backlog['B']} (kernel somaxconn "
+            f"{somaxconn})" + (" [--listen-backlog: a diagnosis]" if args.listen_backlog else "")
+        )
         lines.append(
             f"  held before / after           A {st['held_before']['A']} / {st['held_after']['A']}, "
             f"B {st['held_before']['B']} / {st['held_after']['B']}"
@@ -873,6 +943,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="handshakes in flight per load generator",
     )
     parser.add_argument("--connect-timeout", type=float, default=600.0, help="seconds (600)")
+    parser.add_argument(
+        "--listen-backlog",
+        type=int,
+        help="diagnosis: run the gateways with this accept queue length instead of aiohttp's "
+        "default (128); the gateway's code is unchanged, the report says so",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway logs)")
     args = parser.parse_args(argv)
@@ -897,7 +973,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 f"open-files limit ({limit + FD_HEADROOM} per process, {FD_HEADROOM} kept for "
                 "its own files): fewer --connections or --storm, or another --storm-to"
             )
-    if max(lay.a_steady, lay.b_steady) / args.clients > limit or lay.storm > limit:
+    if (
+        max(lay.a_steady, lay.b_steady) / args.clients > limit
+        or lay.storm / args.storm_clients > limit
+    ):
         parser.error(
             "more connections per load generator than the open-files limit: raise --clients"
         )
@@ -909,6 +988,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == [SERVE_WITH_BACKLOG]:
+        return serve_gateway_with_backlog(int(raw[1]), raw[2:])
     args = parse_args(argv)
     bench = ClusterBench(args)
     # SIGTERM (e.g. a CI timeout) unwinds through the cleanup below.
