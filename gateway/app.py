@@ -352,9 +352,9 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     resync = app[LEASES].start(
         "sessions", lambda: _resync(sessions, clock.now() - RESYNC_WINDOW, interval)
     )
-    # The events that failed in this process are known to this process only (kept in
-    # memory): every process retries its own, outside the lease.
-    retries = asyncio.create_task(_retry_failed(sessions, interval), name="session-retries")
+    # A failed session update is stored for the lease's job to retry; one that could not
+    # be stored (the store was out) is kept in this process's memory until it can be.
+    retries = asyncio.create_task(_store_unsaved(sessions, interval), name="session-failures")
     yield
     retries.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -418,8 +418,8 @@ RESYNC_WINDOW = timedelta(days=2)
 
 
 async def _resync(sessions: SessionService, since: datetime, retry_interval: float) -> None:
-    """The "sessions" lease's job: the resync, then the expiry of PENDING sessions every
-    interval."""
+    """The "sessions" lease's job: the resync, then every interval the expiry of PENDING
+    sessions and the retry of the session updates that failed."""
     # The resync is tried again every interval until it has gone through (a storage
     # outage at start must not leave the sessions a crash cut off unbuilt).
     resynced = False
@@ -446,22 +446,31 @@ async def _resync(sessions: SessionService, since: datetime, retry_interval: flo
             log.warning("expiring pending sessions: %s", exc)
         except Exception:
             log.exception("expiring pending sessions failed")
-
-
-async def _retry_failed(sessions: SessionService, retry_interval: float) -> None:
-    """Every interval, the session updates that failed in this process, handled again."""
-    while True:
-        await asyncio.sleep(retry_interval)
+        # The session updates that failed, in any process (stored), handled again.
         try:
             retried = await sessions.retry_failed()
         except Unavailable as exc:
             log.warning("retrying failed sessions: %s", exc)
-            continue
         except Exception:
             log.exception("retrying failed sessions failed")
-            continue
-        if retried:
-            log.warning("handled %d transactions again whose session update had failed", retried)
+        else:
+            if retried:
+                log.warning(
+                    "handled %d transactions again whose session update had failed", retried
+                )
+
+
+async def _store_unsaved(sessions: SessionService, retry_interval: float) -> None:
+    """Every interval, the failures this process could not store (the store was out),
+    stored for the "sessions" lease's holder to handle."""
+    while True:
+        await asyncio.sleep(retry_interval)
+        try:
+            await sessions.store_unsaved()
+        except Unavailable as exc:
+            log.warning("storing failed session updates: %s", exc)
+        except Exception:
+            log.exception("storing failed session updates failed")
 
 
 def _outbox_notifier(app: web.Application) -> Callable[[], None]:

@@ -171,7 +171,9 @@ class SessionService:
         # the START_SESSION hooks of one session all take it, and each decides from what
         # is stored once it holds it.
         self._locks = KeyedLocks()
-        self._failed: set[str] = set()  # transactions whose event failed, to handle again
+        # Transactions whose event failed and whose failure could not be stored either
+        # (the store was out): kept here until store_unsaved() can store them.
+        self._unsaved: set[str] = set()
 
     # -- events -------------------------------------------------------------------
 
@@ -183,26 +185,52 @@ class SessionService:
             except Exception:
                 # A transient failure (the store, a bug) must not cost the eMSP its
                 # session or CDR: retry_failed() handles the transaction again.
-                self._failed.add(tx.id)
+                await self._failed(tx.id)
                 raise
 
-    async def retry_failed(self) -> int:
-        """Handle again, from the stored transaction, every one whose event failed;
-        returns how many succeeded (those failing again stay for the next call)."""
+    async def _failed(self, tx_id: str) -> None:
+        """Remember a transaction to handle again: in the store, where the holder of the
+        "sessions" lease finds it whichever process it failed in (and after this one
+        died); in memory while the store cannot take it (``store_unsaved``)."""
+        try:
+            await self._store.session_retries.put(
+                Document(key=tx_id, data={"tx_id": tx_id}, last_updated=self._clock.now())
+            )
+        except Exception:
+            self._unsaved.add(tx_id)
+
+    async def store_unsaved(self) -> int:
+        """Store the failures kept in memory (every process, every interval); how many."""
+        stored = 0
+        for tx_id in sorted(self._unsaved):
+            await self._store.session_retries.put(
+                Document(key=tx_id, data={"tx_id": tx_id}, last_updated=self._clock.now())
+            )
+            self._unsaved.discard(tx_id)
+            stored += 1
+        return stored
+
+    async def retry_failed(self, *, page: int = 200) -> int:
+        """Handle again, from the stored transaction, every one whose event failed (once
+        per cluster: the "sessions" lease's job); returns how many succeeded (those
+        failing again stay for the next call)."""
         done = 0
-        for tx_id in sorted(self._failed):
-            tx = await self._store.transactions.get(tx_id)
-            if tx is None:
-                self._failed.discard(tx_id)
-                continue
-            try:
-                await self._handle(tx, tx.stopped_at is not None, reread=True)
-            except Exception:
-                log.exception("session of transaction %s: retry failed", tx_id)
-                continue
-            self._failed.discard(tx_id)
-            done += 1
-        return done
+        offset = 0
+        while True:
+            docs, _ = await self._store.session_retries.list(offset=offset, limit=page)
+            for doc in docs:
+                tx = await self._store.transactions.get(doc.key)
+                if tx is not None:
+                    try:
+                        await self._handle(tx, tx.stopped_at is not None, reread=True)
+                    except Exception:
+                        log.exception("session of transaction %s: retry failed", doc.key)
+                        offset += 1
+                        continue
+                    done += 1
+                await self._store.session_retries.delete(doc.key)
+            if len(docs) < page:
+                return done
 
     async def _session_key(self, tx: Transaction) -> tuple[str, Document | None]:
         """The session of a transaction, and the START_SESSION record that names it."""
@@ -725,7 +753,7 @@ class SessionService:
                         handled += 1
                 except Exception:
                     log.exception("resync: the session of transaction %s failed", tx.id)
-                    self._failed.add(tx.id)
+                    await self._failed(tx.id)
             if len(txs) < page:
                 return handled
             offset += page

@@ -520,6 +520,9 @@ class Store:
     hub_links: DocumentStore
     hub_index: DocumentStore
     hub_statuses: DocumentStore
+    # Transactions whose session or CDR update failed, to handle again (by the holder of
+    # the "sessions" lease, whichever process it failed in).
+    session_retries: DocumentStore
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
@@ -562,6 +565,7 @@ class Store:
             hub_links=documents("hub_links"),
             hub_index=documents("hub_index"),
             hub_statuses=documents("hub_statuses"),
+            session_retries=documents("session_retries"),
             outbox=outbox,
             leases=leases,
             owners=owners,

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from gateway.app import _resync, _retry_failed
+from gateway.app import _resync, _store_unsaved
 from gateway.storage.base import StorageUnavailable
 
 
@@ -26,6 +26,7 @@ class ScriptedSessions:
         self.resyncs = 0
         self.retries = 0
         self.expiries = 0
+        self.stores = 0
         self.done = asyncio.Event()
 
     async def resync(self, since: datetime) -> int:
@@ -37,6 +38,10 @@ class ScriptedSessions:
 
     async def retry_failed(self) -> int:
         self.retries += 1
+        return 0
+
+    async def store_unsaved(self) -> int:
+        self.stores += 1
         return 0
 
     async def expire_pending(self) -> int:
@@ -66,17 +71,21 @@ async def test_resync_is_retried_after_an_outage_without_a_traceback(
     assert any("rebuilt the sessions/CDRs of 3 transactions" in m for m in messages)
 
 
-async def test_each_process_retries_its_own_failed_sessions_outside_the_lease() -> None:
-    # The failed events are kept in this process's memory: their retry loop runs in every
-    # process, apart from the "sessions" lease's job (_resync), which never retries them.
+async def test_the_lease_job_retries_failed_sessions_and_every_process_stores_its_own() -> None:
+    # The failures are stored: their retry is the "sessions" lease's job (once per
+    # cluster), beside the expiries; every process only stores the failures it could not
+    # store at the time (kept in memory while the store was out).
     sessions = ScriptedSessions(resync_failures=0)
-    task = asyncio.create_task(_retry_failed(cast(Any, sessions), 0.01))
+    job = asyncio.create_task(_resync(cast(Any, sessions), datetime(2026, 1, 1, tzinfo=UTC), 0.01))
+    own = asyncio.create_task(_store_unsaved(cast(Any, sessions), 0.01))
     try:
         async with asyncio.timeout(5):
-            while sessions.retries < 3:
+            while sessions.retries < 3 or sessions.stores < 3:
                 await asyncio.sleep(0.01)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    assert sessions.resyncs == 0 and sessions.expiries == 0
+        for task in (job, own):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert sessions.resyncs == 1
+    assert sessions.expiries >= sessions.retries - 1  # each round: expiries, then retries
