@@ -101,6 +101,16 @@ async def test_each_bad_setting_is_one_line_and_exit_status_2(
             "GATEWAY_REDIS_URL",
             "connect",
         ),
+        (  # Sentinel: no Sentinel answers
+            ["--port", port, *data],
+            {
+                "GATEWAY_REDIS_SENTINELS": f"127.0.0.1:{_free_port()}",
+                "GATEWAY_REDIS_SENTINEL_SERVICE": "mymaster",
+            }
+            | key,
+            "GATEWAY_REDIS_SENTINELS",
+            "No master found for 'mymaster'",
+        ),
     ]
     results = await asyncio.gather(
         *(_serve(tmp_path, flags, _env(**env)) for flags, env, _, _ in cases)
@@ -124,6 +134,26 @@ IN_PROCESS: list[tuple[list[str], dict[str, str], str, str]] = [
     ([], {"GATEWAY_LOG_LEVEL": "chatty"}, "GATEWAY_LOG_LEVEL", "INFO"),
     ([], {"GATEWAY_REQUEST_READ_TIMEOUT": "0"}, "GATEWAY_REQUEST_READ_TIMEOUT", "greater"),
     ([], {"GATEWAY_ADMIN_TOKEN": "short"}, "GATEWAY_ADMIN_TOKEN", "at least 16"),
+    # Redis through Sentinel (README "Redis in production").
+    ([], {"GATEWAY_REDIS_SENTINELS": "s1:26379"}, "GATEWAY_REDIS_SENTINEL_SERVICE", "required"),
+    ([], {"GATEWAY_REDIS_SENTINEL_SERVICE": "mymaster"}, "GATEWAY_REDIS_SENTINELS", "required"),
+    (
+        [],
+        {"GATEWAY_REDIS_SENTINELS": "s1:26379,s2:x", "GATEWAY_REDIS_SENTINEL_SERVICE": "m"},
+        "GATEWAY_REDIS_SENTINELS",
+        "'s2:x' is not host:port",
+    ),
+    (
+        [],
+        {
+            "GATEWAY_REDIS_SENTINELS": "s1",
+            "GATEWAY_REDIS_SENTINEL_SERVICE": "m",
+            "GATEWAY_REDIS_URL": "redis://:hunter2-secret@redis:6379/0",
+        },
+        "GATEWAY_REDIS_URL",
+        "no host or port",
+    ),
+    ([], {"GATEWAY_REDIS_SENTINEL_PASSWORD": "pw"}, "GATEWAY_REDIS_SENTINEL_PASSWORD", "needs"),
 ]
 
 
@@ -153,6 +183,7 @@ def test_bad_settings_in_process(
         status = int(exc.code or 0)
     out, err = capsys.readouterr()
     _check((flags, env, out, err), status, out, err, name, reason)
+    assert "hunter2" not in out + err  # a URL's password is never echoed
 
 
 async def test_listening_on_is_logged_once_the_port_accepts(tmp_path: Path) -> None:

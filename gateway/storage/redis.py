@@ -1622,4 +1622,6 @@ class RedisMessageStore:
         self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
     ) -> RedisSubscription:
         names = {self._keys.channel(c): c for c in channels}
-        return RedisSubscription(self._db.pool, names, listener, on_gap)
+        # With Sentinel, it subscribes again on the new master after a failover.
+        watch = self._db.on_master_moved if self._db.sentinel else None
+        return RedisSubscription(self._db.pool, names, listener, on_gap, watch)

@@ -63,6 +63,12 @@ first write, and the scripts write nothing before it), so it is sent again (with
 answered, and the connection is dropped to ask the Sentinels again (after a pause,
 50 ms doubling to 1 s while it keeps landing on a replica). Without Sentinel a
 ``READONLY`` reply is an error reply like any other (there is nowhere else to go).
+And the batcher listens to every Sentinel's ``+switch-master`` event (the Sentinel
+client spec's "subscribe to Sentinel events"): a failover is over, so it leaves the
+old master once the batch in flight is answered, rather than when the Sentinels get
+round to reconfiguring it (seconds later: a master that is still alive keeps
+acknowledging writes until then, and they are lost when it turns replica). Pub/sub
+subscriptions hear of it too (:meth:`CommandBatcher.on_master_moved`).
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ import hashlib
 import inspect
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -93,6 +99,7 @@ from redis.asyncio.sentinel import (
     SentinelManagedSSLConnection,
 )
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from gateway.storage.base import StorageError, StorageUnavailable
 
@@ -416,6 +423,10 @@ class CommandBatcher:
         self._sentinel: Sentinel | None = None
         self._replica_seen = False  # a READONLY reply in the batch in flight
         self._replica_delay = 0.0  # pause before asking the Sentinels again
+        self._moved: str | None = None  # the master moved: leave after the batch in flight
+        self._master: tuple[str, int] | None = None  # as the last +switch-master said
+        self._moved_listeners: list[Callable[[], None]] = []
+        self._sentinel_watchers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self.stats = BatcherStats()
 
@@ -470,13 +481,81 @@ class CommandBatcher:
             await batcher._close_sentinel()
             raise
         batcher._use(link)
+        if manager is not None:
+            batcher._sentinel_watchers = [
+                asyncio.create_task(batcher._watch_sentinel(client), name="redis-sentinel-events")
+                for client in list(manager.sentinels)
+            ]
         return batcher
 
     async def _close_sentinel(self) -> None:
+        watchers, self._sentinel_watchers = self._sentinel_watchers, []
+        for task in watchers:
+            task.cancel()
+        for task in watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         manager, self._sentinel = self._sentinel, None
         if manager is not None:
             with contextlib.suppress(Exception):  # closing anyway: nothing to report
                 await manager.aclose()
+
+    @property
+    def sentinel(self) -> bool:
+        """Whether the connections are made through Sentinel."""
+        return self._sentinel is not None
+
+    def on_master_moved(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` each time the Sentinels announce a new master (never without
+        Sentinel); returns what stops it."""
+        self._moved_listeners.append(callback)
+        return lambda: self._moved_listeners.remove(callback)
+
+    async def _watch_sentinel(self, sentinel: Redis) -> None:
+        """Listen to one Sentinel's ``+switch-master`` for as long as the batcher lives
+        (a Sentinel that is down is tried again, 50 ms doubling to 1 s apart)."""
+        delay = RETRY_FIRST_DELAY
+        while True:
+            pubsub = sentinel.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe("+switch-master")
+                delay = RETRY_FIRST_DELAY
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None and message.get("type") == "message":
+                        self._switch_master(message["data"])
+            except (RedisError, OSError):
+                pass  # down or unreachable: the other Sentinels are heard meanwhile
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
+
+    def _switch_master(self, data: bytes) -> None:
+        """``<service> <old ip> <old port> <new ip> <new port>`` from a Sentinel."""
+        parts = data.decode(errors="replace").split()
+        if self._sentinel is None or len(parts) != 5 or not parts[4].isdigit():
+            return
+        pool = self._pool
+        if not isinstance(pool, SentinelConnectionPool) or parts[0] != pool.service_name:
+            return
+        master = (parts[3], int(parts[4]))
+        if master == self._master:
+            return  # every Sentinel announces it
+        self._master = master
+        log.warning("Redis: the Sentinels moved the master to %s:%d", *master)
+        link = self._link
+        if (
+            link is not None
+            and (getattr(link.conn, "host", None), getattr(link.conn, "port", None)) != master
+        ):
+            if self._inflight:
+                self._moved = "the master moved"  # once the batch in flight is answered
+            else:
+                self._drop(link, "the master moved")
+        for callback in list(self._moved_listeners):
+            callback()
 
     @property
     def pool(self) -> ConnectionPool:
@@ -618,13 +697,15 @@ class CommandBatcher:
                 future.set_result(reply)
         if not inflight:
             if self._replica_seen:
-                self._replica_seen = False
                 self._replica_delay = min(
                     max(RETRY_FIRST_DELAY, self._replica_delay * 2), RETRY_MAX_DELAY
                 )
                 self._drop(link, "the server is a read-only replica now (a failover)")
                 return
             self._replica_delay = 0.0
+            if self._moved is not None:
+                self._drop(link, self._moved)
+                return
             self._batch_done()
 
     def _batch_done(self) -> None:
@@ -696,6 +777,7 @@ class CommandBatcher:
             return
         self._link = None
         self._replica_seen = False
+        self._moved = None
         self.stats.connections_lost += 1
         if self._watchdog is not None:
             self._watchdog.cancel()
@@ -829,7 +911,8 @@ class CommandBatcher:
         """Connect again while commands wait: at once, then with a capped exponential
         backoff; each command fails once it waited ``retry_seconds``."""
         delay = RETRY_FIRST_DELAY
-        self._last_error = ""
+        # What a command that expires now is told (a READONLY drop: where it came from).
+        self._last_error = "Redis: the server is a read-only replica" if self._replica_delay else ""
         if self._retry_seconds > 0:  # a hanging attempt must not hold them past it
             earliest = self._stamp_deadlines()
             if earliest is not None:

@@ -6,6 +6,10 @@ a task that reads messages and hands each to the listener; when the connection f
 without closing), it logs one warning, subscribes again on a new connection (backoff as
 the command batcher's, 50 ms doubling to 1 s) and, once back, calls ``on_gap``: messages
 published meanwhile were lost, and the listener's owner re-reads what it keeps.
+
+With Sentinel (``watch``: the batcher's ``on_master_moved``) it also subscribes again
+as soon as the Sentinels announce a new master: messages are published there now, and
+the old master, if still up, keeps the subscription until it is reconfigured.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from gateway.storage.base import Listener, StorageError
@@ -38,18 +43,27 @@ class RedisSubscription:
         channels: Mapping[str, str],
         listener: Listener,
         on_gap: Callable[[], None],
+        watch: Callable[[Callable[[], None]], Callable[[], None]] | None = None,
     ) -> None:
         self._pool = pool
         self._channels = dict(channels)
         self._listener = listener
         self._on_gap = on_gap
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._moved: asyncio.Event | None = None
+        self._unwatch: Callable[[], None] | None = None
+        if watch is not None:
+            self._moved = asyncio.Event()
+            self._unwatch = watch(self._moved.set)
         self._task = asyncio.create_task(self._run(), name="redis-subscription")
 
     async def ready(self) -> None:
         await asyncio.shield(self._ready)
 
     async def close(self) -> None:
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -64,6 +78,8 @@ class RedisSubscription:
         while True:
             pubsub = PubSub(self._pool, ignore_subscribe_messages=True)
             try:
+                if self._moved is not None:
+                    self._moved.clear()  # this connection asks the Sentinels afresh
                 await pubsub.subscribe(*self._channels)
                 if not self._ready.done():
                     self._ready.set_result(None)
@@ -72,7 +88,10 @@ class RedisSubscription:
                     lost_at = None
                     self._on_gap()
                 delay = FIRST_DELAY
-                await self._read(pubsub)
+                if self._moved is None:
+                    await self._read(pubsub)
+                else:
+                    await self._read_until_moved(pubsub, self._moved)
             except (RedisError, OSError, TimeoutError) as exc:
                 if lost_at is None:
                     lost_at = loop.time()
@@ -84,6 +103,22 @@ class RedisSubscription:
                     await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(MAX_DELAY, delay * 2)
+
+    async def _read_until_moved(self, pubsub: PubSub, moved: asyncio.Event) -> None:
+        """:meth:`_read` until the Sentinels announce a new master (then ConnectionError)."""
+        reading = asyncio.ensure_future(self._read(pubsub))
+        announced = asyncio.ensure_future(moved.wait())
+        try:
+            await asyncio.wait((reading, announced), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reading, announced):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if not reading.cancelled() and reading.done():
+            reading.result()  # what ended it
+        raise RedisConnectionError("the Sentinels moved the master")
 
     async def _read(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()
