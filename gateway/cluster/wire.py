@@ -42,7 +42,8 @@ def encode_command(command: cmd.Command) -> dict[str, Any]:
 def decode_command(data: Any) -> cmd.Command:
     if not isinstance(data, dict) or not isinstance(data.get("args"), dict):
         raise WireError("a command is an object with kind and args")
-    kind = COMMAND_KINDS.get(data.get("kind"))  # type: ignore[arg-type]
+    name = data.get("kind")
+    kind = COMMAND_KINDS.get(name) if isinstance(name, str) else None  # a list: unhashable
     if kind is None:
         raise WireError(f"unknown command kind {data.get('kind')!r}")
     value: cmd.Command = _build(kind, data["args"])
@@ -61,7 +62,7 @@ def decode_result(data: Any) -> cmd.CommandResult:
     except ValueError:
         raise WireError(f"unknown command status {data.get('status')!r}") from None
     request_id = data.get("request_id")
-    if request_id is not None and not isinstance(request_id, int):
+    if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, int)):
         raise WireError("request_id is an integer")
     return cmd.CommandResult(status=status, data=data["data"], request_id=request_id)
 
@@ -113,7 +114,7 @@ def dumps(message: dict[str, Any]) -> bytes:
 def loads(data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # too deep: as invalid
         raise WireError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise WireError("a message is a JSON object")

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from gateway.storage.base import Listener, Owner, check_channel, check_owner
+from gateway.storage.codec import utc
 
 
 class LocalOwnershipStore:
@@ -27,6 +28,7 @@ class LocalOwnershipStore:
 
     async def claim(self, charger_id: str, node: str, since: datetime, ttl: float) -> str | None:
         check_owner(charger_id, node, ttl)
+        since = utc(since, "since")  # naive refused, and aware UTC back, as on Redis
         await self._check()
         current = self._current(charger_id)
         self._owners[charger_id] = (Owner(node, since, since), self._clock() + ttl)
@@ -42,6 +44,7 @@ class LocalOwnershipStore:
         heartbeats: Sequence[datetime | None] = (),
     ) -> list[str]:
         check_owner("-", node, ttl)
+        beats = [None if b is None else utc(b, "heartbeat") for b in heartbeats]
         await self._check()
         lost = []
         expires = self._clock() + ttl
@@ -50,7 +53,7 @@ class LocalOwnershipStore:
             if current is None or current.node != node:
                 lost.append(charger_id)
                 continue
-            beat = heartbeats[i] if i < len(heartbeats) else None
+            beat = beats[i] if i < len(beats) else None
             if beat is not None:
                 current = Owner(current.node, current.since, beat)
             self._owners[charger_id] = (current, expires)
@@ -86,7 +89,7 @@ class _LocalSubscription:
         self.listener = listener
 
     async def ready(self) -> None:
-        return None
+        await self._messages.check()
 
     async def close(self) -> None:
         self._messages.drop(self)
@@ -96,11 +99,13 @@ class LocalMessageStore:
     """Messages to the subscribers of this process, delivered from the event loop in the
     order published (``call_soon``), never within the publisher's call."""
 
-    def __init__(self) -> None:
+    def __init__(self, check: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._check = check  # StorageError once the store is closed, as every store call
         self._subscriptions: list[_LocalSubscription] = []
 
     async def publish(self, channel: str, message: bytes) -> int:
         check_channel(channel)
+        await self.check()
         loop = asyncio.get_running_loop()
         received = 0
         for sub in list(self._subscriptions):
@@ -112,6 +117,7 @@ class LocalMessageStore:
     async def subscribers(self, channels: Sequence[str]) -> list[int]:
         for channel in channels:
             check_channel(channel)
+        await self.check()
         return [sum(c in sub.channels for sub in self._subscriptions) for c in channels]
 
     def subscribe(
@@ -123,6 +129,10 @@ class LocalMessageStore:
         sub = _LocalSubscription(self, channels, listener)
         self._subscriptions.append(sub)
         return sub
+
+    async def check(self) -> None:
+        if self._check is not None:
+            await self._check()
 
     def drop(self, sub: _LocalSubscription) -> None:
         if sub in self._subscriptions:

@@ -151,7 +151,7 @@ async def open_sqlite_store(
         documents=lambda name: SqliteDocumentStore(database, name),
         leases=SqliteLeaseStore(database),
         owners=LocalOwnershipStore(lambda: database.read(_nothing)),
-        messages=LocalMessageStore(),
+        messages=LocalMessageStore(lambda: database.read(_nothing)),
     )
 
 
