@@ -88,11 +88,36 @@ class Charger16(CP16):
         self.received.append(("ChangeConfiguration", kwargs))
         return result16.ChangeConfiguration(status="Accepted")
 
+    @on("UpdateFirmware")
+    def on_update_firmware(self, **kwargs: Any) -> Any:
+        self.received.append(("UpdateFirmware", kwargs))
+        return result16.UpdateFirmware()
+
+    @on("GetDiagnostics")
+    def on_get_diagnostics(self, **kwargs: Any) -> Any:
+        self.received.append(("GetDiagnostics", kwargs))
+        return result16.GetDiagnostics(file_name="diag.zip")
+
 
 class Charger201(CP201):
     def __init__(self, cp_id: str, conn: WsAdapter) -> None:
         super().__init__(cp_id, conn, response_timeout=10)
         self.received: list[tuple[str, dict[str, Any]]] = []
+
+    @on("ReserveNow")
+    def on_reserve_now(self, **kwargs: Any) -> Any:
+        self.received.append(("ReserveNow", kwargs))
+        return result201.ReserveNow(status="Accepted")
+
+    @on("UpdateFirmware")
+    def on_update_firmware(self, **kwargs: Any) -> Any:
+        self.received.append(("UpdateFirmware", kwargs))
+        return result201.UpdateFirmware(status="Accepted")
+
+    @on("GetLog")
+    def on_get_log(self, **kwargs: Any) -> Any:
+        self.received.append(("GetLog", kwargs))
+        return result201.GetLog(status="Accepted", filename="charger.log")
 
     @on("RequestStartTransaction")
     def on_request_start(self, **kwargs: Any) -> Any:

@@ -238,3 +238,32 @@ async def test_start_session_at_b_for_a_charger_on_a_then_a_killed(cluster: Clus
         assert [k for k, n in counted.items() if n > 1] == []
     finally:
         await emsp.stop()
+
+
+async def test_requests_and_removal_through_another_process(cluster: Cluster) -> None:
+    a, b, c = cluster["A"], cluster["B"], cluster["C"]
+    await asyncio.gather(a.start(), b.start(), c.start())
+    body = {"evses": [{"ocpp_id": 1, "evse_uid": "CP-3-1"}]}
+    assert (await admin(b, "PUT", "/chargers/CP-3", body))[0] == 201
+    async with connect(ws(a), "CP-3", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        # A firmware request through C: kept by A (which gets its notifications), shown
+        # the same by every process.
+        status, answer = await admin(
+            c, "POST", "/chargers/CP-3/commands/update-firmware",
+            {"location": "https://fw.example.com/v2.bin", "retrieve_at": "2026-12-01T00:00:00Z"},
+        )
+        assert status == 200, answer
+        await cp.call(call16.FirmwareStatusNotification(status="Downloading"))
+        views = [(await admin(gw, "GET", "/chargers/CP-3"))[1] for gw in (a, b, c)]
+        requests = [v["requests"] for v in views]
+        assert requests[0] == requests[1] == requests[2]
+        assert [(r["request_id"], r["status"]) for r in requests[0]] == [(answer["request_id"], "Downloading")]
+        # Removed through B: its connection at A is closed.
+        status, _ = await admin(b, "DELETE", "/chargers/CP-3")
+        assert status == 204
+
+        async def closed() -> bool:
+            return cp._connection.ws.closed  # type: ignore[no-any-return]
+
+        await until(closed)

@@ -38,7 +38,7 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
 )
-from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, CSMS, ROUTER, SETTINGS, STORE
+from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, ROUTER, SETTINGS, STORE
 from ocpi.server import read_body_in_time, send_and_close
 
 log = logging.getLogger(__name__)
@@ -170,12 +170,13 @@ def token_view(token: LocalToken) -> dict[str, Any]:
 
 async def _charger_full(request: web.Request, charger: Charger) -> dict[str, Any]:
     store = request.config_dict[STORE]
-    csms = request.config_dict[CSMS]
     # Connected and last heartbeat as every process reads them (gateway.cluster.router).
     state = await request.config_dict[ROUTER].live_state(charger.id)
     connectors = await store.connectors.list(charger.id)
-    view = charger_view(charger, state, connectors, csms.reports(charger.id))
-    view["requests"] = csms.requests(charger.id)  # firmware/diagnostics/log, newest first
+    # Kept by the process holding the charger (asked of it when that is another).
+    reports, requests = await request.config_dict[ROUTER].details(charger.id)
+    view = charger_view(charger, state, connectors, reports)
+    view["requests"] = requests  # firmware/diagnostics/log, newest first
     return view
 
 
@@ -253,7 +254,7 @@ async def delete_charger(request: web.Request) -> web.Response:
     existing = await store.chargers.get(cp_id)
     if not await store.chargers.delete(cp_id):
         raise ApiError(404, f"charger {cp_id!r} not found")
-    await request.config_dict[CSMS].unregister(cp_id)
+    await request.config_dict[ROUTER].unregister(cp_id)  # wherever it is connected
     await store.connectors.delete(cp_id)
     await store.charger_states.delete(cp_id)
     await request.config_dict[BUS].publish(ChargerConfigured(cp_id, existing, None))

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 COMMAND = "command"
 RESULT = "result"
+DESCRIBE = "describe"
+UNREGISTER = "unregister"
+# How long the admin view waits for the holder's notifications and requests.
+DESCRIBE_TIMEOUT = 2.0
 # Added to the charger's call timeout for the trip between processes and the holder's
 # own work before and after the call (a storage write, a token lookup).
 ROUTE_MARGIN = 5.0
@@ -80,6 +84,8 @@ class CommandRouter:
         self.served = 0  # commands carried out for another process
         node.on(COMMAND, self._on_command)
         node.on(RESULT, self._on_result)
+        node.on(DESCRIBE, self._on_describe)
+        node.on(UNREGISTER, self._on_unregister)
 
     async def send(self, charger_id: str, command: Command) -> CommandResult:
         if self._csms.connection(charger_id) is not None:
@@ -124,6 +130,75 @@ class CommandRouter:
             if merged is not None:
                 out[charger_id] = merged
         return out
+
+    async def details(self, charger_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The latest notifications (firmware, diagnostics, log, events...) and the
+        firmware/diagnostics/log requests of a charger, kept by the process holding it;
+        asked of that process when it is another (empty when it does not answer within
+        ``DESCRIBE_TIMEOUT``: the view then shows the rest)."""
+        if self._csms.connection(charger_id) is not None:
+            return self._csms.reports(charger_id), self._csms.requests(charger_id)
+        [owner] = await self._registry.live_owners([charger_id])
+        if owner is None or owner.node == self._node.id:
+            return self._csms.reports(charger_id), self._csms.requests(charger_id)
+        request_id = self._ids.new_id()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            message = {
+                "type": DESCRIBE,
+                "id": request_id,
+                "reply_to": self._node.id,
+                "charger_id": charger_id,
+            }
+            if await self._node.send(owner.node, message):
+                async with asyncio.timeout(DESCRIBE_TIMEOUT):
+                    answer = await future
+                reports, requests = answer.get("reports"), answer.get("requests")
+                if isinstance(reports, dict) and isinstance(requests, list):
+                    return reports, requests
+        except TimeoutError:
+            log.warning("charger %s: no details from the process holding it", charger_id)
+        finally:
+            self._pending.pop(request_id, None)
+        return {}, []
+
+    async def unregister(self, charger_id: str) -> None:
+        """The operator removed the charger: its connection, wherever it is, is closed
+        without recording it offline (its records are being deleted)."""
+        if self._csms.connection(charger_id) is not None:
+            await self._csms.unregister(charger_id)
+            return
+        [owner] = await self._registry.live_owners([charger_id])
+        if owner is not None and owner.node != self._node.id:
+            await self._node.send(owner.node, {"type": UNREGISTER, "charger_id": charger_id})
+
+    def _on_unregister(self, message: dict[str, Any]) -> None:
+        charger_id = message.get("charger_id")
+        if isinstance(charger_id, str) and self._csms.connection(charger_id) is not None:
+            task = asyncio.create_task(self._csms.unregister(charger_id))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
+
+    def _on_describe(self, message: dict[str, Any]) -> None:
+        reply_to, charger_id = message.get("reply_to"), message.get("charger_id")
+        if not isinstance(reply_to, str) or not isinstance(charger_id, str):
+            return
+        answer = {
+            "type": RESULT,
+            "id": message.get("id"),
+            "reports": wire.plain_json(self._csms.reports(charger_id)),
+            "requests": wire.plain_json(self._csms.requests(charger_id)),
+        }
+        task = asyncio.create_task(self._reply(reply_to, answer))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _reply(self, reply_to: str, answer: dict[str, Any]) -> None:
+        try:
+            await self._node.send(reply_to, answer)
+        except Exception as exc:  # the caller times out; nothing else to do
+            log.warning("cluster: answer to %s not sent: %s", reply_to, exc)
 
     async def _remote(self, node: str, charger_id: str, command: Command) -> CommandResult:
         request_id = self._ids.new_id()
@@ -191,10 +266,7 @@ class CommandRouter:
             answer["error"] = wire.encode_error(exc)
         else:
             answer["result"] = wire.encode_result(result)
-        try:
-            await self._node.send(reply_to, answer)
-        except Exception as exc:  # the caller times out; nothing else to do
-            log.warning("cluster: answer to %s not sent: %s", reply_to, exc)
+        await self._reply(reply_to, answer)
 
     async def close(self) -> None:
         for task in list(self._serving):

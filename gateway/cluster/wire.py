@@ -15,6 +15,8 @@ import enum
 import json
 import types
 import typing
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, get_args, get_origin, get_type_hints
 
 from gateway.domain import commands as cmd
@@ -109,6 +111,22 @@ def decode_error(data: dict[str, Any]) -> Exception:
 
 def dumps(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` with what JSON cannot carry as the admin API writes it: a datetime as
+    RFC 3339 (``Z`` for UTC), a Decimal as its string, an enum as its value."""
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 def loads(data: bytes) -> dict[str, Any]:

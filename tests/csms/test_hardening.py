@@ -18,11 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from ocpp.routing import on
 from ocpp.v16 import call as call16
-from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as result201
 
 from gateway import logsafe
 from gateway.csms.identity import charger_id_problem
@@ -38,43 +35,12 @@ SUB = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 # -- helpers -------------------------------------------------------------------------
 
 
-class Sim201(Charger201):
-    """A 2.0.1 charger that also takes reservations, firmware and log requests."""
-
-    @on("ReserveNow")
-    def on_reserve_now(self, **kwargs: Any) -> Any:
-        self.received.append(("ReserveNow", kwargs))
-        return result201.ReserveNow(status="Accepted")
-
-    @on("UpdateFirmware")
-    def on_update_firmware(self, **kwargs: Any) -> Any:
-        self.received.append(("UpdateFirmware", kwargs))
-        return result201.UpdateFirmware(status="Accepted")
-
-    @on("GetLog")
-    def on_get_log(self, **kwargs: Any) -> Any:
-        self.received.append(("GetLog", kwargs))
-        return result201.GetLog(status="Accepted", filename="charger.log")
-
-
-class Sim16(Charger16):
-    @on("UpdateFirmware")
-    def on_update_firmware(self, **kwargs: Any) -> Any:
-        self.received.append(("UpdateFirmware", kwargs))
-        return result16.UpdateFirmware()
-
-    @on("GetDiagnostics")
-    def on_get_diagnostics(self, **kwargs: Any) -> Any:
-        self.received.append(("GetDiagnostics", kwargs))
-        return result16.GetDiagnostics(file_name="diag.zip")
-
-
 @contextlib.asynccontextmanager
 async def sim(gw: Gateway, cp_id: str, version: str) -> AsyncIterator[Any]:
     """A library charger of ``version`` running its receive loop while the block runs."""
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{gw.ws_url}/ocpp/{cp_id}", protocols=(SUB[version],))
-        cp: Any = (Sim201 if version == "2.0.1" else Sim16)(cp_id, WsAdapter(ws))
+        cp: Any = (Charger201 if version == "2.0.1" else Charger16)(cp_id, WsAdapter(ws))
         task = asyncio.create_task(cp.start())
         try:
             yield cp
