@@ -99,7 +99,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from gateway.domain.errors import Conflict
@@ -1521,10 +1521,14 @@ def _micros(value: datetime) -> int:
     return codec.time_key(value, "time")
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _from_micros(value: bytes | str | None) -> datetime | None:
     if value is None or value == b"" or value == "":
         return None
-    return datetime.fromtimestamp(int(value) / 1_000_000, tz=UTC)
+    # Integer arithmetic: a float of the seconds loses microseconds past the year 2300.
+    return _EPOCH + timedelta(microseconds=int(value))
 
 
 class RedisOwnershipStore:
@@ -1553,13 +1557,16 @@ class RedisOwnershipStore:
         heartbeats: Sequence[datetime | None] = (),
     ) -> list[str]:
         check_owner("-", node, ttl)
+        self._check_open()
+        # Every heartbeat encoded (a naive one refused) before the first chunk is sent.
+        encoded: list[str | int] = [
+            "" if (b := heartbeats[i] if i < len(heartbeats) else None) is None else _micros(b)
+            for i in range(len(charger_ids))
+        ]
         lost: list[str] = []
         for start in range(0, len(charger_ids), RENEW_CHUNK):
             ids = charger_ids[start : start + RENEW_CHUNK]
-            beats = [
-                "" if (b := heartbeats[i] if i < len(heartbeats) else None) is None else _micros(b)
-                for i in range(start, start + len(ids))
-            ]
+            beats = encoded[start : start + len(ids)]
             keys = [self._keys.owner(c) for c in ids]
             # Sent again after a lost answer: extending twice is extending once.
             positions = await self._db.evalsha(
@@ -1576,7 +1583,13 @@ class RedisOwnershipStore:
         # offline record is then not written, and the offline sweep writes it.
         return bool(await self._db.evalsha(RELEASE_OWNER, [key], [node], retry=True, guard=key))
 
+    def _check_open(self) -> None:
+        # Calls that may send no command at all (empty lists) still say the store is closed.
+        if self._db.closed:
+            raise StorageError("the Redis store is closed")
+
     async def owners(self, charger_ids: Sequence[str]) -> list[Owner | None]:
+        self._check_open()
         futures = [
             self._db.command("HMGET", self._keys.owner(c), "node", "since", "hb", retry=True)
             for c in charger_ids
@@ -1611,6 +1624,8 @@ class RedisMessageStore:
         return int(await self._db.command("PUBLISH", self._keys.channel(channel), message))
 
     async def subscribers(self, channels: Sequence[str]) -> list[int]:
+        if self._db.closed:
+            raise StorageError("the Redis store is closed")
         if not channels:
             return []
         names = [self._keys.channel(c) for c in channels]
@@ -1621,6 +1636,8 @@ class RedisMessageStore:
     def subscribe(
         self, channels: Sequence[str], listener: Listener, on_gap: Callable[[], None]
     ) -> RedisSubscription:
+        if self._db.closed:
+            raise StorageError("the Redis store is closed")
         names = {self._keys.channel(c): c for c in channels}
         # With Sentinel, it subscribes again on the new master after a failover.
         watch = self._db.on_master_moved if self._db.sentinel else None

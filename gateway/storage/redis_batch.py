@@ -558,6 +558,11 @@ class CommandBatcher:
             callback()
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (every new command is refused)."""
+        return self._closing
+
+    @property
     def pool(self) -> ConnectionPool:
         """Makes connections with the batcher's options (URL, TLS, AUTH, SELECT...), for
         what cannot share the batcher's connection (pub/sub subscriptions)."""

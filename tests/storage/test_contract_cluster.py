@@ -239,10 +239,6 @@ async def test_naive_datetimes_are_refused_before_anything_is_written(store: Sto
 async def test_a_naive_heartbeat_past_the_first_chunk_writes_nothing(
     store: Store, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "redis":
-        # RedisOwnershipStore.renew encodes each chunk's heartbeats just before sending
-        # it: the chunks before the naive one are already written (reported).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="renew writes early chunks"))
     owners = store.owners
     ids = [f"CP-{i:05}" for i in range(RENEW_CHUNK + 1)]
     await asyncio.gather(*(owners.claim(c, "node-a", T0, LONG) for c in ids))
@@ -425,10 +421,6 @@ async def _subscribe_and_wait(store: Store) -> None:
 async def test_subscribe_after_close_raises_storage_error(
     store_factory: StoreFactory, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if backend == "redis":
-        # RedisMessageStore.subscribe does not look at the store's state: the
-        # subscription connects through the pool and works after close (reported).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="subscribe after close"))
     store = await store_factory()
     await store.close()
     # Either subscribe or the subscription's ready() says so.
