@@ -8,6 +8,7 @@ events after, so that anything a consumer hears about is already durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections.abc import Sequence
@@ -205,18 +206,28 @@ class CentralSystem:
             log.info("charger %s reconnected; closing its previous connection", conn.charger_id)
             await old.close(1000, "replaced by a new connection")
         now = self.clock.now()
-        state = await self.store.charger_states.get(conn.charger_id)
-        state = replace(
-            state or ChargerState(id=conn.charger_id),
-            connected=True,
-            ocpp_version=conn.version,
-            connected_at=now,
-        )
-        self._states[conn.charger_id] = state
-        # Claimed before anything is recorded: a process that held the charger before is
-        # told to close its stale connection, and will not record it offline.
-        await self.ownership.claim(conn.charger_id)
-        await self.store.charger_states.put(state)
+        try:
+            state = await self.store.charger_states.get(conn.charger_id)
+            state = replace(
+                state or ChargerState(id=conn.charger_id),
+                connected=True,
+                ocpp_version=conn.version,
+                connected_at=now,
+            )
+            self._states[conn.charger_id] = state
+            # Claimed before anything is recorded: a process that held the charger before
+            # is told to close its stale connection, and will not record it offline.
+            await self.ownership.claim(conn.charger_id)
+            await self.store.charger_states.put(state)
+        except BaseException:
+            # Not connected after all (the storage is out, the connection is refused):
+            # nothing may keep renewing or routing to it.
+            if self._connections.get(conn.charger_id) is conn:
+                del self._connections[conn.charger_id]
+                self._forget(conn.charger_id)
+                with contextlib.suppress(Exception):
+                    await self.ownership.release(conn.charger_id)
+            raise
         await self.bus.publish(ChargerOnline(conn.charger_id, now))
 
     async def disconnected(self, conn: Connection, reason: str) -> None:
