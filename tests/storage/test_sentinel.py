@@ -272,9 +272,14 @@ async def test_the_master_killed_the_store_and_its_subscription_move_to_the_new_
         writer.start()
         await until(lambda: len(writer.acknowledged) >= 20)
         # What was acknowledged so far reaches the replica before the kill (replication
-        # is asynchronous: without WAIT the last writes could be lost, README).
-        assert await cluster.master.client().execute_command("WAIT", 1, 5000) == 1
+        # is asynchronous: the last writes could be lost otherwise, README). Not WAIT:
+        # it waits for the writes of its own connection only.
         safe = list(writer.acknowledged)
+        offset = (await cluster.master.client().info("replication"))["master_repl_offset"]
+        replica = cluster.replica.client()
+        await until(
+            lambda: _info(replica, "replication", lambda i: i["slave_repl_offset"] >= offset)
+        )
         await cluster.servers.kill(cluster.master)
         writer.marked = True  # writes from now on: in flight at the kill, or later
 
@@ -372,6 +377,10 @@ async def test_readonly_past_retry_seconds_fails_the_command(cluster: Cluster) -
         assert batcher(store).stats.connections >= 2  # it did ask again
     finally:
         await store.close()
+
+
+async def _info(client: aioredis.Redis, section: str, check: Callable[[Any], bool]) -> bool:
+    return check(await client.info(section))
 
 
 async def _is_master(cluster: Cluster, node: Node) -> bool:
