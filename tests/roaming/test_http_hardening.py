@@ -169,7 +169,14 @@ async def _trickle(
     try:
         async with asyncio.timeout(20):
             if to_eof:
-                answer = await reader.read()  # to EOF: the server closed the connection
+                # To EOF: the server closed the connection. A byte of ours still on its
+                # way when the server closed makes its kernel answer RST, which may end
+                # the read with ECONNRESET after the answer arrived: what came is kept.
+                chunks: list[bytes] = []
+                with contextlib.suppress(ConnectionResetError):
+                    while chunk := await reader.read(65536):
+                        chunks.append(chunk)
+                answer = b"".join(chunks)
             else:
                 answer = await reader.readuntil(b"\r\n\r\n")
     finally:
