@@ -859,6 +859,11 @@ def report(
             )
             for kind, text in f["examples"].items():
                 lines.append(f"    first {kind}: {text}")
+        met = st["answered"] == st["chargers"] and (st["all_answered_s"] or 99) < 15
+        lines.append(
+            f"  aim: all answered within 15 s, no error: {'met' if met else 'missed'} "
+            f"(baseline paced: {_s(base['all_answered_s'])})"
+        )
         backlog = results["listen_backlog"]
         somaxconn = Path("/proc/sys/net/core/somaxconn").read_text().strip()
         lines.append(
@@ -869,7 +874,7 @@ def report(
             f"  held before / after           A {st['held_before']['A']} / {st['held_after']['A']}, "
             f"B {st['held_before']['B']} / {st['held_after']['B']}"
         )
-        summary["storm"] = {k: v for k, v in st.items() if k != "examples"}
+        summary["storm"] = {k: v for k, v in st.items() if k != "examples"} | {"aim_met": met}
         summary["storm_baseline"] = {k: v for k, v in base.items() if k != "examples"}
 
     lines += [
