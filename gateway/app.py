@@ -669,7 +669,7 @@ async def _serve(
             raise ConfigError(_storage_setting(settings), str(exc)) from None
         except SecretKeyError as exc:  # a stored token the key does not open: a wrong key
             raise ConfigError((), str(exc)) from None
-        sites = [web.SockSite(runner, sock, ssl_context=ssl_context) for sock in sockets]
+        sites = listening_sites(runner, sockets, ssl_context, settings)
         for site in sites:
             await site.start()
         log.info(
@@ -689,6 +689,19 @@ async def _serve(
         # Stops listening, closes every charger (1001), waits for the handlers, then
         # runs the cleanup contexts (the store last).
         await runner.cleanup()
+
+
+def listening_sites(
+    runner: web.AppRunner,
+    sockets: list[socket.socket],
+    ssl_context: ssl.SSLContext | None,
+    settings: Settings,
+) -> list[web.SockSite]:
+    """A site per bound socket, with the accept queue of ``GATEWAY_LISTEN_BACKLOG``."""
+    return [
+        web.SockSite(runner, sock, ssl_context=ssl_context, backlog=settings.listen_backlog)
+        for sock in sockets
+    ]
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:

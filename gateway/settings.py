@@ -43,6 +43,12 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8180, ge=0, le=65535)
+    # A reconnect storm (a process of the cluster gone, 10,000 chargers at once) overflows
+    # a short accept queue, and every refused SYN costs its charger a TCP retry of 1, 3,
+    # 7, 15 s... The kernel caps it at net.core.somaxconn (4096 on current Linux).
+    listen_backlog: int = Field(
+        default=4096, ge=1, le=65535, description="length of the listening socket's accept queue"
+    )
     data_dir: Path = Path("./data")
     public_url: str | None = Field(
         default=None, description="base URL the gateway tells partners about"

