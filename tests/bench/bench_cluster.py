@@ -111,7 +111,8 @@ class Gateway:
         self.port = free_port()
         self.data_dir = tmp / f"data-{name}"
         self.log_path = tmp / f"gateway-{name}.log"
-        self.env = env
+        # GATEWAY_LISTEN_BACKLOG (the gateway's default: 4096) when --listen-backlog is given.
+        self.env = env if backlog is None else env | {"GATEWAY_LISTEN_BACKLOG": str(backlog)}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -126,8 +127,6 @@ class Gateway:
     def start(self) -> None:
         script = Path(sys.executable).parent / "ocpi-gateway"
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
-        if self.backlog is not None:
-            cmd = [sys.executable, __file__, SERVE_WITH_BACKLOG, str(self.backlog)]
         cmd += ["serve", "--host", HOST, "--port", str(self.port)]
         cmd += ["--data-dir", str(self.data_dir)]
         with self.log_path.open("wb") as log:
@@ -245,25 +244,6 @@ def listen_backlog(port: int) -> int | None:
         return int(out.split()[2])
     except (OSError, subprocess.SubprocessError, IndexError, ValueError):
         return None
-
-
-SERVE_WITH_BACKLOG = "--serve-gateway-with-backlog"
-
-
-def serve_gateway_with_backlog(backlog: int, gateway_args: list[str]) -> int:
-    """``ocpi-gateway`` listening with another accept queue length than aiohttp's default
-    (128): a diagnosis (``--listen-backlog``), the gateway's code is unchanged."""
-    from aiohttp import web
-
-    from gateway.cli import main as gateway_main
-
-    class SockSite(web.SockSite):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.setdefault("backlog", backlog)
-            super().__init__(*args, **kwargs)
-
-    web.SockSite = SockSite  # type: ignore[misc]  # what gateway.app starts its sites with
-    return gateway_main(gateway_args)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -868,7 +848,7 @@ def report(
         somaxconn = Path("/proc/sys/net/core/somaxconn").read_text().strip()
         lines.append(
             f"  listen backlog                A {backlog['A']}, B {backlog['B']} (kernel somaxconn "
-            f"{somaxconn})" + (" [--listen-backlog: a diagnosis]" if args.listen_backlog else "")
+            f"{somaxconn})" + (" [--listen-backlog]" if args.listen_backlog else "")
         )
         lines.append(
             f"  held before / after           A {st['held_before']['A']} / {st['held_after']['A']}, "
@@ -951,8 +931,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--listen-backlog",
         type=int,
-        help="diagnosis: run the gateways with this accept queue length instead of aiohttp's "
-        "default (128); the gateway's code is unchanged, the report says so",
+        help="run the gateways with this accept queue length (GATEWAY_LISTEN_BACKLOG; the "
+        "gateway's default is 4096): --listen-backlog 128 shows the storm with aiohttp's default",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway logs)")
@@ -993,9 +973,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    raw = sys.argv[1:] if argv is None else argv
-    if raw[:1] == [SERVE_WITH_BACKLOG]:
-        return serve_gateway_with_backlog(int(raw[1]), raw[2:])
     args = parse_args(argv)
     bench = ClusterBench(args)
     # SIGTERM (e.g. a CI timeout) unwinds through the cleanup below.
