@@ -63,6 +63,22 @@ async def _setup(gw: Gateway, emsp: EmspPlatform) -> EmspClient:
     return client
 
 
+def fail_cdr_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The next CDR fails once as a store error would (no real store fails on demand for
+    one call); the transaction ids it failed for."""
+    real_cdr = SessionService._cdr
+    failures: list[str] = []
+
+    async def failing_once(self: SessionService, tx: Transaction, *args: Any) -> None:
+        if not failures:
+            failures.append(tx.id)
+            raise StorageError("the store is briefly unavailable")
+        await real_cdr(self, tx, *args)
+
+    monkeypatch.setattr(SessionService, "_cdr", failing_once)
+    return failures
+
+
 def _mv(ts: str, wh: str) -> list[dict[str, Any]]:
     return [{"timestamp": ts, "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register"}]}]
 
@@ -245,16 +261,7 @@ async def test_failed_cdr_write_is_retried_while_running(
     await client.call("PUT", f"{gw.settings.base_url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER4", emsp.token("DRIVER4"))
     sessions = gw.app[PROVIDERS].sessions
     assert sessions is not None
-    real_cdr = SessionService._cdr
-    failures: list[str] = []
-
-    async def failing_once(self: SessionService, tx: Transaction, *args: Any) -> None:
-        if not failures:
-            failures.append(tx.id)
-            raise StorageError("the store is briefly unavailable")
-        await real_cdr(self, tx, *args)
-
-    monkeypatch.setattr(SessionService, "_cdr", failing_once)
+    failures = fail_cdr_once(monkeypatch)
     async with connect(gw.ws_url, "CP16", "1.6") as cp:
         await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
         start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="DRIVER4", meter_start=0, timestamp="2026-11-23T10:00:00Z"))

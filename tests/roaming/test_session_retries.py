@@ -13,28 +13,23 @@ from typing import Any
 import pytest
 from ocpp.v16 import call as call16
 
-from gateway.domain.models import Transaction
 from gateway.roaming.providers import PROVIDERS
-from gateway.roaming.sessions import SessionService
 from gateway.storage.base import StorageError
-from tests.conftest import GatewayFactory
+from tests.conftest import Gateway, GatewayFactory
 from tests.roaming.emsp import EmspPlatform
-from tests.roaming.test_e2e_roaming import _setup
+from tests.roaming.test_e2e_roaming import _setup, fail_cdr_once
 from tests.sim import connect
 
 
-def _fail_cdr_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    real_cdr = SessionService._cdr
-    failures: list[str] = []
-
-    async def failing_once(self: SessionService, tx: Transaction, *args: Any) -> None:
-        if not failures:
-            failures.append(tx.id)
-            raise StorageError("the store is briefly unavailable")
-        await real_cdr(self, tx, *args)
-
-    monkeypatch.setattr(SessionService, "_cdr", failing_once)
-    return failures
+async def _world(
+    gateways: GatewayFactory, emsp: EmspPlatform, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Gateway, list[str]]:
+    """A gateway (retry interval of an hour: nothing retries by itself during the test)
+    with the eMSP registered and its driver's token, whose next CDR fails once."""
+    gw = await gateways.start(outbox_poll_interval=0.2, session_retry_interval=3600)
+    client = await _setup(gw, emsp)
+    await client.call("PUT", f"{gw.settings.base_url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER4", emsp.token("DRIVER4"))
+    return gw, fail_cdr_once(monkeypatch)
 
 
 async def _charge(ws_url: str) -> None:
@@ -47,11 +42,7 @@ async def _charge(ws_url: str) -> None:
 async def test_a_failed_update_is_stored_and_retried_by_any_process(
     gateways: GatewayFactory, emsp: EmspPlatform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A retry interval of an hour: nothing retries by itself during the test.
-    gw = await gateways.start(outbox_poll_interval=0.2, session_retry_interval=3600)
-    client = await _setup(gw, emsp)
-    await client.call("PUT", f"{gw.settings.base_url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER4", emsp.token("DRIVER4"))
-    failures = _fail_cdr_once(monkeypatch)
+    gw, failures = await _world(gateways, emsp, monkeypatch)
     await _charge(gw.ws_url)
     store = gw.app[PROVIDERS].sessions
     assert store is not None
@@ -74,10 +65,7 @@ async def test_a_failed_update_is_stored_and_retried_by_any_process(
 async def test_a_failure_the_store_cannot_take_waits_in_memory(
     gateways: GatewayFactory, emsp: EmspPlatform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gw = await gateways.start(outbox_poll_interval=0.2, session_retry_interval=3600)
-    client = await _setup(gw, emsp)
-    await client.call("PUT", f"{gw.settings.base_url}/ocpi/2.2.1/tokens/NL/EMS/DRIVER4", emsp.token("DRIVER4"))
-    failures = _fail_cdr_once(monkeypatch)
+    gw, failures = await _world(gateways, emsp, monkeypatch)
     sessions = gw.app[PROVIDERS].sessions
     assert sessions is not None
     retries = sessions._store.session_retries
