@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, get_args, get_origin, get_type_hints
 
 from gateway.domain import commands as cmd
+from gateway.domain.charging import CompositeSchedule, ReportedProfile
 from gateway.domain.errors import (
     ChargerNotConnected,
     ChargerRejected,
@@ -53,7 +54,12 @@ def decode_command(data: Any) -> cmd.Command:
 
 
 def encode_result(result: cmd.CommandResult) -> dict[str, Any]:
-    return {"status": str(result.status), "data": result.data, "request_id": result.request_id}
+    out = {"status": str(result.status), "data": result.data, "request_id": result.request_id}
+    if result.schedule is not None:
+        out["schedule"] = _plain(result.schedule)
+    if result.profiles:
+        out["profiles"] = _plain(result.profiles)
+    return out
 
 
 def decode_result(data: Any) -> cmd.CommandResult:
@@ -66,7 +72,19 @@ def decode_result(data: Any) -> cmd.CommandResult:
     request_id = data.get("request_id")
     if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, int)):
         raise WireError("request_id is an integer")
-    return cmd.CommandResult(status=status, data=data["data"], request_id=request_id)
+    schedule = data.get("schedule")
+    if schedule is not None:
+        if not isinstance(schedule, dict):
+            raise WireError("schedule is an object")
+        schedule = _build(CompositeSchedule, schedule)
+    profiles = _convert(tuple[ReportedProfile, ...], data.get("profiles", []), "profiles")
+    return cmd.CommandResult(
+        status=status,
+        data=data["data"],
+        request_id=request_id,
+        schedule=schedule,
+        profiles=profiles,
+    )
 
 
 def encode_error(exc: BaseException) -> dict[str, Any]:
@@ -149,6 +167,10 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
 
 
@@ -196,6 +218,26 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise WireError(f"{where}: an object")
         return _build(hint, value)
+    if hint is Decimal:
+        if not isinstance(value, str):
+            raise WireError(f"{where}: a decimal as a string")
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            raise WireError(f"{where}: {value!r} is not a decimal") from None
+        if not number.is_finite():
+            raise WireError(f"{where}: {value!r} is not a finite decimal")
+        return number
+    if hint is datetime:
+        if not isinstance(value, str):
+            raise WireError(f"{where}: a time as a string")
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise WireError(f"{where}: {value!r} is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise WireError(f"{where}: {value!r} has no time zone")
+        return moment
     if hint is bool:
         if not isinstance(value, bool):
             raise WireError(f"{where}: a boolean")

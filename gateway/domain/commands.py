@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
+from gateway.domain.charging import (
+    ChargingProfile,
+    CompositeSchedule,
+    ProfilePurpose,
+    RateUnit,
+    ReportedProfile,
+)
 from gateway.domain.models import TokenType
 
 # How long after a remote start the transaction it asked for may still begin: a 1.6
@@ -152,6 +159,51 @@ class CancelReservation:
     reservation_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class SetChargingProfile:
+    """Install ``profile`` on EVSE ``evse_id`` (0: the whole charger; a
+    ChargingStationMaxProfile goes on 0). 1.6 SetChargingProfile with the EVSE as
+    connectorId; 2.0.1 SetChargingProfile (a TxProfile names its transactionId)."""
+
+    evse_id: int
+    profile: ChargingProfile
+
+
+@dataclass(frozen=True, slots=True)
+class ClearChargingProfile:
+    """Remove the profiles that match every criterion given (none given: all of them).
+    1.6 and 2.0.1 ClearChargingProfile; a charger with nothing matching answers Unknown."""
+
+    profile_id: int | None = None
+    evse_id: int | None = None
+    purpose: ProfilePurpose | None = None
+    stack_level: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetCompositeSchedule:
+    """What the charger will allow on EVSE ``evse_id`` (0: the grid connection) for the
+    next ``duration`` seconds, all its profiles combined; the answer's
+    ``CommandResult.schedule``."""
+
+    evse_id: int
+    duration: int
+    unit: RateUnit | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GetChargingProfiles:
+    """2.0.1 only: the charger reports the profiles it holds (ReportChargingProfiles,
+    collected under ``request_id``) into ``CommandResult.profiles``. 1.6 has no
+    equivalent (CommandNotSupported)."""
+
+    request_id: int | None = None
+    evse_id: int | None = None
+    purpose: ProfilePurpose | None = None
+    stack_level: int | None = None
+    profile_ids: tuple[int, ...] = ()
+
+
 Command = (
     StartCharging
     | StopCharging
@@ -167,6 +219,10 @@ Command = (
     | GetDiagnostics
     | ReserveNow
     | CancelReservation
+    | SetChargingProfile
+    | ClearChargingProfile
+    | GetCompositeSchedule
+    | GetChargingProfiles
 )
 
 
@@ -177,6 +233,10 @@ class CommandResult:
     data: dict[str, Any] = field(default_factory=dict)
     # The requestId a firmware, diagnostics or log request went out with.
     request_id: int | None = None
+    # GetCompositeSchedule: the schedule the charger answered (None when it rejected).
+    schedule: CompositeSchedule | None = None
+    # GetChargingProfiles: what the charger reported (ReportChargingProfiles).
+    profiles: tuple[ReportedProfile, ...] = ()
 
 
 class CommandSender(Protocol):

@@ -12,6 +12,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
@@ -116,6 +117,12 @@ def _strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
         return st.booleans()
     if hint is int:
         return ocpp_ints
+    if hint is Decimal:  # charging limits: A or W, OCPP 1.6 multiples of 0.1
+        return st.decimals(min_value=0, max_value=1_000_000, places=1)
+    if hint is datetime:
+        return st.datetimes(
+            min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+        )
     if hint is str:
         return any_text
     raise AssertionError(f"no strategy for {name}: {hint}")  # a new field type: add one
