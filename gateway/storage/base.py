@@ -523,6 +523,13 @@ class Store:
     # Transactions whose session or CDR update failed, to handle again (by the holder of
     # the "sessions" lease, whichever process it failed in).
     session_retries: DocumentStore
+    # Site load management (gateway.smart): the sites (grid connections), their
+    # time-bounded demand-response limits (owner: the site id), and each site's
+    # allocator state (the limits in force per charger), so that a takeover by another
+    # process continues from what the chargers hold.
+    sites: DocumentStore
+    site_limits: DocumentStore
+    site_states: DocumentStore
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
@@ -566,6 +573,9 @@ class Store:
             hub_index=documents("hub_index"),
             hub_statuses=documents("hub_statuses"),
             session_retries=documents("session_retries"),
+            sites=documents("sites"),
+            site_limits=documents("site_limits"),
+            site_states=documents("site_states"),
             outbox=outbox,
             leases=leases,
             owners=owners,
