@@ -173,6 +173,22 @@ class Settings(BaseSettings):
     hub_silence: float = Field(
         default=300.0, gt=0, description="seconds of silence before a platform is probed"
     )
+    # Demand response: the gateway's OpenADR 2.0b VEN (gateway.demand), off without a VTN.
+    openadr_vtn_url: str | None = Field(
+        default=None, description="the grid operator's VTN (OpenADR 2.0b simple HTTP) URL"
+    )
+    openadr_ven_name: str = Field(default="ocpi-gateway", min_length=1, max_length=100)
+    openadr_cert: Path | None = Field(default=None, description="the VEN's certificate (PEM)")
+    openadr_key: Path | None = Field(default=None, description="the VEN's private key (PEM)")
+    openadr_ca_file: Path | None = Field(default=None, description="CA bundle of the VTN")
+    openadr_vtn_fingerprint: str | None = Field(
+        default=None, description="the VTN certificate's fingerprint, to check its signatures"
+    )
+    openadr_simple_levels: str = Field(
+        default="0.75,0.5,0.25",
+        pattern=r"^\s*(0(\.\d+)?|1(\.0+)?)\s*(,\s*(0(\.\d+)?|1(\.0+)?)\s*){0,2}$",
+        description="share of a site's capacity for SIMPLE levels 1, 2, 3 (fractions 0 to 1)",
+    )
     hub_open_get_all: bool = Field(
         default=False,
         description="treat a GET list without OCPI-to-* headers as a GET All via the hub",
