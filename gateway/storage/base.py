@@ -530,6 +530,9 @@ class Store:
     sites: DocumentStore
     site_limits: DocumentStore
     site_states: DocumentStore
+    # Charging profiles the operator set through the admin API (gateway.charging.profiles):
+    # what was asked, when, and the charger's last answer; sent again when it reconnects.
+    charging_profiles: DocumentStore
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
@@ -576,6 +579,7 @@ class Store:
             sites=documents("sites"),
             site_limits=documents("site_limits"),
             site_states=documents("site_states"),
+            charging_profiles=documents("charging_profiles"),
             outbox=outbox,
             leases=leases,
             owners=owners,
