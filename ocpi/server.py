@@ -42,7 +42,7 @@ from typing import Any, Protocol, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import MultiMapping
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from yarl import URL
 
 from ocpi.transport import (
@@ -72,6 +72,7 @@ from ocpi.transport import (
     routing_headers,
 )
 from ocpi.v221.cdrs import CDR
+from ocpi.v221.chargingprofiles import ChargingProfileResponse, SetChargingProfile
 from ocpi.v221.commands import (
     CancelReservation,
     CommandResponse,
@@ -85,6 +86,7 @@ from ocpi.v221.locations import Location, find_connector
 from ocpi.v221.sessions import ChargingPreferences, Session
 from ocpi.v221.tariffs import Tariff
 from ocpi.v221.tokens import Token, TokenPatch
+from ocpi.v221.types import URL as UrlType
 
 __all__ = [
     "CONTEXT_KEY",
@@ -92,6 +94,7 @@ __all__ = [
     "READ_TIMEOUT_KEY",
     "CdrsSenderProvider",
     "ChargingPreferencesProvider",
+    "ChargingProfilesReceiverProvider",
     "CommandsReceiverProvider",
     "LocationsSenderProvider",
     "OcpiCall",
@@ -104,6 +107,8 @@ __all__ = [
     "TokensReceiverProvider",
     "cdrs_sender_operations",
     "cdrs_sender_routes",
+    "charging_profiles_receiver_operations",
+    "charging_profiles_receiver_routes",
     "commands_receiver_operations",
     "commands_receiver_routes",
     "configuration_module",
@@ -639,6 +644,33 @@ class CommandsReceiverProvider(Protocol):
     ) -> CommandResponse: ...
 
 
+class ChargingProfilesReceiverProvider(Protocol):
+    """The ChargingProfiles Receiver interface (CPO side, mod_charging_profiles): each
+    method answers at once with a :class:`ChargingProfileResponse` (whether the request
+    can go to the Charge Point); the Charge Point's result follows by POST to
+    ``response_url`` (ActiveChargingProfileResult, ChargingProfileResult or
+    ClearProfileResult)."""
+
+    async def get_active_charging_profile(
+        self, context: OcpiRequestContext, session_id: str, duration: int, response_url: str
+    ) -> ChargingProfileResponse:
+        """GET ``{session_id}?duration=&response_url=``: the ActiveChargingProfile of the
+        next ``duration`` seconds."""
+        ...
+
+    async def set_charging_profile(
+        self, context: OcpiRequestContext, session_id: str, request: SetChargingProfile
+    ) -> ChargingProfileResponse:
+        """PUT ``{session_id}``: set or replace the Sender's profile on the session."""
+        ...
+
+    async def clear_charging_profile(
+        self, context: OcpiRequestContext, session_id: str, response_url: str
+    ) -> ChargingProfileResponse:
+        """DELETE ``{session_id}?response_url=``: remove the Sender's profile."""
+        ...
+
+
 # ------------------------------------------------------------- module operations
 
 
@@ -921,3 +953,72 @@ def commands_receiver_routes(
 ) -> list[web.RouteDef]:
     """:func:`commands_receiver_operations` served below ``prefix``."""
     return operation_routes(commands_receiver_operations(provider), prefix=prefix)
+
+
+_URL_ADAPTER: TypeAdapter[str] = TypeAdapter(UrlType)
+
+
+def _query_url(call: OcpiCall, name: str) -> str:
+    """A required URL query parameter (mod_charging_profiles GET and DELETE carry
+    ``response_url`` in the query); missing or not an absolute URL: 2001 naming it."""
+    value = call.query.get(name)
+    if not value:
+        raise InvalidParametersError(f"{name}: required query parameter")
+    try:
+        return _URL_ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidParametersError(format_validation_error(exc, prefix=name)) from None
+
+
+def _query_seconds(call: OcpiCall, name: str) -> int:
+    """A required query parameter of type int, in seconds: at least 1."""
+    value = call.query.get(name)
+    if value is None or value == "":
+        raise InvalidParametersError(f"{name}: required query parameter")
+    if not value.isascii() or not value.isdigit() or len(value) > 9 or int(value) < 1:
+        raise InvalidParametersError(f"{name}: should be a whole number of seconds from 1")
+    return int(value)
+
+
+def charging_profiles_receiver_operations(
+    provider: ChargingProfilesReceiverProvider,
+) -> list[Operation]:
+    """GET, PUT and DELETE ``{session_id}`` (mod_charging_profiles Receiver interface);
+    the answer's ``data`` is the provider's :class:`ChargingProfileResponse`. GET needs
+    ``duration`` and ``response_url``, DELETE ``response_url`` (query parameters: "it
+    is not common to add a body to a GET/DELETE request"); missing or invalid: 2001
+    naming the parameter."""
+    path = "/{session_id}"
+
+    async def get_active(call: OcpiCall) -> web.Response:
+        session_id = path_id(call, "session_id")
+        duration = _query_seconds(call, "duration")
+        response_url = _query_url(call, "response_url")
+        answer = await provider.get_active_charging_profile(
+            call.context, session_id, duration, response_url
+        )
+        return ocpi_response(answer)
+
+    async def put_profile(call: OcpiCall) -> web.Response:
+        session_id = path_id(call, "session_id")
+        request = await parse_body(call, SetChargingProfile)
+        return ocpi_response(await provider.set_charging_profile(call.context, session_id, request))
+
+    async def delete_profile(call: OcpiCall) -> web.Response:
+        session_id = path_id(call, "session_id")
+        response_url = _query_url(call, "response_url")
+        answer = await provider.clear_charging_profile(call.context, session_id, response_url)
+        return ocpi_response(answer)
+
+    return [
+        Operation("GET", path, get_active),
+        Operation("PUT", path, put_profile),
+        Operation("DELETE", path, delete_profile),
+    ]
+
+
+def charging_profiles_receiver_routes(
+    provider: ChargingProfilesReceiverProvider, *, prefix: str = "/chargingprofiles"
+) -> list[web.RouteDef]:
+    """:func:`charging_profiles_receiver_operations` served below ``prefix``."""
+    return operation_routes(charging_profiles_receiver_operations(provider), prefix=prefix)

@@ -22,7 +22,7 @@ from ocpi.hub.directory import EndpointKey, InMemoryPartyDirectory, Party, Platf
 from ocpi.hub.routing import CPO_INTERFACE, serves
 from ocpi.hub.rules import RoutingRules, is_allowed
 from ocpi.transport import PartyId
-from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
+from ocpi.v221.enums import ConnectionStatus, InterfaceRole
 from ocpi.v221.hubclientinfo import ClientInfo
 from ocpi.v221.types import Role
 
@@ -31,11 +31,8 @@ log = logging.getLogger(__name__)
 LOCAL_PLATFORM = "local"
 """The platform id of the parties hosted on the gateway."""
 
-LOCAL_INTERFACES: tuple[EndpointKey, ...] = tuple(
-    (module, role) for module, role in CPO_INTERFACE.items() if module != ModuleID.CHARGING_PROFILES
-)
-"""What the hosted CPOs serve: the CPO side of every standard module but charging
-profiles (not implemented by the gateway's CPO)."""
+LOCAL_INTERFACES: tuple[EndpointKey, ...] = tuple(CPO_INTERFACE.items())
+"""What the hosted CPOs serve: the CPO side of every standard module."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -716,7 +716,8 @@ class Hub:
                     owner = await self.index.owner("session", "*".join(path[:3]))
                 return owner
             if module == ModuleID.CHARGING_PROFILES and path:
-                return await self.index.owner("session-cpo", path[0])
+                # A session pushed through the hub, else a hosted CPO's own session.
+                return await self._owner("session-cpo", path[0])
             if module == ModuleID.COMMANDS and isinstance(body, dict):
                 location_id = body.get("location_id")
                 if isinstance(location_id, str):

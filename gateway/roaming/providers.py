@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gateway.roaming.catalog import LocationService, TariffService
+from gateway.roaming.charging_profiles import ChargingProfilesReceiver
 from gateway.roaming.commands import CommandsReceiver
 from gateway.roaming.partners import partner_of
 from gateway.roaming.sessions import SessionService
@@ -20,10 +21,12 @@ from ocpi.transport import PageRequest, ServerError
 from ocpi.v221 import (
     CDR,
     CancelReservation,
+    ChargingProfileResponse,
     CommandResponse,
     Location,
     ReserveNow,
     Session,
+    SetChargingProfile,
     StartSession,
     StopSession,
     Tariff,
@@ -44,6 +47,7 @@ class CpoProviders:
         self.tokens: TokensReceiver | None = None
         self.sessions: SessionService | None = None
         self.commands: CommandsReceiver | None = None
+        self.charging_profiles: ChargingProfilesReceiver | None = None
 
     def _locations(self) -> LocationService:
         if self.locations is None:
@@ -144,6 +148,30 @@ class CpoProviders:
         self, context: OcpiRequestContext, command: UnlockConnector
     ) -> CommandResponse:
         return await self._commands().unlock_connector(context, command)
+
+    def _charging_profiles(self) -> ChargingProfilesReceiver:
+        if self.charging_profiles is None:
+            raise ServerError("charging profiles are not available yet")
+        return self.charging_profiles
+
+    async def get_active_charging_profile(
+        self, context: OcpiRequestContext, session_id: str, duration: int, response_url: str
+    ) -> ChargingProfileResponse:
+        return await self._charging_profiles().get_active_charging_profile(
+            context, session_id, duration, response_url
+        )
+
+    async def set_charging_profile(
+        self, context: OcpiRequestContext, session_id: str, request: SetChargingProfile
+    ) -> ChargingProfileResponse:
+        return await self._charging_profiles().set_charging_profile(context, session_id, request)
+
+    async def clear_charging_profile(
+        self, context: OcpiRequestContext, session_id: str, response_url: str
+    ) -> ChargingProfileResponse:
+        return await self._charging_profiles().clear_charging_profile(
+            context, session_id, response_url
+        )
 
 
 PROVIDERS = web.AppKey("cpo_providers", CpoProviders)
