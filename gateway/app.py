@@ -67,6 +67,7 @@ from gateway.roaming.catalog import (
     TariffService,
     initial_push,
 )
+from gateway.roaming.charging_profiles import ChargingProfilesReceiver
 from gateway.roaming.commands import CommandsReceiver
 from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, RetryPolicy, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
@@ -84,6 +85,8 @@ from ocpi.server import (
     Operation,
     cdrs_sender_operations,
     cdrs_sender_routes,
+    charging_profiles_receiver_operations,
+    charging_profiles_receiver_routes,
     commands_receiver_operations,
     commands_receiver_routes,
     locations_sender_operations,
@@ -255,6 +258,7 @@ def ocpi_endpoints(settings: Settings) -> list[Endpoint]:
         ("sessions", InterfaceRole.SENDER),
         ("cdrs", InterfaceRole.SENDER),
         ("commands", InterfaceRole.RECEIVER),
+        ("chargingprofiles", InterfaceRole.RECEIVER),
     ]
     return [Endpoint(identifier=m, role=r, url=f"{base}/{m}") for m, r in modules]
 
@@ -267,6 +271,7 @@ def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
         *sessions_sender_routes(providers),
         *cdrs_sender_routes(providers),
         *commands_receiver_routes(providers),
+        *charging_profiles_receiver_routes(providers),
     ]
 
 
@@ -281,6 +286,9 @@ def local_operations(
         (ModuleID.SESSIONS, InterfaceRole.SENDER): sessions_sender_operations(providers),
         (ModuleID.CDRS, InterfaceRole.SENDER): cdrs_sender_operations(providers),
         (ModuleID.COMMANDS, InterfaceRole.RECEIVER): commands_receiver_operations(providers),
+        (ModuleID.CHARGING_PROFILES, InterfaceRole.RECEIVER): (
+            charging_profiles_receiver_operations(providers)
+        ),
     }
 
 
@@ -343,6 +351,16 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         next_request_id=csms.next_request_id,
         remote_starts=providers.sessions,
     )
+    providers.charging_profiles = ChargingProfilesReceiver(
+        app[STORE],
+        app[ROUTER],
+        planner,
+        registry,
+        app[CLOCK],
+        notify,
+        timeout=int(settings.call_timeout),
+        next_request_id=csms.next_request_id,
+    )
     # Sessions and CDRs a crash may have cut off, rebuilt in the background, and the
     # START_SESSIONs that never started expired: work on the shared storage, so once per
     # cluster, by the holder of the "sessions" lease (the resync runs each time a process
@@ -361,6 +379,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         await retries
     await resync.stop()
     await providers.commands.close()
+    await providers.charging_profiles.close()
     await http.close()
 
 
@@ -369,6 +388,10 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     providers = app[PROVIDERS]
 
     async def local_owner(kind: str, object_id: str) -> PartyId | None:
+        if kind == "session-cpo" and providers.sessions is not None:
+            # Charging profiles for a hosted CPO's session, by open routing.
+            session = await providers.sessions.get(object_id)
+            return None if session is None else PartyId(session.country_code, session.party_id)
         if kind != "location" or providers.locations is None:
             return None
         location = await providers.locations.get(object_id)
