@@ -23,6 +23,9 @@ class ProfilePurpose(enum.StrEnum):
     TX_DEFAULT = "TxDefaultProfile"
     # One transaction's own limit (it names the transaction).
     TX = "TxProfile"
+    # 2.0.1 only: limits from outside the CSMS (a local energy management system), which
+    # a charger may report (ReportChargingProfiles) but the CSMS never sets (K01.FR.22).
+    EXTERNAL_CONSTRAINTS = "ChargingStationExternalConstraints"
 
 
 class ProfileKind(enum.StrEnum):
