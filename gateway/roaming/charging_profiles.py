@@ -47,7 +47,7 @@ import contextlib
 import itertools
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -181,6 +181,17 @@ def ocpi_limit(value: Decimal) -> Decimal:
     return whole if tenths == whole else tenths
 
 
+def distinct_periods(periods: Sequence[SchedulePeriod]) -> list[SchedulePeriod]:
+    """Periods in order of ``start_period``, one per start: of several a charger reports
+    at the same second (a limit that changed within it), the last is the one in force
+    from then on; "The value of StartPeriod also defines the stop time of the previous
+    period", so OCPI's periods have distinct starts."""
+    by_start: dict[int, SchedulePeriod] = {}
+    for period in periods:
+        by_start[period.start_period] = period
+    return [by_start[start] for start in sorted(by_start)]
+
+
 def ocpi_profile(schedule: ChargingSchedule) -> OcpiChargingProfile:
     """A domain schedule as an OCPI ChargingProfile (its periods from
     ``start_schedule`` when given, else from the start of charging)."""
@@ -195,7 +206,7 @@ def ocpi_profile(schedule: ChargingSchedule) -> OcpiChargingProfile:
         ),
         charging_profile_period=[
             ChargingProfilePeriod(start_period=p.start_period, limit=ocpi_limit(p.limit))
-            for p in schedule.periods
+            for p in distinct_periods(schedule.periods)
         ],
     )
 
@@ -494,8 +505,11 @@ class ChargingProfilesReceiver:
         result_of: Callable[[cmd.CommandResult], BaseModel],
     ) -> ChargingProfileResponse:
         # The result goes back to whoever sent the request (a hub platform may host
-        # several eMSPs): its OCPI-from is the result's OCPI-to.
-        routing = routing_meta(from_party=context.to_party, to_party=context.from_party)
+        # several eMSPs): its OCPI-from is the result's OCPI-to; without routing headers,
+        # from the session's CPO to its driver's eMSP.
+        routing = routing_meta(
+            from_party=context.to_party or target.cpo, to_party=context.from_party or target.emsp
+        )
         self._spawn(
             self._run(target, response_url, command, result_of, routing),
             name=f"ocpi-chargingprofile-{type(command).__name__}-{target.tx.charger_id}",
