@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 from aiohttp import web
@@ -73,6 +74,7 @@ def clip(value: object, limit: int = 40) -> str:
     text = repr(value) if isinstance(value, str) else type(value).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
+
 # Every status value of a 1.6 or 2.0.1 command answer, in domain terms.
 _RESULT_STATUS = {
     "Accepted": CommandStatus.ACCEPTED,
@@ -88,6 +90,10 @@ _RESULT_STATUS = {
     "Faulted": CommandStatus.REJECTED,
     "Occupied": CommandStatus.REJECTED,
     "Unavailable": CommandStatus.REJECTED,
+    # ClearChargingProfile: no profile matched what was to be cleared.
+    "Unknown": CommandStatus.UNKNOWN,
+    # 2.0.1 GetChargingProfiles: nothing to report (the result lists no profiles).
+    "NoProfiles": CommandStatus.ACCEPTED,
 }
 
 Handler = Callable[[Any, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -289,9 +295,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             if route is None or "_on_action" not in route:
                 if action in self.known_actions:
                     raise NotSupportedAction(f"{action} is not supported by this central system")
-                raise NotImplementedAction(
-                    f"{clip(action)} is not an OCPP {self.version} action"
-                )
+                raise NotImplementedAction(f"{clip(action)} is not an OCPP {self.version} action")
             self.validators.validate(self.version, action, payload)
             if edge:
                 check_storable(payload)
@@ -403,7 +407,6 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         return self.from_result(command, result)
 
 
-
 def _refuse_constant(name: str) -> Any:
     # NaN and Infinity are not JSON (RFC 8259 6), though Python's parser takes them.
     raise ValueError(f"{name} is not a JSON number")
@@ -412,5 +415,17 @@ def _refuse_constant(name: str) -> Any:
 def result_to_dict(result: Any) -> dict[str, Any]:
     """A library CALLRESULT dataclass back into its camelCase wire form."""
     if is_dataclass(result) and not isinstance(result, type):
-        return dict(snake_to_camel_case(remove_nones(asdict(result))))
+        return cast(dict[str, Any], _plain(snake_to_camel_case(remove_nones(asdict(result)))))
     return {}
+
+
+def _plain(value: Any) -> Any:
+    # The library reads the numbers of some 1.6 answers (GetCompositeSchedule) as
+    # Decimal; the answer's data is plain JSON (it crosses the cluster wire as is).
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    return value

@@ -18,11 +18,14 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from gateway.domain.authorization import Authorizer
+from gateway.domain.charging import ReportedProfile
 from gateway.domain.clock import Clock, IdFactory
 from gateway.domain.commands import (
     REMOTE_START_WINDOW,
     Command,
     CommandResult,
+    CommandStatus,
+    GetChargingProfiles,
     GetDiagnostics,
     ReserveNow,
     StartCharging,
@@ -71,6 +74,20 @@ _REQUEST_KINDS = {
     "DiagnosticsStatus": "GetDiagnostics",
     "LogStatus": "GetLog",
 }
+
+
+# 2.0.1 GetChargingProfiles: how long to wait for each ReportChargingProfiles (the first
+# after the answer, each next one while the last said tbc) before answering with what came.
+PROFILE_REPORT_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class _ProfileReports:
+    """The reports collected for one GetChargingProfiles request."""
+
+    profiles: list[ReportedProfile]
+    arrived: asyncio.Event
+    finished: bool = False
 
 
 class Connection(Protocol):
@@ -157,6 +174,7 @@ class CentralSystem:
         heartbeat_interval: int,
         heartbeat_grace: float,
         ownership: Ownership | None = None,
+        profile_report_timeout: float = PROFILE_REPORT_TIMEOUT,
     ) -> None:
         self.store = store
         self.ownership: Ownership = ownership or SoleOwnership()
@@ -176,6 +194,9 @@ class CentralSystem:
         self._remote_starts: dict[tuple[str, str], tuple[int, datetime]] = {}
         # charger id -> request id -> what was asked and the latest notification on it
         self._requests: dict[str, dict[int, dict[str, Any]]] = {}
+        # (charger id, request id) -> the ReportChargingProfiles collected so far
+        self._profile_reports: dict[tuple[str, int], _ProfileReports] = {}
+        self.profile_report_timeout = profile_report_timeout
         self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000 * 1000 + 1)
 
     # -- connections -------------------------------------------------------
@@ -315,7 +336,71 @@ class CentralSystem:
             )
         if isinstance(command, UpdateFirmware | GetDiagnostics):
             return await self._send_request(conn, command)
+        if isinstance(command, GetChargingProfiles):
+            return await self._get_charging_profiles(conn, command)
         return await conn.send_command(command)
+
+    async def _get_charging_profiles(
+        self, conn: Connection, command: GetChargingProfiles
+    ) -> CommandResult:
+        """2.0.1 K09: the charger answers, then reports what it holds in
+        ReportChargingProfiles under the requestId, ``tbc`` on all but the last. The
+        result lists every profile reported until one says tbc false, or until none came
+        for ``profile_report_timeout`` (``data["reports_complete"]`` False then)."""
+        if command.request_id is None:
+            command = replace(command, request_id=self.next_request_id())
+        request_id = command.request_id
+        assert request_id is not None
+        key = (conn.charger_id, request_id)
+        # Listening before the call goes out: a report may come right behind the answer.
+        reports = self._profile_reports[key] = _ProfileReports([], asyncio.Event())
+        try:
+            result = await conn.send_command(command)
+            complete = True
+            if result.status is CommandStatus.ACCEPTED and result.data.get("status") == "Accepted":
+                while not reports.finished:
+                    reports.arrived.clear()
+                    try:
+                        await asyncio.wait_for(reports.arrived.wait(), self.profile_report_timeout)
+                    except TimeoutError:
+                        complete = False
+                        log.warning(
+                            "charger %s: reports of GetChargingProfiles %s stopped coming",
+                            conn.charger_id,
+                            request_id,
+                        )
+                        break
+            return replace(
+                result,
+                request_id=request_id,
+                profiles=tuple(reports.profiles),
+                data={**result.data, "reports_complete": complete},
+            )
+        finally:
+            if self._profile_reports.get(key) is reports:
+                del self._profile_reports[key]
+
+    async def charging_profiles_report(
+        self,
+        charger_id: str,
+        request_id: int,
+        profiles: Sequence[ReportedProfile],
+        *,
+        tbc: bool,
+    ) -> None:
+        """One ReportChargingProfiles: added to the GetChargingProfiles that asked for it
+        (one nobody waits for any more, or made by another central system, is dropped)."""
+        reports = self._profile_reports.get((charger_id, request_id))
+        if reports is None:
+            log.info(
+                "charger %s: ReportChargingProfiles for request %s that nobody waits for",
+                charger_id,
+                request_id,
+            )
+            return
+        reports.profiles.extend(profiles)
+        reports.finished = reports.finished or not tbc
+        reports.arrived.set()
 
     async def _with_stored_token(
         self, command: StartCharging | ReserveNow

@@ -8,6 +8,8 @@ and ``connector_id`` is 1 (connectorId 0 is the charger as a whole).
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from typing import Any
 
 from ocpp.v16 import ChargePoint as LibV16ChargePoint
@@ -17,6 +19,13 @@ from ocpp.v16.enums import Action
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
 from gateway.csms.meter import meter_wh, readings_v16, timestamp
+from gateway.csms.profiles import (
+    ProfileFormatError,
+    composite_from_v16,
+    profile_to_v16,
+    purpose_to_ocpp,
+    station_evse,
+)
 from gateway.domain import commands as cmd
 from gateway.domain.clock import format_timestamp
 from gateway.domain.errors import CommandNotSupported
@@ -28,6 +37,8 @@ from gateway.domain.models import (
     IdToken,
     OcppVersion,
 )
+
+log = logging.getLogger(__name__)
 
 # OCPP 1.6 idTag type; 1.6 has no token types, so the domain records this.
 ID_TAG = "ISO14443"
@@ -65,9 +76,7 @@ def boot_from_v16(payload: dict[str, Any]) -> BootInfo:
 
 def status_from_v16(charger_id: str, payload: dict[str, Any], now: Any) -> ConnectorState:
     connector = payload["connectorId"]
-    when = (
-        timestamp(payload["timestamp"], "timestamp") if payload.get("timestamp") else now
-    )
+    when = timestamp(payload["timestamp"], "timestamp") if payload.get("timestamp") else now
     error = payload["errorCode"]
     return ConnectorState(
         charger_id=charger_id,
@@ -103,7 +112,6 @@ def stop_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
         id_token=IdToken(id_tag, ID_TAG) if id_tag else None,
         readings=readings_v16(payload.get("transactionData") or [], "transactionData"),
     )
-
 
 
 def command_to_v16(command: cmd.Command) -> Any:
@@ -153,10 +161,36 @@ def command_to_v16(command: cmd.Command) -> Any:
             )
         case cmd.CancelReservation(reservation_id=rid):
             return call.CancelReservation(reservation_id=rid)
-        case cmd.GetVariables() | cmd.SetVariables():
-            raise CommandNotSupported(
-                "OCPP 1.6 has no device model: use get/set configuration"
+        case cmd.SetChargingProfile(evse_id=evse, profile=profile):
+            # A ChargePointMaxProfile only on connectorId 0 (1.6 section 3.13.2).
+            return call.SetChargingProfile(
+                connector_id=station_evse(profile.purpose, evse),
+                cs_charging_profiles=profile_to_v16(profile),
             )
+        case cmd.ClearChargingProfile():
+            return call.ClearChargingProfile(
+                id=command.profile_id,
+                connector_id=command.evse_id,
+                charging_profile_purpose=(
+                    None
+                    if command.purpose is None
+                    else purpose_to_ocpp(command.purpose, OcppVersion.V16)
+                ),
+                stack_level=command.stack_level,
+            )
+        case cmd.GetCompositeSchedule(evse_id=evse, duration=duration, unit=unit):
+            return call.GetCompositeSchedule(
+                connector_id=evse,
+                duration=duration,
+                charging_rate_unit=None if unit is None else unit.value,
+            )
+        case cmd.GetChargingProfiles():
+            raise CommandNotSupported(
+                "OCPP 1.6 cannot report the profiles a charger holds: "
+                "ask for its composite schedule"
+            )
+        case cmd.GetVariables() | cmd.SetVariables():
+            raise CommandNotSupported("OCPP 1.6 has no device model: use get/set configuration")
     raise CommandNotSupported(f"{type(command).__name__} has no OCPP 1.6 equivalent")
 
 
@@ -216,3 +250,14 @@ class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
 
     def to_call(self, command: cmd.Command) -> Any:
         return command_to_v16(command)
+
+    def from_result(self, command: cmd.Command, result: Any) -> cmd.CommandResult:
+        answer = super().from_result(command, result)
+        if isinstance(command, cmd.GetCompositeSchedule):
+            try:
+                schedule = composite_from_v16(answer.data, command.evse_id)
+            except (ProfileFormatError, KeyError, TypeError, ValueError) as exc:
+                log.warning("charger %s: composite schedule not readable: %s", self.charger_id, exc)
+                return replace(answer, status=cmd.CommandStatus.REJECTED)
+            return replace(answer, schedule=schedule)
+        return answer

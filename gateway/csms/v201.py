@@ -17,8 +17,16 @@ from ocpp.v201.enums import Action
 
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
-from gateway.csms.errors import OccurrenceViolation
+from gateway.csms.errors import OccurrenceViolation, PropertyViolation
 from gateway.csms.meter import readings_v201, timestamp
+from gateway.csms.profiles import (
+    ProfileFormatError,
+    composite_from_v201,
+    profile_to_v201,
+    purpose_to_ocpp,
+    reported_from_v201,
+    station_evse,
+)
 from gateway.domain import commands as cmd
 from gateway.domain.clock import format_timestamp
 from gateway.domain.errors import CommandNotSupported
@@ -152,7 +160,6 @@ def stop_from_v201(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
     )
 
 
-
 def _component(v: cmd.VariableRef) -> datatypes.ComponentType:
     return datatypes.ComponentType(
         name=v.component,
@@ -243,6 +250,49 @@ def command_to_v201(command: cmd.Command) -> Any:
             )
         case cmd.CancelReservation(reservation_id=rid):
             return call.CancelReservation(reservation_id=rid)
+        case cmd.SetChargingProfile(evse_id=evse, profile=profile):
+            # A ChargingStationMaxProfile only on evseId 0 (K01.FR.38).
+            return call.SetChargingProfile(
+                evse_id=station_evse(profile.purpose, evse),
+                charging_profile=profile_to_v201(profile),
+            )
+        case cmd.ClearChargingProfile():
+            criteria = {
+                "evse_id": command.evse_id,
+                "charging_profile_purpose": (
+                    None
+                    if command.purpose is None
+                    else purpose_to_ocpp(command.purpose, OcppVersion.V201)
+                ),
+                "stack_level": command.stack_level,
+            }
+            criteria = {k: v for k, v in criteria.items() if v is not None}
+            return call.ClearChargingProfile(
+                charging_profile_id=command.profile_id,
+                charging_profile_criteria=criteria or None,
+            )
+        case cmd.GetCompositeSchedule(evse_id=evse, duration=duration, unit=unit):
+            return call.GetCompositeSchedule(
+                duration=duration,
+                evse_id=evse,
+                charging_rate_unit=None if unit is None else unit.value,
+            )
+        case cmd.GetChargingProfiles():
+            if command.request_id is None:
+                raise CommandNotSupported("GetChargingProfiles needs a request id")
+            criterion: dict[str, Any] = {}
+            if command.purpose is not None:
+                # Any purpose, external constraints too: this only asks what is there.
+                criterion["charging_profile_purpose"] = command.purpose.value
+            if command.stack_level is not None:
+                criterion["stack_level"] = command.stack_level
+            if command.profile_ids:
+                criterion["charging_profile_id"] = list(command.profile_ids)
+            return call.GetChargingProfiles(
+                request_id=command.request_id,
+                charging_profile=criterion,
+                evse_id=command.evse_id,
+            )
         case cmd.GetConfiguration() | cmd.SetConfiguration():
             raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
     raise CommandNotSupported(f"{type(command).__name__} has no OCPP 2.0.1 equivalent")
@@ -348,15 +398,38 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
         await self.csms.management_report(self.charger_id, "LogStatus", payload)
         return {}
 
+    @on(Action.report_charging_profiles)
+    async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # K09: the reports that follow a GetChargingProfiles answer, under its requestId.
+        try:
+            profiles = reported_from_v201(payload)
+        except ProfileFormatError as exc:
+            raise PropertyViolation(str(exc), field=str(exc).partition(":")[0]) from None
+        await self.csms.charging_profiles_report(
+            self.charger_id, payload["requestId"], profiles, tbc=bool(payload.get("tbc", False))
+        )
+        return {}
+
     # -- commands ----------------------------------------------------------
 
     def to_call(self, command: cmd.Command) -> Any:
         if isinstance(command, cmd.StartCharging) and command.remote_start_id is None:
             command = replace(command, remote_start_id=self.csms.next_request_id())
         if (
-            isinstance(command, cmd.UpdateFirmware | cmd.GetDiagnostics)
+            isinstance(command, cmd.UpdateFirmware | cmd.GetDiagnostics | cmd.GetChargingProfiles)
             and command.request_id is None
         ):
             # CentralSystem.send assigns one; a caller sending directly gets one here.
             command = replace(command, request_id=self.csms.next_request_id())
         return command_to_v201(command)
+
+    def from_result(self, command: cmd.Command, result: Any) -> cmd.CommandResult:
+        answer = super().from_result(command, result)
+        if isinstance(command, cmd.GetCompositeSchedule):
+            try:
+                schedule = composite_from_v201(answer.data)
+            except (ProfileFormatError, KeyError, TypeError, ValueError) as exc:
+                log.warning("charger %s: composite schedule not readable: %s", self.charger_id, exc)
+                return replace(answer, status=cmd.CommandStatus.REJECTED)
+            return replace(answer, schedule=schedule)
+        return answer
