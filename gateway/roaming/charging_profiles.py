@@ -416,6 +416,17 @@ class ChargingProfilesReceiver:
         )
         return True
 
+    async def charger_limits_changed(self, charger_id: str) -> int:
+        """:meth:`active_profile_changed` for every transaction in progress on a charger
+        (after a station-wide limit changed, a ChargingStationMaxProfile on EVSE 0), each
+        told the charger's composite schedule of its EVSE. Returns how many eMSPs are to
+        be told."""
+        told = 0
+        for tx in await self._store.transactions.active(charger_id):
+            if await self.active_profile_changed(tx.id):
+                told += 1
+        return told
+
     async def _push_active(
         self,
         record: dict[str, Any],

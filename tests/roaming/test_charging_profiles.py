@@ -342,5 +342,10 @@ async def test_active_profile_pushed_when_site_limits_change(
         periods = update.body["charging_profile"]["charging_profile_period"]
         assert periods == [{"start_period": 0, "limit": 12}]
         assert other not in emsp.active
+        # Or told of the whole charger: each of its sessions an eMSP steers (one here).
+        assert await receiver.charger_limits_changed("CP16") == 1
+        await eventually(lambda: len(emsp.active[steered]) == 2)
+        assert emsp.active[steered][1].body["charging_profile"] == update.body["charging_profile"]
+        assert await receiver.charger_limits_changed("CP201") == 0
     await settled(gw)
     assert emsp.problems == []
