@@ -186,7 +186,7 @@ def _held(
             (p["start_period"], _dec(p["limit"]), p.get("number_phases"))
             for p in schedule["charging_schedule_period"]
         ],
-        received_at=now,
+        received_at=now.replace(microsecond=0),  # whole seconds, as a composite starts
         duration=schedule.get("duration"),
         start_schedule=_dt(schedule.get("start_schedule")),
         recurrency=profile.get("recurrency_kind"),

@@ -1,0 +1,1 @@
+"""Smart charging on the central system side: the operator's charging profiles."""
