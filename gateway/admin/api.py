@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.admin import schemas
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.cdrs import cdr_routes
+from gateway.admin.charging import charging_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
 from gateway.admin.hub import hub_routes
 from gateway.admin.outbox import outbox_routes
@@ -376,4 +377,5 @@ def admin_routes() -> web.Application:
     r.add_routes(outbox_routes())
     r.add_routes(cdr_routes())
     r.add_routes(hub_routes())
+    r.add_routes(charging_routes())
     return admin
