@@ -29,6 +29,7 @@ from aiohttp.typedefs import Handler
 from gateway import logsafe
 from gateway.admin.api import admin_routes
 from gateway.authorization import LocalListAuthorizer
+from gateway.charging.profiles import PROFILES, OperatorProfiles
 from gateway.cluster.node import ClusterNode
 from gateway.cluster.ownership import ChargerRegistry, sweep_forever
 from gateway.cluster.router import CommandRouter
@@ -292,6 +293,18 @@ def local_operations(
     }
 
 
+async def _profiles_ctx(app: web.Application) -> AsyncIterator[None]:
+    # The operator's charging profiles, sent again when a charger boots or reconnects.
+    store = app[STORE]
+    profiles = OperatorProfiles(
+        store.charging_profiles, store.transactions, app[ROUTER], app[CLOCK], app[IDS]
+    )
+    app[PROFILES] = profiles
+    app[BUS].subscribe(profiles.on_event)
+    yield
+    await profiles.close()
+
+
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     http = aiohttp.ClientSession()
@@ -553,6 +566,7 @@ def build_app(
     app[ADMIN_TOKEN] = admin_token if admin_token is not None else load_admin_token(settings)[0]
     app[READ_TIMEOUT_KEY] = settings.request_read_timeout  # OCPI bodies (ocpi.server)
     app.cleanup_ctx.append(_core_ctx)
+    app.cleanup_ctx.append(_profiles_ctx)
     app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(
         make_outbox_ctx(
