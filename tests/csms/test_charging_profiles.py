@@ -13,7 +13,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, GatewayFactory
 from tests.sim import EV, connect
 
 VERSIONS = ["1.6", "2.0.1"]
@@ -270,3 +270,48 @@ async def test_charger_that_rejects(gateway: Gateway, version: str) -> None:
         # Once it takes profiles, a boot sends the stored one again.
         await boot(cp, version)
         await until(lambda: 5 in cp.profiles)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_callerror_and_timeout_are_kept_and_sent_again(
+    gateways: GatewayFactory, version: str
+) -> None:
+    gateway = await gateways.start(call_timeout=1)
+    await register(gateway, "SC5")
+    base = "/chargers/SC5/charging-profiles"
+    async with connect(gateway.ws_url, "SC5", version) as cp:
+        await boot(cp, version)
+        handlers = cp.route_map["SetChargingProfile"]
+        accept = handlers["_on_action"]
+
+        def failing(**kwargs: Any) -> Any:
+            raise RuntimeError("profile storage full")  # the library answers a CALLERROR
+
+        async def slow(**kwargs: Any) -> Any:
+            await asyncio.sleep(2)
+            return accept(**kwargs)
+
+        handlers["_on_action"] = failing
+        status, answer = await gateway.admin("PUT", f"{base}/8", body(1, "TxDefaultProfile", 11))
+        assert status == 502, answer
+        status, view = await gateway.admin("GET", f"{base}/8")
+        assert view["charger"]["status"] == "CallError" and view["charger"]["detail"], view
+
+        handlers["_on_action"] = slow
+        status, answer = await gateway.admin("PUT", f"{base}/9", body(2, "TxDefaultProfile", 7))
+        assert status == 504, answer
+        status, view = await gateway.admin("GET", f"{base}/9")
+        assert view["charger"]["status"] == "Timeout", view
+
+        # Both stay stored and go again at the next boot.
+        handlers["_on_action"] = accept
+        await until(lambda: 9 in cp.profiles)  # the late one was applied all the same
+        cp.profiles.clear()
+        await boot(cp, version)
+        await until(lambda: sorted(cp.profiles) == [8, 9])
+
+        async def both_accepted() -> bool:
+            _, listing = await gateway.admin("GET", base)
+            return {p["charger"]["status"] for p in listing["profiles"]} == {"Accepted"}
+
+        await until(both_accepted)
