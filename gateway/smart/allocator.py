@@ -150,7 +150,9 @@ class ChargerLimit:
 
     @property
     def controllable(self) -> bool:
-        return self.online and not self.failed and self.pending is None
+        # A pending limit (never answered) keeps counting at the higher of the two until
+        # a later one is accepted; the charger itself may be sent a new one.
+        return self.online and not self.failed
 
 
 class SessionStatus(enum.StrEnum):
