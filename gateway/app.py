@@ -79,6 +79,7 @@ from gateway.roaming.sessions import SESSION_OBJECT, SessionService
 from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
 from gateway.roaming.vault import SecretKeyError, TokenVault, load_token_vault
 from gateway.settings import ConfigError, Settings
+from gateway.smart.manager import SITES, SiteManager
 from gateway.storage.base import StorageError
 from gateway.storage.factory import open_store
 from ocpi.server import (
@@ -305,6 +306,25 @@ async def _profiles_ctx(app: web.Application) -> AsyncIterator[None]:
     await profiles.close()
 
 
+async def _sites_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Site load management (gateway.smart): events from every process, one allocator
+    # per site in the holder of the "sites" lease, commands through the router.
+    profiles = app[PROVIDERS].charging_profiles
+    sites = SiteManager(
+        app[STORE],
+        app[ROUTER],
+        app[CLOCK],
+        app[CLUSTER],
+        on_limit_changed=profiles.charger_limits_changed if profiles is not None else None,
+    )
+    app[SITES] = sites
+    app[BUS].subscribe(sites.on_event)
+    job = app[LEASES].start("sites", sites.run)
+    yield
+    await job.stop()
+    await sites.close()
+
+
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     http = aiohttp.ClientSession()
@@ -343,6 +363,8 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE], directory, planner, app[CLOCK], app[IDS], notify
     )
     app[BUS].subscribe(providers.sessions.on_event)
+    # Chargers that display costs (2.0.1 TariffCostCtrlr) get them from the tariff engine.
+    app[CSMS].cost = providers.sessions
     providers.tokens = TokensReceiver(app[STORE], directory)
     app[AUTHORIZER].add(
         RoamingAuthorizer(
@@ -583,6 +605,7 @@ def build_app(
     app.cleanup_ctx.append(_catalog_pushes_ctx)
     app.cleanup_ctx.append(hub_checks_ctx(settings.hub_check_interval))
     app.cleanup_ctx.append(_watchdog_ctx)
+    app.cleanup_ctx.append(_sites_ctx)  # after the roaming side: it tells the eMSPs
     add_health(app)  # first on_shutdown: not ready before the chargers are closed
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)

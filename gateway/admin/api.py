@@ -22,6 +22,7 @@ from gateway.admin.http import ApiError, error_response, read_body, read_query, 
 from gateway.admin.hub import hub_routes
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
+from gateway.admin.sites import site_routes
 from gateway.csms.identity import charger_id_problem
 from gateway.csms.security import hash_password
 from gateway.domain.errors import (
@@ -377,5 +378,6 @@ def admin_routes() -> web.Application:
     r.add_routes(outbox_routes())
     r.add_routes(cdr_routes())
     r.add_routes(hub_routes())
+    r.add_routes(site_routes())
     r.add_routes(charging_routes())
     return admin
