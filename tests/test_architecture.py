@@ -19,6 +19,8 @@ FORBIDDEN = {
     "gateway.hub": ("gateway.csms", "gateway.cluster", "gateway.admin", "gateway.app", "gateway.keys", "ocpp"),
     # Routes commands between processes: knows the central system, not the OCPI side.
     "gateway.cluster": ("gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    # Site load management: the domain and storage only; chargers through CommandSender.
+    "gateway.smart": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
 }
 
 
