@@ -148,6 +148,11 @@ class SiteManager:
             messenger.on(EVENT, self._on_message)
             messenger.on(CHANGED, self._on_changed)
 
+    @property
+    def holding(self) -> bool:
+        """Whether this process runs the allocators now (holds the ``sites`` lease)."""
+        return self._held
+
     # -- the lease's job --------------------------------------------------------------
 
     async def run(self) -> None:

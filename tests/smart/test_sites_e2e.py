@@ -10,12 +10,15 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from tests.conftest import Gateway
+from gateway.smart.manager import SITES
+from tests.conftest import Gateway, GatewayFactory, backend_settings
 from tests.sim import EV, connect
 
 D = Decimal
@@ -277,3 +280,102 @@ async def test_site_admin_validation(gateway: Gateway) -> None:
     assert status == 204
     status, _ = await gateway.admin("GET", "/sites/S2")
     assert status == 404
+
+
+async def test_a_charger_that_rejects_or_reboots(gateway: Gateway) -> None:
+    """A charger that rejects its limit is pinned at what it holds (its rating, never
+    limited) and the others share what is left; once it takes limits, its boot (profiles
+    lost) counts it at its rating until it has its share again."""
+    for cid in ("RJ-A", "RJ-B"):
+        status, body = await gateway.admin(
+            "PUT", f"/chargers/{cid}", {"evses": [{"ocpp_id": 1, "evse_uid": f"{cid}-1"}]}
+        )
+        assert status == 201, body
+    status, body = await gateway.admin(
+        "PUT",
+        "/sites/S4",
+        {
+            "capacity": 40,
+            "evses": [
+                {"charger_id": "RJ-A", "max_current": 16},
+                {"charger_id": "RJ-B", "max_current": 32},
+            ],
+        },
+    )
+    assert status == 201, body
+    async with (
+        connect(gateway.ws_url, "RJ-A", "1.6") as a,
+        connect(gateway.ws_url, "RJ-B", "2.0.1") as b,
+    ):
+        a.rated_current = D(16)
+        a.profile_status = "Rejected"
+        await boot(a, "1.6")
+        await boot(b, "2.0.1")
+        b.plug(1, EV())
+        await b.start_transaction(1)
+        # A holds no limit (16 A, its rating): B gets 40 - 16 = 24.
+        await until(lambda: b.station_limit() == D(24))
+        assert a.station_limit() is None
+        _, site = await gateway.admin("GET", "/sites/S4")
+        pinned = {c["charger_id"]: c["pinned"] for c in site["allocation"]["chargers"]}
+        assert pinned == {"RJ-A": True, "RJ-B": False}
+
+        # It takes profiles now (its boot clears the pin): A gets its idle minimum first,
+        # then B is raised to 32. A reboot that loses them counts A at 16 again until it
+        # has its 6 A back; B is never raised meanwhile.
+        a.profile_status = None
+        await boot(a, "1.6")
+        await until(lambda: a.station_limit() == D(6) and b.station_limit() == D(32))
+        a.profiles.clear()  # a reboot that loses its profiles
+        await boot(a, "1.6")
+        await until(lambda: a.station_limit() == D(6))
+        assert (
+            b.station_limit() is not None and b.station_limit() + (a.station_limit() or D(16)) <= 40
+        )
+
+
+@pytest.mark.parametrize("backend", ["redis"])  # several processes share a Redis store
+async def test_takeover_by_another_process(gateways: GatewayFactory, tmp_path: Path) -> None:
+    """Three processes on one Redis: C holds the sites lease, the chargers are on A and B.
+    C stops; a survivor takes the allocator over from the stored state and goes on."""
+    settings = backend_settings("redis", tmp_path, lease_seconds=1.0)
+    c = await gateways.start(settings)
+    await until(lambda: _holds(c))
+    a = await gateways.start(settings)
+    b = await gateways.start(settings)
+    for cid in ("TK-X", "TK-Y"):
+        status, body = await a.admin(
+            "PUT", f"/chargers/{cid}", {"evses": [{"ocpp_id": 1, "evse_uid": f"{cid}-1"}]}
+        )
+        assert status == 201, body
+    status, body = await b.admin(
+        "PUT",
+        "/sites/S5",
+        {
+            "capacity": 40,
+            "evses": [{"charger_id": cid, "max_current": 32} for cid in ("TK-X", "TK-Y")],
+        },
+    )
+    assert status == 201, body
+    async with connect(a.ws_url, "TK-X", "1.6") as x, connect(b.ws_url, "TK-Y", "2.0.1") as y:
+        await boot(x, "1.6")
+        await boot(y, "2.0.1")
+        await until(lambda: (x.station_limit(), y.station_limit()) == (D(6), D(6)))
+        watcher = Watcher({"x": x, "y": y}, D(40))
+        async with watching(watcher):
+            x.plug(1, EV())
+            await x.start_transaction(1)
+            y.plug(1, EV())
+            await y.start_transaction(1)
+            await until(lambda: (x.station_limit(), y.station_limit()) == (D(20), D(20)))
+            await gateways.stop(c)
+            await until(lambda: _holds(a) or _holds(b))
+            await y.stop_transaction(1)
+            await until(lambda: (x.station_limit(), y.station_limit()) == (D(32), D(6)))
+        assert watcher.violations == []
+        _, site = await a.admin("GET", "/sites/S5")
+        assert [s["limit"] for s in site["allocation"]["sessions"]] == ["32.0"]
+
+
+def _holds(gw: Gateway) -> bool:
+    return gw.app[SITES].holding
