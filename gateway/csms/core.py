@@ -27,10 +27,14 @@ from gateway.domain.commands import (
     CommandStatus,
     GetChargingProfiles,
     GetDiagnostics,
+    GetVariables,
     ReserveNow,
     StartCharging,
+    UpdateCost,
     UpdateFirmware,
+    VariableRef,
 )
+from gateway.domain.cost import Cost, CostQuote
 from gateway.domain.errors import ChargerNotConnected, CommandNotSupported
 from gateway.domain.events import (
     ChargerBooted,
@@ -65,6 +69,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_WRITE_EVERY = timedelta(minutes=5)
 # How long after a remote start a 1.6 StartTransaction for that token is taken as its
 # result: REMOTE_START_WINDOW (gateway.domain.commands, shared with the roaming sessions).
+# I02: a charger that displays costs gets the running cost at most this often.
+COST_UPDATE_EVERY = timedelta(minutes=1)
 # Firmware, diagnostics and log requests remembered per charger for the admin view.
 REQUESTS_KEPT = 20
 # Notification kind -> the command whose progress it reports. 2.0.1 notifications
@@ -175,9 +181,16 @@ class CentralSystem:
         heartbeat_grace: float,
         ownership: Ownership | None = None,
         profile_report_timeout: float = PROFILE_REPORT_TIMEOUT,
+        cost: CostQuote | None = None,
     ) -> None:
         self.store = store
         self.ownership: Ownership = ownership or SoleOwnership()
+        self.cost = cost
+        # 2.0.1 chargers that display costs (TariffCostCtrlr.Enabled[Cost], asked at boot),
+        # and when each transaction's running cost was last sent (I02: once a minute).
+        self._cost_display: set[str] = set()
+        self._cost_sent: dict[str, datetime] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.bus = bus
         self.authorizer = authorizer
         self.clock = clock
@@ -507,6 +520,8 @@ class CentralSystem:
         entry["notified_at"] = self.clock.now()
 
     async def close_all(self, code: int, reason: str) -> None:
+        for task in list(self._tasks):  # cost probes and updates: the chargers are going
+            task.cancel()
         conns = list(self._connections.values())
         await asyncio.gather(*(c.close(code, reason) for c in conns), return_exceptions=True)
 
@@ -529,6 +544,9 @@ class CentralSystem:
         self._heartbeat_written[charger_id] = now
         await self.store.charger_states.put(state)
         await self.bus.publish(ChargerBooted(state))
+        conn = self._connections.get(charger_id)
+        if self.cost is not None and conn is not None and conn.version is not OcppVersion.V16:
+            self._background(self._probe_cost_display(charger_id))
 
     async def heartbeat(self, charger_id: str) -> None:
         now = self.clock.now()
@@ -624,6 +642,12 @@ class CentralSystem:
         tx = replace(tx, **changes)  # type: ignore[arg-type]
         await self.store.transactions.save(tx, readings)
         await self.bus.publish(TransactionUpdated(tx, tuple(readings)))
+        if charger_id in self._cost_display and readings:
+            last = self._cost_sent.get(tx.id)
+            now = self.clock.now()
+            if last is None or now - last >= COST_UPDATE_EVERY:
+                self._cost_sent[tx.id] = now
+                self._background(self._send_running_cost(tx))
         return tx
 
     async def end_transaction(
@@ -673,7 +697,55 @@ class CentralSystem:
         )
         await self.store.transactions.save(ended, stop.readings)
         await self.bus.publish(TransactionEnded(ended))
+        self._cost_sent.pop(ended.id, None)
         return ended, auth
+
+    # -- costs shown on the charger (2.0.1 TariffCostCtrlr) ------------------------
+
+    async def final_cost(self, tx: Transaction) -> Cost | None:
+        """The cost of an ended transaction, for a charger that displays costs (I03);
+        None otherwise, or when no tariff prices it."""
+        if self.cost is None or tx.charger_id not in self._cost_display:
+            return None
+        try:
+            return await self.cost.cost(tx)
+        except Exception as exc:  # the answer goes out without a cost, never fails
+            log.warning("charger %s: no final cost of %s: %s", tx.charger_id, tx.id, exc)
+            return None
+
+    async def _probe_cost_display(self, charger_id: str) -> None:
+        """Ask a 2.0.1 charger whether it displays costs (TariffCostCtrlr.Enabled[Cost])."""
+        probe = GetVariables((VariableRef("TariffCostCtrlr", "Enabled", instance="Cost"),))
+        try:
+            result = await self.send(charger_id, probe)
+        except Exception as exc:  # a charger without the component, gone, or slow
+            log.debug("charger %s: cost display not known: %s", charger_id, exc)
+            return
+        answers = result.data.get("getVariableResult") or []
+        enabled = any(
+            a.get("attributeStatus") == "Accepted"
+            and str(a.get("attributeValue")).lower() == "true"
+            for a in answers
+            if isinstance(a, dict)
+        )
+        if enabled:
+            self._cost_display.add(charger_id)
+        else:
+            self._cost_display.discard(charger_id)
+
+    async def _send_running_cost(self, tx: Transaction) -> None:
+        assert self.cost is not None
+        try:
+            cost = await self.cost.cost(tx)
+            if cost is not None:
+                await self.send(tx.charger_id, UpdateCost(tx.ocpp_id, cost.amount))
+        except Exception as exc:  # the display waits for the next update
+            log.info("charger %s: running cost not sent: %s", tx.charger_id, exc)
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 def _reference(auth: AuthorizationResult | None) -> str | None:

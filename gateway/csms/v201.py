@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from ocpp.v201 import ChargePoint as LibV201ChargePoint
@@ -293,9 +294,17 @@ def command_to_v201(command: cmd.Command) -> Any:
                 charging_profile=criterion,
                 evse_id=command.evse_id,
             )
+        case cmd.UpdateCost(ocpp_transaction_id=tx_id, total_cost=total):
+            return call.CostUpdated(total_cost=cost_number(total), transaction_id=tx_id)
         case cmd.GetConfiguration() | cmd.SetConfiguration():
             raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
     raise CommandNotSupported(f"{type(command).__name__} has no OCPP 2.0.1 equivalent")
+
+
+def cost_number(amount: Decimal) -> float:
+    """A cost for CostUpdated / TransactionEventResponse totalCost (a JSON number): to the
+    cent, rounded half up as a display would."""
+    return float(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
@@ -330,8 +339,13 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
         token = token_from_v201(payload.get("idToken"))
         evse_id = (payload.get("evse") or {}).get("id")
         if event == "Ended":
-            await self.csms.end_transaction(stop_from_v201(self.charger_id, payload))
-            return await self._authorize(token, evse_id)
+            ended, _ = await self.csms.end_transaction(stop_from_v201(self.charger_id, payload))
+            answer = await self._authorize(token, evse_id)
+            # I03: the final cost, for a charger that displays costs.
+            cost = await self.csms.final_cost(ended)
+            if cost is not None:
+                answer["totalCost"] = cost_number(cost.amount)
+            return answer
         existing = await self.csms.store.transactions.find(self.charger_id, info["transactionId"])
         if event == "Started" or existing is None:
             # An Updated for a transaction we never saw started (lost Started

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from gateway.domain.charging import (
@@ -204,6 +205,16 @@ class GetChargingProfiles:
     profile_ids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateCost:
+    """2.0.1 CostUpdated: the running total cost (VAT included) of a transaction, in the
+    currency the charger is configured with (TariffCostCtrlr), for it to display. 1.6 has
+    no equivalent (CommandNotSupported)."""
+
+    ocpp_transaction_id: str
+    total_cost: Decimal
+
+
 Command = (
     StartCharging
     | StopCharging
@@ -223,6 +234,7 @@ Command = (
     | ClearChargingProfile
     | GetCompositeSchedule
     | GetChargingProfiles
+    | UpdateCost
 )
 
 

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from gateway.domain.clock import Clock, IdFactory
 from gateway.domain.commands import REMOTE_START_WINDOW
+from gateway.domain.cost import Cost
 from gateway.domain.events import Event, TransactionEnded, TransactionStarted, TransactionUpdated
 from gateway.domain.models import MeterReading, Transaction
 from gateway.roaming import billing
@@ -509,6 +510,43 @@ class SessionService:
             )
             return None
         return Roaming(token, token.partner_id, place)
+
+    async def cost(self, tx: Transaction) -> Cost | None:
+        """What the transaction costs so far (once ended: in all), VAT included, priced as
+        its CDR is: with the tariff its roaming session started with, else the tariff of
+        its connector when it started (a local session); None when none applies (the
+        domain's ``CostQuote``, shown on chargers that display costs)."""
+        session_id, _ = await self._session_key(tx)
+        doc = await self._store.sessions.get(session_id)
+        place = await self._place(tx.charger_id, tx.evse_id, tx.connector_id)
+        if place is None:
+            return None
+        if doc is not None and doc.data.get("tx_id") == tx.id and "tariff" in doc.data:
+            tariff = _decode_tariff(doc.data["tariff"])
+        else:
+            tariff = _decode_tariff(await self._tariff(place, tx.started_at))
+        if tariff is None:
+            return None
+        readings = await self._store.transactions.readings(tx.id)
+        # Up to now, or to the charger's latest reading if its clock runs ahead of ours.
+        end = tx.stopped_at or max([self._clock.now(), *(r.timestamp for r in readings)])
+        periods = billing.charging_periods(billing.segments(tx, readings, end))
+        currency = str(tariff["currency"])
+        try:
+            priced = billing.price(
+                tariff,
+                periods,
+                start=tx.started_at,
+                end=end,
+                time_zone=place.location.time_zone,
+                currency=currency,
+            )
+        except TariffError as exc:
+            log.warning("transaction %s: cannot price for display: %s", tx.id, exc)
+            return None
+        total = priced.totals.to_ocpi_dict()["total_cost"]
+        assert isinstance(total, dict)
+        return Cost(total["incl_vat"], currency)
 
     async def _place(self, charger_id: str, evse_id: int, connector_id: int) -> Place | None:
         charger = await self._store.chargers.get(charger_id)
