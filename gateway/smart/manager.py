@@ -249,7 +249,7 @@ class SiteManager:
         data = state.data if state is not None else {}
         chargers = docs.chargers_from_state(data)
         rt = _Runtime(site, limits, chargers)
-        rt.saved_view = json.dumps(data.get("view"), sort_keys=True) if data else None
+        rt.saved_view = None  # written again once, by the new holder
         return rt, docs.session_marks(data)
 
     async def _refresh(self, rt: _Runtime, marks: dict[str, dict[str, Any]]) -> None:
@@ -365,7 +365,10 @@ class SiteManager:
 
     async def _save(self, rt: _Runtime, *, force: bool = False) -> None:
         view = self._view(rt)
-        text = json.dumps(_plain(view), sort_keys=True)
+        # Written when something changed (not each tick for the time stamp alone).
+        text = json.dumps(
+            _plain({k: v for k, v in view.items() if k != "updated_at"}), sort_keys=True
+        )
         if not force and text == rt.saved_view:
             return
         data = docs.state_to_data(rt.chargers, rt.sessions, _plain(view))
