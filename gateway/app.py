@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -37,6 +38,7 @@ from gateway.csms.core import CentralSystem
 from gateway.csms.endpoint import EndpointConfig, OcppEndpoint
 from gateway.csms.security import server_ssl_context
 from gateway.csms.validation import SchemaValidators
+from gateway.demand.ven import Ven, VenConfig
 from gateway.domain.authorization import ChainAuthorizer
 from gateway.domain.clock import Clock, IdFactory, SystemClock, UuidFactory
 from gateway.domain.errors import Unavailable
@@ -325,6 +327,49 @@ async def _sites_ctx(app: web.Application) -> AsyncIterator[None]:
     await sites.close()
 
 
+def ven_config(settings: Settings) -> VenConfig | None:
+    """The OpenADR VEN's configuration (None without a VTN); a setting it cannot run with
+    raises :class:`ConfigError` (checked before anything is served)."""
+    if settings.openadr_vtn_url is None:
+        for field in ("openadr_cert", "openadr_key", "openadr_ca_file"):
+            if getattr(settings, field) is not None:
+                raise ConfigError(field, "needs GATEWAY_OPENADR_VTN_URL as well")
+        return None
+    if not settings.openadr_vtn_url.startswith(("http://", "https://")):
+        raise ConfigError("openadr_vtn_url", "must be an http:// or https:// URL")
+    if (settings.openadr_cert is None) != (settings.openadr_key is None):
+        raise ConfigError(("openadr_cert", "openadr_key"), "give both or neither")
+    for field in ("openadr_cert", "openadr_key", "openadr_ca_file"):
+        path = getattr(settings, field)
+        if path is not None and not path.is_file():
+            raise ConfigError(field, f"no such file: {path}")
+    levels = tuple(Decimal(x.strip()) for x in settings.openadr_simple_levels.split(","))
+    return VenConfig(
+        vtn_url=settings.openadr_vtn_url,
+        ven_name=settings.openadr_ven_name,
+        cert=settings.openadr_cert,
+        key=settings.openadr_key,
+        ca_file=settings.openadr_ca_file,
+        vtn_fingerprint=settings.openadr_vtn_fingerprint,
+        simple_levels=levels,
+    )
+
+
+async def _demand_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The OpenADR VEN (gateway.demand), when a VTN is configured: in the holder of the
+    "sites" lease, beside the site manager whose live figures its reports read (a process
+    may run several jobs under one lease it holds)."""
+    config = ven_config(app[SETTINGS])
+    if config is None:
+        yield
+        return
+    sites = app[SITES]
+    ven = Ven(config, sites, app[CLOCK], sites)
+    job = app[LEASES].start("sites", ven.run)
+    yield
+    await job.stop()
+
+
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     http = aiohttp.ClientSession()
@@ -606,6 +651,7 @@ def build_app(
     app.cleanup_ctx.append(hub_checks_ctx(settings.hub_check_interval))
     app.cleanup_ctx.append(_watchdog_ctx)
     app.cleanup_ctx.append(_sites_ctx)  # after the roaming side: it tells the eMSPs
+    app.cleanup_ctx.append(_demand_ctx)  # demand response into the sites' limits
     add_health(app)  # first on_shutdown: not ready before the chargers are closed
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
@@ -681,6 +727,7 @@ def run_server(settings: Settings) -> int:
     :class:`ConfigError` before anything is served (the command line turns it into one
     line); "listening on" is logged once the port accepts connections."""
     ssl_context = _ssl_context(settings)
+    ven_config(settings)  # a VEN setting it cannot run with: one line, before anything
     settings.redis_sentinel()  # a Sentinel setting it cannot use: one line, at once
     logging.basicConfig(
         level=settings.log_level.upper(),
