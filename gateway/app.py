@@ -352,6 +352,8 @@ def ven_config(settings: Settings) -> VenConfig | None:
         ca_file=settings.openadr_ca_file,
         vtn_fingerprint=settings.openadr_vtn_fingerprint,
         simple_levels=levels,
+        report_every=timedelta(seconds=settings.openadr_report_interval),
+        sites_every=timedelta(seconds=settings.openadr_report_interval),
     )
 
 

@@ -184,6 +184,12 @@ class Settings(BaseSettings):
     openadr_vtn_fingerprint: str | None = Field(
         default=None, description="the VTN certificate's fingerprint, to check its signatures"
     )
+    openadr_report_interval: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="seconds between the VEN's power reports per site (and looks for new sites)",
+    )
     openadr_simple_levels: str = Field(
         default="0.75,0.5,0.25",
         pattern=r"^\s*(0(\.\d+)?|1(\.0+)?)\s*(,\s*(0(\.\d+)?|1(\.0+)?)\s*){0,2}$",

@@ -47,6 +47,9 @@ class VenConfig:
     vtn_fingerprint: str | None = None
     simple_levels: tuple[Decimal, ...] = DEFAULT_SIMPLE_LEVELS
     report_every: timedelta = timedelta(seconds=10)
+    # How often the VEN looks for sites added or removed (it then registers again, with a
+    # report per site: OpenADR reports are offered at registration).
+    sites_every: timedelta = timedelta(seconds=10)
 
 
 class Ven:
@@ -78,7 +81,33 @@ class Ven:
         return decision.opt
 
     async def run(self) -> None:
-        """Register with the VTN and follow its events until cancelled (the lease job)."""
+        """Register with the VTN and follow its events until cancelled (the lease job);
+        register again when the sites change (their reports are offered at registration)."""
+        while True:
+            sites = sorted(await self._sink.site_ids())
+            changed = asyncio.Event()
+            watch = asyncio.create_task(self._watch_sites(sites, changed))
+            try:
+                await self._follow(sites, changed)
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
+            log.info("OpenADR VEN: the sites changed; registering again")
+
+    async def _watch_sites(self, sites: list[str], changed: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.config.sites_every.total_seconds())
+            try:
+                now = sorted(await self._sink.site_ids())
+            except Exception as exc:  # the store is out: look again later
+                log.info("OpenADR VEN: sites not read: %s", exc)
+                continue
+            if now != sites:
+                changed.set()
+                return
+
+    async def _follow(self, sites: list[str], changed: asyncio.Event) -> None:
         from openleadr import OpenADRClient  # imported here: only a gateway with a VTN needs it
 
         config = self.config
@@ -97,7 +126,7 @@ class Ven:
         client.add_handler("on_event", self.handle)
         client.add_handler("on_update_event", self.handle)
         if self._power is not None:
-            for site_id in await self._sink.site_ids():
+            for site_id in sites:
                 client.add_report(
                     callback=self._reporter(site_id),
                     resource_id=site_id,
@@ -108,7 +137,7 @@ class Ven:
         await client.run()
         log.info("OpenADR VEN %s following %s", config.ven_name, config.vtn_url)
         try:
-            await asyncio.Event().wait()  # until the lease is lost or the gateway stops
+            await changed.wait()  # or until the lease is lost or the gateway stops
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(client.stop())

@@ -62,6 +62,7 @@ class Vtn:
         def record(data: list[tuple[Any, float]]) -> None:
             self.reports.extend((resource_id, value) for _, value in data)
 
+        # At the rate the VEN offers (openleadr's VEN refuses any other).
         return record, min_sampling_interval
 
     def add_event(self, event_id: str, signal_name: str, signal_type: str, intervals: list[dict[str, Any]], **kwargs: Any) -> str:
