@@ -190,6 +190,7 @@ class CentralSystem:
         # and when each transaction's running cost was last sent (I02: once a minute).
         self._cost_display: set[str] = set()
         self._cost_sent: dict[str, datetime] = {}
+        self._probing: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.bus = bus
         self.authorizer = authorizer
@@ -714,13 +715,19 @@ class CentralSystem:
             return None
 
     async def _probe_cost_display(self, charger_id: str) -> None:
-        """Ask a 2.0.1 charger whether it displays costs (TariffCostCtrlr.Enabled[Cost])."""
+        """Ask a 2.0.1 charger whether it displays costs (TariffCostCtrlr.Enabled[Cost]);
+        once at a time per charger (one that boots again and again asks once)."""
+        if charger_id in self._probing:
+            return
+        self._probing.add(charger_id)
         probe = GetVariables((VariableRef("TariffCostCtrlr", "Enabled", instance="Cost"),))
         try:
             result = await self.send(charger_id, probe)
         except Exception as exc:  # a charger without the component, gone, or slow
             log.debug("charger %s: cost display not known: %s", charger_id, exc)
             return
+        finally:
+            self._probing.discard(charger_id)
         answers = result.data.get("getVariableResult") or []
         enabled = any(
             a.get("attributeStatus") == "Accepted"

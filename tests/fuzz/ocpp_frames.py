@@ -50,6 +50,7 @@ HANDLED = {
         "MeterValues", "NotifyReport", "NotifyEvent", "SecurityEventNotification",
         "FirmwareStatusNotification", "LogStatusNotification",
         "DataTransfer",  # answered UnknownVendorId, as in 1.6
+        "ReportChargingProfiles",  # the answer to GetChargingProfiles (smart charging)
     },
 }
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}

@@ -183,6 +183,11 @@ class FuzzConnection:
                         if answer[0] != 3:
                             self.findings.fail(self.version, frames[-1] if frames else None, "Heartbeat after a window refused", raw)
                         continue
+                    if isinstance(answer, list) and answer[:1] == [2]:
+                        # A CALL of the central system's own (the cost display probe a
+                        # 2.0.1 BootNotification brings): not an answer; left unanswered.
+                        self.findings.answers[f"{self.version} central system CALL {answer[2] if len(answer) > 2 else '?'}"] += 1
+                        continue
                     received.append((raw, answer))
         except TimeoutError:
             self.findings.fail(self.version, frames[-1] if frames else None, f"no answer within {ANSWER_TIMEOUT}s to a window of {len(frames)}")
