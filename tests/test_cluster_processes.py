@@ -267,3 +267,26 @@ async def test_requests_and_removal_through_another_process(cluster: Cluster) ->
             return cp._connection.ws.closed  # type: ignore[no-any-return]
 
         await until(closed)
+
+
+async def test_a_charging_profile_set_through_another_process(cluster: Cluster) -> None:
+    # Smart charging takes the same command path: a profile PUT through B reaches the
+    # charger at A, and its composite schedule is asked through C.
+    a, b, c = cluster["A"], cluster["B"], cluster["C"]
+    await asyncio.gather(a.start(), b.start(), c.start())
+    async with connect(ws(a), "CP-4", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        profile = {
+            "evse_id": 1,
+            "purpose": "TxDefaultProfile",
+            "stack_level": 0,
+            "kind": "Absolute",
+            "schedule": {"unit": "A", "periods": [{"start_period": 0, "limit": "16"}]},
+        }
+        status, answer = await admin(b, "PUT", "/chargers/CP-4/charging-profiles/7", profile)
+        assert status == 201, answer
+        assert answer["charger"]["status"] == "Accepted", answer
+        assert cp.limit(1) == 16
+        status, answer = await admin(c, "GET", "/chargers/CP-4/composite-schedule?evse_id=1&duration=60&unit=A")
+        assert status == 200, answer
+        assert [p["limit"] for p in answer["schedule"]["periods"]] in (["16"], ["16.0"], [16])
