@@ -1,7 +1,9 @@
 """What the OCPP benchmarks share (``bench_ocpp.py``, ``bench_cluster.py``): pre-built
 OCPP 1.6J frames, CPU and memory counters from ``/proc``, and the load generator: a
 process per ``--clients`` opening WebSocket connections and driving them, steered by the
-coordinator over a pipe (:class:`LoadGenerators`).
+coordinator over a pipe (:class:`LoadGenerators`). Its chargers can answer the gateway's
+CALLs, record each charging profile they are sent (``bench_smart.py``) and send a CALL on
+demand (StartTransaction, StopTransaction, MeterValues, ...).
 
 Not a benchmark itself; the scripts import it from their own directory.
 """
@@ -151,15 +153,40 @@ class _Phase:
 
 
 class _Conn:
-    __slots__ = ("due", "expect", "kind", "n", "sent_at", "ws")
+    __slots__ = ("cp_id", "due", "expect", "kind", "n", "sent_at", "waiter", "ws")
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: Any, cp_id: str = "") -> None:
         self.ws = ws
+        self.cp_id = cp_id
         self.n = 0
         self.kind = 0
         self.sent_at = 0.0
         self.due = 0.0
         self.expect: str | None = None  # '[3,"<id>"' while a CALL is in flight
+        # (message id, future of the answer) of a CALL sent on demand (_Client.call)
+        self.waiter: tuple[str, asyncio.Future[str]] | None = None
+
+
+# The charging profiles a charger was sent: (monotonic time received, profile id, limit of
+# the first period, or None for a ClearChargingProfile).
+ProfileRecord = tuple[float, int, float | None]
+
+
+def profile_of_call(action: str, payload: dict[str, Any]) -> tuple[int, float | None] | None:
+    """(profile id, first period's limit) of a SetChargingProfile (1.6 csChargingProfiles,
+    2.0.1 chargingProfile), (id or -1, None) of a ClearChargingProfile, else None."""
+    if action == "ClearChargingProfile":
+        return int(payload.get("id", payload.get("chargingProfileId", -1)) or -1), None
+    if action != "SetChargingProfile":
+        return None
+    profile = payload.get("csChargingProfiles") or payload.get("chargingProfile") or {}
+    schedule = profile.get("chargingSchedule") or {}
+    if isinstance(schedule, list):  # 2.0.1: a list of schedules
+        schedule = schedule[0] if schedule else {}
+    periods = schedule.get("chargingSchedulePeriod") or [{}]
+    limit = periods[0].get("limit")
+    pid = profile.get("chargingProfileId", profile.get("id", -1))
+    return int(pid), None if limit is None else float(limit)
 
 
 class _Client:
@@ -170,6 +197,12 @@ class _Client:
         # Answer the gateway's CALLs (admin commands) with {"status": "Accepted"}.
         self.answer_calls = answer_calls
         self.calls_answered = 0
+        # Per charger, the profiles it was sent (answered Accepted), in order received.
+        self.profiles: dict[str, list[ProfileRecord]] = {}
+        self.profile_seen = asyncio.Event()  # set at each record (await_profiles)
+        self.by_id: dict[str, _Conn] = {}
+        self.calls_sent = 0
+        self.calls_before_boot = 0  # CALLs received before the BootNotification's answer
         self.raw: list[RawCharger] = []  # the storm's connections
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, force_close=False),
@@ -206,6 +239,15 @@ class _Client:
                             raise BenchError(f"subprotocol {ws.protocol!r}")
                         await ws.send_str(BOOT_FRAME)
                         msg = await ws.receive()
+                        while (
+                            self.answer_calls
+                            and msg.type is aiohttp.WSMsgType.TEXT
+                            and str(msg.data).startswith("[2")
+                        ):
+                            # The gateway's CALL (a site's limit) before the boot's answer.
+                            self.calls_before_boot += 1
+                            await self._answer_call(ws, str(msg.data), cp_id)
+                            msg = await ws.receive()
                         data = str(msg.data)
                         if msg.type is not aiohttp.WSMsgType.TEXT or not (
                             data.startswith('[3,"boot",') and '"Accepted"' in data
@@ -217,8 +259,9 @@ class _Client:
                         with contextlib.suppress(Exception):
                             await asyncio.wait_for(ws.close(), 5)
                     return
-            conn = _Conn(ws)
+            conn = _Conn(ws, cp_id)
             self.conns.append(conn)
+            self.by_id[cp_id] = conn
             self.held += 1
             task = asyncio.create_task(self._reader(conn))
             self.readers.add(task)
@@ -279,7 +322,9 @@ class _Client:
                 if msg.type is not text:
                     break
                 if self.answer_calls and msg.data.startswith("[2"):
-                    await self._answer_call(ws, msg.data)
+                    await self._answer_call(ws, msg.data, conn.cp_id)
+                    continue
+                if conn.waiter is not None and self._answered(conn, msg.data):
                     continue
                 now = clock()
                 phase = self.phase
@@ -325,15 +370,123 @@ class _Client:
                 phase.lost += 1
                 self._finish(phase)
 
-    async def _answer_call(self, ws: Any, data: str) -> None:
+    async def _answer_call(self, ws: Any, data: str, cp_id: str = "") -> None:
         """A CALL from the gateway (TriggerMessage, ...): Accepted, as a charger that
         complies answers (the frame is parsed: the gateway's JSON may have spaces)."""
+        received = time.monotonic()
         try:
-            uid = json.loads(data)[1]
+            frame = json.loads(data)
+            uid = frame[1]
             await ws.send_str('[3,"' + str(uid) + '",{"status":"Accepted"}]')
         except (ValueError, IndexError, ConnectionError):
             return
         self.calls_answered += 1
+        self.record(cp_id, frame, received)
+
+    def record(self, cp_id: str, frame: list[Any], received: float) -> None:
+        """Note a charging profile set or cleared (answered Accepted) and when it came."""
+        if len(frame) < 4 or not isinstance(frame[3], dict):
+            return
+        profile = profile_of_call(str(frame[2]), frame[3])
+        if profile is None:
+            return
+        self.profiles.setdefault(cp_id, []).append((received, profile[0], profile[1]))
+        self.profile_seen.set()
+
+    def _answered(self, conn: _Conn, data: str) -> bool:
+        """Whether ``data`` answers the CALL sent on demand on ``conn`` (resolved)."""
+        assert conn.waiter is not None
+        uid, future = conn.waiter
+        if data.startswith('[3,"' + uid + '"') or data.startswith('[4,"' + uid + '"'):
+            conn.waiter = None
+            if not future.done():
+                future.set_result(data)
+            return True
+        return False
+
+    async def call(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Send one CALL (``action``, ``payload``) from charger ``cp_id`` now and wait for
+        its answer; with ``expect``, then wait as :meth:`await_profiles` does from the
+        moment it was sent (``timeout`` seconds in all)."""
+        conn = self.by_id.get(spec["cp_id"])
+        if conn is None or conn.ws.closed:
+            raise BenchError(f"charger {spec['cp_id']!r} is not connected here")
+        if conn.waiter is not None or conn.expect is not None:
+            raise BenchError(f"charger {spec['cp_id']!r} has a CALL in flight")
+        self.calls_sent += 1
+        uid = f"d{self.calls_sent}"
+        frame = json.dumps([2, uid, spec["action"], spec["payload"]], separators=(",", ":"))
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        conn.waiter = (uid, future)
+        sent = time.monotonic()
+        await conn.ws.send_str(frame)
+        try:
+            async with asyncio.timeout(spec["timeout"]):
+                answer = await future
+        except TimeoutError:
+            conn.waiter = None
+            raise BenchError(f"{spec['action']} of {spec['cp_id']} not answered") from None
+        answered = time.monotonic()
+        result: dict[str, Any] = {"sent": sent, "answered": answered, "answer": answer}
+        if spec.get("expect") is not None:
+            result.update(
+                await self.await_profiles(
+                    {
+                        "expect": spec["expect"],
+                        "since": sent,
+                        "timeout": max(0.1, sent + spec["timeout"] - time.monotonic()),
+                    }
+                )
+            )
+        return result
+
+    def _settled(self, cp_id: str, pid: int, limit: float | None, since: float) -> float | None:
+        """When ``cp_id`` came to hold profile ``pid`` at ``limit`` for good: the first of
+        the profiles received since ``since`` after which none other came (None: not yet)."""
+        records = self.profiles.get(cp_id, ())
+        at = None
+        for t, got_pid, got in reversed(records):
+            if t < since:
+                break
+            if got_pid != pid:
+                continue
+            if (got is None) != (limit is None) or (
+                got is not None and limit is not None and abs(got - limit) > 0.05
+            ):
+                break
+            at = t
+        return at
+
+    async def await_profiles(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Wait until each charger of ``expect`` ({cp_id: [profile id, limit]}) holds that
+        profile at that limit (``limit`` None: cleared), received since ``since``
+        (monotonic), at most ``timeout`` seconds. Returns when each got it, and what the
+        others last got."""
+        expect: dict[str, list[Any]] = spec["expect"]
+        since: float = spec["since"]
+        deadline = time.monotonic() + spec["timeout"]
+        got: dict[str, float] = {}
+        while True:
+            self.profile_seen.clear()
+            for cp_id, (pid, limit) in expect.items():
+                if cp_id not in got:
+                    at = self._settled(cp_id, int(pid), limit, since)
+                    if at is not None:
+                        got[cp_id] = at
+            if len(got) == len(expect):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self.profile_seen.wait()
+        missing: dict[str, ProfileRecord | None] = {}
+        for cp_id in expect:
+            if cp_id not in got:
+                records = self.profiles.get(cp_id)
+                missing[cp_id] = records[-1] if records else None
+        return {"got": got, "missing": missing}
 
     async def storm(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Connect ``ids`` (``concurrency`` handshakes in flight, 0: all at once, from
@@ -534,6 +687,7 @@ class RawCharger(asyncio.Protocol):
         self.buf = bytearray()
         self.open = False
         self.held = False  # counted in the client's held connections
+        self.cp_id = path.rsplit("/", 1)[-1]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -583,9 +737,12 @@ class RawCharger(asyncio.Protocol):
 
     def _text(self, text: str) -> None:
         if text.startswith("[2") and self.client.answer_calls:
+            received = time.monotonic()
             with contextlib.suppress(ValueError, IndexError):
-                self.send('[3,"' + str(json.loads(text)[1]) + '",{"status":"Accepted"}]')
+                frame = json.loads(text)
+                self.send('[3,"' + str(frame[1]) + '",{"status":"Accepted"}]')
                 self.client.calls_answered += 1
+                self.client.record(self.cp_id, frame, received)
             return
         answer = self.answer
         if answer is not None and not answer.done():
@@ -652,10 +809,17 @@ async def _client_loop(pipe: Pipe, url: str, answer_calls: bool) -> None:
                 result = await client.run_phase(arg)
             elif cmd == "storm":
                 result = await client.storm(arg)
+            elif cmd == "call":
+                result = await client.call(arg)
+            elif cmd == "await_profiles":
+                result = await client.await_profiles(arg)
+            elif cmd == "profiles":  # every profile received: {cp_id: [records]}
+                result = {"profiles": client.profiles}
             elif cmd == "status":
                 result = {"held": client.held, "dropped": client.dropped, "stray": client.stray}
                 if client.answer_calls:
                     result["calls_answered"] = client.calls_answered
+                    result["calls_before_boot"] = client.calls_before_boot
             elif cmd == "close":
                 pipe.send(("ok", await client.close()))
                 return
