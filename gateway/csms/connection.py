@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -291,6 +292,23 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self, unique_id: str, action: str, payload: dict[str, Any], *, edge: bool = True
     ) -> None:
         route = self.route_map.get(action)
+        # Metrics labels: an action of the schemas, never a name the charger made up.
+        label = action if route is not None or action in self.known_actions else "unknown"
+        ok = False
+        try:
+            ok = await self._answer(unique_id, action, payload, route, edge)
+        finally:
+            self.csms.metrics.call_received(self.version, label, "result" if ok else "error")
+
+    async def _answer(
+        self,
+        unique_id: str,
+        action: str,
+        payload: dict[str, Any],
+        route: dict[str, Any] | None,
+        edge: bool,
+    ) -> bool:
+        """Handles the CALL and sends the answer; True for a CALLRESULT."""
         try:
             if route is None or "_on_action" not in route:
                 if action in self.known_actions:
@@ -304,30 +322,32 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         except OcppRequestError as exc:
             log.info("charger %s: %s rejected: %s", self.charger_id, clip(action), exc.description)
             await self._send_error(unique_id, exc)
-            return
+            return False
         except RecursionError:
             # Nesting the schemas allow (customData, DataTransfer data) but no
             # handler can walk: refused like any malformed payload.
             await self._send_error(unique_id, FormatViolation("payload nested too deeply"))
-            return
+            return False
         except StorageUnavailable as exc:
             # A storage outage longer than its retry bound: no bug, so no traceback.
             log.warning("charger %s: %s not handled: %s", self.charger_id, clip(action), exc)
             await self._send_error(unique_id, InternalFailure("storage unavailable, try again"))
-            return
+            return False
         except Exception:
             log.exception("charger %s: handler for %s failed", self.charger_id, clip(action))
             await self._send_error(unique_id, InternalFailure("the central system failed"))
-            return
+            return False
         if result:
             text = json.dumps([CALLRESULT, unique_id, result], separators=(",", ":"))
         else:
             # Most answers (StatusNotification, MeterValues) are empty.
             text = f"[3,{json.dumps(unique_id)},{{}}]"
         await self._send_raw(text)
+        return True
 
     async def _send_error(self, unique_id: str, exc: OcppRequestError) -> None:
         code = error_code(exc.kind, self.version)
+        self.csms.metrics.callerror("sent", code)
         details = {k: v[:_MAX_FIELD] for k, v in exc.details().items()}
         frame = [CALLERROR, unique_id, code, exc.description[:_MAX_DESCRIPTION], details]
         text = json.dumps(frame, separators=(",", ":"))
@@ -389,21 +409,34 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         if self._awaited is None:
             self._awaited = set()
         self._awaited.add(call_id)
+        action = type(payload).__name__  # the library's dataclass: the action's name
+        outcome = "closed"
+        started = time.perf_counter()
         try:
             result = await self.call(payload, suppress=False, unique_id=call_id)
+            outcome = "result"
         except TimeoutError:
+            outcome = "timeout"
             raise ChargerTimeout(
                 f"charger {self.charger_id} did not answer {type(payload).__name__} "
                 f"within {self._response_timeout}s"
             ) from None
         except OCPPError as exc:
-            raise ChargerRejected(getattr(exc, "code", "GenericError"), exc.description) from None
+            outcome = "error"
+            code = getattr(exc, "code", "GenericError")
+            self.csms.metrics.callerror("received", code)
+            raise ChargerRejected(code, exc.description) from None
         except UnknownCallErrorCodeError as exc:
+            outcome = "error"
+            self.csms.metrics.callerror("received", "other")
             raise ChargerRejected("GenericError", str(exc)) from None
         except ConnectionError:
             raise ChargerNotConnected(self.charger_id) from None
         finally:
             self._awaited.discard(call_id)
+            self.csms.metrics.call_sent(
+                self.version, action, outcome, time.perf_counter() - started
+            )
         return self.from_result(command, result)
 
 

@@ -107,6 +107,30 @@ class Connection(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+class OcppMetrics(Protocol):
+    """What the OCPP side counts (``gateway.metrics.OcppCounters``; injected by the app).
+
+    Labels are bounded by the caller: ``action`` is an action of the version's schemas or
+    ``unknown``, never anything a charger chose freely."""
+
+    def call_received(self, version: str, action: str, outcome: str) -> None: ...
+    def call_sent(self, version: str, action: str, outcome: str, seconds: float) -> None: ...
+    def callerror(self, direction: str, code: str) -> None: ...
+
+
+class NoMetrics:
+    """Counts nothing (a central system built without the app's metrics, in tests)."""
+
+    def call_received(self, version: str, action: str, outcome: str) -> None:
+        return None
+
+    def call_sent(self, version: str, action: str, outcome: str, seconds: float) -> None:
+        return None
+
+    def callerror(self, direction: str, code: str) -> None:
+        return None
+
+
 class Ownership(Protocol):
     """Which process of a cluster holds each charger's connection (``gateway.cluster``).
 
@@ -185,6 +209,7 @@ class CentralSystem:
     ) -> None:
         self.store = store
         self.ownership: Ownership = ownership or SoleOwnership()
+        self.metrics: OcppMetrics = NoMetrics()  # the app's metrics, set by the app
         self.cost = cost
         # 2.0.1 chargers that display costs (TariffCostCtrlr.Enabled[Cost], asked at boot),
         # and when each transaction's running cost was last sent (I02: once a minute).

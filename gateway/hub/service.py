@@ -92,6 +92,7 @@ from ocpi.transport import (
     InvalidParametersError,
     MethodNotAllowedError,
     NotFoundError,
+    OcpiError,
     PartyId,
     UnknownReceiverError,
     is_success,
@@ -203,6 +204,9 @@ class Hub:
         self._status_listeners: list[StatusListener] = []
         self._activity_listeners: list[ActivityListener] = []
         self._check_listeners: list[CheckListener] = []
+        # Called with the module and the HTTP status of each request routed (None: no
+        # answer); the app's metrics count hub forwards by outcome.
+        self.on_forward: Callable[[str, int | None], None] | None = None
 
     # -- life cycle --------------------------------------------------------------
 
@@ -486,6 +490,26 @@ class Hub:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """A request to ``{base}/{module}/{sender|receiver}[/...]``."""
+        observe = self.on_forward
+        if observe is None:
+            return await self._handle(request)
+        module = request.match_info.get("module", "")
+        status: int | None = None
+        try:
+            response = await self._handle(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except OcpiError as exc:
+            # Refused by the hub itself (an OCPI error, often sent with HTTP 200).
+            status = max(exc.http_status, 400)
+            raise
+        finally:
+            observe(module, status)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         context = ocpi_context(request)
         partner = partner_of(context.party)
         module = request.match_info["module"]

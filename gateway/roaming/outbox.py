@@ -499,6 +499,7 @@ class OutboxWorker:
         self._builders: dict[str, FullObjectBuilder] = {}
         self._wake = asyncio.Event()
         self._notify_listeners: list[Callable[[], None]] = []
+        self._attempt_listeners: list[Callable[[Delivery], None]] = []
         self._poll_lock = asyncio.Lock()
         # ordering key -> item id, for every item being delivered, and for finished
         # ones until the next poll begins: a poll whose read began before the
@@ -533,6 +534,11 @@ class OutboxWorker:
     def wake(self) -> None:
         """Poll now (another process stored a push); the listeners are not told."""
         self._wake.set()
+
+    def on_attempt(self, listener: Callable[[Delivery], None]) -> None:
+        """``listener(delivery)`` after each attempt at an item, whatever its outcome
+        (the metrics count pushes and failed pushes)."""
+        self._attempt_listeners.append(listener)
 
     def on_delivered(self, kind: str, callback: DeliveryHook) -> None:
         """Call ``callback(item, reply)`` after each successful delivery of an item whose
@@ -656,6 +662,12 @@ class OutboxWorker:
             return started
 
     async def _attempt(self, item: OutboxItem) -> Delivery:
+        delivery = await self._attempt_once(item)
+        for listener in self._attempt_listeners:
+            listener(delivery)
+        return delivery
+
+    async def _attempt_once(self, item: OutboxItem) -> Delivery:
         cooldown = False
         try:
             return await self._deliver(item)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +179,9 @@ class RoamingAuthorizer:
         self._planner = planner
         self._clock = clock
         self._budget = budget
+        # Called with each real-time authorization's duration and whether the eMSP
+        # answered (the app's metrics).
+        self.observe: Callable[[float, bool], None] | None = None
 
     async def _location(self, charger_id: str, evse_id: int | None) -> Where:
         charger = await self._store.chargers.get(charger_id)
@@ -204,6 +209,8 @@ class RoamingAuthorizer:
         client = self._registry.client(partner, timeout=self._budget)
         # Routing headers: a hub platform may host several eMSPs.
         client.from_party, client.to_party = where.cpo, to_party
+        started = time.perf_counter()
+        answered = False
         try:
             reply = await client.post(
                 join_url(url, uid, "authorize"),
@@ -211,9 +218,13 @@ class RoamingAuthorizer:
                 AuthorizationInfo,
                 params={"type": token_type},
             )
+            answered = True
         except OcpiClientError as exc:
             log.warning("real-time authorization of %s at %s failed: %s", uid, partner_id, exc)
             return None
+        finally:
+            if self.observe is not None:
+                self.observe(time.perf_counter() - started, answered)
         assert isinstance(reply, AuthorizationInfo)
         return reply
 

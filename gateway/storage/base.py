@@ -122,6 +122,10 @@ class TransactionStore(Protocol):
         """The charger's ACTIVE transactions, newest first (ordered as ``list``)."""
         ...
 
+    async def count_active(self) -> int:
+        """How many transactions are ACTIVE, on every charger (the metrics' gauge)."""
+        ...
+
     async def next_ocpp16_id(self) -> int:
         """A new integer transactionId for OCPP 1.6 (unique, never reused, > 0)."""
         ...
@@ -323,6 +327,10 @@ class OutboxStore(Protocol):
         """
         ...
 
+    async def pending_count(self, partner_id: str) -> int:
+        """How many PENDING items the partner has (the metrics' outbox depth)."""
+        ...
+
     async def get(self, item_id: str) -> OutboxItem | None: ...
     async def list(
         self,
@@ -407,6 +415,13 @@ class Backend(Closeable, Protocol):
     async def ping(self) -> None:
         """Return once the backend answers a trivial request (readiness probes);
         :class:`StorageError` if it does not, or after ``close()``."""
+        ...
+
+    name: str  # "sqlite" or "redis" (the metrics' backend label)
+
+    def observe_writes(self, observer: Callable[[float], None] | None) -> None:
+        """Call ``observer`` with the duration in seconds of each write: an SQLite write
+        transaction (from the writer thread), a Redis pipeline's round trip."""
         ...
 
 

@@ -95,6 +95,7 @@ layout claim
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -939,6 +940,11 @@ class _RedisBackend:
             raise
         return cls(db, keys, retry_seconds)
 
+    name = "redis"
+
+    def observe_writes(self, observer: Callable[[float], None] | None) -> None:
+        self.db.observe = observer
+
     def deleted_marker(self) -> str:
         """A new ``deleted`` marker key (see ``_DELETE_FIELD``)."""
         return self.keys.deleted(secrets.token_hex(12))
@@ -1167,6 +1173,23 @@ class RedisTransactionStore:
         found = [tx for tx in await self._load(ids) if tx.status is TransactionStatus.ACTIVE]
         found.sort(key=lambda tx: (tx.started_at, tx.id), reverse=True)
         return found
+
+    async def count_active(self) -> int:
+        # One set per charger with active transactions (an empty set is no key): SCAN
+        # walks the keyspace, so this is for the metrics' scrape, not for a hot path.
+        pattern = _glob_escape(self._keys.tx_active("")) + "*"
+        cursor, total = b"0", 0
+        while True:
+            cursor, keys = await self._db.command(
+                "SCAN", cursor, "MATCH", pattern, "COUNT", 1000, retry=True
+            )
+            if keys:
+                sizes = await asyncio.gather(
+                    *(self._db.command("SCARD", key, retry=True) for key in keys)
+                )
+                total += sum(int(n) for n in sizes)
+            if cursor in (b"0", "0", 0):
+                return total
 
     async def next_ocpp16_id(self) -> int:
         # Sent again if its answer is lost: unique, not dense; the lost number is unused.
@@ -1454,6 +1477,10 @@ class RedisOutboxStore:
         )
         return _decode_item(values)
 
+    async def pending_count(self, partner_id: str) -> int:
+        key = self._keys.outbox_partner_status(OutboxStatus.PENDING.value, partner_id)
+        return int(await self._db.command("ZCARD", key, retry=True))
+
     async def list(
         self,
         *,
@@ -1642,3 +1669,8 @@ class RedisMessageStore:
         # With Sentinel, it subscribes again on the new master after a failover.
         watch = self._db.on_master_moved if self._db.sentinel else None
         return RedisSubscription(self._db.pool, names, listener, on_gap, watch)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a SCAN/KEYS pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -414,6 +414,8 @@ class CommandBatcher:
         # One timer checks the batch in flight (not one per batch): see _watch.
         self._watchdog: asyncio.TimerHandle | None = None
         self._sent_at = 0.0  # when the batch in flight was written (loop time)
+        # Called with each batch's round trip in seconds (metrics: storage write latency).
+        self.observe: Callable[[float], None] | None = None
         self._flush_scheduled = False
         self._closing = False
         self._closed = False
@@ -711,6 +713,8 @@ class CommandBatcher:
             if self._moved is not None:
                 self._drop(link, self._moved)
                 return
+            if self.observe is not None:
+                self.observe(self._loop.time() - self._sent_at)
             self._batch_done()
 
     def _batch_done(self) -> None:

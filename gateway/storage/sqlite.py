@@ -177,6 +177,8 @@ class _Worker:
         ] = queue.SimpleQueue()
         self._closed = False
         self.batches = 0  # batches run so far (for tests and metrics)
+        # Called with each batch's duration (metrics: storage write latency).
+        self.observe: Callable[[float], None] | None = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
@@ -223,10 +225,14 @@ class _Worker:
                     futures.append((future, loop))
             if jobs:
                 self.batches += 1
+                started = time.perf_counter()
                 try:
                     outcomes = self._run_batch(self._conn, jobs)
                 except Exception as exc:  # a bug: fail the batch rather than hang its callers
                     outcomes = [(False, StorageError(f"internal error: {exc!r}")) for _ in jobs]
+                observe = self.observe
+                if observe is not None:
+                    observe(time.perf_counter() - started)
                 by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
                 for (future, loop), (ok, value) in zip(futures, outcomes, strict=True):
                     by_loop.setdefault(loop, []).append((future, ok, value))
@@ -406,6 +412,11 @@ class _Database:
         self.read = reader.run
         self._workers = (writer, reader)
         self._lock: int | None = lock
+
+    name = "sqlite"
+
+    def observe_writes(self, observer: Callable[[float], None] | None) -> None:
+        self._workers[0].observe = observer
 
     @property
     def writer_batches(self) -> int:
@@ -721,6 +732,12 @@ class SqliteTransactionStore:
         )
         return [codec.decode_transaction(codec.loads(data)) for data in rows]
 
+    async def count_active(self) -> int:
+        found = await self._db.read(
+            _fetch_one(f"SELECT COUNT(*) FROM transactions WHERE status = '{_ACTIVE}'", ())
+        )
+        return int(found or 0)
+
     async def next_ocpp16_id(self) -> int:
         def job(conn: sqlite3.Connection) -> int:
             conn.execute(
@@ -822,9 +839,7 @@ _INSERT_OUTBOX: Final = (
     " NOT EXISTS (SELECT 1 FROM outbox WHERE ordering_key = ? AND status <> '" + _DONE + "'),"
     " ?, ?, ?, ?)"
 )
-_OUTBOX_COLUMNS: Final = (
-    "seq, status, attempts, last_error, next_attempt_at, data, completed_at"
-)
+_OUTBOX_COLUMNS: Final = "seq, status, attempts, last_error, next_attempt_at, data, completed_at"
 
 
 def _outbox_rows(items: Sequence[OutboxItem]) -> list[_OutboxRow]:
@@ -1110,6 +1125,15 @@ class SqliteOutboxStore:
             )
         )
         return deleted
+
+    async def pending_count(self, partner_id: str) -> int:
+        found = await self._db.read(
+            _fetch_one(
+                f"SELECT COUNT(*) FROM outbox WHERE partner_id = ? AND status = '{_PENDING}'",
+                (partner_id,),
+            )
+        )
+        return int(found or 0)
 
     async def get(self, item_id: str) -> OutboxItem | None:
         rows = await self._db.read(
