@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="admin API bearer token; generated at first start if unset"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token GET /metrics requires; unset: /metrics is unauthenticated",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key(s), comma-separated, newest first, encrypting the tokens the "
@@ -202,7 +206,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "metrics_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
