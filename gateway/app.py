@@ -62,6 +62,7 @@ from gateway.keys import (
     STORE,
 )
 from gateway.leases import LEASES, Leases, holder_id
+from gateway.monitoring import METRICS, add_metrics
 from gateway.refresh import refresh_ctx
 from gateway.roaming.catalog import (
     LOCATION_OBJECT,
@@ -374,7 +375,8 @@ async def _demand_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    http = aiohttp.ClientSession()
+    # Its requests are counted by module, method and status (gateway.metrics).
+    http = aiohttp.ClientSession(trace_configs=[app[METRICS].client_trace()])
     app[HTTP] = http
     registry = PartnerRegistry(
         app[STORE].partners,
@@ -413,16 +415,16 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     # Chargers that display costs (2.0.1 TariffCostCtrlr) get them from the tariff engine.
     app[CSMS].cost = providers.sessions
     providers.tokens = TokensReceiver(app[STORE], directory)
-    app[AUTHORIZER].add(
-        RoamingAuthorizer(
-            app[STORE],
-            directory,
-            registry,
-            planner,
-            app[CLOCK],
-            budget=settings.realtime_auth_timeout,
-        )
+    roaming_authorizer = RoamingAuthorizer(
+        app[STORE],
+        directory,
+        registry,
+        planner,
+        app[CLOCK],
+        budget=settings.realtime_auth_timeout,
     )
+    roaming_authorizer.observe = app[METRICS].realtime_authorization
+    app[AUTHORIZER].add(roaming_authorizer)
     csms = app[CSMS]
     providers.commands = CommandsReceiver(
         app[STORE],
@@ -654,6 +656,7 @@ def build_app(
     app.cleanup_ctx.append(_watchdog_ctx)
     app.cleanup_ctx.append(_sites_ctx)  # after the roaming side: it tells the eMSPs
     app.cleanup_ctx.append(_demand_ctx)  # demand response into the sites' limits
+    add_metrics(app)  # GET /metrics; its context last: it wires the parts above
     add_health(app)  # first on_shutdown: not ready before the chargers are closed
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
