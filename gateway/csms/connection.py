@@ -158,6 +158,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self._responses: asyncio.Queue[Any] | None = None
         # Ids of our CALLs still waiting for their answer (created on the first call).
         self._awaited: set[str] | None = None
+        self._boot_gate: asyncio.Event | None = None  # set once a boot's answer went out
 
     @classmethod
     def _routes(cls) -> dict[str, dict[str, Any]]:
@@ -295,9 +296,17 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         # Metrics labels: an action of the schemas, never a name the charger made up.
         label = action if route is not None or action in self.known_actions else "unknown"
         ok = False
+        gate: asyncio.Event | None = None
+        if action == "BootNotification":
+            # The central system's own CALLs that the boot brings (profiles to send again,
+            # the site's limit, the cost display probe) wait until the charger has its
+            # answer: a charger may refuse requests before its boot is answered.
+            gate = self._boot_gate = asyncio.Event()
         try:
             ok = await self._answer(unique_id, action, payload, route, edge)
         finally:
+            if gate is not None:
+                gate.set()
             self.csms.metrics.call_received(self.version, label, "result" if ok else "error")
 
     async def _answer(
@@ -403,6 +412,13 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
 
     async def send_command(self, command: Command) -> CommandResult:
         payload = self.to_call(command)
+        gate = self._boot_gate
+        if gate is not None and not gate.is_set():
+            # The answer to a BootNotification goes out first (bounded: a boot handler that
+            # itself awaited a command must not wait for its own answer forever).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._response_timeout):
+                    await gate.wait()
         if self.ws.closed:
             raise ChargerNotConnected(self.charger_id)
         call_id = str(uuid.uuid4())

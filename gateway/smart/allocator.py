@@ -449,8 +449,10 @@ class Outcome(enum.StrEnum):
 
 
 def begin(state: ChargerLimit, step: Step) -> ChargerLimit:
-    """The step is about to be sent: counted at the higher of old and new from now."""
-    return replace(state, pending=step.limit)
+    """The step is about to be sent: counted at the higher of old and new from now. An
+    earlier send still unanswered may have been applied too: it keeps counting."""
+    pending = step.limit if state.pending is None else max(state.pending, step.limit)
+    return replace(state, pending=pending)
 
 
 def finish(state: ChargerLimit, step: Step, outcome: Outcome) -> ChargerLimit:
@@ -458,7 +460,9 @@ def finish(state: ChargerLimit, step: Step, outcome: Outcome) -> ChargerLimit:
         # The same profile id replaces whatever an earlier unanswered send installed.
         return replace(state, in_force=step.limit, pending=None, failed=False)
     if outcome is Outcome.REJECTED:
-        return replace(state, pending=None, failed=True)
+        # Its old limit stays; after an earlier unanswered send that old limit may be the
+        # unanswered one, so it keeps counting (the higher: safe, if wasteful).
+        return replace(state, pending=state.pending if state.failed else None, failed=True)
     if outcome is Outcome.NO_ANSWER:
         return replace(state, failed=True)  # pending kept: counted at max(old, new)
     return replace(state, pending=None, online=False)

@@ -85,6 +85,9 @@ from gateway.storage.base import Document, StorageError, Store
 
 log = logging.getLogger(__name__)
 
+# How long a charger that connected is given to boot before it gets its share anyway.
+ONLINE_GRACE = 2.0
+
 # The profile load management installs on every charger of a site (EVSE 0): one id, so
 # that each new limit replaces the last; a stack level above the operator's usual 0.
 SITE_PROFILE_ID = 1_000_000_001
@@ -432,6 +435,12 @@ class SiteManager:
         self._wake.set()
 
     async def _apply(self, message: dict[str, Any]) -> None:
+        if message.get("kind") == "online":
+            # A charger that just connected sends its BootNotification first, and may
+            # refuse requests until it is answered: its share waits for the boot (which
+            # marks it online itself), or this long for one that reconnected without
+            # booting (it kept its profiles).
+            await asyncio.sleep(ONLINE_GRACE)
         cid = str(message.get("charger_id"))
         rt = next((r for r in self._runtimes.values() if cid in r.site.chargers()), None)
         if rt is None:
