@@ -388,7 +388,10 @@ class SiteManager:
         if message is None:
             return
         if self._held:
-            await self._apply(message)
+            if message["kind"] == "online":
+                self._spawn(self._apply(message))  # it waits for a boot: not in the connect
+            else:
+                await self._apply(message)
             return
         index = await self._site_index()
         if message["charger_id"] in index and self._messenger is not None:
