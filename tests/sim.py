@@ -849,3 +849,18 @@ async def connect(
     finally:
         if own:
             await session.close()
+
+
+async def boot(cp: Any, version: str) -> None:
+    """BootNotification from a simulated charger of ``version``, answered Accepted."""
+    if version == "1.6":
+        answer = await cp.call(
+            call16.BootNotification(charge_point_vendor="Acme", charge_point_model="S1")
+        )
+    else:
+        answer = await cp.call(
+            call201.BootNotification(
+                charging_station={"vendorName": "Acme", "model": "S1"}, reason="PowerUp"
+            )
+        )
+    assert answer.status == "Accepted"

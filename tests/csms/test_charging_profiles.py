@@ -10,11 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from ocpp.v16 import call as call16
-from ocpp.v201 import call as call201
 
 from tests.conftest import Gateway, GatewayFactory
-from tests.sim import EV, connect
+from tests.sim import EV, boot, connect
 
 VERSIONS = ["1.6", "2.0.1"]
 
@@ -42,18 +40,6 @@ async def register(gw: Gateway, cp_id: str, evses: int = 2) -> None:
     assert status in (200, 201), body
 
 
-async def boot(cp: Any, version: str) -> None:
-    if version == "1.6":
-        answer = await cp.call(
-            call16.BootNotification(charge_point_vendor="Acme", charge_point_model="S1")
-        )
-    else:
-        answer = await cp.call(
-            call201.BootNotification(
-                charging_station={"vendorName": "Acme", "model": "S1"}, reason="PowerUp"
-            )
-        )
-    assert answer.status == "Accepted"
 
 
 def body(evse: int, purpose: str, limit: str | int, **extra: Any) -> dict[str, Any]:

@@ -13,8 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from ocpp.v16 import call as call16
-from ocpp.v201 import call as call201
 
 from gateway.domain import commands as cmd
 from gateway.domain.charging import ProfilePurpose, constant_limit
@@ -25,7 +23,7 @@ from tests.conftest import Gateway, GatewayFactory
 from tests.ocpi.openapi import validate_envelope
 from tests.roaming.charging_profiles_emsp import ProfilesEmsp
 from tests.roaming.test_catalog import LOCATION, TARIFF
-from tests.sim import connect
+from tests.sim import boot, connect
 
 PROFILE_16A = {
     "charging_rate_unit": "A",
@@ -80,15 +78,6 @@ async def world(gateways: GatewayFactory, emsp: ProfilesEmsp, **settings: Any) -
     return gw
 
 
-async def boot(cp: Any, version: str) -> None:
-    if version == "1.6":
-        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
-    else:
-        await cp.call(
-            call201.BootNotification(
-                charging_station={"model": "m", "vendorName": "v"}, reason="PowerUp"
-            )
-        )
 
 
 async def session_of(emsp: ProfilesEmsp, count: int = 1) -> str:

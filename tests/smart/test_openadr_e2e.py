@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import Gateway, GatewayFactory
 from tests.demand.vtn import Vtn
-from tests.sim import EV, connect
-from tests.smart.test_sites_e2e import CHARGERS, Watcher, boot, site_body, until, watching
+from tests.sim import EV, boot, connect
+from tests.smart.test_sites_e2e import CHARGERS, Watcher, site_body, until, watching
 
 D = Decimal
 

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocpp.v16 import call as call16
-from ocpp.v201 import call as call201
 
 from gateway.smart.manager import SITES
 from tests.conftest import Gateway, GatewayFactory, backend_settings
-from tests.sim import EV, connect
+from tests.sim import EV, boot, connect
 
 D = Decimal
 CHARGERS = {"LM-A": "1.6", "LM-B": "1.6", "LM-C": "2.0.1"}
@@ -37,18 +35,6 @@ async def until(condition: Callable[[], Awaitable[bool] | bool], bound: float = 
         await asyncio.sleep(0.05)
 
 
-async def boot(cp: Any, version: str) -> None:
-    if version == "1.6":
-        answer = await cp.call(
-            call16.BootNotification(charge_point_vendor="Acme", charge_point_model="S1")
-        )
-    else:
-        answer = await cp.call(
-            call201.BootNotification(
-                charging_station={"vendorName": "Acme", "model": "S1"}, reason="PowerUp"
-            )
-        )
-    assert answer.status == "Accepted"
 
 
 def site_body(capacity: int) -> dict[str, Any]:
