@@ -7,6 +7,7 @@ line flags of ``ocpi-gateway serve`` override the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -205,6 +206,38 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="log lines as text or as JSON objects, one per line"
+    )
+    # The message trail (gateway.trail): every OCPP frame and OCPI request and response.
+    trail: bool = Field(default=True, description="keep the message trail")
+    trail_bodies: bool = Field(
+        default=False, description="keep each frame's and OCPI body's text in the trail"
+    )
+    trail_mask_tokens: bool = Field(
+        default=True,
+        description="in kept bodies, mask token ids (OCPP idTag, idToken; OCPI token uid,"
+        " contract_id) but their last 4 characters",
+    )
+    trail_body_max_bytes: int = Field(
+        default=16384, ge=256, description="longer bodies are kept cut to this many bytes"
+    )
+    trail_days: float = Field(default=7, gt=0, description="days the trail is kept")
+    trail_max_entries: int = Field(
+        default=1_000_000, ge=100, description="entries the trail keeps at most (oldest go)"
+    )
+    trail_queue_entries: int = Field(
+        default=50_000,
+        ge=100,
+        description="entries waiting to be written at most; beyond, new ones are dropped and"
+        " counted (never a charger held up)",
+    )
+    trail_flush_interval: float = Field(
+        default=0.5, gt=0, le=60, description="seconds between writes of the trail's queue"
+    )
+    trail_flush_entries: int = Field(
+        default=1000, ge=1, description="a queue this long is written at once"
+    )
 
     @field_validator("admin_token", "metrics_token")
     @classmethod
