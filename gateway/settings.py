@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     outbox_retention_days: float = Field(
         default=7, gt=0, description="days delivered partner pushes are kept before deletion"
     )
+    # A year and a month: last year's reports stay whole (README "Reports").
+    status_history_days: float = Field(
+        default=400,
+        gt=0,
+        description="days the status history (uptime and fault reports) is kept",
+    )
     outbox_retry_cap: float = Field(
         default=600.0, ge=2, description="longest wait, in seconds, between two push attempts"
     )
