@@ -12,6 +12,7 @@ from gateway.csms.endpoint import OcppEndpoint
 from gateway.domain.authorization import ChainAuthorizer
 from gateway.domain.clock import Clock, IdFactory
 from gateway.domain.events import EventBus
+from gateway.reports.recorder import StatusRecorder
 from gateway.settings import Settings
 from gateway.storage.base import Store
 
@@ -29,3 +30,5 @@ HTTP = web.AppKey("http_client", aiohttp.ClientSession)
 CLUSTER = web.AppKey("cluster", ClusterNode)
 # The one command path to a charger, connected here or to another process.
 ROUTER = web.AppKey("command_router", CommandRouter)
+# Writes the status history (connection and connector status changes) for the reports.
+HISTORY = web.AppKey("status_history", StatusRecorder)

@@ -21,7 +21,25 @@ FORBIDDEN = {
     "gateway.cluster": ("gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
     # Site load management: the domain and storage only; chargers through CommandSender.
     "gateway.smart": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    # Reports: the domain and the store interfaces; never the protocols or the web parts.
+    "gateway.reports": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "gateway.smart", "gateway.cli", "gateway.storage.sqlite", "gateway.storage.redis", "ocpi", "ocpp", "aiohttp"),
 }
+
+
+# The pure parts of the reports: the standard library and the domain only.
+PURE = ("gateway/reports/periods.py", "gateway/reports/compute.py", "gateway/reports/request.py")
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_report_modules(module: str) -> None:
+    allowed = ("gateway.domain", "gateway.reports")
+    outside = [
+        name
+        for name in _imports(ROOT / module)
+        if name.startswith(("gateway", "ocpi", "ocpp", "aiohttp", "redis", "pydantic"))
+        and not name.startswith(allowed)
+    ]
+    assert outside == []
 
 
 def _imports(path: Path) -> set[str]:
