@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
+from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_body, respond
 from gateway.admin.schemas import _Body
 from gateway.keys import CLOCK, IDS, STORE
@@ -138,7 +139,7 @@ async def _site_view(request: web.Request, doc: Document) -> dict[str, Any]:
     }
 
 
-def site_routes() -> list[web.RouteDef]:
+def site_routes() -> list[api.Operation]:
     async def list_sites(request: web.Request) -> web.Response:
         store = request.config_dict[STORE]
         page, _ = await store.sites.list(limit=1000)
@@ -157,9 +158,8 @@ def site_routes() -> list[web.RouteDef]:
         _check(body)
         store = request.config_dict[STORE]
         # A charger answers to one grid connection: one site each.
-        others, _ = await store.sites.list(limit=1000)
         mine = {e.charger_id for e in body.evses}
-        for other in others:
+        for other in await SiteManager.all_documents(store.sites):
             if other.key == site_id:
                 continue
             taken = mine & {str(e["charger_id"]) for e in other.data.get("evses", [])}
@@ -170,7 +170,7 @@ def site_routes() -> list[web.RouteDef]:
         existing = await store.sites.get(site_id)
         doc = Document(site_id, _site_data(body), request.config_dict[CLOCK].now(), owner=None)
         await store.sites.put(doc)
-        await _manager(request).changed()
+        await _manager(request).changed(site_id)
         return respond(await _site_view(request, doc), 200 if existing else 201)
 
     async def delete_site(request: web.Request) -> web.Response:
@@ -203,7 +203,7 @@ def site_routes() -> list[web.RouteDef]:
         await store.site_limits.put(
             Document(docs.limit_key(site_id, limit.id), docs.limit_to_data(limit), now, site_id)
         )
-        await _manager(request).changed()
+        await _manager(request).changed(site_id)
         site = docs.site_from_data(site_id, site_doc.data)
         return respond(docs.limit_view(limit, site, now), 201)
 
@@ -214,15 +214,58 @@ def site_routes() -> list[web.RouteDef]:
             docs.limit_key(site_id, limit_id)
         ):
             raise ApiError(404, f"limit {limit_id!r} of site {site_id!r} not found")
-        await _manager(request).changed()
+        await _manager(request).changed(site_id)
         return web.Response(status=204)
 
+    site = {"site_id": "1 to 48 characters, without '/'"}
     return [
-        web.get("/sites", list_sites),
-        web.get("/sites/{site_id}", get_site),
-        web.put("/sites/{site_id}", put_site),
-        web.delete("/sites/{site_id}", delete_site),
-        web.get("/sites/{site_id}/limits", list_limits),
-        web.post("/sites/{site_id}/limits", post_limit),
-        web.delete("/sites/{site_id}/limits/{limit_id}", delete_limit),
+        api.get("/sites", list_sites, "Every site"),
+        api.get(
+            "/sites/{site_id}",
+            get_site,
+            "One site with its live allocation",
+            path_params=site,
+            errors={404: "no such site"},
+        ),
+        api.put(
+            "/sites/{site_id}",
+            put_site,
+            "Create or replace a site",
+            path_params=site,
+            body=SiteBody,
+            statuses={200: "replaced", 201: "created"},
+            errors={409: "one of its chargers is on another site"},
+        ),
+        api.delete(
+            "/sites/{site_id}",
+            delete_site,
+            "Forget a site, its limits and state (its chargers' site profile is cleared)",
+            path_params=site,
+            statuses={204: "deleted"},
+            errors={404: "no such site"},
+        ),
+        api.get(
+            "/sites/{site_id}/limits",
+            list_limits,
+            "The site's demand-response limits, by start",
+            path_params=site,
+            errors={404: "no such site"},
+        ),
+        api.post(
+            "/sites/{site_id}/limits",
+            post_limit,
+            "Add a time-bounded limit on the site's capacity",
+            path_params=site,
+            body=LimitBody,
+            statuses={201: "added"},
+            errors={404: "no such site"},
+        ),
+        api.delete(
+            "/sites/{site_id}/limits/{limit_id}",
+            delete_limit,
+            "Lift a limit now",
+            path_params=site,
+            statuses={204: "lifted"},
+            errors={404: "no such site or limit"},
+        ),
     ]

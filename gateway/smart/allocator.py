@@ -317,6 +317,33 @@ def allocate(
     return Allocation(cap, targets, results, tuple(queue), idle)
 
 
+def evse_targets(
+    site: Site, allocation: Allocation, sessions: Iterable[Session]
+) -> dict[tuple[str, int], Decimal]:
+    """Per EVSE of each reachable charger with more than one EVSE on the site: the limit
+    of its session (0 while paused), or, idle, what it may draw when a car plugs in.
+
+    The station-wide limit alone keeps the site within its capacity, but a charger
+    shares it among its EVSEs as it sees fit (a paused session could draw what another
+    was given); these per-EVSE limits make it share as the allocator did. They sum to the
+    charger's target, so they never ask for more than the station-wide limit allows."""
+    per_charger: dict[str, int] = {}
+    for e in site.evses:
+        per_charger[e.charger_id] = per_charger.get(e.charger_id, 0) + 1
+    held: dict[tuple[str, int], Decimal] = {}
+    for s in sessions:
+        limit = allocation.sessions.get(s.id)
+        if limit is not None and limit.limit is not None:
+            held[(s.charger_id, s.evse_id)] = limit.limit
+    out: dict[tuple[str, int], Decimal] = {}
+    for e in site.evses:
+        if per_charger[e.charger_id] < 2 or e.charger_id not in allocation.targets:
+            continue
+        key = (e.charger_id, e.evse_id)
+        out[key] = held.get(key, allocation.idle.get(key, ZERO))
+    return out
+
+
 def _round(
     sessions: list[Session],
     shares: Mapping[str, Decimal],

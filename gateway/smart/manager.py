@@ -76,6 +76,7 @@ from gateway.smart.allocator import (
     amperes,
     begin,
     capacity_at,
+    evse_targets,
     finish,
     observe_draw,
     phase_loads,
@@ -92,6 +93,10 @@ ONLINE_GRACE = 2.0
 # that each new limit replaces the last; a stack level above the operator's usual 0.
 SITE_PROFILE_ID = 1_000_000_001
 SITE_STACK_LEVEL = 1
+# On a charger with several EVSEs on the site, each EVSE also gets a TxDefaultProfile
+# with its session's share (id EVSE_PROFILE_BASE + EVSE id, same stack level): the
+# station-wide limit keeps the site safe, these make the charger share it as allocated.
+EVSE_PROFILE_BASE = 1_000_000_100
 EVENT = "site-event"
 CHANGED = "sites-changed"
 
@@ -119,6 +124,13 @@ class _Runtime:
     dirty: bool = True
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     saved_view: str | None = None
+    # Something the view shows changed since it was last saved (a draw, a state).
+    stale_view: bool = True
+    # Per-EVSE limits the chargers accepted; chargers that refused one (not tried again
+    # until they boot or the retry interval passes); whether one is still to be sent.
+    evse_held: dict[tuple[str, int], Decimal] = field(default_factory=dict)
+    evse_refused: set[str] = field(default_factory=set)
+    evse_behind: bool = False
 
 
 class SiteManager:
@@ -132,6 +144,7 @@ class SiteManager:
         tick: float = 1.0,
         resync: float = 30.0,
         retry_failed: float = 30.0,
+        online_grace: float = ONLINE_GRACE,
         on_limit_changed: LimitChanged | None = None,
     ) -> None:
         self._store = store
@@ -141,12 +154,14 @@ class SiteManager:
         self._tick = tick
         self._resync_every = resync
         self._retry_every = retry_failed
+        self._online_grace = online_grace
         self._on_limit_changed = on_limit_changed
         self._held = False
         self._runtimes: dict[str, _Runtime] = {}
         self._wake = asyncio.Event()
         self._index: dict[str, str] | None = None  # charger id -> site id (every process)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_step: datetime | None = None
         if messenger is not None:
             messenger.on(EVENT, self._on_message)
             messenger.on(CHANGED, self._on_changed)
@@ -188,6 +203,7 @@ class SiteManager:
 
     async def _step_all(self) -> None:
         now = self._clock.now()
+        last, self._last_step = self._last_step, now
         work = []
         for rt in list(self._runtimes.values()):
             cap = capacity_at(rt.site, rt.limits, now)
@@ -195,7 +211,9 @@ class SiteManager:
                 rt.dirty = True
             if rt.dirty:
                 work.append(self._rebalance(rt))
-            else:
+            elif rt.stale_view or _limits_turn(rt, last, now):
+                # The view is drawn again only when something it shows changed (a draw,
+                # a limit starting or ending), not on every wake for every site.
                 work.append(self._save(rt))
         if work:
             results = await asyncio.gather(*work, return_exceptions=True)
@@ -211,6 +229,9 @@ class SiteManager:
     def _retry_pinned(self) -> None:
         """Chargers that rejected or did not answer get another chance now and then."""
         for rt in self._runtimes.values():
+            if rt.evse_refused or rt.evse_behind:
+                rt.evse_refused.clear()
+                rt.dirty = True
             for cid, state in rt.chargers.items():
                 if state.failed and state.online:
                     # An unanswered limit stays counted (pending) until one is accepted.
@@ -339,22 +360,82 @@ class SiteManager:
                             ),
                         )
                 await self._save(rt, force=True)
+            changed |= await self._send_evse_limits(rt)
             await self._save(rt)
             if self._on_limit_changed is not None:
                 for cid in sorted(changed):
                     self._spawn(self._on_limit_changed(cid))
 
-    async def _send(self, rt: _Runtime, charger_id: str, limit: Decimal) -> Outcome:
-        spec = rt.site.chargers()[charger_id]
-        profile = constant_limit(
-            SITE_PROFILE_ID,
-            ProfilePurpose.STATION_MAX,
-            limit,
-            stack_level=SITE_STACK_LEVEL,
-            number_phases=len(spec.phases),
+    async def _send_evse_limits(self, rt: _Runtime) -> set[str]:
+        """Each EVSE of a multi-EVSE charger its session's share (see
+        :func:`evse_targets`), once the station-wide limits are settled. Not needed for
+        safety: a failure is logged and tried again at the next rebalance, a refusal
+        stops them for that charger until it boots or the retry interval passes.
+        Returns the chargers whose sessions' limits changed."""
+        if rt.allocation is None:
+            return set()
+        wanted = evse_targets(rt.site, rt.allocation, rt.sessions.values())
+        todo = [
+            (key, limit)
+            for key, limit in sorted(wanted.items())
+            if rt.evse_held.get(key) != limit
+            and key[0] not in rt.evse_refused
+            and rt.chargers.get(key[0], ChargerLimit()).controllable
+        ]
+        for key in [k for k in rt.evse_held if k not in wanted]:
+            del rt.evse_held[key]
+        if not todo:
+            rt.evse_behind = False
+            return set()
+        outcomes = await asyncio.gather(
+            *(self._send(rt, cid, limit, evse_id=eid) for (cid, eid), limit in todo)
         )
+        changed: set[str] = set()
+        behind = False
+        for ((cid, eid), limit), outcome in zip(todo, outcomes, strict=True):
+            if outcome is Outcome.ACCEPTED:
+                rt.evse_held[(cid, eid)] = limit
+                changed.add(cid)
+            elif outcome is Outcome.REJECTED:
+                if cid not in rt.evse_refused:
+                    log.warning(
+                        "site %s: charger %s refused a per-EVSE limit; it shares its "
+                        "station-wide limit among its EVSEs itself",
+                        rt.site.id,
+                        cid,
+                    )
+                rt.evse_refused.add(cid)
+                rt.evse_held.pop((cid, eid), None)
+            else:
+                rt.evse_held.pop((cid, eid), None)
+                behind = behind or outcome is Outcome.NO_ANSWER
+        rt.evse_behind = behind
+        rt.stale_view = True
+        return changed
+
+    async def _send(
+        self, rt: _Runtime, charger_id: str, limit: Decimal, *, evse_id: int = 0
+    ) -> Outcome:
+        spec = rt.site.chargers()[charger_id]
+        if evse_id == 0:
+            profile = constant_limit(
+                SITE_PROFILE_ID,
+                ProfilePurpose.STATION_MAX,
+                limit,
+                stack_level=SITE_STACK_LEVEL,
+                number_phases=len(spec.phases),
+            )
+        else:
+            evse = rt.site.evse(charger_id, evse_id)
+            profile = constant_limit(
+                EVSE_PROFILE_BASE + evse_id,
+                ProfilePurpose.TX_DEFAULT,
+                limit,
+                stack_level=SITE_STACK_LEVEL,
+                number_phases=evse.phases if evse is not None else len(spec.phases),
+            )
         try:
-            result = await self._sender.send(charger_id, SetChargingProfile(0, profile))
+            result = await self._sender.send(charger_id, SetChargingProfile(evse_id, profile))
         except ChargerNotConnected:
             return Outcome.OFFLINE
         except (ChargerRejected, CommandNotSupported):
@@ -372,6 +453,7 @@ class SiteManager:
         text = json.dumps(
             _plain({k: v for k, v in view.items() if k != "updated_at"}), sort_keys=True
         )
+        rt.stale_view = False
         if not force and text == rt.saved_view:
             return
         data = docs.state_to_data(rt.chargers, rt.sessions, _plain(view))
@@ -431,11 +513,40 @@ class SiteManager:
     def _on_changed(self, message: dict[str, Any]) -> None:
         self._index = None
         if self._held:
-            self._spawn(self._resync_now())
+            site_id = message.get("site_id")
+            self._spawn(self._resync_now(site_id if isinstance(site_id, str) else None))
 
-    async def _resync_now(self) -> None:
-        await self._resync()
+    async def _resync_now(self, site_id: str | None = None) -> None:
+        if site_id is None:
+            await self._resync()
+        else:
+            await self._resync_site(site_id)
         self._wake.set()
+
+    async def _resync_site(self, site_id: str) -> None:
+        """One site, its limits and its chargers from the store (after the admin API or
+        demand response wrote them): the other sites are not read again."""
+        doc = await self._store.sites.get(site_id)
+        if doc is None:
+            self._runtimes.pop(site_id, None)
+            self._index = None
+            return
+        limits = [
+            docs.limit_from_data(d.data)
+            for d in await self._all(self._store.site_limits, owner=site_id)
+        ]
+        site = docs.site_from_data(site_id, doc.data)
+        rt = self._runtimes.get(site_id)
+        marks: dict[str, dict[str, Any]] = {}
+        if rt is None:
+            rt, marks = await self._load(site, limits)
+            self._runtimes[site_id] = rt
+        else:
+            if rt.site != site or rt.limits != limits:
+                rt.dirty = True
+            rt.site, rt.limits = site, limits
+        await self._refresh(rt, marks)
+        rt.stale_view = True
 
     async def _apply(self, message: dict[str, Any]) -> None:
         if message.get("kind") == "online":
@@ -443,7 +554,7 @@ class SiteManager:
             # refuse requests until it is answered: its share waits for the boot (which
             # marks it online itself), or this long for one that reconnected without
             # booting (it kept its profiles).
-            await asyncio.sleep(ONLINE_GRACE)
+            await asyncio.sleep(self._online_grace)
         cid = str(message.get("charger_id"))
         rt = next((r for r in self._runtimes.values() if cid in r.site.chargers()), None)
         if rt is None:
@@ -453,6 +564,9 @@ class SiteManager:
         if kind == "booted":
             # Its profiles may be lost: counted at its rating until it takes its share.
             rt.chargers[cid] = ChargerLimit(None, state.pending, online=True)
+            for key in [k for k in rt.evse_held if k[0] == cid]:
+                del rt.evse_held[key]
+            rt.evse_refused.discard(cid)
         elif kind == "online":
             rt.chargers[cid] = replace(state, online=True, failed=False)
         elif kind == "offline":
@@ -488,6 +602,7 @@ class SiteManager:
         limit = held.limit if held is not None and held.limit is not None else ZERO
         updated = observe_draw(rt.site, session, draw, limit, self._clock.now())
         rt.sessions[session.id] = updated
+        rt.stale_view = True
         if updated.suspended_cap != session.suspended_cap:
             log.info(
                 "site %s: session %s %s",
@@ -502,13 +617,17 @@ class SiteManager:
 
     # -- what every process offers: the admin API and demand response -------------------
 
-    async def changed(self) -> None:
-        """Sites or limits were written: the holder reads them again."""
+    async def changed(self, site_id: str | None = None) -> None:
+        """Sites or limits were written (of ``site_id`` only, when given): the holder
+        reads them again."""
         self._index = None
         if self._messenger is not None:
-            await self._messenger.broadcast({"type": CHANGED})
+            message: dict[str, Any] = {"type": CHANGED}
+            if site_id is not None:
+                message["site_id"] = site_id
+            await self._messenger.broadcast(message)
         elif self._held:
-            await self._resync_now()
+            await self._resync_now(site_id)
 
     async def delete_site(self, site_id: str) -> bool:
         doc = await self._store.sites.get(site_id)
@@ -521,9 +640,16 @@ class SiteManager:
         # Its chargers are no longer limited by the site (best effort: a charger that
         # is offline keeps the limit until the operator clears it).
         site = docs.site_from_data(site_id, doc.data)
-        for cid in site.chargers():
-            with contextlib.suppress(Exception):
-                await self._sender.send(cid, ClearChargingProfile(profile_id=SITE_PROFILE_ID))
+        per_charger: dict[str, list[int]] = {}
+        for e in site.evses:
+            per_charger.setdefault(e.charger_id, []).append(e.evse_id)
+        for cid, evse_ids in per_charger.items():
+            ids = [SITE_PROFILE_ID]
+            if len(evse_ids) > 1:
+                ids += [EVSE_PROFILE_BASE + e for e in sorted(evse_ids)]
+            for profile_id in ids:
+                with contextlib.suppress(Exception):
+                    await self._sender.send(cid, ClearChargingProfile(profile_id=profile_id))
         return True
 
     async def view(self, site_id: str) -> dict[str, Any] | None:
@@ -595,6 +721,11 @@ class SiteManager:
             for e in d.data.get("evses", []):
                 index[str(e["charger_id"])] = d.key
         return index
+
+    @staticmethod
+    async def all_documents(collection: Any, owner: str | None = None) -> list[Document]:
+        """Every document of ``collection`` (of ``owner``), page by page."""
+        return await SiteManager._all(collection, owner)
 
     @staticmethod
     async def _all(collection: Any, owner: str | None = None) -> list[Document]:
@@ -678,6 +809,11 @@ class SiteManager:
                     "pinned": not rt.chargers.get(cid, ChargerLimit()).controllable,
                     "counted": rt.chargers.get(cid, ChargerLimit()).counted(spec.rated),
                     "target": alloc.targets.get(cid) if alloc else None,
+                    "evse_limits": {
+                        str(eid): held
+                        for (c, eid), held in sorted(rt.evse_held.items())
+                        if c == cid
+                    },
                 }
                 for cid, spec in sorted(specs.items())
             ],
@@ -685,6 +821,14 @@ class SiteManager:
             "queue": list(alloc.queue) if alloc else [],
             "updated_at": now,
         }
+
+
+def _limits_turn(rt: _Runtime, last: datetime | None, now: datetime) -> bool:
+    """Whether a limit of the site started or ended since the last wake (the view lists
+    the limits in force)."""
+    if last is None:
+        return True
+    return any(last < t <= now for limit in rt.limits for t in (limit.start, limit.end))
 
 
 def _draw(readings: Sequence[MeterReading]) -> tuple[Decimal | None, Decimal | None] | None:

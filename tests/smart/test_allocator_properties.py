@@ -30,6 +30,7 @@ from gateway.smart.allocator import (
     allocate,
     begin,
     capacity_at,
+    evse_targets,
     finish,
     observe_draw,
     phase_loads,
@@ -269,6 +270,26 @@ class SiteMachine(RuleBasedStateMachine):
     def minimum_or_paused(self) -> None:
         for limit in self.allocation.sessions.values():
             assert limit.limit is None or limit.limit == 0 or limit.limit >= MIN
+
+    @invariant()
+    def evse_limits_within_the_charger(self) -> None:
+        """Per-EVSE limits of a two-EVSE charger: each session's own limit (0 paused),
+        each within its EVSE's rating and at least the minimum or 0, and together no
+        more than the charger's station-wide target."""
+        per_evse = evse_targets(self.site, self.allocation, self.sessions.values())
+        sums: dict[str, Decimal] = {}
+        for (cid, evse_id), limit in per_evse.items():
+            evse = self.site.evse(cid, evse_id)
+            assert evse is not None and limit <= evse.max_current
+            assert limit == 0 or limit >= min(MIN, evse.max_current), (cid, evse_id, limit)
+            sums[cid] = sums.get(cid, ZERO) + limit
+        for cid, total in sums.items():
+            assert total <= self.allocation.targets[cid], (cid, total)
+        for s in self.sessions.values():
+            held = self.allocation.sessions.get(s.id)
+            key = (s.charger_id, s.evse_id)
+            if key in per_evse and held is not None and held.limit is not None:
+                assert per_evse[key] == held.limit
 
 
 SiteMachine.TestCase.settings = settings(

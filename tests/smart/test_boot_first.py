@@ -15,13 +15,33 @@ from tests.conftest import Gateway
 
 async def test_the_site_limit_comes_after_the_boot_answer(gateway: Gateway) -> None:
     for cid in ("BF-1", "BF-2"):
-        assert (await gateway.admin("PUT", f"/chargers/{cid}", {"evses": [{"ocpp_id": 1, "evse_uid": f"{cid}-1"}]}))[0] == 201
-    site = {"capacity": 40, "phases": 3, "evses": [{"charger_id": c, "evse_id": 1, "max_current": 32} for c in ("BF-1", "BF-2")]}
+        assert (
+            await gateway.admin(
+                "PUT", f"/chargers/{cid}", {"evses": [{"ocpp_id": 1, "evse_uid": f"{cid}-1"}]}
+            )
+        )[0] == 201
+    site = {
+        "capacity": 40,
+        "phases": 3,
+        "evses": [{"charger_id": c, "evse_id": 1, "max_current": 32} for c in ("BF-1", "BF-2")],
+    }
     assert (await gateway.admin("PUT", "/sites/BF", site))[0] == 201
-    async with aiohttp.ClientSession() as s, s.ws_connect(f"{gateway.ws_url}/ocpp/BF-1", protocols=("ocpp1.6",)) as ws:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(f"{gateway.ws_url}/ocpp/BF-1", protocols=("ocpp1.6",)) as ws,
+    ):
         with pytest.raises(TimeoutError):  # connected, not booted: nothing yet
             await ws.receive(timeout=1.0)
-        await ws.send_str(json.dumps([2, "boot-1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]))
+        await ws.send_str(
+            json.dumps(
+                [
+                    2,
+                    "boot-1",
+                    "BootNotification",
+                    {"chargePointVendor": "V", "chargePointModel": "M"},
+                ]
+            )
+        )
         first = json.loads((await ws.receive(timeout=10)).data)
         assert first[:2] == [3, "boot-1"], first
         call = json.loads((await ws.receive(timeout=10)).data)

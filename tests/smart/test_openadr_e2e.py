@@ -32,13 +32,17 @@ async def vtn() -> AsyncIterator[Vtn]:
         await server.stop()
 
 
-async def test_an_openadr_event_lowers_the_site_and_its_end_restores_it(gateways: GatewayFactory, vtn: Vtn) -> None:
+async def test_an_openadr_event_lowers_the_site_and_its_end_restores_it(
+    gateways: GatewayFactory, vtn: Vtn
+) -> None:
     # Reports (and the look for new sites, which the VEN registers again for) every second.
     gateway: Gateway = await gateways.start(
         openadr_vtn_url=vtn.url, openadr_ven_name="depot-ven", openadr_report_interval=1
     )
     for cid in CHARGERS:
-        status, body = await gateway.admin("PUT", f"/chargers/{cid}", {"evses": [{"ocpp_id": 1, "evse_uid": f"{cid}-1"}]})
+        status, body = await gateway.admin(
+            "PUT", f"/chargers/{cid}", {"evses": [{"ocpp_id": 1, "evse_uid": f"{cid}-1"}]}
+        )
         assert status == 201, body
     assert (await gateway.admin("PUT", "/tokens/TAG-EV", {"valid": True}))[0] in (200, 201)
     status, body = await gateway.admin("PUT", "/sites/S1", site_body(40))

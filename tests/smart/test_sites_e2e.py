@@ -35,8 +35,6 @@ async def until(condition: Callable[[], Awaitable[bool] | bool], bound: float = 
         await asyncio.sleep(0.05)
 
 
-
-
 def site_body(capacity: int) -> dict[str, Any]:
     return {
         "capacity": capacity,
