@@ -23,6 +23,8 @@ FORBIDDEN = {
     "gateway.smart": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
     # Reports: the domain and the store interfaces; never the protocols or the web parts.
     "gateway.reports": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "gateway.smart", "gateway.cli", "gateway.storage.sqlite", "gateway.storage.redis", "ocpi", "ocpp", "aiohttp"),
+    # The dashboard: pages over the admin API; its sessions and event feed, never the parts behind it.
+    "gateway.dashboard": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.smart", "gateway.storage", "gateway.app", "gateway.cli", "ocpi", "ocpp"),
 }
 
 
