@@ -14,15 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.admin import openapi as api
 from gateway.admin import schemas
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.cdrs import cdr_routes
 from gateway.admin.charging import charging_routes
+from gateway.admin.docs import docs_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
 from gateway.admin.hub import hub_routes
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
 from gateway.admin.sites import site_routes
+from gateway.admin.views import ChargerView, CommandAnswer, TokenView, TransactionView
 from gateway.csms.identity import charger_id_problem
 from gateway.csms.security import hash_password
 from gateway.domain.errors import (
@@ -50,6 +53,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    declared = request.app.get(api.OPERATIONS, {}).get(request.match_info.route)
+    if declared is not None and declared.public:
+        return await handler(request)  # the docs page: no data (it asks for the token)
     expected = request.config_dict[ADMIN_TOKEN]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -82,8 +88,8 @@ def charger_view(
     state: ChargerState | None,
     connectors: list[ConnectorState],
     reports: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    view: dict[str, Any] = {
+) -> ChargerView:
+    view: ChargerView = {
         "id": charger.id,
         "location_id": charger.location_id,
         "serial_number": charger.certificate_cn,
@@ -122,8 +128,10 @@ def charger_view(
     return view
 
 
-def transaction_view(tx: Transaction, readings: list[MeterReading] | None = None) -> dict[str, Any]:
-    view: dict[str, Any] = {
+def transaction_view(
+    tx: Transaction, readings: list[MeterReading] | None = None
+) -> TransactionView:
+    view: TransactionView = {
         "id": tx.id,
         "charger_id": tx.charger_id,
         "ocpp_transaction_id": tx.ocpp_id,
@@ -156,7 +164,7 @@ def transaction_view(tx: Transaction, readings: list[MeterReading] | None = None
     return view
 
 
-def token_view(token: LocalToken) -> dict[str, Any]:
+def token_view(token: LocalToken) -> TokenView:
     return {
         "uid": token.uid,
         "valid": token.valid,
@@ -170,7 +178,7 @@ def token_view(token: LocalToken) -> dict[str, Any]:
 # -- chargers -------------------------------------------------------------------
 
 
-async def _charger_full(request: web.Request, charger: Charger) -> dict[str, Any]:
+async def _charger_full(request: web.Request, charger: Charger) -> ChargerView:
     store = request.config_dict[STORE]
     # Connected and last heartbeat as every process reads them (gateway.cluster.router).
     state = await request.config_dict[ROUTER].live_state(charger.id)
@@ -285,7 +293,7 @@ async def charger_command(request: web.Request) -> web.Response:
         raise ApiError(502, f"charger answered with a CALLERROR: {exc}") from None
     except CommandNotSupported as exc:
         raise ApiError(422, str(exc)) from None
-    answer: dict[str, Any] = {"status": result.status, "data": result.data}
+    answer: CommandAnswer = {"status": result.status, "data": result.data}
     if result.request_id is not None:
         answer["request_id"] = result.request_id
     return respond(answer)
@@ -359,25 +367,112 @@ async def get_transaction(request: web.Request) -> web.Response:
     return respond(transaction_view(tx, await store.transactions.readings(tx.id)))
 
 
+_COMMANDS = ", ".join(f"`{name}`: {model.__name__}" for name, model in schemas.COMMANDS.items())
+_CHARGER_ID = "the charge point id (1 to 48 characters), as in its WebSocket URL"
+
+
+def _routes() -> list[api.Operation]:
+    charger = {"charger_id": _CHARGER_ID}
+    return [
+        api.get(
+            "/chargers",
+            list_chargers,
+            "Every charger: configuration and live state",
+            response=list[ChargerView],
+        ),
+        api.get(
+            "/chargers/{charger_id}",
+            get_charger,
+            "One charger, with its latest notifications and requests",
+            path_params=charger,
+            response=ChargerView,
+            errors={404: "no such charger"},
+        ),
+        api.put(
+            "/chargers/{charger_id}",
+            put_charger,
+            "Register or replace a charger",
+            path_params=charger,
+            body=schemas.ChargerBody,
+            body_required=False,
+            response=ChargerView,
+            statuses={200: "replaced", 201: "registered"},
+            errors={404: "the location_id names no location"},
+        ),
+        api.delete(
+            "/chargers/{charger_id}",
+            delete_charger,
+            "Unregister a charger (and disconnect it)",
+            path_params=charger,
+            statuses={204: "deleted"},
+            errors={404: "no such charger"},
+        ),
+        api.post(
+            "/chargers/{charger_id}/commands/{name}",
+            charger_command,
+            "Send a command to a charger",
+            description=f"The body is the command's: {_COMMANDS}.",
+            path_params=charger | {"name": ", ".join(schemas.COMMANDS)},
+            body=tuple(schemas.COMMANDS.values()),
+            body_required=False,
+            response=CommandAnswer,
+            errors={**api.CHARGER_ERRORS, 404: "no such charger or command"},
+        ),
+        api.get("/tokens", list_tokens, "The local token list", response=list[TokenView]),
+        api.get(
+            "/tokens/{uid}",
+            get_token,
+            "One local token",
+            response=TokenView,
+            errors={404: "no such token"},
+        ),
+        api.put(
+            "/tokens/{uid}",
+            put_token,
+            "Add or replace a local token",
+            body=schemas.TokenBody,
+            body_required=False,
+            response=TokenView,
+            statuses={200: "replaced", 201: "added"},
+        ),
+        api.delete(
+            "/tokens/{uid}",
+            delete_token,
+            "Remove a local token",
+            statuses={204: "removed"},
+            errors={404: "no such token"},
+        ),
+        api.get(
+            "/transactions",
+            list_transactions,
+            "Transactions, newest first",
+            query=schemas.TransactionQuery,
+            response=list[TransactionView],
+        ),
+        api.get(
+            "/transactions/{tx_id}",
+            get_transaction,
+            "One transaction with its meter readings",
+            response=TransactionView,
+            errors={404: "no such transaction"},
+        ),
+    ]
+
+
 def admin_routes() -> web.Application:
     admin = web.Application(middlewares=[_errors_and_auth])
-    r = admin.router
-    r.add_get("/chargers", list_chargers)
-    r.add_get("/chargers/{charger_id}", get_charger)
-    r.add_put("/chargers/{charger_id}", put_charger)
-    r.add_delete("/chargers/{charger_id}", delete_charger)
-    r.add_post("/chargers/{charger_id}/commands/{name}", charger_command)
-    r.add_get("/tokens", list_tokens)
-    r.add_get("/tokens/{uid}", get_token)
-    r.add_put("/tokens/{uid}", put_token)
-    r.add_delete("/tokens/{uid}", delete_token)
-    r.add_get("/transactions", list_transactions)
-    r.add_get("/transactions/{tx_id}", get_transaction)
-    r.add_routes(partner_routes())
-    r.add_routes(catalog_routes())
-    r.add_routes(outbox_routes())
-    r.add_routes(cdr_routes())
-    r.add_routes(hub_routes())
-    r.add_routes(site_routes())
-    r.add_routes(charging_routes())
+    # Each module declares its routes (gateway.admin.openapi): registered and documented
+    # by the same declaration.
+    for routes in (
+        _routes(),
+        docs_routes(),
+        partner_routes(),
+        catalog_routes(),
+        outbox_routes(),
+        cdr_routes(),
+        hub_routes(),
+        site_routes(),
+        charging_routes(),
+    ):
+        api.add_routes(admin, routes)
     return admin

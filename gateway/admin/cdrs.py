@@ -11,15 +11,23 @@ that transaction has no failed CDR.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
+from typing_extensions import TypedDict
 
+from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_query, respond
 from gateway.admin.schemas import _Body
 from gateway.roaming.providers import PROVIDERS
 from gateway.roaming.sessions import CdrRetryError, FailedCdr, SessionService
+from ocpi.v221 import CDR
+
+
+class CdrBuilt(TypedDict):
+    status: Literal["built"]
+    cdr: CDR  # as the eMSP gets it
 
 
 class FailedQuery(_Body):
@@ -38,7 +46,7 @@ def failed_view(failure: FailedCdr) -> dict[str, Any]:
     return failure.to_json()
 
 
-def cdr_routes() -> list[web.RouteDef]:
+def cdr_routes() -> list[api.Operation]:
     async def list_failed(request: web.Request) -> web.Response:
         q: FailedQuery = read_query(request, FailedQuery)
         failures, _ = await _sessions(request).failed_cdrs(offset=q.offset, limit=q.limit)
@@ -61,8 +69,35 @@ def cdr_routes() -> list[web.RouteDef]:
             raise ApiError(422, f"the CDR still cannot be made: {outcome.reason}")
         return respond({"status": "built", "cdr": json.loads(outcome.to_json())})
 
+    tx = {"tx_id": "the gateway's transaction id"}
     return [
-        web.get("/cdrs/failed", list_failed),
-        web.get("/cdrs/failed/{tx_id}", get_failed),
-        web.post("/cdrs/failed/{tx_id}/retry", retry),
+        api.get(
+            "/cdrs/failed",
+            list_failed,
+            "CDRs that could not be built or priced, oldest failure first",
+            query=FailedQuery,
+            response=list[FailedCdr],
+            tag="cdrs",
+        ),
+        api.get(
+            "/cdrs/failed/{tx_id}",
+            get_failed,
+            "One failed CDR",
+            path_params=tx,
+            response=FailedCdr,
+            errors={404: "no failed CDR for that transaction"},
+            tag="cdrs",
+        ),
+        api.post(
+            "/cdrs/failed/{tx_id}/retry",
+            retry,
+            "Build a failed CDR again and queue it for its eMSP",
+            path_params=tx,
+            response=CdrBuilt,
+            errors={
+                404: "no failed CDR for that transaction",
+                422: "the CDR still cannot be made (it stays listed)",
+            },
+            tag="cdrs",
+        ),
     ]

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, Field
 
+from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_body, read_query, respond
 from gateway.admin.schemas import _Body
 from gateway.charging.profiles import PROFILES, OperatorProfiles, profile_to_json
@@ -340,12 +341,74 @@ async def composite_schedule(request: web.Request) -> web.Response:
     )
 
 
-def charging_routes() -> list[web.RouteDef]:
+def charging_routes() -> list[api.Operation]:
+    one = "/chargers/{charger_id}/charging-profiles/{profile_id}"
+    params = {
+        "charger_id": "the charge point id",
+        "profile_id": f"an integer from 0 to {INT32_MAX}",
+    }
+    offline = {
+        202: "the charger is offline: done when it connects",
+    }
     return [
-        web.put("/chargers/{charger_id}/charging-profiles/{profile_id}", put_profile),
-        web.get("/chargers/{charger_id}/charging-profiles/{profile_id}", get_profile),
-        web.delete("/chargers/{charger_id}/charging-profiles/{profile_id}", delete_profile),
-        web.get("/chargers/{charger_id}/charging-profiles", list_profiles),
-        web.delete("/chargers/{charger_id}/charging-profiles", delete_profiles),
-        web.get("/chargers/{charger_id}/composite-schedule", composite_schedule),
+        api.put(
+            one,
+            put_profile,
+            "Store a charging profile and send it to the charger",
+            path_params=params,
+            body=ProfileBody,
+            statuses={200: "replaced", 201: "stored and accepted", **offline},
+            errors={
+                404: "no such charger",
+                422: "the charger's OCPP version cannot carry the profile (not stored)",
+                502: "the charger answered with a CALLERROR (kept: sent again)",
+                504: "the charger did not answer in time (kept: sent again)",
+            },
+            tag="charging profiles",
+        ),
+        api.get(
+            one,
+            get_profile,
+            "A stored profile: what was asked beside the charger's last answer",
+            path_params=params,
+            errors={404: "no such charger or profile"},
+            tag="charging profiles",
+        ),
+        api.delete(
+            one,
+            delete_profile,
+            "Forget a profile and clear it on the charger",
+            path_params=params,
+            statuses={200: "cleared (the charger's status)", **offline},
+            errors={**api.CHARGER_ERRORS, 404: "neither the gateway nor the charger has it"},
+            tag="charging profiles",
+        ),
+        api.get(
+            "/chargers/{charger_id}/charging-profiles",
+            list_profiles,
+            "The stored profiles (from_charger=true: also what a 2.0.1 charger holds)",
+            path_params=params,
+            query=CollectionQuery,
+            errors=api.CHARGER_ERRORS,
+            tag="charging profiles",
+        ),
+        api.delete(
+            "/chargers/{charger_id}/charging-profiles",
+            delete_profiles,
+            "Clear every stored profile matching the criteria, and on the charger",
+            path_params=params,
+            query=ClearQuery,
+            statuses={200: "cleared", **offline},
+            errors=api.CHARGER_ERRORS,
+            tag="charging profiles",
+        ),
+        api.get(
+            "/chargers/{charger_id}/composite-schedule",
+            composite_schedule,
+            "The charger's composite schedule on an EVSE",
+            path_params=params,
+            query=CompositeQuery,
+            errors=api.CHARGER_ERRORS,
+            tag="charging profiles",
+        ),
     ]

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
+from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_body, respond
 from gateway.admin.schemas import _Body
 from gateway.hub.rules import RuleAction, parse_party
@@ -40,7 +41,7 @@ def _party(text: str, field: str) -> PartyId:
         raise ApiError(422, f"{field}: {exc}", field) from None
 
 
-def hub_routes() -> list[web.RouteDef]:
+def hub_routes() -> list[api.Operation]:
     async def parties(request: web.Request) -> web.Response:
         directory = _hub(request).directory
         view: list[dict[str, Any]] = [
@@ -91,11 +92,37 @@ def hub_routes() -> list[web.RouteDef]:
         offline, back = await _hub(request).check_alive()
         return respond({"went_offline": offline, "came_back": back})
 
+    down = {503: "the hub is not running yet"}
     return [
-        web.get("/hub/parties", parties),
-        web.get("/hub/rules", list_rules),
-        web.post("/hub/rules", add_rule),
-        web.delete("/hub/rules/{rule_id}", delete_rule),
-        web.put("/hub/parties/{party}/status", set_status),
-        web.post("/hub/check-alive", check_alive),
+        api.get("/hub/parties", parties, "The parties the hub routes to", errors=down),
+        api.get("/hub/rules", list_rules, "The operator's routing rules", errors=down),
+        api.post(
+            "/hub/rules",
+            add_rule,
+            "Add a routing rule (allow or deny party -> counterpart)",
+            body=RuleBody,
+            statuses={201: "added"},
+            errors=down,
+        ),
+        api.delete(
+            "/hub/rules/{rule_id}",
+            delete_rule,
+            "Remove a routing rule",
+            statuses={204: "removed"},
+            errors={**down, 404: "no such rule"},
+        ),
+        api.put(
+            "/hub/parties/{party}/status",
+            set_status,
+            "Set a hub party's connection status",
+            path_params={"party": "CC*PID, e.g. NL*EM1"},
+            body=StatusBody,
+            errors={**down, 404: "not a party of a hub platform"},
+        ),
+        api.post(
+            "/hub/check-alive",
+            check_alive,
+            "Run the still-alive check of the hub's platforms now",
+            errors=down,
+        ),
     ]

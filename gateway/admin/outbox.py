@@ -9,13 +9,13 @@ item, 404 for an unknown id and 409 when the item is not FAILED.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import Field
 
+from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_query, respond
 from gateway.admin.schemas import _Body
+from gateway.admin.views import OutboxItemView
 from gateway.roaming.outbox import OUTBOX, Outbox
 from gateway.storage.base import OutboxItem, OutboxStatus
 
@@ -28,11 +28,11 @@ class OutboxQuery(_Body):
     include_body: bool = False
 
 
-def outbox_item_view(item: OutboxItem, *, include_body: bool = True) -> dict[str, Any]:
-    view: dict[str, Any] = {
+def outbox_item_view(item: OutboxItem, *, include_body: bool = True) -> OutboxItemView:
+    view: OutboxItemView = {
         "id": item.id,
         "seq": item.seq,
-        "status": item.status.value,
+        "status": item.status,
         "partner_id": item.partner_id,
         "module": item.module,
         "ordering_key": item.ordering_key,
@@ -49,7 +49,7 @@ def outbox_item_view(item: OutboxItem, *, include_body: bool = True) -> dict[str
     return view
 
 
-def outbox_routes() -> list[web.RouteDef]:
+def outbox_routes() -> list[api.Operation]:
     def _outbox(request: web.Request) -> Outbox:
         return request.config_dict[OUTBOX]
 
@@ -84,11 +84,40 @@ def outbox_routes() -> list[web.RouteDef]:
             raise ApiError(409, f"outbox item {item.id!r} is {_status(await outbox.get(item.id))}")
         return respond(outbox_item_view(await _get(request)))
 
+    item = {"item_id": "the push's id"}
+    not_failed = {404: "no such push", 409: "the push is not failed"}
     return [
-        web.get("/outbox", list_items),
-        web.get("/outbox/{item_id}", get_one),
-        web.post("/outbox/{item_id}/replay", replay),
-        web.post("/outbox/{item_id}/discard", discard),
+        api.get(
+            "/outbox",
+            list_items,
+            "Pushes to partners, by seq (bodies with include_body=true)",
+            query=OutboxQuery,
+            response=list[OutboxItemView],
+        ),
+        api.get(
+            "/outbox/{item_id}",
+            get_one,
+            "One push with its body",
+            path_params=item,
+            response=OutboxItemView,
+            errors={404: "no such push"},
+        ),
+        api.post(
+            "/outbox/{item_id}/replay",
+            replay,
+            "Retry a failed push now",
+            path_params=item,
+            response=OutboxItemView,
+            errors=not_failed,
+        ),
+        api.post(
+            "/outbox/{item_id}/discard",
+            discard,
+            "Drop a failed push (the later pushes of its object go on)",
+            path_params=item,
+            response=OutboxItemView,
+            errors=not_failed,
+        ),
     ]
 
 

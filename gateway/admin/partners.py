@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import Field, HttpUrl
 
+from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_body, respond
 from gateway.admin.schemas import _Body
+from gateway.admin.views import PartnerView
 from gateway.roaming.partners import (
     Partner,
     PartnerKind,
@@ -33,18 +33,23 @@ class RegisterBody(_Body):
     token: str = Field(min_length=1, max_length=64, description="the partner's token A")
 
 
-def partner_view(p: Partner, registry: PartnerRegistry) -> dict[str, Any]:
-    view: dict[str, Any] = {
+def partner_view(p: Partner, registry: PartnerRegistry) -> PartnerView:
+    view: PartnerView = {
         "id": p.id,
         "name": p.name,
-        "kind": p.kind.value,
-        "status": p.status.value,
+        "kind": p.kind,
+        "status": p.status,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "versions_url": p.versions_url,
         "version": p.version,
         "parties": [
-            {key: r.get(key) for key in ("country_code", "party_id", "role")} for r in p.roles
+            {
+                "country_code": r.get("country_code"),
+                "party_id": r.get("party_id"),
+                "role": r.get("role"),
+            }
+            for r in p.roles
         ],
         "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
     }
@@ -55,7 +60,7 @@ def partner_view(p: Partner, registry: PartnerRegistry) -> dict[str, Any]:
     return view
 
 
-def partner_routes() -> list[web.RouteDef]:
+def partner_routes() -> list[api.Operation]:
     def _registry(request: web.Request) -> PartnerRegistry:
         return request.config_dict[REGISTRY]
 
@@ -72,7 +77,9 @@ def partner_routes() -> list[web.RouteDef]:
             partner, token_a = await registry.create(b.name, b.kind)
         except RegistrationError as exc:
             raise ApiError(409, str(exc), "kind") from None
-        return respond(partner_view(partner, registry) | {"token_a": token_a}, 201)
+        view = partner_view(partner, registry)
+        view["token_a"] = token_a
+        return respond(view, 201)
 
     async def list_all(request: web.Request) -> web.Response:
         registry = _registry(request)
@@ -100,10 +107,46 @@ def partner_routes() -> list[web.RouteDef]:
             raise ApiError(502, f"registration failed: {exc}") from None
         return respond(partner_view(registered, registry))
 
+    partner = {"partner_id": "the partner's id, as its creation answered"}
     return [
-        web.post("/partners", create),
-        web.get("/partners", list_all),
-        web.get("/partners/{partner_id}", get_one),
-        web.delete("/partners/{partner_id}", delete),
-        web.post("/partners/{partner_id}/register", register),
+        api.post(
+            "/partners",
+            create,
+            "Create a partner: the answer holds its token A (shown this once)",
+            body=PartnerBody,
+            response=PartnerView,
+            statuses={201: "created"},
+            errors={409: "a partner of this kind cannot be added (`field`: kind)"},
+        ),
+        api.get("/partners", list_all, "Every partner", response=list[PartnerView]),
+        api.get(
+            "/partners/{partner_id}",
+            get_one,
+            "One partner",
+            path_params=partner,
+            response=PartnerView,
+            errors={404: "no such partner"},
+        ),
+        api.delete(
+            "/partners/{partner_id}",
+            delete,
+            "Forget a partner",
+            path_params=partner,
+            statuses={204: "deleted"},
+            errors={404: "no such partner"},
+        ),
+        api.post(
+            "/partners/{partner_id}/register",
+            register,
+            "Register at a partner with its versions URL and token A (credentials handshake)",
+            path_params=partner,
+            body=RegisterBody,
+            response=PartnerView,
+            errors={
+                404: "no such partner",
+                409: "the partner refused the method",
+                422: "no OCPI version in common",
+                502: "the registration failed at the partner",
+            },
+        ),
     ]
