@@ -65,8 +65,9 @@ def _tx(kind: str, tx: Transaction) -> dict[str, Any]:
     }
 
 
-def describe(event: Event) -> dict[str, Any] | None:
-    """The message of a bus event (None: nothing a reader shows)."""
+def describe(event: object) -> dict[str, Any] | None:
+    """The message of a bus event (None: nothing a reader shows, such as an event kind
+    added after this was written)."""
     match event:
         case ChargerConfigured(charger_id=cp_id, after=after):
             return {"kind": "configured", "charger_id": cp_id, "removed": after is None}
