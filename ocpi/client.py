@@ -32,7 +32,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -195,6 +195,28 @@ def _log_invalid(url: URL, index: int, raw: Any, message: str) -> None:
     log.warning("skipping invalid object data[%d] from %s: %s", index, url, message)
 
 
+class ExchangeObserver(Protocol):
+    """Told of every request a client sends and of its answer (each redirect hop too):
+    a message trail, a debugger. Called synchronously; must not raise or block."""
+
+    def sent(
+        self, method: str, url: URL, request_id: str, correlation_id: str, body: bytes | None
+    ) -> None: ...
+
+    def answered(
+        self,
+        method: str,
+        url: URL,
+        request_id: str,
+        correlation_id: str,
+        http_status: int | None,
+        body: bytes | None,
+        error: str | None,
+    ) -> None:
+        """``http_status`` None (and ``error`` set): no answer (timeout, transport)."""
+        ...
+
+
 # ------------------------------------------------------------------------- client
 
 
@@ -221,8 +243,10 @@ class OcpiClient:
         max_pages: int = 1000,
         max_response_bytes: int = 64 * 1024 * 1024,
         max_redirects: int = 3,
+        observer: ExchangeObserver | None = None,
     ) -> None:
         self._session = session
+        self.observer = observer
         self._authorization = encode_authorization(token, base64_encode=encode_token)
         self.timeout = timeout
         self._new_id = request_id_factory
@@ -275,10 +299,13 @@ class OcpiClient:
         where = str(target)
         limit = request_timeout if request_timeout is not None else self.timeout
         log.debug("OCPI %s %s (X-Request-ID %s)", method, where, request_id)
+        observer = self.observer
         try:
             async with asyncio.timeout(limit):
                 hops = 0
                 while True:
+                    if observer is not None:
+                        observer.sent(method, target, request_id, correlation_id, payload)
                     async with self._session.request(
                         method,
                         target,
@@ -290,6 +317,10 @@ class OcpiClient:
                         raw = await self._read_body(response, method, where)
                         http_status = response.status
                         response_headers = response.headers
+                    if observer is not None:
+                        observer.answered(
+                            method, target, request_id, correlation_id, http_status, raw, None
+                        )
                     moved = redirect_target(
                         target, http_status, response_headers, hops, self.max_redirects
                     )
@@ -298,20 +329,27 @@ class OcpiClient:
                     log.info("OCPI %s %s: %d, following to %s", method, where, http_status, moved)
                     target, where, hops = moved, str(moved), hops + 1
         except TimeoutError:
+            self._unanswered(method, target, request_id, correlation_id, "timeout")
             raise OcpiTimeoutError(
                 f"no answer within {limit:g} s", method=method, url=where
             ) from None
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
+            self._unanswered(method, target, request_id, correlation_id, type(exc).__name__)
             raise OcpiTransportError(
                 f"{type(exc).__name__}: {exc}", method=method, url=where
             ) from exc
-        except OSError as exc:
-            raise OcpiTransportError(
-                f"{type(exc).__name__}: {exc}", method=method, url=where
-            ) from exc
+        except OcpiInvalidResponseError:
+            self._unanswered(method, target, request_id, correlation_id, "answer too large")
+            raise
         return self._reply(
             method, target, http_status, response_headers, raw, request_id, correlation_id
         )
+
+    def _unanswered(
+        self, method: str, url: URL, request_id: str, correlation_id: str, error: str
+    ) -> None:
+        if self.observer is not None:
+            self.observer.answered(method, url, request_id, correlation_id, None, None, error)
 
     async def _read_body(self, response: aiohttp.ClientResponse, method: str, where: str) -> bytes:
         chunks: list[bytes] = []

@@ -158,6 +158,9 @@ class OcpiRequestContext:
 
 
 CONTEXT_KEY = web.RequestKey("ocpi.context", OcpiRequestContext)
+# The OCPI status_code of a response made by :func:`ocpi_response`, for observers (the
+# gateway's message trail) that would otherwise parse the body again.
+STATUS_CODE_KEY = web.ResponseKey("ocpi.status_code", int)
 """Where the middleware keeps the :class:`OcpiRequestContext` on the request."""
 
 DEFAULT_READ_TIMEOUT = 30.0
@@ -507,12 +510,14 @@ def ocpi_response(
     """An OCPI envelope as an aiohttp response. ``data`` may hold wire models (written
     with :func:`~ocpi.transport.json_dumps`: exact numbers, UTC timestamps)."""
     body = envelope(data, status_code=status_code, status_message=status_message)
-    return web.Response(
+    response = web.Response(
         status=http_status,
         text=json_dumps(body),
         content_type="application/json",
         headers=headers,
     )
+    response[STATUS_CODE_KEY] = int(status_code)
+    return response
 
 
 def error_response(error: OcpiError) -> web.Response:

@@ -38,6 +38,7 @@ from ocpp.messages import CallResult as LibCallResult
 from ocpp.routing import create_route_map
 from ocpp.routing import on as _lib_on
 
+from gateway import logs
 from gateway.csms.core import BootInfo, CentralSystem
 from gateway.csms.errors import (
     FormatViolation,
@@ -112,10 +113,12 @@ def on(action: str) -> Callable[[F], F]:
 class _WsSender:
     """The ``connection`` object the library's ``call()`` sends through."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, conn: OcppConnection) -> None:
         self._ws = ws
+        self._conn = conn
 
     async def send(self, message: str) -> None:
+        self._conn.trail_call_out(message)
         await self._ws.send_str(message)
 
     async def recv(self) -> str:  # the library's own receive loop is never used
@@ -141,7 +144,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         # bound methods per instance (about 3 kB per charger at 10,000 chargers) and a
         # response queue that most connections never need. These are its attributes.
         self.id = charger_id
-        self._connection = _WsSender(ws)
+        self._connection = _WsSender(ws, self)
         self._response_timeout = call_timeout
         self._call_lock = asyncio.Lock()
         self._unique_id_generator = uuid.uuid4
@@ -156,8 +159,9 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self._pending: deque[tuple[str, str, dict[str, Any], bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._responses: asyncio.Queue[Any] | None = None
-        # Ids of our CALLs still waiting for their answer (created on the first call).
-        self._awaited: set[str] | None = None
+        # Ids of our CALLs still waiting for their answer, and their actions (created on
+        # the first call).
+        self._awaited: dict[str, str] | None = None
         self._boot_gate: asyncio.Event | None = None  # set once a boot's answer went out
 
     @classmethod
@@ -203,12 +207,16 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         try:
             frame = json.loads(raw, parse_constant=_refuse_constant)
         except ValueError:
+            self._trail_in(raw, None)
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
             return
         except RecursionError:
+            self._trail_in(raw, None)
             # About 1,000 levels of brackets fit in 2 kB; the connection stays.
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame nested too deeply"))
             return
+        if self.csms.trail is not None:
+            self._trail_in(raw, frame)
         if not isinstance(frame, list) or not frame:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
             return
@@ -269,7 +277,50 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
     def _answered(self, unique_id: str) -> None:
         # A second answer to the same CALL is then dropped as unsolicited.
         if self._awaited is not None:
-            self._awaited.discard(unique_id)
+            self._awaited.pop(unique_id, None)
+
+    # -- the message trail (gateway.trail): each frame as it passes -------------------
+
+    def _trail_in(self, raw: str, frame: Any) -> None:
+        """A received frame, with what can be read of it (``invalid``: not an OCPP-J
+        message at all)."""
+        trail = self.csms.trail
+        if trail is None:
+            return
+        kind, unique_id, action, status, tx = "invalid", None, None, None, None
+        if isinstance(frame, list) and len(frame) > 2 and isinstance(frame[1], str):
+            unique_id = frame[1]
+            message_type = frame[0]
+            if isinstance(message_type, bool):
+                pass
+            elif message_type == CALL and isinstance(frame[2], str):
+                kind, action = "CALL", frame[2]
+                if len(frame) == 4:
+                    tx = transaction_of(frame[3])
+            elif message_type == CALLRESULT:
+                kind, action = "CALLRESULT", (self._awaited or {}).get(unique_id)
+                tx = transaction_of(frame[2])
+            elif message_type == CALLERROR:
+                kind, action = "CALLERROR", (self._awaited or {}).get(unique_id)
+                status = frame[2] if isinstance(frame[2], str) else None
+        trail.ocpp(self.charger_id, "in", raw, kind, unique_id, action, status, tx)
+
+    def trail_call_out(self, text: str) -> None:
+        """One of our CALLs, as the library framed it (rare: commands; read back here)."""
+        trail = self.csms.trail
+        if trail is None:
+            return
+        frame = json.loads(text)
+        trail.ocpp(
+            self.charger_id,
+            "out",
+            text,
+            "CALL",
+            frame[1],
+            frame[2],
+            None,
+            transaction_of(frame[3]),
+        )
 
     async def refuse_binary(self) -> None:
         # OCPP-J sends text frames only; a binary frame's id cannot be trusted.
@@ -297,6 +348,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         label = action if route is not None or action in self.known_actions else "unknown"
         ok = False
         gate: asyncio.Event | None = None
+        # This CALL's log lines name its transaction, when it carries one (gateway.logs).
+        context = logs.transaction_id.set(transaction_of(payload))
         if action == "BootNotification":
             # The central system's own CALLs that the boot brings (profiles to send again,
             # the site's limit, the cost display probe) wait until the charger has its
@@ -305,6 +358,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         try:
             ok = await self._answer(unique_id, action, payload, route, edge)
         finally:
+            logs.transaction_id.reset(context)
             if gate is not None:
                 gate.set()
             self.csms.metrics.call_received(self.version, label, "result" if ok else "error")
@@ -330,31 +384,47 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             result = await handler(self, payload)
         except OcppRequestError as exc:
             log.info("charger %s: %s rejected: %s", self.charger_id, clip(action), exc.description)
-            await self._send_error(unique_id, exc)
+            await self._send_error(unique_id, exc, action, payload)
             return False
         except RecursionError:
             # Nesting the schemas allow (customData, DataTransfer data) but no
             # handler can walk: refused like any malformed payload.
-            await self._send_error(unique_id, FormatViolation("payload nested too deeply"))
+            await self._send_error(
+                unique_id, FormatViolation("payload nested too deeply"), action, payload
+            )
             return False
         except StorageUnavailable as exc:
             # A storage outage longer than its retry bound: no bug, so no traceback.
             log.warning("charger %s: %s not handled: %s", self.charger_id, clip(action), exc)
-            await self._send_error(unique_id, InternalFailure("storage unavailable, try again"))
+            await self._send_error(
+                unique_id, InternalFailure("storage unavailable, try again"), action, payload
+            )
             return False
         except Exception:
             log.exception("charger %s: handler for %s failed", self.charger_id, clip(action))
-            await self._send_error(unique_id, InternalFailure("the central system failed"))
+            await self._send_error(
+                unique_id, InternalFailure("the central system failed"), action, payload
+            )
             return False
         if result:
             text = json.dumps([CALLRESULT, unique_id, result], separators=(",", ":"))
         else:
             # Most answers (StatusNotification, MeterValues) are empty.
             text = f"[3,{json.dumps(unique_id)},{{}}]"
+        trail = self.csms.trail
+        if trail is not None:
+            tx = transaction_of(result) or transaction_of(payload)
+            trail.ocpp(self.charger_id, "out", text, "CALLRESULT", unique_id, action, None, tx)
         await self._send_raw(text)
         return True
 
-    async def _send_error(self, unique_id: str, exc: OcppRequestError) -> None:
+    async def _send_error(
+        self,
+        unique_id: str,
+        exc: OcppRequestError,
+        action: str | None = None,
+        payload: Any = None,
+    ) -> None:
         code = error_code(exc.kind, self.version)
         self.csms.metrics.callerror("sent", code)
         details = {k: v[:_MAX_FIELD] for k, v in exc.details().items()}
@@ -364,6 +434,18 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             # Escaped non-ASCII text can grow sixfold: fall back to the kind alone.
             frame = [CALLERROR, unique_id, code, exc.kind.value, {}]
             text = json.dumps(frame, separators=(",", ":"))
+        trail = self.csms.trail
+        if trail is not None:
+            trail.ocpp(
+                self.charger_id,
+                "out",
+                text,
+                "CALLERROR",
+                unique_id,
+                action,
+                code,
+                transaction_of(payload),
+            )
         await self._send_raw(text)
 
     async def _send_raw(self, text: str) -> None:
@@ -422,10 +504,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         if self.ws.closed:
             raise ChargerNotConnected(self.charger_id)
         call_id = str(uuid.uuid4())
-        if self._awaited is None:
-            self._awaited = set()
-        self._awaited.add(call_id)
         action = type(payload).__name__  # the library's dataclass: the action's name
+        if self._awaited is None:
+            self._awaited = {}
+        self._awaited[call_id] = action
         outcome = "closed"
         started = time.perf_counter()
         try:
@@ -449,11 +531,29 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         except ConnectionError:
             raise ChargerNotConnected(self.charger_id) from None
         finally:
-            self._awaited.discard(call_id)
+            self._awaited.pop(call_id, None)
             self.csms.metrics.call_sent(
                 self.version, action, outcome, time.perf_counter() - started
             )
         return self.from_result(command, result)
+
+
+def transaction_of(payload: Any) -> str | None:
+    """The OCPP transaction id a payload carries, as text: 1.6 ``transactionId`` (Stop,
+    MeterValues, RemoteStop, StartTransaction's answer), 2.0.1 ``transactionId`` or
+    ``transactionInfo.transactionId`` (TransactionEvent); None without one."""
+    if not isinstance(payload, dict):
+        return None
+    tx = payload.get("transactionId")
+    if tx is None:
+        info = payload.get("transactionInfo")
+        if isinstance(info, dict):
+            tx = info.get("transactionId")
+    if isinstance(tx, str):
+        return tx[:64]
+    if isinstance(tx, int) and not isinstance(tx, bool):
+        return str(tx)[:64]
+    return None
 
 
 def _refuse_constant(name: str) -> Any:

@@ -131,6 +131,24 @@ class NoMetrics:
         return None
 
 
+class FrameTrail(Protocol):
+    """Where every OCPP frame in and out goes (``gateway.trail.TrailRecorder``; injected
+    by the app, None when the trail is off). Called on the hot path, for each frame: it
+    queues and returns at once, never awaits."""
+
+    def ocpp(
+        self,
+        charger_id: str,
+        direction: str,
+        raw: str,
+        message_type: str,
+        message_id: str | None,
+        action: str | None,
+        status: str | None,
+        transaction_id: str | None,
+    ) -> None: ...
+
+
 class Ownership(Protocol):
     """Which process of a cluster holds each charger's connection (``gateway.cluster``).
 
@@ -210,6 +228,7 @@ class CentralSystem:
         self.store = store
         self.ownership: Ownership = ownership or SoleOwnership()
         self.metrics: OcppMetrics = NoMetrics()  # the app's metrics, set by the app
+        self.trail: FrameTrail | None = None  # the message trail, set by the app
         self.cost = cost
         # 2.0.1 chargers that display costs (TariffCostCtrlr.Enabled[Cost], asked at boot),
         # and when each transaction's running cost was last sent (I02: once a minute).

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
 
+from gateway import logs
 from gateway.csms.admission import UnauthenticatedLimiter
 from gateway.csms.connection import OcppConnection
 from gateway.csms.core import CentralSystem
@@ -154,6 +155,10 @@ class OcppEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         cp_id = charge_point_id(request)
+        # Every log line of this connection (and of the tasks it starts) names the
+        # charger, escaped like the rest of the line (gateway.logs); the request has a
+        # task of its own, so nothing leaks to another request.
+        logs.charger_id.set(cp_id)
         problem = charger_id_problem(cp_id)
         if problem is not None:
             address = request.remote or "unknown"

@@ -58,6 +58,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import logs
 from gateway.domain.clock import Clock, IdFactory
 from gateway.leases import LEASES
 from gateway.roaming.partners import Partner, PartnerRegistry, PartnerStatus, RegistrationError
@@ -770,6 +771,8 @@ class OutboxWorker:
         client = self._registry.client(partner, timeout=self._request_timeout)
         meta = item.meta or {}
         raw = meta.get(META_RAW_BODY) if method is None else None
+        # The log lines of this delivery name the partner (gateway.logs).
+        named = logs.partner.set(partner.id)
         try:
             return await client.request(
                 method or item.method,
@@ -784,6 +787,8 @@ class OutboxWorker:
             raise
         except Exception as exc:  # e.g. an URL aiohttp refuses: never worth a retry
             raise _Unsendable(f"{type(exc).__name__}: {exc}", item) from exc
+        finally:
+            logs.partner.reset(named)
 
     async def _retry(self, item: OutboxItem, error: str) -> Delivery:
         attempt = item.attempts + 1

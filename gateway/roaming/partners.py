@@ -34,7 +34,7 @@ import aiohttp
 from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.vault import TokenVault, hash_token
 from gateway.storage.base import Document, DocumentStore
-from ocpi.client import OcpiClient, OcpiClientError
+from ocpi.client import ExchangeObserver, OcpiClient, OcpiClientError
 from ocpi.transport import (
     MethodNotAllowedError,
     UnsupportedVersionError,
@@ -238,6 +238,13 @@ class PartnerRegistry:
         self._provisional: dict[str, str] = {}
         self._provisional_listeners: list[ProvisionalListener] = []
         self._lock = asyncio.Lock()
+        # Each client to a partner reports its requests here (the message trail), given
+        # the partner's id: set by the composition root.
+        self.observer: Callable[[str], ExchangeObserver] | None = None
+
+    def _client(self, partner_id: str, token: str, timeout: float | None = None) -> OcpiClient:
+        observer = self.observer(partner_id) if self.observer is not None else None
+        return OcpiClient(self._http, token, timeout=timeout or self._timeout, observer=observer)
 
     async def load(self) -> None:
         """Read every partner; records with clear tokens (earlier releases) or a token
@@ -445,7 +452,7 @@ class PartnerRegistry:
     def client(self, partner: Partner, *, timeout: float | None = None) -> OcpiClient:
         if partner.their_token is None:
             raise RegistrationError(f"partner {partner.id} has no token to call it with")
-        return OcpiClient(self._http, partner.their_token, timeout=timeout or self._timeout)
+        return self._client(partner.id, partner.their_token, timeout)
 
     async def _discover(self, client: OcpiClient, versions_url: str) -> tuple[str, list[Endpoint]]:
         """Pick 2.2.1 from the partner's versions and fetch its endpoints."""
@@ -477,7 +484,7 @@ class PartnerRegistry:
                 raise KeyError(partner_id)
             if partner.status is PartnerStatus.REGISTERED:
                 raise MethodNotAllowedError("already registered; update or unregister first")
-            client = OcpiClient(self._http, token_a, timeout=self._timeout)
+            client = self._client(partner.id, token_a)
             _, endpoints = await self._discover(client, versions_url)
             credentials_url = _find(endpoints, "credentials")
             if credentials_url is None:
@@ -530,7 +537,7 @@ class PartnerRegistry:
             ):
                 # credentials.asciidoc: POST on an already registered party is 405.
                 raise MethodNotAllowedError("already registered: use PUT to update")
-            client = OcpiClient(self._http, theirs.token, timeout=self._timeout)
+            client = self._client(partner.id, theirs.token)
             _, endpoints = await self._discover(client, str(theirs.url))
             our_token = new_token()
             registered = replace(
@@ -555,7 +562,7 @@ class PartnerRegistry:
             partner = self._partners[match.partner.id]
             if match.registration or partner.status is not PartnerStatus.REGISTERED:
                 raise MethodNotAllowedError("not registered: use POST to register")
-            client = OcpiClient(self._http, theirs.token, timeout=self._timeout)
+            client = self._client(partner.id, theirs.token)
             _, endpoints = await self._discover(client, str(theirs.url))
             our_token = new_token()
             updated = replace(

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import logs
 from gateway.roaming.partners import (
     OCPI_VERSION,
     PartnerKind,
@@ -80,6 +81,7 @@ def build_ocpi_app(
             return None
         if match.registration and path not in _REGISTRATION_PATHS:
             return None
+        logs.partner.set(match.partner.id)  # on this request's log lines (gateway.logs)
         return match
 
     async def versions(request: web.Request) -> web.Response:
