@@ -220,7 +220,7 @@ _PAGE = f"""<!doctype html>
 <body>
 <h1 id="title">ocpi-gateway admin API</h1>
 <form id="signin" autocomplete="off">
-<label>Admin token <input id="token" type="password" size="40" required></label>
+<label>Admin token <input id="token" type="password" size="40" autocomplete="off" required></label>
 <button type="submit">Show the API</button> <span id="status"></span>
 </form>
 <div id="ops"></div>
