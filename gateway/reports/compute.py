@@ -202,14 +202,14 @@ class Aggregate:
             if self.kind is Kind.USAGE:
                 yield head | _usage_row(group, i, elapsed, self.by)
             elif self.kind is Kind.REVENUE:
-                for (j, currency), cell in sorted(group.revenue.items()):
+                for (j, currency), money_cell in sorted(group.revenue.items()):
                     if j == i:
                         yield head | {
                             "currency": currency,
-                            "cdrs": cell.cdrs,
-                            "energy_kwh": kwh(cell.energy_kwh * 1000),
-                            "revenue_excl_vat": money(cell.excl_vat),
-                            "revenue_incl_vat": money(cell.incl_vat),
+                            "cdrs": money_cell.cdrs,
+                            "energy_kwh": kwh(money_cell.energy_kwh * 1000),
+                            "revenue_excl_vat": money(money_cell.excl_vat),
+                            "revenue_incl_vat": money(money_cell.incl_vat),
                         }
             elif self.kind is Kind.UPTIME:
                 cell = group.uptime.get(i) or UptimeCell()
