@@ -78,9 +78,10 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 line[name] = str(value)
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
+        if record.exc_info and record.exc_info[1] is not None:
+            # Escaped here whatever another handler made of ``exc_text`` before.
+            line["exception"] = logsafe.format_exception(record.exc_info[1])
+        elif record.exc_text:
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
