@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.admin import openapi as api
 from gateway.domain.events import (
     ChargerBooted,
     ChargerConfigured,
@@ -274,5 +275,16 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def event_routes() -> list[web.RouteDef]:
-    return [web.get("/events", stream_events)]
+def event_routes() -> list[api.Operation]:
+    return [
+        api.get(
+            "/events",
+            stream_events,
+            "What changes at the chargers, as server-sent events",
+            description="`event: change` with JSON data naming what changed (`kind`:"
+            " configured, booted, online, offline, status, transaction; `charger_id`);"
+            " `event: resync`: read everything again. Read what is shown again from the"
+            " other endpoints.",
+            content_type="text/event-stream",
+        )
+    ]

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
+from gateway.admin import openapi as api
 from gateway.admin.http import read_query, respond
 from gateway.admin.schemas import _Body
 from gateway.keys import STORE
@@ -92,5 +93,13 @@ async def list_cdrs(request: web.Request) -> web.Response:
     return response
 
 
-def roaming_session_routes() -> list[web.RouteDef]:
-    return [web.get("/sessions", list_sessions), web.get("/cdrs", list_cdrs)]
+def roaming_session_routes() -> list[api.Operation]:
+    return [
+        api.get(
+            "/sessions",
+            list_sessions,
+            "The OCPI sessions of roaming charges, newest change first",
+            query=PageQuery,
+        ),
+        api.get("/cdrs", list_cdrs, "The CDRs, newest first", query=PageQuery),
+    ]

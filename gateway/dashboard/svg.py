@@ -98,3 +98,29 @@ def bar_chart(
     )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def small_multiples(
+    panels: Sequence[tuple[str, Sequence[tuple[str, Number]]]],
+    *,
+    unit: str = "",
+    maximum: Number | None = None,
+) -> str:
+    """One :func:`bar_chart` per ``(title, points)``, stacked, on one shared axis top (the
+    given ``maximum``, or a round number at or above the largest value of all): bars
+    compare across panels. No panel: one empty chart saying "no data"."""
+    if not panels:
+        return bar_chart([], title="no data", unit=unit)
+    values = [max(float(v), 0.0) for _, points in panels for _, v in points]
+    top = maximum if maximum is not None else nice_ceiling(max(values, default=0.0))
+    charts = [bar_chart(points, title=title, unit=unit, maximum=top) for title, points in panels]
+    height = HEIGHT * len(charts)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'width="{WIDTH}" height="{height}">'
+    ]
+    for i, chart in enumerate(charts):
+        # A nested <svg> placed at its row (x/y on the outermost element of each panel).
+        parts.append(chart.replace("<svg ", f'<svg x="0" y="{i * HEIGHT}" ', 1))
+    parts.append("</svg>")
+    return "".join(parts)

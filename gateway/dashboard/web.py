@@ -22,7 +22,11 @@ from aiohttp import web
 
 from gateway.admin import session as sessions
 from gateway.admin.events import close_readers, events_ctx
-from gateway.keys import ADMIN_TOKEN, CLOCK, SETTINGS
+from gateway.dashboard.svg import small_multiples
+from gateway.keys import ADMIN_TOKEN, CLOCK, SETTINGS, STORE
+from gateway.reports.compute import GROUP_COLUMNS, METRIC_COLUMNS
+from gateway.reports.request import ReportInputError, parse_request
+from gateway.reports.source import report_rows
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +194,64 @@ async def static(request: web.Request) -> web.Response:
     )
 
 
+# What each plottable report column is measured in, and its axis top when it is a share.
+_PLOT_UNITS: dict[str, tuple[str, float | None]] = {
+    "energy_kwh": ("kWh", None),
+    "sessions": ("", None),
+    "utilization": ("", 1.0),
+    "uptime": ("", 1.0),
+    "revenue_incl_vat": ("", None),
+    "revenue_excl_vat": ("", None),
+    "faults": ("", None),
+}
+# Panels in one picture at most (the first groups, in the report's order).
+MAX_PANELS = 12
+
+
+def _plain(request: web.Request, status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, headers=_headers("text/plain; charset=utf-8"))
+
+
+async def plot(request: web.Request) -> web.Response:
+    """``GET /dashboard/plot.svg?kind=&metric=&from=&to=&by=&period=&tz=``: one report
+    column as bars per period, a panel per group (the report of ``GET
+    /admin/reports/{kind}``, made once and drawn by :mod:`gateway.dashboard.svg`)."""
+    if _current(request) is None:
+        return _plain(request, 401, "not signed in")
+    q = request.query
+    kind, metric = q.get("kind", "usage"), q.get("metric", "energy_kwh")
+    try:
+        spec = parse_request(
+            kind,
+            {k: q[k] for k in ("from", "to", "by", "period", "tz") if k in q},
+        )
+    except ReportInputError as exc:
+        return _plain(request, 400, str(exc))
+    if metric not in METRIC_COLUMNS[spec.kind] or metric not in _PLOT_UNITS:
+        return _plain(request, 400, f"metric: {metric[:40]!r} is not a number of this report")
+    panels: dict[str, list[tuple[str, float]]] = {}
+    store, now = request.config_dict[STORE], request.config_dict[CLOCK].now()
+    async for row in report_rows(store, spec, now):
+        group = " / ".join(str(row.get(c)) for c in GROUP_COLUMNS[spec.by])
+        if group not in panels and len(panels) >= MAX_PANELS:
+            continue
+        value = row.get(metric)
+        label = str(row.get("period_start"))[:10]
+        points = panels.setdefault(group, [])
+        amount = float(value) if isinstance(value, int | float | str) and value != "" else 0.0
+        if points and points[-1][0] == label:  # e.g. revenue rows per currency: summed
+            points[-1] = (label, points[-1][1] + amount)
+        else:
+            points.append((label, amount))
+    unit, top = _PLOT_UNITS[metric]
+    svg = small_multiples(
+        [(f"{metric} · {group}", points) for group, points in panels.items()],
+        unit=unit,
+        maximum=top,
+    )
+    return web.Response(text=svg, headers=_headers(_TYPES[".svg"]))
+
+
 def add_dashboard(app: web.Application) -> None:
     """Adds the routes and the admin API's event feed (``GET /admin/events``)."""
     app[ASSETS] = _load_assets()
@@ -204,3 +266,4 @@ def add_dashboard(app: web.Application) -> None:
     r.add_post("/dashboard/sign-out", sign_out)
     r.add_get("/dashboard/session", session_info)
     r.add_get("/dashboard/static/{name}", static)
+    r.add_get("/dashboard/plot.svg", plot)

@@ -7,7 +7,10 @@ module; the tests run in order and share the signed-in page."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +220,60 @@ async def test_every_page_shows_its_data(ui: Page, gw: Gateway, artifacts: Path)
     # No script error and no CSP violation ("Refused to ..."); the browser's own lines about
     # HTTP errors (the 409 above, the trail's 404) are answers the page showed.
     assert [e for e in ui.errors if not e.startswith("Failed to load resource")] == []
+
+
+async def test_a_report_plot_with_data_and_its_csv(ui: Page, gw: Gateway, artifacts: Path) -> None:
+    expect = _expect()
+    page = ui.page
+    assert (await gw.admin("PUT", "/tokens/TAG-DASH", {"valid": True}))[0] in (200, 201)
+    now = datetime.now(UTC)
+    start, stop = (
+        (now - timedelta(minutes=30)).isoformat(),
+        (now - timedelta(minutes=5)).isoformat(),
+    )
+    async with connect(gw.ws_url, "DASH-1", "1.6") as cp:
+        await boot(cp, "1.6")
+        tx = await cp.call(
+            call16.StartTransaction(
+                connector_id=1, id_tag="TAG-DASH", meter_start=1000, timestamp=start
+            )
+        )
+        await cp.call(
+            call16.StopTransaction(
+                transaction_id=tx.transaction_id,
+                meter_stop=13500,
+                timestamp=stop,
+                id_tag="TAG-DASH",
+            )
+        )
+    day = now.date()
+    query = f"kind=usage&by=charger&period=day&from={day - timedelta(days=1)}&to={day + timedelta(days=1)}&tz=UTC"
+    await page.goto(f"{gw.url}/dashboard/#/reports?{query}")
+    await expect(page.locator("#report-rows")).to_contain_text("DASH-1")
+    await expect(page.locator("#report-rows")).to_contain_text("12.5")
+    plot = page.locator('img[data-metric="energy_kwh"]')
+    await expect(plot).to_have_js_property("complete", True)
+    assert await plot.evaluate("img => img.naturalWidth") > 0  # the browser drew it
+    # The picture has data: a bar of 12.5 kWh for the charger's day.
+    svg = await (await page.request.get(f"{gw.url}{await plot.get_attribute('src')}")).text()
+    assert 'class="bar"' in svg and "12.5 kWh" in svg
+    await _shot(ui, artifacts, "report")
+    async with page.expect_download() as info:
+        await page.click("#report-csv")
+    download = await info.value
+    text = await asyncio.to_thread(Path(await download.path()).read_text)
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    # A row per day of the range (``to`` exclusive: yesterday and today); the charge is today's.
+    rows = {
+        r[header.index("period_start")][:10]: r
+        for r in (line.split(",") for line in lines[1:])
+        if "DASH-1" in r
+    }
+    assert sorted(rows) == [(day - timedelta(days=1)).isoformat(), day.isoformat()]
+    today = rows[day.isoformat()]
+    assert Decimal(today[header.index("energy_kwh")]) == Decimal("12.5")
+    assert today[header.index("sessions")] == "1"
 
 
 async def test_sign_out(ui: Page, gw: Gateway) -> None:

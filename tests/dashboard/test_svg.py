@@ -71,3 +71,20 @@ def test_many_points_keep_about_twenty_labels() -> None:
     labels = [t for t in ET.fromstring(svg).iter(f"{NS}text") if t.get("transform")]
     assert len(_bars(svg)) == 100
     assert 15 <= len(labels) <= 25
+
+
+def test_small_multiples_share_one_axis_top() -> None:
+    from gateway.dashboard.svg import small_multiples
+
+    svg = small_multiples(
+        [("LOC-A", [("d1", 10)]), ("LOC-B", [("d1", 40), ("d2", 20)])], unit="kWh"
+    )
+    root = ET.fromstring(svg)
+    panels = root.findall(f"{NS}svg")
+    assert [p.findtext(f"{NS}title") for p in panels] == ["LOC-A", "LOC-B"]
+    assert [p.get("y") for p in panels] == ["0", str(HEIGHT)]
+    heights = [float(b.get("height", "0")) for b in _bars(svg)]
+    # Axis top 50 for both: 10 is a fifth of 50 in the first panel, as 40 is 4/5 in the second.
+    assert heights[0] == pytest.approx(heights[1] / 4, abs=0.1)
+    assert heights[2] == pytest.approx(heights[1] / 2, abs=0.1)
+    assert "no data" in small_multiples([])

@@ -328,7 +328,7 @@ async function loadTrail(id, holder) {
     return;
   }
   if (r.status >= 400) { holder.replaceChildren(h("p", { class: "error" }, `HTTP ${r.status}: ${(r.data && r.data.error) || ""}`)); return; }
-  const items = Array.isArray(r.data) ? r.data : (r.data.items || []);
+  const items = Array.isArray(r.data) ? r.data : (r.data.entries || r.data.items || []);
   const cols = items.length ? Object.keys(items[0]).filter((k) => k !== "body").slice(0, 8) : ["time"];
   holder.replaceChildren(table(cols.map((k) => [k, (row) => typeof row[k] === "object" && row[k] !== null ? JSON.stringify(row[k]) : row[k] ?? "—"]), items));
 }
@@ -514,13 +514,56 @@ async function smartPage(params) {
 
 // -- reports ----------------------------------------------------------------------------
 
-async function reportsPage() {
-  const r = await api("GET", "/reports/usage?period=day&format=json");
-  if (r.status === 404 && !(r.data && !r.data.error)) {
-    show(h("h1", {}, "Reports"), h("p", { class: "pending" }, "Reports are not available on this gateway yet."));
-    return;
+const REPORT_PLOTS = {
+  usage: ["energy_kwh", "utilization"],
+  revenue: ["revenue_incl_vat"],
+  uptime: ["uptime"],
+  faults: ["faults"],
+};
+
+function isoDay(d) {
+  return d.toISOString().slice(0, 10);
+}
+
+async function reportsPage(params) {
+  const today = new Date();
+  const q = {
+    kind: params.get("kind") || "usage", by: params.get("by") || "location", period: params.get("period") || "day",
+    from: params.get("from") || isoDay(new Date(today.getTime() - 6 * 86400e3)),
+    to: params.get("to") || isoDay(new Date(today.getTime() + 86400e3)),
+    tz: params.get("tz") || "UTC",
+  };
+  const field = (id, options, value) => {
+    const el = h("select", { id }, options.map((o) => h("option", { value: o }, o)));
+    el.value = value;
+    return el;
+  };
+  const kind = field("report-kind", Object.keys(REPORT_PLOTS), q.kind);
+  const by = field("report-by", ["location", "charger", "evse", "partner"], q.by);
+  const period = field("report-period", ["day", "week", "month", "range"], q.period);
+  const from = h("input", { id: "report-from", type: "date", value: q.from });
+  const to = h("input", { id: "report-to", type: "date", value: q.to });
+  const tz = h("input", { id: "report-tz", value: q.tz, size: 16 });
+  const run = h("button", { id: "report-run", type: "button" }, "Show");
+  run.addEventListener("click", () => {
+    const next = new URLSearchParams({ kind: kind.value, by: by.value, period: period.value, from: from.value, to: to.value, tz: tz.value });
+    location.hash = `#/reports?${next}`;
+  });
+  const query = new URLSearchParams({ from: q.from, to: q.to, by: q.by, period: q.period, tz: q.tz });
+  const csv = h("a", { id: "report-csv", href: `/admin/reports/${q.kind}?${query}&format=csv`, download: "" }, "Download CSV");
+  const plots = h("div", { id: "report-plots", class: "grid" });
+  const rows = h("div", { id: "report-rows" });
+  show(h("h1", {}, "Reports"),
+    h("div", { class: "toolbar" }, kind, "by", by, "per", period, "from", from, "to", to, "time zone", tz, run, csv),
+    plots, h("h2", {}, "Rows"), rows);
+  const r = await api("GET", `/reports/${q.kind}?${query}`);
+  if (r.status >= 400) { rows.replaceChildren(h("p", { class: "error" }, `HTTP ${r.status}: ${(r.data && r.data.error) || ""}`)); return; }
+  for (const metric of REPORT_PLOTS[q.kind]) {
+    if (!r.data.columns.includes(metric)) continue;
+    const src = `/dashboard/plot.svg?kind=${q.kind}&metric=${metric}&${query}`;
+    plots.append(h("img", { class: "plot", src, alt: `${metric} per ${q.period} and ${q.by}`, dataset: { metric } }));
   }
-  show(h("h1", {}, "Reports"), json(r.data));
+  rows.replaceChildren(table(r.data.columns.map((c) => [c, (row) => row[c] ?? "—"]), r.data.rows));
 }
 
 // -- the frame: routing, live updates, sign-out -------------------------------------------
