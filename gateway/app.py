@@ -178,6 +178,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         heartbeat_interval=settings.heartbeat_interval,
         heartbeat_grace=settings.heartbeat_grace,
         ownership=registry,
+        profile_report_timeout=settings.profile_report_timeout,
     )
     registry.attach(csms)
     app[CSMS] = csms
@@ -301,7 +302,12 @@ async def _profiles_ctx(app: web.Application) -> AsyncIterator[None]:
     # The operator's charging profiles, sent again when a charger boots or reconnects.
     store = app[STORE]
     profiles = OperatorProfiles(
-        store.charging_profiles, store.transactions, app[ROUTER], app[CLOCK], app[IDS]
+        store.charging_profiles,
+        store.transactions,
+        app[ROUTER],
+        app[CLOCK],
+        app[IDS],
+        online_settle=app[SETTINGS].reconnect_settle,
     )
     app[PROFILES] = profiles
     app[BUS].subscribe(profiles.on_event)
@@ -313,11 +319,16 @@ async def _sites_ctx(app: web.Application) -> AsyncIterator[None]:
     # Site load management (gateway.smart): events from every process, one allocator
     # per site in the holder of the "sites" lease, commands through the router.
     profiles = app[PROVIDERS].charging_profiles
+    settings = app[SETTINGS]
     sites = SiteManager(
         app[STORE],
         app[ROUTER],
         app[CLOCK],
         app[CLUSTER],
+        tick=settings.site_tick,
+        resync=settings.site_resync_interval,
+        retry_failed=settings.site_retry_interval,
+        online_grace=settings.reconnect_settle,
         on_limit_changed=profiles.charger_limits_changed if profiles is not None else None,
     )
     app[SITES] = sites
@@ -444,6 +455,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         notify,
         timeout=int(settings.call_timeout),
         next_request_id=csms.next_request_id,
+        min_interval=settings.ocpi_profile_min_interval,
     )
     # Sessions and CDRs a crash may have cut off, rebuilt in the background, and the
     # START_SESSIONs that never started expired: work on the shared storage, so once per

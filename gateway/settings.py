@@ -184,6 +184,39 @@ class Settings(BaseSettings):
     hub_silence: float = Field(
         default=300.0, gt=0, description="seconds of silence before a platform is probed"
     )
+    # Smart charging (gateway.smart, gateway.charging, the OCPI ChargingProfiles receiver).
+    site_tick: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="seconds between load management's looks at limits starting or ending",
+    )
+    site_resync_interval: float = Field(
+        default=30.0, gt=0, description="seconds between load management's reloads from storage"
+    )
+    site_retry_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds before a charger that refused or did not answer a limit is tried again",
+    )
+    reconnect_settle: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="seconds after a reconnect without BootNotification before stored "
+        "profiles and site limits are sent",
+    )
+    profile_report_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a 2.0.1 charger gets to send the ReportChargingProfiles it announced",
+    )
+    ocpi_profile_min_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="seconds between an eMSP's charging profile PUTs for one session "
+        "(sooner: TOO_OFTEN; 0: no bound)",
+    )
     # Demand response: the gateway's OpenADR 2.0b VEN (gateway.demand), off without a VTN.
     openadr_vtn_url: str | None = Field(
         default=None, description="the grid operator's VTN (OpenADR 2.0b simple HTTP) URL"

@@ -49,7 +49,7 @@ import logging
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -285,6 +285,7 @@ class ChargingProfilesReceiver:
         timeout: int,
         next_request_id: Callable[[], int],
         stack_level: int = EMSP_STACK_LEVEL,
+        min_interval: float = 0.0,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -295,6 +296,7 @@ class ChargingProfilesReceiver:
         self._timeout = timeout
         self._next_request_id = next_request_id
         self._stack_level = stack_level
+        self._min_interval = timedelta(seconds=min_interval)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -329,6 +331,15 @@ class ChargingProfilesReceiver:
         except UnusableProfile as exc:
             log.info("charging profile for session %s refused: %s", session_id, exc)
             return self._response(ChargingProfileResponseType.REJECTED)
+        # TOO_OFTEN (ChargingProfileResponseType): a charger on a cellular link cannot
+        # take a new profile every second. The last accepted PUT's time is the record
+        # below, in storage, so the bound holds whichever process the eMSP reaches.
+        now = self._clock.now()
+        if self._min_interval:
+            last = await self._store.sessions.get(_sender_key(target.tx.id))
+            if last is not None and now - last.last_updated < self._min_interval:
+                log.info("charging profile for session %s refused: too often", session_id)
+                return self._response(ChargingProfileResponseType.TOO_OFTEN)
         # mod_charging_profiles, Sender PUT: once a Sender has successfully called PUT
         # for a session, it is kept informed of changes of the session's active profile.
         await self._store.sessions.put(
@@ -340,7 +351,7 @@ class ChargingProfilesReceiver:
                     "cpo": str(target.cpo),
                     "emsp": str(target.emsp),
                 },
-                self._clock.now(),
+                now,
                 owner=f"{_SENDER_OWNER}:{target.partner_id}",
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +45,16 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
     return result
 
 
+class ShiftedClock:
+    """The real time plus a shift the test moves forward."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+
 @pytest.fixture
 async def emsp() -> AsyncIterator[ProfilesEmsp]:
     platform = ProfilesEmsp()
@@ -76,8 +87,6 @@ async def world(gateways: GatewayFactory, emsp: ProfilesEmsp, **settings: Any) -
         answer = await emsp._call("PUT", f"{tokens}/NL/SCP/{uid}", emsp.token(uid))
         assert answer["status_code"] == 1000, answer
     return gw
-
-
 
 
 async def session_of(emsp: ProfilesEmsp, count: int = 1) -> str:
@@ -147,7 +156,8 @@ async def test_version_details_unknown_sessions_and_bad_input(
 async def test_set_get_and_clear_a_profile(
     gateways: GatewayFactory, emsp: ProfilesEmsp, version: str
 ) -> None:
-    gw = await world(gateways, emsp)
+    clock = ShiftedClock()
+    gw = await world(gateways, emsp, clock=clock)
     cp_id = "CP16" if version == "1.6" else "CP201"
     async with connect(gw.ws_url, cp_id, version) as cp:
         await boot(cp, version)
@@ -166,11 +176,16 @@ async def test_set_get_and_clear_a_profile(
             cp.transactions[1],
         )
         assert held.kind == "Relative" and cp.limit(1) == 16 and cp.draw(1) == 16
-        # A second PUT replaces the first (same profile id): 10.5 A from now on.
         lower = {
             "charging_rate_unit": "A",
             "charging_profile_period": [{"start_period": 0, "limit": 10.5}],
         }
+        # Another PUT within GATEWAY_OCPI_PROFILE_MIN_INTERVAL (5 s): TOO_OFTEN, and the
+        # charger is not sent it.
+        assert response(await emsp.set_profile(session_id, lower, "set-x")) == "TOO_OFTEN"
+        assert cp.limit(1) == 16 and "set-x" not in emsp.results
+        clock.shift += timedelta(seconds=5)
+        # A second PUT replaces the first (same profile id): 10.5 A from now on.
         assert response(await emsp.set_profile(session_id, lower, "set-2")) == "ACCEPTED"
         assert (await emsp.result_of("set-2")).body == {"result": "ACCEPTED"}
         assert len(cp.profiles) == 1 and cp.limit(1) == Decimal("10.5")
