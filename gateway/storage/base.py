@@ -344,6 +344,156 @@ class OutboxStore(Protocol):
         ...
 
 
+
+# -- status history (reports: uptime and faults) -----------------------------------------
+
+
+class StatusKind(enum.StrEnum):
+    """What a :class:`StatusEntry` records: the charger's connection (``online``,
+    ``offline``, ``boot``: a BootNotification, which also means connected) or one
+    connector's status (``connector``)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    BOOT = "boot"
+    CONNECTOR = "connector"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    """One change of a charger's connection or of a connector's status, when the gateway
+    learned it (``at``, its clock). Connector entries carry ``evse_id``, ``connector_id``,
+    ``status`` (a ``ConnectorStatus`` value) and ``error_code`` (1.6 errorCode other than
+    NoError); ``detail`` is the offline reason or the connector's info text."""
+
+    charger_id: str
+    at: datetime
+    kind: StatusKind
+    evse_id: int | None = None
+    connector_id: int | None = None
+    status: str | None = None
+    error_code: str | None = None
+    detail: str | None = None
+
+    @property
+    def slot(self) -> str:
+        """What the entry is the latest state of: ``connection``, or ``{evse}:{connector}``."""
+        if self.kind is StatusKind.CONNECTOR:
+            return f"{self.evse_id}:{self.connector_id}"
+        return "connection"
+
+
+class StatusHistoryStore(Protocol):
+    """Per charger, the changes of its connection and connector statuses in time order
+    (``gateway.reports``: uptime and faults). Entries of one charger come back ordered
+    by (``at``, append order); an entry appended twice (a resend) is harmless to the
+    reports, which read states, not counts of entries."""
+
+    async def append(self, entries: Sequence[StatusEntry]) -> None:
+        """Store the entries, in the order given (several chargers at once is fine)."""
+        ...
+
+    async def list(
+        self,
+        charger_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> builtins.list[StatusEntry]:
+        """A page of the charger's entries with ``since <= at < until``, oldest first
+        (newest first with ``newest_first``). ``ValueError`` if limit or offset < 0."""
+        ...
+
+    async def purge(self, before: datetime) -> int:
+        """Delete the entries older than ``before``, except each charger's newest one per
+        slot (its connection, each connector) among them, so that the state at
+        ``before`` stays known; answer how many were deleted."""
+        ...
+
+# -- the message trail (gateway.trail) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrailEntry:
+    """One OCPP frame or one OCPI request or response, as the gateway sent or received it.
+
+    ``protocol`` is ``ocpp`` or ``ocpi``; ``direction`` ``in`` (to the gateway) or ``out``.
+    OCPP: ``charger_id``, ``action``, ``message_type`` (``CALL``, ``CALLRESULT``,
+    ``CALLERROR``, ``invalid``), ``message_id``, ``status`` (a CALLERROR's code).
+    OCPI: ``partner``, ``action`` (the module), ``message_type`` (``request``,
+    ``response``), ``message_id`` (X-Request-ID), ``correlation_id``, ``method``, ``path``,
+    ``status`` (a response's HTTP status) and ``ocpi_status`` (its ``status_code``).
+    ``size``: bytes of the frame or body; ``body`` (when kept) its text, possibly cut
+    (``truncated``). ``id`` is assigned by the store: entries sort by it in (``at``,
+    append order), and it is the cursor of :meth:`TrailStore.query`.
+    """
+
+    at: datetime
+    protocol: str
+    direction: str
+    charger_id: str | None = None
+    partner: str | None = None
+    action: str | None = None
+    message_type: str | None = None
+    message_id: str | None = None
+    correlation_id: str | None = None
+    status: str | None = None
+    ocpi_status: int | None = None
+    method: str | None = None
+    path: str | None = None
+    size: int = 0
+    transaction_id: str | None = None
+    body: str | None = None
+    truncated: bool = False
+    id: str = ""
+
+
+class TrailStore(Protocol):
+    """The message trail: appended in batches, read by filters with a cursor, pruned by
+    age and count. Not durable like the rest (a trail batch may be lost with a crash or
+    an outage; the gateway counts such losses)."""
+
+    async def append_batch(self, entries: Sequence[TrailEntry]) -> None:
+        """Store the entries (their ``id`` is ignored and assigned), atomically."""
+        ...
+
+    async def query(
+        self,
+        *,
+        charger_id: str | None = None,
+        partner: str | None = None,
+        transaction_id: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> tuple[builtins.list[TrailEntry], str | None]:
+        """A page of the entries matching every filter given, ordered by ``id`` (oldest
+        first; newest first with ``newest_first``), ``since <= at < until``, after the
+        cursor ``after``; and the cursor of the next page, None when no entry follows. A
+        page may hold fewer than ``limit`` entries while a cursor is given (a backend
+        bounds the entries it looks at per call). ``ValueError`` for a limit < 1 or a
+        malformed cursor."""
+        ...
+
+    async def prune(self, *, before: datetime, keep: int, limit: int = 1000) -> int:
+        """Delete up to ``limit`` entries: those with ``at < before`` first, then the
+        oldest while more than ``keep`` remain; answer how many (call again while it
+        answers ``limit``)."""
+        ...
+
+    async def count(self) -> int:
+        """How many entries are stored."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 # Lease names are part of Redis key names: fixed words, never ``:``.
 LEASE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 
@@ -554,6 +704,10 @@ class Store:
     # Which process holds each charger's connection, and messages between processes.
     owners: OwnershipStore
     messages: MessageStore
+    # Every OCPP frame and OCPI request and response (gateway.trail), bounded.
+    trail: TrailStore
+    # Connection and connector status changes, for the reports (gateway.reports).
+    status_history: StatusHistoryStore
 
     @classmethod
     def assemble(
@@ -570,6 +724,8 @@ class Store:
         leases: LeaseStore,
         owners: OwnershipStore,
         messages: MessageStore,
+        trail: TrailStore,
+        status_history: StatusHistoryStore,
     ) -> Store:
         """A backend's stores; ``documents(name)`` opens the document collection ``name``
         (each collection is named after its field, so the names live here only)."""
@@ -599,6 +755,8 @@ class Store:
             leases=leases,
             owners=owners,
             messages=messages,
+            trail=trail,
+            status_history=status_history,
         )
 
     async def ping(self) -> None:
@@ -606,4 +764,7 @@ class Store:
         await self.backend.ping()
 
     async def close(self) -> None:
-        await self.backend.close()
+        try:
+            await self.trail.close()
+        finally:
+            await self.backend.close()

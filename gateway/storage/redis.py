@@ -90,6 +90,11 @@ layout claim
                                             repeat whose first try went through)
 ``leases.release`` (``RELEASE_LEASE``)      sent again: deletes only the holder's own lease,
                                             and its answer is not used
+``status_history.append``                   sent again: a repeat stores the entries once more
+(``APPEND_HISTORY``)                        (new seqs), which repeats states and changes no
+                                            report (they read states, not entry counts)
+``status_history.purge`` (``PURGE_HISTORY`` sent again: a repeat deletes what is still due
+per charger)                                and answers how many that was
 ==========================================  ===================================================
 """
 
@@ -114,13 +119,14 @@ from gateway.domain.models import (
     Transaction,
     TransactionStatus,
 )
-from gateway.storage import codec
+from gateway.storage import codec, history
 from gateway.storage.base import (
     Document,
     Listener,
     OutboxItem,
     OutboxStatus,
     Owner,
+    StatusEntry,
     StorageError,
     Store,
     check_lease,
@@ -136,6 +142,7 @@ from gateway.storage.redis_batch import (
 )
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
 from gateway.storage.redis_pubsub import RedisSubscription
+from gateway.storage.redis_trail import RedisTrailStore
 
 # How long a command waits for a lost connection (GATEWAY_STORAGE_RETRY_SECONDS).
 DEFAULT_RETRY_SECONDS: Final = 5.0
@@ -762,6 +769,42 @@ return 0
 """
 
 # The scripts as called (EVALSHA; loaded on every new connection and when missing).
+# -- status history (reports) ----------------------------------------------------------
+#
+# KEYS: 1 status-history (charger), 2 status-history-seq, 3 status-history-chargers;
+# ARGV: 1 charger id, then per entry: score (at, µs), slot, entry JSON. Members start
+# with a per-charger sequence number, so entries at the same time keep their order.
+_APPEND_HISTORY: Final = """
+local n = (#ARGV - 1) / 3
+local seq = redis.call('HINCRBY', KEYS[2], ARGV[1], n) - n
+for i = 0, n - 1 do
+  seq = seq + 1
+  local j = 2 + i * 3
+  redis.call('ZADD', KEYS[1], ARGV[j],
+    string.format('%012d', seq) .. '|' .. ARGV[j + 1] .. '|' .. ARGV[j + 2])
+end
+redis.call('SADD', KEYS[3], ARGV[1])
+"""
+
+# KEYS: 1 status-history (charger); ARGV: 1 "(" .. cutoff (µs). Deletes the entries
+# before the cutoff except the newest of each slot; returns how many it deleted.
+_PURGE_HISTORY: Final = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local seen, doomed = {}, {}
+for i = #old, 1, -1 do
+  local slot = string.match(old[i], '^%d+|([^|]*)|')
+  if seen[slot] then
+    doomed[#doomed + 1] = old[i]
+  else
+    seen[slot] = true
+  end
+end
+for i = 1, #doomed, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(doomed, i, math.min(i + 999, #doomed)))
+end
+return #doomed
+"""
+
 CREATE_TX: Final = Script(_CREATE_TX)
 CREATE_TX_AGAIN: Final = Script(_CREATE_TX_AGAIN)
 SAVE_TX: Final = Script(_SAVE_TX)
@@ -793,6 +836,8 @@ RELEASE_LEASE: Final = Script(_RELEASE_LEASE)
 CLAIM_OWNER: Final = Script(_CLAIM_OWNER)
 RENEW_OWNERS: Final = Script(_RENEW_OWNERS)
 RELEASE_OWNER: Final = Script(_RELEASE_OWNER)
+APPEND_HISTORY: Final = Script(_APPEND_HISTORY)
+PURGE_HISTORY: Final = Script(_PURGE_HISTORY)
 # Preloaded on each connection, the *_AGAIN ones too: they are needed right after a
 # reconnection, when a round trip more (NOSCRIPT, then EVAL) would delay the recovery.
 SCRIPTS: Final = (
@@ -827,6 +872,8 @@ SCRIPTS: Final = (
     CLAIM_OWNER,
     RENEW_OWNERS,
     RELEASE_OWNER,
+    APPEND_HISTORY,
+    PURGE_HISTORY,
 )
 
 
@@ -874,6 +921,8 @@ async def open_redis_store(
         leases=RedisLeaseStore(backend),
         owners=RedisOwnershipStore(backend),
         messages=RedisMessageStore(backend),
+        trail=RedisTrailStore(backend.db, backend.keys),
+        status_history=RedisStatusHistoryStore(backend),
     )
 
 
@@ -1674,3 +1723,76 @@ class RedisMessageStore:
 def _glob_escape(text: str) -> str:
     """``text`` matched literally in a SCAN/KEYS pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisStatusHistoryStore:
+    def __init__(self, backend: _RedisBackend) -> None:
+        self._db = backend.db
+        self._keys = backend.keys
+
+    async def append(self, entries: Sequence[StatusEntry]) -> None:
+        by_charger: dict[str, list[Arg]] = {}
+        for entry in entries:
+            data = codec.dumps(history.encode(entry))
+            score = codec.time_key(entry.at, "StatusEntry.at")
+            by_charger.setdefault(entry.charger_id, []).extend((score, entry.slot, data))
+        keys = self._keys
+        await asyncio.gather(
+            *(
+                self._db.evalsha(
+                    APPEND_HISTORY,
+                    [keys.status_history(cid), keys.status_history_seq, keys.status_history_chargers],
+                    [cid, *args],
+                    retry=True,
+                    guard=keys.status_history(cid),
+                )
+                for cid, args in by_charger.items()
+            )
+        )
+
+    async def list(
+        self,
+        charger_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> list[StatusEntry]:
+        codec.check_page(limit, offset)
+        low = "-inf" if since is None else str(codec.time_key(since, "since"))
+        high = "+inf" if until is None else "(" + str(codec.time_key(until, "until"))
+        key = self._keys.status_history(charger_id)
+        if limit == 0:
+            return []
+        if newest_first:
+            members = await self._db.command(
+                "ZREVRANGEBYSCORE", key, high, low, "LIMIT", offset, limit, retry=True
+            )
+        else:
+            members = await self._db.command(
+                "ZRANGEBYSCORE", key, low, high, "LIMIT", offset, limit, retry=True
+            )
+        return [history.decode(codec.loads(_text(m).split("|", 2)[2])) for m in members]
+
+    async def purge(self, before: datetime) -> int:
+        cutoff = "(" + str(codec.time_key(before, "before"))
+        members = await self._db.command("SMEMBERS", self._keys.status_history_chargers, retry=True)
+        chargers = sorted(_text(m) for m in members)
+        deleted = 0
+        for start in range(0, len(chargers), 500):  # pipelined, a bounded number at once
+            counts = await asyncio.gather(
+                *(
+                    self._db.evalsha(
+                        PURGE_HISTORY,
+                        [self._keys.status_history(cid)],
+                        [cutoff],
+                        retry=True,
+                        guard=self._keys.status_history(cid),
+                    )
+                    for cid in chargers[start : start + 500]
+                )
+            )
+            deleted += sum(int(c) for c in counts)
+        return deleted

@@ -65,6 +65,22 @@ key                                    type         content
 ``{p}channel:{name}``                  pub/sub      messages between processes (never
                                                     stored): ``node:{node}`` to one process,
                                                     ``changes`` to all
+``{p}status-history:{charger_id}``     sorted set   the charger's connection and connector
+                                                    status changes (reports), member
+                                                    ``{seq:012d}|{slot}|{entry JSON}`` (ties
+                                                    of time in append order), score = ``at``
+                                                    (µs since the epoch)
+``{p}status-history-seq``              hash         charger id -> last ``seq`` of its history
+``{p}status-history-chargers``         set          ids of the chargers that have a history
+``{p}trail``                           sorted set   every message trail entry's id (score 0:
+                                                    ordered by the id's bytes, ``{at:016d}``
+                                                    µs then ``{seq:016d}``: time order)
+``{p}trail-entry``                     hash         trail entry id -> its JSON (trail_codec)
+``{p}trail-seq``                       string       last trail sequence number (INCRBY)
+``{p}trail-charger:{charger_id}``      sorted set   the charger's trail entry ids (score 0)
+``{p}trail-partner:{partner_id}``      sorted set   the partner's trail entry ids (score 0)
+``{p}trail-tx:{transaction_id}``       sorted set   the trail entry ids of an OCPP
+                                                    transaction id (score 0)
 =====================================  ===========  ===========================================
 """
 
@@ -79,7 +95,8 @@ from gateway.storage.base import LEASE_NAME, check_channel
 # 3: ``outbox-done`` and the items' ``completed_at`` (filled in for the items already
 #    done, from their ``next_attempt_at``, before a store claims version 3).
 # (``lease:{name}`` and ``owner:{charger_id}`` keys came later without a new version:
-# they expire on their own, and a gateway that does not know them never reads them.)
+# they expire on their own, and a gateway that does not know them never reads them;
+# nor ``status-history*``: added keys that an older gateway never reads; nor ``trail*``.)
 LAYOUT_VERSION = 3
 
 # Collection names are part of key names: fixed words, never ``:``.
@@ -104,7 +121,15 @@ class RedisKeys:
         "prefix",
         "schema",
         "seq_ocpp16",
+        "status_history_chargers",
+        "status_history_seq",
         "tokens",
+        "trail",
+        "trail_charger_prefix",
+        "trail_entries",
+        "trail_partner_prefix",
+        "trail_seq",
+        "trail_tx_prefix",
         "tx_by_start_all",
         "tx_prefix",
     )
@@ -117,6 +142,15 @@ class RedisKeys:
         self.tokens = f"{prefix}tokens"
         self.tx_by_start_all = f"{prefix}tx-by-start"
         self.seq_ocpp16 = f"{prefix}seq-ocpp16"
+        # The message trail; its scripts name an entry's index keys from these prefixes.
+        self.trail = f"{prefix}trail"
+        self.trail_entries = f"{prefix}trail-entry"
+        self.trail_seq = f"{prefix}trail-seq"
+        self.trail_charger_prefix = f"{prefix}trail-charger:"
+        self.trail_partner_prefix = f"{prefix}trail-partner:"
+        self.trail_tx_prefix = f"{prefix}trail-tx:"
+        self.status_history_seq = f"{prefix}status-history-seq"
+        self.status_history_chargers = f"{prefix}status-history-chargers"
         # ``tx_prefix + tx_id`` is the key of a transaction; Lua scripts that find a
         # transaction id in an index receive this prefix to name its key.
         self.tx_prefix = f"{prefix}tx:"
@@ -211,6 +245,19 @@ class RedisKeys:
 
     def owner(self, charger_id: str) -> str:
         return f"{self.prefix}owner:{charger_id}"
+
+    def status_history(self, charger_id: str) -> str:
+        return f"{self.prefix}status-history:{charger_id}"
+
+    def trail_index(self, charger_id: str | None, partner: str | None, tx: str | None) -> str:
+        """The trail index to read for these filters (the most selective), or ``trail``."""
+        if tx is not None:
+            return self.trail_tx_prefix + tx
+        if charger_id is not None:
+            return self.trail_charger_prefix + charger_id
+        if partner is not None:
+            return self.trail_partner_prefix + partner
+        return self.trail
 
     def channel(self, name: str) -> str:
         check_channel(name)

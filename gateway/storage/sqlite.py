@@ -50,11 +50,12 @@ from gateway.domain.models import (
     Transaction,
     TransactionStatus,
 )
-from gateway.storage import codec
+from gateway.storage import codec, history
 from gateway.storage.base import (
     Document,
     OutboxItem,
     OutboxStatus,
+    StatusEntry,
     StorageError,
     Store,
     check_lease,
@@ -127,6 +128,16 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         f"UPDATE outbox SET completed_at = next_attempt_at WHERE status = '{_DONE}'",
         f"CREATE INDEX outbox_done ON outbox (completed_at, seq) WHERE status = '{_DONE}'",
     ),
+    (
+        # Status history (reports). id: append order (ties of ``at``); at: µs since the
+        # epoch; slot: what the entry is the latest state of (StatusEntry.slot), which
+        # purge keeps the newest old entry of.
+        "CREATE TABLE status_history (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " charger_id TEXT NOT NULL, at INTEGER NOT NULL, slot TEXT NOT NULL,"
+        " data TEXT NOT NULL)",
+        "CREATE INDEX status_history_by_charger ON status_history (charger_id, at, id)",
+        "CREATE INDEX status_history_by_time ON status_history (at)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -140,6 +151,15 @@ async def open_sqlite_store(
     commits on a power loss is acceptable.
     """
     database = await _Database.open(path, synchronous)
+    # The message trail, in a file of its own (gateway.storage.sqlite_trail, which
+    # imports this module's threads: imported here).
+    from gateway.storage.sqlite_trail import SqliteTrailStore, trail_path
+
+    try:
+        trail = await SqliteTrailStore.open(trail_path(path))
+    except BaseException:
+        await database.close()
+        raise
     return Store.assemble(
         chargers=SqliteChargerStore(database),
         charger_states=SqliteChargerStateStore(database),
@@ -152,6 +172,8 @@ async def open_sqlite_store(
         leases=SqliteLeaseStore(database),
         owners=LocalOwnershipStore(lambda: database.read(_nothing)),
         messages=LocalMessageStore(lambda: database.read(_nothing)),
+        trail=trail,
+        status_history=SqliteStatusHistoryStore(database),
     )
 
 
@@ -1223,3 +1245,68 @@ class SqliteLeaseStore:
         # A trip through the reader, as every store call: StorageError once the store is
         # closed, like the others (the leases themselves need no database).
         await self._database.read(_nothing)
+
+
+class SqliteStatusHistoryStore:
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def append(self, entries: Sequence[StatusEntry]) -> None:
+        rows = [
+            (
+                entry.charger_id,
+                codec.time_key(entry.at, "StatusEntry.at"),
+                entry.slot,
+                codec.dumps(history.encode(entry)),
+            )
+            for entry in entries
+        ]
+        if not rows:
+            return
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO status_history (charger_id, at, slot, data) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._db.write(job)
+
+    async def list(
+        self,
+        charger_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> list[StatusEntry]:
+        codec.check_page(limit, offset)
+        sql = "SELECT data FROM status_history WHERE charger_id = ?"
+        params: list[Any] = [charger_id]
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(codec.time_key(since, "since"))
+        if until is not None:
+            sql += " AND at < ?"
+            params.append(codec.time_key(until, "until"))
+        order = "DESC" if newest_first else "ASC"
+        sql += f" ORDER BY at {order}, id {order} LIMIT ? OFFSET ?"
+        rows = await self._db.read(_fetch_all(sql, [*params, limit, offset]))
+        return [history.decode(codec.loads(data)) for data in rows]
+
+    async def purge(self, before: datetime) -> int:
+        cutoff = codec.time_key(before, "before")
+        deleted: int = await self._db.write(
+            _changes(
+                # The newest old entry of each (charger, slot) stays: the state at the
+                # cutoff (rank 1 by at, then append order).
+                "DELETE FROM status_history WHERE at < ? AND id NOT IN ("
+                " SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY charger_id, slot"
+                " ORDER BY at DESC, id DESC) AS rank FROM status_history WHERE at < ?)"
+                " WHERE rank = 1)",
+                (cutoff, cutoff),
+            )
+        )
+        return deleted
