@@ -416,7 +416,10 @@ class StatusHistoryStore(Protocol):
 # -- the message trail (gateway.trail) -----------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, unlike the other records: one is built per frame (in the trail's writer,
+# off the charger's path), and a frozen dataclass takes nine times as long to build.
+# Treat it as read-only all the same.
+@dataclass(slots=True)
 class TrailEntry:
     """One OCPP frame or one OCPI request or response, as the gateway sent or received it.
 
