@@ -8,11 +8,11 @@ gauges read at scrape time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 
 from aiohttp import web
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway.domain.events import Event, TransactionEnded, TransactionStarted
 from gateway.hub.service import HUB
@@ -21,6 +21,7 @@ from gateway.metrics import PREFIX, ClusterGauges, Metrics, metrics_handler
 from gateway.roaming.outbox import OUTBOX_WORKER, Delivery
 from gateway.roaming.server import REGISTRY
 from gateway.storage.base import OutboxStatus
+from gateway.trail import TRAIL, TrailRecorder
 
 METRICS = web.AppKey("metrics", Metrics)
 CLUSTER_GAUGES = web.AppKey("cluster_gauges", ClusterGauges)
@@ -42,6 +43,34 @@ def add_metrics(app: web.Application) -> Metrics:
     app.router.add_get("/metrics", metrics_handler(metrics, secret, cluster_gauges))
     app.cleanup_ctx.append(_metrics_ctx)
     return metrics
+
+
+def _trail_counts(trail: TrailRecorder) -> Callable[[], Iterable[Metric]]:
+    """The message trail's counters (kept by the recorder as plain ints: its hot path
+    adds 1 to an attribute, nothing more)."""
+
+    def collect() -> Iterable[Metric]:
+        written = CounterMetricFamily(
+            f"{PREFIX}_trail_entries_written",
+            "Message trail entries written to the store by this process",
+        )
+        written.add_metric([], trail.written)
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_trail_entries_dropped",
+            "Message trail entries dropped by this process, by reason (queue_full: the "
+            "queue was full, the frame went on without its entry; store_failed: the store "
+            "refused or could not take their batch)",
+            labels=["reason"],
+        )
+        dropped.add_metric(["queue_full"], trail.dropped_full)
+        dropped.add_metric(["store_failed"], trail.dropped_failed)
+        queued = GaugeMetricFamily(
+            f"{PREFIX}_trail_queue_entries", "Message trail entries waiting to be written"
+        )
+        queued.add_metric([], trail.queued)
+        yield from (written, dropped, queued)
+
+    return collect
 
 
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,6 +95,8 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         yield family
 
     metrics.add_gauges(connected)
+    if TRAIL in app:
+        metrics.add_gauges(_trail_counts(app[TRAIL]))
 
     async def on_event(event: Event) -> None:
         if isinstance(event, TransactionStarted):

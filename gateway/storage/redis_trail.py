@@ -63,14 +63,11 @@ end
 for _, id in ipairs(victims) do
   local data = redis.call('HGET', KEYS[2], id)
   if data then
+    -- trail_codec.encode: [at, protocol, direction, charger_id, partner, ..., 15: tx]
     local entry = cjson.decode(data)
-    if type(entry.charger_id) == 'string' then
-      redis.call('ZREM', ARGV[1] .. entry.charger_id, id)
-    end
-    if type(entry.partner) == 'string' then redis.call('ZREM', ARGV[2] .. entry.partner, id) end
-    if type(entry.transaction_id) == 'string' then
-      redis.call('ZREM', ARGV[3] .. entry.transaction_id, id)
-    end
+    if type(entry[4]) == 'string' then redis.call('ZREM', ARGV[1] .. entry[4], id) end
+    if type(entry[5]) == 'string' then redis.call('ZREM', ARGV[2] .. entry[5], id) end
+    if type(entry[15]) == 'string' then redis.call('ZREM', ARGV[3] .. entry[15], id) end
     redis.call('HDEL', KEYS[2], id)
   end
   redis.call('ZREM', KEYS[1], id)
@@ -142,7 +139,7 @@ class RedisTrailStore:
             trail_codec.optional(v) for v in (charger_id, partner, transaction_id, action)
         )
         index = self._keys.trail_index(charger_id, partner, transaction_id)
-        wanted: dict[str, str] = {}
+        wanted: dict[int, str] = {}
         for name, value in (
             ("charger_id", charger_id),
             ("partner", partner),
@@ -150,7 +147,7 @@ class RedisTrailStore:
             ("action", action),
         ):
             if value is not None:
-                wanted[name] = value
+                wanted[trail_codec.POSITIONS[name]] = value
         found: list[TrailEntry] = []
         scanned = 0
         last: str | None = None
@@ -172,8 +169,8 @@ class RedisTrailStore:
             for entry_id, raw in zip(names, values, strict=True):
                 if raw is None:  # pruned between the two reads
                     continue
-                data: dict[str, Any] = json.loads(raw)
-                if any(data.get(k) != v for k, v in wanted.items()):
+                data: list[Any] = json.loads(raw)
+                if any(data[k] != v for k, v in wanted.items()):
                     continue
                 if len(found) == limit:
                     return found, found[-1].id  # one more matches: a next page exists

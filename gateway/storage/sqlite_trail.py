@@ -8,7 +8,8 @@ the last commits may be lost on a power cut, which is acceptable for a diagnosti
 trail and not for billing data). The main database's lock covers it (same data dir).
 
 One indexed table; the entry's id is ``(at, seq)`` (``trail_codec``), ``seq`` the rowid
-(AUTOINCREMENT: never reused once pruned).
+(not AUTOINCREMENT, which costs a write per insert: a rowid can only come back once the
+newest entries were pruned too, and then with a later ``at``, so ids never repeat).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gateway.storage.base import StorageError, TrailEntry
 from gateway.storage.sqlite import _connect, _read_batch, _Worker, _write_batch
 
 _SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS trail (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "CREATE TABLE IF NOT EXISTS trail (seq INTEGER PRIMARY KEY,"
     " at INTEGER NOT NULL, charger_id TEXT, partner TEXT, transaction_id TEXT,"
     " action TEXT, data TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS trail_by_time ON trail (at, seq)",

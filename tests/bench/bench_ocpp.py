@@ -196,6 +196,8 @@ class Bench:
             # 10,000 chargers without passwords from one address: no per-address bound.
             GATEWAY_UNAUTHENTICATED_PER_MINUTE="0",
             GATEWAY_UNAUTHENTICATED_PER_ADDRESS="0",
+            GATEWAY_TRAIL="false" if self.args.trail == "off" else "true",
+            GATEWAY_TRAIL_BODIES="true" if self.args.trail == "bodies" else "false",
         )
         for key in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX", "GATEWAY_HOST", "GATEWAY_PORT"):
             env.pop(key, None)
@@ -725,6 +727,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="saturation",
         help="the phase --profile records (saturation)",
     )
+    parser.add_argument(
+        "--trail",
+        choices=("off", "on", "bodies"),
+        default="on",
+        help="the message trail: off, on (the default: metadata of every frame) or bodies "
+        "(the frames' text too, tokens masked)",
+    )
+    parser.add_argument(
+        "--compare-trail",
+        type=int,
+        metavar="ROUNDS",
+        default=0,
+        help="run the whole benchmark with the trail off, on and with bodies, ROUNDS times in "
+        "turn, and print the server CPU per message of each beside the others",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
     parser.add_argument("--serve-reference", type=int, help=argparse.SUPPRESS)
@@ -743,6 +760,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def compare_trail(args: argparse.Namespace) -> int:
+    """The whole benchmark with the trail off, on and with bodies, in turn (so that a
+    change in the machine's load affects all three alike), and their figures side by side."""
+    figures: dict[str, list[dict[str, Any]]] = {"off": [], "on": [], "bodies": []}
+    for round_no in range(1, args.compare_trail + 1):
+        for mode in figures:
+            print(f"\n=== round {round_no}, trail {mode} ===", flush=True)
+            bench = Bench(argparse.Namespace(**{**vars(args), "trail": mode}))
+            try:
+                figures[mode].append(report(args, bench, bench.run()))
+            except BenchError as exc:
+                print(f"benchmark failed: {exc}", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                return 130
+            finally:
+                bench.cleanup()
+    print("\nmessage trail cost (saturation; server CPU per message, all threads):")
+    base = [f["server_cpu_us_per_msg"] for f in figures["off"]]
+    for mode, runs in figures.items():
+        cpu = [f["server_cpu_us_per_msg"] for f in runs]
+        rates = [f["msgs_per_s_saturation"] for f in runs]
+        mean = sum(cpu) / len(cpu)
+        delta = mean - sum(base) / len(base)
+        print(
+            f"  trail {mode:<6}  {' / '.join(f'{c:.0f}' for c in cpu)} µs (mean {mean:.1f}, "
+            f"{delta:+.1f} µs against off); {' / '.join(f'{r:,.0f}' for r in rates)} msg/s"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == [CPROFILE_SERVER]:
@@ -757,9 +807,11 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"--nice {args.nice}: {exc}", file=sys.stderr)
             return 2
-    bench = Bench(args)
     # SIGTERM (e.g. a CI timeout) unwinds through the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.compare_trail:
+        return compare_trail(args)
+    bench = Bench(args)
     try:
         results = bench.run()
         summary = report(args, bench, results)
