@@ -89,6 +89,12 @@ async def _session(gateways: GatewayFactory, displays_cost: bool) -> tuple[CostC
             token = {"idToken": "LOCAL-1", "type": "ISO14443"}
             answers.append(await cp.call(_event("Started", 0, "2026-11-23T12:00:00Z", 10_000, evse={"id": 1, "connectorId": 1}, id_token=token, trigger="Authorized")))
             answers.append(await cp.call(_event("Updated", 1, "2026-11-23T12:10:00Z", 14_000)))
+            # The CostUpdated goes out after the answer and prices what is stored then:
+            # let it go before the next update (else it may show that one's energy).
+            for _ in range(200):
+                if cp.costs or not displays_cost:
+                    break
+                await asyncio.sleep(0.01)
             clock.advance(30)  # under a minute: no new cost
             answers.append(await cp.call(_event("Updated", 2, "2026-11-23T12:20:00Z", 18_000)))
             clock.advance(40)  # over a minute since the first
