@@ -27,7 +27,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import logsafe
+from gateway import logs
 from gateway.admin.api import admin_routes
 from gateway.authorization import LocalListAuthorizer
 from gateway.charging.profiles import PROFILES, OperatorProfiles
@@ -38,6 +38,7 @@ from gateway.csms.core import CentralSystem
 from gateway.csms.endpoint import EndpointConfig, OcppEndpoint
 from gateway.csms.security import server_ssl_context
 from gateway.csms.validation import SchemaValidators
+from gateway.dashboard.web import add_dashboard
 from gateway.demand.ven import Ven, VenConfig
 from gateway.domain.authorization import ChainAuthorizer
 from gateway.domain.clock import Clock, IdFactory, SystemClock, UuidFactory
@@ -55,6 +56,7 @@ from gateway.keys import (
     CLUSTER,
     CSMS,
     ENDPOINT,
+    HISTORY,
     HTTP,
     IDS,
     ROUTER,
@@ -64,6 +66,7 @@ from gateway.keys import (
 from gateway.leases import LEASES, Leases, holder_id
 from gateway.monitoring import METRICS, add_metrics
 from gateway.refresh import refresh_ctx
+from gateway.reports.recorder import StatusRecorder, purge_forever
 from gateway.roaming.catalog import (
     LOCATION_OBJECT,
     LocationService,
@@ -85,6 +88,7 @@ from gateway.settings import ConfigError, Settings
 from gateway.smart.manager import SITES, SiteManager
 from gateway.storage.base import StorageError
 from gateway.storage.factory import open_store
+from gateway.trail import add_trail
 from ocpi.server import (
     READ_TIMEOUT_KEY,
     Operation,
@@ -296,6 +300,23 @@ def local_operations(
             charging_profiles_receiver_operations(providers)
         ),
     }
+
+
+async def _history_ctx(app: web.Application) -> AsyncIterator[None]:
+    # The status history of the uptime and fault reports (gateway.reports): written in
+    # batches off the chargers' path; its retention once per cluster.
+    store, clock = app[STORE], app[CLOCK]
+    recorder = StatusRecorder(store.status_history, clock)
+    app[HISTORY] = recorder
+    app[BUS].subscribe(recorder.on_event)
+    recorder.start()
+    days = app[SETTINGS].status_history_days
+    job = app[LEASES].start(
+        "status-history", lambda: purge_forever(store.status_history, clock, days)
+    )
+    yield
+    await job.stop()
+    await recorder.close()
 
 
 async def _profiles_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -649,6 +670,7 @@ def build_app(
     app[ADMIN_TOKEN] = admin_token if admin_token is not None else load_admin_token(settings)[0]
     app[READ_TIMEOUT_KEY] = settings.request_read_timeout  # OCPI bodies (ocpi.server)
     app.cleanup_ctx.append(_core_ctx)
+    app.cleanup_ctx.append(_history_ctx)  # closed after the chargers' last statuses
     app.cleanup_ctx.append(_profiles_ctx)
     app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(
@@ -668,8 +690,10 @@ def build_app(
     app.cleanup_ctx.append(_watchdog_ctx)
     app.cleanup_ctx.append(_sites_ctx)  # after the roaming side: it tells the eMSPs
     app.cleanup_ctx.append(_demand_ctx)  # demand response into the sites' limits
+    add_trail(app)  # the message trail: after the parts it records, before the metrics
     add_metrics(app)  # GET /metrics; its context last: it wires the parts above
     add_health(app)  # first on_shutdown: not ready before the chargers are closed
+    add_dashboard(app)  # /dashboard/ and the admin API's event feed (GET /admin/events)
     app.on_shutdown.append(_close_chargers)
     app.router.add_get("/ocpp/{charge_point_id}", _ocpp_ws)
     app.add_subapp("/admin", admin_routes())
@@ -746,12 +770,9 @@ def run_server(settings: Settings) -> int:
     ssl_context = _ssl_context(settings)
     ven_config(settings)  # a VEN setting it cannot run with: one line, before anything
     settings.redis_sentinel()  # a Sentinel setting it cannot use: one line, at once
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logsafe.install()  # no raw control characters from input in any log line
+    # Text or JSON lines, with the charger, partner, OCPI request and transaction they
+    # are about, and no raw control characters from input (gateway.logs, gateway.logsafe).
+    logs.configure(settings.log_level, settings.log_format, sys.stderr)
     if not settings.uses_redis or settings.admin_token is None:
         _check_data_dir(settings.data_dir)
     sockets = _listening_sockets(settings.host, settings.port)

@@ -7,7 +7,6 @@ answer in time and 502 when it answers with a CALLERROR.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,16 +14,21 @@ from typing import Any
 from aiohttp import web
 
 from gateway.admin import openapi as api
-from gateway.admin import schemas
+from gateway.admin import schemas, session
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.cdrs import cdr_routes
 from gateway.admin.charging import charging_routes
 from gateway.admin.docs import docs_routes
+from gateway.admin.events import event_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
 from gateway.admin.hub import hub_routes
+from gateway.admin.listing import ChargerQuery
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
+from gateway.admin.reports import report_routes
+from gateway.admin.sessions import roaming_session_routes
 from gateway.admin.sites import site_routes
+from gateway.admin.trail import trail_routes
 from gateway.admin.views import ChargerView, CommandAnswer, TokenView, TransactionView
 from gateway.csms.identity import charger_id_problem
 from gateway.csms.security import hash_password
@@ -57,10 +61,23 @@ async def _errors_and_auth(request: web.Request, handler: Handler) -> web.Stream
     if declared is not None and declared.public:
         return await handler(request)  # the docs page: no data (it asks for the token)
     expected = request.config_dict[ADMIN_TOKEN]
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        return error_response(401, "missing or wrong bearer token")
+    header = request.headers.get("Authorization")
+    if header is not None or session.SESSION_COOKIE not in request.cookies:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not session.token_ok(token, expected):
+            return error_response(401, "missing or wrong bearer token")
+    else:
+        # The dashboard's session cookie (gateway.admin.session): changes need its CSRF
+        # token too, which only a page of this origin can have read.
+        signed_in = session.read_session(
+            request.cookies[session.SESSION_COOKIE], expected, request.config_dict[CLOCK].now()
+        )
+        if signed_in is None:
+            return error_response(401, "session expired or not valid: sign in again")
+        if request.method not in session.SAFE_METHODS and not session.csrf_ok(
+            signed_in, expected, request.headers.get(session.CSRF_HEADER)
+        ):
+            return error_response(403, f"missing or wrong {session.CSRF_HEADER} header")
     # The body is read here, once, within the read timeout (aiohttp keeps it for the
     # handler): a client trickling it in holds neither a handler nor the connection.
     timeout = request.config_dict[SETTINGS].request_read_timeout
@@ -191,14 +208,20 @@ async def _charger_full(request: web.Request, charger: Charger) -> ChargerView:
 
 
 async def list_chargers(request: web.Request) -> web.Response:
+    q: ChargerQuery = read_query(request, ChargerQuery)
     store = request.config_dict[STORE]
     chargers = sorted(await store.chargers.list(), key=lambda c: c.id)
     states = await request.config_dict[ROUTER].live_states([c.id for c in chargers])
+    matching = [c for c in chargers if q.matches(c, states.get(c.id))]
+    end = None if q.limit is None else q.offset + q.limit
     out = []
-    for charger in chargers:
+    # Connectors are read for the page only: a page of 10,000 chargers costs one read each.
+    for charger in matching[q.offset : end]:
         state = states.get(charger.id)
         out.append(charger_view(charger, state, await store.connectors.list(charger.id)))
-    return respond(out)
+    response = respond(out)
+    response.headers["X-Total-Count"] = str(len(matching))
+    return response
 
 
 def _charger_id(request: web.Request) -> str:
@@ -378,6 +401,10 @@ def _routes() -> list[api.Operation]:
             "/chargers",
             list_chargers,
             "Every charger: configuration and live state",
+            description="Filtered by `q`, `connected` and `ocpp_version`, paged by `limit` and"
+            " `offset` (ordered by id; no `limit`: every match); `X-Total-Count` counts the"
+            " matches.",
+            query=ChargerQuery,
             response=list[ChargerView],
         ),
         api.get(
@@ -473,6 +500,10 @@ def admin_routes() -> web.Application:
         hub_routes(),
         site_routes(),
         charging_routes(),
+        report_routes(),
+        trail_routes(),
+        event_routes(),
+        roaming_session_routes(),
     ):
         api.add_routes(admin, routes)
     return admin
