@@ -145,6 +145,10 @@ async def test_a_charger_appears_changes_status_and_answers_a_command(
         await expect(page.locator('[data-connector="1/1"] .c-status')).to_have_text(
             "Faulted", timeout=LIVE_TIMEOUT_MS
         )
+        # The message trail of the charger (GET /admin/trail), read again after changes.
+        trail = page.locator("#charger-trail")
+        await expect(trail).to_contain_text("BootNotification")
+        await expect(trail).to_contain_text("Reset")
         await _shot(ui, artifacts, "charger")
     # Disconnected: the page says so, and a command gets the API's refusal.
     await expect(page.locator("#charger-info")).to_have_attribute(

@@ -314,8 +314,14 @@ async function chargerPage(id) {
     txs.replaceChildren(transactionsTable(t.data));
   }
   await loadTrail(id, trail);
-  state.onChange = debounce((m) => { if (m.charger_id === id) load().catch(() => {}); }, 100);
-  state.onResync = () => load().catch(() => {});
+  // The trail is written in batches (about every half second): read it a moment after.
+  const trailLater = debounce(() => loadTrail(id, trail).catch(() => {}), 1000);
+  state.onChange = debounce((m) => {
+    if (m.charger_id !== id) return;
+    load().catch(() => {});
+    trailLater();
+  }, 100);
+  state.onResync = () => { load().catch(() => {}); trailLater(); };
   await load();
 }
 
@@ -329,7 +335,8 @@ async function loadTrail(id, holder) {
   }
   if (r.status >= 400) { holder.replaceChildren(h("p", { class: "error" }, `HTTP ${r.status}: ${(r.data && r.data.error) || ""}`)); return; }
   const items = Array.isArray(r.data) ? r.data : (r.data.entries || r.data.items || []);
-  const cols = items.length ? Object.keys(items[0]).filter((k) => k !== "body").slice(0, 8) : ["time"];
+  const wanted = ["at", "direction", "action", "message_type", "message_id", "status", "size", "transaction_id"];
+  const cols = items.length ? wanted.filter((k) => k in items[0]) : ["at"];
   holder.replaceChildren(table(cols.map((k) => [k, (row) => typeof row[k] === "object" && row[k] !== null ? JSON.stringify(row[k]) : row[k] ?? "—"]), items));
 }
 
