@@ -188,6 +188,9 @@ class Bench:
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
         if self.cprofile_out is not None:
             cmd = [sys.executable, __file__, CPROFILE_SERVER, str(self.cprofile_out)]
+        # The benchmarks built on this one (bench_smart, bench_cluster) have no --trail:
+        # they run with the default, the trail on.
+        trail = getattr(self.args, "trail", "on")
         env.update(
             GATEWAY_AUTO_REGISTER="true",
             GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -196,8 +199,8 @@ class Bench:
             # 10,000 chargers without passwords from one address: no per-address bound.
             GATEWAY_UNAUTHENTICATED_PER_MINUTE="0",
             GATEWAY_UNAUTHENTICATED_PER_ADDRESS="0",
-            GATEWAY_TRAIL="false" if self.args.trail == "off" else "true",
-            GATEWAY_TRAIL_BODIES="true" if self.args.trail == "bodies" else "false",
+            GATEWAY_TRAIL="false" if trail == "off" else "true",
+            GATEWAY_TRAIL_BODIES="true" if trail == "bodies" else "false",
         )
         for key in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX", "GATEWAY_HOST", "GATEWAY_PORT"):
             env.pop(key, None)
