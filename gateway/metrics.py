@@ -58,7 +58,7 @@ OCPI_MODULES = frozenset(
 )
 _METHODS = frozenset({"GET", "PUT", "PATCH", "POST", "DELETE", "HEAD", "OPTIONS"})
 
-# Every CALLERROR code of OCPP-J 1.6 (4.2.3) and 2.0.1 (4.3), with 1.6's spellings.
+# Every CALLERROR code of OCPP-J 1.6 (4.2.3) and 2.0.1 / 2.1 (4.3), with 1.6's spellings.
 OCPP_ERROR_CODES = frozenset(
     {
         "NotImplemented",
@@ -129,6 +129,20 @@ class OcppCounters:
             ["direction", "code"],
             registry=registry,
         )
+        self._result_errors = Counter(
+            f"{PREFIX}_ocpp_callresulterrors",
+            "OCPP 2.1 CALLRESULTERROR frames by direction (sent: the gateway refused a "
+            "charger's CALLRESULT, received: a charger refused the gateway's) and error code",
+            ["direction", "code"],
+            registry=registry,
+        )
+        self._sends = Counter(
+            f"{PREFIX}_ocpp_sends_received",
+            "OCPP 2.1 SEND messages (unconfirmed, never answered) from chargers, by OCPP "
+            "version, action and outcome (handled; dropped: malformed, unknown or invalid)",
+            ["ocpp_version", "action", "outcome"],
+            registry=registry,
+        )
         self._round_trip = Histogram(
             f"{PREFIX}_ocpp_call_duration_seconds",
             "Round trip of the gateway's CALLs to chargers (sent to answer or timeout)",
@@ -140,6 +154,7 @@ class OcppCounters:
         self._sent_children: dict[tuple[str, str, str], Any] = {}
         self._error_children: dict[tuple[str, str], Any] = {}
         self._trip_children: dict[tuple[str, str], Any] = {}
+        self._other_children: dict[tuple[str, ...], Any] = {}
 
     def call_received(self, version: str, action: str, outcome: str) -> None:
         """``action`` is one of the schemas' (or ``unknown``): the caller bounds it."""
@@ -165,6 +180,21 @@ class OcppCounters:
         child = self._error_children.get(key)
         if child is None:
             child = self._error_children[key] = self._errors.labels(*key)
+        child.inc()
+
+    def callresulterror(self, direction: str, code: str) -> None:
+        key = ("resulterror", direction, code if code in OCPP_ERROR_CODES else "other")
+        child = self._other_children.get(key)
+        if child is None:
+            child = self._other_children[key] = self._result_errors.labels(*key[1:])
+        child.inc()
+
+    def send_received(self, version: str, action: str, outcome: str) -> None:
+        """``action`` is a SEND action of the schemas (or ``unknown``): the caller bounds it."""
+        key = ("send", version, action, outcome)
+        child = self._other_children.get(key)
+        if child is None:
+            child = self._other_children[key] = self._sends.labels(*key[1:])
         child.inc()
 
 

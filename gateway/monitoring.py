@@ -87,7 +87,7 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
             "Chargers connected to this process, by OCPP version",
             labels=["ocpp_version"],
         )
-        counts = {"1.6": 0, "2.0.1": 0}
+        counts = {"1.6": 0, "2.0.1": 0, "2.1": 0}
         for conn in csms.connections():
             counts[conn.version.value] = counts.get(conn.version.value, 0) + 1
         for version, count in sorted(counts.items()):

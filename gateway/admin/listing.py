@@ -19,7 +19,7 @@ from gateway.domain.models import Charger, ChargerState
 class ChargerQuery(_Body):
     q: str | None = Field(default=None, min_length=1, max_length=100)
     connected: bool | None = None
-    ocpp_version: Literal["1.6", "2.0.1"] | None = None
+    ocpp_version: Literal["1.6", "2.0.1", "2.1"] | None = None
     limit: int | None = Field(default=None, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
 

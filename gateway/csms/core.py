@@ -116,6 +116,8 @@ class OcppMetrics(Protocol):
     def call_received(self, version: str, action: str, outcome: str) -> None: ...
     def call_sent(self, version: str, action: str, outcome: str, seconds: float) -> None: ...
     def callerror(self, direction: str, code: str) -> None: ...
+    def callresulterror(self, direction: str, code: str) -> None: ...
+    def send_received(self, version: str, action: str, outcome: str) -> None: ...
 
 
 class NoMetrics:
@@ -128,6 +130,12 @@ class NoMetrics:
         return None
 
     def callerror(self, direction: str, code: str) -> None:
+        return None
+
+    def callresulterror(self, direction: str, code: str) -> None:
+        return None
+
+    def send_received(self, version: str, action: str, outcome: str) -> None:
         return None
 
 

@@ -2,8 +2,8 @@
 
 Handlers and converters raise :class:`OcppRequestError` subclasses; only the
 connection edge (``gateway.csms.connection``) turns them into CALLERROR frames,
-through :func:`error_code`. Codes follow OCPP-J 1.6 section 4.2.3 and OCPP-J
-2.0.1 section 4.3 (not the ``ocpp`` library, which swaps NotImplemented and
+through :func:`error_code`. Codes follow OCPP-J 1.6 section 4.2.3, OCPP-J
+2.0.1 section 4.3 and OCPP-J 2.1 section 4.3 (not the ``ocpp`` library, which swaps NotImplemented and
 NotSupported and spells 1.6's FormationViolation as FormatViolation).
 """
 
@@ -29,30 +29,48 @@ class ErrorKind(enum.Enum):
     GENERIC = "generic"
 
 
-# One row per kind and version; tests/csms/test_errors.py checks every row.
-_CODES: dict[ErrorKind, tuple[str, str]] = {
-    #                           OCPP 1.6                       OCPP 2.0.1
-    ErrorKind.NOT_IMPLEMENTED: ("NotImplemented", "NotImplemented"),
-    ErrorKind.NOT_SUPPORTED: ("NotSupported", "NotSupported"),
-    ErrorKind.FORMAT: ("FormationViolation", "FormatViolation"),
+# One row per kind and version; tests/csms/test_errors.py checks every row. OCPP-J 2.1
+# (section 4.3) keeps 2.0.1's table; what it adds are the message types CALLRESULTERROR
+# and SEND (gateway.csms.connection), whose errors use these same codes.
+_CODES: dict[ErrorKind, tuple[str, str, str]] = {
+    #                           OCPP 1.6                       OCPP 2.0.1          OCPP 2.1
+    ErrorKind.NOT_IMPLEMENTED: ("NotImplemented", "NotImplemented", "NotImplemented"),
+    ErrorKind.NOT_SUPPORTED: ("NotSupported", "NotSupported", "NotSupported"),
+    ErrorKind.FORMAT: ("FormationViolation", "FormatViolation", "FormatViolation"),
     # 1.6 has no RpcFrameworkError / MessageTypeNotSupported: its closest is
     # FormationViolation ("syntactically incorrect or not conform the PDU").
-    ErrorKind.RPC_FRAMEWORK: ("FormationViolation", "RpcFrameworkError"),
-    ErrorKind.MESSAGE_TYPE: ("FormationViolation", "MessageTypeNotSupported"),
-    ErrorKind.PROPERTY: ("PropertyConstraintViolation", "PropertyConstraintViolation"),
-    ErrorKind.TYPE: ("TypeConstraintViolation", "TypeConstraintViolation"),
+    ErrorKind.RPC_FRAMEWORK: ("FormationViolation", "RpcFrameworkError", "RpcFrameworkError"),
+    ErrorKind.MESSAGE_TYPE: (
+        "FormationViolation",
+        "MessageTypeNotSupported",
+        "MessageTypeNotSupported",
+    ),
+    ErrorKind.PROPERTY: (
+        "PropertyConstraintViolation",
+        "PropertyConstraintViolation",
+        "PropertyConstraintViolation",
+    ),
+    ErrorKind.TYPE: (
+        "TypeConstraintViolation",
+        "TypeConstraintViolation",
+        "TypeConstraintViolation",
+    ),
     # 1.6 spells it with one "r" (OCPP-J 1.6 errata, known issue 5.1).
-    ErrorKind.OCCURRENCE: ("OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
-    ErrorKind.PROTOCOL: ("ProtocolError", "ProtocolError"),
-    ErrorKind.SECURITY: ("SecurityError", "SecurityError"),
-    ErrorKind.INTERNAL: ("InternalError", "InternalError"),
-    ErrorKind.GENERIC: ("GenericError", "GenericError"),
+    ErrorKind.OCCURRENCE: (
+        "OccurenceConstraintViolation",
+        "OccurrenceConstraintViolation",
+        "OccurrenceConstraintViolation",
+    ),
+    ErrorKind.PROTOCOL: ("ProtocolError", "ProtocolError", "ProtocolError"),
+    ErrorKind.SECURITY: ("SecurityError", "SecurityError", "SecurityError"),
+    ErrorKind.INTERNAL: ("InternalError", "InternalError", "InternalError"),
+    ErrorKind.GENERIC: ("GenericError", "GenericError", "GenericError"),
 }
+_COLUMN = {OcppVersion.V16: 0, OcppVersion.V201: 1, OcppVersion.V21: 2}
 
 
 def error_code(kind: ErrorKind, version: OcppVersion) -> str:
-    v16, v201 = _CODES[kind]
-    return v16 if version is OcppVersion.V16 else v201
+    return _CODES[kind][_COLUMN[version]]
 
 
 class OcppRequestError(Exception):

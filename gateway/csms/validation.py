@@ -28,7 +28,7 @@ from gateway.domain.models import OcppVersion
 
 Validator = Callable[[Any], Any]
 
-_SCHEMA_DIRS = {OcppVersion.V16: "v16", OcppVersion.V201: "v201"}
+_SCHEMA_DIRS = {OcppVersion.V16: "v16", OcppVersion.V201: "v201", OcppVersion.V21: "v21"}
 _RULE_ERRORS: dict[str, type[OcppRequestError]] = {
     "type": TypeViolation,
     "required": OccurrenceViolation,
@@ -45,13 +45,17 @@ class SchemaValidators:
         self._root = Path(ocpp.__file__).parent
         self._cache: dict[tuple[OcppVersion, str], Validator | None] = {}
 
-    def _schema_name(self, version: OcppVersion, action: str, response: bool) -> str:
-        if version is OcppVersion.V16:
+    def _schema_name(self, version: OcppVersion, action: str, response: bool, send: bool) -> str:
+        if version is OcppVersion.V16 or send:
+            # 2.1 SEND messages (OCPP-J 2.1 4.2.5) have one schema, named after the action
+            # alone (NotifyPeriodicEventStream.json): there is no response.
             return f"{action}Response" if response else action
         return f"{action}{'Response' if response else 'Request'}"
 
-    def get(self, version: OcppVersion, action: str, *, response: bool = False) -> Validator | None:
-        name = self._schema_name(version, action, response)
+    def get(
+        self, version: OcppVersion, action: str, *, response: bool = False, send: bool = False
+    ) -> Validator | None:
+        name = self._schema_name(version, action, response, send)
         key = (version, name)
         if key not in self._cache:
             path = self._root / _SCHEMA_DIRS[version] / "schemas" / f"{name}.json"
@@ -63,10 +67,16 @@ class SchemaValidators:
         return self._cache[key]
 
     def validate(
-        self, version: OcppVersion, action: str, payload: Any, *, response: bool = False
+        self,
+        version: OcppVersion,
+        action: str,
+        payload: Any,
+        *,
+        response: bool = False,
+        send: bool = False,
     ) -> None:
         """Raise the matching :class:`OcppRequestError` when ``payload`` breaks the schema."""
-        validator = self.get(version, action, response=response)
+        validator = self.get(version, action, response=response, send=send)
         if validator is None:
             raise FormatViolation(f"no schema for {action}")
         try:

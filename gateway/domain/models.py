@@ -11,6 +11,7 @@ from decimal import Decimal
 class OcppVersion(enum.StrEnum):
     V16 = "1.6"
     V201 = "2.0.1"
+    V21 = "2.1"
 
 
 class ConnectorStatus(enum.StrEnum):

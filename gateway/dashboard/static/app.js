@@ -183,7 +183,7 @@ async function chargersPage(params) {
   connected.value = q.connected;
   const version = h("select", { id: "version" },
     h("option", { value: "" }, "any OCPP version"), h("option", { value: "1.6" }, "1.6"),
-    h("option", { value: "2.0.1" }, "2.0.1"));
+    h("option", { value: "2.0.1" }, "2.0.1"), h("option", { value: "2.1" }, "2.1"));
   version.value = q.version;
   const count = h("span", { class: "muted", id: "count" });
   const holder = h("div", { id: "chargers" });
