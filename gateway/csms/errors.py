@@ -3,8 +3,8 @@
 Handlers and converters raise :class:`OcppRequestError` subclasses; only the
 connection edge (``gateway.csms.connection``) turns them into CALLERROR frames,
 through :func:`error_code`. Codes follow OCPP-J 1.6 section 4.2.3, OCPP-J
-2.0.1 section 4.3 and OCPP-J 2.1 section 4.3 (not the ``ocpp`` library, which swaps NotImplemented and
-NotSupported and spells 1.6's FormationViolation as FormatViolation).
+2.0.1 section 4.3 and OCPP-J 2.1 section 4.3 (not the ``ocpp`` library, which swaps
+NotImplemented and NotSupported and spells 1.6's FormationViolation as FormatViolation).
 """
 
 from __future__ import annotations
