@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.domain.certificates import IssuedCertificate
 from gateway.domain.errors import Unavailable
 from gateway.domain.models import (
     Charger,
@@ -664,6 +665,31 @@ class MessageStore(Protocol):
         ...
 
 
+# -- certificates the gateway had issued to chargers (gateway.csms.certificates) ----------
+
+
+class CertificateStore(Protocol):
+    """Charger certificates the gateway had issued, by serial (lower-case hex). Kept when
+    the charger is removed (a record of what was issued); a revoked one stays, revoked."""
+
+    async def put(self, cert: IssuedCertificate) -> None:
+        """Store the certificate, or replace the one with its serial."""
+        ...
+
+    async def get(self, serial: str) -> IssuedCertificate | None: ...
+
+    async def for_charger(self, charger_id: str) -> builtins.list[IssuedCertificate]:
+        """The charger's certificates, newest issued first (equal times by serial)."""
+        ...
+
+    async def expiring(
+        self, before: datetime, *, limit: int = 1000
+    ) -> builtins.list[IssuedCertificate]:
+        """Certificates not revoked with ``not_after < before``, soonest first (equal
+        times by serial), at most ``limit``. ``ValueError`` if limit < 0."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """All entity stores of one backend."""
@@ -711,6 +737,8 @@ class Store:
     trail: TrailStore
     # Connection and connector status changes, for the reports (gateway.reports).
     status_history: StatusHistoryStore
+    # Certificates issued to chargers (security profile 3).
+    certificates: CertificateStore
 
     @classmethod
     def assemble(
@@ -729,6 +757,7 @@ class Store:
         messages: MessageStore,
         trail: TrailStore,
         status_history: StatusHistoryStore,
+        certificates: CertificateStore,
     ) -> Store:
         """A backend's stores; ``documents(name)`` opens the document collection ``name``
         (each collection is named after its field, so the names live here only)."""
@@ -760,6 +789,7 @@ class Store:
             messages=messages,
             trail=trail,
             status_history=status_history,
+            certificates=certificates,
         )
 
     async def ping(self) -> None:

@@ -140,6 +140,7 @@ from gateway.storage.redis_batch import (
     Script,
     SentinelTarget,
 )
+from gateway.storage.redis_certs import RedisCertificateStore
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
 from gateway.storage.redis_pubsub import RedisSubscription
 from gateway.storage.redis_trail import RedisTrailStore
@@ -923,6 +924,7 @@ async def open_redis_store(
         messages=RedisMessageStore(backend),
         trail=RedisTrailStore(backend.db, backend.keys),
         status_history=RedisStatusHistoryStore(backend),
+        certificates=RedisCertificateStore(backend.db, backend.keys),
     )
 
 

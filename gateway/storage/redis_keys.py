@@ -81,6 +81,12 @@ key                                    type         content
 ``{p}trail-partner:{partner_id}``      sorted set   the partner's trail entry ids (score 0)
 ``{p}trail-tx:{transaction_id}``       sorted set   the trail entry ids of an OCPP
                                                     transaction id (score 0)
+``{p}certs``                           hash         certificate serial (hex) -> the issued
+                                                    certificate's JSON
+``{p}certs-by-expiry``                 sorted set   serials of the certificates not revoked,
+                                                    score = ``not_after`` (µs)
+``{p}certs-charger:{charger_id}``      sorted set   the charger's serials, score =
+                                                    ``issued_at`` (µs)
 =====================================  ===========  ===========================================
 """
 
@@ -96,7 +102,8 @@ from gateway.storage.base import LEASE_NAME, check_channel
 #    done, from their ``next_attempt_at``, before a store claims version 3).
 # (``lease:{name}`` and ``owner:{charger_id}`` keys came later without a new version:
 # they expire on their own, and a gateway that does not know them never reads them;
-# nor ``status-history*``: added keys that an older gateway never reads; nor ``trail*``.)
+# nor ``status-history*``: added keys that an older gateway never reads; nor ``trail*``;
+# nor ``certs*``.)
 LAYOUT_VERSION = 3
 
 # Collection names are part of key names: fixed words, never ``:``.
@@ -107,6 +114,8 @@ class RedisKeys:
     """The key names under one prefix."""
 
     __slots__ = (
+        "certificates",
+        "certificates_by_expiry",
         "charger_states",
         "chargers",
         "outbox_all",
@@ -151,6 +160,8 @@ class RedisKeys:
         self.trail_tx_prefix = f"{prefix}trail-tx:"
         self.status_history_seq = f"{prefix}status-history-seq"
         self.status_history_chargers = f"{prefix}status-history-chargers"
+        self.certificates = f"{prefix}certs"
+        self.certificates_by_expiry = f"{prefix}certs-by-expiry"
         # ``tx_prefix + tx_id`` is the key of a transaction; Lua scripts that find a
         # transaction id in an index receive this prefix to name its key.
         self.tx_prefix = f"{prefix}tx:"
@@ -166,6 +177,9 @@ class RedisKeys:
         self.outbox_status_prefix = f"{prefix}outbox-status:"
         self.outbox_partner_prefix = f"{prefix}outbox-partner:"
         self.outbox_partner_status_prefix = f"{prefix}outbox-partner-status:"
+
+    def certificates_of(self, charger_id: str) -> str:
+        return f"{self.prefix}certs-charger:{charger_id}"
 
     def connectors(self, charger_id: str) -> str:
         return f"{self.prefix}connectors:{charger_id}"

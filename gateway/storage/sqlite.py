@@ -138,6 +138,15 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX status_history_by_charger ON status_history (charger_id, at, id)",
         "CREATE INDEX status_history_by_time ON status_history (at)",
     ),
+    (
+        # Certificates issued to chargers (gateway.storage.sqlite_certs). issued_at,
+        # not_after: µs since the epoch.
+        "CREATE TABLE certificates (serial TEXT PRIMARY KEY, charger_id TEXT NOT NULL,"
+        " issued_at INTEGER NOT NULL, not_after INTEGER NOT NULL, status TEXT NOT NULL,"
+        " data TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE INDEX certificates_by_charger ON certificates (charger_id, issued_at, serial)",
+        "CREATE INDEX certificates_by_expiry ON certificates (not_after, serial)",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -153,6 +162,7 @@ async def open_sqlite_store(
     database = await _Database.open(path, synchronous)
     # The message trail, in a file of its own (gateway.storage.sqlite_trail, which
     # imports this module's threads: imported here).
+    from gateway.storage.sqlite_certs import SqliteCertificateStore
     from gateway.storage.sqlite_trail import SqliteTrailStore, trail_path
 
     try:
@@ -174,6 +184,7 @@ async def open_sqlite_store(
         messages=LocalMessageStore(lambda: database.read(_nothing)),
         trail=trail,
         status_history=SqliteStatusHistoryStore(database),
+        certificates=SqliteCertificateStore(database),
     )
 
 

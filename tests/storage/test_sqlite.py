@@ -212,6 +212,13 @@ async def test_a_cancelled_caller_does_not_break_the_writer(tmp_path: Path) -> N
         await store.close()
 
 
+def _drop_after_version_3(conn: sqlite3.Connection) -> None:
+    """What migrations 4 and later created (status history, certificates)."""
+    conn.execute("DROP TABLE status_history")
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'status_history'")
+    conn.execute("DROP TABLE certificates")
+
+
 async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
     """A database from before the roaming tables gets them, keeping what it holds."""
     path = tmp_path / "gateway.sqlite3"
@@ -223,6 +230,7 @@ async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Pat
         conn.execute("DROP TABLE documents")
         conn.execute("DROP TABLE outbox")
         conn.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+        _drop_after_version_3(conn)
         conn.execute("UPDATE schema_version SET version = 1")
     conn.close()
 
@@ -274,6 +282,7 @@ async def test_a_version_2_database_gets_completion_times_for_its_done_items(
     with conn:  # back to what version 2 created
         conn.execute("DROP INDEX outbox_done")
         conn.execute("ALTER TABLE outbox DROP COLUMN completed_at")
+        _drop_after_version_3(conn)
         conn.execute("UPDATE schema_version SET version = 2")
     conn.close()
 
