@@ -58,3 +58,15 @@ class IssuedCertificate:
 def serial_hex(serial: int) -> str:
     """A certificate serial number as the store keys it."""
     return format(serial, "x")
+
+
+class RootCertificateKind(enum.StrEnum):
+    """Certificates installed on a charger (2.0.1 InstallCertificateUseEnumType and
+    GetCertificateIdUseEnumType; 1.6 CertificateUseEnumType knows the first two, the
+    CSMS root as CentralSystemRootCertificate)."""
+
+    CSMS_ROOT = "CSMSRootCertificate"
+    MANUFACTURER_ROOT = "ManufacturerRootCertificate"
+    V2G_ROOT = "V2GRootCertificate"
+    MO_ROOT = "MORootCertificate"
+    V2G_CHAIN = "V2GCertificateChain"  # GetInstalledCertificateIds only

@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
+from gateway.domain.certificates import CertificateKind, RootCertificateKind
 from gateway.domain.charging import (
     ChargingProfile,
     CompositeSchedule,
@@ -130,6 +131,11 @@ class UpdateFirmware:
     retry_interval: int | None = None
     # None: the central system gives it a fresh one (see CentralSystem.send).
     request_id: int | None = None
+    # Signed firmware (1.6 security whitepaper SignedUpdateFirmware; 2.0.1 L01): the PEM
+    # certificate the firmware was signed with and the signature (base64), both or none.
+    signing_certificate: str | None = None
+    signature: str | None = None
+    install_at: str | None = None  # RFC 3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +221,52 @@ class UpdateCost:
     total_cost: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class CertificateSigned:
+    """1.6 (security whitepaper) / 2.0.1 CertificateSigned (A02/A03): the chain a CA issued
+    for the charger's SignCertificate, PEM, leaf first. 1.6 knows the charging station
+    certificate only."""
+
+    certificate_chain: str
+    certificate_type: CertificateKind = CertificateKind.CHARGING_STATION
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerCertificateSigning:
+    """Ask the charger for a new key pair and its CSR (renewal, A02): 1.6
+    ExtendedTriggerMessage SignChargePointCertificate; 2.0.1 TriggerMessage
+    SignChargingStationCertificate or SignV2GCertificate."""
+
+    certificate_type: CertificateKind = CertificateKind.CHARGING_STATION
+
+
+@dataclass(frozen=True, slots=True)
+class InstallCertificate:
+    """Install a root certificate (PEM) on the charger (1.6 whitepaper / 2.0.1 M05)."""
+
+    certificate_type: RootCertificateKind
+    certificate: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetInstalledCertificateIds:
+    """The hashes of the charger's installed certificates of these types (none: every
+    type, 2.0.1 M03; 1.6 asks for exactly one type)."""
+
+    certificate_types: tuple[RootCertificateKind, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCertificate:
+    """Delete an installed certificate, named by its hash data (1.6 whitepaper / 2.0.1
+    M04: CertificateHashDataType, as GetInstalledCertificateIds answered it)."""
+
+    hash_algorithm: Literal["SHA256", "SHA384", "SHA512"]
+    issuer_name_hash: str
+    issuer_key_hash: str
+    serial_number: str
+
+
 Command = (
     StartCharging
     | StopCharging
@@ -235,6 +287,11 @@ Command = (
     | GetCompositeSchedule
     | GetChargingProfiles
     | UpdateCost
+    | CertificateSigned
+    | TriggerCertificateSigning
+    | InstallCertificate
+    | GetInstalledCertificateIds
+    | DeleteCertificate
 )
 
 
