@@ -17,6 +17,8 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v21 import call as call21
+from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as CP201
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
@@ -789,6 +791,19 @@ class Charger201(SmartCharging, CP201):
         return amps
 
 
+class Charger21(Charger201):
+    """An OCPP 2.1 charger: the 2.0.1 one, whose messages 2.1 keeps (the library builds
+    and validates them against the 2.1 schemas and reads answers as 2.1 results)."""
+
+    _call = call21
+    _call_result = result21
+    _ocpp_version = "2.1"
+
+
+_SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
+_CHARGER: dict[str, type[Any]] = {"1.6": Charger16, "2.0.1": Charger201, "2.1": Charger21}
+
+
 def _floats(value: Any) -> Any:
     """A received payload (snake_case) with its Decimals as floats, to send back."""
     if isinstance(value, dict):
@@ -831,13 +846,13 @@ async def connect(
     try:
         ws = await session.ws_connect(
             f"{url}/ocpp/{cp_id}",
-            protocols=("ocpp2.0.1" if version == "2.0.1" else "ocpp1.6",),
+            protocols=(_SUBPROTOCOL[version],),
             headers=headers,
             ssl=ssl,
             autoping=True,
         )
         adapter = WsAdapter(ws)
-        cp: Any = (Charger201 if version == "2.0.1" else Charger16)(cp_id, adapter)
+        cp: Any = _CHARGER[version](cp_id, adapter)
         task = asyncio.create_task(cp.start())
         try:
             yield cp

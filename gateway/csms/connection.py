@@ -11,7 +11,13 @@ answered here, so that:
   receive loop, while CALLs are handled by a separate worker in arrival order,
   so a slow handler (a roaming partner's real-time authorization) never holds
   back the answer to a call the gateway made, and a handler that itself calls
-  the charger cannot deadlock.
+  the charger cannot deadlock;
+- OCPP-J 2.1's two message types (``rpc_21``), which the library does not parse, are
+  handled here: CALLRESULTERROR (5), by which the receiver of a CALLRESULT refuses it,
+  and SEND (6), an unconfirmed message. Neither is ever answered (OCPP-J 2.1 4.2.4,
+  4.2.5). A 2.1 charger's CALLRESULT that breaks its schema gets a CALLRESULTERROR and
+  fails the waiting call at once; 1.6 and 2.0.1 have no such frame (the call fails,
+  nothing is sent).
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ from gateway.storage.base import StorageUnavailable
 log = logging.getLogger(__name__)
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
+# OCPP-J 2.1 only (4.2.4, 4.2.5): to 1.6 and 2.0.1 they are unknown message types.
+CALLRESULTERROR, SEND = 5, 6
 _UNREADABLE_ID = "-1"
 _MAX_PENDING_CALLS = 32
 # OCPP-J 1.6 section 4.1.3 / 2.0.1 section 4.2.1: a message id is at most 36 characters.
@@ -110,6 +118,23 @@ def on(action: str) -> Callable[[F], F]:
     return cast(Callable[[F], F], _lib_on(action, skip_schema_validation=True))
 
 
+class ResultRefused(Exception):
+    """A charger's CALLRESULT the gateway refused with a CALLRESULTERROR (2.1)."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+class _RefusedResult(LibCallError):  # type: ignore[misc]
+    """Put in the response queue in place of a refused CALLRESULT: the library's call()
+    raises what ``to_exception`` gives, so the waiting call fails at once."""
+
+    def to_exception(self) -> ResultRefused:
+        return ResultRefused(self.error_code, self.error_description)
+
+
 class _WsSender:
     """The ``connection`` object the library's ``call()`` sends through."""
 
@@ -130,6 +155,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
 
     version: OcppVersion
     known_actions: frozenset[str] = frozenset()
+    # OCPP-J 2.1 framing: CALLRESULTERROR and SEND frames, and CALLRESULTs checked here.
+    rpc_21: bool = False
+    # Actions a charger may send as SEND (unconfirmed) messages.
+    send_actions: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -221,6 +250,14 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
             return
         message_type = frame[0]
+        if self.rpc_21 and not isinstance(message_type, bool):
+            # Never answered, not even when unreadable (OCPP-J 2.1 4.2.4, 4.2.5).
+            if message_type == SEND:
+                await self._send_received(frame, raw)
+                return
+            if message_type == CALLRESULTERROR:
+                self._result_error_received(frame)
+                return
         unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
         if unique_id is None:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("message id is not readable"))
@@ -258,11 +295,18 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             # match nothing, and queueing it would let a charger grow our memory.
             log.info("charger %s: unsolicited answer %s dropped", self.charger_id, clip(unique_id))
         elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
+            if self.rpc_21 and not await self._result_acceptable(unique_id, frame[2], raw):
+                return
             self._answered(unique_id)
             self._response_queue.put_nowait(LibCallResult(unique_id, frame[2]))
         elif message_type == CALLERROR and len(frame) == 5:
             self._answered(unique_id)
             self._response_queue.put_nowait(LibCallError(*frame[1:]))
+        elif message_type == CALLRESULT and self.rpc_21:
+            # 2.1: a CALLRESULT the gateway cannot process is refused, and its call fails.
+            await self._refuse_result(
+                unique_id, FormatViolation("a CALLRESULT is [3, id, {payload}]"), None, None
+            )
         elif message_type in (CALLRESULT, CALLERROR):
             # Answers cannot be answered; the waiting call() times out instead.
             log.warning(
@@ -270,14 +314,114 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             )
         else:
             # The type is not echoed: it may be any JSON value, of any size.
+            types = "2 to 6" if self.rpc_21 else "2, 3 or 4"
             await self._send_error(
-                unique_id, MessageTypeNotSupported("message type must be 2, 3 or 4")
+                unique_id, MessageTypeNotSupported(f"message type must be {types}")
             )
 
     def _answered(self, unique_id: str) -> None:
         # A second answer to the same CALL is then dropped as unsolicited.
         if self._awaited is not None:
             self._awaited.pop(unique_id, None)
+
+    # -- OCPP-J 2.1: CALLRESULTERROR and SEND ---------------------------------------
+
+    async def _result_acceptable(self, unique_id: str, payload: dict[str, Any], raw: str) -> bool:
+        """Whether a 2.1 CALLRESULT to one of our CALLs is valid; if not, it is refused."""
+        action = (self._awaited or {}).get(unique_id)
+        if action is None:
+            return True
+        try:
+            self.validators.validate(self.version, action, payload, response=True)
+            if needs_edge_check(raw):
+                check_storable(payload)
+        except OcppRequestError as exc:
+            await self._refuse_result(unique_id, exc, action, payload)
+            return False
+        except RecursionError:
+            await self._refuse_result(
+                unique_id, FormatViolation("payload nested too deeply"), action, payload
+            )
+            return False
+        return True
+
+    async def _refuse_result(
+        self, unique_id: str, exc: OcppRequestError, action: str | None, payload: Any
+    ) -> None:
+        """OCPP-J 2.1 4.2.4: a CALLRESULTERROR for a charger's CALLRESULT the gateway
+        cannot process; the call that waited for it fails now rather than time out."""
+        if action is None:
+            action = (self._awaited or {}).get(unique_id)
+        log.warning(
+            "charger %s: answer to %s refused: %s", self.charger_id, action, exc.description
+        )
+        self._answered(unique_id)
+        await self._send_error(unique_id, exc, action, payload, message_type=CALLRESULTERROR)
+        code = error_code(exc.kind, self.version)
+        self._response_queue.put_nowait(
+            _RefusedResult(unique_id, code, exc.description[:_MAX_DESCRIPTION], exc.details())
+        )
+
+    def _result_error_received(self, frame: list[Any]) -> None:
+        """A charger refused one of the gateway's CALLRESULTs (OCPP-J 2.1 4.2.4): logged and
+        counted, never answered. The CALLRESULT it refuses was already sent, so there is
+        nothing to undo; were its id one of the gateway's own waiting CALLs (a charger
+        refusing a CALL this way), that call fails now rather than time out."""
+        unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
+        code = frame[2] if len(frame) > 2 and isinstance(frame[2], str) else "other"
+        description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
+        self.csms.metrics.callresulterror("received", code)
+        log.warning(
+            "charger %s: CALLRESULTERROR %s for message %s: %s",
+            self.charger_id,
+            clip(code),
+            clip(unique_id),
+            clip(description, 120),
+        )
+        well_formed = len(frame) == 5 and isinstance(frame[4], dict) and code != "other"
+        if well_formed and unique_id is not None and unique_id in (self._awaited or ()):
+            self._answered(unique_id)
+            self._response_queue.put_nowait(LibCallError(unique_id, code, description, frame[4]))
+
+    async def _send_received(self, frame: list[Any], raw: str) -> None:
+        """A SEND (OCPP-J 2.1 4.2.5): handled when valid, else dropped; never answered."""
+        well_formed = (
+            len(frame) == 4
+            and isinstance(frame[1], str)
+            and len(frame[1]) <= MAX_MESSAGE_ID
+            and isinstance(frame[2], str)
+            and isinstance(frame[3], dict)
+        )
+        action = frame[2] if well_formed else None
+        label = action if action in self.send_actions else "unknown"
+        if action is None or label == "unknown":
+            reason = "malformed" if action is None else f"unknown action {clip(action)}"
+            log.info("charger %s: SEND dropped: %s", self.charger_id, reason)
+            self.csms.metrics.send_received(self.version, label, "dropped")
+            return
+        payload: dict[str, Any] = frame[3]
+        try:
+            self.validators.validate(self.version, action, payload, send=True)
+            if needs_edge_check(raw):
+                check_storable(payload)
+            await self.on_send(action, payload)
+        except OcppRequestError as exc:
+            log.info("charger %s: SEND %s dropped: %s", self.charger_id, action, exc.description)
+            self.csms.metrics.send_received(self.version, label, "dropped")
+            return
+        except RecursionError:
+            log.info("charger %s: SEND %s dropped: nested too deeply", self.charger_id, action)
+            self.csms.metrics.send_received(self.version, label, "dropped")
+            return
+        except Exception:
+            log.exception("charger %s: SEND %s failed", self.charger_id, action)
+            self.csms.metrics.send_received(self.version, label, "dropped")
+            return
+        self.csms.metrics.send_received(self.version, label, "handled")
+
+    async def on_send(self, action: str, payload: dict[str, Any]) -> None:
+        """Handle a valid SEND of one of ``send_actions`` (versions with SEND override)."""
+        raise NotImplementedError
 
     # -- the message trail (gateway.trail): each frame as it passes -------------------
 
@@ -302,6 +446,13 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 tx = transaction_of(frame[2])
             elif message_type == CALLERROR:
                 kind, action = "CALLERROR", (self._awaited or {}).get(unique_id)
+                status = frame[2] if isinstance(frame[2], str) else None
+            elif self.rpc_21 and message_type == SEND and isinstance(frame[2], str):
+                kind, action = "SEND", frame[2]
+                if len(frame) == 4:
+                    tx = transaction_of(frame[3])
+            elif self.rpc_21 and message_type == CALLRESULTERROR:
+                kind = "CALLRESULTERROR"
                 status = frame[2] if isinstance(frame[2], str) else None
         trail.ocpp(self.charger_id, "in", raw, kind, unique_id, action, status, tx)
 
@@ -424,15 +575,21 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         exc: OcppRequestError,
         action: str | None = None,
         payload: Any = None,
+        *,
+        message_type: int = CALLERROR,
     ) -> None:
+        """A CALLERROR, or (2.1) with ``message_type`` CALLRESULTERROR: same layout."""
         code = error_code(exc.kind, self.version)
-        self.csms.metrics.callerror("sent", code)
+        if message_type == CALLRESULTERROR:
+            self.csms.metrics.callresulterror("sent", code)
+        else:
+            self.csms.metrics.callerror("sent", code)
         details = {k: v[:_MAX_FIELD] for k, v in exc.details().items()}
-        frame = [CALLERROR, unique_id, code, exc.description[:_MAX_DESCRIPTION], details]
+        frame = [message_type, unique_id, code, exc.description[:_MAX_DESCRIPTION], details]
         text = json.dumps(frame, separators=(",", ":"))
         if len(text) > MAX_ERROR_FRAME:
             # Escaped non-ASCII text can grow sixfold: fall back to the kind alone.
-            frame = [CALLERROR, unique_id, code, exc.kind.value, {}]
+            frame = [message_type, unique_id, code, exc.kind.value, {}]
             text = json.dumps(frame, separators=(",", ":"))
         trail = self.csms.trail
         if trail is not None:
@@ -440,7 +597,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 self.charger_id,
                 "out",
                 text,
-                "CALLERROR",
+                "CALLRESULTERROR" if message_type == CALLRESULTERROR else "CALLERROR",
                 unique_id,
                 action,
                 code,
@@ -519,6 +676,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 f"charger {self.charger_id} did not answer {type(payload).__name__} "
                 f"within {self._response_timeout}s"
             ) from None
+        except ResultRefused as exc:
+            # Its CALLRESULTERROR was counted when sent (2.1).
+            outcome = "invalid"
+            raise ChargerRejected(exc.code, f"invalid answer: {exc.description}") from None
         except OCPPError as exc:
             outcome = "error"
             code = getattr(exc, "code", "GenericError")

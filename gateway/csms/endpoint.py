@@ -1,6 +1,6 @@
 """The OCPP-J WebSocket endpoint ``/ocpp/{charge_point_id}``.
 
-OCPP-J 1.6 section 3 and OCPP-J 2.0.1 section 3 (connection set-up).
+OCPP-J 1.6, 2.0.1 and 2.1, section 3 (connection set-up).
 
 Everything that can refuse a charger happens before the upgrade, with a plain
 HTTP status: invalid id 400, unknown id 404, bad credentials 401, bad client
@@ -23,6 +23,7 @@ from gateway.csms.core import CentralSystem
 from gateway.csms.identity import charger_id_problem
 from gateway.csms.security import certificate_cn, parse_basic_auth, verify_password
 from gateway.csms.v16 import V16Connection
+from gateway.csms.v21 import V21Connection
 from gateway.csms.v201 import V201Connection
 from gateway.csms.validation import SchemaValidators
 from gateway.domain.errors import Unavailable
@@ -30,8 +31,11 @@ from gateway.domain.models import Charger
 
 log = logging.getLogger(__name__)
 
-# Server preference: 2.0.1 first when a charger offers both.
+# Server preference, newest first: of the versions a charger offers, the first here is
+# chosen, whatever the order of its offer (RFC 6455 4.2.2 lets the server pick; OCPP-J
+# 3.1.2: the CSMS chooses among the versions the charger lists).
 SUBPROTOCOLS: dict[str, type[OcppConnection]] = {
+    "ocpp2.1": V21Connection,
     "ocpp2.0.1": V201Connection,
     "ocpp1.6": V16Connection,
 }

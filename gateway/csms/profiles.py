@@ -1,4 +1,4 @@
-"""Charging profiles and schedules between the domain and OCPP 1.6 / 2.0.1 (pure).
+"""Charging profiles and schedules between the domain and OCPP 1.6 / 2.0.1 / 2.1 (pure).
 
 The two versions carry almost the same profile: 1.6 ``csChargingProfiles`` (section
 7.8, ChargingProfile) and 2.0.1 ``ChargingProfileType``. They differ in:
@@ -12,6 +12,15 @@ The two versions carry almost the same profile: 1.6 ``csChargingProfiles`` (sect
   schedule an ``id`` (required) and a list of up to three schedules (ISO 15118 offers;
   one is sent, and the first of a report is kept);
 - ``transactionId``: 1.6 an integer, 2.0.1 a string of up to 36 characters.
+
+2.1 sends the 2.0.1 profile unchanged (its ``ChargingProfileType`` is a superset), but
+reads more: a schedule period's ``limit`` is optional (absent under the V2X operation
+modes, ``operationMode`` other than ChargingOnly), ``limit_L2``/``limit_L3`` give
+per-phase limits, and the purposes PriorityCharging and LocalGeneration and the kind
+Dynamic are new. The domain holds a charging limit per period: a per-phase limit is
+read as the lowest phase's (A) or the sum of the phases (W); a profile the domain
+cannot hold (a new purpose or kind, a period without a charging limit) is left out of
+a report, and a composite schedule without one is unreadable.
 
 Limits go out with one decimal at most, rounded DOWN (1.6 schema ``multipleOf 0.1``;
 2.0.1 "accepts at most one digit fraction"): a charger never gets more than was asked.
@@ -49,6 +58,7 @@ MAX_TX_ID_201 = 36
 _STATION_MAX = {
     OcppVersion.V16: "ChargePointMaxProfile",
     OcppVersion.V201: "ChargingStationMaxProfile",
+    OcppVersion.V21: "ChargingStationMaxProfile",
 }
 _PURPOSES_IN = {
     "ChargePointMaxProfile": ProfilePurpose.STATION_MAX,
@@ -136,9 +146,11 @@ def profile_to_v16(profile: ChargingProfile) -> dict[str, Any]:
     return out
 
 
-def profile_to_v201(profile: ChargingProfile) -> dict[str, Any]:
+def profile_to_v201(
+    profile: ChargingProfile, version: OcppVersion = OcppVersion.V201
+) -> dict[str, Any]:
     """2.0.1 ``ChargingProfileType`` (snake_case), its one schedule under the profile's id."""
-    out = {"id": profile.id, **_profile_common(profile, OcppVersion.V201)}
+    out = {"id": profile.id, **_profile_common(profile, version)}
     tx = profile.transaction_id
     if profile.purpose is ProfilePurpose.TX:
         # K01.FR.03: a TxProfile names its transaction.
@@ -151,6 +163,12 @@ def profile_to_v201(profile: ChargingProfile) -> dict[str, Any]:
         out["transaction_id"] = tx
     out["charging_schedule"] = [schedule_to_ocpp(profile.schedule, schedule_id=profile.id)]
     return out
+
+
+def profile_to_v21(profile: ChargingProfile) -> dict[str, Any]:
+    """2.1 ``ChargingProfileType``: the 2.0.1 one, whose fields 2.1 keeps as they were
+    (``operationMode`` absent: ChargingOnly, the only mode the domain knows)."""
+    return profile_to_v201(profile, OcppVersion.V21)
 
 
 def station_evse(purpose: ProfilePurpose, evse_id: int) -> int:
@@ -275,3 +293,73 @@ def reported_from_v201(payload: Mapping[str, Any]) -> tuple[ReportedProfile, ...
         ReportedProfile(evse, source, profile_from_ocpp(p, f"chargingProfile[{i}]"))
         for i, p in enumerate(payload["chargingProfile"])
     )
+
+
+# -- OCPP 2.1 readers -----------------------------------------------------------------
+
+# Operation modes under which a period's limit is a charging limit (2.1
+# OperationModeEnumType; absent means ChargingOnly).
+_CHARGING_MODES = frozenset({"ChargingOnly"})
+_KINDS_21 = frozenset(k.value for k in ProfileKind)
+
+
+def _schedule_v21(data: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """A 2.1 schedule with each period's charging limit as ``limit`` (the 2.0.1 form)."""
+    unit = data.get("chargingRateUnit")
+    periods = []
+    for i, period in enumerate(data["chargingSchedulePeriod"]):
+        where = f"{field}.chargingSchedulePeriod[{i}]"
+        mode = period.get("operationMode", "ChargingOnly")
+        if mode not in _CHARGING_MODES:
+            raise ProfileFormatError(f"{where}.operationMode: {str(mode)[:40]!r} is not held")
+        if "limit" not in period:
+            raise ProfileFormatError(f"{where}.limit: absent")
+        limit = _decimal(period["limit"], f"{where}.limit")
+        phases = [
+            _decimal(period[k], f"{where}.{k}") for k in ("limit_L2", "limit_L3") if k in period
+        ]
+        if phases:
+            # The limit is then phase L1's: per phase (A) the lowest holds on every phase,
+            # in W the phases add up to the station's power.
+            limit = sum(phases, limit) if unit == "W" else min([limit, *phases])
+        periods.append({**period, "limit": limit})
+    return {**data, "chargingSchedulePeriod": periods}
+
+
+def _profile_v21(data: Mapping[str, Any], field: str) -> ChargingProfile:
+    purpose = data.get("chargingProfilePurpose")
+    if purpose not in _PURPOSES_IN:
+        raise ProfileFormatError(
+            f"{field}.chargingProfilePurpose: {str(purpose)[:40]!r} is not held"
+        )
+    kind = data.get("chargingProfileKind")
+    if kind not in _KINDS_21:
+        raise ProfileFormatError(f"{field}.chargingProfileKind: {str(kind)[:40]!r} is not held")
+    schedules = data["chargingSchedule"]
+    first = _schedule_v21(schedules[0], f"{field}.chargingSchedule[0]")
+    return profile_from_ocpp({**data, "chargingSchedule": [first]}, field)
+
+
+def reported_from_v21(
+    payload: Mapping[str, Any],
+) -> tuple[tuple[ReportedProfile, ...], tuple[str, ...]]:
+    """The profiles of one 2.1 ReportChargingProfiles request the domain can hold, and
+    why each other one is left out (``field: reason``)."""
+    evse = int(payload["evseId"])
+    source = str(payload["chargingLimitSource"])
+    held: list[ReportedProfile] = []
+    left_out: list[str] = []
+    for i, data in enumerate(payload["chargingProfile"]):
+        try:
+            held.append(ReportedProfile(evse, source, _profile_v21(data, f"chargingProfile[{i}]")))
+        except ProfileFormatError as exc:
+            left_out.append(str(exc))
+    return tuple(held), tuple(left_out)
+
+
+def composite_from_v21(data: Mapping[str, Any]) -> CompositeSchedule | None:
+    """A 2.1 GetCompositeSchedule answer (camelCase); None without a schedule (Rejected)."""
+    schedule = data.get("schedule")
+    if schedule is None:
+        return None
+    return composite_from_v201({**data, "schedule": _schedule_v21(schedule, "schedule")})

@@ -435,13 +435,17 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
         ):
             # CentralSystem.send assigns one; a caller sending directly gets one here.
             command = replace(command, request_id=self.csms.next_request_id())
-        return command_to_v201(command)
+        return self.convert(command)
+
+    # The version's pure conversion (2.1 converts on from the 2.0.1 one).
+    convert = staticmethod(command_to_v201)
+    read_composite = staticmethod(composite_from_v201)
 
     def from_result(self, command: cmd.Command, result: Any) -> cmd.CommandResult:
         answer = super().from_result(command, result)
         if isinstance(command, cmd.GetCompositeSchedule):
             try:
-                schedule = composite_from_v201(answer.data)
+                schedule = self.read_composite(answer.data)
             except (ProfileFormatError, KeyError, TypeError, ValueError) as exc:
                 log.warning("charger %s: composite schedule not readable: %s", self.charger_id, exc)
                 return replace(answer, status=cmd.CommandStatus.REJECTED)
