@@ -15,13 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.monitoring import METRICS
 from tests.conftest import Gateway
 from tests.csms.test_hardening import SUB, exchange, no_tracebacks, register, still_answers
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_unsolicited_answers_are_dropped_and_a_real_command_still_works(
     gateway: Gateway, version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -85,7 +86,7 @@ async def test_a_frame_of_exactly_the_maximum_size_is_taken(gateway: Gateway) ->
         await ws.close()
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 async def test_nan_and_infinity_are_not_json(gateway: Gateway, version: str, literal: str) -> None:
     # Found by the fuzz soak: a 2.0.1 meter value of NaN passed the schema (a number).
@@ -112,3 +113,90 @@ async def test_a_charger_id_with_a_colon_cannot_have_a_password(gateway: Gateway
     assert status == 422 and answer["field"] == "password", answer
     status, answer = await gateway.admin("PUT", "/chargers/CP:1", {"evses": []})
     assert status == 201, answer  # without a password it is a valid id
+
+
+# -- OCPP-J 2.1: CALLRESULTERROR ---------------------------------------------------------
+
+# A charger's answer to ChangeAvailability, and what a 2.1 gateway sends back for it:
+# the CALLRESULTERROR's code and field (OCPP-J 2.1 4.2.4; codes as for a CALLERROR).
+INVALID_RESULTS = [
+    ('{"status": "Maybe"}', "PropertyConstraintViolation", "status"),
+    ('{"status": 1}', "TypeConstraintViolation", "status"),
+    ("{}", "OccurrenceConstraintViolation", "status"),
+    ('{"status": "Accepted", "extra": 1}', "FormatViolation", "payload"),
+    ('{"status": "Accepted", "statusInfo": {"reasonCode": "' + "r" * 21 + '"}}', "PropertyConstraintViolation", "statusInfo.reasonCode"),
+    ("[]", "FormatViolation", None),
+    ('"Accepted"', "FormatViolation", None),
+]
+
+
+async def _command_and_its_call(
+    gateway: Gateway, ws: aiohttp.ClientWebSocketResponse
+) -> tuple[asyncio.Task[tuple[int, Any]], list[Any]]:
+    command = asyncio.create_task(
+        gateway.admin(
+            "POST", "/chargers/ANS/commands/change-availability", {"operative": False, "evse_id": 1}
+        )
+    )
+    msg = await ws.receive(timeout=5)
+    call = json.loads(msg.data)
+    assert call[0] == 2 and call[2] == "ChangeAvailability", call
+    return command, call
+
+
+@pytest.mark.parametrize(("result", "code", "field"), INVALID_RESULTS)
+async def test_an_invalid_answer_from_a_21_charger_gets_a_callresulterror(
+    gateway: Gateway, result: str, code: str, field: str | None
+) -> None:
+    await register(gateway, "ANS")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/ANS", protocols=("ocpp2.1",))
+        command, call = await _command_and_its_call(gateway, ws)
+        await ws.send_str(f'[3,"{call[1]}",{result}]')
+        refusal = json.loads((await ws.receive(timeout=5)).data)
+        assert refusal[:3] == [5, call[1], code], refusal
+        assert refusal[4] == ({"field": field} if field else {}), refusal
+        assert "extra" not in refusal[3] and len(json.dumps(refusal)) < 1024
+        # The command fails on the refusal (the charger's answer is never taken), and the
+        # connection goes on: the refusal is not answered, nor is it answered again.
+        status, answer = await command
+        assert status == 502 and "invalid answer" in answer["error"], answer
+        await ws.send_str(f'[3,"{call[1]}",{{"status":"Accepted"}}]')  # too late: dropped
+        await still_answers(ws)
+        await ws.close()
+    registry = gateway.app[METRICS].registry
+    labels = {"direction": "sent", "code": code}
+    assert registry.get_sample_value("ocpigw_ocpp_callresulterrors_total", labels) == 1
+    labels = {"ocpp_version": "2.1", "action": "ChangeAvailability", "outcome": "invalid"}
+    assert registry.get_sample_value("ocpigw_ocpp_calls_sent_total", labels) == 1
+
+
+async def test_a_20_charger_invalid_answer_gets_no_frame(gateway: Gateway) -> None:
+    # OCPP-J 2.0.1 has no CALLRESULTERROR: the command fails, nothing is sent.
+    await register(gateway, "ANS")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/ANS", protocols=("ocpp2.0.1",))
+        command, call = await _command_and_its_call(gateway, ws)
+        await ws.send_str(f'[3,"{call[1]}",{{"status":"Maybe"}}]')
+        status, _ = await command
+        assert status == 502
+        await still_answers(ws)  # the next frame is the heartbeat's answer
+        await ws.close()
+
+
+async def test_a_callresulterror_for_a_waiting_call_fails_it_and_is_not_answered(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    await register(gateway, "ANS")
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/ANS", protocols=("ocpp2.1",))
+        command, call = await _command_and_its_call(gateway, ws)
+        await ws.send_str(json.dumps([5, call[1], "InternalError", "could not", {}]))
+        status, answer = await command
+        assert status == 502 and "InternalError" in answer["error"], answer
+        await still_answers(ws)
+        await ws.close()
+    assert any("CALLRESULTERROR" in r.getMessage() for r in caplog.records)
+    registry = gateway.app[METRICS].registry
+    labels = {"direction": "received", "code": "InternalError"}
+    assert registry.get_sample_value("ocpigw_ocpp_callresulterrors_total", labels) == 1

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.monitoring import METRICS
 from tests.conftest import Gateway
 
 
@@ -30,7 +31,10 @@ async def _exchange(ws: aiohttp.ClientWebSocketResponse, frame: str) -> list[Any
 
 HEARTBEAT = '[2,"hb","Heartbeat",{}]'
 
-# (frame, expected 1.6 answer (id, code), expected 2.0.1 answer (id, code))
+SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
+
+# (frame, expected 1.6 answer (id, code), expected 2.0.1 and 2.1 answer (id, code)):
+# OCPP-J 2.1 keeps 2.0.1's rules and codes for these.
 CASES = [
     ("not json", ("-1", "FormationViolation"), ("-1", "RpcFrameworkError")),
     ('{"a": 1}', ("-1", "FormationViolation"), ("-1", "RpcFrameworkError")),
@@ -42,6 +46,7 @@ CASES = [
     ('[2,"m3","Heartbeat",[]]', ("m3", "FormationViolation"), ("m3", "FormatViolation")),
     ('[2,"m4","FooBar",{}]', ("m4", "NotImplemented"), ("m4", "NotImplemented")),
     ('[2,"m6","Heartbeat",{"extra":1}]', ("m6", "FormationViolation"), ("m6", "FormatViolation")),
+    ('[2,"' + "i" * 37 + '","Heartbeat",{}]', ("-1", "FormationViolation"), ("-1", "RpcFrameworkError")),
 ]
 V16_CASES = [
     # A real 1.6 action the central system does not receive: known, not supported.
@@ -61,11 +66,38 @@ V201_CASES = [
 ]
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+# 2.1 against its own schemas: what 2.0.1 refused may pass (id token types are free
+# strings of up to 20 characters, id tokens up to 255), and new minimums refuse what
+# 2.0.1 took. Expected None: answered with a CALLRESULT.
+V21_CASES = [
+    ('[2,"p5","RequestStartTransaction",{}]', "p5", "NotSupported", None),
+    ('[2,"p6","OpenPeriodicEventStream",{"constantStreamData":{"id":1,"variableMonitoringId":1,"params":{}}}]', "p6", "NotSupported", None),
+    ('[2,"p7","NotifyPeriodicEventStream",{"id":1,"pending":0,"basetime":"2026-01-01T00:00:00Z","data":[{"t":0,"v":"1"}]}]', "p7", "NotSupported", None),
+    ('[2,"p8","Authorize",{"idToken":{"idToken":"x","type":"VIN"}}]', "p8", None, None),
+    ('[2,"p9","Authorize",{"idToken":{"idToken":"' + "x" * 40 + '","type":"ISO14443"}}]', "p9", None, None),
+    ('[2,"p10","Authorize",{"idToken":{"idToken":"x","type":"' + "T" * 21 + '"}}]', "p10", "PropertyConstraintViolation", "idToken.type"),
+    ('[2,"p11","StatusNotification",{"timestamp":"2026-01-01T00:00:00Z","connectorStatus":"Available","evseId":-1,"connectorId":1}]', "p11", "PropertyConstraintViolation", "evseId"),
+    ('[2,"p12","StatusNotification",{"timestamp":"2026-01-01T00:00:00Z","connectorStatus":"Available","evseId":"1","connectorId":1}]', "p12", "TypeConstraintViolation", "evseId"),
+    ('[2,"p13","BootNotification",{"reason":"PowerUp","chargingStation":{"model":"m"}}]', "p13", "OccurrenceConstraintViolation", "chargingStation.vendorName"),
+    ('[2,"p14","TransactionEvent",{"eventType":"Started","timestamp":"2026-01-01T00:00:00Z","triggerReason":"TariffChanged","seqNo":0,"transactionInfo":{"transactionId":"t1"}}]', "p14", "OccurrenceConstraintViolation", "evse"),
+    ('[2,"p15","TransactionEvent",{"eventType":"Started","timestamp":"2026-01-01T00:00:00Z","triggerReason":"Authorized","seqNo":-1,"transactionInfo":{"transactionId":"t1"},"evse":{"id":1}}]', "p15", "PropertyConstraintViolation", "seqNo"),
+    ('[2,"p16","FirmwareStatusNotification",{"status":"Installed","statusInfo":{}}]', "p16", "OccurrenceConstraintViolation", "statusInfo.reasonCode"),
+    ('[2,"p17","Heartbeat",{"customData":{"vendorId":"v","x":1}}]', "p17", None, None),
+]
+# The same three 2.1-valid frames refused by 2.0.1.
+V201_CASES += [
+    ('[2,"n11","Authorize",{"idToken":{"idToken":"x","type":"VIN"}}]', "n11", "PropertyConstraintViolation", "idToken.type"),
+    ('[2,"n12","Authorize",{"idToken":{"idToken":"' + "x" * 40 + '","type":"ISO14443"}}]', "n12", "PropertyConstraintViolation", "idToken.idToken"),
+    ('[2,"n13","FirmwareStatusNotification",{"status":"Installed","statusInfo":{"reasonCode":"x"}}]', "n13", "FormatViolation", "payload"),
+]
+EXTRA = {"1.6": V16_CASES, "2.0.1": V201_CASES, "2.1": V21_CASES}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_bad_frames(gateway: Gateway, version: str) -> None:
     await _register(gateway, "BAD", "GOOD")
-    sub = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-    extra = V16_CASES if version == "1.6" else V201_CASES
+    sub = SUBPROTOCOL[version]
+    extra = EXTRA[version]
     async with aiohttp.ClientSession() as session:
         bad = await _raw(gateway, "BAD", sub, session)
         good = await _raw(gateway, "GOOD", sub, session)
@@ -77,6 +109,9 @@ async def test_bad_frames(gateway: Gateway, version: str) -> None:
             assert "extra" not in json.dumps(answer[4])  # the payload is not echoed
         for frame, want_id, want_code, field in extra:
             answer = await _exchange(bad, frame)
+            if want_code is None:
+                assert answer[:2] == [3, want_id], (frame, answer)
+                continue
             assert answer[:3] == [4, want_id, want_code], (frame, answer)
             if field:
                 assert answer[4] == {"field": field}
@@ -118,9 +153,20 @@ async def test_auto_register(gateways: Any) -> None:
 async def test_subprotocol_negotiation(gateway: Gateway) -> None:
     await _register(gateway, "NEG")
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/NEG", protocols=("ocpp1.6", "ocpp2.0.1"))
-        assert ws.protocol == "ocpp2.0.1"  # 2.0.1 preferred whatever the client's order
-        await ws.close()
+        # The newest version the charger offers, whatever the order of its offer.
+        for offered, chosen in [
+            (("ocpp1.6", "ocpp2.0.1"), "ocpp2.0.1"),
+            (("ocpp1.6", "ocpp2.0.1", "ocpp2.1"), "ocpp2.1"),
+            (("ocpp2.1", "ocpp1.6"), "ocpp2.1"),
+            (("ocpp2.0.1", "ocpp2.1"), "ocpp2.1"),
+            (("ocpp1.5", "ocpp2.1"), "ocpp2.1"),
+        ]:
+            ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/NEG", protocols=offered)
+            assert ws.protocol == chosen, offered
+            # The connection speaks the chosen version: its metrics label and framing.
+            answer = await _exchange(ws, '[9,"t","Heartbeat",{}]')
+            assert answer[:3] == [4, "t", "MessageTypeNotSupported"], offered
+            await ws.close()
         ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/NEG", protocols=("ocpp1.5",))
         assert ws.protocol is None
         msg = await ws.receive(timeout=5)
@@ -137,5 +183,66 @@ async def test_percent_encoded_charger_id(gateway: Gateway) -> None:
     assert body["id"] == "CP A:1"
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{gateway.ws_url}/ocpp/CP%20A%3A1", protocols=("ocpp1.6",))
+        assert (await _exchange(ws, HEARTBEAT))[0] == 3
+        await ws.close()
+
+
+STREAM = '{"id":1,"pending":0,"basetime":"2026-01-01T00:00:00Z","data":[{"t":0.5,"v":"230.1"}]}'
+# OCPP-J 2.1 4.2.4 / 4.2.5: CALLRESULTERROR and SEND frames are never answered, whatever
+# they hold (the gateway has no CALL of its own waiting here).
+UNANSWERED_21 = [
+    '[5,"r1","FormatViolation","bad answer",{}]',
+    '[5,"r2","NoSuchCode","",{}]',
+    '[5,"r3"]',
+    "[5]",
+    '[5,17,"GenericError","",{}]',
+    '[5,"' + "r" * 40 + '","GenericError","",{}]',
+    '[6,"s1","NotifyPeriodicEventStream",' + STREAM + "]",
+    '[6,"s2","NotifyPeriodicEventStream",{"id":1}]',
+    '[6,"s3","NotifyPeriodicEventStream",{"id":-1,"pending":0,"basetime":"x","data":[]}]',
+    '[6,"s4","Heartbeat",{}]',
+    '[6,"s5","FooBar",{}]',
+    '[6,"s6","NotifyPeriodicEventStream"]',
+    '[6,"s7","NotifyPeriodicEventStream",[]]',
+    "[6,null,null,null]",
+    '[6,"' + "s" * 40 + '","NotifyPeriodicEventStream",' + STREAM + "]",
+]
+
+
+async def test_callresulterror_and_send_are_never_answered_in_21(gateway: Gateway) -> None:
+    await _register(gateway, "UNANS")
+    async with aiohttp.ClientSession() as session:
+        ws = await _raw(gateway, "UNANS", "ocpp2.1", session)
+        for frame in UNANSWERED_21:
+            await ws.send_str(frame)
+            # The next frame the gateway sends is the Heartbeat's answer: nothing came
+            # for the frame before it.
+            answer = await _exchange(ws, HEARTBEAT)
+            assert answer[:2] == [3, "hb"], (frame, answer)
+        await ws.close()
+    registry = gateway.app[METRICS].registry
+
+    def count(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"ocpigw_ocpp_{name}_total", labels)
+
+    sends = "sends_received"
+    assert count(sends, ocpp_version="2.1", action="NotifyPeriodicEventStream", outcome="handled") == 1
+    assert count(sends, ocpp_version="2.1", action="NotifyPeriodicEventStream", outcome="dropped") == 2
+    assert count(sends, ocpp_version="2.1", action="unknown", outcome="dropped") == 6
+    assert count("callresulterrors", direction="received", code="FormatViolation") == 1
+    assert count("callresulterrors", direction="received", code="GenericError") == 2
+    assert count("callresulterrors", direction="received", code="other") == 3  # no code
+    assert count("callerrors", direction="sent", code="MessageTypeNotSupported") is None
+
+
+@pytest.mark.parametrize(("version", "code"), [("1.6", "FormationViolation"), ("2.0.1", "MessageTypeNotSupported")])
+async def test_message_types_5_and_6_are_unknown_before_21(gateway: Gateway, version: str, code: str) -> None:
+    await _register(gateway, "OLD")
+    async with aiohttp.ClientSession() as session:
+        ws = await _raw(gateway, "OLD", SUBPROTOCOL[version], session)
+        answer = await _exchange(ws, '[5,"r1","FormatViolation","bad answer",{}]')
+        assert answer[:3] == [4, "r1", code], answer
+        answer = await _exchange(ws, '[6,"s1","NotifyPeriodicEventStream",' + STREAM + "]")
+        assert answer[:3] == [4, "s1", code], answer
         assert (await _exchange(ws, HEARTBEAT))[0] == 3
         await ws.close()

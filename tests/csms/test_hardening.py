@@ -29,7 +29,7 @@ from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.sim import Charger16, Charger201, WsAdapter, basic
 
 HEARTBEAT = '[2,"hb","Heartbeat",{}]'
-SUB = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+SUB = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def _deep(levels: int) -> str:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_nesting_and_sizes_are_answered_within_bounds(
     gateway: Gateway, version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -335,7 +335,7 @@ V201_EDGE = [
 ]
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1", "2.1"])
 async def test_values_storage_cannot_hold_get_a_fitting_callerror(
     gateway: Gateway, version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
