@@ -799,6 +799,39 @@ class Charger21(Charger201):
     _call_result = result21
     _ocpp_version = "2.1"
 
+    # The commands the 2.0.1 simulator leaves unanswered (NotImplemented), so that a test
+    # can send a 2.1 charger every remote command.
+
+    @on("ChangeAvailability")
+    def on_change_availability(self, **kwargs: Any) -> Any:
+        self.received.append(("ChangeAvailability", kwargs))
+        return result21.ChangeAvailability(status="Accepted")
+
+    @on("SetVariables")
+    def on_set_variables(self, **kwargs: Any) -> Any:
+        self.received.append(("SetVariables", kwargs))
+        return result21.SetVariables(
+            set_variable_result=[
+                {"attributeStatus": "Accepted", "component": d["component"], "variable": d["variable"]}
+                for d in kwargs["set_variable_data"]
+            ]
+        )
+
+    @on("TriggerMessage")
+    def on_trigger_message(self, **kwargs: Any) -> Any:
+        self.received.append(("TriggerMessage", kwargs))
+        return result21.TriggerMessage(status="Accepted")
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, **kwargs: Any) -> Any:
+        self.received.append(("CancelReservation", kwargs))
+        return result21.CancelReservation(status="Accepted")
+
+    @on("CostUpdated")
+    def on_cost_updated(self, **kwargs: Any) -> Any:
+        self.received.append(("CostUpdated", kwargs))
+        return result21.CostUpdated()
+
 
 _SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1", "2.1": "ocpp2.1"}
 _CHARGER: dict[str, type[Any]] = {"1.6": Charger16, "2.0.1": Charger201, "2.1": Charger21}

@@ -6,13 +6,14 @@ and the smart charging messages.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ocpp.v21 import call as call21
 
 from tests.conftest import Gateway
-from tests.sim import connect
+from tests.sim import boot, connect
 
 T0 = "2026-11-23T10:00:00Z"
 T1 = "2026-11-23T10:15:00Z"
@@ -187,3 +188,112 @@ async def test_ocpp21_full_cycle(gateway: Gateway) -> None:
         by_id = {r["request_id"]: r for r in view["requests"]}
         assert by_id[firmware_id]["status"] == "Downloaded"
         assert by_id[log_id]["status"] == "Uploaded"
+
+
+# Every remote command of the admin API, and what the 2.1 charger receives (snake_case,
+# as the library hands it over): the same calls as 2.0.1, validated against 2.1.
+COMMANDS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
+    (
+        "remote-start",
+        {"id_token": "TAG-OK", "evse_id": 1, "remote_start_id": 7},
+        "RequestStartTransaction",
+        {"id_token": {"id_token": "TAG-OK", "type": "ISO14443"}, "remote_start_id": 7, "evse_id": 1},
+    ),
+    ("remote-stop", {"transaction_id": "tx-9"}, "RequestStopTransaction", {"transaction_id": "tx-9"}),
+    ("unlock", {"evse_id": 1, "connector_id": 2}, "UnlockConnector", {"evse_id": 1, "connector_id": 2}),
+    ("reset", {"type": "hard"}, "Reset", {"type": "Immediate"}),
+    (
+        "change-availability",
+        {"operative": False, "evse_id": 1},
+        "ChangeAvailability",
+        {"operational_status": "Inoperative", "evse": {"id": 1}},
+    ),
+    (
+        "get-variables",
+        {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]},
+        "GetVariables",
+        {
+            "get_variable_data": [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+            ]
+        },
+    ),
+    (
+        "set-variables",
+        {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "60"}]},
+        "SetVariables",
+        {
+            "set_variable_data": [
+                {
+                    "attribute_value": "60",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+    ),
+    (
+        "trigger-message",
+        {"message": "StatusNotification", "evse_id": 1},
+        "TriggerMessage",
+        {"requested_message": "StatusNotification", "evse": {"id": 1}},
+    ),
+    (
+        "update-firmware",
+        {"location": "https://fw.example/a.bin", "retrieve_at": T0, "request_id": 5},
+        "UpdateFirmware",
+        {"request_id": 5, "firmware": {"location": "https://fw.example/a.bin", "retrieve_date_time": "2026-11-23T10:00:00.000Z"}},
+    ),
+    (
+        "get-diagnostics",
+        {"location": "https://logs.example/up", "request_id": 6},
+        "GetLog",
+        {"log": {"remote_location": "https://logs.example/up"}, "log_type": "DiagnosticsLog", "request_id": 6},
+    ),
+    (
+        "reserve-now",
+        {"reservation_id": 3, "id_token": "TAG-OK", "expiry": T2, "evse_id": 1},
+        "ReserveNow",
+        {
+            "id": 3,
+            "expiry_date_time": "2026-11-23T10:30:00.000Z",
+            "id_token": {"id_token": "TAG-OK", "type": "ISO14443"},
+            "evse_id": 1,
+        },
+    ),
+    ("cancel-reservation", {"reservation_id": 3}, "CancelReservation", {"reservation_id": 3}),
+]
+
+
+async def test_every_remote_command_reaches_a_21_charger(gateway: Gateway) -> None:
+    await _register(gateway, "CMD21")
+    async with connect(gateway.ws_url, "CMD21", "2.1") as cp:
+        await boot(cp, "2.1")
+        for name, body, action, received in COMMANDS:
+            status, answer = await gateway.admin("POST", f"/chargers/CMD21/commands/{name}", body)
+            assert (status, answer["status"]) == (200, "Accepted"), (name, answer)
+            got_action, got = cp.received[-1]
+            assert got_action == action, name
+            # Timestamps: whatever precision the gateway writes, the same instant.
+            assert _same(got, received), (name, got)
+        # Configuration keys are 1.6: refused with a reason naming the version.
+        for name, body in [
+            ("get-configuration", {"keys": ["HeartbeatInterval"]}),
+            ("set-configuration", {"key": "HeartbeatInterval", "value": "60"}),
+        ]:
+            status, answer = await gateway.admin("POST", f"/chargers/CMD21/commands/{name}", body)
+            assert status == 422 and "2.1" in answer["error"], answer
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and set(got) == set(want) and all(
+            _same(got[k], v) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(
+            _same(g, w) for g, w in zip(got, want, strict=True)
+        )
+    if isinstance(want, str) and want.endswith("Z") and isinstance(got, str):
+        return datetime.fromisoformat(got) == datetime.fromisoformat(want)
+    return bool(got == want)
