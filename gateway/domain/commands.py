@@ -21,6 +21,14 @@ from gateway.domain.charging import (
     RateUnit,
     ReportedProfile,
 )
+from gateway.domain.device_model import (
+    ClearVariableMonitoring,
+    GetBaseReport,
+    GetReport,
+    SetMonitoringBase,
+    SetMonitoringLevel,
+    SetVariableMonitoring,
+)
 from gateway.domain.models import TokenType
 
 # How long after a remote start the transaction it asked for may still begin: a 1.6
@@ -292,6 +300,13 @@ Command = (
     | InstallCertificate
     | GetInstalledCertificateIds
     | DeleteCertificate
+    # The device model (2.0.1/2.1 blocks B and N; gateway.domain.device_model).
+    | GetBaseReport
+    | GetReport
+    | SetVariableMonitoring
+    | ClearVariableMonitoring
+    | SetMonitoringBase
+    | SetMonitoringLevel
 )
 
 
