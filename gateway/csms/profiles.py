@@ -155,10 +155,10 @@ def profile_to_v201(
     if profile.purpose is ProfilePurpose.TX:
         # K01.FR.03: a TxProfile names its transaction.
         if tx is None:
-            raise CommandNotSupported("a 2.0.1 TxProfile needs the transaction id it is for")
+            raise CommandNotSupported(f"a {version} TxProfile needs the transaction id it is for")
         if len(tx) > MAX_TX_ID_201:
             raise CommandNotSupported(
-                f"2.0.1 transaction ids are at most {MAX_TX_ID_201} characters"
+                f"{version} transaction ids are at most {MAX_TX_ID_201} characters"
             )
         out["transaction_id"] = tx
     out["charging_schedule"] = [schedule_to_ocpp(profile.schedule, schedule_id=profile.id)]

@@ -1,4 +1,4 @@
-"""Charging profile commands into OCPP 1.6 / 2.0.1 calls and the answers back (pure).
+"""Charging profile commands into OCPP 1.6 / 2.0.1 / 2.1 calls and the answers back (pure).
 
 Every domain profile converts into a payload both the gateway's compiled validators and
 the ``ocpp`` library's own validation accept, and comes back as it went in where both
@@ -18,12 +18,15 @@ from hypothesis import strategies as st
 from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.messages import Call, CallResult, _validate_payload
 
-from gateway.csms import v16, v201
+from gateway.csms import v16, v21, v201
 from gateway.csms.connection import _RESULT_STATUS
 from gateway.csms.profiles import (
+    ProfileFormatError,
     composite_from_v16,
+    composite_from_v21,
     composite_from_v201,
     profile_from_ocpp,
+    reported_from_v21,
     reported_from_v201,
     round_down,
 )
@@ -44,7 +47,12 @@ from gateway.domain.models import OcppVersion
 
 VALIDATORS = SchemaValidators()
 PROFILE_SETTINGS = settings(max_examples=150, deadline=None)
-LIB_VERSION = {OcppVersion.V16: "1.6", OcppVersion.V201: "2.0.1"}
+LIB_VERSION = {OcppVersion.V16: "1.6", OcppVersion.V201: "2.0.1", OcppVersion.V21: "2.1"}
+CONVERT = {
+    OcppVersion.V16: v16.command_to_v16,
+    OcppVersion.V201: v201.command_to_v201,
+    OcppVersion.V21: v21.command_to_v21,
+}
 
 # Whole milliseconds: what format_timestamp writes.
 times = st.datetimes(
@@ -137,10 +145,7 @@ def rounded(profile: ChargingProfile) -> ChargingProfile:
 
 def _set(version: OcppVersion, evse: int, profile: ChargingProfile) -> dict[str, Any]:
     command = cmd.SetChargingProfile(evse, profile)
-    call = (
-        v16.command_to_v16(command) if version is OcppVersion.V16 else v201.command_to_v201(command)
-    )
-    body = payload(call)
+    body = payload(CONVERT[version](command))
     assert_valid(version, "SetChargingProfile", body)
     return body
 
@@ -358,3 +363,185 @@ def test_round_down(value: Decimal) -> None:
     assert down <= value < down + Decimal("0.1")
     assert down == value.quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
     assert (down * 10) == (down * 10).to_integral_value()
+
+
+# -- OCPP 2.1 ------------------------------------------------------------------------
+
+
+@PROFILE_SETTINGS
+@given(profiles(), st.integers(0, 8))
+def test_v21_set_is_schema_valid_and_round_trips(profile: ChargingProfile, evse: int) -> None:
+    body = _set(OcppVersion.V21, evse, profile)
+    assert body["evseId"] == (0 if profile.purpose is ProfilePurpose.STATION_MAX else evse)
+    sent = body["chargingProfile"]
+    assert sent["chargingSchedule"][0]["id"] == profile.id
+    if profile.purpose is ProfilePurpose.TX:
+        assert sent["transactionId"] == profile.transaction_id
+    # No operationMode: ChargingOnly, the mode in which a period's limit is a charging limit.
+    assert all(
+        "operationMode" not in p for p in sent["chargingSchedule"][0]["chargingSchedulePeriod"]
+    )
+    # What goes to a 2.1 charger is what goes to a 2.0.1 one.
+    assert sent == _set(OcppVersion.V201, evse, profile)["chargingProfile"]
+    assert profile_from_ocpp(sent) == rounded(profile)
+
+
+@PROFILE_SETTINGS
+@given(
+    st.none() | int32,
+    st.none() | st.integers(0, 8),
+    st.none()
+    | st.sampled_from([p for p in ProfilePurpose if p is not ProfilePurpose.EXTERNAL_CONSTRAINTS]),
+    st.none() | st.integers(0, 100),
+    st.integers(0, 8),
+    st.integers(1, 86_400),
+    st.none() | st.sampled_from(RateUnit),
+)
+def test_v21_clear_composite_and_get_profiles_are_schema_valid(
+    profile_id: int | None,
+    evse: int | None,
+    purpose: ProfilePurpose | None,
+    stack: int | None,
+    any_evse: int,
+    duration: int,
+    unit: RateUnit | None,
+) -> None:
+    body = payload(v21.command_to_v21(cmd.ClearChargingProfile(profile_id, evse, purpose, stack)))
+    assert_valid(OcppVersion.V21, "ClearChargingProfile", body)
+    assert body.get("chargingProfileId") == profile_id
+    command = cmd.GetCompositeSchedule(any_evse, duration, unit)
+    assert_valid(OcppVersion.V21, "GetCompositeSchedule", payload(v21.command_to_v21(command)))
+    get = cmd.GetChargingProfiles(7, evse, purpose, stack, (4, 5))
+    assert_valid(OcppVersion.V21, "GetChargingProfiles", payload(v21.command_to_v21(get)))
+
+
+@PROFILE_SETTINGS
+@given(st.lists(profiles(), min_size=1, max_size=3), st.integers(0, 8), st.booleans())
+def test_v21_report_round_trip(sent: list[ChargingProfile], evse: int, tbc: bool) -> None:
+    """What a 2.1 charger reports of the profiles it was sent reads back as sent."""
+    body = {
+        "requestId": 7,
+        "chargingLimitSource": "CSO",
+        "evseId": evse,
+        "tbc": tbc,
+        "chargingProfile": [
+            payload(v21.command_to_v21(cmd.SetChargingProfile(evse, p)))["chargingProfile"]
+            for p in sent
+        ],
+    }
+    assert_valid(OcppVersion.V21, "ReportChargingProfiles", body)
+    reported, left_out = reported_from_v21(body)
+    assert left_out == ()
+    assert [r.profile for r in reported] == [rounded(p) for p in sent]
+
+
+def _v21_profile(purpose: str, kind: str = "Absolute", **period: Any) -> dict[str, Any]:
+    return {
+        "id": 9,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": kind,
+        "chargingSchedule": [
+            {
+                "id": 1,
+                "startSchedule": "2026-11-23T12:00:00Z",
+                "chargingRateUnit": period.pop("unit", "A"),
+                "chargingSchedulePeriod": [{"startPeriod": 0, **period}],
+            }
+        ],
+    }
+
+
+# (profile a 2.1 charger reports, the limit the domain holds, or why it is left out)
+V21_REPORTS: list[tuple[dict[str, Any], Decimal | None, str | None]] = [
+    (_v21_profile("TxDefaultProfile", limit=16), Decimal(16), None),
+    (_v21_profile("TxDefaultProfile", limit=16, operationMode="ChargingOnly"), Decimal(16), None),
+    # Per-phase limits: the lowest phase per phase (A), the phases added up (W).
+    (_v21_profile("TxDefaultProfile", limit=16, limit_L2=10, limit_L3=12), Decimal(10), None),
+    (
+        _v21_profile("TxDefaultProfile", unit="W", limit=3000, limit_L2=2000, limit_L3=1000),
+        Decimal(6000),
+        None,
+    ),
+    (_v21_profile("ChargingStationExternalConstraints", limit=40), Decimal(40), None),
+    (_v21_profile("PriorityCharging", limit=32), None, "chargingProfilePurpose"),
+    (_v21_profile("LocalGeneration", limit=32), None, "chargingProfilePurpose"),
+    (_v21_profile("TxProfile", "Dynamic", limit=32), None, "chargingProfileKind"),
+    (
+        _v21_profile("TxDefaultProfile", setpoint=-3000, operationMode="CentralSetpoint"),
+        None,
+        "operationMode",
+    ),
+    (
+        _v21_profile("TxDefaultProfile", limit=16, operationMode="ExternalLimits"),
+        None,
+        "operationMode",
+    ),
+    (_v21_profile("TxDefaultProfile", dischargeLimit=-10), None, "limit"),
+]
+
+
+@pytest.mark.parametrize(("profile", "limit", "reason"), V21_REPORTS)
+def test_v21_reports_keep_what_the_domain_holds(
+    profile: dict[str, Any], limit: Decimal | None, reason: str | None
+) -> None:
+    body = {"requestId": 1, "chargingLimitSource": "EMS", "evseId": 1, "chargingProfile": [profile]}
+    assert_valid(OcppVersion.V21, "ReportChargingProfiles", body)
+    reported, left_out = reported_from_v21(body)
+    if reason is None:
+        assert left_out == ()
+        (held,) = reported
+        assert held.profile.schedule.periods[0].limit == limit
+    else:
+        assert reported == ()
+        (why,) = left_out
+        assert why.startswith("chargingProfile[0].") and reason in why, why
+
+
+def test_v21_composite_answers() -> None:
+    answer = {
+        "status": "Accepted",
+        "schedule": {
+            "evseId": 1,
+            "duration": 600,
+            "scheduleStart": "2026-11-23T12:00:00.000Z",
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 16, "limit_L2": 12, "limit_L3": 16},
+                {"startPeriod": 300, "limit": 8.5, "operationMode": "ChargingOnly"},
+            ],
+        },
+    }
+    assert_valid(OcppVersion.V21, "GetCompositeSchedule", answer, response=True)
+    composite = composite_from_v21(answer)
+    assert composite is not None and composite.evse_id == 1
+    assert composite.schedule.periods == (
+        SchedulePeriod(0, Decimal(12)),
+        SchedulePeriod(300, Decimal("8.5")),
+    )
+    assert composite_from_v21({"status": "Rejected"}) is None
+    setpoint = {
+        **answer["schedule"],
+        "chargingSchedulePeriod": [
+            {"startPeriod": 0, "setpoint": 10, "operationMode": "CentralSetpoint"}
+        ],
+    }
+    assert_valid(
+        OcppVersion.V21,
+        "GetCompositeSchedule",
+        {"status": "Accepted", "schedule": setpoint},
+        response=True,
+    )
+    with pytest.raises(ProfileFormatError, match="operationMode"):
+        composite_from_v21({"status": "Accepted", "schedule": setpoint})
+
+
+def test_v21_version_rules() -> None:
+    tx = constant_limit(1, ProfilePurpose.TX, Decimal("16"), transaction_id="abc")
+    with pytest.raises(CommandNotSupported, match=r"2\.1 TxProfile"):
+        v21.command_to_v21(cmd.SetChargingProfile(1, replace(tx, transaction_id=None)))
+    external = replace(tx, purpose=ProfilePurpose.EXTERNAL_CONSTRAINTS, transaction_id=None)
+    with pytest.raises(CommandNotSupported, match=r"K01\.FR\.22"):
+        v21.command_to_v21(cmd.SetChargingProfile(0, external))
+    with pytest.raises(CommandNotSupported, match=r"OCPP 2\.1"):
+        v21.command_to_v21(cmd.GetConfiguration(("HeartbeatInterval",)))
