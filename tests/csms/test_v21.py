@@ -197,10 +197,24 @@ COMMANDS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
         "remote-start",
         {"id_token": "TAG-OK", "evse_id": 1, "remote_start_id": 7},
         "RequestStartTransaction",
-        {"id_token": {"id_token": "TAG-OK", "type": "ISO14443"}, "remote_start_id": 7, "evse_id": 1},
+        {
+            "id_token": {"id_token": "TAG-OK", "type": "ISO14443"},
+            "remote_start_id": 7,
+            "evse_id": 1,
+        },
     ),
-    ("remote-stop", {"transaction_id": "tx-9"}, "RequestStopTransaction", {"transaction_id": "tx-9"}),
-    ("unlock", {"evse_id": 1, "connector_id": 2}, "UnlockConnector", {"evse_id": 1, "connector_id": 2}),
+    (
+        "remote-stop",
+        {"transaction_id": "tx-9"},
+        "RequestStopTransaction",
+        {"transaction_id": "tx-9"},
+    ),
+    (
+        "unlock",
+        {"evse_id": 1, "connector_id": 2},
+        "UnlockConnector",
+        {"evse_id": 1, "connector_id": 2},
+    ),
     ("reset", {"type": "hard"}, "Reset", {"type": "Immediate"}),
     (
         "change-availability",
@@ -220,7 +234,11 @@ COMMANDS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     ),
     (
         "set-variables",
-        {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "60"}]},
+        {
+            "variables": [
+                {"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "60"}
+            ]
+        },
         "SetVariables",
         {
             "set_variable_data": [
@@ -242,13 +260,23 @@ COMMANDS: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
         "update-firmware",
         {"location": "https://fw.example/a.bin", "retrieve_at": T0, "request_id": 5},
         "UpdateFirmware",
-        {"request_id": 5, "firmware": {"location": "https://fw.example/a.bin", "retrieve_date_time": "2026-11-23T10:00:00.000Z"}},
+        {
+            "request_id": 5,
+            "firmware": {
+                "location": "https://fw.example/a.bin",
+                "retrieve_date_time": "2026-11-23T10:00:00.000Z",
+            },
+        },
     ),
     (
         "get-diagnostics",
         {"location": "https://logs.example/up", "request_id": 6},
         "GetLog",
-        {"log": {"remote_location": "https://logs.example/up"}, "log_type": "DiagnosticsLog", "request_id": 6},
+        {
+            "log": {"remote_location": "https://logs.example/up"},
+            "log_type": "DiagnosticsLog",
+            "request_id": 6,
+        },
     ),
     (
         "reserve-now",
@@ -287,12 +315,16 @@ async def test_every_remote_command_reaches_a_21_charger(gateway: Gateway) -> No
 
 def _same(got: Any, want: Any) -> bool:
     if isinstance(want, dict):
-        return isinstance(got, dict) and set(got) == set(want) and all(
-            _same(got[k], v) for k, v in want.items()
+        return (
+            isinstance(got, dict)
+            and set(got) == set(want)
+            and all(_same(got[k], v) for k, v in want.items())
         )
     if isinstance(want, list):
-        return isinstance(got, list) and len(got) == len(want) and all(
-            _same(g, w) for g, w in zip(got, want, strict=True)
+        return (
+            isinstance(got, list)
+            and len(got) == len(want)
+            and all(_same(g, w) for g, w in zip(got, want, strict=True))
         )
     if isinstance(want, str) and want.endswith("Z") and isinstance(got, str):
         return datetime.fromisoformat(got) == datetime.fromisoformat(want)

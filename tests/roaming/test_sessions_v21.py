@@ -146,9 +146,7 @@ async def test_a_21_charge_makes_the_sessions_and_cdr_of_a_201_charge(
             for i in await gw.store.outbox.list(partner_id=partner["id"])
             if i.id not in seen and i.module in ("sessions", "cdrs")
         ]
-        pushed[version] = [
-            (i.module, i.method, _without_ids(i.body, f"{cp_id}-1")) for i in items
-        ]
+        pushed[version] = [(i.module, i.method, _without_ids(i.body, f"{cp_id}-1")) for i in items]
         raw[version] = [i.body for i in items]
         clock.advance(3600)  # the next charge starts from the same place in its minute
 
