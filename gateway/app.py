@@ -408,7 +408,8 @@ async def _demand_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # Its requests are counted by module, method and status (gateway.metrics).
-    http = aiohttp.ClientSession(trace_configs=[app[METRICS].client_trace()])
+    traces = [app[METRICS].client_trace()] if METRICS in app else []
+    http = aiohttp.ClientSession(trace_configs=traces)
     app[HTTP] = http
     registry = PartnerRegistry(
         app[STORE].partners,
@@ -455,7 +456,8 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         budget=settings.realtime_auth_timeout,
     )
-    roaming_authorizer.observe = app[METRICS].realtime_authorization
+    if METRICS in app:
+        roaming_authorizer.observe = app[METRICS].realtime_authorization
     app[AUTHORIZER].add(roaming_authorizer)
     csms = app[CSMS]
     providers.commands = CommandsReceiver(
@@ -691,7 +693,8 @@ def build_app(
     app.cleanup_ctx.append(_sites_ctx)  # after the roaming side: it tells the eMSPs
     app.cleanup_ctx.append(_demand_ctx)  # demand response into the sites' limits
     add_trail(app)  # the message trail: after the parts it records, before the metrics
-    add_metrics(app)  # GET /metrics; its context last: it wires the parts above
+    if settings.metrics:
+        add_metrics(app)  # GET /metrics; its context last: it wires the parts above
     add_health(app)  # first on_shutdown: not ready before the chargers are closed
     add_dashboard(app)  # /dashboard/ and the admin API's event feed (GET /admin/events)
     app.on_shutdown.append(_close_chargers)

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="admin API bearer token; generated at first start if unset"
     )
+    metrics: bool = Field(
+        default=True,
+        description="count and serve GET /metrics (false: no metrics at all; the benchmark "
+        "measures their cost so)",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="bearer token GET /metrics requires; unset: /metrics is unauthenticated",
