@@ -18,6 +18,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from gateway.domain.certificates import IssuedCertificate
+from gateway.domain.device_model import (
+    Alert,
+    DeviceModelQuery,
+    DeviceVariable,
+    ReportStatus,
+    ValueUpdate,
+)
 from gateway.domain.errors import Unavailable
 from gateway.domain.models import (
     Charger,
@@ -690,6 +697,84 @@ class CertificateStore(Protocol):
         ...
 
 
+# -- the 2.0.1/2.1 device model and alerts of each charger (gateway.csms.device_model) ----
+
+
+class DeviceModelStore(Protocol):
+    """Each charger's device model (one record per attribute, :class:`DeviceVariable`,
+    keyed by ``VariableKey.text(attribute_type)``), the state of its reports and the
+    alerts its monitors raised. Every write of one call is atomic."""
+
+    async def apply_report(
+        self,
+        charger_id: str,
+        request_id: int,
+        seq_no: int,
+        tbc: bool,
+        rows: Sequence[DeviceVariable],
+        at: datetime,
+    ) -> ReportStatus:
+        """One NotifyReport part: upsert ``rows`` (description and value; a reboot mark
+        stays) and note the part in the report's state, in one write; the state after it.
+        ``ValueError`` for a row of another charger, an empty name, a negative seqNo."""
+        ...
+
+    async def note_request(
+        self,
+        charger_id: str,
+        request_id: int,
+        *,
+        kind: str | None,
+        at: datetime,
+        answer: str | None = None,
+    ) -> None:
+        """A report asked for (``answer`` None) or answered: sets kind, time and answer
+        of its state, keeping the parts already noted. The newest 20 states per charger
+        (by first news of them) are kept."""
+        ...
+
+    async def reports(self, charger_id: str) -> builtins.list[ReportStatus]:
+        """The charger's report states, newest first news first."""
+        ...
+
+    async def update_values(self, charger_id: str, updates: Sequence[ValueUpdate]) -> None:
+        """Values the charger accepted: value, time, source and reboot mark of each
+        attribute (created without a description when no report named it)."""
+        ...
+
+    async def query(
+        self, charger_id: str, query: DeviceModelQuery, *, limit: int = 100, offset: int = 0
+    ) -> tuple[builtins.list[DeviceVariable], int]:
+        """A page of the matching attributes in key order, and how many match in all.
+        ``ValueError`` if limit or offset < 0."""
+        ...
+
+    async def add_alerts(
+        self, charger_id: str, alerts: Sequence[Alert], *, keep: int
+    ) -> builtins.list[Alert]:
+        """Store ``alerts`` in order (each numbered: ``seq`` grows per charger); one that
+        reports a clearing clears the active alerts before it with the same component
+        and variable. Only the newest ``keep`` alerts of the charger stay. The alerts as
+        stored."""
+        ...
+
+    async def alerts(
+        self,
+        charger_id: str,
+        *,
+        active: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[Alert]:
+        """The charger's alerts, newest first; ``active`` True: only active ones, False:
+        only the others."""
+        ...
+
+    async def delete(self, charger_id: str) -> None:
+        """Forget the charger's device model, report states and alerts."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Store:
     """All entity stores of one backend."""
@@ -727,6 +812,10 @@ class Store:
     # Charging profiles the operator set through the admin API (gateway.charging.profiles):
     # what was asked, when, and the charger's last answer; sent again when it reconnects.
     charging_profiles: DocumentStore
+    # Local authorization lists (gateway.locallist): per charger what it holds (key: the
+    # charger id), and the token uids changed (key: the uid; last_updated: when).
+    local_lists: DocumentStore
+    local_list_changes: DocumentStore
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
@@ -739,6 +828,8 @@ class Store:
     status_history: StatusHistoryStore
     # Certificates issued to chargers (security profile 3).
     certificates: CertificateStore
+    # 2.0.1/2.1 device models, their reports and the chargers' alerts.
+    device_model: DeviceModelStore
 
     @classmethod
     def assemble(
@@ -758,6 +849,7 @@ class Store:
         trail: TrailStore,
         status_history: StatusHistoryStore,
         certificates: CertificateStore,
+        device_model: DeviceModelStore,
     ) -> Store:
         """A backend's stores; ``documents(name)`` opens the document collection ``name``
         (each collection is named after its field, so the names live here only)."""
@@ -783,6 +875,8 @@ class Store:
             site_limits=documents("site_limits"),
             site_states=documents("site_states"),
             charging_profiles=documents("charging_profiles"),
+            local_lists=documents("local_lists"),
+            local_list_changes=documents("local_list_changes"),
             outbox=outbox,
             leases=leases,
             owners=owners,
@@ -790,6 +884,7 @@ class Store:
             trail=trail,
             status_history=status_history,
             certificates=certificates,
+            device_model=device_model,
         )
 
     async def ping(self) -> None:

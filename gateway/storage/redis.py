@@ -141,6 +141,7 @@ from gateway.storage.redis_batch import (
     SentinelTarget,
 )
 from gateway.storage.redis_certs import RedisCertificateStore
+from gateway.storage.redis_device_model import RedisDeviceModelStore
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
 from gateway.storage.redis_pubsub import RedisSubscription
 from gateway.storage.redis_trail import RedisTrailStore
@@ -925,6 +926,7 @@ async def open_redis_store(
         trail=RedisTrailStore(backend.db, backend.keys),
         status_history=RedisStatusHistoryStore(backend),
         certificates=RedisCertificateStore(backend.db, backend.keys),
+        device_model=RedisDeviceModelStore(backend.db, backend.keys),
     )
 
 

@@ -87,6 +87,23 @@ key                                    type         content
                                                     score = ``not_after`` (µs)
 ``{p}certs-charger:{charger_id}``      sorted set   the charger's serials, score =
                                                     ``issued_at`` (µs)
+``{p}dm:{charger_id}``                 hash         device model attribute key
+                                                    (``VariableKey.text``) -> its description
+                                                    JSON (gateway.storage.device_model)
+``{p}dm-val:{charger_id}``             hash         attribute key -> its value JSON
+``{p}dm-reboot:{charger_id}``          set          attribute keys set RebootRequired
+``{p}dm-reports:{charger_id}``         sorted set   the charger's report request ids, score =
+                                                    first news of the report (µs); 20 kept
+``{p}dm-report:{request_id}:{cid}``    hash         a report's state: ``kind``, ``req``,
+                                                    ``ans``, ``last`` (seqNo of the tbc false
+                                                    part), ``n`` (attributes), ``upd``
+``{p}dm-report-seqs:{rid}:{cid}``      set          the seqNos of a report's parts received
+``{p}alerts:{charger_id}``             hash         alert seq -> its JSON (NotifyEvent data)
+``{p}alerts-ids:{charger_id}``         list         alert seqs, oldest first (bounded)
+``{p}alerts-active:{charger_id}``      hash         seq of each active alert -> its match
+                                                    (component and variable)
+``{p}alerts-cleared:{charger_id}``     hash         seq of each cleared alert -> when (µs)
+``{p}alerts-seq:{charger_id}``         string       last alert seq of the charger (INCR)
 =====================================  ===========  ===========================================
 """
 
@@ -103,7 +120,7 @@ from gateway.storage.base import LEASE_NAME, check_channel
 # (``lease:{name}`` and ``owner:{charger_id}`` keys came later without a new version:
 # they expire on their own, and a gateway that does not know them never reads them;
 # nor ``status-history*``: added keys that an older gateway never reads; nor ``trail*``;
-# nor ``certs*``.)
+# nor ``certs*``; nor ``dm*`` and ``alerts*``.)
 LAYOUT_VERSION = 3
 
 # Collection names are part of key names: fixed words, never ``:``.
@@ -180,6 +197,34 @@ class RedisKeys:
 
     def certificates_of(self, charger_id: str) -> str:
         return f"{self.prefix}certs-charger:{charger_id}"
+
+    def device_model(self, charger_id: str) -> tuple[str, str, str]:
+        """The charger's attribute descriptions, values and reboot marks."""
+        p = self.prefix
+        return f"{p}dm:{charger_id}", f"{p}dm-val:{charger_id}", f"{p}dm-reboot:{charger_id}"
+
+    def device_reports(self, charger_id: str) -> str:
+        return f"{self.prefix}dm-reports:{charger_id}"
+
+    def device_report(self, charger_id: str, request_id: int) -> tuple[str, str]:
+        """A report's state hash and its set of seqNos (the request id first: a charger
+        id may hold ``:``, a request id never)."""
+        p = self.prefix
+        return (
+            f"{p}dm-report:{request_id}:{charger_id}",
+            f"{p}dm-report-seqs:{request_id}:{charger_id}",
+        )
+
+    def alerts(self, charger_id: str) -> tuple[str, str, str, str, str]:
+        """The charger's alert records, ids, active ones, clearing times and counter."""
+        p = self.prefix
+        return (
+            f"{p}alerts:{charger_id}",
+            f"{p}alerts-ids:{charger_id}",
+            f"{p}alerts-active:{charger_id}",
+            f"{p}alerts-cleared:{charger_id}",
+            f"{p}alerts-seq:{charger_id}",
+        )
 
     def connectors(self, charger_id: str) -> str:
         return f"{self.prefix}connectors:{charger_id}"

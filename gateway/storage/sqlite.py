@@ -147,6 +147,21 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX certificates_by_charger ON certificates (charger_id, issued_at, serial)",
         "CREATE INDEX certificates_by_expiry ON certificates (not_after, serial)",
     ),
+    (
+        # Device models, report states and alerts (gateway.storage.sqlite_device_model).
+        # key: VariableKey.text (the order of a listing); search, value_search: what q
+        # searches, case-folded by Python (SQLite's lower() folds ASCII only); times µs.
+        "CREATE TABLE device_model (charger_id TEXT NOT NULL, key TEXT NOT NULL,"
+        " component TEXT NOT NULL, variable TEXT NOT NULL, evse_id INTEGER,"
+        " search TEXT NOT NULL, meta TEXT NOT NULL, value TEXT, value_search TEXT NOT NULL,"
+        " reboot INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (charger_id, key)) WITHOUT ROWID",
+        "CREATE TABLE device_reports (charger_id TEXT NOT NULL, request_id INTEGER NOT NULL,"
+        " first_at INTEGER NOT NULL, data TEXT NOT NULL,"
+        " PRIMARY KEY (charger_id, request_id)) WITHOUT ROWID",
+        "CREATE TABLE device_alerts (charger_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " match TEXT NOT NULL, raises INTEGER NOT NULL, cleared_at INTEGER,"
+        " data TEXT NOT NULL, PRIMARY KEY (charger_id, seq)) WITHOUT ROWID",
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -163,6 +178,7 @@ async def open_sqlite_store(
     # The message trail, in a file of its own (gateway.storage.sqlite_trail, which
     # imports this module's threads: imported here).
     from gateway.storage.sqlite_certs import SqliteCertificateStore
+    from gateway.storage.sqlite_device_model import SqliteDeviceModelStore
     from gateway.storage.sqlite_trail import SqliteTrailStore, trail_path
 
     try:
@@ -185,6 +201,7 @@ async def open_sqlite_store(
         trail=trail,
         status_history=SqliteStatusHistoryStore(database),
         certificates=SqliteCertificateStore(database),
+        device_model=SqliteDeviceModelStore(database),
     )
 
 
