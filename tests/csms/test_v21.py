@@ -6,13 +6,16 @@ and the smart charging messages.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 from ocpp.v21 import call as call21
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, GatewayFactory
 from tests.sim import boot, connect
 
 T0 = "2026-11-23T10:00:00Z"
@@ -329,3 +332,42 @@ def _same(got: Any, want: Any) -> bool:
     if isinstance(want, str) and want.endswith("Z") and isinstance(got, str):
         return datetime.fromisoformat(got) == datetime.fromisoformat(want)
     return bool(got == want)
+
+
+async def test_the_trail_sees_21_frames_as_their_own_kinds(gateways: GatewayFactory) -> None:
+    gw = await gateways.start(trail_flush_interval=0.05, trail_bodies=True)
+    await _register(gw, "TR21")
+    stream = '{"id":1,"pending":0,"basetime":"2026-01-01T00:00:00Z","data":[{"t":0,"v":"1"}]}'
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{gw.ws_url}/ocpp/TR21", protocols=("ocpp2.1",))
+        await ws.send_str('[6,"s-1","NotifyPeriodicEventStream",' + stream + "]")
+        await ws.send_str('[5,"r-1","FormatViolation","cannot read it",{}]')
+        command = asyncio.create_task(
+            gw.admin("POST", "/chargers/TR21/commands/reset", {"type": "soft"})
+        )
+        call = json.loads((await ws.receive(timeout=5)).data)
+        await ws.send_str(json.dumps([3, call[1], {"status": "Sometimes"}]))
+        assert json.loads((await ws.receive(timeout=5)).data)[0] == 5
+        assert (await command)[0] == 502
+        await ws.close()
+
+    async def kinds() -> list[tuple[str, str, str | None, str | None]]:
+        _, page = await gw.admin("GET", "/trail", params={"charger_id": "TR21", "limit": "50"})
+        return [
+            (e["direction"], e["message_type"], e["action"], e["status"]) for e in page["entries"]
+        ]
+
+    want = [
+        ("in", "SEND", "NotifyPeriodicEventStream", None),
+        ("in", "CALLRESULTERROR", None, "FormatViolation"),
+        ("out", "CALL", "Reset", None),
+        ("in", "CALLRESULT", "Reset", None),
+        ("out", "CALLRESULTERROR", "Reset", "PropertyConstraintViolation"),
+    ]
+    # As a set: the gateway's CALL races the frames received before it.
+    for _ in range(200):
+        if sorted(await kinds(), key=str) == sorted(want, key=str):
+            break
+        await asyncio.sleep(0.05)
+    got = await kinds()
+    assert sorted(got, key=str) == sorted(want, key=str), got
