@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -275,6 +275,68 @@ class DeleteCertificate:
     serial_number: str
 
 
+class LocalListStatus(enum.StrEnum):
+    """What a local authorization list entry says of its token (1.6 AuthorizationStatus /
+    2.0.1 AuthorizationStatusEnumType, the values both have)."""
+
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalListEntry:
+    """One token of a local authorization list (1.6 AuthorizationData / 2.0.1
+    AuthorizationData). ``status`` None, in a differential update only: the charger
+    removes the token from its list (1.6 section 5.15: no idTagInfo; 2.0.1 D01: no
+    idTokenInfo). ``token_type`` and ``contract_id`` give a 2.0.1 charger the token's
+    IdTokenEnumType as for remote starts; ``parent_id`` is the 1.6 parentIdTag / 2.0.1
+    groupIdToken."""
+
+    id_token: str
+    status: LocalListStatus | None = LocalListStatus.ACCEPTED
+    expires_at: datetime | None = None
+    parent_id: str | None = None
+    token_type: TokenType | None = None
+    contract_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendLocalList:
+    """1.6 / 2.0.1 SendLocalList: ``full`` replaces the charger's list with ``entries``,
+    else they update it (Differential). The charger answers Accepted, Failed,
+    VersionMismatch or (1.6) NotSupported, kept as is in ``CommandResult.data``."""
+
+    version: int
+    full: bool
+    entries: tuple[LocalListEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GetLocalListVersion:
+    """The version of the charger's local list: ``CommandResult.data["version"]`` (1.6:
+    -1 when the charger has no local list support, 0 when it holds none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearCache:
+    """Empty the charger's authorization cache (1.6 / 2.0.1 ClearCache)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataTransfer:
+    """A vendor-specific message from the central system (1.6 / 2.0.1 DataTransfer);
+    the charger's status and data are in ``CommandResult.data``. 1.6 carries ``data`` as
+    text; with ``data_is_json`` it is JSON text that a 2.0.1 charger gets as the JSON
+    value (1.6: as the text)."""
+
+    vendor_id: str
+    message_id: str | None = None
+    data: str | None = None
+    data_is_json: bool = False
+
+
 Command = (
     StartCharging
     | StopCharging
@@ -307,6 +369,11 @@ Command = (
     | ClearVariableMonitoring
     | SetMonitoringBase
     | SetMonitoringLevel
+    # Local authorization lists and cache, DataTransfer (gateway.locallist).
+    | SendLocalList
+    | GetLocalListVersion
+    | ClearCache
+    | DataTransfer
 )
 
 
