@@ -185,6 +185,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         profile_report_timeout=settings.profile_report_timeout,
     )
     registry.attach(csms)
+    csms.device_model.alerts_kept = settings.device_alerts_kept
     app[CSMS] = csms
     router = CommandRouter(
         csms, node, registry, store.charger_states, app[IDS], settings.call_timeout

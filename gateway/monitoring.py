@@ -14,6 +14,7 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from gateway.csms.device_model import DeviceModelRecorder
 from gateway.domain.events import Event, TransactionEnded, TransactionStarted
 from gateway.hub.service import HUB
 from gateway.keys import BUS, CLOCK, CSMS, SETTINGS, STORE
@@ -73,6 +74,29 @@ def _trail_counts(trail: TrailRecorder) -> Callable[[], Iterable[Metric]]:
     return collect
 
 
+def _device_counts(recorder: DeviceModelRecorder) -> Callable[[], Iterable[Metric]]:
+    """The device model's counters (plain ints kept by the recorder)."""
+
+    def collect() -> Iterable[Metric]:
+        events = CounterMetricFamily(
+            f"{PREFIX}_device_events_received",
+            "OCPP 2.0.1/2.1 NotifyEvent events (monitoring alerts and values) received by "
+            "this process, by trigger (Alerting, Delta, Periodic) and the monitor's "
+            "severity (0 Danger to 9 Debug, none)",
+            labels=["trigger", "severity"],
+        )
+        for (trigger, severity), count in sorted(recorder.events.items()):
+            events.add_metric([trigger, severity], count)
+        parts = CounterMetricFamily(
+            f"{PREFIX}_device_report_parts_received",
+            "OCPP 2.0.1/2.1 NotifyReport parts stored as device models by this process",
+        )
+        parts.add_metric([], recorder.report_parts)
+        yield from (events, parts)
+
+    return collect
+
+
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     store, csms = app[STORE], app[CSMS]
@@ -97,6 +121,7 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics.add_gauges(connected)
     if TRAIL in app:
         metrics.add_gauges(_trail_counts(app[TRAIL]))
+    metrics.add_gauges(_device_counts(csms.device_model))
 
     async def on_event(event: Event) -> None:
         if isinstance(event, TransactionStarted):

@@ -282,6 +282,13 @@ class Settings(BaseSettings):
     trail_flush_entries: int = Field(
         default=1000, ge=1, description="a queue this long is written at once"
     )
+    # The 2.0.1/2.1 device model (gateway.csms.device_model).
+    device_alerts_kept: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="NotifyEvent alerts kept per charger (the oldest go first)",
+    )
 
     @field_validator("admin_token", "metrics_token")
     @classmethod

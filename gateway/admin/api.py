@@ -18,6 +18,7 @@ from gateway.admin import schemas, session
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.cdrs import cdr_routes
 from gateway.admin.charging import charging_routes
+from gateway.admin.device_model import device_model_routes
 from gateway.admin.docs import docs_routes
 from gateway.admin.events import event_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
@@ -290,6 +291,7 @@ async def delete_charger(request: web.Request) -> web.Response:
     await request.config_dict[ROUTER].unregister(cp_id)  # wherever it is connected
     await store.connectors.delete(cp_id)
     await store.charger_states.delete(cp_id)
+    await store.device_model.delete(cp_id)
     await request.config_dict[BUS].publish(ChargerConfigured(cp_id, existing, None))
     return web.Response(status=204)
 
@@ -504,6 +506,7 @@ def admin_routes() -> web.Application:
         trail_routes(),
         event_routes(),
         roaming_session_routes(),
+        device_model_routes(),
     ):
         api.add_routes(admin, routes)
     return admin

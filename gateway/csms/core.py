@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from gateway.csms.device_model import DeviceModelRecorder
 from gateway.domain.authorization import Authorizer
 from gateway.domain.charging import ReportedProfile
 from gateway.domain.clock import Clock, IdFactory
@@ -35,6 +36,7 @@ from gateway.domain.commands import (
     VariableRef,
 )
 from gateway.domain.cost import Cost, CostQuote
+from gateway.domain.device_model import GetBaseReport, GetReport
 from gateway.domain.errors import ChargerNotConnected, CommandNotSupported
 from gateway.domain.events import (
     ChargerBooted,
@@ -264,6 +266,8 @@ class CentralSystem:
         self._profile_reports: dict[tuple[str, int], _ProfileReports] = {}
         self.profile_report_timeout = profile_report_timeout
         self._request_ids = itertools.count(int(clock.now().timestamp()) % 1_000_000 * 1000 + 1)
+        # 2.0.1/2.1 device models and alerts (the app sets its alerts_kept).
+        self.device_model = DeviceModelRecorder(store, clock, self.next_request_id)
 
     # -- connections -------------------------------------------------------
 
@@ -404,7 +408,12 @@ class CentralSystem:
             return await self._send_request(conn, command)
         if isinstance(command, GetChargingProfiles):
             return await self._get_charging_profiles(conn, command)
-        return await conn.send_command(command)
+        if isinstance(command, GetBaseReport | GetReport):
+            return await self.device_model.request_report(conn, command)
+        result = await conn.send_command(command)
+        # B05/B06: what the charger accepted becomes its stored device model.
+        await self.device_model.answered(charger_id, command, result)
+        return result
 
     async def _get_charging_profiles(
         self, conn: Connection, command: GetChargingProfiles

@@ -18,6 +18,7 @@ from ocpp.v201.enums import Action
 
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
+from gateway.csms.device_model import command_to_v201 as device_model_call
 from gateway.csms.errors import OccurrenceViolation, PropertyViolation
 from gateway.csms.meter import readings_v201, timestamp
 from gateway.csms.profiles import (
@@ -29,6 +30,7 @@ from gateway.csms.profiles import (
     station_evse,
 )
 from gateway.domain import commands as cmd
+from gateway.domain import device_model as dmm
 from gateway.domain.clock import format_timestamp
 from gateway.domain.errors import CommandNotSupported
 from gateway.domain.models import (
@@ -296,6 +298,18 @@ def command_to_v201(command: cmd.Command) -> Any:
             )
         case cmd.UpdateCost(ocpp_transaction_id=tx_id, total_cost=total):
             return call.CostUpdated(total_cost=cost_number(total), transaction_id=tx_id)
+        case (
+            dmm.GetBaseReport()
+            | dmm.GetReport()
+            | dmm.SetVariableMonitoring()
+            | dmm.ClearVariableMonitoring()
+            | dmm.SetMonitoringBase()
+            | dmm.SetMonitoringLevel()
+        ):
+            try:
+                return device_model_call(command)
+            except ValueError as exc:  # a report without its request id
+                raise CommandNotSupported(str(exc)) from None
         case cmd.GetConfiguration() | cmd.SetConfiguration():
             raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
     raise CommandNotSupported(f"{type(command).__name__} has no OCPP 2.0.1 equivalent")
@@ -388,11 +402,15 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
 
     @on(Action.notify_report)
     async def on_notify_report(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # B07/B08: each part stored as the charger's device model before the answer.
+        await self.csms.device_model.report(self.charger_id, payload)
         await self.csms.management_report(self.charger_id, "Report", payload)
         return {}
 
     @on(Action.notify_event)
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # N07/N08: the charger's alerts, kept per charger (bounded).
+        await self.csms.device_model.event(self.charger_id, payload)
         await self.csms.management_report(self.charger_id, "Event", payload)
         return {}
 
@@ -430,7 +448,14 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
         if isinstance(command, cmd.StartCharging) and command.remote_start_id is None:
             command = replace(command, remote_start_id=self.csms.next_request_id())
         if (
-            isinstance(command, cmd.UpdateFirmware | cmd.GetDiagnostics | cmd.GetChargingProfiles)
+            isinstance(
+                command,
+                cmd.UpdateFirmware
+                | cmd.GetDiagnostics
+                | cmd.GetChargingProfiles
+                | dmm.GetBaseReport
+                | dmm.GetReport,
+            )
             and command.request_id is None
         ):
             # CentralSystem.send assigns one; a caller sending directly gets one here.
