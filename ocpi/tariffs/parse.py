@@ -201,7 +201,8 @@ def tariff_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.
     data = r.obj(data, "")
     elements_raw = r.array(r.required(data, "elements", ""), "elements", min_items=1)
     elements = tuple(
-        _element(r, raw, f"elements[{i}]", version) for i, raw in enumerate(elements_raw)
+        _element_fast(raw, version) or _element(r, raw, f"elements[{i}]", version)
+        for i, raw in enumerate(elements_raw)
     )
     tariff_type: str | None = None
     min_price = max_price = None
@@ -244,11 +245,15 @@ def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1
     _check_version(version)
     r = _Reader(InvalidCdrError)
     data = r.obj(data, "")
-    start = r.datetime_(r.required(data, "start_date_time", ""), "start_date_time")
+    start = _datetime_fast(data.get("start_date_time")) or r.datetime_(
+        r.required(data, "start_date_time", ""), "start_date_time"
+    )
     end = _cdr_end(r, data, version)
     periods_raw = r.array(r.required(data, "charging_periods", ""), "charging_periods", min_items=1)
+    allowed = _CDR_DIMENSIONS[version]
     periods = tuple(
-        _period(r, raw, f"charging_periods[{i}]", version) for i, raw in enumerate(periods_raw)
+        _period_fast(raw, allowed) or _period(r, raw, f"charging_periods[{i}]", version)
+        for i, raw in enumerate(periods_raw)
     )
     return Cdr(
         start_date_time=start,
@@ -260,6 +265,153 @@ def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1
         party_id=_optional_string(r, data, "party_id"),
         time_zone=_time_zone(r, data),
     )
+
+
+# --------------------------------------------------------------------------- fast paths
+#
+# Tariffs and CDRs are parsed many times (a CDR builder parses each tariff it receives and
+# every CDR). The ``_Reader`` walk builds a field path for every value it looks at, in case
+# it has to name it in an error. The ``*_fast`` functions below take the common shape (plain
+# dicts and lists, str, int and Decimal values) without building any path, and give up
+# (return None) on anything else; the caller then parses that part again with the
+# ``_Reader``, which accepts or refuses it exactly as before, with the same error. So a fast
+# path must accept only what the careful one accepts, and build the same values from it.
+
+_TARIFF_DIMENSIONS = {member.value: member for member in TariffDimension}
+_CDR_DIMENSION_TYPES = {member.value: member for member in CdrDimensionType}
+_DAYS = {member.value: member for member in DayOfWeek}
+_RESERVATIONS = {member.value: member for member in ReservationRestriction}
+_COMPONENT_KEYS_SET = {version: set(keys) for version, keys in _COMPONENT_KEYS.items()}
+_RESTRICTION_KEYS_SET = {version: set(keys) for version, keys in _RESTRICTION_KEYS.items()}
+_SEQUENCE = (list, tuple)
+
+
+def _decimal_fast(value: object) -> Decimal | None:
+    """``_Reader.number`` for a finite Decimal or an int (not a bool); None otherwise."""
+    kind = type(value)
+    if kind is Decimal:
+        assert isinstance(value, Decimal)
+        return value if value.is_finite() else None
+    if kind is int:
+        assert isinstance(value, int)
+        return Decimal(value)
+    return None
+
+
+def _datetime_fast(value: object) -> datetime | None:
+    if type(value) is not str:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    tz = parsed.tzinfo
+    if tz is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed if tz is UTC else parsed.astimezone(UTC)
+
+
+def _element_fast(raw: object, version: OcpiVersion) -> TariffElement | None:
+    if type(raw) is not dict:
+        return None
+    components_raw = raw.get("price_components")
+    if type(components_raw) not in _SEQUENCE or not components_raw:
+        return None
+    keys = _COMPONENT_KEYS_SET[version]
+    components = []
+    for data in components_raw:
+        if type(data) is not dict or not keys.issuperset(data):
+            return None
+        kind = data.get("type")
+        if type(kind) is not str:
+            return None
+        dimension = _TARIFF_DIMENSIONS.get(kind)
+        price = _decimal_fast(data.get("price"))
+        step = data.get("step_size")
+        if dimension is None or price is None or type(step) is not int:
+            return None
+        vat = data.get("vat")
+        if vat is not None:
+            vat = _decimal_fast(vat)
+            if vat is None:
+                return None
+        components.append(PriceComponent(dimension, price, step, vat))
+    restrictions = raw.get("restrictions")
+    if restrictions is not None:
+        restrictions = _restrictions_fast(restrictions, version)
+        if restrictions is None:
+            return None
+    return TariffElement(tuple(components), restrictions)
+
+
+def _restrictions_fast(data: object, version: OcpiVersion) -> TariffRestrictions | None:
+    if type(data) is not dict or not _RESTRICTION_KEYS_SET[version].issuperset(data):
+        return None
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if key == "start_time" or key == "end_time":
+            if type(value) is not str or not _TIME_RE.fullmatch(value):
+                return None
+            values[key] = time(int(value[:2]), int(value[3:]))
+        elif key == "start_date" or key == "end_date":
+            if type(value) is not str or not _DATE_RE.fullmatch(value):
+                return None
+            try:
+                values[key] = date.fromisoformat(value)
+            except ValueError:
+                return None
+        elif key == "min_duration" or key == "max_duration":
+            if type(value) is not int:
+                return None
+            values[key] = value
+        elif key == "day_of_week":
+            if type(value) not in _SEQUENCE:
+                return None
+            days = []
+            for day in value:
+                member = _DAYS.get(day) if type(day) is str else None
+                if member is None:
+                    return None
+                days.append(member)
+            values[key] = frozenset(days)
+        elif key == "reservation":
+            reservation = _RESERVATIONS.get(value) if type(value) is str else None
+            if reservation is None:
+                return None
+            values[key] = reservation
+        else:  # min/max kWh, current, power
+            number = _decimal_fast(value)
+            if number is None:
+                return None
+            values[key] = number
+    return TariffRestrictions(**values)  # type: ignore[arg-type]
+
+
+def _period_fast(raw: object, allowed: frozenset[CdrDimensionType]) -> ChargingPeriod | None:
+    if type(raw) is not dict:
+        return None
+    start = _datetime_fast(raw.get("start_date_time"))
+    dims_raw = raw.get("dimensions")
+    if start is None or type(dims_raw) not in _SEQUENCE or not dims_raw:
+        return None
+    dims = []
+    for dim in dims_raw:
+        if type(dim) is not dict:
+            return None
+        kind = dim.get("type")
+        if type(kind) is not str:
+            return None
+        member = _CDR_DIMENSION_TYPES.get(kind)
+        volume = _decimal_fast(dim.get("volume"))
+        if member is None or member not in allowed or volume is None:
+            return None
+        dims.append(CdrDimension(member, volume))
+    tariff_id = raw.get("tariff_id")
+    if tariff_id is not None and type(tariff_id) is not str:
+        return None
+    return ChargingPeriod(start, tuple(dims), tariff_id)
 
 
 def _check_version(version: str) -> None:
@@ -356,7 +508,9 @@ def _price(r: _Reader, raw: object, path: str) -> Price:
 
 def _cdr_end(r: _Reader, data: Mapping[str, Any], version: OcpiVersion) -> datetime:
     if version == "2.2.1":
-        return r.datetime_(r.required(data, "end_date_time", ""), "end_date_time")
+        return _datetime_fast(data.get("end_date_time")) or r.datetime_(
+            r.required(data, "end_date_time", ""), "end_date_time"
+        )
     stop = data.get("stop_date_time")
     end = data.get("end_date_time")
     if stop is None and end is None:

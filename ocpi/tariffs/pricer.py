@@ -47,7 +47,6 @@ from decimal import (
     InvalidOperation,
     Overflow,
     getcontext,
-    localcontext,
     setcontext,
 )
 from functools import lru_cache
@@ -154,6 +153,7 @@ class _Check:
         "min_dur",
         "min_kwh",
         "min_power",
+        "pure_local",
         "tod_end",
         "tod_start",
         "tod_wrap",
@@ -192,32 +192,27 @@ class _Check:
         self.max_power = r.max_power
         self.min_dur = None if r.min_duration is None else r.min_duration * US
         self.max_dur = None if r.max_duration is None else r.max_duration * US
+        # Whether only the local date and time of day decide this check.
+        self.pure_local = (
+            r.min_kwh is None
+            and r.max_kwh is None
+            and r.min_current is None
+            and r.max_current is None
+            and r.min_power is None
+            and r.max_power is None
+            and r.min_duration is None
+            and r.max_duration is None
+        )
 
     def is_trivial(self) -> bool:
-        return not self.local and self.only_local()
-
-    def only_local(self) -> bool:
-        """Whether only the local date and time of day decide this check."""
-        return all(
-            v is None
-            for v in (
-                self.min_kwh,
-                self.max_kwh,
-                self.min_current,
-                self.max_current,
-                self.min_power,
-                self.max_power,
-                self.min_dur,
-                self.max_dur,
-            )
-        )
+        return not self.local and self.pure_local
 
 
 def _tod_us(t: time) -> int:
     return t.hour * HOUR_US + t.minute * MINUTE_US + t.second * US + t.microsecond
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)  # not frozen: a frozen dataclass is slower to build
 class _Candidate:
     element_index: int
     component_index: int
@@ -242,21 +237,38 @@ class _Rules:
         "uses_current",
         "uses_power",
     )
+    memo: dict[tuple[int, int, int], _Candidate | None]
+    memo_ok: tuple[bool, ...]
+    needs_local: bool
+    times_of_day: list[int]
+    durations: tuple[int, ...]
+    kwh: tuple[Decimal, ...]
+    uses_current: bool
+    uses_power: bool
 
     def __init__(self, candidates: tuple[tuple[_Candidate, ...], ...]) -> None:
         self.candidates = candidates
+        checks = [c.check for cands in candidates for c in cands if c.check is not None]
+        if not checks:  # no restrictions at all (or no candidates): nothing to remember
+            self.memo = {}
+            self.memo_ok = (False,) * len(candidates)
+            self.needs_local = False
+            self.times_of_day = []
+            self.durations = ()
+            self.kwh = ()
+            self.uses_current = self.uses_power = False
+            return
         # Where every candidate of a dimension depends on the local date and time of day
         # only, the choice is the same for all pieces in one local day and one interval
         # between the tariff's times of day: remember it (for tariffs with an element
         # per hour, this replaces a scan of dozens of elements per piece).
-        self.memo: dict[tuple[int, int, int], _Candidate | None] = {}
+        self.memo = {}
         self.memo_ok = tuple(
             bool(cands)
             and any(c.check is not None for c in cands)
-            and all(c.check is None or c.check.only_local() for c in cands)
+            and all(c.check is None or c.check.pure_local for c in cands)
             for cands in candidates
         )
-        checks = [c.check for cands in candidates for c in cands if c.check is not None]
         tods = {0}  # local midnight: the date and the day of the week change
         for chk in checks:
             if chk.tod_start is not None:
@@ -299,8 +311,12 @@ def compile_tariff(tariff: Tariff) -> CompiledTariff:
     (negative price or VAT, negative step_size, a dimension twice in one element, a
     reservation element pricing energy or parking, min_price above max_price, ...).
     """
-    with localcontext(_CONTEXT):
+    saved = getcontext()
+    setcontext(_CONTEXT)  # as in price_session: no copy of a context per call
+    try:
         return _compile(tariff)
+    finally:
+        setcontext(saved)
 
 
 def _compile(tariff: Tariff) -> CompiledTariff:
@@ -311,21 +327,22 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     session: list[list[_Candidate]] = [[], [], [], []]
     used: list[list[_Candidate]] = [[], [], [], []]
     expires: list[list[_Candidate]] = [[], [], [], []]
+    # Field paths (for errors) are built only when an error is raised.
     for ei, element in enumerate(tariff.elements):
-        path = f"elements[{ei}]"
-        check = _compile_restrictions(element, path, warnings)
+        check = _compile_restrictions(element, ei, warnings)
         reservation = element.restrictions.reservation if element.restrictions else None
         seen: set[TariffDimension] = set()
         if not element.price_components:
-            raise InvalidTariffError(f"{path}.price_components", "must have at least 1 component")
+            raise InvalidTariffError(
+                f"elements[{ei}].price_components", "must have at least 1 component"
+            )
         for ci, component in enumerate(element.price_components):
-            cpath = f"{path}.price_components[{ci}]"
-            candidate = _compile_component(component, cpath, ei, ci, check)
+            candidate = _compile_component(component, ei, ci, check)
             if component.type in seen:
                 # mod_tariffs: "Only one Price Component per dimension can be active at any
                 # point in time"; two in one element would leave the price ambiguous.
                 raise InvalidTariffError(
-                    f"{cpath}.type",
+                    f"{_component_path(ei, ci)}.type",
                     f"a second {component.type.value} component in one element is ambiguous",
                 )
             seen.add(component.type)
@@ -333,6 +350,7 @@ def _compile(tariff: Tariff) -> CompiledTariff:
             if reservation is None:
                 session[slot].append(candidate)
                 continue
+            cpath = _component_path(ei, ci)
             # TariffRestrictions.reservation: "A reservation can only have: FLAT and TIME
             # TariffDimensions, where TIME is for the duration of the reservation."
             if component.type not in (TariffDimension.FLAT, TariffDimension.TIME):
@@ -387,58 +405,84 @@ def _validate_tariff_header(tariff: Tariff) -> None:
             raise InvalidTariffError("min_price.incl_vat", "must not exceed max_price.incl_vat")
 
 
+def _component_path(ei: int, ci: int) -> str:
+    return f"elements[{ei}].price_components[{ci}]"
+
+
 def _compile_component(
-    component: PriceComponent, path: str, ei: int, ci: int, check: _Check | None
+    component: PriceComponent, ei: int, ci: int, check: _Check | None
 ) -> _Candidate:
-    if not isinstance(component.type, TariffDimension):
-        raise InvalidTariffError(f"{path}.type", f"unknown dimension {component.type!r}")
-    _non_negative(component.price, f"{path}.price", InvalidTariffError)
-    if component.vat is not None:
-        _non_negative(component.vat, f"{path}.vat", InvalidTariffError)
-    if isinstance(component.step_size, bool) or not isinstance(component.step_size, int):
-        raise InvalidTariffError(f"{path}.step_size", "must be an integer")
-    if not 0 <= component.step_size <= _LIMIT:
+    kind, price, vat, step = component.type, component.price, component.vat, component.step_size
+    if not isinstance(kind, TariffDimension):
+        raise InvalidTariffError(f"{_component_path(ei, ci)}.type", f"unknown dimension {kind!r}")
+    if not _plausible(price):
+        _non_negative(price, f"{_component_path(ei, ci)}.price", InvalidTariffError)
+    if vat is not None and not _plausible(vat):
+        _non_negative(vat, f"{_component_path(ei, ci)}.vat", InvalidTariffError)
+    if type(step) is not int and (isinstance(step, bool) or not isinstance(step, int)):
+        raise InvalidTariffError(f"{_component_path(ei, ci)}.step_size", "must be an integer")
+    if not 0 <= step <= _LIMIT:
         raise InvalidTariffError(
-            f"{path}.step_size", f"must be between 0 and {_LIMIT:,}, got {component.step_size}"
+            f"{_component_path(ei, ci)}.step_size",
+            f"must be between 0 and {_LIMIT:,}, got {step}",
         )
-    factor = _ONE if component.vat is None else _ONE + component.vat / _HUNDRED
-    return _Candidate(ei, ci, component.price, component.vat, factor, component.step_size, check)
+    factor = _ONE if vat is None else _ONE + vat / _HUNDRED
+    return _Candidate(ei, ci, price, vat, factor, step, check)
 
 
-def _compile_restrictions(element: TariffElement, path: str, warnings: list[str]) -> _Check | None:
+_AMOUNTS = ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power")
+_RANGES = (
+    ("start_date", "end_date"),
+    ("min_kwh", "max_kwh"),
+    ("min_current", "max_current"),
+    ("min_power", "max_power"),
+    ("min_duration", "max_duration"),
+)
+
+
+def _compile_restrictions(element: TariffElement, ei: int, warnings: list[str]) -> _Check | None:
     r = element.restrictions
     if r is None:
         return None
-    rpath = f"{path}.restrictions"
-    for name in ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power"):
-        value = getattr(r, name)
-        if value is not None:
-            _non_negative(value, f"{rpath}.{name}", InvalidTariffError)
-    for name in ("min_duration", "max_duration"):
-        value = getattr(r, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidTariffError(f"{rpath}.{name}", "must be an integer number of seconds")
-        if value is not None and not 0 <= value <= _LIMIT:
-            raise InvalidTariffError(
-                f"{rpath}.{name}", f"must be between 0 and {_LIMIT:,} seconds, got {value}"
-            )
+    rpath = f"elements[{ei}].restrictions"
+    if r.min_kwh is not None or r.max_kwh is not None or r.min_current is not None:
+        amounts = True
+    else:
+        amounts = r.max_current is not None or r.min_power is not None or r.max_power is not None
+    if amounts:
+        for name in _AMOUNTS:
+            value = getattr(r, name)
+            if value is not None and not _plausible(value):
+                _non_negative(value, f"{rpath}.{name}", InvalidTariffError)
+    if r.min_duration is not None or r.max_duration is not None:
+        for name in ("min_duration", "max_duration"):
+            value = getattr(r, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidTariffError(f"{rpath}.{name}", "must be an integer number of seconds")
+            if value is not None and not 0 <= value <= _LIMIT:
+                raise InvalidTariffError(
+                    f"{rpath}.{name}", f"must be between 0 and {_LIMIT:,} seconds, got {value}"
+                )
     # A range that holds nowhere is legal JSON but cannot be what the CPO meant; say so in
     # every result rather than refuse the tariff (it may come from another party).
-    for low, high in (
-        ("start_date", "end_date"),
-        ("min_kwh", "max_kwh"),
-        ("min_current", "max_current"),
-        ("min_power", "max_power"),
-        ("min_duration", "max_duration"),
-    ):
-        lo, hi = getattr(r, low), getattr(r, high)
-        if lo is not None and hi is not None and lo >= hi:
-            warnings.append(
-                f"tariff {rpath}: {low} {lo} is not below {high} {hi}, "
-                "so this element never applies"
-            )
+    dates = r.start_date is not None and r.end_date is not None
+    if dates or amounts or r.max_duration is not None:
+        for low, high in _RANGES:
+            lo, hi = getattr(r, low), getattr(r, high)
+            if lo is not None and hi is not None and lo >= hi:
+                warnings.append(
+                    f"tariff {rpath}: {low} {lo} is not below {high} {hi}, "
+                    "so this element never applies"
+                )
     check = _Check(r)
     return None if check.is_trivial() else check
+
+
+def _plausible(value: object) -> bool:
+    """What :func:`_non_negative` accepts, for the common case (a plain Decimal)."""
+    if type(value) is not Decimal or not isinstance(value, Decimal):  # (isinstance for mypy)
+        return False
+    return value.is_finite() and 0 <= value <= _LIMIT
 
 
 def _non_negative(
