@@ -64,6 +64,7 @@ from gateway.keys import (
     STORE,
 )
 from gateway.leases import LEASES, Leases, holder_id
+from gateway.locallist.service import LOCAL_LISTS, LocalLists
 from gateway.monitoring import METRICS, add_metrics
 from gateway.refresh import refresh_ctx
 from gateway.reports.recorder import StatusRecorder, purge_forever
@@ -82,7 +83,12 @@ from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PLANNER, PushPlanner
 from gateway.roaming.server import REGISTRY, build_ocpi_app
 from gateway.roaming.sessions import SESSION_OBJECT, SessionService
-from gateway.roaming.tokens import RoamingAuthorizer, TokenDirectory, TokensReceiver
+from gateway.roaming.tokens import (
+    OfflineTokens,
+    RoamingAuthorizer,
+    TokenDirectory,
+    TokensReceiver,
+)
 from gateway.roaming.vault import SecretKeyError, TokenVault, load_token_vault
 from gateway.settings import ConfigError, Settings
 from gateway.smart.manager import SITES, SiteManager
@@ -337,6 +343,33 @@ async def _profiles_ctx(app: web.Application) -> AsyncIterator[None]:
     await profiles.close()
 
 
+async def _local_lists_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Local authorization lists (gateway.locallist): driven by the process holding each
+    # charger; any process may update one through the router, under a per-charger lease.
+    settings, csms = app[SETTINGS], app[CSMS]
+    lists = LocalLists(
+        app[STORE],
+        app[ROUTER],
+        app[CLOCK],
+        app[LEASES].store,
+        app[LEASES].holder,
+        enabled=settings.local_list,
+        max_entries=settings.local_list_max_entries,
+        interval=settings.local_list_interval,
+        lease_ttl=max(60.0, 4 * settings.call_timeout),
+        settle=settings.reconnect_settle,
+        held=lambda: [c.charger_id for c in csms.connections()],
+    )
+    app[LOCAL_LISTS] = lists
+    app[BUS].subscribe(lists.on_event)
+    loop = asyncio.create_task(lists.run(), name="local-lists")
+    yield
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+    await lists.close()
+
+
 async def _sites_ctx(app: web.Application) -> AsyncIterator[None]:
     # Site load management (gateway.smart): events from every process, one allocator
     # per site in the holder of the "sites" lease, commands through the router.
@@ -448,7 +481,11 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     app[BUS].subscribe(providers.sessions.on_event)
     # Chargers that display costs (2.0.1 TariffCostCtrlr) get them from the tariff engine.
     app[CSMS].cost = providers.sessions
-    providers.tokens = TokensReceiver(app[STORE], directory)
+    # Pushed tokens change the chargers' local lists (gateway.locallist).
+    providers.tokens = TokensReceiver(
+        app[STORE], directory, on_change=app[LOCAL_LISTS].token_changed
+    )
+    app[LOCAL_LISTS].roaming = OfflineTokens(app[STORE], directory)
     roaming_authorizer = RoamingAuthorizer(
         app[STORE],
         directory,
@@ -675,6 +712,7 @@ def build_app(
     app.cleanup_ctx.append(_core_ctx)
     app.cleanup_ctx.append(_history_ctx)  # closed after the chargers' last statuses
     app.cleanup_ctx.append(_profiles_ctx)
+    app.cleanup_ctx.append(_local_lists_ctx)  # before the roaming side, which tells it
     app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(
         make_outbox_ctx(

@@ -222,6 +222,23 @@ class Settings(BaseSettings):
         description="seconds between an eMSP's charging profile PUTs for one session "
         "(sooner: TOO_OFTEN; 0: no bound)",
     )
+    # Local authorization lists (gateway.locallist); each charger's own setting wins.
+    local_list: bool = Field(
+        default=False,
+        description="send chargers local authorization lists (on/off; per charger: local_list)",
+    )
+    local_list_max_entries: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="tokens on a charger's local list at most (the charger's own maximum too)",
+    )
+    local_list_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="seconds between looks for token changes to send as differential updates",
+    )
     # Demand response: the gateway's OpenADR 2.0b VEN (gateway.demand), off without a VTN.
     openadr_vtn_url: str | None = Field(
         default=None, description="the grid operator's VTN (OpenADR 2.0b simple HTTP) URL"

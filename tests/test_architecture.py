@@ -21,6 +21,8 @@ FORBIDDEN = {
     "gateway.cluster": ("gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
     # Site load management: the domain and storage only; chargers through CommandSender.
     "gateway.smart": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "ocpi", "ocpp"),
+    # Local authorization lists: the domain and storage only; chargers through CommandSender.
+    "gateway.locallist": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "gateway.smart", "ocpi", "ocpp"),
     # Reports: the domain and the store interfaces; never the protocols or the web parts.
     "gateway.reports": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "gateway.smart", "gateway.cli", "gateway.storage.sqlite", "gateway.storage.redis", "ocpi", "ocpp", "aiohttp"),
     # The dashboard: pages over the admin API; its sessions and event feed, never the parts behind it.

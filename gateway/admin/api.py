@@ -24,6 +24,7 @@ from gateway.admin.events import event_routes
 from gateway.admin.http import ApiError, error_response, read_body, read_query, respond
 from gateway.admin.hub import hub_routes
 from gateway.admin.listing import ChargerQuery
+from gateway.admin.local_lists import local_list_routes
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
 from gateway.admin.reports import report_routes
@@ -49,6 +50,7 @@ from gateway.domain.models import (
     Transaction,
 )
 from gateway.keys import ADMIN_TOKEN, BUS, CLOCK, ROUTER, SETTINGS, STORE
+from gateway.locallist.service import LOCAL_LISTS
 from ocpi.server import read_body_in_time, send_and_close
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,8 @@ def charger_view(
             }
             for e in charger.evses
         ],
+        "local_list": charger.local_list,
+        "local_list_max_entries": charger.local_list_max_entries,
         "connected": bool(state and state.connected),
         "ocpp_version": state.ocpp_version if state else None,
         "vendor": state.vendor if state else None,
@@ -275,6 +279,8 @@ async def put_charger(request: web.Request) -> web.Response:
         evses=tuple(e.to_domain() for e in body.evses),
         certificate_cn=body.serial_number,
         created_at=existing.created_at if existing else request.config_dict[CLOCK].now(),
+        local_list=body.local_list,
+        local_list_max_entries=body.local_list_max_entries,
     )
     await store.chargers.put(charger)
     # Partners learn a new or moved EVSE by a PUT before any PATCH of its status.
@@ -362,6 +368,7 @@ async def put_token(request: web.Request) -> web.Response:
         updated_at=request.config_dict[CLOCK].now(),
     )
     await store.tokens.put(token)
+    await request.config_dict[LOCAL_LISTS].token_changed(uid)  # chargers' local lists
     return respond(token_view(token), 200 if existing else 201)
 
 
@@ -369,6 +376,7 @@ async def delete_token(request: web.Request) -> web.Response:
     uid = _uid(request)
     if not await request.config_dict[STORE].tokens.delete(uid):
         raise ApiError(404, f"token {uid!r} not found")
+    await request.config_dict[LOCAL_LISTS].token_changed(uid)  # chargers' local lists
     return web.Response(status=204)
 
 
@@ -506,6 +514,7 @@ def admin_routes() -> web.Application:
         trail_routes(),
         event_routes(),
         roaming_session_routes(),
+        local_list_routes(),
         device_model_routes(),
     ):
         api.add_routes(admin, routes)

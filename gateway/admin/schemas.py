@@ -44,6 +44,17 @@ class ChargerBody(_Body):
         default=None, max_length=64, description="the CN its profile-3 certificate must carry"
     )
     evses: list[EvseBody] = Field(default=[])
+    local_list: bool | None = Field(
+        default=None,
+        description="send it a local authorization list (null: as GATEWAY_LOCAL_LIST)",
+    )
+    local_list_max_entries: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="at most this many tokens on its list (null: GATEWAY_LOCAL_LIST_MAX_ENTRIES);"
+        " the charger's own maximum bounds it too",
+    )
 
     @field_validator("password_hex")
     @classmethod

@@ -54,6 +54,9 @@ class ChargerView(TypedDict):
     booted_at: datetime | None
     last_heartbeat: datetime | None
     connectors: list[ConnectorView]
+    # Its local authorization list setting (None: the gateway's setting).
+    local_list: bool | None
+    local_list_max_entries: int | None
     # One charger only: the latest notifications and the last firmware, diagnostics and
     # log requests, newest first.
     notifications: NotRequired[dict[str, Any]]

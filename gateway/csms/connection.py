@@ -56,6 +56,7 @@ from gateway.csms.errors import (
     RpcFrameworkError,
     error_code,
 )
+from gateway.csms.locallist import read_result
 from gateway.csms.validation import SchemaValidators, check_storable, needs_edge_check
 from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
@@ -647,7 +648,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         data = result_to_dict(result)
         raw = data.get("status")
         status = CommandStatus.ACCEPTED if raw is None else _RESULT_STATUS.get(str(raw))
-        return CommandResult(status or CommandStatus.REJECTED, data)
+        return read_result(command, CommandResult(status or CommandStatus.REJECTED, data))
 
     async def send_command(self, command: Command) -> CommandResult:
         payload = self.to_call(command)

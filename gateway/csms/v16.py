@@ -16,6 +16,7 @@ from ocpp.v16 import ChargePoint as LibV16ChargePoint
 from ocpp.v16 import call
 from ocpp.v16.enums import Action
 
+from gateway.csms import locallist
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
 from gateway.csms.meter import meter_wh, readings_v16, timestamp
@@ -191,6 +192,10 @@ def command_to_v16(command: cmd.Command) -> Any:
             )
         case cmd.GetVariables() | cmd.SetVariables():
             raise CommandNotSupported("OCPP 1.6 has no device model: use get/set configuration")
+        case (
+            cmd.SendLocalList() | cmd.GetLocalListVersion() | cmd.ClearCache() | cmd.DataTransfer()
+        ):
+            return locallist.to_v16(command)
     raise CommandNotSupported(f"{type(command).__name__} has no OCPP 1.6 equivalent")
 
 

@@ -16,6 +16,7 @@ from ocpp.v201 import ChargePoint as LibV201ChargePoint
 from ocpp.v201 import call, datatypes
 from ocpp.v201.enums import Action
 
+from gateway.csms import locallist
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
 from gateway.csms.device_model import command_to_v201 as device_model_call
@@ -312,6 +313,10 @@ def command_to_v201(command: cmd.Command) -> Any:
                 raise CommandNotSupported(str(exc)) from None
         case cmd.GetConfiguration() | cmd.SetConfiguration():
             raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
+        case (
+            cmd.SendLocalList() | cmd.GetLocalListVersion() | cmd.ClearCache() | cmd.DataTransfer()
+        ):
+            return locallist.to_v201(command, id_token_type)
     raise CommandNotSupported(f"{type(command).__name__} has no OCPP 2.0.1 equivalent")
 
 

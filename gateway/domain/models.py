@@ -92,6 +92,10 @@ class Charger:
     # Profile 3: the CN the client certificate must carry; None = the charger id.
     certificate_cn: str | None = None
     created_at: datetime | None = None
+    # Local authorization list (gateway.locallist): None follows GATEWAY_LOCAL_LIST; the
+    # bound on its entries (None: GATEWAY_LOCAL_LIST_MAX_ENTRIES), under the charger's own.
+    local_list: bool | None = None
+    local_list_max_entries: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.domain.clock import Clock
+from gateway.domain.commands import LocalListEntry, LocalListStatus, token_type_of
 from gateway.domain.models import AuthorizationResult, AuthorizationStatus, IdToken
 from gateway.roaming.partners import PartnerRegistry, partner_of
 from gateway.roaming.pushes import PushPlanner, PushTarget
@@ -97,10 +98,17 @@ class TokenDirectory:
 class TokensReceiver:
     """mod_tokens Receiver interface provider (see ``ocpi.server.tokens_receiver_routes``)."""
 
-    def __init__(self, store: Store, directory: TokenDirectory) -> None:
+    def __init__(
+        self,
+        store: Store,
+        directory: TokenDirectory,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._store = store
         self._directory = directory
         self._lock = asyncio.Lock()
+        # Told each token uid pushed, once stored (the chargers' local lists).
+        self._on_change = on_change
 
     @staticmethod
     def _partner(context: OcpiRequestContext, country_code: str, party_id: str) -> str:
@@ -130,6 +138,8 @@ class TokensReceiver:
             key = token_key(token.country_code, token.party_id, token.uid, str(token.type))
             existing = await self._store.ocpi_tokens.get(key)
             await self._store.ocpi_tokens.put(token_document(token, partner_id))
+        if self._on_change is not None:
+            await self._on_change(token.uid)
         return existing is None
 
     async def patch_token(
@@ -148,7 +158,56 @@ class TokensReceiver:
                 return None
             patched = apply_patch(found.token, patch)
             await self._store.ocpi_tokens.put(token_document(patched, partner_id))
+        if self._on_change is not None:
+            await self._on_change(patched.uid)
         return patched
+
+
+def list_entry(found: RoamingToken) -> LocalListEntry | None:
+    """A pushed token as a local authorization list entry (``gateway.locallist``); None
+    when it may not be on a list: whitelist NEVER (the eMSP must be asked every time)
+    or a token kept from a real-time answer rather than pushed."""
+    token = found.token
+    if found.source != "push" or token.whitelist is WhitelistType.NEVER:
+        return None
+    # ALWAYS, ALLOWED and ALLOWED_OFFLINE: the pushed token may decide without the eMSP.
+    return LocalListEntry(
+        id_token=token.uid,
+        status=LocalListStatus.ACCEPTED if token.valid else LocalListStatus.BLOCKED,
+        parent_id=token.group_id,
+        token_type=token_type_of(str(token.type)),
+        contract_id=token.contract_id,
+    )
+
+
+class OfflineTokens:
+    """The pushed tokens that may be on chargers' local lists (``gateway.locallist``
+    ``TokenSource``)."""
+
+    def __init__(self, store: Store, directory: TokenDirectory) -> None:
+        self._store = store
+        self._directory = directory
+
+    async def entries(self) -> list[LocalListEntry]:
+        out: list[LocalListEntry] = []
+        offset = 0
+        while True:
+            docs, total = await self._store.ocpi_tokens.list(offset=offset, limit=500)
+            for doc in docs:
+                entry = list_entry(_found(doc))
+                if entry is not None:
+                    out.append(entry)
+            offset += len(docs)
+            if not docs or offset >= total:
+                return out
+
+    async def entry(self, uid: str) -> LocalListEntry | None:
+        for found in await self._directory.by_uid(uid):
+            if found.token.uid == uid:
+                entry = list_entry(found)
+                if entry is not None:
+                    return entry
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,8 @@ def encode_charger(charger: Charger) -> JsonDict:
         "evses": [_encode_evse(evse) for evse in charger.evses],
         "certificate_cn": charger.certificate_cn,
         "created_at": _opt_time(charger.created_at, "Charger.created_at"),
+        "local_list": charger.local_list,
+        "local_list_max_entries": charger.local_list_max_entries,
     }
 
 
@@ -167,6 +169,8 @@ def decode_charger(data: Mapping[str, Any]) -> Charger:
         evses=tuple(_decode_evse(evse) for evse in data.get("evses", ())),
         certificate_cn=data.get("certificate_cn"),
         created_at=_opt_decode_time(data.get("created_at")),
+        local_list=data.get("local_list"),
+        local_list_max_entries=data.get("local_list_max_entries"),
     )
 
 
