@@ -202,7 +202,8 @@ class Settings(BaseSettings):
     site_retry_interval: float = Field(
         default=30.0,
         gt=0,
-        description="seconds before a charger that refused or did not answer a limit is tried again",
+        description="seconds before a charger that refused or did not answer a limit is "
+        "tried again",
     )
     reconnect_settle: float = Field(
         default=2.0,

@@ -1745,7 +1745,11 @@ class RedisStatusHistoryStore:
             *(
                 self._db.evalsha(
                     APPEND_HISTORY,
-                    [keys.status_history(cid), keys.status_history_seq, keys.status_history_chargers],
+                    [
+                        keys.status_history(cid),
+                        keys.status_history_seq,
+                        keys.status_history_chargers,
+                    ],
                     [cid, *args],
                     retry=True,
                     guard=keys.status_history(cid),
