@@ -34,7 +34,7 @@ microseconds.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import (
@@ -74,6 +74,7 @@ from ocpi.tariffs.model import (
     TariffRestrictions,
 )
 from ocpi.tariffs.result import (
+    QUANTITY_PLACES,
     ZERO,
     ZERO_PRICE,
     BreakdownLine,
@@ -81,6 +82,7 @@ from ocpi.tariffs.result import (
     LineKind,
     Part,
     PricingResult,
+    money_places,
 )
 
 __all__ = [
@@ -93,6 +95,11 @@ __all__ = [
 
 _CONTEXT = Context(
     prec=50, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+# _CONTEXT with half-up rounding: ``_HALF_UP.quantize(x, q)`` is ``x.quantize(q,
+# rounding=ROUND_HALF_UP)`` inside the pricer's context, without parsing keyword arguments.
+_HALF_UP = Context(
+    prec=50, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow]
 )
 _ZERO = ZERO
 _ONE = Decimal(1)
@@ -126,6 +133,7 @@ _DIMENSIONS = (
     TariffDimension.PARKING_TIME,
 )
 _SLOT = {dim: i for i, dim in enumerate(_DIMENSIONS)}
+_METERED_SLOTS = (_ENERGY, _TIME, _PARKING)
 _METERED = (
     CdrDimensionType.ENERGY,
     CdrDimensionType.TIME,
@@ -568,6 +576,28 @@ def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Peri
     current = power = None
     for di, dim in enumerate(period.dimensions):
         kind, volume = dim.type, dim.volume
+        # The common case first: a known dimension not seen before, a plausible volume of
+        # an energy, time or parking quantity (else the checks below, in their order).
+        if (
+            type(kind) is CdrDimensionType
+            and kind not in seen
+            and type(volume) is Decimal
+            and volume.is_finite()
+            and 0 <= volume <= _LIMIT
+        ):
+            bit = _METERED_BITS.get(kind)
+            if bit is not None:
+                seen.add(kind)
+                p.metered |= bit
+                if bit == _B_ENERGY:
+                    p.energy = volume
+                elif bit == _B_TIME:
+                    p.time = volume
+                elif bit == _B_PARKING:
+                    p.parking = volume
+                else:
+                    p.reservation = volume
+                continue
         if kind in seen or not isinstance(kind, CdrDimensionType):
             path = f"charging_periods[{index}].dimensions[{di}].type"
             if kind in seen:
@@ -723,7 +753,9 @@ def _check_overlap(ordered: list[_Period], k: int) -> None:
 # --------------------------------------------------------------------------- pricing
 
 # A line of the working as the pricer records it; turned into a BreakdownLine when read:
-# (kind, slot or None, volume, excl, incl, period index, from µs, to µs, candidate, note).
+# (kind, slot or None, volume, excl, incl, period index, from µs, to µs, candidate, note);
+# a step_size line's note is (consumed, billed, unit) until it is read.
+_StepNote = tuple[Decimal, Decimal, str]
 _RawLine = tuple[
     LineKind,
     int | None,
@@ -734,7 +766,7 @@ _RawLine = tuple[
     int | None,
     int | None,
     "_Candidate | None",
-    str,
+    str | _StepNote,
 ]
 
 
@@ -908,7 +940,8 @@ class _PartPricer:
                         "",
                     )
                 )
-        for slot, volume in ((_ENERGY, energy), (_TIME, hours), (_PARKING, parking)):
+        for slot in _METERED_SLOTS:
+            volume = energy if slot == _ENERGY else hours if slot == _TIME else parking
             if volume <= 0:
                 continue
             cands = candidates[slot]
@@ -939,7 +972,8 @@ class _PartPricer:
             if slot != _ENERGY:
                 self.last_time_slot = slot
             excl = volume * found.price
-            incl = excl * found.vat_factor
+            # x * Decimal(1) is x, digits and exponent (x has at most 50 digits already).
+            incl = excl if found.vat_factor is _ONE else excl * found.vat_factor
             self.excl[slot] += excl
             self.incl[slot] += incl
             lines.append(
@@ -991,19 +1025,17 @@ class _PartPricer:
         incl = excl * c.vat_factor
         self.excl[slot] += excl
         self.incl[slot] += incl
-        shown = consumed.quantize(_MILLI, rounding=ROUND_HALF_UP)
-        note = (
-            f"{_plain(shown)} {unit} billed as {_plain(billed)} {unit} "
-            f"(step_size {c.step_size} {unit})"
-        )
+        # The note is written when the lines are read (most results are never explained).
+        note = (consumed, billed, unit)
         self.lines.append((LineKind.STEP_SIZE, slot, volume, excl, incl, None, None, None, c, note))
 
     def totals(self) -> tuple[Price, Price, Price, Price]:
         """FLAT, ENERGY, TIME and PARKING_TIME costs of this part (ZERO_PRICE if none)."""
         excl, incl = self.excl, self.incl
         if self.split:
-            excl = [x.quantize(_CLEAN) for x in excl]
-            incl = [x.quantize(_CLEAN) for x in incl]
+            quantize = _CONTEXT.quantize
+            excl = [quantize(x, _CLEAN) for x in excl]
+            incl = [quantize(x, _CLEAN) for x in incl]
         return (
             _cost(excl[0], incl[0]),
             _cost(excl[1], incl[1]),
@@ -1281,7 +1313,7 @@ def _price(
         reservation_cost,
     )
     if (session is not None and session.split) or (reservation is not None and reservation.split):
-        exact = exact.map(_clean)
+        exact = _cleaned(exact)
     parts = [part for part in (reservation, session) if part is not None]
 
     def build_lines() -> tuple[BreakdownLine, ...]:
@@ -1293,7 +1325,7 @@ def _price(
         currency=tariff.currency,
         tariff_id=tariff.id,
         time_zone=zone_name,
-        totals=exact.rounded(tariff.currency),
+        totals=_rounded(exact, tariff.currency),
         exact=exact,
         tidy=_tidy,
         build_lines=build_lines,
@@ -1304,6 +1336,14 @@ def _price(
 
 def _materialise(line: _RawLine, part: Part) -> BreakdownLine:
     kind, slot, volume, excl, incl, index, wall_a, wall_b, c, note = line
+    if not isinstance(note, str):
+        assert c is not None
+        consumed, billed, unit = note
+        shown = consumed.quantize(_MILLI, context=_HALF_UP)
+        note = (
+            f"{_plain(shown)} {unit} billed as {_plain(billed)} {unit} "
+            f"(step_size {c.step_size} {unit})"
+        )
     return BreakdownLine(
         kind=kind,
         part=part,
@@ -1354,8 +1394,51 @@ def _bound_line(kind: LineKind, d_excl: Decimal, d_incl: Decimal, bound: Price) 
     return (kind, None, _ZERO, d_excl, d_incl, None, None, None, None, note)
 
 
-def _clean(value: Decimal) -> Decimal:
-    return value.quantize(_CLEAN)
+def _cleaned(exact: CdrTotals) -> CdrTotals:
+    """``exact.map(_clean)``: every figure to 18 places (in the pricer's context)."""
+    # Every cost the pricer builds has both limbs set (incl_vat is never None here).
+    q: Callable[[Decimal | None, Decimal], Decimal] = _CONTEXT.quantize  # type: ignore[assignment]
+    c = _CLEAN
+    cost, fixed, energy, energy_cost, time_, time_cost, parking, parking_cost, reserved = exact
+    return CdrTotals(
+        Price(q(cost[0], c), q(cost[1], c)),
+        Price(q(fixed[0], c), q(fixed[1], c)),
+        q(energy, c),
+        Price(q(energy_cost[0], c), q(energy_cost[1], c)),
+        q(time_, c),
+        Price(q(time_cost[0], c), q(time_cost[1], c)),
+        q(parking, c),
+        Price(q(parking_cost[0], c), q(parking_cost[1], c)),
+        Price(q(reserved[0], c), q(reserved[1], c)),
+    )
+
+
+# Rounded figures: what CdrTotals.rounded gives inside the pricer's context.
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(9)}
+_ROUNDED_ZEROS = {places: Price(q * 0, q * 0) for places, q in _QUANTA.items()}
+_QUANTITY_QUANTUM = _QUANTA[QUANTITY_PLACES]
+_ROUNDED_ZERO_QUANTITY = _QUANTITY_QUANTUM * 0
+
+
+def _rounded(exact: CdrTotals, currency: str) -> CdrTotals:
+    """``exact.rounded(currency)``: money half-up to the currency's minor unit, quantities
+    to 4 places; a cost that stayed ``ZERO_PRICE`` (most do) is a shared rounded zero."""
+    places = money_places(currency)
+    m, zero = _QUANTA[places], _ROUNDED_ZEROS[places]
+    qty, qty_zero = _QUANTITY_QUANTUM, _ROUNDED_ZERO_QUANTITY
+    q: Callable[[Decimal | None, Decimal], Decimal] = _HALF_UP.quantize  # type: ignore[assignment]
+    cost, fixed, energy, energy_cost, time_, time_cost, parking, parking_cost, reserved = exact
+    return CdrTotals(
+        zero if cost is ZERO_PRICE else Price(q(cost[0], m), q(cost[1], m)),
+        zero if fixed is ZERO_PRICE else Price(q(fixed[0], m), q(fixed[1], m)),
+        qty_zero if energy is ZERO else q(energy, qty),
+        zero if energy_cost is ZERO_PRICE else Price(q(energy_cost[0], m), q(energy_cost[1], m)),
+        qty_zero if time_ is ZERO else q(time_, qty),
+        zero if time_cost is ZERO_PRICE else Price(q(time_cost[0], m), q(time_cost[1], m)),
+        qty_zero if parking is ZERO else q(parking, qty),
+        zero if parking_cost is ZERO_PRICE else Price(q(parking_cost[0], m), q(parking_cost[1], m)),
+        zero if reserved is ZERO_PRICE else Price(q(reserved[0], m), q(reserved[1], m)),
+    )
 
 
 def _tidy(value: Decimal) -> Decimal:
