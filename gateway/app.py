@@ -66,6 +66,7 @@ from gateway.keys import (
 from gateway.leases import LEASES, Leases, holder_id
 from gateway.locallist.service import LOCAL_LISTS, LocalLists
 from gateway.monitoring import METRICS, add_metrics
+from gateway.pki import certificate_issuers, certificates_ctx
 from gateway.refresh import refresh_ctx
 from gateway.reports.recorder import StatusRecorder, purge_forever
 from gateway.roaming.catalog import (
@@ -712,6 +713,7 @@ def build_app(
     app.cleanup_ctx.append(_core_ctx)
     app.cleanup_ctx.append(_history_ctx)  # closed after the chargers' last statuses
     app.cleanup_ctx.append(_profiles_ctx)
+    app.cleanup_ctx.append(certificates_ctx)  # charger certificates (gateway.pki)
     app.cleanup_ctx.append(_local_lists_ctx)  # before the roaming side, which tells it
     app.cleanup_ctx.append(_roaming_ctx)
     app.cleanup_ctx.append(
@@ -812,6 +814,7 @@ def run_server(settings: Settings) -> int:
     ssl_context = _ssl_context(settings)
     ven_config(settings)  # a VEN setting it cannot run with: one line, before anything
     settings.redis_sentinel()  # a Sentinel setting it cannot use: one line, at once
+    certificate_issuers(settings, SystemClock())  # a CA it cannot load: one line, at once
     # Text or JSON lines, with the charger, partner, OCPI request and transaction they
     # are about, and no raw control characters from input (gateway.logs, gateway.logsafe).
     logs.configure(settings.log_level, settings.log_format, sys.stderr)

@@ -133,6 +133,37 @@ class Settings(BaseSettings):
     # Profile 3 with OCPP 1.6 fleets whose certificates carry the charge point id
     # instead of the serial number (2.0.1 A00.FR.404 wants the serial number).
     tls_cn_is_charger_id: bool = False
+    # Charger certificates (gateway.csms.certificates): the operator's CA signs the CSRs
+    # chargers send (SignCertificate), or an external CA does; renewal before expiry.
+    certificate_ca_cert: Path | None = Field(
+        default=None, description="the CA certificate (PEM) that signs charger certificates"
+    )
+    certificate_ca_key: Path | None = Field(
+        default=None, description="the CA's private key (PEM, unencrypted)"
+    )
+    certificate_validity_days: int = Field(
+        default=365, ge=1, le=3650, description="days a charger certificate the CA signs is valid"
+    )
+    certificate_organization: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the O every charger's CSR must carry (2.0.1 OrganizationName, 1.6 CpoName)",
+    )
+    certificate_external_ca_url: str | None = Field(
+        default=None, description="an external CA's signing endpoint (POST the CSR, get the chain)"
+    )
+    certificate_external_ca_token: SecretStr | None = Field(
+        default=None, description="bearer token for the external CA"
+    )
+    certificate_renew_days: float = Field(
+        default=30,
+        gt=0,
+        description="a charger certificate expiring within this many days is renewed",
+    )
+    certificate_check_interval: float = Field(
+        default=3600, gt=0, description="seconds between looks for certificates due for renewal"
+    )
 
     # The CPO parties this gateway hosts, e.g. GATEWAY_PARTIES='[{"country_code": "NL",
     # "party_id": "ABC", "name": "Example CPO"}]'. Every location belongs to one of them.

@@ -17,6 +17,7 @@ from gateway.admin import openapi as api
 from gateway.admin import schemas, session
 from gateway.admin.catalog import catalog_routes
 from gateway.admin.cdrs import cdr_routes
+from gateway.admin.certificates import certificate_routes
 from gateway.admin.charging import charging_routes
 from gateway.admin.device_model import device_model_routes
 from gateway.admin.docs import docs_routes
@@ -516,6 +517,7 @@ def admin_routes() -> web.Application:
         roaming_session_routes(),
         local_list_routes(),
         device_model_routes(),
+        certificate_routes(),
     ):
         api.add_routes(admin, routes)
     return admin

@@ -502,10 +502,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         gate: asyncio.Event | None = None
         # This CALL's log lines name its transaction, when it carries one (gateway.logs).
         context = logs.transaction_id.set(transaction_of(payload))
-        if action == "BootNotification":
+        if action in ("BootNotification", "SignCertificate"):
             # The central system's own CALLs that the boot brings (profiles to send again,
             # the site's limit, the cost display probe) wait until the charger has its
-            # answer: a charger may refuse requests before its boot is answered.
+            # answer: a charger may refuse requests before its boot is answered. So does
+            # the CertificateSigned a SignCertificate brings (A02/A03: answer, then chain).
             gate = self._boot_gate = asyncio.Event()
         try:
             ok = await self._answer(unique_id, action, payload, route, edge)

@@ -18,6 +18,7 @@ from aiohttp import WSMsgType, web
 
 from gateway import logs
 from gateway.csms.admission import UnauthenticatedLimiter
+from gateway.csms.certificates import expected_cn, revocation_of
 from gateway.csms.connection import OcppConnection
 from gateway.csms.core import CentralSystem
 from gateway.csms.identity import charger_id_problem
@@ -92,7 +93,7 @@ class OcppEndpoint:
         """``refusal``, or 429 once ``address`` has used up its unauthenticated attempts."""
         return refusal if self.limiter.attempt(address) else self._too_many(address)
 
-    def _check_client_cert(self, request: web.Request, charger: Charger) -> str | None:
+    async def _check_client_cert(self, request: web.Request, charger: Charger) -> str | None:
         """The reason to refuse the charger's certificate, or None when it is acceptable."""
         transport = request.transport
         ssl_object: ssl.SSLObject | None = (
@@ -103,13 +104,16 @@ class OcppEndpoint:
             return "no client certificate"
         # The TLS layer already checked the chain against the configured CA.
         cn = certificate_cn(der)
-        expected = charger.certificate_cn or (
-            charger.id if self.config.cn_is_charger_id else None
-        )
+        expected = expected_cn(charger, self.config.cn_is_charger_id)
         if expected is None:
             return "no serial number configured for this charger"
         if cn != expected:
             return f"certificate CN {cn!r} does not identify this charger"
+        # One the gateway issued and the operator revoked (gateway.csms.certificates):
+        # refused here, after the handshake, with a plain 403 like any other refusal.
+        revoked = await revocation_of(self.csms.store.certificates, der)
+        if revoked is not None:
+            return f"certificate {revoked.serial} was revoked"
         return None
 
     async def _admit(self, request: web.Request, cp_id: str, subprotocol: str | None) -> bool:
@@ -148,7 +152,7 @@ class OcppEndpoint:
                 )
             authenticated = True
         if self.config.require_client_cert:
-            reason = self._check_client_cert(request, charger)
+            reason = await self._check_client_cert(request, charger)
             if reason is not None:
                 log.warning("charger %r refused: %s", cp_id, reason)
                 raise self._refuse(address, web.HTTPForbidden(text="client certificate refused"))

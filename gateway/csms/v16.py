@@ -28,6 +28,7 @@ from gateway.csms.profiles import (
     station_evse,
 )
 from gateway.domain import commands as cmd
+from gateway.domain.certificates import CertificateKind, RootCertificateKind
 from gateway.domain.clock import format_timestamp
 from gateway.domain.errors import CommandNotSupported
 from gateway.domain.models import (
@@ -115,6 +116,27 @@ def stop_from_v16(charger_id: str, payload: dict[str, Any]) -> TransactionStop:
     )
 
 
+# Security whitepaper ExtendedTriggerMessage: the messages 1.6 TriggerMessage lacks.
+EXTENDED_TRIGGERS = frozenset({"LogStatusNotification", "SignChargePointCertificate"})
+# Security whitepaper CertificateUseEnumType, by the 2.0.1 names the domain uses.
+_CERTIFICATE_USE = {
+    RootCertificateKind.CSMS_ROOT: "CentralSystemRootCertificate",
+    RootCertificateKind.MANUFACTURER_ROOT: "ManufacturerRootCertificate",
+}
+
+
+def _certificate_use(kind: RootCertificateKind) -> str:
+    use = _CERTIFICATE_USE.get(kind)
+    if use is None:
+        raise CommandNotSupported(f"OCPP 1.6 has no {kind.value} (ISO 15118 is 2.0.1 only)")
+    return use
+
+
+def _charge_point_certificate(kind: CertificateKind) -> None:
+    if kind is not CertificateKind.CHARGING_STATION:
+        raise CommandNotSupported(f"OCPP 1.6 has no {kind.value} (ISO 15118 is 2.0.1 only)")
+
+
 def command_to_v16(command: cmd.Command) -> Any:
     """The library call dataclass for a domain command (pure)."""
     match command:
@@ -137,8 +159,30 @@ def command_to_v16(command: cmd.Command) -> Any:
         case cmd.SetConfiguration(key=key, value=value):
             return call.ChangeConfiguration(key=key, value=value)
         case cmd.TriggerMessage(message=message, evse_id=evse):
+            if message in EXTENDED_TRIGGERS:
+                # Security whitepaper: the messages TriggerMessage cannot ask for.
+                return call.ExtendedTriggerMessage(requested_message=message, connector_id=evse)
             return call.TriggerMessage(requested_message=message, connector_id=evse)
+        case cmd.UpdateFirmware(signing_certificate=str(), signature=str()):
+            if command.request_id is None:
+                raise CommandNotSupported("SignedUpdateFirmware needs a request id")
+            firmware = {
+                "location": command.location,
+                "retrieve_date_time": command.retrieve_at,
+                "signing_certificate": command.signing_certificate,
+                "signature": command.signature,
+            }
+            if command.install_at is not None:
+                firmware["install_date_time"] = command.install_at
+            return call.SignedUpdateFirmware(
+                request_id=command.request_id,
+                firmware=firmware,
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            )
         case cmd.UpdateFirmware():
+            if command.signing_certificate is not None or command.signature is not None:
+                raise CommandNotSupported("signed firmware needs a certificate and a signature")
             return call.UpdateFirmware(
                 location=command.location,
                 retrieve_date=command.retrieve_at,
@@ -192,6 +236,30 @@ def command_to_v16(command: cmd.Command) -> Any:
             )
         case cmd.GetVariables() | cmd.SetVariables():
             raise CommandNotSupported("OCPP 1.6 has no device model: use get/set configuration")
+        case cmd.CertificateSigned(certificate_chain=chain, certificate_type=kind):
+            _charge_point_certificate(kind)
+            return call.CertificateSigned(certificate_chain=chain)
+        case cmd.TriggerCertificateSigning(certificate_type=kind):
+            _charge_point_certificate(kind)
+            return call.ExtendedTriggerMessage(requested_message="SignChargePointCertificate")
+        case cmd.InstallCertificate(certificate_type=kind, certificate=pem):
+            return call.InstallCertificate(certificate_type=_certificate_use(kind), certificate=pem)
+        case cmd.GetInstalledCertificateIds(certificate_types=kinds):
+            if len(kinds) != 1:
+                raise CommandNotSupported(
+                    "OCPP 1.6 asks for one certificate type at a time: "
+                    "CSMSRootCertificate or ManufacturerRootCertificate"
+                )
+            return call.GetInstalledCertificateIds(certificate_type=_certificate_use(kinds[0]))
+        case cmd.DeleteCertificate():
+            return call.DeleteCertificate(
+                certificate_hash_data={
+                    "hash_algorithm": command.hash_algorithm,
+                    "issuer_name_hash": command.issuer_name_hash,
+                    "issuer_key_hash": command.issuer_key_hash,
+                    "serial_number": command.serial_number,
+                }
+            )
         case (
             cmd.SendLocalList() | cmd.GetLocalListVersion() | cmd.ClearCache() | cmd.DataTransfer()
         ):
@@ -249,6 +317,36 @@ class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
     @on(Action.firmware_status_notification)
     async def on_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self.csms.management_report(self.charger_id, "FirmwareStatus", payload)
+        return {}
+
+    # -- security whitepaper (edition 3) ---------------------------------------------
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # A02/A03: answered at once; the chain follows in CertificateSigned.
+        service = self.csms.certificates
+        if service is None:
+            return {"status": "Rejected"}
+        answer = await service.sign_request(
+            self.charger_id, payload["csr"], CertificateKind.CHARGING_STATION
+        )
+        return {"status": "Accepted" if answer.accepted else "Rejected"}
+
+    @on(Action.security_event_notification)
+    async def on_security_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        log.warning("charger %s: security event %s", self.charger_id, payload.get("type"))
+        await self.csms.management_report(self.charger_id, "SecurityEvent", payload)
+        return {}
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # Carries the SignedUpdateFirmware's requestId, as 2.0.1 FirmwareStatusNotification.
+        await self.csms.management_report(self.charger_id, "FirmwareStatus", payload)
+        return {}
+
+    @on(Action.log_status_notification)
+    async def on_log_status(self, payload: dict[str, Any]) -> dict[str, Any]:
+        await self.csms.management_report(self.charger_id, "LogStatus", payload)
         return {}
 
     # -- commands ----------------------------------------------------------
