@@ -101,11 +101,15 @@ class _Reader:
         raise self.error(path, reason)
 
     def obj(self, value: object, path: str) -> Mapping[str, Any]:
+        if type(value) is dict:  # (an ABC isinstance check costs more)
+            return value
         if not isinstance(value, Mapping):
             self.fail(path, f"must be a JSON object, got {_kind(value)}")
         return value
 
     def array(self, value: object, path: str, *, min_items: int = 0) -> Sequence[Any]:
+        if type(value) is list and len(value) >= min_items:
+            return value
         if not isinstance(value, list | tuple):
             self.fail(path, f"must be a JSON array, got {_kind(value)}")
         if len(value) < min_items:
@@ -179,6 +183,15 @@ class _Reader:
             self.fail(path, f"unknown value {text!r} (allowed: {allowed})")
 
     def currency(self, value: object, path: str) -> str:
+        # What the pattern below accepts, when written as it must be (three ASCII capitals).
+        if (
+            type(value) is str
+            and len(value) == 3
+            and value.isascii()
+            and value.isupper()
+            and value.isalpha()
+        ):
+            return value
         text = self.string(value, path)
         if not _CURRENCY_RE.fullmatch(text.upper()):
             self.fail(path, f"must be an ISO 4217 currency code, got {text!r}")
@@ -284,6 +297,8 @@ _RESERVATIONS = {member.value: member for member in ReservationRestriction}
 _COMPONENT_KEYS_SET = {version: set(keys) for version, keys in _COMPONENT_KEYS.items()}
 _RESTRICTION_KEYS_SET = {version: set(keys) for version, keys in _RESTRICTION_KEYS.items()}
 _SEQUENCE = (list, tuple)
+# Every string _TIME_RE accepts, with its value: one lookup instead of a match and a parse.
+_TIMES = {f"{h:02d}:{m:02d}": time(h, m) for h in range(24) for m in range(60)}
 
 
 def _decimal_fast(value: object) -> Decimal | None:
@@ -352,9 +367,10 @@ def _restrictions_fast(data: object, version: OcpiVersion) -> TariffRestrictions
         if value is None:
             continue
         if key == "start_time" or key == "end_time":
-            if type(value) is not str or not _TIME_RE.fullmatch(value):
+            tod = _TIMES.get(value) if type(value) is str else None
+            if tod is None:
                 return None
-            values[key] = time(int(value[:2]), int(value[3:]))
+            values[key] = tod
         elif key == "start_date" or key == "end_date":
             if type(value) is not str or not _DATE_RE.fullmatch(value):
                 return None
@@ -555,7 +571,11 @@ def _period(r: _Reader, raw: object, path: str, version: OcpiVersion) -> Chargin
 def _time_zone(r: _Reader, data: Mapping[str, Any]) -> str | None:
     for key in ("cdr_location", "location"):
         location = data.get(key)
-        if isinstance(location, Mapping) and location.get("time_zone") is not None:
+        if location is None:
+            continue
+        if (type(location) is dict or isinstance(location, Mapping)) and location.get(
+            "time_zone"
+        ) is not None:
             return r.string(location["time_zone"], f"{key}.time_zone")
     return None
 

@@ -134,6 +134,7 @@ _DIMENSIONS = (
 )
 _SLOT = {dim: i for i, dim in enumerate(_DIMENSIONS)}
 _METERED_SLOTS = (_ENERGY, _TIME, _PARKING)
+_NO_CANDIDATES: tuple[tuple[_Candidate, ...], ...] = ((), (), (), ())
 _METERED = (
     CdrDimensionType.ENERGY,
     CdrDimensionType.TIME,
@@ -345,7 +346,25 @@ def _compile(tariff: Tariff) -> CompiledTariff:
                 f"elements[{ei}].price_components", "must have at least 1 component"
             )
         for ci, component in enumerate(element.price_components):
-            candidate = _compile_component(component, ei, ci, check)
+            kind, price, vat, step = (
+                component.type,
+                component.price,
+                component.vat,
+                component.step_size,
+            )
+            if (
+                type(kind) is TariffDimension
+                and type(price) is Decimal
+                and price.is_finite()
+                and 0 <= price <= _LIMIT
+                and type(step) is int
+                and 0 <= step <= _LIMIT
+                and (vat is None or _plausible(vat))
+            ):  # the common case of _compile_component's checks, inline
+                factor = _ONE if vat is None else _ONE + vat / _HUNDRED
+                candidate = _Candidate(ei, ci, price, vat, factor, step, check)
+            else:
+                candidate = _compile_component(component, ei, ci, check)
             if component.type in seen:
                 # mod_tariffs: "Only one Price Component per dimension can be active at any
                 # point in time"; two in one element would leave the price ambiguous.
@@ -374,11 +393,16 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     # ReservationRestrictionType note: with both RESERVATION and RESERVATION_EXPIRES TIME
     # components, an expired reservation is priced by the RESERVATION_EXPIRES one. Expired
     # reservations therefore look at RESERVATION_EXPIRES elements first (FLAT likewise).
+    if any(used) or any(expires):
+        used_rules = _Rules(tuple(tuple(c) for c in used))
+        expired_rules = _Rules(tuple(tuple(e + u) for e, u in zip(expires, used, strict=True)))
+    else:  # no reservation elements (most tariffs)
+        used_rules, expired_rules = _Rules(_NO_CANDIDATES), _Rules(_NO_CANDIDATES)
     return CompiledTariff(
         tariff=tariff,
         session=_Rules(tuple(tuple(c) for c in session)),
-        reservation=_Rules(tuple(tuple(c) for c in used)),
-        reservation_expired=_Rules(tuple(tuple(e + u) for e, u in zip(expires, used, strict=True))),
+        reservation=used_rules,
+        reservation_expired=expired_rules,
         warnings=tuple(warnings),
     )
 
