@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from gateway.csms.certificates import CertificateService
 from gateway.csms.device_model import DeviceModelRecorder
 from gateway.domain.authorization import Authorizer
 from gateway.domain.charging import ReportedProfile
@@ -240,8 +239,6 @@ class CentralSystem:
         self.ownership: Ownership = ownership or SoleOwnership()
         self.metrics: OcppMetrics = NoMetrics()  # the app's metrics, set by the app
         self.trail: FrameTrail | None = None  # the message trail, set by the app
-        # Charger certificates (SignCertificate), set by the app; None: requests refused.
-        self.certificates: CertificateService | None = None
         self.cost = cost
         # 2.0.1 chargers that display costs (TariffCostCtrlr.Enabled[Cost], asked at boot),
         # and when each transaction's running cost was last sent (I02: once a minute).
@@ -784,7 +781,11 @@ class CentralSystem:
         if charger_id in self._probing:
             return
         self._probing.add(charger_id)
-        probe = GetVariables((VariableRef("TariffCostCtrlr", "Enabled", instance="Cost"),))
+        # The instance is the variable's: Enabled[Cost] beside Enabled[Tariff] (2.0.1
+        # part 2, TariffCostCtrlr), on the component without an instance.
+        probe = GetVariables(
+            (VariableRef("TariffCostCtrlr", "Enabled", variable_instance="Cost"),)
+        )
         try:
             result = await self.send(charger_id, probe)
         except Exception as exc:  # a charger without the component, gone, or slow

@@ -218,7 +218,14 @@ def alerts_from_event(charger_id: str, payload: dict[str, Any], clock: Clock) ->
 def _wanted(refs: Iterable[cmd.VariableRef]) -> dict[tuple[Any, ...], cmd.VariableRef]:
     """The variables of a Get/SetVariables by what their results name."""
     return {
-        (r.component, r.instance, r.evse_id, r.variable, r.attribute_type or "Actual"): r
+        (
+            r.component,
+            r.instance,
+            r.evse_id,
+            r.variable,
+            r.variable_instance,
+            r.attribute_type or "Actual",
+        ): r
         for r in refs
     }
 
@@ -247,7 +254,14 @@ def value_updates(
         attribute = result.get("attributeType", "Actual")
         key = key_from(component, variable)
         ref = wanted.get(
-            (key.component, key.component_instance, key.evse_id, key.variable, attribute)
+            (
+                key.component,
+                key.component_instance,
+                key.evse_id,
+                key.variable,
+                key.variable_instance,
+                attribute,
+            )
         )
         status = result.get("attributeStatus")
         if source == "set":

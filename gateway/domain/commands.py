@@ -111,8 +111,9 @@ class VariableRef:
     variable: str
     value: str | None = None
     evse_id: int | None = None
-    instance: str | None = None
+    instance: str | None = None  # the component's instance
     attribute_type: str | None = None
+    variable_instance: str | None = None  # the variable's (e.g. TariffCostCtrlr.Enabled[Cost])
 
 
 @dataclass(frozen=True, slots=True)

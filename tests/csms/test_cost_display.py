@@ -41,7 +41,15 @@ class CostCharger(Charger201):
                     "attributeStatus": "Accepted",
                     "component": d["component"],
                     "variable": d["variable"],
+                    # Enabled[Cost] as the spec names it; anything else is not there.
                     "attributeValue": "true" if self.displays_cost else "false",
+                }
+                if d["component"] == {"name": "TariffCostCtrlr"}
+                and d["variable"] == {"name": "Enabled", "instance": "Cost"}
+                else {
+                    "attributeStatus": "UnknownComponent",
+                    "component": d["component"],
+                    "variable": d["variable"],
                 }
                 for d in kwargs["get_variable_data"]
             ]
