@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -462,6 +462,26 @@ class TrailEntry:
     id: str = ""
 
 
+# A trail entry as a plain tuple, in TrailEntry's field order without ``id``: (at,
+# protocol, direction, charger_id, partner, action, message_type, message_id,
+# correlation_id, status, ocpi_status, method, path, size, transaction_id, body,
+# truncated). What the trail's writer hands the store: no object per frame.
+TrailRecord = tuple[
+    datetime, str, str, str | None, str | None, str | None, str | None, str | None,
+    str | None, str | None, int | None, str | None, str | None, int, str | None,
+    str | None, bool,
+]  # fmt: skip
+
+
+def trail_record(entry: TrailEntry) -> TrailRecord:
+    e = entry
+    return (
+        e.at, e.protocol, e.direction, e.charger_id, e.partner, e.action, e.message_type,
+        e.message_id, e.correlation_id, e.status, e.ocpi_status, e.method, e.path, e.size,
+        e.transaction_id, e.body, e.truncated,
+    )  # fmt: skip
+
+
 class TrailStore(Protocol):
     """The message trail: appended in batches, read by filters with a cursor, pruned by
     age and count. Not durable like the rest (a trail batch may be lost with a crash or
@@ -469,6 +489,14 @@ class TrailStore(Protocol):
 
     async def append_batch(self, entries: Sequence[TrailEntry]) -> None:
         """Store the entries (their ``id`` is ignored and assigned), atomically."""
+        ...
+
+    async def append_records(self, make: Callable[[], Iterable[TrailRecord]]) -> None:
+        """Store the records ``make()`` gives, as :meth:`append_batch` stores entries.
+        ``make`` is pure and may run in the store's own thread, off the event loop (the
+        SQLite store builds its rows there), so that the caller pays only the hand-off;
+        a ``ValueError`` from it stores nothing. Atomic on SQLite; on Redis in scripts of
+        at most 500 records, each atomic (a failure leaves the scripts before it stored)."""
         ...
 
     async def query(
