@@ -19,12 +19,12 @@ deletes what is still due, or reads again).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from gateway.storage import trail_codec
-from gateway.storage.base import TrailEntry
+from gateway.storage.base import TrailEntry, TrailRecord, trail_record
 from gateway.storage.redis_batch import Arg, CommandBatcher, Script
 from gateway.storage.redis_keys import RedisKeys
 
@@ -80,6 +80,8 @@ PRUNE_TRAIL: Final = Script(_PRUNE)
 # Ids a query looks at per call at most (a page with few matches stops early).
 SCAN_BUDGET: Final = 20_000
 _CHUNK: Final = 500
+# Records per append script (each blocks Redis while it runs): 3 prefixes, 5 per record.
+_APPEND_ARGS: Final = 3 + 5 * 500
 
 
 class RedisTrailStore:
@@ -96,21 +98,29 @@ class RedisTrailStore:
         return None  # the backend's connection is the store's, closed with it
 
     async def append_batch(self, entries: Sequence[TrailEntry]) -> None:
-        args: list[Arg] = list(self._prefixes)
-        for entry in entries:
-            args += [
-                f"{trail_codec.at_micros(entry):016d}",
-                trail_codec.clean(entry.charger_id or ""),
-                trail_codec.clean(entry.partner or ""),
-                trail_codec.clean(entry.transaction_id or ""),
-                trail_codec.encode(entry),
-            ]
-        if not entries:
-            return
+        if entries:
+            await self.append_records(lambda: [trail_record(e) for e in entries])
+
+    async def append_records(self, make: Callable[[], Iterable[TrailRecord]]) -> None:
         keys = self._keys
-        await self._db.evalsha(
-            APPEND_TRAIL, [keys.trail_seq, keys.trail, keys.trail_entries], args, retry=False
-        )
+        script_keys: list[Arg] = [keys.trail_seq, keys.trail, keys.trail_entries]
+        args: list[Arg] = list(self._prefixes)
+        micros, clean, encode = trail_codec.micros, trail_codec.clean, trail_codec.encode_record
+        for r in make():
+            at = micros(r[0])
+            charger, partner, tx = r[3], r[4], r[14]
+            args += (
+                f"{at:016d}",
+                "" if charger is None else clean(charger),
+                "" if partner is None else clean(partner),
+                clean(tx) if tx else "",
+                encode(at, r),
+            )
+            if len(args) >= _APPEND_ARGS:
+                await self._db.evalsha(APPEND_TRAIL, script_keys, args, retry=False)
+                args = list(self._prefixes)
+        if len(args) > len(self._prefixes):
+            await self._db.evalsha(APPEND_TRAIL, script_keys, args, retry=False)
 
     async def query(
         self,

@@ -23,6 +23,8 @@ def frame(
     tx: str | None = None,
     partner: str | None = None,
     body: str | None = None,
+    message_id: str | None = None,
+    status: str | None = None,
 ) -> TrailEntry:
     return TrailEntry(
         at=T0 + timedelta(seconds=seconds),
@@ -32,7 +34,8 @@ def frame(
         partner=partner,
         action=action,
         message_type="CALL",
-        message_id=f"m{seconds}",
+        message_id=message_id or f"m{seconds}",
+        status=status,
         size=42,
         transaction_id=tx,
         body=body,
@@ -196,3 +199,21 @@ async def test_lone_surrogates_are_kept_as_visible_escapes(store: Store) -> None
         ("t\\ud800", "m\\udfff", "x\\ud800")
     ]
     assert await store.trail.count() == 2
+
+
+async def test_append_order_holds_across_kinds_of_entries_at_one_time(store: Store) -> None:
+    # Frames without a body, OCPI exchanges and frames with a body are written by
+    # different statements on SQLite: the append order must hold across them.
+    kinds = [
+        frame(0, message_id="a"),
+        frame(0, None, partner="emsp", message_id="b"),
+        frame(0, body='[2,"c","Heartbeat",{}]', message_id="c"),
+        frame(0, message_id="d"),
+        frame(0, message_id="e", status="NotImplemented"),
+        frame(0, None, partner="emsp", message_id="f"),
+    ]
+    await store.trail.append_batch(kinds)
+    page, _ = await store.trail.query(limit=10)
+    assert [replace(e, id="") for e in page] == kinds
+    newest, _ = await store.trail.query(limit=10, newest_first=True)
+    assert [e.message_id for e in newest] == ["f", "e", "d", "c", "b", "a"]
