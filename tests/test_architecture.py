@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,14 @@ FORBIDDEN = {
     "gateway.reports": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.admin", "gateway.app", "gateway.keys", "gateway.smart", "gateway.cli", "gateway.storage.sqlite", "gateway.storage.redis", "ocpi", "ocpp", "aiohttp"),
     # The dashboard: pages over the admin API; its sessions and event feed, never the parts behind it.
     "gateway.dashboard": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.smart", "gateway.storage", "gateway.app", "gateway.cli", "ocpi", "ocpp"),
+    # One OCPI version's wire models: never another version's, nor the conversions.
+    "ocpi.v211": ("ocpi.v221", "ocpi.v230", "ocpi.versions", "ocpi.client", "ocpi.server", "ocpi.hub", "ocpi.tariffs"),
+}
+
+# package -> the only first-party modules it may import (besides the standard library
+# and pydantic): the conversions between versions see the version packages and transport.
+ONLY = {
+    "ocpi.versions": ("ocpi.versions", "ocpi.v211", "ocpi.v221", "ocpi.v230", "ocpi.transport"),
 }
 
 
@@ -67,5 +76,20 @@ def test_import_direction(package: str) -> None:
         for path in files
         for name in _imports(path)
         if any(name == p or name.startswith(p + ".") for p in FORBIDDEN[package])
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("package", sorted(ONLY))
+def test_import_allowlist(package: str) -> None:
+    folder = ROOT.joinpath(*package.split("."))
+    files = sorted(folder.rglob("*.py"))
+    assert files, package
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in files
+        for name in _imports(path)
+        if name.split(".")[0] not in (*sys.stdlib_module_names, "pydantic")
+        and not any(name == p or name.startswith(p + ".") for p in ONLY[package])
     ]
     assert offenders == []
