@@ -30,6 +30,7 @@ FORBIDDEN = {
     "gateway.dashboard": ("gateway.csms", "gateway.cluster", "gateway.roaming", "gateway.hub", "gateway.smart", "gateway.storage", "gateway.app", "gateway.cli", "ocpi", "ocpp"),
     # One OCPI version's wire models: never another version's, nor the conversions.
     "ocpi.v211": ("ocpi.v221", "ocpi.v230", "ocpi.versions", "ocpi.client", "ocpi.server", "ocpi.hub", "ocpi.tariffs"),
+    "ocpi.v230": ("ocpi.v211", "ocpi.v221", "ocpi.versions", "ocpi.client", "ocpi.server", "ocpi.hub", "ocpi.tariffs"),
 }
 
 # package -> the only first-party modules it may import (besides the standard library
