@@ -78,6 +78,7 @@ from gateway.roaming.catalog import (
 )
 from gateway.roaming.charging_profiles import ChargingProfilesReceiver
 from gateway.roaming.commands import CommandsReceiver
+from gateway.roaming.location_pages import NOTICE as LOCATION_NOTICE
 from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, RetryPolicy, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
@@ -475,6 +476,12 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE], planner, app[CLOCK], parties, notify, references=references
     )
     app[BUS].subscribe(providers.locations.on_event)
+    # The Sender's location pages, kept current across processes (location notices).
+    pages, node = providers.locations.pages, app[CLUSTER]
+    node.on(LOCATION_NOTICE, pages.on_notice)
+    node.on_gap(pages.reload)
+    pages.announce_with(node.broadcast, node.id)
+    pages.start()
     directory = TokenDirectory(app[STORE])
     providers.sessions = SessionService(
         app[STORE], directory, planner, app[CLOCK], app[IDS], notify
@@ -538,6 +545,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     await resync.stop()
     await providers.commands.close()
     await providers.charging_profiles.close()
+    await pages.close()
     await http.close()
 
 

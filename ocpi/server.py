@@ -56,6 +56,7 @@ from ocpi.transport import (
     OcpiStatus,
     PageRequest,
     PartyId,
+    RawJson,
     UnauthorizedError,
     UnknownLocationError,
     UnknownTokenError,
@@ -556,9 +557,10 @@ class LocationsSenderProvider(Protocol):
 
     async def list_locations(
         self, context: OcpiRequestContext, page: PageRequest
-    ) -> tuple[Sequence[Location], int]:
+    ) -> tuple[Sequence[Location | RawJson], int]:
         """``(locations of this page, total matching the date filters)``, oldest first,
-        skipping ``page.offset`` and at most ``page.limit`` items."""
+        skipping ``page.offset`` and at most ``page.limit`` items; each a Location or
+        its JSON written before (:class:`~ocpi.transport.RawJson`)."""
         ...
 
     async def get_location(self, context: OcpiRequestContext, location_id: str) -> Location | None:

@@ -209,6 +209,15 @@ def json_dumps(value: object) -> str:
 _encode_str = json.encoder.encode_basestring_ascii
 
 
+@dataclass(frozen=True, slots=True)
+class RawJson:
+    """JSON text written before (by :func:`json_dumps`), put as it is where a value
+    goes: objects kept serialized between requests (a page of locations) are not
+    written again for each one."""
+
+    text: str
+
+
 def _write(value: object, out: list[str]) -> None:
     if isinstance(value, str):
         out.append(_encode_str(value))
@@ -252,6 +261,8 @@ def _write(value: object, out: list[str]) -> None:
         out.append(_encode_str(format_datetime(value)))
     elif isinstance(value, Enum):
         _write(value.value, out)
+    elif isinstance(value, RawJson):
+        out.append(value.text)
     elif hasattr(value, "model_dump"):
         _write(wire_dict(value), out)
     else:

@@ -34,8 +34,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from gateway.domain.clock import Clock
-from gateway.domain.events import ChargerConfigured, ConnectorStatusChanged, Event
+from gateway.domain.events import (
+    ChargerConfigured,
+    ChargerOffline,
+    ChargerOnline,
+    ConnectorStatusChanged,
+    Event,
+)
 from gateway.domain.models import Charger, EvseConfig
+from gateway.roaming.location_pages import LocationPages
 from gateway.roaming.locations import ChargerView, build_location, evse_status
 from gateway.roaming.outbox import full_object_meta
 from gateway.roaming.partners import Partner, PartnerListener, PartnerStatus
@@ -45,6 +52,7 @@ from ocpi.tariffs import TariffError, compile_tariff, tariff_from_ocpi_dict
 from ocpi.transport import (
     PageRequest,
     PartyId,
+    RawJson,
     format_datetime,
     format_validation_error,
     join_url,
@@ -232,6 +240,20 @@ def _check_connector_list(value: Any, path: str) -> None:
 
 
 class LocationService(_OperatorRecords):
+    def __init__(
+        self,
+        store: Store,
+        planner: PushPlanner,
+        clock: Clock,
+        parties: Sequence[Party],
+        notify: Callable[[], None],
+        *,
+        references: asyncio.Lock | None = None,
+    ) -> None:
+        super().__init__(store, planner, clock, parties, notify, references=references)
+        # The Sender's pages, kept serialized and current (gateway.roaming.location_pages).
+        self.pages = LocationPages(store, self._build_with)
+
     # -- the operator's record ------------------------------------------------
 
     async def put(self, location_id: str, body: dict[str, Any]) -> tuple[Location, bool]:
@@ -309,6 +331,7 @@ class LocationService(_OperatorRecords):
             await self._store.locations.put(
                 Document(location_id, data, location.last_updated, party.owner), enqueue=items
             )
+        self.pages.dirty(location_id)
         self._notify()
         return location, existing is None
 
@@ -337,8 +360,15 @@ class LocationService(_OperatorRecords):
         self, location_id: str, by_location: dict[str, list[Charger]] | None = None
     ) -> list[ChargerView]:
         if by_location is None:
-            by_location = await self._chargers_by_location()
-        return [await self._view(c) for c in by_location.get(location_id, [])]
+            chargers = await self.pages.chargers_at(location_id)
+        else:
+            chargers = by_location.get(location_id, [])
+        return [await self._view(c) for c in chargers]
+
+    async def _build_with(self, data: dict[str, Any], chargers: list[Charger]) -> Location:
+        """The location of record ``data`` with ``chargers`` bound to it (the pages')."""
+        location_id = json_loads(data["location"])["id"]
+        return await self._build(data, {location_id: chargers})
 
     async def _build(
         self, data: dict[str, Any], by_location: dict[str, list[Charger]] | None = None
@@ -357,6 +387,10 @@ class LocationService(_OperatorRecords):
     async def get(self, location_id: str) -> Location | None:
         doc = await self._store.locations.get(location_id)
         return None if doc is None else await self._build(doc.data)
+
+    async def page_json(self, page: PageRequest) -> tuple[list[RawJson], int]:
+        """A page of locations as the Sender serves it (see :mod:`location_pages`)."""
+        return await self.pages.page(page)
 
     async def page(self, page: PageRequest) -> tuple[list[Location], int]:
         docs, total = await self._store.locations.list(
@@ -444,6 +478,7 @@ class LocationService(_OperatorRecords):
             await self._store.locations.put(
                 Document(doc.key, data, location.last_updated, doc.owner), enqueue=items
             )
+        self.pages.dirty(location_id)
         self._notify()
 
     async def push_all_to(self, partner_id: str) -> int:
@@ -475,15 +510,30 @@ class LocationService(_OperatorRecords):
 
     async def on_event(self, event: Event) -> None:
         if isinstance(event, ChargerConfigured):
+            self.pages.charger_changed(event.before, event.after)
             await self._on_configured(event)
+            return
+        if isinstance(event, ChargerOnline | ChargerOffline):
+            location_id = self.pages.location_of(event.charger_id)
+            if location_id is not None:
+                self.pages.dirty(location_id)
             return
         if not isinstance(event, ConnectorStatusChanged):
             return
         charger = await self._store.chargers.get(event.state.charger_id)
         if charger is None or charger.location_id is None:
             return
-        async with self._locks[charger.location_id]:
-            doc = await self._store.locations.get(charger.location_id)
+        try:
+            await self._status_changed(event, charger, charger.location_id)
+        finally:
+            # Whether or not a status changed, the EVSE's last_updated may have.
+            self.pages.dirty(charger.location_id)
+
+    async def _status_changed(
+        self, event: ConnectorStatusChanged, charger: Charger, location_id: str
+    ) -> None:
+        async with self._locks[location_id]:
+            doc = await self._store.locations.get(location_id)
             if doc is None:
                 return
             # Only this charger's EVSEs can have changed.

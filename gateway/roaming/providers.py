@@ -17,7 +17,7 @@ from gateway.roaming.partners import partner_of
 from gateway.roaming.sessions import SessionService
 from gateway.roaming.tokens import TokensReceiver
 from ocpi.server import OcpiRequestContext
-from ocpi.transport import PageRequest, ServerError
+from ocpi.transport import PageRequest, RawJson, ServerError
 from ocpi.v221 import (
     CDR,
     CancelReservation,
@@ -82,8 +82,9 @@ class CpoProviders:
 
     async def list_locations(
         self, context: OcpiRequestContext, page: PageRequest
-    ) -> tuple[Sequence[Location], int]:
-        return await self._locations().page(page)
+    ) -> tuple[Sequence[Location | RawJson], int]:
+        # Kept serialized between requests (gateway.roaming.location_pages).
+        return await self._locations().page_json(page)
 
     async def get_location(self, context: OcpiRequestContext, location_id: str) -> Location | None:
         return await self._locations().get(location_id)

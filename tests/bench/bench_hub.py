@@ -281,7 +281,10 @@ def proc_cpu_seconds(pid: int) -> float:
 class Gateway:
     """The gateway as its own process; ``stop`` is safe to call at any point."""
 
-    def __init__(self, tmp: Path, redis_url: str | None) -> None:
+    def __init__(
+        self, tmp: Path, redis_url: str | None, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = tmp / "gateway.log"
@@ -300,6 +303,7 @@ class Gateway:
             GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN,
             GATEWAY_LOG_LEVEL="WARNING",
         )
+        env.update(self.extra_env)
         if self.redis_url is not None:
             env.update(
                 GATEWAY_REDIS_URL=self.redis_url,

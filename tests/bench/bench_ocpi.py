@@ -1,0 +1,450 @@
+"""Benchmark of OCPI serving: an eMSP pulling location pages from the gateway's CPO.
+
+Run: ``python tests/bench/bench_ocpi.py [--redis] [--locations N] [--seconds S]``. Not
+collected by pytest.
+
+The real gateway (``python -m gateway.cli serve``, its own process, SQLite or ``--redis``)
+gets ``--locations`` (5,000) locations with ``--chargers-per-location`` (2) chargers of two
+EVSEs each (10,000 chargers, 20,000 EVSEs), registered through the admin API; an eMSP (a
+real OCPI 2.2.1 server, ``tests/roaming/emsp.py``) registers through the credentials
+handshake and takes the initial push of every location. Then ``--clients`` (2) load
+generator processes GET ``/ocpi/2.2.1/locations?offset=...&limit=10`` with the eMSP's
+token, cycling over every page, ``--concurrency`` (16) requests in flight in all, for
+``--seconds`` (5), after one pass over every page: requests/s, p50/p99 latency and the
+gateway's CPU per request (``/proc/PID/stat``). Then again while ``--churn`` (50) status
+changes per second reach the gateway from real OCPP 1.6 chargers (StatusNotification), so
+that pages are served while the locations they show change.
+
+Baseline, same run, same load generators: a bare aiohttp server answering every request
+with the bytes of one real page (the gateway's answer to offset 0, headers included), which
+is the HTTP and JSON-free floor of serving a page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import aiohttp
+from aiohttp import web
+from bench_hub import (
+    ADMIN_TOKEN,
+    HOST,
+    BenchError,
+    Gateway,
+    fetch,
+    free_port,
+    pct,
+    proc_cpu_seconds,
+    token_header,
+)
+
+from tests.roaming.emsp import EmspPlatform
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PAGE = 10
+
+
+def location_body(i: int) -> dict[str, Any]:
+    return {
+        "country_code": "ZZ",
+        "party_id": "GWY",
+        "publish": True,
+        "name": f"Bench location {i}",
+        "address": f"Stationsplein {i}",
+        "city": "Amsterdam",
+        "postal_code": "1012AB",
+        "country": "NLD",
+        "coordinates": {"latitude": "52.378900", "longitude": "4.900100"},
+        "time_zone": "Europe/Amsterdam",
+        "connectors": [
+            {
+                "id": "1",
+                "standard": "IEC_62196_T2",
+                "format": "SOCKET",
+                "power_type": "AC_3_PHASE",
+                "max_voltage": 230,
+                "max_amperage": 32,
+            }
+        ],
+    }
+
+
+def charger_body(location: int, charger: int) -> dict[str, Any]:
+    cid = f"B{location:04d}-{charger:02d}"
+    return {
+        "location_id": f"L{location:04d}",
+        "evses": [
+            {"ocpp_id": e, "evse_uid": f"{cid}-{e}", "evse_id": f"NL*GWY*E{cid}{e}"}
+            for e in (1, 2)
+        ],
+    }
+
+
+async def _admin_puts(gateway: str, paths: list[tuple[str, dict[str, Any]]]) -> None:
+    queue = list(reversed(paths))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            path, body = queue.pop()
+            status, _, reply = await fetch(session, "PUT", f"{gateway}/admin{path}", ADMIN, body)
+            if status not in (200, 201):
+                raise BenchError(f"PUT {path}: HTTP {status}: {reply}")
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(16)))
+
+
+async def setup(gateway: str, args: argparse.Namespace, emsp: EmspPlatform) -> dict[str, Any]:
+    began = time.perf_counter()
+    await _admin_puts(
+        gateway, [(f"/locations/L{i:04d}", location_body(i)) for i in range(args.locations)]
+    )
+    await _admin_puts(
+        gateway,
+        [
+            (f"/chargers/B{i:04d}-{c:02d}", charger_body(i, c))
+            for i in range(args.locations)
+            for c in range(args.chargers_per_location)
+        ],
+    )
+    registered = time.perf_counter() - began
+    async with aiohttp.ClientSession() as session:
+        status, _, partner = await fetch(
+            session, "POST", f"{gateway}/admin/partners", ADMIN, {"name": "bench eMSP"}
+        )
+        if status != 201:
+            raise BenchError(f"POST /admin/partners: HTTP {status}: {partner}")
+        began_push = time.perf_counter()
+        status, _, reply = await fetch(
+            session,
+            "POST",
+            f"{gateway}/admin/partners/{partner['id']}/register",
+            ADMIN,
+            {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a},
+        )
+        if status != 200:
+            raise BenchError(f"registration: HTTP {status}: {reply}")
+        deadline = time.monotonic() + 600
+        while True:
+            _, _, pending = await fetch(
+                session, "GET", f"{gateway}/admin/outbox?status=pending&limit=1", ADMIN
+            )
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("the initial push did not finish in 600 s")
+            await asyncio.sleep(0.2)
+        pushed = time.perf_counter() - began_push
+    assert emsp.cpo_token is not None
+    auth = {"Authorization": token_header(emsp.cpo_token)}
+    async with aiohttp.ClientSession() as session:
+        _, _, versions = await fetch(session, "GET", f"{gateway}/ocpi/versions", auth)
+        url = next(v["url"] for v in versions["data"] if v["version"] == "2.2.1")
+        _, _, details = await fetch(session, "GET", url, auth)
+        endpoint = next(
+            e["url"]
+            for e in details["data"]["endpoints"]
+            if e["identifier"] == "locations" and e["role"] == "SENDER"
+        )
+        async with session.get(f"{endpoint}?offset=0&limit={PAGE}", headers=auth) as r:
+            body = await r.read()
+            headers = {
+                k: v
+                for k, v in r.headers.items()
+                if k.lower() in ("content-type", "x-total-count", "x-limit", "link")
+            }
+            if r.status != 200:
+                raise BenchError(f"GET {endpoint}: HTTP {r.status}: {body[:300]!r}")
+    page = json.loads(body)
+    if page.get("status_code") != 1000 or len(page["data"]) != min(PAGE, args.locations):
+        raise BenchError(f"unexpected first page: {body[:300]!r}")
+    evses = sum(len(loc.get("evses") or []) for loc in page["data"])
+    return {
+        "endpoint": endpoint,
+        "auth": auth,
+        "body": body,
+        "headers": headers,
+        "registered": registered,
+        "pushed": pushed,
+        "evses_per_page": evses,
+    }
+
+
+# ------------------------------------------------------------------ the bare baseline
+
+
+def serve_bytes(port: int, body: bytes, headers: dict[str, str]) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    web.run_app(app, host=HOST, port=port, print=None, handle_signals=True, access_log=None)
+
+
+# ------------------------------------------------------------------ load generators
+
+
+def client(
+    urls: list[str], headers: dict[str, str], concurrency: int, seconds: float, out: Any
+) -> None:
+    async def main() -> tuple[int, list[float], int]:
+        latencies: list[float] = []
+        errors = 0
+        deadline = time.perf_counter() + seconds
+        rng = random.Random(os.getpid())
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def worker() -> None:
+                nonlocal errors
+                while time.perf_counter() < deadline:
+                    url = urls[rng.randrange(len(urls))]
+                    start = time.perf_counter()
+                    async with session.get(url, headers=headers) as response:
+                        await response.read()
+                        if response.status != 200:
+                            errors += 1
+                    latencies.append(time.perf_counter() - start)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(latencies), latencies, errors
+
+    out.send(asyncio.run(main()))
+
+
+def load(
+    urls: list[str], headers: dict[str, str], args: argparse.Namespace, server_pid: int
+) -> dict[str, float]:
+    per_client = max(1, args.concurrency // args.clients)
+    pipes = []
+    procs = []
+    for _ in range(args.clients):
+        receive, send = multiprocessing.Pipe(duplex=False)
+        proc = multiprocessing.Process(
+            target=client, args=(urls, headers, per_client, args.seconds, send)
+        )
+        pipes.append(receive)
+        procs.append(proc)
+    cpu_before = proc_cpu_seconds(server_pid)
+    began = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [pipe.recv() for pipe in pipes]
+    elapsed = time.perf_counter() - began
+    cpu = proc_cpu_seconds(server_pid) - cpu_before
+    for proc in procs:
+        proc.join()
+    count = sum(r[0] for r in results)
+    latencies = [x for r in results for x in r[1]]
+    errors = sum(r[2] for r in results)
+    if errors:
+        raise BenchError(f"{errors} requests failed")
+    return {
+        "rps": count / elapsed,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+        "cpu_ms": cpu / count * 1000,
+        "count": count,
+    }
+
+
+async def warm_up(urls: list[str], headers: dict[str, str]) -> None:
+    async with aiohttp.ClientSession() as session:
+        for url in urls:
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise BenchError(f"GET {url}: HTTP {response.status}")
+
+
+# ------------------------------------------------------------------ status churn
+
+
+def churn(ws_url: str, ids: list[str], per_second: float, seconds: float) -> None:
+    """Real OCPP 1.6 chargers: each boots, then StatusNotifications go round them,
+    ``per_second`` in all, alternating Available and Charging."""
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            sockets = []
+            for cid in ids:
+                ws = await session.ws_connect(f"{ws_url}/{cid}", protocols=("ocpp1.6",))
+                boot = {"chargePointVendor": "bench", "chargePointModel": "churn"}
+                await ws.send_str(json.dumps([2, f"b-{cid}", "BootNotification", boot]))
+                await ws.receive(timeout=30)
+                sockets.append(ws)
+            deadline = time.perf_counter() + seconds
+            n = 0
+            while time.perf_counter() < deadline:
+                ws = sockets[n % len(sockets)]
+                status = "Charging" if (n // len(sockets)) % 2 == 0 else "Available"
+                payload = {
+                    "connectorId": 1 + n % 2,
+                    "errorCode": "NoError",
+                    "status": status,
+                }
+                await ws.send_str(json.dumps([2, f"s-{n}", "StatusNotification", payload]))
+                await ws.receive(timeout=30)
+                n += 1
+                await asyncio.sleep(1 / per_second)
+            for ws in sockets:
+                await ws.close()
+
+    asyncio.run(main())
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--locations", type=int, default=5000)
+    parser.add_argument("--chargers-per-location", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--churn", type=float, default=50.0, help="status changes per second")
+    parser.add_argument("--redis", action="store_true")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="profile the gateway during the quiet run (raw stacks)"
+    )
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ocpi-"))
+    # The churn chargers are the registered ones (no password needed).
+    gateway = Gateway(tmp, args.redis_url if args.redis else None)
+    baseline: subprocess.Popen[bytes] | None = None
+    try:
+        gateway.start()
+        emsp = EmspPlatform()
+
+        async def prepare() -> dict[str, Any]:
+            await emsp.start()
+            try:
+                return await setup(gateway.url, args, emsp)
+            finally:
+                await emsp.stop()
+
+        info = asyncio.run(prepare())
+        pages = max(1, args.locations // PAGE)
+        urls = [f"{info['endpoint']}?offset={p * PAGE}&limit={PAGE}" for p in range(pages)]
+
+        port = free_port()
+        baseline_proc = multiprocessing.Process(
+            target=serve_bytes, args=(port, info["body"], info["headers"])
+        )
+        baseline_proc.start()
+        with contextlib.suppress(Exception):
+            for _ in range(100):
+                try:
+                    with __import__("socket").create_connection((HOST, port), 1):
+                        break
+                except OSError:
+                    time.sleep(0.05)
+        assert baseline_proc.pid is not None
+        bare = load(
+            [f"http://{HOST}:{port}/ocpi/2.2.1/locations?offset=0&limit=10"],
+            info["auth"],
+            args,
+            baseline_proc.pid,
+        )
+        baseline_proc.terminate()
+        baseline_proc.join()
+
+        # Every page once (the gateway builds each location the first time it is shown),
+        # then the measured runs.
+        asyncio.run(warm_up(urls, info["auth"]))
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(gateway.pid),
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--format",
+                    "raw",
+                    "--output",
+                    args.py_spy,
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        quiet = load(urls, info["auth"], args, gateway.pid)
+        if spy is not None:
+            spy.wait(timeout=60)
+        churner = None
+        if args.churn > 0:
+            ids = [f"B{i:04d}-00" for i in range(0, args.locations, max(1, args.locations // 50))]
+            ws_url = gateway.url.replace("http://", "ws://") + "/ocpp"
+            churner = multiprocessing.Process(
+                target=churn, args=(ws_url, ids, args.churn, args.seconds + 8)
+            )
+            churner.start()
+            time.sleep(4)  # connected and booted
+        busy = load(urls, info["auth"], args, gateway.pid) if churner else None
+        if churner is not None:
+            churner.join()
+        gateway.check()
+
+        backend = f"redis {args.redis_url}" if args.redis else "sqlite"
+        print(
+            f"\nOCPI serving benchmark: gateway ({backend}), {args.locations} locations x "
+            f"{args.chargers_per_location} chargers x 2 EVSEs, pages of {PAGE} "
+            f"({info['evses_per_page']} EVSEs, {len(info['body'])} bytes); "
+            f"{args.clients} load generators, {args.concurrency} requests in flight, "
+            f"{args.seconds:g} s each; {os.cpu_count()} cores"
+        )
+        print(
+            f"setup: registered in {info['registered']:.1f} s; "
+            f"initial push to the eMSP {info['pushed']:.1f} s"
+        )
+        print(f"{'':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU/req':>10}")
+        rows = [("baseline: bare aiohttp, same bytes", bare), ("gateway GET page", quiet)]
+        if busy is not None:
+            rows.append((f"gateway GET page, {args.churn:g} status/s", busy))
+        for name, r in rows:
+            print(
+                f"{name:40} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
+                f"{r['cpu_ms']:8.3f} ms"
+            )
+        print(
+            f"gateway / baseline: {quiet['rps'] / bare['rps']:.2f} of the requests/s, "
+            f"{quiet['cpu_ms'] / bare['cpu_ms']:.1f}x the CPU per request"
+        )
+        return 0
+    except BenchError as exc:
+        print(f"bench_ocpi: {exc}{gateway.log_tail()}", file=sys.stderr)
+        return 1
+    finally:
+        gateway.stop()
+        if baseline is not None:
+            baseline.kill()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
