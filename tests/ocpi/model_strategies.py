@@ -8,7 +8,8 @@ nested models and lists within their ``min_length``. Optional fields are sometim
 out. Realism comes from field names (:data:`REALISTIC`): country codes, party ids,
 currencies, languages, time zones and ISO 3166 alpha-3 countries are drawn from real
 ones. ``overrides`` replace the draw of one field of one model, ``(Model, field)``, or
-of a field name in any model, ``(None, field)``.
+of a field name in any model, ``(None, field)``; ``exclude`` names enum values never
+drawn (say, the values a version added, to build objects an older version can hold).
 
 The draws are dicts of Python values (enum members, ``Decimal``, ``datetime``), and
 :func:`objects` validates them with the model, so every object is a real model instance.
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -90,6 +92,15 @@ def _decimals(ge: Any = None, le: Any = None) -> st.SearchStrategy[Decimal]:
     )
 
 
+@dataclass(frozen=True)
+class _Context:
+    overrides: Overrides
+    exclude: Collection[str] = field(default_factory=frozenset)
+
+    def members(self, enum_cls: type[Enum]) -> st.SearchStrategy[Any]:
+        return st.sampled_from([m for m in enum_cls if m.value not in self.exclude])
+
+
 class _Constraints:
     def __init__(self, metadata: list[Any]) -> None:
         self.max_length: int | None = None
@@ -130,39 +141,28 @@ class _Constraints:
                     self.url = True
 
 
-def strategy_for(
-    annotation: Any, metadata: list[Any] | None = None, overrides: Overrides | None = None
-) -> st.SearchStrategy[Any]:
-    """A strategy for values of ``annotation`` (a model field's type)."""
-    overrides = overrides or {}
-    constraints = _Constraints(list(metadata or []))
-    return _strategy(annotation, constraints, overrides)
-
-
-def _strategy(tp: Any, c: _Constraints, overrides: Overrides) -> st.SearchStrategy[Any]:
+def _strategy(tp: Any, c: _Constraints, ctx: _Context) -> st.SearchStrategy[Any]:
     origin = get_origin(tp)
     if origin is typing.Annotated:
         base, *extra = get_args(tp)
         c.add(list(extra))
-        return _strategy(base, c, overrides)
+        return _strategy(base, c, ctx)
     if origin in (typing.Union, types.UnionType):
         members = [a for a in get_args(tp) if a is not type(None)]
         enums = [a for a in members if isinstance(a, type) and issubclass(a, Enum)]
         if enums:  # an open enum, X | str: its known values
-            return st.sampled_from(list(enums[0]))
+            return ctx.members(enums[0])
         if len(members) == 1:
-            return _strategy(members[0], c, overrides)
+            return _strategy(members[0], c, ctx)
         raise TypeError(f"no strategy for union {tp!r}")
     if origin is list:
         (item,) = get_args(tp)
         low = c.min_length or 0
-        return st.lists(
-            _strategy(item, _Constraints([]), overrides), min_size=low, max_size=low + 2
-        )
+        return st.lists(_strategy(item, _Constraints([]), ctx), min_size=low, max_size=low + 2)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return _dicts(tp, overrides)
+        return _dicts(tp, ctx)
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return st.sampled_from(list(tp))
+        return ctx.members(tp)
     if tp is bool:
         return st.booleans()
     if tp is int:
@@ -185,10 +185,11 @@ def _strategy(tp: Any, c: _Constraints, overrides: Overrides) -> st.SearchStrate
     raise TypeError(f"no strategy for {tp!r}")
 
 
-def _dicts(model: type[BaseModel], overrides: Overrides) -> st.SearchStrategy[dict[str, Any]]:
+def _dicts(model: type[BaseModel], ctx: _Context) -> st.SearchStrategy[dict[str, Any]]:
+    overrides = ctx.overrides
     required: dict[str, st.SearchStrategy[Any]] = {}
     optional: dict[str, st.SearchStrategy[Any]] = {}
-    for name, field in model.model_fields.items():
+    for name, info in model.model_fields.items():
         if (model, name) in overrides:
             strategy = overrides[(model, name)]
         elif (None, name) in overrides:
@@ -196,11 +197,13 @@ def _dicts(model: type[BaseModel], overrides: Overrides) -> st.SearchStrategy[di
         elif name in REALISTIC:
             strategy = REALISTIC[name]
         else:
-            strategy = _strategy(field.annotation, _Constraints(list(field.metadata)), overrides)
-        (required if field.is_required() else optional)[name] = strategy
+            strategy = _strategy(info.annotation, _Constraints(list(info.metadata)), ctx)
+        (required if info.is_required() else optional)[name] = strategy
     return st.fixed_dictionaries(required, optional=optional)
 
 
-def objects(model: type[M], overrides: Overrides | None = None) -> st.SearchStrategy[M]:
+def objects(
+    model: type[M], overrides: Overrides | None = None, *, exclude: Collection[str] = ()
+) -> st.SearchStrategy[M]:
     """Valid instances of ``model``."""
-    return _dicts(model, overrides or {}).map(model.model_validate)
+    return _dicts(model, _Context(overrides or {}, frozenset(exclude))).map(model.model_validate)
