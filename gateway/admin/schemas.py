@@ -6,9 +6,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from cryptography import x509
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.domain import commands as cmd
+from gateway.domain.certificates import CertificateKind, RootCertificateKind
 from gateway.domain.models import EvseConfig, TokenType
 
 
@@ -220,6 +222,18 @@ class Firmware(_Body):
     retry_interval: int | None = Field(default=None, ge=0)
     # Omitted: a fresh one, shown in the answer (OCPP 2.0.1 requestId is 32-bit).
     request_id: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    # Signed firmware (1.6 SignedUpdateFirmware, 2.0.1 L01): both or neither.
+    signing_certificate: str | None = Field(
+        default=None, min_length=1, max_length=5500, description="PEM"
+    )
+    signature: str | None = Field(default=None, min_length=1, max_length=800, description="base64")
+    install_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _signed_whole(self) -> Firmware:
+        if (self.signing_certificate is None) != (self.signature is None):
+            raise ValueError("signing_certificate and signature go together")
+        return self
 
     def to_command(self) -> cmd.Command:
         return cmd.UpdateFirmware(
@@ -228,6 +242,9 @@ class Firmware(_Body):
             self.retries,
             self.retry_interval,
             self.request_id,
+            self.signing_certificate,
+            self.signature,
+            _rfc3339(self.install_at) if self.install_at else None,
         )
 
 
@@ -277,6 +294,68 @@ class CancelReserve(_Body):
         return cmd.CancelReservation(self.reservation_id)
 
 
+class InstallCertificateBody(_Body):
+    certificate_type: Literal[
+        "CSMSRootCertificate",
+        "ManufacturerRootCertificate",
+        "V2GRootCertificate",
+        "MORootCertificate",
+    ] = Field(description="1.6: CSMSRootCertificate or ManufacturerRootCertificate")
+    certificate: str = Field(min_length=1, max_length=5500, description="PEM")
+
+    @field_validator("certificate")
+    @classmethod
+    def _pem(cls, value: str) -> str:
+        try:
+            x509.load_pem_x509_certificate(value.encode())
+        except ValueError:
+            raise ValueError("not a PEM X.509 certificate") from None
+        return value
+
+    def to_command(self) -> cmd.Command:
+        return cmd.InstallCertificate(RootCertificateKind(self.certificate_type), self.certificate)
+
+
+class InstalledCertificatesBody(_Body):
+    certificate_types: list[
+        Literal[
+            "CSMSRootCertificate",
+            "ManufacturerRootCertificate",
+            "V2GRootCertificate",
+            "MORootCertificate",
+            "V2GCertificateChain",
+        ]
+    ] = Field(default=[], description="none: every type (2.0.1); 1.6 takes exactly one")
+
+    def to_command(self) -> cmd.Command:
+        return cmd.GetInstalledCertificateIds(
+            tuple(RootCertificateKind(t) for t in self.certificate_types)
+        )
+
+
+class DeleteCertificateBody(_Body):
+    """As GetInstalledCertificateIds answered it (CertificateHashDataType)."""
+
+    hash_algorithm: Literal["SHA256", "SHA384", "SHA512"]
+    issuer_name_hash: str = Field(min_length=1, max_length=128)
+    issuer_key_hash: str = Field(min_length=1, max_length=128)
+    serial_number: str = Field(min_length=1, max_length=40)
+
+    def to_command(self) -> cmd.Command:
+        return cmd.DeleteCertificate(
+            self.hash_algorithm, self.issuer_name_hash, self.issuer_key_hash, self.serial_number
+        )
+
+
+class RenewCertificateBody(_Body):
+    certificate_type: Literal["ChargingStationCertificate", "V2GCertificate"] = (
+        "ChargingStationCertificate"
+    )
+
+    def to_command(self) -> cmd.Command:
+        return cmd.TriggerCertificateSigning(CertificateKind(self.certificate_type))
+
+
 def _rfc3339(value: datetime) -> str:
     from gateway.domain.clock import format_timestamp
 
@@ -299,4 +378,8 @@ COMMANDS: dict[str, type[Any]] = {
     "get-log": LogRequest,
     "reserve-now": Reserve,
     "cancel-reservation": CancelReserve,
+    "install-certificate": InstallCertificateBody,
+    "get-installed-certificate-ids": InstalledCertificatesBody,
+    "delete-certificate": DeleteCertificateBody,
+    "renew-certificate": RenewCertificateBody,
 }

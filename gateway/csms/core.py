@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from gateway.csms.certificates import CertificateService
 from gateway.csms.device_model import DeviceModelRecorder
 from gateway.domain.authorization import Authorizer
 from gateway.domain.charging import ReportedProfile
@@ -239,6 +240,8 @@ class CentralSystem:
         self.ownership: Ownership = ownership or SoleOwnership()
         self.metrics: OcppMetrics = NoMetrics()  # the app's metrics, set by the app
         self.trail: FrameTrail | None = None  # the message trail, set by the app
+        # Charger certificates (SignCertificate), set by the app; None: requests refused.
+        self.certificates: CertificateService | None = None
         self.cost = cost
         # 2.0.1 chargers that display costs (TariffCostCtrlr.Enabled[Cost], asked at boot),
         # and when each transaction's running cost was last sent (I02: once a minute).

@@ -17,6 +17,7 @@ from ocpp.v201 import call, datatypes
 from ocpp.v201.enums import Action
 
 from gateway.csms import locallist
+from gateway.csms.certificates import SignAnswer
 from gateway.csms.connection import OcppConnection, on
 from gateway.csms.core import BootInfo, TransactionStart, TransactionStop
 from gateway.csms.device_model import command_to_v201 as device_model_call
@@ -32,6 +33,7 @@ from gateway.csms.profiles import (
 )
 from gateway.domain import commands as cmd
 from gateway.domain import device_model as dmm
+from gateway.domain.certificates import CertificateKind, RootCertificateKind
 from gateway.domain.clock import format_timestamp
 from gateway.domain.errors import CommandNotSupported
 from gateway.domain.models import (
@@ -231,7 +233,12 @@ def command_to_v201(command: cmd.Command) -> Any:
             return call.UpdateFirmware(
                 request_id=command.request_id,
                 firmware=datatypes.FirmwareType(
-                    location=command.location, retrieve_date_time=command.retrieve_at
+                    location=command.location,
+                    retrieve_date_time=command.retrieve_at,
+                    install_date_time=command.install_at,
+                    # L01: signed firmware carries its signing certificate and signature.
+                    signing_certificate=command.signing_certificate,
+                    signature=command.signature,
                 ),
                 retries=command.retries,
                 retry_interval=command.retry_interval,
@@ -317,6 +324,33 @@ def command_to_v201(command: cmd.Command) -> Any:
                 raise CommandNotSupported(str(exc)) from None
         case cmd.GetConfiguration() | cmd.SetConfiguration():
             raise CommandNotSupported("OCPP 2.0.1 uses get/set variables, not configuration")
+        case cmd.CertificateSigned(certificate_chain=chain, certificate_type=kind):
+            return call.CertificateSigned(certificate_chain=chain, certificate_type=kind.value)
+        case cmd.TriggerCertificateSigning(certificate_type=kind):
+            # A02: the charger answers with a SignCertificateRequest of that type.
+            message = (
+                "SignV2GCertificate"
+                if kind is CertificateKind.V2G
+                else "SignChargingStationCertificate"
+            )
+            return call.TriggerMessage(requested_message=message)
+        case cmd.InstallCertificate(certificate_type=kind, certificate=pem):
+            if kind is RootCertificateKind.V2G_CHAIN:
+                raise CommandNotSupported("a V2G certificate chain is signed, not installed")
+            return call.InstallCertificate(certificate_type=kind.value, certificate=pem)
+        case cmd.GetInstalledCertificateIds(certificate_types=kinds):
+            return call.GetInstalledCertificateIds(
+                certificate_type=[k.value for k in kinds] or None
+            )
+        case cmd.DeleteCertificate():
+            return call.DeleteCertificate(
+                certificate_hash_data=datatypes.CertificateHashDataType(
+                    hash_algorithm=command.hash_algorithm,
+                    issuer_name_hash=command.issuer_name_hash,
+                    issuer_key_hash=command.issuer_key_hash,
+                    serial_number=command.serial_number,
+                )
+            )
         case (
             cmd.SendLocalList() | cmd.GetLocalListVersion() | cmd.ClearCache() | cmd.DataTransfer()
         ):
@@ -438,6 +472,24 @@ class V201Connection(OcppConnection, LibV201ChargePoint):  # type: ignore[misc]
     async def on_log_status(self, payload: dict[str, Any]) -> dict[str, Any]:
         await self.csms.management_report(self.charger_id, "LogStatus", payload)
         return {}
+
+    @on(Action.sign_certificate)
+    async def on_sign_certificate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        # A02/A03: answered at once; the chain follows in CertificateSigned. Without a
+        # certificateType the certificate serves both connections: the charging
+        # station certificate's rules apply.
+        kind = CertificateKind(payload.get("certificateType", CertificateKind.CHARGING_STATION))
+        service = self.csms.certificates
+        if service is None:
+            answer = SignAnswer(False, "no certificate authority configured", "NotConfigured")
+        else:
+            answer = await service.sign_request(self.charger_id, payload["csr"], kind)
+        if answer.accepted:
+            return {"status": "Accepted"}
+        info = {"reasonCode": answer.code or "Rejected"}
+        if answer.reason:
+            info["additionalInfo"] = answer.reason[:512]
+        return {"status": "Rejected", "statusInfo": info}
 
     @on(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
