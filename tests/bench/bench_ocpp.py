@@ -191,6 +191,7 @@ class Bench:
         # The benchmarks built on this one (bench_smart, bench_cluster) have no --trail:
         # they run with the default, the trail on.
         trail = getattr(self.args, "trail", "on")
+        metrics = getattr(self.args, "metrics", "on")
         env.update(
             GATEWAY_AUTO_REGISTER="true",
             GATEWAY_ADMIN_TOKEN=ADMIN_TOKEN,
@@ -201,6 +202,7 @@ class Bench:
             GATEWAY_UNAUTHENTICATED_PER_ADDRESS="0",
             GATEWAY_TRAIL="false" if trail == "off" else "true",
             GATEWAY_TRAIL_BODIES="true" if trail == "bodies" else "false",
+            GATEWAY_METRICS="false" if metrics == "off" else "true",
         )
         for key in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX", "GATEWAY_HOST", "GATEWAY_PORT"):
             env.pop(key, None)
@@ -745,6 +747,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run the whole benchmark with the trail off, on and with bodies, ROUNDS times in "
         "turn, and print the server CPU per message of each beside the others",
     )
+    parser.add_argument(
+        "--metrics",
+        choices=("off", "on"),
+        default="on",
+        help="metrics (GATEWAY_METRICS): on (the default) or off",
+    )
+    parser.add_argument(
+        "--compare-metrics",
+        type=int,
+        metavar="ROUNDS",
+        default=0,
+        help="run the whole benchmark with metrics off and on, ROUNDS times in turn, and "
+        "print the server CPU per message of each beside the other",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
     parser.add_argument("--serve-reference", type=int, help=argparse.SUPPRESS)
@@ -766,11 +782,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def compare_trail(args: argparse.Namespace) -> int:
     """The whole benchmark with the trail off, on and with bodies, in turn (so that a
     change in the machine's load affects all three alike), and their figures side by side."""
-    figures: dict[str, list[dict[str, Any]]] = {"off": [], "on": [], "bodies": []}
-    for round_no in range(1, args.compare_trail + 1):
+    return compare(args, "trail", ("off", "on", "bodies"), args.compare_trail, "message trail")
+
+
+def compare_metrics(args: argparse.Namespace) -> int:
+    """The whole benchmark with metrics off and on, in turn, side by side."""
+    return compare(args, "metrics", ("off", "on"), args.compare_metrics, "metrics")
+
+
+def compare(
+    args: argparse.Namespace, option: str, modes: tuple[str, ...], rounds: int, title: str
+) -> int:
+    figures: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for round_no in range(1, rounds + 1):
         for mode in figures:
-            print(f"\n=== round {round_no}, trail {mode} ===", flush=True)
-            bench = Bench(argparse.Namespace(**{**vars(args), "trail": mode}))
+            print(f"\n=== round {round_no}, {option} {mode} ===", flush=True)
+            bench = Bench(argparse.Namespace(**{**vars(args), option: mode}))
             try:
                 figures[mode].append(report(args, bench, bench.run()))
             except BenchError as exc:
@@ -780,7 +807,7 @@ def compare_trail(args: argparse.Namespace) -> int:
                 return 130
             finally:
                 bench.cleanup()
-    print("\nmessage trail cost (saturation; server CPU per message, all threads):")
+    print(f"\n{title} cost (saturation; server CPU per message, all threads):")
     base = [f["server_cpu_us_per_msg"] for f in figures["off"]]
     for mode, runs in figures.items():
         cpu = [f["server_cpu_us_per_msg"] for f in runs]
@@ -788,7 +815,7 @@ def compare_trail(args: argparse.Namespace) -> int:
         mean = sum(cpu) / len(cpu)
         delta = mean - sum(base) / len(base)
         print(
-            f"  trail {mode:<6}  {' / '.join(f'{c:.0f}' for c in cpu)} µs (mean {mean:.1f}, "
+            f"  {option} {mode:<6}  {' / '.join(f'{c:.0f}' for c in cpu)} µs (mean {mean:.1f}, "
             f"{delta:+.1f} µs against off); {' / '.join(f'{r:,.0f}' for r in rates)} msg/s"
         )
     if args.json:
@@ -814,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.compare_trail:
         return compare_trail(args)
+    if args.compare_metrics:
+        return compare_metrics(args)
     bench = Bench(args)
     try:
         results = bench.run()
