@@ -25,11 +25,16 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway.admin import schemas as admin_schemas
 from tests.conftest import Gateway, GatewayFactory
@@ -53,6 +58,28 @@ WORKERS = 4
 HUB, HOSTED = ("ZZ", "HUB"), ("ZZ", "GWY")
 CPO_SIDE = {"locations", "tariffs", "sessions", "cdrs"}  # pushed by CPOs to eMSPs
 OFFLINE = "FUZZ-OFFLINE"
+
+
+def _root_pem() -> str:
+    """A self-signed certificate (what install-certificate's body must carry)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fuzz Root")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# Command body fields the generator cannot make valid on its own.
+_FIXED: dict[str, dict[str, Any]] = {"install-certificate": {"certificate": _root_pem()}}
 
 
 def _free_port() -> int:
@@ -160,12 +187,13 @@ class Planner:
             ("PUT", "/chargers/{id}", self._admin_factory(admin_schemas.ChargerBody)),
         ]
         for name, model in sorted(admin_schemas.COMMANDS.items()):
-            self.admin.append(("POST", f"/chargers/{OFFLINE}/commands/{name}", self._admin_factory(model)))
+            factory = self._admin_factory(model, _FIXED.get(name, {}))
+            self.admin.append(("POST", f"/chargers/{OFFLINE}/commands/{name}", factory))
 
     def _factory(self, schema: Any, module: str, name: str) -> BodyFactory:
         return BodyFactory(self.rng, schema, openapi_valid(module, name), label=f"{module}/{name}")
 
-    def _admin_factory(self, model: Any) -> BodyFactory:
+    def _admin_factory(self, model: Any, fixed: dict[str, Any] | None = None) -> BodyFactory:
         def valid(value: Any) -> bool:
             try:
                 model.model_validate(value)
@@ -173,7 +201,12 @@ class Planner:
                 return False
             return True
 
-        return BodyFactory(self.rng, pydantic_schema(model), valid, label=model.__name__)
+        schema = pydantic_schema(model)
+        for name, value in (fixed or {}).items():
+            # A field no schema can describe (a PEM certificate that must parse): the
+            # valid bodies carry a real one, the mutations do the rest.
+            schema = schema | {"properties": schema["properties"] | {name: {"const": value}}}
+        return BodyFactory(self.rng, schema, valid, label=model.__name__)
 
     def _segment(self, value: Any) -> str:
         rng = self.rng
