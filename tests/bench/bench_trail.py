@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 import tempfile
 import time
@@ -92,7 +93,33 @@ async def feed(recorder: TrailRecorder, items: list[tuple[str, str, str, str, st
     return time.thread_time() - started
 
 
+async def busy(stop: asyncio.Event) -> None:
+    """A loop as busy as the gateway's at saturation: Python work between system calls
+    that release the GIL (as socket writes do), so that the store's thread competes for
+    the GIL as it does in the gateway."""
+    sink = os.open(os.devnull, os.O_WRONLY)
+    try:
+        while not stop.is_set():
+            for _ in range(20):
+                sum(range(200))
+                os.write(sink, b"x")
+            await asyncio.sleep(0)
+    finally:
+        os.close(sink)
+
+
 async def one_round(args: argparse.Namespace) -> tuple[float, float]:
+    stop = asyncio.Event()
+    spinner = asyncio.create_task(busy(stop)) if args.busy else None
+    try:
+        return await _round(args)
+    finally:
+        stop.set()
+        if spinner is not None:
+            await spinner
+
+
+async def _round(args: argparse.Namespace) -> tuple[float, float]:
     async with open_store(args) as store:
         config = TrailConfig(bodies=args.bodies, flush_entries=args.flush_entries)
         recorder = TrailRecorder(store.trail, lambda: datetime.now(UTC), config)
@@ -116,8 +143,16 @@ def main() -> int:
     parser.add_argument("--chargers", type=int, default=500)
     parser.add_argument("--prefill", type=int, default=100_000)
     parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--flush-entries", type=int, default=1000)
+    parser.add_argument(
+        "--flush-entries", type=int, default=10_000, help="GATEWAY_TRAIL_FLUSH_ENTRIES (10,000)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="keep the event loop busy meanwhile (its CPU is then not reported; the other "
+        "threads' is)",
+    )
     args = parser.parse_args()
     print(
         f"trail on {'Redis' if args.redis else 'SQLite'}, bodies {'on' if args.bodies else 'off'},"

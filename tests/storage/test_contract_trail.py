@@ -217,3 +217,20 @@ async def test_append_order_holds_across_kinds_of_entries_at_one_time(store: Sto
     assert [replace(e, id="") for e in page] == kinds
     newest, _ = await store.trail.query(limit=10, newest_first=True)
     assert [e.message_id for e in newest] == ["f", "e", "d", "c", "b", "a"]
+
+
+async def test_a_large_batch_keeps_every_entry_in_order(store: Store) -> None:
+    # More entries than one multi-row statement holds (SQLite), of both kinds, one with
+    # a lone surrogate late in the batch (the batch is written again, cleaned).
+    entries = [
+        frame(i // 7, "CP-1" if i % 3 else None, partner=None if i % 3 else "emsp")
+        for i in range(450)
+    ]
+    entries = [replace(e, message_id=f"n{i}") for i, e in enumerate(entries)]
+    entries[430] = replace(entries[430], message_id="odd\ud800")
+    await store.trail.append_batch(entries)
+    assert await store.trail.count() == 450
+    found = await _all(store)
+    assert [e.message_id for e in found] == [
+        f"n{i}" if i != 430 else "odd\\ud800" for i in range(450)
+    ]
