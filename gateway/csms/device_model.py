@@ -313,15 +313,31 @@ class DeviceModelRecorder:
         self.report_parts = 0
 
     async def report(self, charger_id: str, payload: dict[str, Any]) -> None:
+        request_id, seq_no = payload["requestId"], payload["seqNo"]
+        # The schema says integer, which JSON's 1e308 and -5 are: a part numbered so
+        # cannot be placed in a report; answered (the charger goes on), not stored.
+        if not all(type(n) is int and 0 <= n < 2**31 for n in (request_id, seq_no)):
+            log.warning(
+                "charger %s: NotifyReport part %r of request %r ignored: not a sequence "
+                "number and request id a report can hold",
+                charger_id,
+                seq_no,
+                request_id,
+            )
+            return
         rows = rows_from_report(charger_id, payload, self.clock)
-        state = await self.store.device_model.apply_report(
-            charger_id,
-            payload["requestId"],
-            payload["seqNo"],
-            bool(payload.get("tbc", False)),
-            rows,
-            self.clock.now(),
-        )
+        try:
+            state = await self.store.device_model.apply_report(
+                charger_id,
+                request_id,
+                seq_no,
+                bool(payload.get("tbc", False)),
+                rows,
+                self.clock.now(),
+            )
+        except ValueError as exc:  # a value the store cannot hold (the store checks)
+            log.warning("charger %s: NotifyReport part %s not stored: %s", charger_id, seq_no, exc)
+            return
         self.report_parts += 1
         if state.complete:
             log.info(

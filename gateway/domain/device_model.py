@@ -168,9 +168,12 @@ class ReportStatus:
 
     @property
     def complete(self) -> bool:
-        return self.last_seq_no is not None and self.seq_nos == frozenset(
-            range(self.last_seq_no + 1)
-        )
+        # Counted, not compared with range(last + 1): a charger's seqNo may be any int
+        # (a fuzzed 2**31 once made that set and the process ran out of memory).
+        last = self.last_seq_no
+        if last is None or last < 0 or len(self.seq_nos) != last + 1:
+            return False
+        return min(self.seq_nos) == 0 and max(self.seq_nos) == last
 
     def missing(self, at_most: int = 20) -> list[int]:
         """Parts not received below the highest known one (the first ``at_most``)."""

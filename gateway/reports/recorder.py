@@ -87,12 +87,28 @@ class StatusRecorder:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Write everything queued so far (in batches); StorageError leaves it queued."""
+        """Write everything queued so far (in batches); StorageError leaves it queued. An
+        entry the store refuses (ValueError: a connector id no report could hold, from a
+        charger's odd but schema-valid frame) is dropped with a warning, the others kept."""
         async with self._lock:
             while self._queue:
                 batch = self._queue[: self._max_batch]
-                await self._store.append(batch)
+                try:
+                    await self._store.append(batch)
+                except ValueError:
+                    batch = await self._append_one_by_one(batch)
                 del self._queue[: len(batch)]
+
+    async def _append_one_by_one(self, batch: list[StatusEntry]) -> list[StatusEntry]:
+        for entry in batch:
+            try:
+                await self._store.append([entry])
+            except ValueError as exc:
+                self.dropped += 1
+                log.warning(
+                    "status history: entry of charger %s dropped: %s", entry.charger_id, exc
+                )
+        return batch
 
     def start(self) -> None:
         if self._task is None:

@@ -44,6 +44,9 @@ HANDLED = {
         "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction",
         "StopTransaction", "MeterValues", "DataTransfer", "DiagnosticsStatusNotification",
         "FirmwareStatusNotification",
+        # The security whitepaper's (certificate management)
+        "SecurityEventNotification", "SignCertificate", "SignedFirmwareStatusNotification",
+        "LogStatusNotification",
     },
     "2.0.1": {
         "BootNotification", "Heartbeat", "StatusNotification", "Authorize", "TransactionEvent",
@@ -51,6 +54,7 @@ HANDLED = {
         "FirmwareStatusNotification", "LogStatusNotification",
         "DataTransfer",  # answered UnknownVendorId, as in 1.6
         "ReportChargingProfiles",  # the answer to GetChargingProfiles (smart charging)
+        "SignCertificate",  # certificate management (A02/A03)
     },
 }
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
