@@ -63,6 +63,7 @@ from gateway.domain.commands import (
     SendLocalList,
     VariableRef,
 )
+from gateway.domain.device_model import ComponentVariable, DeviceModelQuery, GetReport
 from gateway.domain.errors import (
     ChargerNotConnected,
     ChargerRejected,
@@ -557,6 +558,9 @@ class LocalLists:
             record.reported_max = limits.max_entries
             record.per_message = limits.per_message
             record.bytes_per_message = limits.bytes_per_message
+        elif version is not OcppVersion.V16 and record.reported_max is None:
+            # The report asked for at the last check may have come since.
+            record.reported_max = await self._entries_max(charger.id, ask=False)
         bound = record.max_entries
         record.max_entries = self._bound(charger, record.reported_max)
         if bound is not None and bound != record.max_entries:
@@ -625,9 +629,32 @@ class LocalLists:
             return Limits(supported=False)
         return Limits(
             True,
+            max_entries=await self._entries_max(charger_id),
             per_message=_int(got.get("ItemsPerMessage")),
             bytes_per_message=_int(got.get("BytesPerMessage")),
         )
+
+    async def _entries_max(self, charger_id: str, *, ask: bool = True) -> int | None:
+        """A 2.0.1 charger's list size: the ``maxLimit`` of LocalAuthListCtrlr.Entries
+        (2.0.1 part 2, the variable's characteristics), which only a report carries (a
+        GetVariables gives its Actual value, the entries held). Read from the stored
+        device model; unknown, a GetReport of that one variable is asked for, and its
+        NotifyReport sets it for the next update (until then the setting bounds it)."""
+        rows, _ = await self._store.device_model.query(
+            charger_id, DeviceModelQuery(component="LocalAuthListCtrlr", variable="Entries")
+        )
+        for row in rows:
+            limit = row.characteristics.max_limit if row.characteristics else None
+            if limit is not None and limit >= 0:
+                return int(limit)
+        if not ask:
+            return None
+        report = GetReport((ComponentVariable("LocalAuthListCtrlr", "Entries"),))
+        try:
+            await self._sender.send(charger_id, report)
+        except Exception as exc:  # the setting bounds the list meanwhile
+            log.info("charger %s: LocalAuthListCtrlr.Entries not reported: %s", charger_id, exc)
+        return None
 
     def _fits(self, uid: str, version: OcppVersion) -> bool:
         return len(uid) <= ID_LIMIT[version]

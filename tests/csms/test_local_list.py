@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from tests.conftest import Gateway, GatewayFactory
@@ -127,6 +128,39 @@ class ListCharger201(Charger201):
         self.local_list: dict[str, dict[str, Any]] = {}
         self.items_per_message = 100
         self.sends: list[tuple[str, int, int, str]] = []
+        # LocalAuthListCtrlr.Entries maxLimit, told in a report only (None: no report).
+        self.entries_max: int | None = None
+        self.reports_asked = 0
+
+    @on("GetReport")
+    def on_get_report(self, **kwargs: Any) -> Any:
+        self.reports_asked += 1
+        return result201.GetReport(
+            status="Accepted" if self.entries_max is not None else "EmptyResultSet"
+        )
+
+    @after("GetReport")
+    async def after_get_report(self, **kwargs: Any) -> None:
+        if self.entries_max is None:
+            return
+        entries = {
+            "component": {"name": "LocalAuthListCtrlr"},
+            "variable": {"name": "Entries"},
+            "variable_attribute": [{"type": "Actual", "value": str(len(self.local_list))}],
+            "variable_characteristics": {
+                "data_type": "integer",
+                "max_limit": self.entries_max,
+                "supports_monitoring": False,
+            },
+        }
+        await self.call(
+            call201.NotifyReport(
+                request_id=kwargs["request_id"],
+                generated_at="2026-12-03T09:00:00Z",
+                seq_no=0,
+                report_data=[entries],
+            )
+        )
 
     @on("GetVariables")
     def on_get_variables(self, **kwargs: Any) -> Any:
@@ -437,6 +471,38 @@ async def test_ocpp201_list_with_roaming_tokens(
         _, view = await gw.admin("GET", "/chargers/LL201/local-list")
         assert view["version_acked"] == cp.list_version
         assert view["entries"] == len(cp.local_list) == 4
+
+
+async def test_ocpp201_list_bounded_by_the_reported_maximum(gateways: GatewayFactory) -> None:
+    """2.0.1 reports its list size only as LocalAuthListCtrlr.Entries' maxLimit in a
+    report: the gateway asks for that report, and the list is bounded by it from then on."""
+    gw = await _start(gateways)
+    await _charger(gw, "LLREP")
+    for uid in ("T-1", "T-2", "T-3", "T-4"):
+        await _token(gw, uid)
+    async with connect_as(gw, "LLREP", ListCharger201) as cp:
+        cp.entries_max = 2
+        await eventually(lambda: cp.reports_asked >= 1 and cp.sends)
+        # Before the report came: bounded by the setting (1000).
+
+        async def reported() -> bool:
+            _, view = await gw.admin("GET", "/chargers/LLREP/local-list")
+            return bool(view["charger_max_entries"] == 2)
+
+        status, _ = await gw.admin("POST", "/chargers/LLREP/local-list/sync")
+        assert status == 200
+        deadline = asyncio.get_running_loop().time() + 8
+        while not await reported():
+            assert asyncio.get_running_loop().time() < deadline, "maxLimit not taken"
+            await asyncio.sleep(0.1)
+            await gw.admin("POST", "/chargers/LLREP/local-list/sync")
+        await eventually(lambda: len(cp.local_list) == 2)
+        _, view = await gw.admin("GET", "/chargers/LLREP/local-list")
+        assert view["max_entries"] == 2 and view["entries"] == 2
+        _, model = await gw.admin(
+            "GET", "/chargers/LLREP/device-model?component=LocalAuthListCtrlr&variable=Entries"
+        )
+        assert model["total"] >= 1
 
 
 async def test_clear_cache_and_data_transfer(gateways: GatewayFactory) -> None:
