@@ -33,8 +33,11 @@ async def raw_request(gateway: Gateway, target: str) -> tuple[int, dict[str, str
 
 
 async def test_unrouted_requests_get_json(gateway: Gateway) -> None:
-    # What a client sends for /ocpi/2.2.1/tokens/../../.. once it resolved the dots.
+    # What a client sends for /ocpi/2.2.1/tokens/../../.. once it resolved the dots: the
+    # root, which sends a browser to the dashboard; any other unrouted path gets JSON.
     status, headers, body = await raw_request(gateway, "/")
+    assert (status, headers["location"]) == (302, "/dashboard/")
+    status, headers, body = await raw_request(gateway, "/nowhere")
     assert status == 404 and headers["content-type"].startswith("application/json")
     assert json.loads(body) == {"error": "no such endpoint"}
     # Sent as it is, dots and all, the path stays in the OCPI URL space, which answers
