@@ -41,8 +41,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.domain.errors import Unavailable
 from gateway.domain.models import Charger
-from gateway.storage.base import Document, Store
+from gateway.storage.base import Document, StorageError, Store
 from ocpi.transport import PageRequest, RawJson, json_dumps
 from ocpi.v221 import Location
 
@@ -270,22 +271,36 @@ class LocationPages:
         async with self._build_lock:
             dirty, self._dirty = self._dirty, set()
             if dirty:
-                await self._build_many(sorted(dirty))
+                await self._build_many(sorted(dirty), dirty=True)
 
-    async def _build_many(self, location_ids: Iterable[str]) -> None:
+    async def _build_many(self, location_ids: Iterable[str], *, dirty: bool = False) -> None:
+        """Build each location again. When one fails (the store is out), the dirty ones
+        not built yet are dirty again: built at the next page or settle."""
+        todo = list(location_ids)
+        try:
+            await self._build_each(todo)
+        except BaseException:
+            if dirty:
+                self._dirty.update(todo)
+            raise
+
+    async def _build_each(self, todo: list[str]) -> None:
         generation = self._generation
-        for location_id in location_ids:
+        while todo:
+            location_id = todo[0]
             doc = await self._store.locations.get(location_id)
             if generation != self._generation or not self._loaded:
                 return
             if doc is None:
                 self._remove(location_id)
+                todo.pop(0)
                 continue
             location = await self._build(doc.data, await self._bound(location_id))
             self.builds += 1
             if generation != self._generation or not self._loaded:
                 return
             self._put(location_id, (doc.last_updated, doc.key), RawJson(json_dumps(location)))
+            todo.pop(0)
 
     def _put(self, location_id: str, key: tuple[datetime, str], json: RawJson) -> None:
         entry = self._entries.get(location_id)
@@ -337,6 +352,9 @@ class LocationPages:
                 await coro
             except asyncio.CancelledError:
                 raise
+            except (StorageError, Unavailable) as exc:
+                # The store is out: the locations stay dirty, built at the next page.
+                log.warning("location pages: not built again yet: %s", exc)
             except Exception:
                 log.exception("location pages")
 

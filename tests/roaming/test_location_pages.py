@@ -16,6 +16,7 @@ import pytest
 from ocpp.v16 import call as call16
 
 from gateway.roaming.providers import PROVIDERS
+from gateway.storage.base import StorageError
 from ocpi.transport import PageRequest, json_dumps
 from tests.conftest import REDIS_URL, SECRET_KEY, Gateway, GatewayFactory, backend_settings
 from tests.roaming.emsp import EmspPlatform
@@ -157,3 +158,31 @@ async def test_a_change_through_one_process_reaches_the_pages_of_another(
         await same_pages(b, random.Random(7), 10)
     finally:
         await factory.close()
+
+
+async def test_a_change_is_not_lost_when_the_store_fails_a_build(
+    gateway: Gateway, emsp: EmspPlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A location marked changed while the store fails (as a store error would, once) is
+    built again at the next page: never served as it was before the change."""
+    await _register(gateway, emsp)
+    await fill(gateway, 2, 2)
+    locations = gateway.app[PROVIDERS].locations
+    assert locations is not None
+    await locations.page_json(PageRequest(limit=10))
+    pages = locations.pages
+    real_build = pages._build  # the pages' build (store reads), failing once on demand
+    failed: list[str] = []
+
+    async def failing_once(data: dict[str, Any], chargers: list[Any]) -> Any:
+        if not failed:
+            failed.append(json.loads(data["location"])["id"])
+            raise StorageError("the store is briefly unavailable")
+        return await real_build(data, chargers)
+
+    monkeypatch.setattr(pages, "_build", failing_once)
+    assert (await gateway.admin("PUT", "/locations/L01", LOCATION | {"name": "Changed"}))[0] == 200
+    await asyncio.sleep(0.3)  # the background build ran and failed
+    served, _ = await locations.page_json(PageRequest(limit=10))
+    names = {json.loads(raw.text)["id"]: json.loads(raw.text).get("name") for raw in served}
+    assert failed and names["L01"] == "Changed"
