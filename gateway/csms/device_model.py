@@ -348,8 +348,14 @@ class DeviceModelRecorder:
             )
 
     async def event(self, charger_id: str, payload: dict[str, Any]) -> None:
-        alerts = alerts_from_event(charger_id, payload, self.clock)
-        await self.store.device_model.add_alerts(charger_id, alerts, keep=self.alerts_kept)
+        try:
+            alerts = alerts_from_event(charger_id, payload, self.clock)
+            await self.store.device_model.add_alerts(charger_id, alerts, keep=self.alerts_kept)
+        except ValueError as exc:
+            # A schema-valid number no alert can hold (an eventId of 1e308): answered,
+            # so that the charger goes on, and not stored.
+            log.warning("charger %s: NotifyEvent not stored: %s", charger_id, exc)
+            return
         for alert in alerts:
             severity = alert.severity
             label = str(severity) if severity is not None and 0 <= severity <= 9 else "none"
