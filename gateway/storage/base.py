@@ -523,7 +523,10 @@ class TrailStore(Protocol):
     async def prune(self, *, before: datetime, keep: int, limit: int = 1000) -> int:
         """Delete up to ``limit`` entries: those with ``at < before`` first, then the
         oldest while more than ``keep`` remain; answer how many (call again while it
-        answers ``limit``)."""
+        answers ``limit`` or more). A backend that keeps the trail in segments (SQLite)
+        may drop a whole segment at once, more than ``limit``, and keep an expired entry
+        until its segment expires (at most an hour); it never keeps more than
+        ``keep``."""
         ...
 
     async def count(self) -> int:

@@ -7,23 +7,28 @@ for, and its commits skip the fsync (``synchronous=NORMAL``: safe against ``kill
 the last commits may be lost on a power cut, which is acceptable for a diagnostic
 trail and not for billing data). The main database's lock covers it (same data dir).
 
-One table, ``entries``, a column per field; the entry's id is ``(at, seq)``
-(``trail_codec``), ``seq`` the rowid (not AUTOINCREMENT, which costs a write per insert:
-a rowid can only come back once the newest entries were pruned too, and then with a
-later ``at``, so ids never repeat). Indexes: time (``at``, and the rowid SQLite appends
-to every index), and per charger, partner and transaction id (partial: only the rows
-that have one), each ordered by time as the admin query reads them.
+The entries are kept in segments (:class:`SqliteTrailStore`): tables ``entries_<n>``,
+a column per field, of at most 50,000 entries spanning at most an hour each, listed in
+``segments``. The entry's id is ``(at, seq)`` (``trail_codec``), ``seq`` the rowid,
+numbered on from the newest segment's ``last_seq`` (never reused: the newest segment is
+never dropped). Indexes per segment: time (``at``, and the rowid SQLite appends to every
+index), and per charger, partner and transaction id (partial: only the rows that have
+one), each ordered by time as the admin query reads them.
 
 Cost (tests/bench/README.md, the message trail): an append is one job of the writer
 thread per batch; the rows are built there (:meth:`SqliteTrailStore.append_records`)
 from the trail's plain tuples, with no JSON: the event loop only hands the batch over.
 A frame without a body is inserted by a statement that binds only what a frame has
 (Python's sqlite3 binds a None about ten times slower than a string: it goes through
-the adapter lookup). The charger index is most of the remaining cost (its inserts land
-all over the tree); a batch is one transaction, so a charger's rows share pages.
+the adapter lookup). The charger index's inserts land all over its tree: a segment's
+tree is small, so fewer pages are dirtied per batch. A full trail (the default million
+entries fill within hours) prunes as much as it gains: dropping a whole segment costs
+no index delete per entry, which deleting the oldest rows one by one did (a third of the
+trail's cost at its bound).
 
-A trail file of an older gateway (one table ``trail``: the filtered columns and the
-entry's JSON) is converted when opened, in one transaction.
+A trail file of an older gateway is converted when opened, in one transaction: one
+table ``entries`` becomes the first segment; before that, one table ``trail`` of the
+filtered columns and the entry's JSON is converted into it first.
 """
 
 from __future__ import annotations
@@ -44,34 +49,72 @@ _COLUMNS: Final = (
     " correlation_id, status, ocpi_status, method, path, size, transaction_id, body,"
     " truncated"
 )
-_SCHEMA: Final = (
-    "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+# Segments: n, the entries it holds now, the oldest and newest ``at`` it ever held (a
+# row deleted from it leaves them as bounds), and the highest seq it was given.
+_SEGMENTS: Final = (
+    "CREATE TABLE IF NOT EXISTS segments (n INTEGER PRIMARY KEY, rows INTEGER NOT NULL,"
+    " min_at INTEGER, max_at INTEGER, last_seq INTEGER NOT NULL)"
+)
+# A closed segment holds at most this many entries, spanning at most an hour: the unit
+# the trail is pruned by (tests/bench/README.md, the message trail).
+SEGMENT_ROWS: Final = 50_000
+SEGMENT_SPAN: Final = timedelta(hours=1)
+_SEGMENT_SPAN_US: Final = SEGMENT_SPAN // timedelta(microseconds=1)
+
+
+def _table(n: int) -> str:
+    return f"entries_{int(n)}"
+
+
+def _segment_schema(n: int) -> tuple[str, ...]:
+    t = _table(n)
+    return (
+        f"CREATE TABLE {t} (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+        " protocol TEXT NOT NULL, direction TEXT NOT NULL, charger_id TEXT, partner TEXT,"
+        " action TEXT, message_type TEXT, message_id TEXT, correlation_id TEXT, status TEXT,"
+        " ocpi_status INTEGER, method TEXT, path TEXT, size INTEGER NOT NULL,"
+        " transaction_id TEXT, body TEXT, truncated INTEGER NOT NULL DEFAULT 0)",
+        f"CREATE INDEX {t}_by_time ON {t} (at)",
+        f"CREATE INDEX {t}_by_charger ON {t} (charger_id, at) WHERE charger_id IS NOT NULL",
+        f"CREATE INDEX {t}_by_partner ON {t} (partner, at) WHERE partner IS NOT NULL",
+        f"CREATE INDEX {t}_by_transaction ON {t} (transaction_id, at)"
+        " WHERE transaction_id IS NOT NULL",
+    )
+
+
+# The trail of the gateway before segments: one table ``entries`` (its indexes are
+# named after it), and before that one table ``trail`` of JSON lists (trail_codec's
+# positions from 0), converted into ``entries`` first.
+_LEGACY_ENTRIES: Final = (
+    "CREATE TABLE entries (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
     " protocol TEXT NOT NULL, direction TEXT NOT NULL, charger_id TEXT, partner TEXT,"
     " action TEXT, message_type TEXT, message_id TEXT, correlation_id TEXT, status TEXT,"
     " ocpi_status INTEGER, method TEXT, path TEXT, size INTEGER NOT NULL,"
     " transaction_id TEXT, body TEXT, truncated INTEGER NOT NULL DEFAULT 0)",
-    "CREATE INDEX IF NOT EXISTS entries_by_time ON entries (at)",
-    "CREATE INDEX IF NOT EXISTS entries_by_charger ON entries (charger_id, at)"
-    " WHERE charger_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS entries_by_partner ON entries (partner, at)"
-    " WHERE partner IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS entries_by_transaction ON entries (transaction_id, at)"
-    " WHERE transaction_id IS NOT NULL",
+    "CREATE INDEX entries_by_time ON entries (at)",
 )
-# An older gateway's table: the entry's JSON list is trail_codec's (positions from 0).
 _CONVERT_V1: Final = (
     f"INSERT INTO entries (seq, {_COLUMNS}) SELECT seq, at,"
     + ", ".join(f"json_extract(data, '$[{i}]')" for i in range(1, 17))
     + " FROM trail ORDER BY seq",
     "DROP TABLE trail",
 )
-_INSERT: Final = f"INSERT INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"
-# A frame without its body: protocol, partner, correlation_id, ocpi_status, method,
-# path, body and truncated are known (or the columns' defaults).
-_INSERT_FRAME: Final = (
-    "INSERT INTO entries (at, protocol, direction, charger_id, action, message_type,"
-    " message_id, status, size, transaction_id) VALUES (?, 'ocpp', ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+
+
+def _insert_sql(n: int) -> str:
+    return f"INSERT INTO {_table(n)} (seq, {_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+
+
+def _insert_frame_sql(n: int) -> str:
+    # A frame without its body: protocol, partner, correlation_id, ocpi_status, method,
+    # path, body and truncated are known (or the columns' defaults).
+    return (
+        f"INSERT INTO {_table(n)} (seq, at, protocol, direction, charger_id, action,"
+        " message_type, message_id, status, size, transaction_id)"
+        " VALUES (?, ?, 'ocpp', ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+
 _CHECKPOINT_PAGES: Final = 8000
 _EPOCH: Final = trail_codec._EPOCH
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -90,24 +133,60 @@ def _tune(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
 
 
-def _create(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA:
-        conn.execute(statement)
-    old = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trail'"
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
-    if old is not None:
-        for statement in _CONVERT_V1:
+    return row is not None
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    if _has_table(conn, "segments"):
+        return
+    conn.execute(_SEGMENTS)
+    if _has_table(conn, "trail"):
+        for statement in (*_LEGACY_ENTRIES, *_CONVERT_V1):
+            conn.execute(statement)
+    if _has_table(conn, "entries"):
+        # The older single table becomes the first segment, indexes and all.
+        conn.execute(f"ALTER TABLE entries RENAME TO {_table(1)}")
+        for name in ("time", "charger", "partner", "transaction"):
+            conn.execute(f"DROP INDEX IF EXISTS entries_by_{name}")
+        conn.execute(
+            "INSERT INTO segments (n, rows, min_at, max_at, last_seq)"
+            f" SELECT 1, COUNT(*), MIN(at), MAX(at), COALESCE(MAX(seq), 0) FROM {_table(1)}"
+        )
+        for statement in _segment_schema(1)[1:]:
             conn.execute(statement)
 
 
-def _rows(records: Iterable[TrailRecord]) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """The records as runs of rows, each run for one statement, in the records' order
-    (the rowid is the append order)."""
-    runs: list[tuple[str, list[tuple[Any, ...]]]] = []
+def _new_segment(conn: sqlite3.Connection, n: int, last_seq: int) -> None:
+    """Segment ``n`` (a table without indexes), and the indexes of the segment it
+    follows, now closed: built in one pass over sorted keys, which costs a fraction of
+    keeping them up to date entry by entry."""
+    for statement in _segment_schema(n)[:2]:
+        conn.execute(statement)
+    if n > 1:
+        for statement in _segment_schema(n - 1)[2:]:
+            conn.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+    conn.execute(
+        "INSERT INTO segments (n, rows, min_at, max_at, last_seq) VALUES (?, 0, NULL, NULL, ?)",
+        (n, last_seq),
+    )
+
+
+Runs = list[tuple[bool, list[tuple[Any, ...]]]]
+
+
+def _rows(records: Iterable[TrailRecord], seq: int) -> tuple[Runs, int, int, int]:
+    """The records as runs of rows, each run for one statement (``True``: frames without
+    a body, :func:`_insert_frame_sql`), in the records' order, numbered from ``seq + 1``;
+    and the batch's least and greatest ``at`` and its last seq."""
+    runs: Runs = []
     frames: list[tuple[Any, ...]] | None = None
     others: list[tuple[Any, ...]] | None = None
     epoch, micro, micros = _EPOCH, _MICROSECOND, trail_codec.micros
+    low = high = -1
     for r in records:
         at = r[0]
         try:
@@ -116,6 +195,11 @@ def _rows(records: Iterable[TrailRecord]) -> list[tuple[str, list[tuple[Any, ...
             us = micros(at)  # raises NaiveDatetimeError
         if us < 0:
             micros(at)  # raises ValueError (older than 1970)
+        if us < low or low < 0:
+            low = us
+        if us > high:
+            high = us
+        seq += 1
         if (
             r[15] is None  # no body
             and r[1] == "ocpp"
@@ -128,21 +212,117 @@ def _rows(records: Iterable[TrailRecord]) -> list[tuple[str, list[tuple[Any, ...
         ):
             if frames is None:
                 frames, others = [], None
-                runs.append((_INSERT_FRAME, frames))
-            frames.append((us, r[2], r[3], r[5], r[6], r[7], r[9], r[13], r[14]))
+                runs.append((True, frames))
+            frames.append((seq, us, r[2], r[3], r[5], r[6], r[7], r[9], r[13], r[14]))
         else:
             if others is None:
                 others, frames = [], None
-                runs.append((_INSERT, others))
-            others.append((us, *r[1:]))
-    return runs
+                runs.append((False, others))
+            others.append((seq, us, *r[1:]))
+    return runs, low, high, seq
 
 
 def _cleaned(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(trail_codec.clean(v) if isinstance(v, str) else v for v in row)
 
 
+def _append(conn: sqlite3.Connection, records: Iterable[TrailRecord]) -> None:
+    """In the writer thread: the records into the newest segment, or a new one when the
+    newest is full or would span more than :data:`SEGMENT_SPAN`."""
+    newest = conn.execute(
+        "SELECT n, rows, min_at, last_seq FROM segments ORDER BY n DESC LIMIT 1"
+    ).fetchone()
+    n, rows, oldest, last_seq = newest if newest is not None else (0, 0, None, 0)
+    runs, low, high, seq = _rows(records, last_seq)
+    if not runs:
+        return
+    if (
+        newest is None
+        or rows >= SEGMENT_ROWS
+        or (oldest is not None and max(high, oldest) - min(low, oldest) > _SEGMENT_SPAN_US)
+    ):
+        n += 1
+        _new_segment(conn, n, last_seq)
+    statements = (_insert_sql(n), _insert_frame_sql(n))
+    conn.execute("SAVEPOINT rows")
+    try:
+        for frames, batch in runs:
+            conn.executemany(statements[frames], batch)
+    except UnicodeEncodeError:
+        # A lone surrogate (a JSON escape parsed from a frame) cannot be stored as
+        # UTF-8: the batch again with such text as visible escapes (rare).
+        conn.execute("ROLLBACK TO rows")
+        for frames, batch in runs:
+            conn.executemany(statements[frames], [_cleaned(row) for row in batch])
+    conn.execute("RELEASE rows")
+    conn.execute(
+        "UPDATE segments SET rows = rows + ?, min_at = min(coalesce(min_at, ?), ?),"
+        " max_at = max(coalesce(max_at, ?), ?), last_seq = ? WHERE n = ?",
+        (seq - last_seq, low, low, high, high, seq, n),
+    )
+
+
+def _segments(conn: sqlite3.Connection) -> list[tuple[int, int, int | None, int | None]]:
+    """(n, rows, min_at, max_at) of every segment, oldest first."""
+    return [
+        (int(n), int(rows), min_at, max_at)
+        for n, rows, min_at, max_at in conn.execute(
+            "SELECT n, rows, min_at, max_at FROM segments ORDER BY n"
+        )
+    ]
+
+
+def _drop_segment(conn: sqlite3.Connection, n: int) -> None:
+    conn.execute(f"DROP TABLE {_table(n)}")
+    conn.execute("DELETE FROM segments WHERE n = ?", (n,))
+
+
+def _prune(conn: sqlite3.Connection, cutoff: int, keep: int, limit: int) -> int:
+    """Whole segments first (a DROP TABLE: no index is touched row by row), the newest
+    segment row by row (up to ``limit``); answer how many entries went."""
+    segments = _segments(conn)
+    if not segments:
+        return 0
+    *closed, (newest, newest_rows, _, _) = segments
+    total = sum(rows for _, rows, _, _ in segments)
+    deleted = 0
+    for n, rows, _, high in closed:
+        if high is None or high < cutoff or total > keep:
+            _drop_segment(conn, n)
+            deleted += rows
+            total -= rows
+        else:
+            break
+    if deleted or newest_rows == 0:
+        return deleted
+    table = _table(newest)
+    removed = conn.execute(
+        f"DELETE FROM {table} WHERE seq IN"
+        f" (SELECT seq FROM {table} WHERE at < ? ORDER BY at, seq LIMIT ?)",
+        (cutoff, limit),
+    ).rowcount
+    room = limit - removed
+    excess = min(room, total - removed - keep)
+    if excess > 0:
+        removed += conn.execute(
+            f"DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} ORDER BY at, seq LIMIT ?)",
+            (excess,),
+        ).rowcount
+    if removed:
+        conn.execute("UPDATE segments SET rows = rows - ? WHERE n = ?", (removed, newest))
+    return int(removed)
+
+
 class SqliteTrailStore:
+    """The trail in segments: tables ``entries_<n>`` of at most :data:`SEGMENT_ROWS`
+    entries spanning at most :data:`SEGMENT_SPAN`, each with its own indexes, listed in
+    ``segments``. Appends go to the newest; pruning drops whole segments (a closed
+    segment goes when its newest entry is older than the cut-off, or while the trail
+    holds more than it may keep), so that a full trail does not pay an index delete per
+    entry (measured: a third of its cost); only the newest segment is pruned entry by
+    entry. A query runs per segment and merges, newest or oldest segments first, until
+    the page is full and no segment left can hold an entry before its last one."""
+
     def __init__(self, writer: _Worker, reader: _Worker) -> None:
         self._writer = writer
         self._reader = reader
@@ -176,18 +356,7 @@ class SqliteTrailStore:
 
     async def append_records(self, make: Callable[[], Iterable[TrailRecord]]) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            runs = _rows(make())  # here, in the writer thread
-            conn.execute("SAVEPOINT rows")
-            try:
-                for sql, rows in runs:
-                    conn.executemany(sql, rows)
-            except UnicodeEncodeError:
-                # A lone surrogate (a JSON escape parsed from a frame) cannot be stored
-                # as UTF-8: the batch again with such text as visible escapes (rare).
-                conn.execute("ROLLBACK TO rows")
-                for sql, rows in runs:
-                    conn.executemany(sql, [_cleaned(row) for row in rows])
-            conn.execute("RELEASE rows")
+            _append(conn, make())  # the rows are built here, in the writer thread
 
         await self._writer.run(job)
 
@@ -217,25 +386,61 @@ class SqliteTrailStore:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(trail_codec.clean(value))
+        low: int | None = None
+        high: int | None = None  # exclusive
         if since is not None:
+            low = max(0, codec.time_key(since, "since"))
             where.append("at >= ?")
-            params.append(max(0, codec.time_key(since, "since")))
+            params.append(low)
         if until is not None:
+            high = max(0, codec.time_key(until, "until"))
             where.append("at < ?")
-            params.append(max(0, codec.time_key(until, "until")))
+            params.append(high)
+        cursor: tuple[int, int] | None = None
         if after is not None:
-            at, seq = trail_codec.cursor_parts(after)
+            cursor = trail_codec.cursor_parts(after)
             where.append("(at, seq) < (?, ?)" if newest_first else "(at, seq) > (?, ?)")
-            params.extend((at, seq))
+            params.extend(cursor)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT seq, {_COLUMNS} FROM entries"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY at {order}, seq {order} LIMIT ?"
-        params.append(limit + 1)
+        tail = (" WHERE " + " AND ".join(where) if where else "") + (
+            f" ORDER BY at {order}, seq {order} LIMIT ?"
+        )
+        wanted = limit + 1
+
+        def key(row: tuple[Any, ...]) -> tuple[int, int]:
+            return (row[1], row[0])
 
         def job(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, params).fetchall()
+            conn.execute("BEGIN")  # one snapshot of the segments and their tables
+            try:
+                segments = []
+                for n, rows, first, last in _segments(conn):
+                    if rows == 0 or first is None or last is None:
+                        continue
+                    if (low is not None and last < low) or (high is not None and first >= high):
+                        continue
+                    if cursor is not None and (
+                        first > cursor[0] if newest_first else last < cursor[0]
+                    ):
+                        continue
+                    segments.append((n, first, last))
+                # Oldest first: by their least time; newest first: by their greatest.
+                segments.sort(key=lambda s: -s[2] if newest_first else s[1])
+                found: list[tuple[Any, ...]] = []
+                for n, first, last in segments:
+                    if len(found) >= wanted:
+                        bound = found[wanted - 1][1]
+                        # Every entry of this segment (and of those after it in this
+                        # order) sorts after the page's last: done.
+                        if (last < bound) if newest_first else (first > bound):
+                            break
+                    sql = f"SELECT seq, {_COLUMNS} FROM {_table(n)}{tail}"
+                    found += conn.execute(sql, (*params, wanted)).fetchall()
+                    found.sort(key=key, reverse=newest_first)
+                    del found[wanted:]
+                return found
+            finally:
+                conn.execute("COMMIT")
 
         rows = await self._reader.run(job)
         page = [_entry(row) for row in rows]
@@ -250,29 +455,15 @@ class SqliteTrailStore:
         cutoff = max(0, codec.time_key(before, "before"))
 
         def job(conn: sqlite3.Connection) -> int:
-            deleted = conn.execute(
-                "DELETE FROM entries WHERE seq IN"
-                " (SELECT seq FROM entries WHERE at < ? ORDER BY at, seq LIMIT ?)",
-                (cutoff, limit),
-            ).rowcount
-            room = limit - deleted
-            if room > 0:
-                (count,) = conn.execute("SELECT COUNT(*) FROM entries").fetchone()
-                excess = min(room, int(count) - keep)
-                if excess > 0:
-                    deleted += conn.execute(
-                        "DELETE FROM entries WHERE seq IN"
-                        " (SELECT seq FROM entries ORDER BY at, seq LIMIT ?)",
-                        (excess,),
-                    ).rowcount
-            return int(deleted)
+            return _prune(conn, cutoff, keep, limit)
 
         result: int = await self._writer.run(job)
         return result
 
     async def count(self) -> int:
         def job(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+            row = conn.execute("SELECT COALESCE(SUM(rows), 0) FROM segments").fetchone()
+            return int(row[0])
 
         result: int = await self._reader.run(job)
         return result

@@ -76,9 +76,13 @@ def frames(chargers: int, n: int) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
-async def feed(recorder: TrailRecorder, items: list[tuple[str, str, str, str, str]]) -> float:
+async def feed(
+    recorder: TrailRecorder, items: list[tuple[str, str, str, str, str]], prune: bool = False
+) -> float:
     """Record the frames as the connections do, flushing as the writer task would (every
-    ``flush_entries``); answer the event-loop thread's CPU seconds."""
+    ``flush_entries``), and with ``prune`` pruning after each flush as the ``trail``
+    lease's holder does (a trail at its ``max_entries`` deletes as much as it gains);
+    answer the event-loop thread's CPU seconds."""
     every = recorder.config.flush_entries
     ocpp = recorder.ocpp
     # The loop thread's own CPU: while it awaits a flush it sleeps in epoll (the store's
@@ -89,7 +93,11 @@ async def feed(recorder: TrailRecorder, items: list[tuple[str, str, str, str, st
         ocpp(charger, "out", result, "CALLRESULT", mid, action, None, None)
         if recorder.queued >= every:
             await recorder.flush()
+            if prune:
+                await recorder.prune()
     await recorder.flush()
+    if prune:
+        await recorder.prune()
     return time.thread_time() - started
 
 
@@ -121,14 +129,18 @@ async def one_round(args: argparse.Namespace) -> tuple[float, float]:
 
 async def _round(args: argparse.Namespace) -> tuple[float, float]:
     async with open_store(args) as store:
-        config = TrailConfig(bodies=args.bodies, flush_entries=args.flush_entries)
+        config = TrailConfig(
+            bodies=args.bodies,
+            flush_entries=args.flush_entries,
+            max_entries=args.prefill if args.at_cap else TrailConfig.max_entries,
+        )
         recorder = TrailRecorder(store.trail, lambda: datetime.now(UTC), config)
         for start in range(0, args.prefill // 2, 50_000):
             await feed(recorder, frames(args.chargers, min(50_000, args.prefill // 2 - start)))
         items = frames(args.chargers, args.entries // 2)
         gc.collect()
         process = time.process_time()
-        loop_cpu = await feed(recorder, items)
+        loop_cpu = await feed(recorder, items, prune=args.at_cap)
         total = time.process_time() - process
         assert recorder.dropped_failed == 0 and recorder.dropped_full == 0
         n = 2 * len(items)
@@ -148,6 +160,13 @@ def main() -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--at-cap",
+        action="store_true",
+        help="the trail at its bound (GATEWAY_TRAIL_MAX_ENTRIES = --prefill): prune after"
+        " each flush, as the trail lease's holder does in steady state (a trail of the"
+        " default million entries is full within hours)",
+    )
+    parser.add_argument(
         "--busy",
         action="store_true",
         help="keep the event loop busy meanwhile (its CPU is then not reported; the other "
@@ -157,7 +176,8 @@ def main() -> int:
     print(
         f"trail on {'Redis' if args.redis else 'SQLite'}, bodies {'on' if args.bodies else 'off'},"
         f" {args.chargers} chargers, {args.prefill:,} entries before, {args.entries:,}"
-        f" measured; CPU per entry (two entries per OCPP message)"
+        f" measured{', pruned to the prefill after each flush' if args.at_cap else ''};"
+        " CPU per entry (two entries per OCPP message)"
     )
     for n in range(1, args.rounds + 1):
         loop_us, threads_us = asyncio.run(one_round(args))
