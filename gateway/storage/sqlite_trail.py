@@ -8,23 +8,26 @@ the last commits may be lost on a power cut, which is acceptable for a diagnosti
 trail and not for billing data). The main database's lock covers it (same data dir).
 
 The entries are kept in segments (:class:`SqliteTrailStore`): tables ``entries_<n>``,
-a column per field, of at most 50,000 entries spanning at most an hour each, listed in
+a column per field, of at most 10,000 entries spanning at most an hour each, listed in
 ``segments``. The entry's id is ``(at, seq)`` (``trail_codec``), ``seq`` the rowid,
 numbered on from the newest segment's ``last_seq`` (never reused: the newest segment is
-never dropped). Indexes per segment: time (``at``, and the rowid SQLite appends to every
-index), and per charger, partner and transaction id (partial: only the rows that have
-one), each ordered by time as the admin query reads them.
+never dropped). Indexes of a closed segment: time (``at``, and the rowid SQLite appends
+to every index), and per charger, partner and transaction id (partial: only the rows
+that have one), each ordered by time as the admin query reads them. The newest segment
+has none: they are built in one pass when it closes, and a query scans it (10,000 rows,
+a few milliseconds to some tens).
 
 Cost (tests/bench/README.md, the message trail): an append is one job of the writer
 thread per batch; the rows are built there (:meth:`SqliteTrailStore.append_records`)
 from the trail's plain tuples, with no JSON: the event loop only hands the batch over.
 A frame without a body is inserted by a statement that binds only what a frame has
 (Python's sqlite3 binds a None about ten times slower than a string: it goes through
-the adapter lookup). The charger index's inserts land all over its tree: a segment's
-tree is small, so fewer pages are dirtied per batch. A full trail (the default million
-entries fill within hours) prunes as much as it gains: dropping a whole segment costs
-no index delete per entry, which deleting the oldest rows one by one did (a third of the
-trail's cost at its bound).
+the adapter lookup). Keeping indexes up to date entry by entry was two thirds of the
+writer's cost (the charger index's inserts land all over its tree, nearly a page written
+per entry); building them over a closed segment's sorted keys costs a fraction. A full
+trail (the default million entries fill within hours) prunes as much as it gains:
+dropping a whole segment costs no index delete per entry, which deleting the oldest rows
+one by one did (a third of the trail's cost at its bound).
 
 A trail file of an older gateway is converted when opened, in one transaction: one
 table ``entries`` becomes the first segment; before that, one table ``trail`` of the
@@ -57,7 +60,7 @@ _SEGMENTS: Final = (
 )
 # A closed segment holds at most this many entries, spanning at most an hour: the unit
 # the trail is pruned by (tests/bench/README.md, the message trail).
-SEGMENT_ROWS: Final = 50_000
+SEGMENT_ROWS: Final = 10_000
 SEGMENT_SPAN: Final = timedelta(hours=1)
 _SEGMENT_SPAN_US: Final = SEGMENT_SPAN // timedelta(microseconds=1)
 
@@ -164,10 +167,10 @@ def _new_segment(conn: sqlite3.Connection, n: int, last_seq: int) -> None:
     """Segment ``n`` (a table without indexes), and the indexes of the segment it
     follows, now closed: built in one pass over sorted keys, which costs a fraction of
     keeping them up to date entry by entry."""
-    for statement in _segment_schema(n)[:2]:
+    for statement in _segment_schema(n)[:1]:
         conn.execute(statement)
     if n > 1:
-        for statement in _segment_schema(n - 1)[2:]:
+        for statement in _segment_schema(n - 1)[1:]:
             conn.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
     conn.execute(
         "INSERT INTO segments (n, rows, min_at, max_at, last_seq) VALUES (?, 0, NULL, NULL, ?)",
@@ -315,8 +318,8 @@ def _prune(conn: sqlite3.Connection, cutoff: int, keep: int, limit: int) -> int:
 
 class SqliteTrailStore:
     """The trail in segments: tables ``entries_<n>`` of at most :data:`SEGMENT_ROWS`
-    entries spanning at most :data:`SEGMENT_SPAN`, each with its own indexes, listed in
-    ``segments``. Appends go to the newest; pruning drops whole segments (a closed
+    entries spanning at most :data:`SEGMENT_SPAN`, each with its own indexes once
+    closed, listed in ``segments``. Appends go to the newest; pruning drops whole segments (a closed
     segment goes when its newest entry is older than the cut-off, or while the trail
     holds more than it may keep), so that a full trail does not pay an index delete per
     entry (measured: a third of its cost); only the newest segment is pruned entry by
