@@ -47,6 +47,7 @@ from gateway.roaming.locations import ChargerView, build_location, evse_status
 from gateway.roaming.outbox import full_object_meta
 from gateway.roaming.partners import Partner, PartnerListener, PartnerStatus
 from gateway.roaming.pushes import PushPlanner, PushTarget
+from gateway.roaming.versioning import LOCATION_KIND
 from gateway.storage.base import Document, DocumentStore, OutboxItem, Store
 from ocpi.tariffs import TariffError, compile_tariff, tariff_from_ocpi_dict
 from ocpi.transport import (
@@ -64,7 +65,7 @@ log = logging.getLogger(__name__)
 
 # What a PATCH of a location or EVSE names as its full object (the outbox worker asks
 # LocationService.get for it when the receiver answers "unknown object").
-LOCATION_OBJECT = "location"
+LOCATION_OBJECT = LOCATION_KIND  # its builder also gives 2.1.1 sessions their Location
 _PAGE = 200  # records per page when pushing everything to a partner
 
 _NOT_IN_BODY = {"id", "evses", "last_updated"}
@@ -450,6 +451,7 @@ class LocationService(_OperatorRecords):
             location.id,
             _owner(location),
             full,
+            object_type="EVSEPatch",
         )
 
     def _published(self, data: dict[str, Any], charger: Charger) -> list[EvseConfig]:

@@ -35,6 +35,12 @@ Delivery semantics:
   (:meth:`OutboxWorker.on_unknown_object`) and sends it by PUT in the same attempt
   (mod_locations: PUT creates, PATCH only updates what the receiver has); the PATCH is
   then DONE, superseded. A PUT that fails is retried or failed as any other attempt.
+* In the partner's version: an item that records the version it is for
+  (``meta["ocpi_version"]``, set by :class:`gateway.roaming.pushes.PushPlanner`) has its
+  internal (2.2.1) body converted to that version at each attempt, the full object of
+  the fallback above too (:mod:`gateway.roaming.versioning` says why at delivery); a 2.1.1
+  request carries no routing headers. A body that version cannot express is FAILED at
+  once with the error naming the field (``NotExpressible``), never sent malformed.
 
 Retention: delivered (DONE) items are kept ``retention`` (7 days by default) after
 their completion, for the operator's view, then deleted by the worker: at most once
@@ -63,6 +69,14 @@ from gateway.domain.clock import Clock, IdFactory
 from gateway.leases import LEASES
 from gateway.roaming.partners import Partner, PartnerRegistry, PartnerStatus, RegistrationError
 from gateway.roaming.server import REGISTRY
+from gateway.roaming.versioning import (
+    LOCATION_KIND,
+    META_OBJECT,
+    META_VERSION,
+    full_object_kind,
+    has_routing_headers,
+    outgoing,
+)
 from gateway.storage.base import OutboxItem, OutboxStatus, OutboxStore, StorageUnavailable, Store
 from ocpi.client import (
     OcpiClientError,
@@ -72,6 +86,7 @@ from ocpi.client import (
     OcpiTransportError,
 )
 from ocpi.transport import PartyId
+from ocpi.versions import NotExpressible
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -727,10 +742,14 @@ class OutboxWorker:
                     full[0],
                     item.id,
                 )
-                reply = await self._send(partner, item, method="PUT", url=full[0], body=full[1])
+                reply = await self._send(
+                    partner, item, method="PUT", url=full[0], body=full[1], kind=full[2]
+                )
                 superseded = True
         except (RegistrationError, _Unsendable) as exc:
             return await self._fail(item, str(exc))
+        except NotExpressible as exc:
+            return await self._fail(item, f"not sent: {exc}")
         except OcpiClientError as exc:
             if is_retryable(exc):
                 return await self._retry(item, _error_text(exc))
@@ -740,9 +759,12 @@ class OutboxWorker:
         await self._run_hooks(item, reply)
         return Delivery(item, Outcome.DELIVERED, reply=reply, superseded=superseded)
 
-    async def _full_object(self, item: OutboxItem, exc: OcpiClientError) -> tuple[str, Any] | None:
-        """``(PUT url, body)`` that replaces a PATCH answered "unknown object", or None
-        (not a PATCH, another error, no builder, or the object is gone)."""
+    async def _full_object(
+        self, item: OutboxItem, exc: OcpiClientError
+    ) -> tuple[str, Any, str | None] | None:
+        """``(PUT url, body, its META_OBJECT kind)`` that replaces a PATCH answered
+        "unknown object", or None (not a PATCH, another error, no builder, or the object
+        is gone)."""
         if item.method != "PATCH" or not _is_unknown_object(exc):
             return None
         spec = (item.meta or {}).get(META_FULL_OBJECT)
@@ -755,7 +777,7 @@ class OutboxWorker:
         if builder is None:
             return None
         body = await builder(object_id)
-        return None if body is None else (url, body)
+        return None if body is None else (url, body, full_object_kind(kind, body))
 
     async def _send(
         self,
@@ -765,23 +787,35 @@ class OutboxWorker:
         method: str | None = None,
         url: str | None = None,
         body: Any = None,
+        kind: str | None = None,
     ) -> OcpiReply:
         """Send ``item`` (or, with ``method``/``url``/``body``, that request in its
-        place, with the item's routing headers and correlation id)."""
-        client = self._registry.client(partner, timeout=self._request_timeout)
+        place, with the item's routing headers and correlation id), in the version the
+        item records (raises NotExpressible when its body cannot be said in it)."""
         meta = item.meta or {}
         raw = meta.get(META_RAW_BODY) if method is None else None
+        version = meta.get(META_VERSION)
+        payload = item.body if method is None else body
+        if isinstance(version, str) and raw is None:
+            payload = await outgoing(
+                version,
+                meta.get(META_OBJECT) if method is None else kind,
+                payload,
+                locations=self._builders.get(LOCATION_KIND),
+            )
+        routed = has_routing_headers(version if isinstance(version, str) else None)
+        client = self._registry.client(partner, timeout=self._request_timeout)
         # The log lines of this delivery name the partner (gateway.logs).
         named = logs.partner.set(partner.id)
         try:
             return await client.request(
                 method or item.method,
                 url or item.url,
-                body=item.body if method is None else body,
+                body=payload,
                 raw_body=raw.encode("utf-8") if isinstance(raw, str) else None,
                 correlation_id=str(meta.get(META_CORRELATION_ID) or item.id),
-                from_party=_party(meta.get(META_FROM)),
-                to_party=_party(meta.get(META_TO)),
+                from_party=_party(meta.get(META_FROM)) if routed else None,
+                to_party=_party(meta.get(META_TO)) if routed else None,
             )
         except (OcpiClientError, asyncio.CancelledError):
             raise

@@ -11,6 +11,10 @@ A bilateral peer gets one copy of a push; a platform connected to the hub gets o
 party that receives the module (its eMSPs, for what the CPO side pushes) and that the
 hub's routing rules let the sending party reach (:attr:`PushPlanner.audience`), each
 with OCPI-from/to-* routing headers, as the hub would route it.
+
+Every item records the version its partner registered in and what its (2.2.1) body is
+(:data:`gateway.roaming.versioning.META_VERSION`, ``META_OBJECT``): the outbox worker
+sends it in that version (:mod:`gateway.roaming.versioning`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from aiohttp import web
 from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.outbox import make_item, routing_meta
 from gateway.roaming.partners import PartnerKind, PartnerRegistry, PartnerStatus
+from gateway.roaming.versioning import META_OBJECT, META_VERSION, object_name, version_of
 from gateway.storage.base import OutboxItem
 from ocpi.transport import PartyId, join_url, json_dumps
 
@@ -112,11 +117,20 @@ class PushPlanner:
         *,
         from_party: PartyId | None = None,
         to_party: PartyId | None = None,
+        object_type: str | None = None,
     ) -> OutboxItem:
+        """An item to ``partner_id``; ``body`` a 2.2.1 object (a model, or the JSON of
+        the model ``object_type`` names, e.g. ``"SessionPatch"``), sent in the partner's
+        version."""
         routing = routing_meta(from_party=from_party, to_party=to_party)
+        partner = self._registry.get(partner_id)
+        if partner is not None:
+            routing[META_VERSION] = version_of(partner)
+            kind = object_type or object_name(body)
+            if kind is not None:
+                routing[META_OBJECT] = kind
         # One sequence per receiving party on a hub platform (its parties are
         # independent); per partner for a peer, as before routing headers were sent.
-        partner = self._registry.get(partner_id)
         per_party = to_party is not None and partner is not None and partner.kind is PartnerKind.HUB
         key = f"{partner_id}|{to_party}|" if per_party else f"{partner_id}|"
         return make_item(
@@ -141,6 +155,7 @@ class PushPlanner:
         object_key: str,
         sender: PartyId | None = None,
         meta: dict[str, Any] | None = None,
+        object_type: str | None = None,
     ) -> OutboxItem:
         """An item to one receiver (:meth:`targets`): ``segments`` appended to its
         receiver URL (e.g. ``("NL", "ABC", "LOC1")``); ``sender`` is the hosted party the
@@ -155,6 +170,7 @@ class PushPlanner:
             meta,
             from_party=sender,
             to_party=target.party,
+            object_type=object_type,
         )
 
     def broadcast(

@@ -376,7 +376,9 @@ class SessionService:
             if roaming is None:
                 if ended:
                     await self._record_failure(
-                        tx, session_id, doc.data.get("partner_id"),
+                        tx,
+                        session_id,
+                        doc.data.get("partner_id"),
                         "the token or the location of the session is gone",
                     )
                 log.warning("session %s: its token or location is gone", session_id)
@@ -426,7 +428,9 @@ class SessionService:
                 # An eMSP that answers "unknown object" gets the whole session by PUT.
                 full = full_object_meta(SESSION_OBJECT, session.id, url)
                 items.append(
-                    self._item(roaming, "sessions", "PATCH", url, body, session.id, full)
+                    self._item(
+                        roaming, "sessions", "PATCH", url, body, session.id, full, "SessionPatch"
+                    )
                 )
                 last_patch = format_datetime(now)
         data: dict[str, Any] = {
@@ -452,7 +456,9 @@ class SessionService:
         roaming = await self._roaming(tx, doc.data.get("partner_id"))
         if roaming is None:
             await self._record_failure(
-                tx, doc.key, doc.data.get("partner_id"),
+                tx,
+                doc.key,
+                doc.data.get("partner_id"),
                 "the token or the location of the session is gone",
             )
             return False
@@ -476,6 +482,7 @@ class SessionService:
         body: Any,
         key: str,
         meta: dict[str, Any] | None = None,
+        object_type: str | None = None,
     ) -> Any:
         location, token = roaming.place.location, roaming.token.token
         return self._planner.item(
@@ -488,6 +495,7 @@ class SessionService:
             meta,
             from_party=PartyId(location.country_code, location.party_id),
             to_party=PartyId(token.country_code, token.party_id),
+            object_type=object_type,
         )
 
     # -- building -----------------------------------------------------------------
@@ -816,9 +824,7 @@ class SessionService:
         failure = FailedCdr(
             tx.id, session_id, partner_id, tx.charger_id, reason, self._clock.now(), attempts
         )
-        await self._store.cdrs.put(
-            Document(key, failure.to_json(), failure.failed_at, FAILED_CDRS)
-        )
+        await self._store.cdrs.put(Document(key, failure.to_json(), failure.failed_at, FAILED_CDRS))
 
     async def failed_cdrs(
         self, *, offset: int = 0, limit: int = 100

@@ -14,6 +14,11 @@ Authorization (mod_tokens, "Real-time authorization" and WhitelistType):
   is asked at once; the first ALLOWED wins. No answer from any: Invalid, so a
   driver of an unreachable eMSP is refused rather than charged without a payer.
 
+Each eMSP is asked in the version it registered in (2.1.1, 2.2.1 or 2.3.0: the
+LocationReferences sent and the AuthorizationInfo read in that version's shapes, no
+routing headers in 2.1.1). A 2.1.1 answer carries no Token: the one we have is used, or,
+for a uid we did not have, one made from the eMSP's party with the uid as contract id.
+
 The budget (``GATEWAY_REALTIME_AUTH_TIMEOUT``, 5 s by default) stays well under
 the charger's own timeout for its Authorize, so the charger always gets an answer.
 """
@@ -27,11 +32,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
+import ocpi.v211 as v211
+import ocpi.v230 as v230
 from gateway.domain.clock import Clock
 from gateway.domain.commands import LocalListEntry, LocalListStatus, token_type_of
 from gateway.domain.models import AuthorizationResult, AuthorizationStatus, IdToken
-from gateway.roaming.partners import PartnerRegistry, partner_of
+from gateway.roaming.partners import Partner, PartnerRegistry, partner_of
 from gateway.roaming.pushes import PushPlanner, PushTarget
+from gateway.roaming.versioning import (
+    AUTHORIZATION_INFO,
+    has_routing_headers,
+    outgoing,
+    version_of,
+)
 from gateway.storage.base import Document, Store
 from ocpi.client import OcpiClientError
 from ocpi.server import OcpiRequestContext
@@ -39,6 +54,9 @@ from ocpi.transport import InvalidParametersError, PartyId, join_url, json_loads
 from ocpi.v221 import AuthorizationInfo, LocationReferences, Token, TokenPatch
 from ocpi.v221.enums import AllowedType, WhitelistType
 from ocpi.v221.patch import apply_patch
+from ocpi.versions import NotExpressible
+from ocpi.versions.v211 import authorization_info_from_v211
+from ocpi.versions.v230 import authorization_info_from_v230
 
 log = logging.getLogger(__name__)
 
@@ -260,32 +278,81 @@ class RoamingAuthorizer:
         token_type: str,
         where: Where,
         to_party: PartyId | None = None,
+        token: Token | None = None,
     ) -> AuthorizationInfo | None:
+        """Ask the eMSP in the version it registered in (mod_tokens real-time
+        authorization: ``POST {tokens}/{uid}/authorize?type=`` with the
+        LocationReferences); its answer in the internal form. ``token``: the token as we
+        have it (2.1.1 answers carry none)."""
         partner = self._registry.get(partner_id)
         url = partner.endpoint("tokens", "SENDER") if partner else None
         if partner is None or url is None:
             return None
+        version = version_of(partner)
         client = self._registry.client(partner, timeout=self._budget)
-        # Routing headers: a hub platform may host several eMSPs.
-        client.from_party, client.to_party = where.cpo, to_party
+        if has_routing_headers(version):
+            # Routing headers: a hub platform may host several eMSPs (none in 2.1.1).
+            client.from_party, client.to_party = where.cpo, to_party
         started = time.perf_counter()
         answered = False
         try:
+            refs = await outgoing(version, "LocationReferences", where.refs)
             reply = await client.post(
                 join_url(url, uid, "authorize"),
-                where.refs,
-                AuthorizationInfo,
+                refs,
+                AUTHORIZATION_INFO[version],
                 params={"type": token_type},
             )
             answered = True
-        except OcpiClientError as exc:
+            return self._internal(version, reply, partner, uid, token_type, token)
+        except (OcpiClientError, NotExpressible) as exc:
             log.warning("real-time authorization of %s at %s failed: %s", uid, partner_id, exc)
             return None
         finally:
             if self.observe is not None:
                 self.observe(time.perf_counter() - started, answered)
+
+    def _internal(
+        self,
+        version: str,
+        reply: BaseModel,
+        partner: Partner,
+        uid: str,
+        token_type: str,
+        token: Token | None,
+    ) -> AuthorizationInfo:
+        """An eMSP's AuthorizationInfo of ``version`` in the internal form."""
+        if isinstance(reply, v230.AuthorizationInfo):
+            return authorization_info_from_v230(reply)
+        if isinstance(reply, v211.AuthorizationInfo):
+            return authorization_info_from_v211(
+                reply, token=token or self._realtime_token(partner, uid, token_type, reply)
+            )
         assert isinstance(reply, AuthorizationInfo)
         return reply
+
+    def _realtime_token(
+        self, partner: Partner, uid: str, token_type: str, reply: v211.AuthorizationInfo
+    ) -> Token:
+        """The Token of a uid a 2.1.1 eMSP authorized without our having it: 2.1.1
+        answers carry no Token, so it is the eMSP's party (its 2.1.1 credentials hold
+        one), the uid as the contract id (2.1.1 ``auth_id``: we know no other) and
+        whitelist NEVER (kept from a real-time answer: the eMSP is asked every time)."""
+        parties = partner.parties("EMSP") or partner.parties()
+        country_code, party_id = parties[0] if parties else ("ZZ", "ZZZ")
+        return Token.model_validate(
+            {
+                "country_code": country_code,
+                "party_id": party_id,
+                "uid": uid,
+                "type": token_type,
+                "contract_id": uid,
+                "issuer": partner.name[:64] or partner.id,
+                "valid": reply.allowed == "ALLOWED",
+                "whitelist": WhitelistType.NEVER,
+                "last_updated": self._clock.now(),
+            }
+        )
 
     async def authorize(
         self, token: IdToken, *, charger_id: str, evse_id: int | None
@@ -308,7 +375,9 @@ class RoamingAuthorizer:
         info = None
         if found.partner_id is not None:
             owner = PartyId(token.country_code, token.party_id)
-            info = await self._ask(found.partner_id, token.uid, str(token.type), where, owner)
+            info = await self._ask(
+                found.partner_id, token.uid, str(token.type), where, owner, token
+            )
         if info is None:
             if token.whitelist is WhitelistType.ALLOWED_OFFLINE:
                 return local
@@ -333,7 +402,10 @@ class RoamingAuthorizer:
                 partner_id, info = await next_done
                 if info is None:
                     continue
-                result = await self._answer(info, partner_id)
+                # Only the eMSP that allows it keeps the uid: a refusal by another eMSP
+                # (of a uid that is not its driver's) must not make the uid its token.
+                allowed = AllowedType(info.allowed) is AllowedType.ALLOWED
+                result = await self._answer(info, partner_id, keep=allowed)
                 if result.status is AuthorizationStatus.ACCEPTED:
                     return result
                 refused = refused or result
@@ -344,9 +416,12 @@ class RoamingAuthorizer:
                 task.cancel()
         return refused or AuthorizationResult(AuthorizationStatus.INVALID, source="ocpi")
 
-    async def _answer(self, info: AuthorizationInfo, partner_id: str | None) -> AuthorizationResult:
-        # Keep the token the eMSP returned: sessions and CDRs need its details.
-        await self._store.ocpi_tokens.put(token_document(info.token, partner_id, "realtime"))
+    async def _answer(
+        self, info: AuthorizationInfo, partner_id: str | None, *, keep: bool = True
+    ) -> AuthorizationResult:
+        if keep:
+            # Keep the token the eMSP returned: sessions and CDRs need its details.
+            await self._store.ocpi_tokens.put(token_document(info.token, partner_id, "realtime"))
         return AuthorizationResult(
             _ALLOWED.get(AllowedType(info.allowed), AuthorizationStatus.INVALID),
             source=f"ocpi:{info.token.country_code}*{info.token.party_id}",

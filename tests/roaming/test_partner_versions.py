@@ -1,0 +1,241 @@
+"""The gateway as CPO calls each partner in the OCPI version it registered in.
+
+Real aiohttp eMSP receivers of OCPI 2.1.1 and 2.3.0 (tests/roaming/versioned_emsp.py,
+which check every body against that version's models, and for 2.3.0 the official
+OpenAPI schemas) beside the 2.2.1 one of tests/roaming/emsp.py, and simulated OCPP
+chargers: locations, tariffs, EVSE status PATCHes, real-time authorization, the session
+PUT/PATCH and CDR of a charge, command results, and a push a version cannot express
+failing visibly in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import pytest
+from ocpp.v16 import call as call16
+
+from gateway.roaming.server import REGISTRY
+from gateway.storage.base import OutboxStatus
+from tests.conftest import FakeClock, Gateway, GatewayFactory
+from tests.ocpi.openapi import validate_against_openapi
+from tests.roaming.emsp import EmspPlatform
+from tests.roaming.test_catalog import LOCATION, TARIFF
+from tests.roaming.versioned_emsp import VersionedEmsp, register_directly
+from tests.sim import connect
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (result := await check()):
+            await asyncio.sleep(0.02)
+    return result
+
+
+def _now(value: Any) -> Callable[[], Awaitable[Any]]:
+    async def check() -> Any:
+        return value()
+
+    return check
+
+
+def _mv(ts: str, wh: str) -> list[dict[str, Any]]:
+    return [{"timestamp": ts, "sampledValue": [{"value": wh, "measurand": "Energy.Active.Import.Register"}]}]
+
+
+@pytest.fixture(params=["2.1.1", "2.3.0"])
+async def other(request: pytest.FixtureRequest) -> AsyncIterator[VersionedEmsp]:
+    """An eMSP of another version than 2.2.1."""
+    platform = VersionedEmsp(str(request.param), party_id="OLD" if request.param == "2.1.1" else "NEW")
+    await platform.start()
+    try:
+        yield platform
+    finally:
+        await platform.stop()
+
+
+async def _register_221(gw: Gateway, emsp: EmspPlatform) -> str:
+    _, partner = await gw.admin("POST", "/partners", {"name": "eMSP 2.2.1"})
+    status, _ = await gw.admin(
+        "POST", f"/partners/{partner['id']}/register", {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a}
+    )
+    assert status == 200
+    return str(partner["id"])
+
+
+async def _catalog(gw: Gateway) -> None:
+    assert (await gw.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+    assert (await gw.admin("PUT", "/locations/LOC1", LOCATION))[0] == 201
+    status, _ = await gw.admin("PUT", "/chargers/CP16", {"location_id": "LOC1", "evses": [{"ocpp_id": 1, "evse_uid": "CP16-1", "evse_id": "ZZ*GWY*E16"}]})
+    assert status == 201
+
+
+async def test_charge_by_an_emsp_of_another_version(gateways: GatewayFactory, emsp: EmspPlatform, other: VersionedEmsp) -> None:
+    """Side by side with a 2.2.1 eMSP: the catalog and EVSE statuses reach each in its own
+    version; a driver of the other eMSP is authorized in real time in its version, and the
+    session (PUT, PATCH, PUT) and CDR of the charge reach it in that version only."""
+    clock = FakeClock()
+    gw = await gateways.start(clock=clock, outbox_poll_interval=0.2)
+    await _register_221(gw, emsp)
+    partner_id = await register_directly(gw, other)
+    await _catalog(gw)
+    version = other.version
+
+    # Tariff and location, each in its version.
+    [tariff] = await eventually(_now(lambda: other.pushes("tariffs", "PUT")))
+    assert tariff[1] == f"{other.base}/tariffs/ZZ/GWY/AC-STD"
+    await eventually(_now(lambda: [r for r in other.pushes("locations", "PUT") if r[2].get("evses")]))
+    location = other.pushes("locations", "PUT")[-1][2]
+    if version == "2.1.1":
+        assert "country_code" not in location and location["type"] == "UNKNOWN"
+        assert location["evses"][0]["connectors"][0]["voltage"] == 230
+        assert tariff[2]["elements"][0]["price_components"][0] == {"type": "ENERGY", "price": Decimal("0.35"), "step_size": 1}
+    else:
+        assert location["country_code"] == "ZZ"
+        assert tariff[2]["tax_included"] == "NO"
+    await eventually(_now(lambda: emsp.pushes("locations", "PUT")))
+    validate_against_openapi("locations", "Location", emsp.pushes("locations", "PUT")[-1][2])
+
+    async with connect(gw.ws_url, "CP16", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+
+        # The EVSE status PATCH reaches both, each in its version.
+        def charging(received: list[tuple[str, str, Any]]) -> list[Any]:
+            return [r for r in received if r[0] == "PATCH" and r[1].endswith("/locations/ZZ/GWY/LOC1/CP16-1") and (r[2] or {}).get("status") == "CHARGING"]
+
+        await eventually(_now(lambda: charging(other.received)))
+        await eventually(_now(lambda: charging(emsp.received)))
+
+        # A driver of the other eMSP, unknown to the gateway: every eMSP is asked, the
+        # other one in its version, and allows it.
+        other.authorize["OTHER-DRIVER"] = "ALLOWED"
+        answer = await cp.call(call16.Authorize(id_tag="OTHER-DRIVER"))
+        assert answer.id_tag_info["status"] == "Accepted"
+        uid, query, refs = other.authorize_requests[0]
+        assert (uid, query) == ("OTHER-DRIVER", {"type": "RFID"})
+        assert refs == {"location_id": "LOC1", "evse_uids": ["CP16-1"]}
+
+        start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="OTHER-DRIVER", meter_start=1000, timestamp="2026-11-23T10:00:00Z"))
+        assert start.id_tag_info["status"] == "Accepted"
+        await eventually(_now(lambda: other.pushes("sessions", "PUT")))
+        clock.advance(61)  # session PATCHes go at most once a minute
+        await cp.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=_mv("2026-11-23T10:30:00Z", "8000")))
+        await eventually(_now(lambda: other.pushes("sessions", "PATCH")))
+        clock.advance(61)
+        await cp.call(call16.StopTransaction(meter_stop=11_000, timestamp="2026-11-23T11:00:00Z", transaction_id=start.transaction_id))
+        [cdr] = await eventually(_now(lambda: other.pushes("cdrs", "POST")))
+
+    sessions = other.pushes("sessions")
+    assert [r[0] for r in sessions] == ["PUT", "PATCH", "PUT"]
+    put, patch, final = (r[2] for r in sessions)
+    assert patch["kwh"] == 7
+    assert final["status"] == "COMPLETED"
+    cdr_body = cdr[2]
+    assert cdr[1] == f"{other.base}/cdrs"
+    if version == "2.1.1":
+        # 2.1.1: the driver by auth_id, the location embedded with the EVSE and connector
+        # used, totals as plain numbers excluding VAT.
+        assert put["auth_id"] == "OTHER-DRIVER"
+        assert put["location"]["id"] == "LOC1"
+        assert [e["uid"] for e in put["location"]["evses"]] == ["CP16-1"]
+        assert "start_datetime" in put and "cdr_token" not in put
+        assert patch["total_cost"] == Decimal("2.45")
+        assert cdr_body["total_cost"] == Decimal("3.5")
+        assert cdr_body["location"]["evses"][0]["evse_id"] == "ZZ*GWY*E16"
+        assert "stop_date_time" in cdr_body
+        # 2.1.1 has no routing headers.
+        assert other.routing_headers() == set()
+    else:
+        assert put["cdr_token"]["uid"] == "OTHER-DRIVER"
+        assert put["authorization_reference"] == "AUTH-OTHER-DRIVER"
+        assert patch["total_cost"] == {"before_taxes": Decimal("2.45"), "taxes": [{"name": "VAT", "amount": Decimal("0.51")}]}
+        assert cdr_body["total_cost"]["before_taxes"] == Decimal("3.5")
+        assert other.routing_headers() == {"OCPI-from-country-code", "OCPI-from-party-id", "OCPI-to-country-code", "OCPI-to-party-id"}
+    # Every body the other eMSP received was valid in its version; the 2.2.1 eMSP got no
+    # session of this driver.
+    assert other.errors == []
+    assert emsp.pushes("sessions") == [] and emsp.pushes("cdrs") == []
+    items = await gw.store.outbox.list(partner_id=partner_id)
+    assert {i.status for i in items} == {OutboxStatus.DONE}
+    # The outbox keeps the internal form (converted at delivery), and the version.
+    assert {(i.meta or {}).get("ocpi_version") for i in items} == {version}
+
+
+async def test_a_push_the_version_cannot_express_fails_visibly(gateways: GatewayFactory, emsp: EmspPlatform) -> None:
+    """A connector standard 2.1.1 lacks: the 2.1.1 eMSP's Location PUT is FAILED at once,
+    naming the field, never sent; the 2.2.1 eMSP gets it."""
+    gw = await gateways.start(outbox_poll_interval=0.2)
+    old = VersionedEmsp("2.1.1")
+    await old.start()
+    try:
+        await _register_221(gw, emsp)
+        partner_id = await register_directly(gw, old)
+        gbt = LOCATION | {"connectors": [LOCATION["connectors"][0] | {"standard": "GBT_AC"}]}
+        assert (await gw.admin("PUT", "/tariffs/AC-STD", TARIFF))[0] == 201
+        assert (await gw.admin("PUT", "/locations/LOC9", gbt))[0] == 201
+        await gw.admin("PUT", "/chargers/CP9", {"location_id": "LOC9", "evses": [{"ocpp_id": 1, "evse_uid": "CP9-1"}]})
+
+        async def failed() -> list[Any]:
+            _, items = await gw.admin("GET", f"/outbox?status=failed&partner_id={partner_id}")
+            return list(items)
+
+        items = await eventually(failed)
+        assert {i["module"] for i in items} == {"locations"}
+        error = items[0]["last_error"]
+        assert "evses[0].connectors[0].standard" in error and "2.1.1" in error
+        # The location went out before it had an EVSE; the EVSE's connector never did.
+        assert [r for r in old.pushes("locations") if r[2].get("evses")] == []
+        assert old.pushes("tariffs", "PUT")  # what 2.1.1 can say still goes
+        await eventually(_now(lambda: [r for r in emsp.pushes("locations", "PUT") if r[2]["id"] == "LOC9"]))
+    finally:
+        await old.stop()
+
+
+async def test_command_result_in_the_version_of_the_sender(gateways: GatewayFactory, other: VersionedEmsp) -> None:
+    """UNLOCK_CONNECTOR: the charger's answer goes to the response_url as a 2.1.1
+    CommandResponse, or a 2.3.0 CommandResult."""
+    gw = await gateways.start(outbox_poll_interval=0.2)
+    partner_id = await register_directly(gw, other)
+    await _catalog(gw)
+    ours = "ours-" + other.version
+    # The token the partner calls us with (the handshake's, set directly here).
+    registry = gw.app[REGISTRY]
+    from dataclasses import replace
+
+    from gateway.roaming.vault import hash_token
+
+    partner = registry.get(partner_id)
+    assert partner is not None
+    await registry._save(replace(partner, our_token_hash=hash_token(ours)))
+    respond = f"{other.url}{other.base}/commands/UNLOCK_CONNECTOR/42"
+    body = {"response_url": respond, "location_id": "LOC1", "evse_uid": "CP16-1", "connector_id": "1"}
+    async with connect(gw.ws_url, "CP16", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        answer = await _command(gw, other.version, ours, "UNLOCK_CONNECTOR", body)
+        assert answer["data"]["result"] == "ACCEPTED"
+        [result] = await eventually(_now(lambda: other.pushes("commands", "POST")))
+    assert result[1].endswith("/UNLOCK_CONNECTOR/42")
+    assert result[2] == {"result": "ACCEPTED"}
+    assert other.errors == []
+
+
+async def _command(gw: Gateway, version: str, token: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a command in ``version`` where the gateway serves it (the inbound side), else
+    through 2.2.1 (the command bodies of UNLOCK_CONNECTOR are the same in all three)."""
+    encoded = "Token " + base64.b64encode(token.encode()).decode()
+    attempts = [(version, "Token " + token if version == "2.1.1" else encoded), ("2.2.1", encoded)]
+    async with aiohttp.ClientSession() as s:
+        for path_version, header in attempts:
+            async with s.post(f"{gw.url}/ocpi/{path_version}/commands/{name}", json=body, headers={"Authorization": header}) as r:
+                if r.status == 404:
+                    continue
+                assert r.status == 200, await r.text()
+                return dict(await r.json())
+    raise AssertionError("no commands endpoint answered")
