@@ -83,7 +83,13 @@ from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, RetryPolicy, make_outb
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PLANNER, PushPlanner
-from gateway.roaming.server import REGISTRY, build_ocpi_app
+from gateway.roaming.server import (
+    REGISTRY,
+    ServedVersion,
+    build_ocpi_app,
+    cpo_version,
+    emsp_party,
+)
 from gateway.roaming.sessions import SESSION_OBJECT, SessionService
 from gateway.roaming.tokens import (
     OfflineTokens,
@@ -117,6 +123,7 @@ from ocpi.server import (
 )
 from ocpi.transport import PartyId, json_dumps
 from ocpi.v221 import BusinessDetails, CredentialsRole, Endpoint, InterfaceRole, ModuleID, Role
+from ocpi.version_adapters import CpoModules, cpo_operations
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +298,24 @@ def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
         *cdrs_sender_routes(providers),
         *commands_receiver_routes(providers),
         *charging_profiles_receiver_routes(providers),
+    ]
+
+
+def ocpi_other_versions(
+    settings: Settings, providers: CpoProviders, clock: Clock
+) -> list[ServedVersion]:
+    """The CPO interface in OCPI 2.1.1 and 2.3.0: the same providers, through the
+    version adapters (ocpi.version_adapters)."""
+    modules = CpoModules(
+        providers, providers, providers, providers, providers, providers, providers
+    )
+    return [
+        cpo_version(
+            f"{settings.base_url}/ocpi/{version}",
+            version,
+            cpo_operations(version, modules, party_of=emsp_party, now=clock.now),
+        )
+        for version in ("2.1.1", "2.3.0")
     ]
 
 
@@ -755,7 +780,12 @@ def build_app(
     app.add_subapp("/ocpi/hub", build_hub_app(settings.base_url))
     app.add_subapp(
         "/ocpi",
-        build_ocpi_app(settings.base_url, ocpi_endpoints(settings), ocpi_routes(providers)),
+        build_ocpi_app(
+            settings.base_url,
+            ocpi_endpoints(settings),
+            ocpi_routes(providers),
+            versions=ocpi_other_versions(settings, providers, app[CLOCK]),
+        ),
     )
     return app
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.hub.service import HUB, ROUTED_MODULES
 from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
-from gateway.roaming.server import build_ocpi_app
+from gateway.roaming.server import ServedVersion, build_ocpi_app, credentials_endpoints
 from ocpi.server import CONTEXT_KEY, configuration_module, ocpi_context
 from ocpi.v221 import Endpoint
 from ocpi.v221.enums import InterfaceRole, ModuleID
@@ -77,6 +77,15 @@ async def _note_activity(
     return await handler(request)
 
 
+def hub_other_versions(base_url: str) -> list[ServedVersion]:
+    """The hub's 2.1.1 and 2.3.0: versions, version details and credentials (a platform
+    registers in them; the routed modules are 2.2.1's)."""
+    return [
+        ServedVersion(version, credentials_endpoints(f"{base_url}{HUB_MOUNT}/{version}"))
+        for version in ("2.1.1", "2.3.0")
+    ]
+
+
 def build_hub_app(base_url: str) -> web.Application:
     return build_ocpi_app(
         base_url,
@@ -85,4 +94,5 @@ def build_hub_app(base_url: str) -> web.Application:
         kind=PartnerKind.HUB,
         mount=HUB_MOUNT,
         middlewares=[_note_activity],
+        versions=hub_other_versions(base_url),
     )

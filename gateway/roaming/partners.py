@@ -1,4 +1,16 @@
-"""Roaming partners and the OCPI credentials handshake (OCPI 2.2.1 credentials.asciidoc).
+"""Roaming partners and the OCPI credentials handshake (credentials.asciidoc), in OCPI
+2.1.1, 2.2.1 and 2.3.0.
+
+Each partner is served and called in one version (``Partner.version``; records of
+earlier releases have none and are 2.2.1): when we register at a partner, the highest
+version both sides support; when a partner registers with us, the version whose
+credentials URL it POSTs to; a PUT on another version's credentials URL switches to that
+version ("A PUT will switch to the version that contains this credentials endpoint",
+credentials, PUT Method, in every version), fetching the partner's endpoints of that
+version. Credentials, versions and endpoints are kept in the internal form (the 2.2.1
+models): a 2.1.1 credentials object (one party, no roles) is read as one EMSP role, a
+2.3.0 ``hub_party_id`` as a HUB role (:mod:`ocpi.versions`). The token goes in the
+Authorization header as it is to a 2.1.1 partner, Base64-encoded to the others.
 
 Token names follow the direction of each call rather than the spec's A/B/C letters,
 which depend on who started the registration:
@@ -30,18 +42,30 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
+from pydantic import BaseModel
 
+import ocpi.v211 as v211
+import ocpi.v230 as v230
 from gateway.domain.clock import Clock, IdFactory
 from gateway.roaming.vault import TokenVault, hash_token
 from gateway.storage.base import Document, DocumentStore
-from ocpi.client import ExchangeObserver, OcpiClient, OcpiClientError
+from ocpi.client import (
+    ExchangeObserver,
+    OcpiClient,
+    OcpiClientError,
+    OcpiHttpError,
+    OcpiStatusError,
+)
 from ocpi.transport import (
     MethodNotAllowedError,
     UnsupportedVersionError,
     format_datetime,
     parse_datetime,
 )
-from ocpi.v221 import Credentials, CredentialsRole, Endpoint, Version, VersionDetails
+from ocpi.v221 import Credentials, CredentialsRole, Endpoint, Role, Version, VersionDetails
+from ocpi.versions import SUPPORTED_VERSIONS, NotExpressible, version_key
+from ocpi.versions import v211 as conv211
+from ocpi.versions import v230 as conv230
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +107,12 @@ class Partner:
     endpoints: tuple[PartnerEndpoint, ...] = ()
     roles: tuple[dict[str, Any], ...] = ()  # the partner's CredentialsRole objects, as sent
     kind: PartnerKind = PartnerKind.PEER
+
+    @property
+    def ocpi_version(self) -> str:
+        """The OCPI version the partner is served and called in (records of releases
+        before 2.1.1 and 2.3.0 were added have none: 2.2.1)."""
+        return self.version or OCPI_VERSION
 
     def endpoint(self, module: str, role: str) -> str | None:
         for ep in self.endpoints:
@@ -207,6 +237,77 @@ class OurIdentity:
     endpoints: Sequence[Endpoint] = field(default_factory=list)
 
 
+# ------------------------------------------------------------------- versions
+
+
+def encodes_token(version: str) -> bool:
+    """Whether the credentials token is Base64-encoded in the Authorization header:
+    from 2.2 on; 2.1.1 sends it as it is (transport_and_format, Authorization)."""
+    return version != "2.1.1"
+
+
+def v211_party_role(kind: PartnerKind) -> Role:
+    """What the one party of a 2.1.1 credentials object is to us (2.1.1 does not say):
+    the partners of the CPO interface are eMSPs, and so, for now, are 2.1.1 platforms on
+    the hub."""
+    return Role.EMSP
+
+
+def credentials_model(version: str) -> type[BaseModel]:
+    """The Credentials object of ``version``."""
+    if version == "2.1.1":
+        return v211.Credentials
+    if version == "2.3.0":
+        return v230.Credentials
+    return Credentials
+
+
+def credentials_in(credentials: BaseModel, kind: PartnerKind) -> Credentials:
+    """A partner's credentials (of :func:`credentials_model`) in the internal form;
+    :class:`~ocpi.versions.NotExpressible` names what 2.2.1 cannot hold."""
+    if isinstance(credentials, v211.Credentials):
+        return conv211.credentials_from_v211(credentials, role=v211_party_role(kind))
+    if isinstance(credentials, v230.Credentials):
+        return conv230.credentials_from_v230(credentials)
+    if not isinstance(credentials, Credentials):
+        raise TypeError(f"not a Credentials object: {type(credentials).__name__}")
+    return credentials
+
+
+def credentials_out(
+    version: str, ours: Credentials, *, reachable: Sequence[CredentialsRole] = ()
+) -> BaseModel:
+    """Our credentials (internal form) in ``version``. 2.1.1 carries one party: our
+    first role's. 2.3.0 writes a HUB role as ``hub_party_id`` and lists the parties a
+    hub reaches (``reachable``) as its roles."""
+    if version == "2.1.1":
+        return conv211.credentials_to_v211(ours.model_copy(update={"roles": ours.roles[:1]}))
+    if version == "2.3.0":
+        parties = [v230.CredentialsRole.model_validate(r.to_wire()) for r in reachable]
+        return conv230.credentials_to_v230(ours, reachable=parties)
+    return ours
+
+
+def _details_model(version: str) -> type[BaseModel]:
+    if version == "2.1.1":
+        return v211.VersionDetails
+    if version == "2.3.0":
+        return v230.VersionDetails
+    return VersionDetails
+
+
+def _endpoints_in(details: BaseModel, kind: PartnerKind) -> list[Endpoint]:
+    """A partner's version details (of :func:`_details_model`) as internal endpoints."""
+    if isinstance(details, v211.VersionDetails):
+        internal = conv211.version_details_from_v211(details, party_role=v211_party_role(kind))
+        return list(internal.endpoints)
+    if isinstance(details, v230.VersionDetails):
+        return [Endpoint.model_validate(e.to_wire()) for e in details.endpoints]
+    if not isinstance(details, VersionDetails):
+        raise TypeError(f"not a VersionDetails object: {type(details).__name__}")
+    return list(details.endpoints)
+
+
 class PartnerRegistry:
     """Partners, cached in memory (a handful of records) and written through to the store."""
 
@@ -242,9 +343,22 @@ class PartnerRegistry:
         # the partner's id: set by the composition root.
         self.observer: Callable[[str], ExchangeObserver] | None = None
 
-    def _client(self, partner_id: str, token: str, timeout: float | None = None) -> OcpiClient:
+    def _client(
+        self,
+        partner_id: str,
+        token: str,
+        timeout: float | None = None,
+        *,
+        version: str = OCPI_VERSION,
+    ) -> OcpiClient:
         observer = self.observer(partner_id) if self.observer is not None else None
-        return OcpiClient(self._http, token, timeout=timeout or self._timeout, observer=observer)
+        return OcpiClient(
+            self._http,
+            token,
+            encode_token=encodes_token(version),
+            timeout=timeout or self._timeout,
+            observer=observer,
+        )
 
     async def load(self) -> None:
         """Read every partner; records with clear tokens (earlier releases) or a token
@@ -450,31 +564,69 @@ class PartnerRegistry:
         return True
 
     def client(self, partner: Partner, *, timeout: float | None = None) -> OcpiClient:
+        """A client calling ``partner`` with its token, encoded as its version wants
+        (unencoded for 2.1.1)."""
         if partner.their_token is None:
             raise RegistrationError(f"partner {partner.id} has no token to call it with")
-        return self._client(partner.id, partner.their_token, timeout)
+        return self._client(partner.id, partner.their_token, timeout, version=partner.ocpi_version)
 
-    async def _discover(self, client: OcpiClient, versions_url: str) -> tuple[str, list[Endpoint]]:
-        """Pick 2.2.1 from the partner's versions and fetch its endpoints."""
-        try:
-            versions = await client.get_list(versions_url, Version)
-        except OcpiClientError as exc:
-            raise RegistrationError(f"GET {versions_url}: {exc}") from exc
-        chosen = next((v for v in versions if str(v.version) == OCPI_VERSION), None)
+    async def _versions(
+        self, partner_id: str, token: str, versions_url: str, version: str | None
+    ) -> list[Version]:
+        """The partner's versions list. Before a version is chosen (``version`` None) the
+        token goes Base64-encoded, then, when that is refused with HTTP 401, as it is (a
+        2.1.1 platform)."""
+        encodings = [version or OCPI_VERSION] + (["2.1.1"] if version is None else [])
+        for attempt, encoding in enumerate(encodings):
+            client = self._client(partner_id, token, version=encoding)
+            try:
+                return await client.get_list(versions_url, Version)
+            except (OcpiHttpError, OcpiStatusError) as exc:
+                if exc.http_status != 401 or attempt == len(encodings) - 1:
+                    raise RegistrationError(f"GET {versions_url}: {exc}") from exc
+            except OcpiClientError as exc:
+                raise RegistrationError(f"GET {versions_url}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def _discover(
+        self,
+        partner_id: str,
+        token: str,
+        versions_url: str,
+        kind: PartnerKind,
+        version: str | None = None,
+    ) -> tuple[str, list[Endpoint]]:
+        """The partner's ``version`` (None: the highest both sides support) and its
+        endpoints in that version, in the internal form."""
+        versions = await self._versions(partner_id, token, versions_url, version)
+        offered = {str(v.version): str(v.url) for v in versions}
+        if version is None:
+            common = [v for v in SUPPORTED_VERSIONS if v in offered]
+            chosen = max(common, key=version_key) if common else None
+        else:
+            chosen = version if version in offered else None
         if chosen is None:
-            offered = ", ".join(str(v.version) for v in versions) or "none"
+            wanted = version or " or ".join(SUPPORTED_VERSIONS)
             raise UnsupportedVersionError(
-                f"the partner offers no OCPI {OCPI_VERSION} (offers: {offered})"
+                f"the partner offers no OCPI {wanted} (offers: {', '.join(offered) or 'none'})"
             )
+        client = self._client(partner_id, token, version=chosen)
         try:
-            details = await client.get(str(chosen.url), VersionDetails)
+            details = await client.get(offered[chosen], _details_model(chosen))
         except OcpiClientError as exc:
-            raise RegistrationError(f"GET {chosen.url}: {exc}") from exc
-        return str(chosen.url), list(details.endpoints)
+            raise RegistrationError(f"GET {offered[chosen]}: {exc}") from exc
+        return chosen, _endpoints_in(details, kind)
 
     def our_credentials(self, token: str, kind: PartnerKind = PartnerKind.PEER) -> Credentials:
+        """Ours, in the internal form (:meth:`our_credentials_in` for a version)."""
         identity = self.identity_for(kind)
         return Credentials(token=token, url=identity.versions_url, roles=list(identity.roles))
+
+    def our_credentials_in(self, version: str, token: str, kind: PartnerKind) -> BaseModel:
+        """Ours in ``version``. A 2.3.0 hub lists the parties it reaches as roles: the
+        CPO parties the gateway hosts."""
+        reachable = self.identity.roles if kind is PartnerKind.HUB else ()
+        return credentials_out(version, self.our_credentials(token, kind), reachable=reachable)
 
     async def register_at(self, partner_id: str, versions_url: str, token_a: str) -> Partner:
         """We register at the partner's platform with the token A it gave the operator."""
@@ -484,8 +636,10 @@ class PartnerRegistry:
                 raise KeyError(partner_id)
             if partner.status is PartnerStatus.REGISTERED:
                 raise MethodNotAllowedError("already registered; update or unregister first")
-            client = self._client(partner.id, token_a)
-            _, endpoints = await self._discover(client, versions_url)
+            version, endpoints = await self._discover(
+                partner.id, token_a, versions_url, partner.kind
+            )
+            client = self._client(partner.id, token_a, version=version)
             credentials_url = _find(endpoints, "credentials")
             if credentials_url is None:
                 raise RegistrationError("the partner lists no credentials endpoint")
@@ -499,11 +653,13 @@ class PartnerRegistry:
             self.set_provisional(partner.id, digest)
             await self._announce_provisional(partner.id, digest)
             try:
+                ours = self.our_credentials_in(version, our_token, partner.kind)
                 try:
-                    theirs = await client.post(
-                        credentials_url, self.our_credentials(our_token, partner.kind), Credentials
-                    )
+                    answer = await client.post(credentials_url, ours, credentials_model(version))
+                    theirs = credentials_in(answer, partner.kind)
                 except OcpiClientError as exc:
+                    raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
+                except NotExpressible as exc:
                     raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
                 registered = replace(
                     partner,
@@ -512,7 +668,7 @@ class PartnerRegistry:
                     our_token_hash=digest,
                     their_token=theirs.token,
                     versions_url=versions_url,
-                    version=OCPI_VERSION,
+                    version=version,
                     endpoints=_endpoints(endpoints),
                     roles=tuple(r.to_wire() for r in theirs.roles),
                     updated_at=self._clock.now(),
@@ -521,13 +677,17 @@ class PartnerRegistry:
             finally:
                 self.set_provisional(partner.id, None)
                 await self._announce_provisional(partner.id, None)
-            log.info("registered at partner %s (%s)", partner.id, versions_url)
+            log.info("registered at partner %s (%s, OCPI %s)", partner.id, versions_url, version)
             return saved
 
     # -- the partner's requests to our credentials module -------------------------
 
-    async def accept_registration(self, match: TokenMatch, theirs: Credentials) -> Credentials:
-        """POST credentials: the partner registers with us using its token A."""
+    async def accept_registration(
+        self, match: TokenMatch, theirs: Credentials, version: str = OCPI_VERSION
+    ) -> Credentials:
+        """POST credentials: the partner registers with us using its token A, in the
+        ``version`` of the credentials URL it called ("A POST initiates the registration
+        process for this endpoint's version"). Our answer, in the internal form."""
         async with self._lock:
             partner = self._partners[match.partner.id]
             if (
@@ -537,8 +697,9 @@ class PartnerRegistry:
             ):
                 # credentials.asciidoc: POST on an already registered party is 405.
                 raise MethodNotAllowedError("already registered: use PUT to update")
-            client = self._client(partner.id, theirs.token)
-            _, endpoints = await self._discover(client, str(theirs.url))
+            _, endpoints = await self._discover(
+                partner.id, theirs.token, str(theirs.url), partner.kind, version
+            )
             our_token = new_token()
             registered = replace(
                 partner,
@@ -547,26 +708,34 @@ class PartnerRegistry:
                 our_token_hash=hash_token(our_token),
                 their_token=theirs.token,
                 versions_url=str(theirs.url),
-                version=OCPI_VERSION,
+                version=version,
                 endpoints=_endpoints(endpoints),
                 roles=tuple(r.to_wire() for r in theirs.roles),
                 updated_at=self._clock.now(),
             )
             await self._save(registered)
-            log.info("partner %s registered (%s)", partner.id, theirs.url)
+            log.info("partner %s registered (%s, OCPI %s)", partner.id, theirs.url, version)
             return self.our_credentials(our_token, partner.kind)
 
-    async def update_registration(self, match: TokenMatch, theirs: Credentials) -> Credentials:
-        """PUT credentials: new token and/or endpoints; we issue a new token too."""
+    async def update_registration(
+        self, match: TokenMatch, theirs: Credentials, version: str = OCPI_VERSION
+    ) -> Credentials:
+        """PUT credentials: new token and/or endpoints; we issue a new token too. The
+        partner switches to the ``version`` of the credentials URL it called, whose
+        endpoints are fetched again (even if the version has not changed)."""
         async with self._lock:
             partner = self._partners[match.partner.id]
             if match.registration or partner.status is not PartnerStatus.REGISTERED:
                 raise MethodNotAllowedError("not registered: use POST to register")
-            client = self._client(partner.id, theirs.token)
-            _, endpoints = await self._discover(client, str(theirs.url))
+            _, endpoints = await self._discover(
+                partner.id, theirs.token, str(theirs.url), partner.kind, version
+            )
             our_token = new_token()
+            if version != partner.ocpi_version:
+                log.info("partner %s switches to OCPI %s", partner.id, version)
             updated = replace(
                 partner,
+                version=version,
                 our_token_hash=hash_token(our_token),
                 their_token=theirs.token,
                 versions_url=str(theirs.url),

@@ -1,9 +1,20 @@
-"""The gateway's OCPI 2.2.1 servers: versions, version details and credentials.
+"""The gateway's OCPI servers: versions, version details and credentials, in OCPI 2.1.1,
+2.2.1 and 2.3.0, and each version's module routes.
 
 Two URL spaces, each for the partners of one :class:`PartnerKind`: ``/ocpi`` for
 bilateral peers (the gateway is their CPO; module routes from ``ocpi.server`` builders
-with providers from this package) and ``/ocpi/hub`` for the platforms of the hub
-(module routes from ``gateway.hub``). A token is only good in its own space.
+with providers from this package, and for 2.1.1 and 2.3.0 from
+:mod:`ocpi.version_adapters` over the same providers) and ``/ocpi/hub`` for the
+platforms of the hub (module routes from ``gateway.hub``). A token is only good in its
+own space.
+
+Every version is listed at ``{mount}/versions``, with its details at ``{mount}/{version}``
+and its credentials at ``{mount}/{version}/credentials``: a partner registers in the
+version whose credentials it POSTs to, and switches by a PUT on another version's
+(:mod:`gateway.roaming.partners`). A registered partner is served in its version only:
+a module URL of another version is answered with status 3002 (Unsupported version),
+HTTP 200; the versions, every version's details and credentials stay open to it (that is
+how it changes version).
 
 Versions, version details and credentials are configuration modules: their requests
 and responses carry no routing headers (transport_and_format, Message Routing).
@@ -11,11 +22,14 @@ and responses carry no routing headers (transport_and_format, Message Routing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
+import ocpi.v230 as v230
 from gateway import logs
 from gateway.roaming.partners import (
     OCPI_VERSION,
@@ -23,27 +37,103 @@ from gateway.roaming.partners import (
     PartnerRegistry,
     RegistrationError,
     TokenMatch,
+    credentials_in,
+    credentials_model,
+    partner_of,
 )
 from ocpi.server import (
+    CONTEXT_KEY,
+    OcpiRequestContext,
+    Operation,
     configuration_module,
     ocpi_context,
     ocpi_middleware,
     ocpi_response,
+    operation_routes,
     parse_body,
 )
-from ocpi.transport import UnableToUseClientApiError, UnauthorizedError
-from ocpi.v221 import Credentials, Endpoint, Version, VersionDetails
+from ocpi.transport import (
+    InvalidParametersError,
+    ServerError,
+    UnableToUseClientApiError,
+    UnauthorizedError,
+    UnsupportedVersionError,
+)
+from ocpi.v221 import Endpoint, Version, VersionDetails
+from ocpi.v221.enums import InterfaceRole
+from ocpi.versions import SUPPORTED_VERSIONS, NotExpressible, version_key
+from ocpi.versions import v211 as conv211
 
 REGISTRY = web.AppKey("ocpi_registry", PartnerRegistry)
 
-# What a token A may reach: only what registration needs (credentials.asciidoc).
-_REGISTRATION_PATHS = frozenset(
-    {"/versions", f"/{OCPI_VERSION}", f"/{OCPI_VERSION}/", f"/{OCPI_VERSION}/credentials"}
-)
-# The token in our credentials POST, before the partner answered it: what the partner
-# checks first (credentials.asciidoc, registration: it fetches our versions and
-# endpoints with that token before it answers).
-_PROVISIONAL_PATHS = frozenset({"/versions", f"/{OCPI_VERSION}", f"/{OCPI_VERSION}/"})
+# The interface the CPO serves of each module (2.2.1 version details); 2.1.1 drops it.
+CPO_INTERFACES: Mapping[str, InterfaceRole] = {
+    "locations": InterfaceRole.SENDER,
+    "tariffs": InterfaceRole.SENDER,
+    "sessions": InterfaceRole.SENDER,
+    "cdrs": InterfaceRole.SENDER,
+    "tokens": InterfaceRole.RECEIVER,
+    "commands": InterfaceRole.RECEIVER,
+    "chargingprofiles": InterfaceRole.RECEIVER,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServedVersion:
+    """One OCPI version of a URL space: its endpoints for the version details, in the
+    internal (2.2.1) form with their full URLs (credentials included), and its module
+    routes, relative to ``{mount}/{version}``."""
+
+    version: str
+    endpoints: Sequence[Endpoint]
+    routes: Sequence[web.RouteDef] = field(default=())
+
+
+def credentials_endpoints(version_url: str) -> list[Endpoint]:
+    """The credentials module (both interfaces, as 2.2.1 lists it) of a version."""
+    url = f"{version_url}/credentials"
+    return [
+        Endpoint(identifier="credentials", role=InterfaceRole.SENDER, url=url),
+        Endpoint(identifier="credentials", role=InterfaceRole.RECEIVER, url=url),
+    ]
+
+
+def cpo_version(
+    version_url: str, version: str, operations: Mapping[str, Sequence[Operation]]
+) -> ServedVersion:
+    """A version of the CPO interface: ``operations`` by module identifier (each served
+    below ``/{module}``)."""
+    endpoints = credentials_endpoints(version_url) + [
+        Endpoint(identifier=module, role=CPO_INTERFACES[module], url=f"{version_url}/{module}")
+        for module in operations
+    ]
+    routes = [
+        route
+        for module, ops in operations.items()
+        for route in operation_routes(ops, prefix=f"/{module}")
+    ]
+    return ServedVersion(version, endpoints, routes)
+
+
+def emsp_party(context: OcpiRequestContext) -> tuple[str, str]:
+    """``(country_code, party_id)`` of the eMSP a request comes from: its first EMSP
+    party (a 2.1.1 partner has one), else its first party."""
+    partner = partner_of(context.party)
+    parties = partner.parties("EMSP") or partner.parties()
+    if not parties:
+        raise InvalidParametersError("the partner has no party to act for")
+    return parties[0]
+
+
+def version_details(version: str, endpoints: Sequence[Endpoint]) -> BaseModel:
+    """The version details object of ``version`` (2.1.1: one endpoint per module, no
+    role; 2.3.0: as 2.2.1)."""
+    internal = VersionDetails(version=version, endpoints=list(endpoints))
+    if version == "2.1.1":
+        return conv211.version_details_to_v211(internal)
+    if version == "2.3.0":
+        return v230.VersionDetails.model_validate(internal.to_wire())
+    return internal
 
 
 def _match(request: web.Request) -> TokenMatch:
@@ -56,6 +146,9 @@ def _registry(request: web.Request) -> PartnerRegistry:
     return request.config_dict[REGISTRY]
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 def build_ocpi_app(
     base_url: str,
     endpoints: Sequence[Endpoint],
@@ -64,31 +157,92 @@ def build_ocpi_app(
     kind: PartnerKind = PartnerKind.PEER,
     mount: str = "/ocpi",
     middlewares: Sequence[Any] = (),
+    versions: Sequence[ServedVersion] = (),
 ) -> web.Application:
     """The OCPI app mounted at ``mount``, for the partners of ``kind``. ``endpoints``
-    lists every module we serve (version details); ``module_routes`` are their routes,
-    relative to ``{mount}/2.2.1``. The :class:`PartnerRegistry` is looked up at request
-    time under :data:`REGISTRY` (the composition root opens it). ``middlewares`` run
-    inside the OCPI one (the request is authenticated)."""
-    details_url = f"{base_url}{mount}/{OCPI_VERSION}"
+    lists every 2.2.1 module we serve (version details); ``module_routes`` are their
+    routes, relative to ``{mount}/2.2.1``. ``versions`` adds other versions (2.1.1,
+    2.3.0); without them only 2.2.1 is served. The :class:`PartnerRegistry` is looked
+    up at request time under :data:`REGISTRY` (the composition root opens it).
+    ``middlewares`` run inside the OCPI one (the request is authenticated)."""
+    served: dict[str, ServedVersion] = {
+        OCPI_VERSION: ServedVersion(OCPI_VERSION, endpoints, module_routes)
+    }
+    served.update({v.version: v for v in versions})
+    unknown = set(served) - set(SUPPORTED_VERSIONS)
+    if unknown:
+        raise ValueError(f"no OCPI {', '.join(sorted(unknown))} here")
+    order = sorted(served, key=version_key)
+    # What a token A may reach: only what registration needs (credentials.asciidoc).
+    # The token in our credentials POST, before the partner answered it: what the
+    # partner checks first (it fetches our versions and endpoints with that token).
+    provisional_paths = {"/versions"} | {f"/{v}{tail}" for v in served for tail in ("", "/")}
+    registration_paths = provisional_paths | {f"/{v}/credentials" for v in served}
 
     async def resolve(token: str, request: web.Request) -> TokenMatch | None:
         match = _registry(request).match(token)
         if match is None or match.partner.kind is not kind:
             return None
         path = request.path.removeprefix(mount)
-        if match.provisional and path not in _PROVISIONAL_PATHS:
+        if match.provisional and path not in provisional_paths:
             return None
-        if match.registration and path not in _REGISTRATION_PATHS:
+        if match.registration and path not in registration_paths:
             return None
         logs.partner.set(match.partner.id)  # on this request's log lines (gateway.logs)
         return match
 
-    async def versions(request: web.Request) -> web.Response:
-        return ocpi_response([Version(version=OCPI_VERSION, url=details_url)])
+    @web.middleware
+    async def version_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A registered partner uses the modules of its own version only.
+        context = request.get(CONTEXT_KEY)
+        match = context.party if context is not None else None
+        if isinstance(match, TokenMatch) and not match.registration:
+            parts = request.path.removeprefix(mount).strip("/").split("/")
+            if len(parts) >= 2 and parts[0] in served and parts[1] != "credentials":
+                registered = match.partner.ocpi_version
+                if parts[0] != registered:
+                    raise UnsupportedVersionError(
+                        f"registered in OCPI {registered}: use {mount}/{registered}/..., or "
+                        f"PUT credentials at {mount}/{parts[0]}/credentials to switch"
+                    )
+        return await handler(request)
 
-    async def version_details(request: web.Request) -> web.Response:
-        return ocpi_response(VersionDetails(version=OCPI_VERSION, endpoints=list(endpoints)))
+    async def versions_list(request: web.Request) -> web.Response:
+        return ocpi_response([Version(version=v, url=f"{base_url}{mount}/{v}") for v in order])
+
+    app = web.Application(
+        middlewares=[
+            ocpi_middleware(resolve, public_origin=base_url),
+            version_guard,
+            *middlewares,
+        ]
+    )
+    app.router.add_get("/versions", configuration_module(versions_list))
+    for version in order:
+        _add_version(app, served[version], kind)
+    return app
+
+
+def _add_version(app: web.Application, served: ServedVersion, kind: PartnerKind) -> None:
+    version = served.version
+    details = version_details(version, served.endpoints)
+    model = credentials_model(version)
+
+    async def get_details(request: web.Request) -> web.Response:
+        return ocpi_response(details)
+
+    def ours(request: web.Request, token: str) -> BaseModel:
+        try:
+            return _registry(request).our_credentials_in(version, token, kind)
+        except NotExpressible as exc:
+            raise ServerError(f"our credentials: {exc}") from None
+
+    async def theirs(request: web.Request) -> Any:
+        body = await parse_body(request, model)
+        try:
+            return credentials_in(body, kind)
+        except NotExpressible as exc:
+            raise InvalidParametersError(str(exc)) from None
 
     async def get_credentials(request: web.Request) -> web.Response:
         # The token in our credentials is the one the client uses to call us: the one
@@ -96,39 +250,38 @@ def build_ocpi_app(
         match = _match(request)
         if match.token is None:
             raise UnauthorizedError("no credentials")
-        return ocpi_response(_registry(request).our_credentials(match.token, kind))
+        return ocpi_response(ours(request, match.token))
 
     async def post_credentials(request: web.Request) -> web.Response:
-        theirs = await parse_body(request, Credentials)
+        credentials = await theirs(request)
         try:
-            ours = await _registry(request).accept_registration(_match(request), theirs)
+            answer = await _registry(request).accept_registration(
+                _match(request), credentials, version
+            )
         except RegistrationError as exc:
             raise UnableToUseClientApiError(str(exc)) from None
-        return ocpi_response(ours)
+        return ocpi_response(ours(request, answer.token))
 
     async def put_credentials(request: web.Request) -> web.Response:
-        theirs = await parse_body(request, Credentials)
+        credentials = await theirs(request)
         try:
-            ours = await _registry(request).update_registration(_match(request), theirs)
+            answer = await _registry(request).update_registration(
+                _match(request), credentials, version
+            )
         except RegistrationError as exc:
             raise UnableToUseClientApiError(str(exc)) from None
-        return ocpi_response(ours)
+        return ocpi_response(ours(request, answer.token))
 
     async def delete_credentials(request: web.Request) -> web.Response:
         await _registry(request).unregister(_match(request))
         return ocpi_response(None)
 
-    app = web.Application(
-        middlewares=[ocpi_middleware(resolve, public_origin=base_url), *middlewares]
-    )
-    app.router.add_get("/versions", configuration_module(versions))
-    app.router.add_get(f"/{OCPI_VERSION}", configuration_module(version_details))
-    app.router.add_get(f"/{OCPI_VERSION}/", configuration_module(version_details))
-    cred = f"/{OCPI_VERSION}/credentials"
+    app.router.add_get(f"/{version}", configuration_module(get_details))
+    app.router.add_get(f"/{version}/", configuration_module(get_details))
+    cred = f"/{version}/credentials"
     app.router.add_get(cred, configuration_module(get_credentials))
     app.router.add_post(cred, configuration_module(post_credentials))
     app.router.add_put(cred, configuration_module(put_credentials))
     app.router.add_delete(cred, configuration_module(delete_credentials))
-    for route in module_routes:
-        app.router.add_route(route.method, f"/{OCPI_VERSION}{route.path}", route.handler)
-    return app
+    for route in served.routes:
+        app.router.add_route(route.method, f"/{version}{route.path}", route.handler)

@@ -15,7 +15,22 @@ malformed object.
 
 from __future__ import annotations
 
-__all__ = ["NotExpressible"]
+__all__ = ["INTERNAL_VERSION", "SUPPORTED_VERSIONS", "NotExpressible", "version_key"]
+
+INTERNAL_VERSION = "2.2.1"
+"""The version of the internal form (the models of :mod:`ocpi.v221`)."""
+
+SUPPORTED_VERSIONS = ("2.1.1", "2.2.1", "2.3.0")
+"""The OCPI versions this code speaks, oldest first (a versions list is in this order)."""
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """``"2.3.0"`` as ``(2, 3, 0)``, for picking the highest of several versions; a
+    version that is not dotted numbers sorts first (``()``)."""
+    parts = version.split(".")
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        return ()
+    return tuple(int(part) for part in parts)
 
 
 class NotExpressible(ValueError):

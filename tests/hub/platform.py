@@ -280,7 +280,7 @@ class Platform:
         """The credentials handshake with the hub, as the platform's operator would."""
         self.hub_token = token_a
         versions = await self.call("GET", versions_url)
-        details = await self.call("GET", versions.body["data"][0]["url"])
+        details = await self.call("GET", next(v["url"] for v in versions.body["data"] if v["version"] == "2.2.1"))
         self.hub_endpoints = {
             (e["identifier"], e["role"]): e["url"] for e in details.body["data"]["endpoints"]
         }

@@ -229,7 +229,7 @@ class ProfilesEmsp:
     async def learn_cpo(self, versions_url: str) -> None:
         """The CPO's endpoints, from its version details (after registration)."""
         versions = await self._call("GET", versions_url)
-        details = await self._call("GET", versions["data"][0]["url"])
+        details = await self._call("GET", next(v["url"] for v in versions["data"] if v["version"] == "2.2.1"))
         self.cpo_endpoints = {
             (e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]
         }

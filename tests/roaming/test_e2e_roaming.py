@@ -49,7 +49,7 @@ async def _setup(gw: Gateway, emsp: EmspPlatform) -> EmspClient:
     _, partner = await gw.admin("POST", "/partners", {"name": "eMSP"})
     client = EmspClient(gw, partner["token_a"])
     _, _, versions = await client.call("GET", partner["our_versions_url"])
-    _, _, details = await client.call("GET", versions["data"][0]["url"])
+    _, _, details = await client.call("GET", next(v["url"] for v in versions["data"] if v["version"] == "2.2.1"))
     endpoints = {(e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]}
     status, _, creds = await client.call("POST", endpoints[("credentials", "SENDER")], emsp.credentials(emsp.token_b))
     assert (status, creds["status_code"]) == (200, 1000)

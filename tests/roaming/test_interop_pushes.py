@@ -57,7 +57,7 @@ async def register(gw: Gateway, emsp: StrictEmsp) -> str:
     async with aiohttp.ClientSession() as s:
         async with s.get(partner["our_versions_url"].replace(gw.settings.base_url, gw.url), headers=headers) as r:
             versions = await r.json()
-        async with s.get(versions["data"][0]["url"].replace(gw.settings.base_url, gw.url), headers=headers) as r:
+        async with s.get(next(v["url"] for v in versions["data"] if v["version"] == "2.2.1").replace(gw.settings.base_url, gw.url), headers=headers) as r:
             details = await r.json()
         creds = next(e["url"] for e in details["data"]["endpoints"] if e["identifier"] == "credentials")
         async with s.post(

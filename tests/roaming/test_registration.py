@@ -27,7 +27,7 @@ async def test_emsp_registers_with_gateway(gateway: Gateway, emsp: EmspPlatform)
 
     status, body = await _ocpi("GET", versions_url.replace(gateway.settings.base_url, gateway.url), token_a)
     assert (status, body["status_code"]) == (200, 1000)
-    details_url = body["data"][0]["url"].replace(gateway.settings.base_url, gateway.url)
+    details_url = next(v["url"] for v in body["data"] if v["version"] == "2.2.1").replace(gateway.settings.base_url, gateway.url)
     status, body = await _ocpi("GET", details_url, token_a)
     assert body["data"]["version"] == "2.2.1"
     validate_against_openapi("versions", "VersionDetails", body["data"])
