@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from loadgen import CYCLE, KINDS
 
 from gateway.storage.base import Store
 from gateway.storage.redis import open_redis_store
 from gateway.storage.redis_keys import RedisKeys
 from gateway.storage.sqlite import open_sqlite_store
 from gateway.trail import TrailConfig, TrailRecorder
-from tests.bench.loadgen import CYCLE, KINDS
 
 
 @asynccontextmanager
@@ -132,7 +132,7 @@ async def _round(args: argparse.Namespace) -> tuple[float, float]:
         config = TrailConfig(
             bodies=args.bodies,
             flush_entries=args.flush_entries,
-            max_entries=args.prefill if args.at_cap else TrailConfig.max_entries,
+            max_entries=args.prefill if args.at_cap else TrailConfig().max_entries,
         )
         recorder = TrailRecorder(store.trail, lambda: datetime.now(UTC), config)
         for start in range(0, args.prefill // 2, 50_000):
