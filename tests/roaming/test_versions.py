@@ -432,3 +432,77 @@ async def test_221_partner_is_refused_other_versions(gateway: Gateway, emsp: Any
     status, _, body = await probe.call("GET", f"{gateway.url}/ocpi/2.3.0/credentials", token=emsp.cpo_token)
     assert (status, body["status_code"]) == (200, 1000)
     validate_against_openapi("credentials", "Credentials", body["data"], version="2.3.0")
+
+
+async def test_platform_registers_at_the_hub_in_its_version(gateway: Gateway, vemsp: VersionedEmsp) -> None:
+    status, partner = await gateway.admin("POST", "/partners", {"name": "platform", "kind": "HUB"})
+    assert status == 201, partner
+    vemsp.rewrite = (gateway.settings.base_url, gateway.url)
+    ours = await vemsp.register_with(partner["our_versions_url"], partner["token_a"])  # validated
+    hub = (gateway.settings.hub_country_code, gateway.settings.hub_party_id)
+    if vemsp.version == "2.1.1":
+        assert (ours["country_code"], ours["party_id"]) == hub  # the hub's one party
+    else:
+        # 2.3.0: the hub's party as hub_party_id, the parties it reaches as roles.
+        assert ours["hub_party_id"] == "".join(hub)
+        assert [(r["role"], r["country_code"], r["party_id"]) for r in ours["roles"]] == [("CPO", "ZZ", "GWY")]
+    _, view = await gateway.admin("GET", f"/partners/{partner['id']}")
+    assert (view["status"], view["version"]) == ("REGISTERED", vemsp.version)
+    # Its token is good at the hub only, and there in its version's credentials.
+    status, _, body = await vemsp.call("GET", f"{gateway.url}/ocpi/hub/{vemsp.version}/credentials")
+    assert (status, body["status_code"]) == (200, 1000)
+    assert (await vemsp.call("GET", f"{gateway.url}/ocpi/{vemsp.version}/credentials"))[0] == 401
+
+
+async def test_charging_profiles_in_230(gateway: Gateway) -> None:
+    emsp = VersionedEmsp(version="2.3.0")
+    await emsp.start()
+    try:
+        await _registered_with_gateway(gateway, emsp)
+        base = f"{gateway.url}/ocpi/2.3.0/chargingprofiles"
+        request = {
+            "charging_profile": {"charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16}]},
+            "response_url": f"{emsp.url}{emsp.base}/chargingprofiles/result/1",
+        }
+        validate_against_openapi("chargingprofiles", "SetChargingProfile", request, version="2.3.0")
+        status, _, body = await emsp.call("PUT", f"{base}/NOPE", request)
+        assert (status, body["status_code"]) == (200, 1000), body
+        emsp.validate("chargingprofiles", "ChargingProfileResponse", body["data"])
+        assert body["data"]["result"] == "UNKNOWN_SESSION"
+        status, _, body = await emsp.call("GET", f"{base}/NOPE?duration=900&response_url={request['response_url']}")
+        emsp.validate("chargingprofiles", "ChargingProfileResponse", body["data"])
+        status, _, body = await emsp.call("DELETE", f"{base}/NOPE?response_url={request['response_url']}")
+        emsp.validate("chargingprofiles", "ChargingProfileResponse", body["data"])
+        # Named in 2.3.0 terms.
+        status, _, body = await emsp.call("PUT", f"{base}/NOPE", {"response_url": request["response_url"]})
+        assert body["status_code"] == 2001
+        assert "charging_profile" in body["status_message"]
+    finally:
+        await emsp.stop()
+
+
+async def test_reserve_now_in_211(gateways: GatewayFactory) -> None:
+    emsp = VersionedEmsp(version="2.1.1")
+    await emsp.start()
+    try:
+        gw = await gateways.start(clock=FakeClock())
+        await _registered_with_gateway(gw, emsp)
+        await _catalog(gw)
+        base = f"{gw.url}/ocpi/2.1.1/commands"
+        async with connect(gw.ws_url, "CP16", "1.6") as cp:
+            await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+            reserve = {
+                "response_url": f"{emsp.url}{emsp.base}/commands/RESERVE_NOW/7",
+                "token": emsp.token("APP-2"), "expiry_date": "2026-11-23T13:00:00Z",
+                "reservation_id": 12, "location_id": "LOC1", "evse_uid": "CP16-1",
+            }
+            status, _, body = await emsp.call("POST", f"{base}/RESERVE_NOW", reserve)
+            assert (status, body["data"]) == (200, {"result": "ACCEPTED"}), body
+            await eventually(lambda: _true(cp.received and cp.received[-1][0] == "ReserveNow"))
+            assert cp.received[-1][1]["id_tag"] == "APP-2"
+            # 2.1.1 reservation ids are integers.
+            status, _, body = await emsp.call("POST", f"{base}/RESERVE_NOW", reserve | {"reservation_id": "R-1"})
+            assert body["status_code"] == 2001
+            assert "reservation_id" in body["status_message"]
+    finally:
+        await emsp.stop()
