@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,20 @@ def _tables(database: Path) -> set[str]:
         conn.close()
 
 
+@pytest.fixture
+async def segmented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Path, Store]]:
+    """A store whose trail segments close at three entries."""
+    monkeypatch.setattr(sqlite_trail, "SEGMENT_ROWS", 3)
+    database = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(database)
+    try:
+        yield database, store
+    finally:
+        await store.close()
+
+
 async def _walk(store: Store, **filters: Any) -> list[TrailEntry]:
     found: list[TrailEntry] = []
     cursor: str | None = None
@@ -109,91 +124,83 @@ async def _walk(store: Store, **filters: Any) -> list[TrailEntry]:
 
 
 async def test_segments_rotate_by_size_and_span_and_queries_merge_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    segmented: tuple[Path, Store],
 ) -> None:
-    monkeypatch.setattr(sqlite_trail, "SEGMENT_ROWS", 3)
-    database = tmp_path / "gateway.sqlite3"
-    store = await open_sqlite_store(database)
-    try:
-        # Batches out of time order, times repeating across segments, and one batch
-        # more than an hour after the one before (a new segment though the last is not
-        # full): segments of 3, 5 (the second's first batch found it empty), 1 and 2.
-        batches = [
-            [_frame(5), _frame(1, "CP-2"), _frame(3)],
-            [_frame(2), _frame(1, "CP-2", "Authorize")],
-            [_frame(4, "CP-2"), _frame(6), _frame(0)],
-            [_frame(3, action="StatusNotification")],
-            [_frame(7200), _frame(7201, "CP-2")],
-        ]
-        expected: list[TrailEntry] = []
-        for batch in batches:
-            await store.trail.append_batch(batch)
-            expected += batch
-        # Append order breaks ties of time: a stable sort of what was appended.
-        expected.sort(key=lambda e: e.at)
-        assert await store.trail.count() == len(expected)
-        tables = _tables(database)
-        assert {"entries_1", "entries_2", "entries_3", "entries_4"} <= tables
-        # Closed segments have all their indexes, the newest none (a query scans it).
-        assert "entries_3_by_charger" in tables and "entries_1_by_transaction" in tables
-        assert "entries_3_by_time" in tables and "entries_4_by_time" not in tables
+    database, store = segmented
+    # Batches out of time order, times repeating across segments, and one batch
+    # more than an hour after the one before (a new segment though the last is not
+    # full): segments of 3, 5 (the second's first batch found it empty), 1 and 2.
+    batches = [
+        [_frame(5), _frame(1, "CP-2"), _frame(3)],
+        [_frame(2), _frame(1, "CP-2", "Authorize")],
+        [_frame(4, "CP-2"), _frame(6), _frame(0)],
+        [_frame(3, action="StatusNotification")],
+        [_frame(7200), _frame(7201, "CP-2")],
+    ]
+    expected: list[TrailEntry] = []
+    for batch in batches:
+        await store.trail.append_batch(batch)
+        expected += batch
+    # Append order breaks ties of time: a stable sort of what was appended.
+    expected.sort(key=lambda e: e.at)
+    assert await store.trail.count() == len(expected)
+    tables = _tables(database)
+    assert {"entries_1", "entries_2", "entries_3", "entries_4"} <= tables
+    # Closed segments have all their indexes, the newest none (a query scans it).
+    assert "entries_3_by_charger" in tables and "entries_1_by_transaction" in tables
+    assert "entries_3_by_time" in tables and "entries_4_by_time" not in tables
 
-        def ids(entries: list[TrailEntry]) -> list[str | None]:
-            return [e.message_id for e in entries]
+    def ids(entries: list[TrailEntry]) -> list[str | None]:
+        return [e.message_id for e in entries]
 
-        assert ids(await _walk(store)) == ids(expected)
-        assert ids(await _walk(store, newest_first=True)) == ids(expected)[::-1]
-        for charger in ("CP-1", "CP-2"):
-            mine = [e for e in expected if e.charger_id == charger]
-            assert ids(await _walk(store, charger_id=charger)) == ids(mine)
-            assert ids(await _walk(store, charger_id=charger, newest_first=True)) == ids(mine[::-1])
-        window = [e for e in expected if T0 + timedelta(seconds=2) <= e.at < T0 + timedelta(days=2)]
-        assert ids(
-            await _walk(store, since=T0 + timedelta(seconds=2), until=T0 + timedelta(days=2))
-        ) == ids(window)
-        found = await _walk(store)
-        assert [e.id for e in found] == sorted(e.id for e in found)
-        assert len({e.id for e in found}) == len(found)
-    finally:
-        await store.close()
+    assert ids(await _walk(store)) == ids(expected)
+    assert ids(await _walk(store, newest_first=True)) == ids(expected)[::-1]
+    for charger in ("CP-1", "CP-2"):
+        mine = [e for e in expected if e.charger_id == charger]
+        assert ids(await _walk(store, charger_id=charger)) == ids(mine)
+        assert ids(await _walk(store, charger_id=charger, newest_first=True)) == ids(mine[::-1])
+    window = [e for e in expected if T0 + timedelta(seconds=2) <= e.at < T0 + timedelta(days=2)]
+    assert ids(
+        await _walk(store, since=T0 + timedelta(seconds=2), until=T0 + timedelta(days=2))
+    ) == ids(window)
+    found = await _walk(store)
+    assert [e.id for e in found] == sorted(e.id for e in found)
+    assert len({e.id for e in found}) == len(found)
 
 
 async def test_pruning_drops_whole_closed_segments_and_ids_are_never_reused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    segmented: tuple[Path, Store],
 ) -> None:
-    monkeypatch.setattr(sqlite_trail, "SEGMENT_ROWS", 3)
-    database = tmp_path / "gateway.sqlite3"
-    store = await open_sqlite_store(database)
-    try:
-        for start in range(0, 9, 3):  # three segments of three
-            await store.trail.append_batch([_frame(s) for s in range(start, start + 3)])
-        await store.trail.append_batch([_frame(9)])  # the fourth, newest
-        assert {"entries_1", "entries_4"} <= _tables(database)
-        # Older than T0+4 s: the first segment (newest entry 2 s) goes whole; the second
-        # (3 to 5 s) holds a newer entry and stays, entry 3 s with it.
-        assert await store.trail.prune(before=T0 + timedelta(seconds=4), keep=100) == 3
-        assert [e.message_id for e in await _walk(store)][:1] == ["m3-CP-1"]
-        assert "entries_1" not in _tables(database)
-        # Keep 5 of 7: a whole segment goes (4 are left: at most `keep`), in one call
-        # however small the limit.
-        assert await store.trail.prune(before=T0, keep=5, limit=1) == 3
-        assert await store.trail.prune(before=T0, keep=5, limit=1) == 0
-        assert await store.trail.count() == 4
-        # Keep 1: the last closed segment goes whole, the newest (one entry) stays.
-        assert await store.trail.prune(before=T0, keep=1, limit=2) == 3
-        await store.trail.append_batch([_frame(10), _frame(11)])  # into the newest
-        assert await store.trail.count() == 3
-        # Only the newest segment is left: pruned entry by entry, within the limit.
-        assert await store.trail.prune(before=T0, keep=1, limit=1) == 1
-        assert await store.trail.prune(before=T0, keep=1, limit=5) == 1
-        assert await store.trail.prune(before=T0, keep=1, limit=5) == 0
-        remaining = await _walk(store)
-        assert [e.message_id for e in remaining] == ["m11-CP-1"]
-        await store.trail.append_batch([_frame(11)])
-        after = await _walk(store)
-        assert len(after) == 2 and after[0].id < after[1].id
-    finally:
-        await store.close()
+    database, store = segmented
+    for start in range(0, 9, 3):  # three segments of three
+        await store.trail.append_batch([_frame(s) for s in range(start, start + 3)])
+    await store.trail.append_batch([_frame(9)])  # the fourth, newest
+    assert {"entries_1", "entries_4"} <= _tables(database)
+    # Older than T0+4 s: the first segment (newest entry 2 s) goes whole; the second
+    # (3 to 5 s) holds a newer entry and stays, entry 3 s with it.
+    assert await store.trail.prune(before=T0 + timedelta(seconds=4), keep=100) == 3
+    assert [e.message_id for e in await _walk(store)][:1] == ["m3-CP-1"]
+    assert "entries_1" not in _tables(database)
+    # Keep 5 of 7: a whole segment goes (4 are left: at most `keep`), in one call
+    # however small the limit.
+    assert await store.trail.prune(before=T0, keep=5, limit=1) == 3
+    assert await store.trail.prune(before=T0, keep=5, limit=1) == 0
+    assert await store.trail.count() == 4
+    # Keep 1: the last closed segment goes whole, the newest (one entry) stays.
+    assert await store.trail.prune(before=T0, keep=1, limit=2) == 3
+    await store.trail.append_batch([_frame(10), _frame(11)])  # into the newest
+    assert await store.trail.count() == 3
+    # Only the newest segment is left: pruned entry by entry, within the limit.
+    assert await store.trail.prune(before=T0, keep=1, limit=1) == 1
+    assert await store.trail.prune(before=T0, keep=1, limit=5) == 1
+    assert await store.trail.prune(before=T0, keep=1, limit=5) == 0
+    remaining = await _walk(store)
+    assert [e.message_id for e in remaining] == ["m11-CP-1"]
+    await store.trail.append_batch([_frame(11)])
+    after = await _walk(store)
+    assert len(after) == 2 and after[0].id < after[1].id
+    assert after[1].id not in {e.id for e in remaining}
+    await store.close()  # closing twice (the fixture's) is harmless
     # Reopened: the numbering goes on after the newest segment's last seq.
     again = await open_sqlite_store(database)
     try:
