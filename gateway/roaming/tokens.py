@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -43,6 +44,9 @@ from gateway.roaming.partners import Partner, PartnerRegistry, partner_of
 from gateway.roaming.pushes import PushPlanner, PushTarget
 from gateway.roaming.versioning import (
     AUTHORIZATION_INFO,
+    V211,
+    V221,
+    V230,
     has_routing_headers,
     outgoing,
     version_of,
@@ -55,8 +59,8 @@ from ocpi.v221 import AuthorizationInfo, LocationReferences, Token, TokenPatch
 from ocpi.v221.enums import AllowedType, WhitelistType
 from ocpi.v221.patch import apply_patch
 from ocpi.versions import NotExpressible
-from ocpi.versions.v211 import authorization_info_from_v211
-from ocpi.versions.v230 import authorization_info_from_v230
+from ocpi.versions.v211 import authorization_info_from_v211, token_from_v211
+from ocpi.versions.v230 import authorization_info_from_v230, token_from_v230
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +183,84 @@ class TokensReceiver:
         if self._on_change is not None:
             await self._on_change(patched.uid)
         return patched
+
+
+class TokenPuller:
+    """Tokens fetched from an eMSP (mod_tokens Sender interface: ``GET {tokens}`` with
+    ``date_from``, paginated), in the version it registered in, and kept as if it had
+    pushed them: what a CPO does to get an eMSP's list at start-up or after missing
+    pushes (mod_tokens: "the CPO can call the GET on the eMSP's Token endpoint").
+
+    A 2.1.1 Token has no owner: it is the eMSP's party (its 2.1.1 credentials hold one).
+    A token of a party that is not the partner's is left out (a platform speaks only for
+    its own parties, as for pushes), and so is one its version cannot hold in the
+    internal form (logged, naming the field).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        registry: PartnerRegistry,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._on_change = on_change
+        self._timeout = timeout
+
+    async def pull(self, partner_id: str, *, date_from: datetime | None = None) -> int:
+        """Fetch and keep the tokens of ``partner_id`` (last updated from ``date_from``);
+        returns how many were kept. :class:`OcpiClientError` when the eMSP fails."""
+        partner = self._registry.get(partner_id)
+        url = partner.endpoint("tokens", "SENDER") if partner else None
+        if partner is None or url is None:
+            return 0
+        version = version_of(partner)
+        client = self._registry.client(partner, timeout=self._timeout)
+        parties = partner.parties("EMSP") or partner.parties()
+        kept = 0
+        model: type[BaseModel] = _TOKEN_MODELS[version]
+        async for wire in client.get_all(url, model, date_from=date_from):
+            try:
+                token = _token_from(version, wire, parties)
+            except NotExpressible as exc:
+                log.warning("token pull from %s: a token left out: %s", partner_id, exc)
+                continue
+            if (token.country_code.upper(), token.party_id.upper()) not in partner.parties():
+                log.warning(
+                    "token pull from %s: token %s of party %s*%s, not the partner's, left out",
+                    partner_id,
+                    token.uid,
+                    token.country_code,
+                    token.party_id,
+                )
+                continue
+            await self._store.ocpi_tokens.put(token_document(token, partner.id))
+            kept += 1
+            if self._on_change is not None:
+                await self._on_change(token.uid)
+        return kept
+
+
+_TOKEN_MODELS: dict[str, type[BaseModel]] = {
+    V211: v211.Token,
+    V221: Token,
+    V230: v230.Token,
+}
+
+
+def _token_from(version: str, wire: BaseModel, parties: list[tuple[str, str]]) -> Token:
+    if isinstance(wire, v211.Token):
+        if not parties:
+            raise NotExpressible("country_code", "the eMSP has no party", version=V221)
+        country_code, party_id = parties[0]
+        return token_from_v211(wire, country_code=country_code, party_id=party_id)
+    if isinstance(wire, v230.Token):
+        return token_from_v230(wire)
+    assert isinstance(wire, Token)
+    return wire
 
 
 def list_entry(found: RoamingToken) -> LocalListEntry | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +22,15 @@ import pytest
 from ocpp.v16 import call as call16
 
 from gateway.roaming.server import REGISTRY
+from gateway.roaming.tokens import TokenDirectory, TokenPuller
+from gateway.roaming.vault import hash_token
 from gateway.storage.base import OutboxStatus
 from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.ocpi.openapi import validate_against_openapi
 from tests.roaming.emsp import EmspPlatform
+from tests.roaming.emsp_versions import VersionedEmsp as SpecEmsp
 from tests.roaming.test_catalog import LOCATION, TARIFF
-from tests.roaming.versioned_emsp import VersionedEmsp, register_directly
+from tests.roaming.versioned_emsp import OBJECTS, VersionedEmsp, check, register_directly
 from tests.sim import connect
 
 
@@ -199,18 +203,14 @@ async def test_a_push_the_version_cannot_express_fails_visibly(gateways: Gateway
 
 
 async def test_command_result_in_the_version_of_the_sender(gateways: GatewayFactory, other: VersionedEmsp) -> None:
-    """UNLOCK_CONNECTOR: the charger's answer goes to the response_url as a 2.1.1
-    CommandResponse, or a 2.3.0 CommandResult."""
+    """UNLOCK_CONNECTOR sent in the partner's version: the charger's answer goes to the
+    response_url as a 2.1.1 CommandResponse, or a 2.3.0 CommandResult."""
     gw = await gateways.start(outbox_poll_interval=0.2)
     partner_id = await register_directly(gw, other)
     await _catalog(gw)
     ours = "ours-" + other.version
     # The token the partner calls us with (the handshake's, set directly here).
     registry = gw.app[REGISTRY]
-    from dataclasses import replace
-
-    from gateway.roaming.vault import hash_token
-
     partner = registry.get(partner_id)
     assert partner is not None
     await registry._save(replace(partner, our_token_hash=hash_token(ours)))
@@ -227,15 +227,129 @@ async def test_command_result_in_the_version_of_the_sender(gateways: GatewayFact
 
 
 async def _command(gw: Gateway, version: str, token: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST a command in ``version`` where the gateway serves it (the inbound side), else
-    through 2.2.1 (the command bodies of UNLOCK_CONNECTOR are the same in all three)."""
-    encoded = "Token " + base64.b64encode(token.encode()).decode()
-    attempts = [(version, "Token " + token if version == "2.1.1" else encoded), ("2.2.1", encoded)]
-    async with aiohttp.ClientSession() as s:
-        for path_version, header in attempts:
-            async with s.post(f"{gw.url}/ocpi/{path_version}/commands/{name}", json=body, headers={"Authorization": header}) as r:
-                if r.status == 404:
-                    continue
-                assert r.status == 200, await r.text()
-                return dict(await r.json())
-    raise AssertionError("no commands endpoint answered")
+    """POST a command in ``version`` (the partner is served in its own version only)."""
+    header = token if version == "2.1.1" else base64.b64encode(token.encode()).decode()
+    async with aiohttp.ClientSession() as s, s.post(
+        f"{gw.url}/ocpi/{version}/commands/{name}", json=body, headers={"Authorization": "Token " + header}
+    ) as r:
+        assert r.status == 200, await r.text()
+        return dict(await r.json())
+
+
+async def test_a_patch_of_an_unknown_object_becomes_a_put_in_the_version(gateways: GatewayFactory, other: VersionedEmsp) -> None:
+    """The eMSP answers every PATCH "unknown object": the EVSE status PATCH is replaced by
+    the whole Location, and the session PATCH by the whole session, in its version (a
+    2.1.1 session with its Location embedded)."""
+    clock = FakeClock()
+    gw = await gateways.start(clock=clock, outbox_poll_interval=0.2)
+    await register_directly(gw, other)
+    await _catalog(gw)
+    await eventually(_now(lambda: [r for r in other.pushes("locations", "PUT") if r[2].get("evses")]))
+    other.forget = True
+    async with connect(gw.ws_url, "CP16", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+
+        def relocated() -> list[Any]:
+            return [r for r in other.pushes("locations", "PUT") if r[2].get("evses") and r[2]["evses"][0]["status"] == "CHARGING"]
+
+        [(_, path, _)] = await eventually(_now(relocated))
+        assert path == f"{other.base}/locations/ZZ/GWY/LOC1"
+        other.authorize["FORGOTTEN"] = "ALLOWED"
+        start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="FORGOTTEN", meter_start=0, timestamp="2026-11-23T10:00:00Z"))
+        assert start.id_tag_info["status"] == "Accepted"
+        await eventually(_now(lambda: other.pushes("sessions", "PUT")))
+        clock.advance(61)
+        await cp.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=_mv("2026-11-23T10:30:00Z", "3000")))
+        await eventually(_now(lambda: len(other.pushes("sessions", "PUT")) == 2))
+    methods = [r[0] for r in other.pushes("sessions")]
+    assert methods == ["PUT", "PATCH", "PUT"]
+    replaced = other.pushes("sessions", "PUT")[1][2]
+    assert replaced["kwh"] == 3
+    if other.version == "2.1.1":
+        assert replaced["location"]["evses"][0]["uid"] == "CP16-1"
+    assert other.errors == []
+
+
+async def test_tokens_pulled_from_an_emsp_in_its_version(gateways: GatewayFactory, other: VersionedEmsp) -> None:
+    """GET tokens (two pages) in the eMSP's version: kept as pushed tokens of its party,
+    a token of another party left out; a charger's driver is then accepted without asking."""
+    gw = await gateways.start()
+    partner_id = await register_directly(gw, other)
+    await _catalog(gw)
+    other.tokens = [other.token_object("PULL-1"), other.token_object("PULL-2", valid=False), other.token_object("PULL-3", "NEVER")]
+    if other.version != "2.1.1":
+        other.tokens.append(other.token_object("FOREIGN") | {"party_id": "XXX"})
+    puller = TokenPuller(gw.store, gw.app[REGISTRY])
+    assert await puller.pull(partner_id) == 3
+    assert len([r for r in other.received if r[0] == "GET"]) == 2  # two pages
+    directory = TokenDirectory(gw.store)
+    [pulled] = await directory.by_uid("PULL-1")
+    assert (pulled.partner_id, pulled.source) == (partner_id, "push")
+    assert (pulled.token.country_code, pulled.token.party_id) == (other.country_code, other.party_id)
+    assert pulled.token.contract_id == f"{other.country_code}-{other.party_id}-CULL-1"
+    assert await directory.by_uid("FOREIGN") == []
+    async with connect(gw.ws_url, "CP16", "1.6") as cp:
+        await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+        assert (await cp.call(call16.Authorize(id_tag="PULL-1"))).id_tag_info["status"] == "Accepted"
+        assert (await cp.call(call16.Authorize(id_tag="PULL-2"))).id_tag_info["status"] == "Blocked"
+    assert other.authorize_requests == []
+
+
+@pytest.mark.parametrize("version", ["2.1.1", "2.3.0"])
+async def test_everything_pushed_to_a_partner_that_registered_in_its_version(gateways: GatewayFactory, version: str) -> None:
+    """With the eMSP server of tests/roaming/emsp_versions.py, registered through the
+    credentials handshake of its version: the initial tariff and location, the EVSE
+    status, real-time authorization, the session and CDR of a charge and a START_SESSION
+    result all reach it in its version (its own checks, and no field its version lacks)."""
+    clock = FakeClock()
+    gw = await gateways.start(clock=clock, outbox_poll_interval=0.2)
+    platform = SpecEmsp(version=version)
+    await platform.start()
+    try:
+        _, partner = await gw.admin("POST", "/partners", {"name": f"eMSP {version}"})
+        platform.rewrite = (gw.settings.base_url, gw.url)
+        await platform.register_with(partner["our_versions_url"], partner["token_a"])
+        assert gw.app[REGISTRY].get(partner["id"]).version == version
+        await _catalog(gw)
+        await eventually(_now(lambda: platform.locations.get("LOC1", {}).get("evses")))
+        assert "AC-STD" in platform.tariffs
+        platform.authorize["RT-1"] = "ALLOWED"
+        async with connect(gw.ws_url, "CP16", "1.6") as cp:
+            await cp.call(call16.BootNotification(charge_point_vendor="A", charge_point_model="B"))
+            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+            await eventually(_now(lambda: platform.evse_status("LOC1", "CP16-1") == "CHARGING"))
+            start = await cp.call(call16.StartTransaction(connector_id=1, id_tag="RT-1", meter_start=0, timestamp="2026-11-23T10:00:00Z"))
+            assert start.id_tag_info["status"] == "Accepted"
+            clock.advance(61)
+            await cp.call(call16.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=_mv("2026-11-23T10:30:00Z", "5000")))
+            clock.advance(61)
+            await cp.call(call16.StopTransaction(meter_stop=6000, timestamp="2026-11-23T11:00:00Z", transaction_id=start.transaction_id))
+            [cdr] = await eventually(_now(lambda: platform.cdrs))
+            respond = f"{platform.url}{platform.base}/commands/START_SESSION/7"
+            command = {"response_url": respond, "token": platform.token("APP-1"), "location_id": "LOC1", "evse_uid": "CP16-1"}
+            _, _, body = await platform.call("POST", f"{gw.url}/ocpi/{version}/commands/START_SESSION", command)
+            assert body["data"]["result"] == "ACCEPTED"
+            [(_, result)] = await eventually(_now(lambda: platform.results))
+        assert result == {"result": "ACCEPTED"}
+        [session] = [s for s in platform.sessions.values() if s["status"] == "COMPLETED"]
+        assert session["kwh"] == 6
+        assert platform.authorize_requests[0][0] == "RT-1"
+        if version == "2.1.1":
+            assert session["auth_id"] == "RT-1"
+            assert cdr["total_cost"] == Decimal("2.1")  # 6 kWh x 0.35, excl. VAT
+        else:
+            assert session["authorization_reference"] == "AUTH-RT-1"
+            assert cdr["total_cost"]["before_taxes"] == Decimal("2.1")
+        assert platform.invalid == []
+        modules = set()
+        for received in platform.received:
+            module = received.path.removeprefix(platform.base + "/").split("/")[0]
+            parts = received.path.removeprefix(f"{platform.base}/{module}").strip("/").split("/")
+            name = "CommandResponse" if module == "commands" and version == "2.1.1" else "CommandResult" if module == "commands" else OBJECTS.get((module, received.method, len([p for p in parts if p])))
+            if name and received.body is not None:
+                assert check(version, module, name, received.body) == [], received
+                modules.add((module, received.method))
+        assert modules == {("locations", "PUT"), ("locations", "PATCH"), ("tariffs", "PUT"), ("sessions", "PUT"), ("sessions", "PATCH"), ("cdrs", "POST"), ("commands", "POST")}
+    finally:
+        await platform.stop()

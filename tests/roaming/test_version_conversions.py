@@ -190,3 +190,21 @@ async def test_what_2_1_1_cannot_say_is_named() -> None:
     with pytest.raises(NotExpressible) as caught:
         await outgoing("9.9", "Session", session)
     assert caught.value.field == "version"
+
+
+async def test_outgoing_charging_profile_results_in_2_3_0() -> None:
+    profile = {
+        "start_date_time": STAMP,
+        "charging_profile": {"charging_rate_unit": "A", "charging_profile_period": [{"start_period": 0, "limit": 16}]},
+    }
+    for kind, body, schema in (
+        ("ChargingProfileResult", {"result": "ACCEPTED"}, "ChargingProfileResult"),
+        ("ClearProfileResult", {"result": "UNKNOWN"}, "ClearProfileResult"),
+        ("ActiveChargingProfileResult", {"result": "ACCEPTED", "profile": profile}, "ActiveChargingProfileResult"),
+        ("ActiveChargingProfile", profile, "ActiveChargingProfile"),
+    ):
+        wire = _wire(await outgoing("2.3.0", kind, body))
+        assert wire == json_loads(json_dumps(body))
+        validate_against_openapi("chargingprofiles", schema, wire, version="2.3.0")
+        with pytest.raises(NotExpressible):
+            await outgoing("2.1.1", kind, body)

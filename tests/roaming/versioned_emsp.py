@@ -38,7 +38,7 @@ from tests.conftest import Gateway
 from tests.ocpi.openapi import openapi_errors
 
 # (module, method, number of path segments after the endpoint) -> the object's name
-_OBJECTS = {
+OBJECTS = {
     ("locations", "PUT", 3): "Location",
     ("locations", "PUT", 4): "EVSE",
     ("locations", "PUT", 5): "Connector",
@@ -94,6 +94,10 @@ class VersionedEmsp:
     errors: list[str] = field(default_factory=list)
     authorize: dict[str, str] = field(default_factory=dict)  # uid -> AllowedType
     authorize_requests: list[tuple[str, dict[str, str], Any]] = field(default_factory=list)
+    tokens: list[dict[str, Any]] = field(default_factory=list)  # served on GET tokens
+    # True: every PATCH is answered "unknown object" (HTTP 404, OCPI 2003), as by an
+    # eMSP that lost what it was sent.
+    forget: bool = False
     runner: web.AppRunner | None = None
     url: str = ""
 
@@ -108,14 +112,24 @@ class VersionedEmsp:
     def roles(self) -> tuple[dict[str, Any], ...]:
         return ({"role": "EMSP", "business_details": {"name": f"eMSP {self.version}"}, "country_code": self.country_code, "party_id": self.party_id},)
 
+    def token_object(self, uid: str, whitelist: str = "ALWAYS", valid: bool = True) -> dict[str, Any]:
+        """A Token of ours in this version's shape."""
+        if self.version == "2.1.1":
+            return {"uid": uid, "type": "RFID", "auth_id": f"{self.country_code}-{self.party_id}-C{uid[-5:]}", "issuer": "eMSP 2.1.1", "valid": valid, "whitelist": whitelist, "last_updated": "2026-11-23T08:00:00Z"}
+        return {
+            "country_code": self.country_code, "party_id": self.party_id, "uid": uid, "type": "RFID",
+            "contract_id": f"{self.country_code}-{self.party_id}-C{uid[-5:]}", "issuer": f"eMSP {self.version}",
+            "valid": valid, "whitelist": whitelist, "last_updated": "2026-11-23T08:00:00Z",
+        }
+
     def _authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Token "):
             return False
         value = header[6:]
-        if value == self.token:  # 2.1.1: the token as it is
-            return True
-        try:
+        if self.version == "2.1.1":
+            return value == self.token  # 2.1.1: the token as it is
+        try:  # 2.2 and later: Base64-encoded
             return base64.b64decode(value, validate=True).decode() == self.token
         except ValueError:
             return False
@@ -139,11 +153,14 @@ class VersionedEmsp:
             if module == "commands":  # a command result at the response_url
                 name = "CommandResponse" if self.version == "2.1.1" else "CommandResult"
             else:
-                name = _OBJECTS.get((module, request.method, len(rest)), "")
+                name = OBJECTS.get((module, request.method, len(rest)), "")
             if name and body is not None:
                 problems = check(self.version, module, name, body)
                 if problems:
                     return self._reject([f"{request.method} {request.path}: {p}" for p in problems])
+            if self.forget and request.method == "PATCH":
+                unknown = envelope(None, status_code=2003, status_message="Unknown object")
+                return web.Response(text=json_dumps(unknown), status=404, content_type="application/json")
             return web.Response(text=json_dumps(envelope(None)), content_type="application/json")
 
         async def authorize(request: web.Request) -> web.Response:
@@ -172,6 +189,20 @@ class VersionedEmsp:
                 data = {"allowed": allowed, "token": token, "authorization_reference": f"AUTH-{uid}"}
             return web.Response(text=json_dumps(envelope(data)), content_type="application/json")
 
+        async def tokens(request: web.Request) -> web.Response:
+            # mod_tokens Sender GET: paginated (offset/limit, Link to the next page).
+            if not self._authorized(request):
+                return web.Response(status=401)
+            offset = int(request.query.get("offset", "0"))
+            limit = min(int(request.query.get("limit", "2")), 2)
+            page = self.tokens[offset : offset + limit]
+            headers = {"X-Total-Count": str(len(self.tokens)), "X-Limit": "2"}
+            if offset + limit < len(self.tokens):
+                headers["Link"] = f'<{self.url}{self.base}/tokens?offset={offset + limit}&limit={limit}>; rel="next"'
+            self.received.append(("GET", request.path_qs, None))
+            return web.Response(text=json_dumps(envelope(page)), headers=headers, content_type="application/json")
+
+        app.router.add_get(f"{self.base}/tokens", tokens)
         app.router.add_post(f"{self.base}/tokens/{{uid}}/authorize", authorize)
         app.router.add_route("*", self.base + "/{module:(locations|sessions|cdrs|tariffs|commands)}{rest:.*}", record)
         return app
