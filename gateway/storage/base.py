@@ -847,6 +847,10 @@ class Store:
     # charger id), and the token uids changed (key: the uid; last_updated: when).
     local_lists: DocumentStore
     local_list_changes: DocumentStore
+    # OCPI 2.3.0 Payments (gateway.storage.payments): the payment terminals of each
+    # PTP and the financial advice confirmations they sent (owner: the partner id).
+    payment_terminals: DocumentStore
+    payment_confirmations: DocumentStore
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
@@ -908,6 +912,8 @@ class Store:
             charging_profiles=documents("charging_profiles"),
             local_lists=documents("local_lists"),
             local_list_changes=documents("local_list_changes"),
+            payment_terminals=documents("payment_terminals"),
+            payment_confirmations=documents("payment_confirmations"),
             outbox=outbox,
             leases=leases,
             owners=owners,
