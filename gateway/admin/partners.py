@@ -1,14 +1,19 @@
-"""Admin API for roaming partners: create (token A), register at a partner, list, delete."""
+"""Admin API for roaming partners: create (token A), register at a partner, list, delete,
+and pull an eMSP's tokens (in the version it registered in)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
-from pydantic import Field, HttpUrl
+from pydantic import AwareDatetime, Field, HttpUrl
 
 from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_body, respond
 from gateway.admin.schemas import _Body
 from gateway.admin.views import PartnerView
+from gateway.keys import STORE
+from gateway.locallist.service import LOCAL_LISTS
 from gateway.roaming.partners import (
     Partner,
     PartnerKind,
@@ -17,6 +22,8 @@ from gateway.roaming.partners import (
     RegistrationError,
 )
 from gateway.roaming.server import REGISTRY
+from gateway.roaming.tokens import TokenPuller
+from ocpi.client import OcpiClientError
 from ocpi.transport import MethodNotAllowedError, UnsupportedVersionError
 
 
@@ -31,6 +38,17 @@ class PartnerBody(_Body):
 class RegisterBody(_Body):
     versions_url: HttpUrl
     token: str = Field(min_length=1, max_length=64, description="the partner's token A")
+
+
+class TokenPullBody(_Body):
+    date_from: AwareDatetime | None = Field(
+        default=None, description="only the tokens updated since (all when absent)"
+    )
+
+
+class TokenPullView(_Body):
+    partner_id: str
+    kept: int = Field(description="tokens stored (new or updated)")
 
 
 def partner_view(p: Partner, registry: PartnerRegistry) -> PartnerView:
@@ -107,6 +125,28 @@ def partner_routes() -> list[api.Operation]:
             raise ApiError(502, f"registration failed: {exc}") from None
         return respond(partner_view(registered, registry))
 
+    async def pull_tokens(request: web.Request) -> web.Response:
+        partner = _get(request)
+        if partner.status is not PartnerStatus.REGISTERED:
+            raise ApiError(409, f"partner {partner.id!r} is not registered")
+        if partner.endpoint("tokens", "SENDER") is None:
+            raise ApiError(409, f"partner {partner.id!r} has no Tokens Sender interface")
+        b: TokenPullBody = (
+            await read_body(request, TokenPullBody) if request.body_exists else TokenPullBody()
+        )
+        lists = request.config_dict.get(LOCAL_LISTS)
+        puller = TokenPuller(
+            request.config_dict[STORE],
+            _registry(request),
+            on_change=None if lists is None else lists.token_changed,
+        )
+        date_from: datetime | None = b.date_from
+        try:
+            kept = await puller.pull(partner.id, date_from=date_from)
+        except OcpiClientError as exc:
+            raise ApiError(502, f"the partner's tokens could not be read: {exc}") from None
+        return respond({"partner_id": partner.id, "kept": kept})
+
     partner = {"partner_id": "the partner's id, as its creation answered"}
     return [
         api.post(
@@ -147,6 +187,21 @@ def partner_routes() -> list[api.Operation]:
                 409: "the partner refused the method",
                 422: "no OCPI version in common",
                 502: "the registration failed at the partner",
+            },
+        ),
+        api.post(
+            "/partners/{partner_id}/tokens/pull",
+            pull_tokens,
+            "Fetch an eMSP's tokens (GET on its Tokens Sender interface, in its OCPI"
+            " version, paginated) and keep them as if pushed",
+            path_params=partner,
+            body=TokenPullBody,
+            body_required=False,
+            response=TokenPullView,
+            errors={
+                404: "no such partner",
+                409: "the partner is not registered or has no Tokens Sender interface",
+                502: "the partner failed to answer",
             },
         ),
     ]

@@ -22,7 +22,7 @@ import pytest
 from ocpp.v16 import call as call16
 
 from gateway.roaming.server import REGISTRY
-from gateway.roaming.tokens import TokenDirectory, TokenPuller
+from gateway.roaming.tokens import TokenDirectory
 from gateway.roaming.vault import hash_token
 from gateway.storage.base import OutboxStatus
 from tests.conftest import FakeClock, Gateway, GatewayFactory
@@ -280,8 +280,20 @@ async def test_tokens_pulled_from_an_emsp_in_its_version(gateways: GatewayFactor
     other.tokens = [other.token_object("PULL-1"), other.token_object("PULL-2", valid=False), other.token_object("PULL-3", "NEVER")]
     if other.version != "2.1.1":
         other.tokens.append(other.token_object("FOREIGN") | {"party_id": "XXX"})
-    puller = TokenPuller(gw.store, gw.app[REGISTRY])
-    assert await puller.pull(partner_id) == 3
+    # Through the admin API, as an operator would (the puller below it).
+    assert await gw.admin("POST", f"/partners/{partner_id}/tokens/pull") == (
+        200,
+        {"partner_id": partner_id, "kept": 3},
+    )
+    status, body = await gw.admin("POST", "/partners/nobody/tokens/pull")
+    assert status == 404 and "nobody" in body["error"]
+    _, pending = await gw.admin("POST", "/partners", {"name": "not registered yet"})
+    status, body = await gw.admin("POST", f"/partners/{pending['id']}/tokens/pull")
+    assert status == 409 and "not registered" in body["error"]
+    status, body = await gw.admin(
+        "POST", f"/partners/{partner_id}/tokens/pull", {"date_from": "2026-01-01T00:00:00"}
+    )
+    assert status == 422 and "date_from" in str(body)
     assert len([r for r in other.received if r[0] == "GET"]) == 2  # two pages
     directory = TokenDirectory(gw.store)
     [pulled] = await directory.by_uid("PULL-1")
