@@ -1,7 +1,9 @@
 """The hub's OCPI URL space, ``/ocpi/hub``: versions, credentials (the hub's role is
 HUB), HubClientInfo and, for every routed module, a Sender and a Receiver interface
-(``/ocpi/hub/2.2.1/{module}/sender`` and ``.../receiver``), which a platform calls as it
-would call a CPO's or an eMSP's (transport_and_format, Message Routing)."""
+(``/ocpi/hub/2.2.1/{module}/sender`` and ``.../receiver``, the same in 2.3.0), which a
+platform calls as it would call a CPO's or an eMSP's (transport_and_format, Message
+Routing). In 2.1.1, which has neither interface roles nor a hub role, one endpoint per
+module (``/ocpi/hub/2.1.1/{module}``): to a 2.1.1 platform (an eMSP) the hub is its CPO."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.hub.service import HUB, ROUTED_MODULES
+from gateway.hub.service import HUB, ROUTED_MODULES, V211_MODULES
 from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
 from gateway.roaming.server import ServedVersion, build_ocpi_app, credentials_endpoints
+from ocpi.hub.routing import CPO_INTERFACE
 from ocpi.server import CONTEXT_KEY, configuration_module, ocpi_context
 from ocpi.v221 import Endpoint
 from ocpi.v221.enums import InterfaceRole, ModuleID
@@ -23,9 +26,9 @@ def hub_version_url(base_url: str) -> str:
     return f"{base_url}{HUB_MOUNT}/{OCPI_VERSION}"
 
 
-def hub_endpoints(base_url: str) -> list[Endpoint]:
+def hub_endpoints(base_url: str, version: str = OCPI_VERSION) -> list[Endpoint]:
     """The hub's version details: both interfaces of every routed module."""
-    base = hub_version_url(base_url)
+    base = f"{base_url}{HUB_MOUNT}/{version}"
     endpoints = [
         Endpoint(
             identifier=ModuleID.CREDENTIALS, role=InterfaceRole.SENDER, url=f"{base}/credentials"
@@ -77,12 +80,30 @@ async def _note_activity(
     return await handler(request)
 
 
-def hub_other_versions(base_url: str) -> list[ServedVersion]:
-    """The hub's 2.1.1 and 2.3.0: versions, version details and credentials (a platform
-    registers in them; the routed modules are 2.2.1's)."""
+def hub_endpoints_v211(base_url: str) -> list[Endpoint]:
+    """The hub's 2.1.1 version details: the CPO's module endpoints (2.1.1 lists no role:
+    the hub is the CPO of a 2.1.1 eMSP)."""
+    base = f"{base_url}{HUB_MOUNT}/2.1.1"
+    return credentials_endpoints(base) + [
+        Endpoint(identifier=module, role=CPO_INTERFACE[module], url=f"{base}/{module}")
+        for module in ROUTED_MODULES
+        if module in V211_MODULES
+    ]
+
+
+def hub_routes_v211() -> list[web.RouteDef]:
     return [
-        ServedVersion(version, credentials_endpoints(f"{base_url}{HUB_MOUNT}/{version}"))
-        for version in ("2.1.1", "2.3.0")
+        web.route("*", "/{module}", _route),
+        web.route("*", "/{module}/{tail:.*}", _route),
+    ]
+
+
+def hub_other_versions(base_url: str) -> list[ServedVersion]:
+    """The hub's 2.1.1 and 2.3.0: versions, version details, credentials and the routed
+    modules (the hub translates between the versions, :mod:`ocpi.hub.translate`)."""
+    return [
+        ServedVersion("2.1.1", hub_endpoints_v211(base_url), hub_routes_v211()),
+        ServedVersion("2.3.0", hub_endpoints(base_url, "2.3.0"), hub_routes()),
     ]
 
 

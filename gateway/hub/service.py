@@ -40,6 +40,7 @@ from multidict import MultiDict
 from pydantic import BaseModel
 from yarl import URL
 
+import ocpi.v221
 from gateway.domain.clock import Clock, IdFactory
 from gateway.hub.directory import (
     LOCAL_PLATFORM,
@@ -50,9 +51,10 @@ from gateway.hub.directory import (
 from gateway.hub.links import OwnerIndex, StoredResponseUrls
 from gateway.hub.rules import RuleBook
 from gateway.leases import LEASES
-from gateway.roaming.outbox import Outbox, routing_meta
+from gateway.roaming.outbox import META_RAW_BODY, Outbox, routing_meta
 from gateway.roaming.partners import Partner, PartnerKind, PartnerRegistry, TokenMatch, partner_of
 from gateway.roaming.pushes import wire_json
+from gateway.roaming.versioning import META_OBJECT, META_VERSION
 from gateway.storage.base import Document, OutboxItem, Store
 from ocpi.hub.clientinfo import (
     ClientInfoPush,
@@ -64,10 +66,11 @@ from ocpi.hub.clientinfo import (
     plan_resync,
 )
 from ocpi.hub.forward import ForwardedResponse, Forwarder, LocalRequest, receiver_url
-from ocpi.hub.getall import forwarder_page_fetcher, get_all_page
+from ocpi.hub.getall import PageFetcher, TargetPage, forwarder_page_fetcher, get_all_page
 from ocpi.hub.local import local_handler
 from ocpi.hub.response_url import ResponseUrlProxy
 from ocpi.hub.routing import (
+    CPO_INTERFACE,
     Broadcast,
     Forward,
     GetAll,
@@ -78,6 +81,17 @@ from ocpi.hub.routing import (
     route,
 )
 from ocpi.hub.routing import Decision as RoutingDecision
+from ocpi.hub.translate import (
+    V211,
+    V221,
+    V230,
+    Origin,
+    answer_kind,
+    embedded_location,
+    read,
+    request_kind,
+    write,
+)
 from ocpi.server import (
     OcpiRequestContext,
     Operation,
@@ -88,19 +102,24 @@ from ocpi.server import (
     validate_input,
 )
 from ocpi.transport import (
+    LINK_HEADER,
     HubError,
     InvalidParametersError,
     MethodNotAllowedError,
     NotFoundError,
     OcpiError,
     PartyId,
+    ServerError,
     UnknownReceiverError,
+    envelope,
     is_success,
+    json_dumps,
     json_loads,
     parse_page_request,
 )
 from ocpi.v221 import EVSE, CommandResult, Connector, Location, Tariff, Token
 from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
+from ocpi.versions import NotExpressible
 
 RESPONSE_URL = "response_url"
 
@@ -144,6 +163,13 @@ class HubConfig:
     def endpoint(self, module: str, interface: InterfaceRole) -> str:
         return f"{self.base_url}/{module}/{interface.value.lower()}"
 
+    def versioned_endpoint(self, version: str, module: str, interface: InterfaceRole) -> str:
+        """The hub's URL of an interface in ``version`` (2.1.1: one URL per module)."""
+        base = self.base_url.rsplit("/", 1)[0] + "/" + version
+        if version == V211:
+            return f"{base}/{module}"
+        return f"{base}/{module}/{interface.value.lower()}"
+
 
 LocalOwner = Callable[[str, str], Awaitable[PartyId | None]]
 """``async (kind, object id) -> hosted owner``: a hosted CPO's location, for open routing."""
@@ -186,12 +212,23 @@ class Hub:
             self._token_of,
             local=local_handler(operations, self.local_context),
             timeout=config.request_timeout,
+            versions=self.platform_version,
         )
-        # The results come back to the module's Sender interface of the hub.
+        # The results come back to the module's Sender interface of the hub, in the
+        # version of the CPO that posts them (2.1.1 platforms are eMSPs: none there).
         self.proxies: dict[str, ResponseUrlProxy] = {
             module: ResponseUrlProxy(
                 self.links,
                 config.endpoint(module, InterfaceRole.SENDER),
+                ttl=config.response_url_ttl,
+                clock=clock.now,
+            )
+            for module in _ASYNC_RESULT_MODULES
+        }
+        self._versioned_proxies: dict[tuple[str, str], ResponseUrlProxy] = {
+            (module, V230): ResponseUrlProxy(
+                self.links,
+                config.versioned_endpoint(V230, module, InterfaceRole.SENDER),
                 ttl=config.response_url_ttl,
                 clock=clock.now,
             )
@@ -512,11 +549,20 @@ class Hub:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         context = ocpi_context(request)
         partner = partner_of(context.party)
+        version = partner.ocpi_version
         module = request.match_info["module"]
-        try:
-            interface = InterfaceRole(request.match_info["interface"].upper())
-        except ValueError:
-            raise NotFoundError(f"no such interface: {request.match_info['interface']}") from None
+        named = request.match_info.get("interface")
+        if named is None:
+            # 2.1.1: one endpoint per module, no interface role; to a 2.1.1 platform (an
+            # eMSP) the hub is its CPO.
+            if module not in V211_MODULES:
+                raise NotFoundError(f"the hub does not route the {module} module in 2.1.1")
+            interface = CPO_INTERFACE[module]
+        else:
+            try:
+                interface = InterfaceRole(named.upper())
+            except ValueError:
+                raise NotFoundError(f"no such interface: {named}") from None
         if module not in ROUTED_MODULES:
             raise NotFoundError(f"the hub does not route the {module} module")
         path = tuple(s for s in request.match_info.get("tail", "").split("/") if s)
@@ -545,8 +591,15 @@ class Hub:
             # Every OCPI request body is an object: none a receiver could take.
             raise InvalidParametersError("body: a JSON object is required")
         url_owner = _url_owner(module, interface, path)
+        from_party, to_party = context.from_party, context.to_party
+        if version == V211:
+            # No routing headers in 2.1.1: open routing, from the platform's one party;
+            # a list is the combined list of every CPO (GET All).
+            from_party = None
+            is_list = method in ("GET", "HEAD") and interface is InterfaceRole.SENDER
+            to_party = self.config.party if is_list and not path else None
         hint = None
-        if context.to_party is None:
+        if to_party is None:
             hint = await self._owner_hint(module, interface, method, path, body)
         hub_request = HubRequest(
             method=method,
@@ -554,19 +607,26 @@ class Hub:
             interface=interface,
             platform_id=partner.id,
             path=path,
-            from_party=context.from_party,
-            to_party=context.to_party,
+            from_party=from_party,
+            to_party=to_party,
             url_owner=url_owner,
             owner_hint=hint,
         )
         decision = route(hub_request, self.directory, self.router_config())
         await self._learn(module, interface, method, path, decision)
         if isinstance(decision, GetAll):
-            return await self._get_all(request, context, decision)
+            return await self._get_all(request, context, decision, version, module)
+        exchange = _Exchange(module, interface, method, path, version, url_owner)
         if isinstance(decision, Broadcast):
-            _check_broadcast_body(module, method, path, body)
-            return await self._broadcast(request, context, decision, module, raw)
-        return await self._directed(request, context, decision, module, interface, raw)
+            if version == V221:
+                _check_broadcast_body(module, method, path, body)
+                internal = None
+            else:
+                internal = self._read_request(exchange, body, decision.sender)
+            return await self._broadcast(request, context, decision, exchange, raw, internal)
+        if self.target_version(decision) != version:
+            return await self._translated(request, context, decision, exchange, body, raw)
+        return await self._directed(request, context, decision, module, interface, raw, version)
 
     async def _directed(
         self,
@@ -576,6 +636,7 @@ class Hub:
         module: str,
         interface: InterfaceRole,
         raw: bytes,
+        version: str = V221,
     ) -> web.StreamResponse:
         body: bytes | None = raw or None
         query: MultiDict[str] = MultiDict(request.query)
@@ -585,7 +646,7 @@ class Hub:
             and interface is InterfaceRole.RECEIVER
         ):
             # The CPO posts the result to the hub, which knows where the sender wants it.
-            proxy = self.proxies[module]
+            proxy = self._proxy(module, version)
             parties = {"requester": target.sender, "receiver": target.target}
             if request.method.upper() in ("POST", "PUT"):
                 body = await proxy.rewrite_command(raw, **parties)
@@ -597,7 +658,7 @@ class Hub:
             correlation_id=context.correlation_id,
             query=query,
             body=body,
-            hub_base=self.config.endpoint(module, interface),
+            hub_base=self._hub_base(version, module, interface),
         )
         return _web_response(response)
 
@@ -606,12 +667,30 @@ class Hub:
         request: web.Request,
         context: OcpiRequestContext,
         decision: Broadcast,
-        module: str,
+        exchange: _Exchange,
         raw: bytes,
+        internal: BaseModel | None,
     ) -> web.StreamResponse:
         method = request.method.upper()
+        module = exchange.module
         items: list[OutboxItem] = []
+        kind = exchange.request_kind
+        if (
+            internal is None
+            and kind is not None
+            and raw.strip()
+            and any(self.target_version(t) != exchange.version for t in decision.targets)
+        ):
+            # A 2.2.1 broadcast (checked, not read) that some receiver takes in another
+            # version: read once for all of them.
+            internal = validate_input(_internal_model(kind), json_loads(raw))
         for target in decision.targets:
+            receiver_version = self.target_version(target)
+            if receiver_version != exchange.version:
+                items += await self._broadcast_copy(
+                    request, context, target, exchange, raw, internal, receiver_version
+                )
+                continue
             if isinstance(target, Local):
                 # In-process and durable once the hosted CPO has stored it.
                 answer = await self.forwarder.send(
@@ -657,7 +736,12 @@ class Hub:
         return ocpi_response(None)
 
     async def _get_all(
-        self, request: web.Request, context: OcpiRequestContext, decision: GetAll
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        decision: GetAll,
+        version: str = V221,
+        module: str = "",
     ) -> web.StreamResponse:
         page = parse_page_request(request.query, max_limit=MAX_LIMIT)
         fetch = forwarder_page_fetcher(
@@ -666,13 +750,22 @@ class Hub:
             requester=decision.sender,
             query=request.query,
         )
+        translating = any(self.target_version(t) != version for t in decision.targets)
+        if translating:
+            fetch = self._translating_fetch(fetch, version, module, decision.sender, context)
         combined = await get_all_page(decision.targets, fetch, offset=page.offset, limit=page.limit)
         if combined.failed:
             log.warning(
                 "hub: GET All %s left out %s", request.path, ", ".join(map(str, combined.failed))
             )
+        body = combined.body()
+        if translating:
+            # Objects the requester's version cannot express are left out of the page;
+            # the headers count them (offsets stay those of the CPOs' lists).
+            kept = [obj for obj in combined.objects if obj is not _LEFT_OUT]
+            body = json_dumps(envelope(kept)).encode("utf-8")
         return web.Response(
-            body=combined.body(),
+            body=body,
             headers=combined.headers(context.url),
             content_type="application/json",
         )
@@ -697,31 +790,374 @@ class Hub:
             # Only the CPO the command went to may answer it; others learn nothing.
             raise NotFoundError("unknown or expired response URL")
         result = _json_or_none(raw)
+        posted = partner.ocpi_version
+        internal: BaseModel | None = None
         if module == ModuleID.COMMANDS:
-            validate_input(CommandResult, result)
+            if posted == V221:
+                internal = validate_input(CommandResult, result)
+            else:
+                origin = Origin(owner=entry.receiver, now=self._clock.now())
+                internal = read("CommandResult", result, posted, origin)
         elif not isinstance(result, dict) or not isinstance(result.get("result"), str):
             raise InvalidParametersError("result: field required")
         platform = self.directory.platform_of(entry.requester)
         if platform is None or platform == LOCAL_PLATFORM:
             raise UnknownReceiverError(f"unknown receiver {entry.requester}")
+        wanted = self.platform_version(platform)
+        body: Any = None
+        meta = {"kind": "hub_result"} | routing_meta(
+            from_party=entry.receiver,
+            to_party=entry.requester,
+            raw_body=raw,
+            correlation_id=context.correlation_id,
+        )
+        if internal is not None and wanted != posted:
+            # In the requester's version, converted (and, when 2.1.1 cannot say it,
+            # failed visibly) by the outbox at delivery (gateway.roaming.versioning).
+            del meta[META_RAW_BODY]
+            meta |= {META_VERSION: wanted, META_OBJECT: "CommandResult"}
+            body = wire_json(internal)
         item = self._outbox.make_item(
             platform,
             "POST",
             entry.url,
-            None,
+            body,
             ordering_key=f"{platform}|{entry.requester}|{module}|{path[0]}",
             module=module,
-            meta={"kind": "hub_result"}
-            | routing_meta(
-                from_party=entry.receiver,
-                to_party=entry.requester,
-                raw_body=raw,
-                correlation_id=context.correlation_id,
-            ),
+            meta=meta,
         )
         await self._outbox.store.enqueue([item])
         self._outbox.notify()
         return ocpi_response(None)
+
+    # -- between versions (ocpi.hub.translate) ------------------------------------------
+
+    def platform_version(self, platform_id: str) -> str:
+        """The OCPI version a platform registered in (the hosted CPOs: the internal
+        2.2.1 form)."""
+        if platform_id == LOCAL_PLATFORM:
+            return V221
+        partner = self._registry.get(platform_id)
+        return V221 if partner is None else partner.ocpi_version
+
+    def target_version(self, target: Target) -> str:
+        return V221 if isinstance(target, Local) else self.platform_version(target.platform_id)
+
+    def _hub_base(self, version: str, module: str, interface: InterfaceRole) -> str:
+        if version == V221:
+            return self.config.endpoint(module, interface)
+        return self.config.versioned_endpoint(version, module, interface)
+
+    def _proxy(self, module: str, version: str) -> ResponseUrlProxy:
+        """The response_url proxy whose URLs are in ``version`` (the CPO's)."""
+        return self._versioned_proxies.get((module, version)) or self.proxies[module]
+
+    def _read_request(self, exchange: _Exchange, body: Any, sender: PartyId) -> BaseModel | None:
+        """A request body of the sender's version in the internal form (2001 naming the
+        field when it is not a valid object of that version); None without a body."""
+        kind = exchange.request_kind
+        if kind is None or body is None:
+            return None
+        owner = exchange.url_owner or sender
+        return read(kind, body, exchange.version, Origin(owner=owner, now=self._clock.now()))
+
+    async def _written(
+        self,
+        internal: BaseModel,
+        version: str,
+        *,
+        cpo: PartyId,
+        on_behalf: PartyId,
+        correlation_id: str,
+    ) -> Any:
+        """``internal`` in ``version`` as JSON (NotExpressible naming the field); a 2.1.1
+        Session or CDR embeds the Location read from ``cpo`` now."""
+        location = None
+        kind = type(internal).__name__
+        location_id = embedded_location(kind, internal, version)
+        if location_id is not None:
+            location = await self._location_of(cpo, location_id, on_behalf, correlation_id)
+        return wire_json(write(internal, version, location=location))
+
+    async def _location_of(
+        self, cpo: PartyId, location_id: str, on_behalf: PartyId, correlation_id: str
+    ) -> Location | None:
+        """The CPO's Location (GET through the hub, as ``on_behalf`` would ask it), in the
+        internal form; None when it cannot be read."""
+        platform = self.directory.platform_of(on_behalf)
+        if platform is None:
+            return None
+        try:
+            target = route(
+                HubRequest(
+                    method="GET",
+                    module=ModuleID.LOCATIONS,
+                    interface=InterfaceRole.SENDER,
+                    platform_id=platform,
+                    path=(location_id,),
+                    from_party=on_behalf,
+                    to_party=cpo,
+                ),
+                self.directory,
+                self.router_config(),
+            )
+            if not isinstance(target, Forward | Local):
+                return None
+            answer = await self.forwarder.send(target, method="GET", correlation_id=correlation_id)
+            data = _json_or_none(answer.body)
+            if not _succeeded(answer) or not isinstance(data, dict):
+                return None
+            origin = Origin(owner=cpo, now=self._clock.now())
+            found = read("Location", data.get("data"), self.target_version(target), origin)
+        except OcpiError as exc:
+            log.warning("hub: Location %s of %s cannot be read: %s", location_id, cpo, exc)
+            return None
+        return found if isinstance(found, Location) else None
+
+    async def _translated(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        target: Target,
+        exchange: _Exchange,
+        body: Any,
+        raw: bytes,
+    ) -> web.StreamResponse:
+        """A directed request to a receiver of another version: the body converted (a
+        message the receiver's version cannot express is the sender's 2001 naming the
+        field, at once), the answer's data converted back (3000 when the sender's version
+        cannot express it)."""
+        module, interface = exchange.module, exchange.interface
+        receiver_version = self.target_version(target)
+        query: MultiDict[str] = MultiDict(request.query)
+        payload: bytes | None = None
+        internal = self._read_request(exchange, body, target.sender)
+        if internal is not None:
+            try:
+                data = await self._written(
+                    internal,
+                    receiver_version,
+                    cpo=target.sender,
+                    on_behalf=target.target,
+                    correlation_id=context.correlation_id,
+                )
+            except NotExpressible as exc:
+                raise InvalidParametersError(
+                    f"{exc}; {target.target} registered in OCPI {receiver_version}"
+                ) from None
+            _typed_token_query(internal, query)
+            if (
+                isinstance(target, Forward)
+                and module in _ASYNC_RESULT_MODULES
+                and interface is InterfaceRole.RECEIVER
+                and isinstance(data, dict)
+                and isinstance(data.get(RESPONSE_URL), str)
+            ):
+                data[RESPONSE_URL] = await self._proxy(module, receiver_version).proxy(
+                    data[RESPONSE_URL], requester=target.sender, receiver=target.target
+                )
+            payload = json_dumps(data).encode("utf-8")
+        elif raw.strip():
+            payload = raw
+        if (
+            isinstance(target, Forward)
+            and module in _ASYNC_RESULT_MODULES
+            and interface is InterfaceRole.RECEIVER
+            and RESPONSE_URL in query
+        ):
+            query[RESPONSE_URL] = await self._proxy(module, receiver_version).proxy(
+                query[RESPONSE_URL], requester=target.sender, receiver=target.target
+            )
+        response = await self.forwarder.send(
+            target,
+            method=request.method,
+            correlation_id=context.correlation_id,
+            query=query,
+            body=payload,
+            hub_base=self._hub_base(exchange.version, module, interface),
+        )
+        return await self._answer(response, target, exchange, receiver_version, context)
+
+    async def _answer(
+        self,
+        response: ForwardedResponse,
+        target: Target,
+        exchange: _Exchange,
+        receiver_version: str,
+        context: OcpiRequestContext,
+    ) -> web.Response:
+        """The receiver's answer in the sender's version."""
+        headers = response.headers.copy()
+        if exchange.version == V211:
+            for name in [n for n in headers if n.lower().startswith("ocpi-")]:
+                headers.popall(name)
+        if isinstance(target, Local) and LINK_HEADER in headers:
+            # In-process pages link to the hub's 2.2.1 URLs: the sender's instead.
+            ours = self.config.endpoint(exchange.module, exchange.interface)
+            theirs = self._hub_base(exchange.version, exchange.module, exchange.interface)
+            links = [link.replace(ours, theirs) for link in headers.getall(LINK_HEADER)]
+            del headers[LINK_HEADER]
+            for link in links:
+                headers.add(LINK_HEADER, link)
+        found = answer_kind(exchange.module, exchange.interface, exchange.method, exchange.path)
+        envelope_ = _json_or_none(response.body)
+        data = envelope_.get("data") if isinstance(envelope_, dict) else None
+        if found is None or data is None or not isinstance(envelope_, dict):
+            return web.Response(status=response.status, body=response.body, headers=headers)
+        kind, many = found
+        origin = Origin(
+            owner=target.target,
+            now=self._clock.now(),
+            uid=exchange.path[0] if exchange.path else "",
+            token_type=str(context.url.query.get("type", "RFID")),
+            issuer=self._issuer(target.target),
+        )
+
+        async def convert(obj: Any) -> Any:
+            internal = read(kind, obj, receiver_version, origin)
+            return await self._written(
+                internal,
+                exchange.version,
+                cpo=target.target,
+                on_behalf=target.sender,
+                correlation_id=context.correlation_id,
+            )
+
+        if many and isinstance(data, list):
+            converted = []
+            for obj in data:
+                try:
+                    converted.append(await convert(obj))
+                except (NotExpressible, OcpiError) as exc:
+                    log.warning(
+                        "hub: a %s of %s left out of an OCPI %s answer: %s",
+                        kind,
+                        target.target,
+                        exchange.version,
+                        exc,
+                    )
+            envelope_["data"] = converted
+        else:
+            try:
+                envelope_["data"] = await convert(data)
+            except (NotExpressible, OcpiError) as exc:
+                raise ServerError(
+                    f"the answer of {target.target} (OCPI {receiver_version}) cannot be "
+                    f"given in OCPI {exchange.version}: {exc}"
+                ) from None
+        headers.popall("Content-Type", None)
+        return web.Response(
+            status=response.status,
+            body=json_dumps(envelope_).encode("utf-8"),
+            headers=headers,
+            content_type="application/json",
+        )
+
+    def _issuer(self, party_id: PartyId) -> str:
+        platform = self.directory.platform_of(party_id)
+        partner = self._registry.get(platform) if platform is not None else None
+        return partner.name if partner is not None else str(party_id)
+
+    async def _broadcast_copy(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        target: Target,
+        exchange: _Exchange,
+        raw: bytes,
+        internal: BaseModel | None,
+        receiver_version: str,
+    ) -> list[OutboxItem]:
+        """One receiver's copy of a broadcast in its own version: a hosted CPO takes the
+        internal form at once; a platform's copy is converted by the outbox at delivery,
+        where one its version cannot express is FAILED, naming the field."""
+        module, method = exchange.module, exchange.method
+        query: MultiDict[str] = MultiDict(request.query)
+        if internal is not None:
+            _typed_token_query(internal, query)
+        if isinstance(target, Local):
+            answer = await self.forwarder.send(
+                target,
+                method=method,
+                correlation_id=context.correlation_id,
+                query=query,
+                body=None if internal is None else json_dumps(internal).encode("utf-8"),
+            )
+            if not _succeeded(answer):
+                log.warning(
+                    "hub: broadcast %s %s to hosted %s: %s",
+                    method,
+                    request.path,
+                    target.target,
+                    answer.body[:200],
+                )
+            return []
+        url = receiver_url(target.endpoint, target.path, query)
+        path = "/".join(target.path)
+        meta: dict[str, Any] = {"kind": "hub_broadcast", META_VERSION: receiver_version}
+        if internal is not None:
+            meta[META_OBJECT] = type(internal).__name__
+        return [
+            self._outbox.make_item(
+                target.platform_id,
+                method,
+                str(url),
+                None if internal is None else wire_json(internal),
+                ordering_key=f"{target.platform_id}|{target.target}|{module}|{path}",
+                module=module,
+                meta=meta
+                | routing_meta(
+                    from_party=self.config.party,
+                    to_party=target.target,
+                    correlation_id=context.correlation_id,
+                ),
+            )
+        ]
+
+    def _translating_fetch(
+        self,
+        fetch: PageFetcher,
+        version: str,
+        module: str,
+        requester: PartyId,
+        context: OcpiRequestContext,
+    ) -> PageFetcher:
+        """``fetch`` with each target's objects in ``version``; one that version cannot
+        express becomes :data:`_LEFT_OUT` (so that offsets still count it)."""
+        found = answer_kind(module, InterfaceRole.SENDER, "GET", ())
+        kind = found[0] if found is not None else ""
+
+        async def translated(target: Target, offset: int, limit: int) -> TargetPage:
+            page = await fetch(target, offset, limit)
+            theirs = self.target_version(target)
+            if theirs == version or not kind:
+                return page
+            origin = Origin(owner=target.target, now=self._clock.now())
+            objects: list[Any] = []
+            for obj in page.objects:
+                try:
+                    internal = read(kind, obj, theirs, origin)
+                    objects.append(
+                        await self._written(
+                            internal,
+                            version,
+                            cpo=target.target,
+                            on_behalf=requester,
+                            correlation_id=context.correlation_id,
+                        )
+                    )
+                except (NotExpressible, OcpiError) as exc:
+                    log.warning(
+                        "hub: a %s of %s left out of an OCPI %s GET All page: %s",
+                        kind,
+                        target.target,
+                        version,
+                        exc,
+                    )
+                    objects.append(_LEFT_OUT)
+            return TargetPage(objects, page.total)
+
+        return translated
 
     # -- open routing ---------------------------------------------------------------------
 
@@ -787,6 +1223,51 @@ class Hub:
 
 
 # -- helpers --------------------------------------------------------------------------
+
+V211_MODULES = frozenset(
+    {
+        ModuleID.LOCATIONS,
+        ModuleID.TARIFFS,
+        ModuleID.SESSIONS,
+        ModuleID.CDRS,
+        ModuleID.TOKENS,
+        ModuleID.COMMANDS,
+    }
+)
+"""The routed modules a 2.1.1 platform reaches (2.1.1 has no ChargingProfiles)."""
+
+_LEFT_OUT = object()
+"""An object of a GET All page that the requester's version cannot express."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """One request as the sender made it: what the hub converts between versions."""
+
+    module: str
+    interface: InterfaceRole
+    method: str
+    path: tuple[str, ...]
+    version: str
+    url_owner: PartyId | None
+
+    @property
+    def request_kind(self) -> str | None:
+        return request_kind(self.module, self.interface, self.method, self.path)
+
+
+def _internal_model(kind: str) -> type[BaseModel]:
+    model = getattr(ocpi.v221, kind)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"no 2.2.1 object {kind}")
+    return model
+
+
+def _typed_token_query(internal: BaseModel, query: MultiDict[str]) -> None:
+    """A Token pushed from 2.1.1 (keyed by uid alone) names its type in the URL of the
+    later versions (mod_tokens: ``?type=``, RFID when absent)."""
+    if isinstance(internal, Token) and "type" not in query and internal.type != "RFID":
+        query["type"] = str(internal.type)
 
 
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")

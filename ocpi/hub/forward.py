@@ -68,6 +68,7 @@ __all__ = [
     "LocalHandler",
     "LocalRequest",
     "TokenLookup",
+    "VersionLookup",
     "hub_link",
     "is_envelope",
     "receiver_url",
@@ -82,6 +83,10 @@ PASSED_HEADERS = ("Content-Type", TOTAL_COUNT_HEADER, X_LIMIT_HEADER, "Allow")
 TokenLookup = Callable[[str], Awaitable[str | None]]
 """``async (platform_id) -> credentials token`` the hub uses to call that platform
 (None: not registered, answered 4003)."""
+
+VersionLookup = Callable[[str], str | None]
+"""``(platform_id) -> the OCPI version it registered in``: a 2.1.1 platform gets its token
+as it is (not Base64-encoded) and no routing headers, which 2.1.1 does not have."""
 
 QueryLike = Mapping[str, str] | MultiMapping[str] | None
 
@@ -231,8 +236,10 @@ class Forwarder:
         request_id_factory: Callable[[], str] = new_request_id,
         max_response_bytes: int = 64 * 1024 * 1024,
         max_redirects: int = 3,
+        versions: VersionLookup | None = None,
     ) -> None:
         self._session = session
+        self._versions = versions
         self.max_redirects = max_redirects
         self._tokens = tokens
         self._local = local
@@ -329,13 +336,17 @@ class Forwarder:
         token = await self._tokens(platform_id)
         if token is None:
             raise HubConnectionProblemError(f"no credentials to call platform {platform_id}")
+        v211 = self._versions is not None and self._versions(platform_id) == "2.1.1"
         headers = {
-            "Authorization": encode_authorization(token, base64_encode=self._encode_token),
+            "Authorization": encode_authorization(
+                token, base64_encode=self._encode_token and not v211
+            ),
             REQUEST_ID_HEADER: self._new_id(),
             CORRELATION_ID_HEADER: correlation_id,
             "Accept": "application/json",
         }
-        headers.update(routing_headers(from_party=from_party, to_party=to_party))
+        if not v211:
+            headers.update(routing_headers(from_party=from_party, to_party=to_party))
         if body is not None and content_type:
             headers["Content-Type"] = content_type
         limit = request_timeout if request_timeout is not None else self.timeout

@@ -92,8 +92,11 @@ async def test_versions_lists(gateway: Gateway) -> None:
             roles = {(e["identifier"], e["role"]) for e in details["2.3.0"]["endpoints"]}
             assert roles == {(e["identifier"], e["role"]) for e in details["2.2.1"]["endpoints"]}
         else:
-            assert {e["identifier"] for e in details["2.1.1"]["endpoints"]} == {"credentials"}
-            assert {e["identifier"] for e in details["2.3.0"]["endpoints"]} == {"credentials"}
+            # The hub routes in every version: to a 2.1.1 platform (an eMSP) it is a CPO;
+            # in 2.3.0 both interfaces of each module, as in 2.2.1 (tests/hub).
+            assert {e["identifier"] for e in details["2.1.1"]["endpoints"]} == CPO_MODULES
+            roles = {(e["identifier"], e["role"]) for e in details["2.3.0"]["endpoints"]}
+            assert roles == {(e["identifier"], e["role"]) for e in details["2.2.1"]["endpoints"]}
 
 
 # -------------------------------------------------------------- registration
