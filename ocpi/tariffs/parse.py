@@ -214,8 +214,9 @@ def tariff_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.
     r = _Reader(InvalidTariffError)
     data = r.obj(data, "")
     elements_raw = r.array(r.required(data, "elements", ""), "elements", min_items=1)
+    dates: dict[str, date] = {}
     elements = tuple(
-        _element_fast(raw, version) or _element(r, raw, f"elements[{i}]", version)
+        _element_fast(raw, version, dates) or _element(r, raw, f"elements[{i}]", version)
         for i, raw in enumerate(elements_raw)
     )
     tariff_type: str | None = None
@@ -311,16 +312,16 @@ def _setters(cls: type, names: str) -> tuple[Any, ...]:
 _new = object.__new__
 _COMPONENT_SET = _setters(PriceComponent, "type price step_size vat")
 _ELEMENT_SET = _setters(TariffElement, "price_components restrictions")
-_RESTRICTION_NAMES = tuple(field.name for field in fields(TariffRestrictions))
-_RESTRICTION_SET = {
-    name: setter
-    for name, setter in zip(
-        _RESTRICTION_NAMES,
-        _setters(TariffRestrictions, " ".join(_RESTRICTION_NAMES)),
-        strict=True,
-    )
-}
-_RESTRICTION_DEFAULTS = {field.name: field.default for field in fields(TariffRestrictions)}
+_RESTRICTION_NAMES = (
+    "start_time end_time start_date end_date min_kwh max_kwh min_current max_current "
+    "min_power max_power min_duration max_duration day_of_week reservation"
+)
+# Every field, in this order (checked at import: a field added to the model must be here).
+assert _RESTRICTION_NAMES.split() == [field.name for field in fields(TariffRestrictions)]
+_RESTRICTION_SET = _setters(TariffRestrictions, _RESTRICTION_NAMES)
+_AMOUNT_KEYS = ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power")
+_EVERY_DAY: frozenset[DayOfWeek] = frozenset()
+_INVALID = Decimal("NaN")  # a marker: never a parsed value (NaN is refused)
 _DIMENSION_SET = _setters(CdrDimension, "type volume")
 _PERIOD_SET = _setters(ChargingPeriod, "start_date_time dimensions tariff_id")
 # Every string _TIME_RE accepts, with its value: one lookup instead of a match and a parse.
@@ -352,32 +353,33 @@ def _datetime_fast(value: object) -> datetime | None:
     return parsed if tz is UTC else parsed.astimezone(UTC)
 
 
-def _element_fast(raw: object, version: OcpiVersion) -> TariffElement | None:
+def _element_fast(
+    raw: object, version: OcpiVersion, dates: dict[str, date]
+) -> TariffElement | None:
     if type(raw) is not dict:
         return None
     components_raw = raw.get("price_components")
     if type(components_raw) not in _SEQUENCE or not components_raw:
         return None
     keys = _COMPONENT_KEYS_SET[version]
+    set_type, set_price, set_step, set_vat = _COMPONENT_SET
     components = []
     for data in components_raw:
         if type(data) is not dict or not keys.issuperset(data):
             return None
         kind = data.get("type")
-        if type(kind) is not str:
-            return None
-        dimension = _TARIFF_DIMENSIONS.get(kind)
-        price = _decimal_fast(data.get("price"))
+        dimension = _TARIFF_DIMENSIONS.get(kind) if type(kind) is str else None
+        price = data.get("price")
         step = data.get("step_size")
-        if dimension is None or price is None or type(step) is not int:
-            return None
         vat = data.get("vat")
-        if vat is not None:
-            vat = _decimal_fast(vat)
-            if vat is None:
-                return None
+        # _decimal_fast, inline: a finite Decimal or an int (not a bool) for price and vat.
+        if type(price) is not Decimal or not price.is_finite():
+            price = Decimal(price) if type(price) is int else None
+        if vat is not None and (type(vat) is not Decimal or not vat.is_finite()):
+            vat = Decimal(vat) if type(vat) is int else _INVALID
+        if dimension is None or price is None or type(step) is not int or vat is _INVALID:
+            return None
         component = _new(PriceComponent)
-        set_type, set_price, set_step, set_vat = _COMPONENT_SET
         set_type(component, dimension)
         set_price(component, price)
         set_step(component, step)
@@ -385,7 +387,7 @@ def _element_fast(raw: object, version: OcpiVersion) -> TariffElement | None:
         components.append(component)
     restrictions = raw.get("restrictions")
     if restrictions is not None:
-        restrictions = _restrictions_fast(restrictions, version)
+        restrictions = _restrictions_fast(restrictions, version, dates)
         if restrictions is None:
             return None
     element = _new(TariffElement)
@@ -395,53 +397,114 @@ def _element_fast(raw: object, version: OcpiVersion) -> TariffElement | None:
     return element
 
 
-def _restrictions_fast(data: object, version: OcpiVersion) -> TariffRestrictions | None:
+def _restrictions_fast(
+    data: object, version: OcpiVersion, dates: dict[str, date]
+) -> TariffRestrictions | None:
+    """``dates`` remembers the dates already parsed in this tariff (an element per hour of
+    a day repeats the same two dates dozens of times)."""
     if type(data) is not dict or not _RESTRICTION_KEYS_SET[version].issuperset(data):
         return None
-    values: dict[str, object] = dict(_RESTRICTION_DEFAULTS)
-    for key, value in data.items():
-        if value is None:
-            continue
-        if key == "start_time" or key == "end_time":
-            tod = _TIMES.get(value) if type(value) is str else None
-            if tod is None:
+    get = data.get
+    start_time = get("start_time")
+    if start_time is not None:
+        start_time = _TIMES.get(start_time) if type(start_time) is str else None
+        if start_time is None:
+            return None
+    end_time = get("end_time")
+    if end_time is not None:
+        end_time = _TIMES.get(end_time) if type(end_time) is str else None
+        if end_time is None:
+            return None
+    start_date = get("start_date")
+    if start_date is not None:
+        start_date = _date_fast(start_date, dates)
+        if start_date is None:
+            return None
+    end_date = get("end_date")
+    if end_date is not None:
+        end_date = _date_fast(end_date, dates)
+        if end_date is None:
+            return None
+    amounts = []
+    for key in _AMOUNT_KEYS:  # min/max kWh, current, power
+        value = get(key)
+        if value is not None:
+            value = _decimal_fast(value)
+            if value is None:
                 return None
-            values[key] = tod
-        elif key == "start_date" or key == "end_date":
-            if type(value) is not str or not _DATE_RE.fullmatch(value):
+        amounts.append(value)
+    min_duration = get("min_duration")
+    max_duration = get("max_duration")
+    if (min_duration is not None and type(min_duration) is not int) or (
+        max_duration is not None and type(max_duration) is not int
+    ):
+        return None
+    days: frozenset[DayOfWeek] = _EVERY_DAY
+    day_names = get("day_of_week")
+    if day_names is not None:
+        if type(day_names) not in _SEQUENCE:
+            return None
+        members = []
+        for day in day_names:
+            member = _DAYS.get(day) if type(day) is str else None
+            if member is None:
                 return None
-            try:
-                values[key] = date.fromisoformat(value)
-            except ValueError:
-                return None
-        elif key == "min_duration" or key == "max_duration":
-            if type(value) is not int:
-                return None
-            values[key] = value
-        elif key == "day_of_week":
-            if type(value) not in _SEQUENCE:
-                return None
-            days = []
-            for day in value:
-                member = _DAYS.get(day) if type(day) is str else None
-                if member is None:
-                    return None
-                days.append(member)
-            values[key] = frozenset(days)
-        elif key == "reservation":
-            reservation = _RESERVATIONS.get(value) if type(value) is str else None
-            if reservation is None:
-                return None
-            values[key] = reservation
-        else:  # min/max kWh, current, power
-            number = _decimal_fast(value)
-            if number is None:
-                return None
-            values[key] = number
-    restrictions = _new(TariffRestrictions)
-    for name, value in values.items():
-        _RESTRICTION_SET[name](restrictions, value)
-    return restrictions
+            members.append(member)
+        days = frozenset(members)
+    reservation = get("reservation")
+    if reservation is not None:
+        reservation = _RESERVATIONS.get(reservation) if type(reservation) is str else None
+        if reservation is None:
+            return None
+    r = _new(TariffRestrictions)
+    (
+        set_start_time,
+        set_end_time,
+        set_start_date,
+        set_end_date,
+        set_min_kwh,
+        set_max_kwh,
+        set_min_current,
+        set_max_current,
+        set_min_power,
+        set_max_power,
+        set_min_duration,
+        set_max_duration,
+        set_day_of_week,
+        set_reservation,
+    ) = _RESTRICTION_SET
+    min_kwh, max_kwh, min_current, max_current, min_power, max_power = amounts
+    set_start_time(r, start_time)
+    set_end_time(r, end_time)
+    set_start_date(r, start_date)
+    set_end_date(r, end_date)
+    set_min_kwh(r, min_kwh)
+    set_max_kwh(r, max_kwh)
+    set_min_current(r, min_current)
+    set_max_current(r, max_current)
+    set_min_power(r, min_power)
+    set_max_power(r, max_power)
+    set_min_duration(r, min_duration)
+    set_max_duration(r, max_duration)
+    set_day_of_week(r, days)
+    set_reservation(r, reservation)
+    return r
+
+
+def _date_fast(value: object, dates: dict[str, date]) -> date | None:
+    if type(value) is not str:
+        return None
+    known = dates.get(value)
+    if known is not None:
+        return known
+    if not _DATE_RE.fullmatch(value):
+        return None
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        return None
+    dates[value] = parsed
+    return parsed
 
 
 def _period_fast(raw: object, allowed: frozenset[CdrDimensionType]) -> ChargingPeriod | None:

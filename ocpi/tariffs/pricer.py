@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, tzinfo
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import (
     ROUND_CEILING,
     ROUND_HALF_EVEN,
@@ -49,7 +49,7 @@ from decimal import (
     getcontext,
     setcontext,
 )
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,10 +70,10 @@ from ocpi.tariffs.model import (
     ReservationRestriction,
     Tariff,
     TariffDimension,
-    TariffElement,
     TariffRestrictions,
 )
 from ocpi.tariffs.result import (
+    _MINOR_UNITS,
     QUANTITY_PLACES,
     ZERO,
     ZERO_PRICE,
@@ -119,7 +119,9 @@ _SLIVER = Decimal("1e-24")
 _TIME_SLACK_US = US
 _MILLI = Decimal("0.001")  # how consumed seconds / Wh are shown in a step_size note
 _TENTH_MILLI = Decimal("0.0001")  # how hours are shown in warnings
-_EPOCH_DATE = date(1970, 1, 1)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # to_us(t) is (t - _EPOCH) // _ONE_US
+_ONE_US = timedelta(microseconds=1)
 # No price, volume, VAT rate, step or bound in a real tariff or CDR comes near this; above
 # it, the 50-digit arithmetic could no longer hold 18 decimals, so such input is refused.
 _LIMIT = 10**9
@@ -169,48 +171,49 @@ class _Check:
     )
 
     def __init__(self, r: TariffRestrictions) -> None:
-        self.day_from = None if r.start_date is None else (r.start_date - _EPOCH_DATE).days
-        self.day_to = None if r.end_date is None else (r.end_date - _EPOCH_DATE).days
+        start_date, end_date, days = r.start_date, r.end_date, r.day_of_week
+        start_time, end_time = r.start_time, r.end_time
+        self.day_from = None if start_date is None else start_date.toordinal() - _EPOCH_ORDINAL
+        self.day_to = None if end_date is None else end_date.toordinal() - _EPOCH_ORDINAL
         mask = 0
-        for day in r.day_of_week:
+        for day in days:
             mask |= 1 << day.weekday
-        self.dow_mask = mask or 0x7F  # no day_of_week: every day
+        mask = self.dow_mask = mask or 0x7F  # no day_of_week: every day
         # start_time/end_time: "If end_time < start_time then the period wraps around to
         # the next day. To stop at end of the day use: 00:00." An absent start is 00:00,
         # an absent end is the end of the day; equal times wrap all the way round.
-        start = 0 if r.start_time is None else _tod_us(r.start_time)
-        end = DAY_US if r.end_time is None else (_tod_us(r.end_time) or DAY_US)
-        self.tod_start: int | None = None
+        start = 0 if start_time is None else _tod_us(start_time)
+        end = DAY_US if end_time is None else (_tod_us(end_time) or DAY_US)
+        tod_start: int | None = None
         self.tod_end = 0
         self.tod_wrap = False
-        if (start, end) != (0, DAY_US) and start != end:
-            self.tod_start = start
+        if start != end and (start != 0 or end != DAY_US):
+            tod_start = start
             self.tod_end = end
             self.tod_wrap = end < start
+        self.tod_start = tod_start
         self.local = (
-            self.day_from is not None
-            or self.day_to is not None
-            or self.dow_mask != 0x7F
-            or self.tod_start is not None
+            start_date is not None or end_date is not None or mask != 0x7F or tod_start is not None
         )
-        self.min_kwh = r.min_kwh
-        self.max_kwh = r.max_kwh
-        self.min_current = r.min_current
-        self.max_current = r.max_current
-        self.min_power = r.min_power
-        self.max_power = r.max_power
-        self.min_dur = None if r.min_duration is None else r.min_duration * US
-        self.max_dur = None if r.max_duration is None else r.max_duration * US
+        min_kwh, max_kwh = self.min_kwh, self.max_kwh = r.min_kwh, r.max_kwh
+        min_current, max_current = self.min_current, self.max_current = (
+            r.min_current,
+            r.max_current,
+        )
+        min_power, max_power = self.min_power, self.max_power = r.min_power, r.max_power
+        min_duration, max_duration = r.min_duration, r.max_duration
+        self.min_dur = None if min_duration is None else min_duration * US
+        self.max_dur = None if max_duration is None else max_duration * US
         # Whether only the local date and time of day decide this check.
         self.pure_local = (
-            r.min_kwh is None
-            and r.max_kwh is None
-            and r.min_current is None
-            and r.max_current is None
-            and r.min_power is None
-            and r.max_power is None
-            and r.min_duration is None
-            and r.max_duration is None
+            min_kwh is None
+            and max_kwh is None
+            and min_current is None
+            and max_current is None
+            and min_power is None
+            and max_power is None
+            and min_duration is None
+            and max_duration is None
         )
 
     def is_trivial(self) -> bool:
@@ -313,6 +316,25 @@ class CompiledTariff:
     warnings: tuple[str, ...]
 
 
+# Rules without candidates (the reservation parts of a tariff without reservation elements):
+# nothing is ever remembered in them, so one object serves every tariff.
+_NO_RULES = _Rules(_NO_CANDIDATES)
+# CompiledTariff is built without its generated __init__ (object.__setattr__ per field of a
+# frozen dataclass): a new instance, every slot set through its descriptor.
+_new = object.__new__
+_COMPILED_SET = tuple(
+    CompiledTariff.__dict__[name].__set__
+    for name in ("tariff", "session", "reservation", "reservation_expired", "warnings")
+)
+assert [f.name for f in fields(CompiledTariff)] == [
+    "tariff",
+    "session",
+    "reservation",
+    "reservation_expired",
+    "warnings",
+]
+
+
 def compile_tariff(tariff: Tariff) -> CompiledTariff:
     """Validate ``tariff`` and arrange it for pricing.
 
@@ -333,19 +355,25 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     _validate_tariff_header(tariff)
     if not tariff.elements:
         raise InvalidTariffError("elements", "must have at least 1 element")
-    session: list[list[_Candidate]] = [[], [], [], []]
-    used: list[list[_Candidate]] = [[], [], [], []]
-    expires: list[list[_Candidate]] = [[], [], [], []]
+    session: tuple[list[_Candidate], ...] = ([], [], [], [])
+    used: tuple[list[_Candidate], ...] = ([], [], [], [])
+    expires: tuple[list[_Candidate], ...] = ([], [], [], [])
+    any_reservation = False
     # Field paths (for errors) are built only when an error is raised.
     for ei, element in enumerate(tariff.elements):
-        check = _compile_restrictions(element, ei, warnings)
-        reservation = element.restrictions.reservation if element.restrictions else None
-        seen: set[TariffDimension] = set()
-        if not element.price_components:
+        restrictions = element.restrictions
+        if restrictions is None:
+            check = reservation = None
+        else:
+            check = _compile_restrictions(restrictions, ei, warnings)
+            reservation = restrictions.reservation
+        components = element.price_components
+        if not components:
             raise InvalidTariffError(
                 f"elements[{ei}].price_components", "must have at least 1 component"
             )
-        for ci, component in enumerate(element.price_components):
+        seen: list[TariffDimension] = []
+        for ci, component in enumerate(components):
             kind, price, vat, step = (
                 component.type,
                 component.price,
@@ -365,27 +393,26 @@ def _compile(tariff: Tariff) -> CompiledTariff:
                 candidate = _Candidate(ei, ci, price, vat, factor, step, check)
             else:
                 candidate = _compile_component(component, ei, ci, check)
-            if component.type in seen:
+            if kind in seen:
                 # mod_tariffs: "Only one Price Component per dimension can be active at any
                 # point in time"; two in one element would leave the price ambiguous.
                 raise InvalidTariffError(
                     f"{_component_path(ei, ci)}.type",
-                    f"a second {component.type.value} component in one element is ambiguous",
+                    f"a second {kind.value} component in one element is ambiguous",
                 )
-            seen.add(component.type)
-            slot = _SLOT[component.type]
+            seen.append(kind)
+            slot = _SLOT[kind]
             if reservation is None:
                 session[slot].append(candidate)
                 continue
-            cpath = _component_path(ei, ci)
             # TariffRestrictions.reservation: "A reservation can only have: FLAT and TIME
             # TariffDimensions, where TIME is for the duration of the reservation."
-            if component.type not in (TariffDimension.FLAT, TariffDimension.TIME):
+            if kind is not TariffDimension.FLAT and kind is not TariffDimension.TIME:
                 raise InvalidTariffError(
-                    f"{cpath}.type",
-                    f"a reservation element can only price FLAT and TIME, not "
-                    f"{component.type.value}",
+                    f"{_component_path(ei, ci)}.type",
+                    f"a reservation element can only price FLAT and TIME, not {kind.value}",
                 )
+            any_reservation = True
             if reservation is ReservationRestriction.RESERVATION:
                 used[slot].append(candidate)
             else:
@@ -393,23 +420,31 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     # ReservationRestrictionType note: with both RESERVATION and RESERVATION_EXPIRES TIME
     # components, an expired reservation is priced by the RESERVATION_EXPIRES one. Expired
     # reservations therefore look at RESERVATION_EXPIRES elements first (FLAT likewise).
-    if any(used) or any(expires):
+    if any_reservation:
         used_rules = _Rules(tuple(tuple(c) for c in used))
         expired_rules = _Rules(tuple(tuple(e + u) for e, u in zip(expires, used, strict=True)))
-    else:  # no reservation elements (most tariffs)
-        used_rules, expired_rules = _Rules(_NO_CANDIDATES), _Rules(_NO_CANDIDATES)
-    return CompiledTariff(
-        tariff=tariff,
-        session=_Rules(tuple(tuple(c) for c in session)),
-        reservation=used_rules,
-        reservation_expired=expired_rules,
-        warnings=tuple(warnings),
-    )
+    else:  # no reservation elements (most tariffs): rules that never hold a candidate
+        used_rules = expired_rules = _NO_RULES
+    compiled = _new(CompiledTariff)
+    set_tariff, set_session, set_reservation, set_expired, set_warnings = _COMPILED_SET
+    set_tariff(compiled, tariff)
+    set_session(compiled, _Rules(tuple(tuple(c) for c in session)))
+    set_reservation(compiled, used_rules)
+    set_expired(compiled, expired_rules)
+    set_warnings(compiled, tuple(warnings))
+    return compiled
 
 
 def _validate_tariff_header(tariff: Tariff) -> None:
     if len(tariff.currency) != 3 or not tariff.currency.isalpha():
         raise InvalidTariffError("currency", f"must be an ISO 4217 code, got {tariff.currency!r}")
+    if (
+        tariff.start_date_time is None
+        and tariff.end_date_time is None
+        and tariff.min_price is None
+        and tariff.max_price is None
+    ):
+        return  # most tariffs: nothing else to check
     for name in ("start_date_time", "end_date_time"):
         value = getattr(tariff, name)
         if value is not None and value.tzinfo is None:
@@ -472,23 +507,25 @@ _RANGES = (
 )
 
 
-def _compile_restrictions(element: TariffElement, ei: int, warnings: list[str]) -> _Check | None:
-    r = element.restrictions
-    if r is None:
-        return None
-    rpath = f"elements[{ei}].restrictions"
-    if r.min_kwh is not None or r.max_kwh is not None or r.min_current is not None:
-        amounts = True
-    else:
-        amounts = r.max_current is not None or r.min_power is not None or r.max_power is not None
+def _compile_restrictions(r: TariffRestrictions, ei: int, warnings: list[str]) -> _Check | None:
+    amounts = (
+        r.min_kwh is not None
+        or r.max_kwh is not None
+        or r.min_current is not None
+        or r.max_current is not None
+        or r.min_power is not None
+        or r.max_power is not None
+    )
     if amounts:
         for name in _AMOUNTS:
             value = getattr(r, name)
             if value is not None and not _plausible(value):
-                _non_negative(value, f"{rpath}.{name}", InvalidTariffError)
-    if r.min_duration is not None or r.max_duration is not None:
+                _non_negative(value, f"elements[{ei}].restrictions.{name}", InvalidTariffError)
+    durations = r.min_duration is not None or r.max_duration is not None
+    if durations:
         for name in ("min_duration", "max_duration"):
             value = getattr(r, name)
+            rpath = f"elements[{ei}].restrictions"
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidTariffError(f"{rpath}.{name}", "must be an integer number of seconds")
             if value is not None and not 0 <= value <= _LIMIT:
@@ -497,17 +534,16 @@ def _compile_restrictions(element: TariffElement, ei: int, warnings: list[str]) 
                 )
     # A range that holds nowhere is legal JSON but cannot be what the CPO meant; say so in
     # every result rather than refuse the tariff (it may come from another party).
-    dates = r.start_date is not None and r.end_date is not None
-    if dates or amounts or r.max_duration is not None:
+    if amounts or durations or (r.start_date is not None and r.end_date is not None):
         for low, high in _RANGES:
             lo, hi = getattr(r, low), getattr(r, high)
             if lo is not None and hi is not None and lo >= hi:
                 warnings.append(
-                    f"tariff {rpath}: {low} {lo} is not below {high} {hi}, "
+                    f"tariff elements[{ei}].restrictions: {low} {lo} is not below {high} {hi}, "
                     "so this element never applies"
                 )
     check = _Check(r)
-    return None if check.is_trivial() else check
+    return None if not check.local and check.pure_local else check
 
 
 def _plausible(value: object) -> bool:
@@ -681,11 +717,15 @@ def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Peri
     return p
 
 
+# A warning: its text, or the figures and the function that writes it (see _outside_text).
+_Warning = str | tuple[Callable[..., str], tuple[object, ...]]
+
+
 class _Timeline:
     __slots__ = ("reservation", "session", "warnings")
 
     def __init__(
-        self, reservation: list[_Period], session: list[_Period], warnings: list[str]
+        self, reservation: list[_Period], session: list[_Period], warnings: list[_Warning]
     ) -> None:
         self.reservation = reservation
         self.session = session
@@ -696,8 +736,8 @@ def _timeline(periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id
     if not periods:
         raise InvalidCdrError("charging_periods", "must have at least 1 period")
     ordered = [_prepare_period(i, period, tariff_id) for i, period in enumerate(periods)]
-    warnings: list[str] = []
-    if any(a.start > b.start for a, b in pairwise(ordered)):
+    warnings: list[_Warning] = []
+    if len(ordered) > 1 and any(a.start > b.start for a, b in pairwise(ordered)):
         ordered.sort(key=_start_of)  # stable: equal starts keep their input order
         warnings.append("charging_periods are not in time order; they are priced in time order")
     reservation: list[_Period] = []
@@ -721,10 +761,7 @@ def _timeline(periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id
         else:
             session.append(p)
         if p.start < start or p.start > end:
-            warnings.append(
-                f"charging_periods[{p.index}] starts at {_iso(p.start)}, outside the session "
-                f"({_iso(start)} to {_iso(end)}); durations count from the first period"
-            )
+            warnings.append((_outside_text, (p.index, p.start, start, end)))
         previous = p
     last = ordered[-1]
     if end >= last.start:
@@ -734,11 +771,7 @@ def _timeline(periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id
         # last period starts. Take the period's own duration rather than guess a price.
         hours = last.time + last.parking + last.reservation
         last.end = last.start + int((hours * _US_PER_HOUR).to_integral_value())
-        warnings.append(
-            f"end_date_time {_iso(end)} is before the last charging period starts "
-            f"({_iso(last.start)}); that period is taken to end after its own "
-            f"TIME/PARKING_TIME volume, at {_iso(last.end)}"
-        )
+        warnings.append((_ends_early_text, (end, last.start, last.end)))
     for p in ordered:
         # Volumes are what is billed; a period reporting more time than it lasts is
         # priced as reported, but the operator should see the contradiction.
@@ -746,11 +779,44 @@ def _timeline(periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id
             reported = (p.time + p.parking + p.reservation) * _US_PER_HOUR
             if reported > p.end - p.start + _TIME_SLACK_US:
                 lasts = Decimal(p.end - p.start) / _US_PER_HOUR
-                warnings.append(
-                    f"charging_periods[{p.index}] reports {_hours(reported / _US_PER_HOUR)} h "
-                    f"of TIME/PARKING_TIME but lasts {_hours(lasts)} h until the next period"
-                )
+                warnings.append((_overlong_text, (p.index, reported / _US_PER_HOUR, lasts)))
     return _Timeline(reservation, session, warnings)
+
+
+# Warnings about the charging periods are written when the result's warnings are read
+# (most results are never explained): the list holds the figures and these functions.
+def _outside_text(index: int, at: int, start: int, end: int) -> str:
+    return (
+        f"charging_periods[{index}] starts at {_iso(at)}, outside the session "
+        f"({_iso(start)} to {_iso(end)}); durations count from the first period"
+    )
+
+
+def _ends_early_text(end: int, last_start: int, last_end: int) -> str:
+    return (
+        f"end_date_time {_iso(end)} is before the last charging period starts "
+        f"({_iso(last_start)}); that period is taken to end after its own "
+        f"TIME/PARKING_TIME volume, at {_iso(last_end)}"
+    )
+
+
+def _overlong_text(index: int, reported: Decimal, lasts: Decimal) -> str:
+    return (
+        f"charging_periods[{index}] reports {_hours(reported)} h "
+        f"of TIME/PARKING_TIME but lasts {_hours(lasts)} h until the next period"
+    )
+
+
+def _warning_texts(warnings: list[_Warning]) -> tuple[str, ...]:
+    """The warnings as text, each once, in order."""
+    return tuple(dict.fromkeys(w if type(w) is str else _format_warning(w) for w in warnings))
+
+
+def _format_warning(warning: _Warning) -> str:
+    if isinstance(warning, str):
+        return warning
+    write, figures = warning
+    return write(*figures)
 
 
 def _start_of(p: _Period) -> int:
@@ -814,7 +880,12 @@ class _PartPricer:
     )
 
     def __init__(
-        self, rules: _Rules, part: Part, clock: LocalClock, origin: int, warnings: list[str]
+        self,
+        rules: _Rules,
+        part: Part,
+        clock: LocalClock,
+        origin: int,
+        warnings: list[_Warning],
     ) -> None:
         self.rules = rules
         self.part = part
@@ -1040,7 +1111,7 @@ class _PartPricer:
         if self.split:
             consumed = consumed.quantize(_CLEAN)
         step = Decimal(c.step_size)
-        billed = (consumed / step).to_integral_value(rounding=ROUND_CEILING) * step
+        billed = (consumed / step).to_integral_value(ROUND_CEILING) * step
         extra = billed - consumed
         if extra <= 0:
             return
@@ -1060,11 +1131,15 @@ class _PartPricer:
             quantize = _CONTEXT.quantize
             excl = [quantize(x, _CLEAN) for x in excl]
             incl = [quantize(x, _CLEAN) for x in incl]
+        # ZERO_PRICE where nothing was ever added (the accumulators still hold _ZERO).
+        zero, zero_price = _ZERO, ZERO_PRICE
+        e0, e1, e2, e3 = excl
+        i0, i1, i2, i3 = incl
         return (
-            _cost(excl[0], incl[0]),
-            _cost(excl[1], incl[1]),
-            _cost(excl[2], incl[2]),
-            _cost(excl[3], incl[3]),
+            zero_price if e0 is zero and i0 is zero else Price(e0, i0),
+            zero_price if e1 is zero and i1 is zero else Price(e1, i1),
+            zero_price if e2 is zero and i2 is zero else Price(e2, i2),
+            zero_price if e3 is zero and i3 is zero else Price(e3, i3),
         )
 
 
@@ -1150,25 +1225,15 @@ def price_session(
     Raises a :class:`~ocpi.tariffs.errors.TariffError` subclass naming the field when the
     input is not valid OCPI or the tariff does not apply at ``start_date_time``.
     """
-    compiled = tariff if isinstance(tariff, CompiledTariff) else compile_tariff(tariff)
-    zone_name, clock = _resolve_zone(time_zone)
-    # The pricer's own decimal context, without copying one per call (localcontext does):
-    # pricing never yields, so swapping the thread's context in and out is safe.
-    saved = getcontext()
-    setcontext(_CONTEXT)
-    try:
-        return _price(
-            compiled,
-            charging_periods,
-            start_date_time,
-            end_date_time,
-            clock,
-            zone_name,
-            currency,
-            reservation_expired,
-        )
-    finally:
-        setcontext(saved)
+    return _enter(
+        tariff,
+        charging_periods,
+        start_date_time,
+        end_date_time,
+        time_zone,
+        currency,
+        reservation_expired,
+    )
 
 
 def price_cdr(
@@ -1184,15 +1249,55 @@ def price_cdr(
         raise InvalidArgumentError(
             "time_zone", "the CDR's location has no time_zone; the location's zone must be given"
         )
-    return price_session(
+    return _enter(
         tariff,
         cdr.charging_periods,
-        start_date_time=cdr.start_date_time,
-        end_date_time=cdr.end_date_time,
-        time_zone=zone,
-        currency=cdr.currency,
-        reservation_expired=reservation_expired,
+        cdr.start_date_time,
+        cdr.end_date_time,
+        zone,
+        cdr.currency,
+        reservation_expired,
     )
+
+
+def _enter(
+    tariff: Tariff | CompiledTariff,
+    periods: Sequence[ChargingPeriod],
+    start_dt: datetime,
+    end_dt: datetime,
+    time_zone: str | tzinfo,
+    currency: str | None,
+    reservation_expired: bool | None,
+) -> PricingResult:
+    """price_session and price_cdr: compile if needed, resolve the zone, price in the
+    pricer's decimal context."""
+    compiled = tariff if type(tariff) is CompiledTariff else _compiled(tariff)
+    if type(time_zone) is str:
+        known = _ZONES.get(time_zone)
+        zone_name, clock = known if known is not None else _resolve_zone(time_zone)
+    else:
+        zone_name, clock = _resolve_zone(time_zone)
+    # The pricer's own decimal context, without copying one per call (localcontext does):
+    # pricing never yields, so swapping the thread's context in and out is safe.
+    saved = getcontext()
+    setcontext(_CONTEXT)
+    try:
+        return _price(
+            compiled,
+            periods,
+            start_dt,
+            end_dt,
+            clock,
+            zone_name,
+            currency,
+            reservation_expired,
+        )
+    finally:
+        setcontext(saved)
+
+
+def _compiled(tariff: Tariff | CompiledTariff) -> CompiledTariff:
+    return tariff if isinstance(tariff, CompiledTariff) else compile_tariff(tariff)
 
 
 _ZONES: dict[str, tuple[str, LocalClock]] = {}
@@ -1245,7 +1350,8 @@ def _price(
         raise CurrencyMismatchError(
             "currency", f"is {currency!r} but tariff {tariff.id!r} is in {tariff.currency!r}"
         )
-    if not tariff_is_active(tariff, start_dt):
+    valid_from, valid_to = tariff.start_date_time, tariff.end_date_time
+    if (valid_from is not None or valid_to is not None) and not tariff_is_active(tariff, start_dt):
         field = (
             "start_date_time"
             if tariff.start_date_time is not None and start_dt < tariff.start_date_time
@@ -1256,7 +1362,7 @@ def _price(
             f"tariff {tariff.id!r} is valid from {_iso_dt(tariff.start_date_time)} to "
             f"{_iso_dt(tariff.end_date_time)}; the session started at {start_dt.isoformat()}",
         )
-    start, end = to_us(start_dt), to_us(end_dt)
+    start, end = (start_dt - _EPOCH) // _ONE_US, (end_dt - _EPOCH) // _ONE_US  # to_us
     timeline = _timeline(periods, start, end, tariff.id)
     warnings = timeline.warnings
     if compiled.warnings:
@@ -1353,7 +1459,7 @@ def _price(
         exact=exact,
         tidy=_tidy,
         build_lines=build_lines,
-        warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
+        warnings=partial(_warning_texts, warnings) if warnings else (),
         reservation_expired=expired,
     )
 
@@ -1447,7 +1553,9 @@ _ROUNDED_ZERO_QUANTITY = _QUANTITY_QUANTUM * 0
 def _rounded(exact: CdrTotals, currency: str) -> CdrTotals:
     """``exact.rounded(currency)``: money half-up to the currency's minor unit, quantities
     to 4 places; a cost that stayed ``ZERO_PRICE`` (most do) is a shared rounded zero."""
-    places = money_places(currency)
+    places = _MINOR_UNITS.get(currency)
+    if places is None:
+        places = money_places(currency)
     m, zero = _QUANTA[places], _ROUNDED_ZEROS[places]
     qty, qty_zero = _QUANTITY_QUANTUM, _ROUNDED_ZERO_QUANTITY
     q: Callable[[Decimal | None, Decimal], Decimal] = _HALF_UP.quantize  # type: ignore[assignment]
@@ -1478,7 +1586,8 @@ def _plain(value: Decimal) -> str:
 
 
 def _hours(value: Decimal) -> str:
-    return _plain(value.quantize(_TENTH_MILLI, rounding=ROUND_HALF_UP))
+    # In the pricer's context (half-up), also when written after pricing.
+    return _plain(_HALF_UP.quantize(value, _TENTH_MILLI))
 
 
 def _iso(us: int) -> str:

@@ -186,12 +186,12 @@ class PricingResult:
         "_exact",
         "_lines",
         "_tidy",
+        "_warnings",
         "currency",
         "reservation_expired",
         "tariff_id",
         "time_zone",
         "totals",
-        "warnings",
     )
 
     def __init__(
@@ -204,14 +204,14 @@ class PricingResult:
         exact: CdrTotals,
         tidy: Callable[[Decimal], Decimal],
         build_lines: Callable[[], tuple[BreakdownLine, ...]],
-        warnings: tuple[str, ...],
+        warnings: tuple[str, ...] | Callable[[], tuple[str, ...]],
         reservation_expired: bool | None,
     ) -> None:
         self.currency = currency
         self.tariff_id = tariff_id
         self.time_zone = time_zone
         self.totals = totals
-        self.warnings = warnings
+        self._warnings = warnings  # or the function that writes them, called once when read
         self.reservation_expired = reservation_expired
         self._exact = exact
         self._tidy: Callable[[Decimal], Decimal] | None = tidy
@@ -225,6 +225,13 @@ class PricingResult:
             self._exact = self._exact.map(self._tidy)
             self._tidy = None
         return self._exact
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        warnings = self._warnings
+        if not isinstance(warnings, tuple):
+            warnings = self._warnings = warnings()
+        return warnings
 
     @property
     def lines(self) -> tuple[BreakdownLine, ...]:
