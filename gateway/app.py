@@ -81,6 +81,13 @@ from gateway.roaming.commands import CommandsReceiver
 from gateway.roaming.location_pages import NOTICE as LOCATION_NOTICE
 from gateway.roaming.outbox import OUTBOX, OUTBOX_WORKER, RetryPolicy, make_outbox_ctx
 from gateway.roaming.partners import OCPI_VERSION, OurIdentity, PartnerRegistry
+from gateway.roaming.payments import MODULE as PAYMENTS_MODULE
+from gateway.roaming.payments import (
+    PAYMENTS,
+    PaymentsService,
+    PaymentsSlot,
+    payments_operations,
+)
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PLANNER, PushPlanner
 from gateway.roaming.server import (
@@ -302,21 +309,20 @@ def ocpi_routes(providers: CpoProviders) -> list[web.RouteDef]:
 
 
 def ocpi_other_versions(
-    settings: Settings, providers: CpoProviders, clock: Clock
+    settings: Settings, providers: CpoProviders, clock: Clock, payments: PaymentsSlot
 ) -> list[ServedVersion]:
     """The CPO interface in OCPI 2.1.1 and 2.3.0: the same providers, through the
-    version adapters (ocpi.version_adapters)."""
+    version adapters (ocpi.version_adapters); 2.3.0 adds the Payments module."""
     modules = CpoModules(
         providers, providers, providers, providers, providers, providers, providers
     )
-    return [
-        cpo_version(
-            f"{settings.base_url}/ocpi/{version}",
-            version,
-            cpo_operations(version, modules, party_of=emsp_party, now=clock.now),
-        )
-        for version in ("2.1.1", "2.3.0")
-    ]
+    served = []
+    for version in ("2.1.1", "2.3.0"):
+        operations = cpo_operations(version, modules, party_of=emsp_party, now=clock.now)
+        if version == "2.3.0":
+            operations[PAYMENTS_MODULE] = payments_operations(payments)
+        served.append(cpo_version(f"{settings.base_url}/ocpi/{version}", version, operations))
+    return served
 
 
 def local_operations(
@@ -512,6 +518,10 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
         app[STORE], directory, planner, app[CLOCK], app[IDS], notify
     )
     app[BUS].subscribe(providers.sessions.on_event)
+    # Payment terminals of PTPs; a CDR's invoice_reference_id when the CPO invoices.
+    payments = PaymentsService(app[STORE], registry, planner, app[CLOCK], notify)
+    app[PAYMENTS].service = payments
+    providers.sessions.invoice_reference = payments.invoice_reference
     # Chargers that display costs (2.0.1 TariffCostCtrlr) get them from the tariff engine.
     app[CSMS].cost = providers.sessions
     # Pushed tokens change the chargers' local lists (gateway.locallist).
@@ -776,6 +786,7 @@ def build_app(
     app.add_subapp("/admin", admin_routes())
     providers = CpoProviders()
     app[PROVIDERS] = providers
+    app[PAYMENTS] = PaymentsSlot()  # OCPI 2.3.0 Payments (gateway.roaming.payments)
     # Before /ocpi, whose prefix it shares.
     app.add_subapp("/ocpi/hub", build_hub_app(settings.base_url))
     app.add_subapp(
@@ -784,7 +795,7 @@ def build_app(
             settings.base_url,
             ocpi_endpoints(settings),
             ocpi_routes(providers),
-            versions=ocpi_other_versions(settings, providers, app[CLOCK]),
+            versions=ocpi_other_versions(settings, providers, app[CLOCK], app[PAYMENTS]),
         ),
     )
     return app

@@ -28,6 +28,7 @@ from gateway.admin.listing import ChargerQuery
 from gateway.admin.local_lists import local_list_routes
 from gateway.admin.outbox import outbox_routes
 from gateway.admin.partners import partner_routes
+from gateway.admin.payments import payment_routes
 from gateway.admin.reports import report_routes
 from gateway.admin.sessions import roaming_session_routes
 from gateway.admin.sites import site_routes
@@ -518,6 +519,7 @@ def admin_routes() -> web.Application:
         local_list_routes(),
         device_model_routes(),
         certificate_routes(),
+        payment_routes(),
     ):
         api.add_routes(admin, routes)
     return admin

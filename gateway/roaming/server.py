@@ -75,6 +75,7 @@ CPO_INTERFACES: Mapping[str, InterfaceRole] = {
     "tokens": InterfaceRole.RECEIVER,
     "commands": InterfaceRole.RECEIVER,
     "chargingprofiles": InterfaceRole.RECEIVER,
+    "payments": InterfaceRole.RECEIVER,  # 2.3.0 only (gateway.roaming.payments)
 }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -147,6 +147,9 @@ class CdrRetryError(Exception):
     """The operator asked to retry a failed CDR that is not (or no longer) failed."""
 
 
+InvoiceReference = Callable[[str, str, str, str | None], Awaitable[str | None]]
+
+
 class SessionService:
     def __init__(
         self,
@@ -175,6 +178,9 @@ class SessionService:
         # Transactions whose event failed and whose failure could not be stored either
         # (the store was out): kept here until store_unsaved() can store them.
         self._unsaved: set[str] = set()
+        # The CDR's invoice_reference_id (partner, location, EVSE, authorization
+        # reference), when the CPO makes the invoice (gateway.roaming.payments).
+        self.invoice_reference: InvoiceReference | None = None
 
     # -- events -------------------------------------------------------------------
 
@@ -761,6 +767,7 @@ class SessionService:
             "tariffs": [tariff] if tariff else None,
             "charging_periods": periods,
             "remark": remark,
+            "invoice_reference_id": await self._invoice_reference(roaming, session),
             "last_updated": self._clock.now(),
         } | totals
         cdr = CDR.model_validate({k: v for k, v in cdr_data.items() if v is not None})
@@ -780,6 +787,16 @@ class SessionService:
         # A CDR that had failed is now made: its failure record goes (a crash in between
         # leaves a record whose retry finds the CDR and removes it).
         await self._store.cdrs.delete(_failure_key(tx.id))
+
+    async def _invoice_reference(self, roaming: Roaming, session: Session) -> str | None:
+        if self.invoice_reference is None:
+            return None
+        return await self.invoice_reference(
+            roaming.partner_id,
+            roaming.place.location.id,
+            roaming.place.evse_uid,
+            session.authorization_reference,
+        )
 
     # -- recovery -------------------------------------------------------------------
 

@@ -88,9 +88,10 @@ async def test_versions_lists(gateway: Gateway) -> None:
         if mount == "/ocpi":
             assert {e["identifier"] for e in details["2.1.1"]["endpoints"]} == CPO_MODULES
             assert len(details["2.1.1"]["endpoints"]) == len(CPO_MODULES)  # one per module
-            assert {e["identifier"] for e in details["2.3.0"]["endpoints"]} == CPO_MODULES | {"chargingprofiles"}
+            assert {e["identifier"] for e in details["2.3.0"]["endpoints"]} == CPO_MODULES | {"chargingprofiles", "payments"}
             roles = {(e["identifier"], e["role"]) for e in details["2.3.0"]["endpoints"]}
-            assert roles == {(e["identifier"], e["role"]) for e in details["2.2.1"]["endpoints"]}
+            # 2.3.0 adds the Payments Receiver (gateway.roaming.payments).
+            assert roles == {(e["identifier"], e["role"]) for e in details["2.2.1"]["endpoints"]} | {("payments", "RECEIVER")}
         else:
             # The hub routes in every version: to a 2.1.1 platform (an eMSP) it is a CPO;
             # in 2.3.0 both interfaces of each module, as in 2.2.1 (tests/hub).
