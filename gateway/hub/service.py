@@ -750,6 +750,8 @@ class Hub:
             requester=decision.sender,
             query=request.query,
         )
+        if version == V211 and module == ModuleID.LOCATIONS:
+            fetch = self._noting_owners(fetch)
         translating = any(self.target_version(t) != version for t in decision.targets)
         if translating:
             fetch = self._translating_fetch(fetch, version, module, decision.sender, context)
@@ -758,12 +760,13 @@ class Hub:
             log.warning(
                 "hub: GET All %s left out %s", request.path, ", ".join(map(str, combined.failed))
             )
-        body = combined.body()
         if translating:
             # Objects the requester's version cannot express are left out of the page;
             # the headers count them (offsets stay those of the CPOs' lists).
             kept = [obj for obj in combined.objects if obj is not _LEFT_OUT]
             body = json_dumps(envelope(kept)).encode("utf-8")
+        else:
+            body = combined.body()
         return web.Response(
             body=body,
             headers=combined.headers(context.url),
@@ -1113,6 +1116,21 @@ class Hub:
                 ),
             )
         ]
+
+    def _noting_owners(self, fetch: PageFetcher) -> PageFetcher:
+        """``fetch`` noting whose each location is: a 2.1.1 eMSP cannot name the CPO of
+        a command's location (no routing headers), the hub finds it by open routing."""
+
+        async def noting(target: Target, offset: int, limit: int) -> TargetPage:
+            page = await fetch(target, offset, limit)
+            now = self._clock.now()
+            for obj in page.objects:
+                location_id = obj.get("id") if isinstance(obj, dict) else None
+                if isinstance(location_id, str) and isinstance(target, Forward):
+                    await self.index.note("location", location_id, target.target, now)
+            return page
+
+        return noting
 
     def _translating_fetch(
         self,

@@ -1,6 +1,8 @@
-"""A real OCPI 2.2.1 platform for the hub tests: an aiohttp server with its own
-credentials, one or more parties, that registers at the gateway's hub and records
-every request it receives.
+"""A real OCPI 2.2.1 (or 2.3.0: ``version``) platform for the hub tests: an aiohttp
+server with its own credentials, one or more parties, that registers at the gateway's
+hub and records every request it receives. Every object it is sent is checked against
+its version's official OpenAPI schema (``invalid`` lists what is not; such a request is
+answered 2001, as a strict platform would).
 
 As a CPO it serves a Locations Sender list (paginated), a Tokens Receiver, a Commands
 Receiver and a Sessions Receiver-side nothing; as an eMSP it serves the Receiver
@@ -23,6 +25,7 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from ocpi.transport import envelope, json_dumps, json_loads
+from tests.ocpi.openapi import openapi_errors
 
 CPO_ENDPOINTS = [
     ("locations", "SENDER"),
@@ -42,6 +45,32 @@ EMSP_ENDPOINTS = [
     ("commands", "SENDER"),
     ("chargingprofiles", "SENDER"),
 ]
+
+
+# (module, interface, method, number of path segments) -> the OpenAPI schema of the body
+SCHEMAS = {
+    ("locations", "receiver", "PUT", 3): "Location",
+    ("locations", "receiver", "PUT", 4): "EVSE",
+    ("locations", "receiver", "PUT", 5): "Connector",
+    ("locations", "receiver", "PATCH", 3): "LocationPatch",
+    ("locations", "receiver", "PATCH", 4): "EVSEPatch",
+    ("locations", "receiver", "PATCH", 5): "ConnectorPatch",
+    ("tariffs", "receiver", "PUT", 3): "Tariff",
+    ("sessions", "receiver", "PUT", 3): "Session",
+    ("sessions", "receiver", "PATCH", 3): "SessionPatch",
+    ("cdrs", "receiver", "POST", 0): "CDR",
+    ("tokens", "receiver", "PUT", 3): "Token",
+    ("tokens", "receiver", "PATCH", 3): "TokenPatch",
+    ("tokens", "sender", "POST", 2): "LocationReferences",
+    ("commands", "sender", "POST", 1): "CommandResult",
+}
+_COMMAND_SCHEMAS = {
+    "START_SESSION": "StartSession",
+    "STOP_SESSION": "StopSession",
+    "RESERVE_NOW": "ReserveNow",
+    "CANCEL_RESERVATION": "CancelReservation",
+    "UNLOCK_CONNECTOR": "UnlockConnector",
+}
 
 
 def token_header(token: str) -> dict[str, str]:
@@ -97,6 +126,10 @@ class Platform:
     delay: float = 0.0  # seconds before answering a locations GET (a slow platform)
     # CPO side: called (in the background) with each charging profile request received.
     on_profile: Callable[[Received], Awaitable[None]] | None = None
+    version: str = "2.2.1"
+    # Sender lists served on GET (module -> objects), besides ``locations``.
+    lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    invalid: list[str] = field(default_factory=list)  # bodies its version's schema refuses
 
     @property
     def party(self) -> tuple[str, str]:
@@ -140,7 +173,17 @@ class Platform:
         ]
 
     def module_url(self, module: str, role: str) -> str:
-        return f"{self.url}/ocpi/2.2.1/{module}/{role.lower()}"
+        return f"{self.url}/ocpi/{self.version}/{module}/{role.lower()}"
+
+    def schema_problems(self, module: str, role: str, method: str, rest: str, body: Any) -> list[str]:
+        """Why ``body`` is not the object its URL takes in this platform's version."""
+        parts = [p for p in rest.split("/") if p]
+        schema = SCHEMAS.get((module, role, method, len(parts)))
+        if (module, role, method) == ("commands", "receiver", "POST") and len(parts) == 1:
+            schema = _COMMAND_SCHEMAS.get(parts[0])
+        if schema is None or body is None:
+            return []
+        return [f"{method} {module}/{rest} {schema}: {e}" for e in openapi_errors(module, schema, body, version=self.version)]
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -148,7 +191,7 @@ class Platform:
         async def versions(request: web.Request) -> web.Response:
             if not self._authorized(request, registration=True):
                 return web.Response(status=401)
-            return _ok([{"version": "2.2.1", "url": f"{self.url}/ocpi/2.2.1"}])
+            return _ok([{"version": self.version, "url": f"{self.url}/ocpi/{self.version}"}])
 
         async def details(request: web.Request) -> web.Response:
             if not self._authorized(request, registration=True):
@@ -159,11 +202,11 @@ class Platform:
                     "role": r,
                     "url": self.module_url(m, r)
                     if m != "credentials"
-                    else f"{self.url}/ocpi/2.2.1/credentials",
+                    else f"{self.url}/ocpi/{self.version}/credentials",
                 }
                 for m, r in self.endpoints()
             ]
-            return _ok({"version": "2.2.1", "endpoints": endpoints})
+            return _ok({"version": self.version, "endpoints": endpoints})
 
         async def module(request: web.Request) -> web.StreamResponse:
             if not self._authorized(request):
@@ -176,12 +219,20 @@ class Platform:
                 request.headers,
                 json_loads(raw) if raw else None,
             )
-            self.received.append(received)
             mod, role, rest = (
                 request.match_info["module"],
                 request.match_info["role"],
                 request.match_info["rest"],
             )
+            problems = self.schema_problems(mod, role, request.method, rest, received.body)
+            if problems:
+                self.invalid += problems
+                return web.json_response(
+                    {"status_code": 2001, "status_message": "; ".join(problems)[:500], "timestamp": "2026-11-23T08:00:00Z"}
+                )
+            self.received.append(received)
+            if role == "sender" and request.method == "GET" and not rest.strip("/") and mod in self.lists:
+                return self._page(request, self.lists[mod])
             if (mod, role, request.method) == ("locations", "sender", "GET") and self.delay:
                 await asyncio.sleep(self.delay)
             if (mod, role, request.method) == ("locations", "sender", "GET") and not rest.strip(
@@ -242,18 +293,22 @@ class Platform:
             self.received.append(Received("POST", request.path, {}, request.headers, theirs))
             return _ok(self.credentials(self.token_b))
 
-        app.router.add_post("/ocpi/2.2.1/credentials", post_credentials)
+        v = self.version
+        app.router.add_post(f"/ocpi/{v}/credentials", post_credentials)
         app.router.add_get("/ocpi/versions", versions)
-        app.router.add_get("/ocpi/2.2.1", details)
-        app.router.add_route("*", "/ocpi/2.2.1/{module}/{role}{rest:.*}", module)
+        app.router.add_get(f"/ocpi/{v}", details)
+        app.router.add_route("*", f"/ocpi/{v}/{{module}}/{{role}}{{rest:.*}}", module)
         return app
 
     def _location_page(self, request: web.Request) -> web.Response:
+        return self._page(request, self.locations)
+
+    def _page(self, request: web.Request, objects: list[dict[str, Any]]) -> web.Response:
         offset = int(request.query.get("offset", "0"))
         limit = min(int(request.query.get("limit", str(self.page_limit))), self.page_limit)
-        page = self.locations[offset : offset + limit]
-        headers = {"X-Total-Count": str(len(self.locations)), "X-Limit": str(self.page_limit)}
-        if offset + len(page) < len(self.locations):
+        page = objects[offset : offset + limit]
+        headers = {"X-Total-Count": str(len(objects)), "X-Limit": str(self.page_limit)}
+        if offset + len(page) < len(objects):
             nxt = request.url.update_query({"offset": str(offset + len(page)), "limit": str(limit)})
             headers["Link"] = f'<{nxt}>; rel="next"'
         return _ok(page, headers=headers)
@@ -280,7 +335,7 @@ class Platform:
         """The credentials handshake with the hub, as the platform's operator would."""
         self.hub_token = token_a
         versions = await self.call("GET", versions_url)
-        details = await self.call("GET", next(v["url"] for v in versions.body["data"] if v["version"] == "2.2.1"))
+        details = await self.call("GET", next(v["url"] for v in versions.body["data"] if v["version"] == self.version))
         self.hub_endpoints = {
             (e["identifier"], e["role"]): e["url"] for e in details.body["data"]["endpoints"]
         }
@@ -288,7 +343,10 @@ class Platform:
             "POST", self.hub_endpoints[("credentials", "SENDER")], self.credentials(self.token_b)
         )
         assert reply.body["status_code"] == 1000, reply.body
-        assert [r["role"] for r in reply.body["data"]["roles"]] == ["HUB"]
+        if self.version == "2.3.0":  # the hub's party as hub_party_id, the parties it reaches as roles
+            assert reply.body["data"]["hub_party_id"]
+        else:
+            assert [r["role"] for r in reply.body["data"]["roles"]] == ["HUB"]
         self.hub_token = reply.body["data"]["token"]
 
     async def call(
@@ -323,6 +381,6 @@ class Platform:
         return [
             r
             for r in self.received
-            if r.path.startswith(f"/ocpi/2.2.1/{module}/")
+            if r.path.startswith(f"/ocpi/{self.version}/{module}/")
             and (method is None or r.method == method)
         ]
