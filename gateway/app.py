@@ -87,6 +87,7 @@ from gateway.roaming.payments import (
     PaymentsService,
     PaymentsSlot,
     payments_operations,
+    with_preauthorize,
 )
 from gateway.roaming.providers import PROVIDERS, CpoProviders
 from gateway.roaming.pushes import PLANNER, PushPlanner
@@ -321,6 +322,7 @@ def ocpi_other_versions(
         operations = cpo_operations(version, modules, party_of=emsp_party, now=clock.now)
         if version == "2.3.0":
             operations[PAYMENTS_MODULE] = payments_operations(payments)
+            operations["tariffs"] = with_preauthorize(operations["tariffs"], payments)
         served.append(cpo_version(f"{settings.base_url}/ocpi/{version}", version, operations))
     return served
 

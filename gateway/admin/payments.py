@@ -8,11 +8,14 @@ sent to the PTP by PATCH through the outbox (202 with the outbox item's id);
 ``POST /payments/partners/{partner_id}/terminals/activate`` and
 ``POST /payments/terminals/{partner_id}/{terminal_id}/deactivate`` ask the PTP to
 activate (a TerminalActivation) or deactivate one; ``GET /payments/confirmations``
-lists the financial advice confirmations with the session and CDR each was matched to.
+lists the financial advice confirmations with the session and CDR each was matched to;
+``PUT``/``DELETE /payments/tariffs/{tariff_id}`` (``GET /payments/tariffs``) set what a
+terminal reserves for a tariff, its ``preauthorize_amount`` in OCPI 2.3.0.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -46,6 +49,15 @@ class PageQuery(_Body):
 class AssignBody(_Body):
     location_ids: list[Id36] | None = None
     evse_uids: list[Id36] | None = None
+
+
+class PreauthorizeBody(_Body):
+    preauthorize_amount: Decimal = Field(ge=0, max_digits=12, decimal_places=4)
+
+
+class Preauthorize(TypedDict):
+    tariff_id: str
+    preauthorize_amount: Decimal
 
 
 class TerminalView(TypedDict):
@@ -166,8 +178,30 @@ def payment_routes() -> list[api.Operation]:
         )
         return respond([confirmation_view(r) for r in records])
 
+    async def set_preauthorize(request: web.Request) -> web.Response:
+        body: PreauthorizeBody = await read_body(request, PreauthorizeBody)
+        tariff_id = request.match_info["tariff_id"]
+        try:
+            await _service(request).set_preauthorize(tariff_id, body.preauthorize_amount)
+        except PaymentError as exc:
+            raise _failed(exc) from None
+        return respond({"tariff_id": tariff_id, "preauthorize_amount": body.preauthorize_amount})
+
+    async def delete_preauthorize(request: web.Request) -> web.Response:
+        tariff_id = request.match_info["tariff_id"]
+        if not await _service(request).set_preauthorize(tariff_id, None):
+            raise ApiError(404, f"tariff {tariff_id!r} has no preauthorize_amount")
+        return web.Response(status=204)
+
+    async def list_preauthorize(request: web.Request) -> web.Response:
+        amounts = await _service(request).preauthorize_amounts()
+        return respond(
+            [{"tariff_id": k, "preauthorize_amount": v} for k, v in sorted(amounts.items())]
+        )
+
     partner = {"partner_id": "the PTP's partner id"}
     terminal = partner | {"terminal_id": "the terminal's id at that PTP"}
+    tariff = {"tariff_id": "the tariff's id"}
     ptp_errors = {
         404: "no such partner",
         409: "the partner is not a registered OCPI 2.3.0 PTP",
@@ -219,6 +253,32 @@ def payment_routes() -> list[api.Operation]:
             path_params=terminal,
             response=PtpAnswer,
             errors=ptp_errors,
+            tag="payments",
+        ),
+        api.get(
+            "/payments/tariffs",
+            list_preauthorize,
+            "The preauthorize_amount of each tariff (served in OCPI 2.3.0 tariffs)",
+            response=list[Preauthorize],
+            tag="payments",
+        ),
+        api.put(
+            "/payments/tariffs/{tariff_id}",
+            set_preauthorize,
+            "Set what a payment terminal reserves for a tariff (Tariff.preauthorize_amount)",
+            path_params=tariff,
+            body=PreauthorizeBody,
+            response=Preauthorize,
+            errors={404: "no such tariff"},
+            tag="payments",
+        ),
+        api.delete(
+            "/payments/tariffs/{tariff_id}",
+            delete_preauthorize,
+            "Remove a tariff's preauthorize_amount",
+            path_params=tariff,
+            statuses={204: "removed"},
+            errors={404: "the tariff has none"},
             tag="payments",
         ),
         api.get(

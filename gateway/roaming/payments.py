@@ -37,6 +37,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -70,6 +71,7 @@ __all__ = [
     "PaymentsSlot",
     "is_ptp",
     "payments_operations",
+    "with_preauthorize",
 ]
 
 log = logging.getLogger(__name__)
@@ -279,7 +281,18 @@ class PaymentsService:
         client = self._registry.client(partner)
         return await client.post(join_url(url, "terminals", terminal_id, "deactivate"))
 
-    # -- ad-hoc payments: the CDR ---------------------------------------------------------
+    # -- ad-hoc payments: the tariff's preauthorize_amount, the CDR ------------------------
+
+    async def set_preauthorize(self, tariff_id: str, amount: Decimal | None) -> bool:
+        """Set (None: remove) what a terminal reserves for ``tariff_id``
+        (Tariff.preauthorize_amount, served in 2.3.0). False: nothing to remove."""
+        if amount is not None and await self._store.tariffs.get(tariff_id) is None:
+            raise PaymentError(404, f"no tariff {tariff_id!r}")
+        text = None if amount is None else str(amount)
+        return await self._records.set_preauthorize(tariff_id, text, self._clock.now())
+
+    async def preauthorize_amounts(self) -> dict[str, Decimal]:
+        return {k: Decimal(v) for k, v in (await self._records.preauthorize_amounts()).items()}
 
     async def invoice_reference(
         self,
@@ -365,6 +378,31 @@ def _ptp_of(call: OcpiCall) -> Partner:
             " interface in OCPI 2.3.0) may use the payments module"
         )
     return partner
+
+
+def with_preauthorize(operations: Sequence[Operation], slot: PaymentsSlot) -> list[Operation]:
+    """The 2.3.0 Tariffs Sender's operations, each tariff of a page with the
+    ``preauthorize_amount`` the operator set for it (mod_tariffs: what a payment
+    terminal reserves; the internal 2.2.1 form has no such field)."""
+
+    def wrap(operation: Operation) -> Operation:
+        async def handle(call: OcpiCall) -> web.Response:
+            response = await operation.handler(call)
+            data = None if response.text is None else json_loads(response.text).get("data")
+            if not isinstance(data, list) or not data or slot.service is None:
+                return response
+            amounts = await slot.service.preauthorize_amounts()
+            if not any(isinstance(t, dict) and t.get("id") in amounts for t in data):
+                return response
+            for tariff in data:
+                if isinstance(tariff, dict) and tariff.get("id") in amounts:
+                    tariff["preauthorize_amount"] = amounts[tariff["id"]]
+            headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+            return ocpi_response(data, http_status=response.status, headers=headers)
+
+        return Operation(operation.method, operation.path, handle)
+
+    return [wrap(op) for op in operations]
 
 
 def payments_operations(slot: PaymentsSlot) -> list[Operation]:

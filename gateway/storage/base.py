@@ -851,6 +851,7 @@ class Store:
     # PTP and the financial advice confirmations they sent (owner: the partner id).
     payment_terminals: DocumentStore
     payment_confirmations: DocumentStore
+    payment_tariffs: DocumentStore  # the preauthorize_amount set per tariff id
     outbox: OutboxStore
     # Which process of a cluster runs each once-per-cluster background job.
     leases: LeaseStore
@@ -914,6 +915,7 @@ class Store:
             local_list_changes=documents("local_list_changes"),
             payment_terminals=documents("payment_terminals"),
             payment_confirmations=documents("payment_confirmations"),
+            payment_tariffs=documents("payment_tariffs"),
             outbox=outbox,
             leases=leases,
             owners=owners,

@@ -81,6 +81,15 @@ class PaymentStore(Protocol):
         self, partner_id: str | None = None, *, offset: int = 0, limit: int = 100
     ) -> tuple[builtins.list[StoredConfirmation], int]: ...
 
+    async def set_preauthorize(self, tariff_id: str, amount: str | None, at: datetime) -> bool:
+        """Set a tariff's ``preauthorize_amount`` (a decimal's text); None removes it
+        (False when there was none)."""
+        ...
+
+    async def preauthorize_amounts(self) -> dict[str, str]:
+        """Every tariff id with its amount."""
+        ...
+
 
 def _key(partner_id: str, object_id: str) -> str:
     return f"{partner_id}|{object_id}"
@@ -147,9 +156,12 @@ def _confirmation(doc: Document) -> StoredConfirmation:
 class DocumentPaymentStore:
     """:class:`PaymentStore` over two document collections (any backend)."""
 
-    def __init__(self, terminals: DocumentStore, confirmations: DocumentStore) -> None:
+    def __init__(
+        self, terminals: DocumentStore, confirmations: DocumentStore, tariffs: DocumentStore
+    ) -> None:
         self._terminals = terminals
         self._confirmations = confirmations
+        self._tariffs = tariffs
 
     async def put_terminal(
         self, record: StoredTerminal, *, enqueue: Sequence[OutboxItem] = ()
@@ -181,7 +193,25 @@ class DocumentPaymentStore:
         docs, total = await self._confirmations.list(owner=partner_id, offset=offset, limit=limit)
         return [_confirmation(d) for d in docs], total
 
+    async def set_preauthorize(self, tariff_id: str, amount: str | None, at: datetime) -> bool:
+        if amount is None:
+            return await self._tariffs.delete(tariff_id)
+        await self._tariffs.put(Document(tariff_id, {"preauthorize_amount": amount}, at))
+        return True
+
+    async def preauthorize_amounts(self) -> dict[str, str]:
+        amounts: dict[str, str] = {}
+        offset = 0
+        while True:
+            docs, total = await self._tariffs.list(offset=offset, limit=1000)
+            amounts.update((d.key, str(d.data["preauthorize_amount"])) for d in docs)
+            offset += len(docs)
+            if not docs or offset >= total:
+                return amounts
+
 
 def payment_store(store: Store) -> PaymentStore:
     """The payments records of ``store``."""
-    return DocumentPaymentStore(store.payment_terminals, store.payment_confirmations)
+    return DocumentPaymentStore(
+        store.payment_terminals, store.payment_confirmations, store.payment_tariffs
+    )

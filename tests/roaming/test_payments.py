@@ -281,3 +281,34 @@ async def test_only_a_ptp_uses_the_payments_module(gateways: GatewayFactory) -> 
     finally:
         await emsp.stop()
         await ptp.stop()
+
+
+async def test_tariffs_carry_the_preauthorize_amount_in_2_3_0(gateways: GatewayFactory) -> None:
+    """The amount a terminal reserves, set per tariff by the operator, is in the 2.3.0
+    tariffs the PTP pulls (valid against the OpenAPI), until it is removed."""
+    gw = await gateways.start(clock=FakeClock())
+    ptp = PaymentTerminalProvider()
+    await ptp.start()
+    try:
+        await _registered(gw, ptp)
+        await _catalog(gw)
+        tariffs_url = ptp.cpo_endpoints["tariffs"]
+        [tariff] = await ptp.get_all(tariffs_url)
+        assert "preauthorize_amount" not in tariff
+        status, _ = await gw.admin("PUT", "/payments/tariffs/NOPE", {"preauthorize_amount": 50})
+        assert status == 404
+        status, body = await gw.admin(
+            "PUT", "/payments/tariffs/AC-STD", {"preauthorize_amount": "50.00"}
+        )
+        assert status == 200 and Decimal(str(body["preauthorize_amount"])) == Decimal(50)
+        assert (await gw.admin("GET", "/payments/tariffs"))[1][0]["tariff_id"] == "AC-STD"
+        status, headers, body = await ptp.call("GET", tariffs_url)
+        validate_envelope(body, "tariffs", "Tariff", many=True, version=V230)
+        assert body["data"][0]["preauthorize_amount"] == 50
+        assert headers["X-Total-Count"] == "1"
+        assert (await gw.admin("DELETE", "/payments/tariffs/AC-STD"))[0] == 204
+        assert (await gw.admin("DELETE", "/payments/tariffs/AC-STD"))[0] == 404
+        [tariff] = await ptp.get_all(tariffs_url)
+        assert "preauthorize_amount" not in tariff
+    finally:
+        await ptp.stop()

@@ -131,3 +131,15 @@ async def test_confirmations_round_trip_with_their_match(store_factory: StoreFac
     assert [c.confirmation_id for c in mine] == ["FAC-1"] and total == 1
     everyone, total = await reopened.confirmations()
     assert [c.partner_id for c in everyone] == ["ptp-b", "ptp-a"] and total == 2
+
+
+async def test_preauthorize_amounts_per_tariff(store: Store) -> None:
+    payments = payment_store(store)
+    assert await payments.preauthorize_amounts() == {}
+    assert await payments.set_preauthorize("AC-STD", "50.00", T0)
+    assert await payments.set_preauthorize("DC-FAST", "100", T0)
+    assert await payments.set_preauthorize("AC-STD", "25.5", T0 + timedelta(minutes=1))
+    assert await payments.preauthorize_amounts() == {"AC-STD": "25.5", "DC-FAST": "100"}
+    assert await payments.set_preauthorize("DC-FAST", None, T0)
+    assert not await payments.set_preauthorize("DC-FAST", None, T0)
+    assert await payments.preauthorize_amounts() == {"AC-STD": "25.5"}
