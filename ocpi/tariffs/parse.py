@@ -234,18 +234,26 @@ def tariff_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.
             start = r.datetime_(data["start_date_time"], "start_date_time")
         if data.get("end_date_time") is not None:
             end = r.datetime_(data["end_date_time"], "end_date_time")
-    return Tariff(
-        id=r.string(r.required(data, "id", ""), "id"),
-        currency=r.currency(r.required(data, "currency", ""), "currency"),
-        elements=elements,
-        country_code=_optional_string(r, data, "country_code"),
-        party_id=_optional_string(r, data, "party_id"),
-        type=tariff_type,
-        min_price=min_price,
-        max_price=max_price,
-        start_date_time=start,
-        end_date_time=end,
-        ocpi_version=version,
+    tariff_id = r.string(r.required(data, "id", ""), "id")
+    currency = r.currency(r.required(data, "currency", ""), "currency")
+    country_code = _optional_string(r, data, "country_code")
+    party_id = _optional_string(r, data, "party_id")
+    return _build(
+        Tariff,
+        _TARIFF_SET,
+        (
+            tariff_id,
+            currency,
+            elements,
+            country_code,
+            party_id,
+            tariff_type,
+            min_price,
+            max_price,
+            start,
+            end,
+            version,
+        ),
     )
 
 
@@ -270,15 +278,15 @@ def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1
         _period_fast(raw, allowed) or _period(r, raw, f"charging_periods[{i}]", version)
         for i, raw in enumerate(periods_raw)
     )
-    return Cdr(
-        start_date_time=start,
-        end_date_time=end,
-        currency=r.currency(r.required(data, "currency", ""), "currency"),
-        charging_periods=periods,
-        id=_optional_string(r, data, "id"),
-        country_code=_optional_string(r, data, "country_code"),
-        party_id=_optional_string(r, data, "party_id"),
-        time_zone=_time_zone(r, data),
+    currency = r.currency(r.required(data, "currency", ""), "currency")
+    cdr_id = _optional_string(r, data, "id")
+    country_code = _optional_string(r, data, "country_code")
+    party_id = _optional_string(r, data, "party_id")
+    time_zone = _time_zone(r, data)
+    return _build(
+        Cdr,
+        _CDR_SET,
+        (start, end, currency, periods, cdr_id, country_code, party_id, time_zone),
     )
 
 
@@ -310,6 +318,29 @@ def _setters(cls: type, names: str) -> tuple[Any, ...]:
 
 
 _new = object.__new__
+_T = TypeVar("_T")
+
+
+def _build(cls: type[_T], setters: tuple[Any, ...], values: tuple[object, ...]) -> _T:
+    """``cls(*values)`` for a frozen slotted model dataclass, without its __init__."""
+    instance = _new(cls)
+    for setter, value in zip(setters, values, strict=True):
+        setter(instance, value)
+    return instance
+
+
+_TARIFF_FIELDS = (
+    "id currency elements country_code party_id type min_price max_price start_date_time "
+    "end_date_time ocpi_version"
+)
+_CDR_FIELDS = (
+    "start_date_time end_date_time currency charging_periods id country_code party_id time_zone"
+)
+# Every field, in the model's order (a field added to a model must be added here too).
+assert _TARIFF_FIELDS.split() == [field.name for field in fields(Tariff)]
+assert _CDR_FIELDS.split() == [field.name for field in fields(Cdr)]
+_TARIFF_SET = _setters(Tariff, _TARIFF_FIELDS)
+_CDR_SET = _setters(Cdr, _CDR_FIELDS)
 _COMPONENT_SET = _setters(PriceComponent, "type price step_size vat")
 _ELEMENT_SET = _setters(TariffElement, "price_components restrictions")
 _RESTRICTION_NAMES = (

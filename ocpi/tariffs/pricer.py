@@ -53,7 +53,7 @@ from functools import lru_cache, partial
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ocpi.tariffs.clock import DAY_US, HOUR_US, MINUTE_US, US, LocalClock, from_us, to_us
+from ocpi.tariffs.clock import DAY_US, HOUR_US, MINUTE_US, US, LocalClock, from_us
 from ocpi.tariffs.errors import (
     CurrencyMismatchError,
     InvalidArgumentError,
@@ -122,6 +122,9 @@ _TENTH_MILLI = Decimal("0.0001")  # how hours are shown in warnings
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # to_us(t) is (t - _EPOCH) // _ONE_US
 _ONE_US = timedelta(microseconds=1)
+# ``_tuple(Price, (a, b))`` is ``Price(a, b)`` without the NamedTuple's Python-level
+# __new__ (results build a dozen of them).
+_tuple = tuple.__new__
 # No price, volume, VAT rate, step or bound in a real tariff or CDR comes near this; above
 # it, the 50-digit arithmetic could no longer hold 18 decimals, so such input is refused.
 _LIMIT = 10**9
@@ -629,38 +632,39 @@ def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Peri
             f"charging_periods[{index}].tariff_id",
             f"names tariff {period.tariff_id!r}, but the tariff being applied is {tariff_id!r}",
         )
-    p = _Period(index, to_us(start))
+    p = _Period(index, (start - _EPOCH) // _ONE_US)  # to_us
     if not period.dimensions:
         raise InvalidCdrError(f"charging_periods[{index}].dimensions", "must not be empty")
+    # The kinds seen so far: metered ones are the bits of p.metered; the others are in
+    # ``seen`` (kept only once one appears).
     seen: set[CdrDimensionType] = set()
     current = power = None
     for di, dim in enumerate(period.dimensions):
         kind, volume = dim.type, dim.volume
-        # The common case first: a known dimension not seen before, a plausible volume of
-        # an energy, time or parking quantity (else the checks below, in their order).
+        # The common case first: an energy, time or parking quantity not seen before, with
+        # a plausible volume (else the checks below, in their order).
+        bit = _METERED_BITS.get(kind) if type(kind) is CdrDimensionType else None
         if (
-            type(kind) is CdrDimensionType
-            and kind not in seen
+            bit is not None
+            and not p.metered & bit
             and type(volume) is Decimal
             and volume.is_finite()
             and 0 <= volume <= _LIMIT
         ):
-            bit = _METERED_BITS.get(kind)
-            if bit is not None:
-                seen.add(kind)
-                p.metered |= bit
-                if bit == _B_ENERGY:
-                    p.energy = volume
-                elif bit == _B_TIME:
-                    p.time = volume
-                elif bit == _B_PARKING:
-                    p.parking = volume
-                else:
-                    p.reservation = volume
-                continue
-        if kind in seen or not isinstance(kind, CdrDimensionType):
+            p.metered |= bit
+            if bit == _B_ENERGY:
+                p.energy = volume
+            elif bit == _B_TIME:
+                p.time = volume
+            elif bit == _B_PARKING:
+                p.parking = volume
+            else:
+                p.reservation = volume
+            continue
+        twice = kind in seen or (bit is not None and p.metered & bit)
+        if twice or not isinstance(kind, CdrDimensionType):
             path = f"charging_periods[{index}].dimensions[{di}].type"
-            if kind in seen:
+            if twice:
                 raise InvalidCdrError(path, f"{kind.value} appears twice in one period")
             raise InvalidCdrError(path, f"unknown dimension {kind!r}")
         seen.add(kind)
@@ -1042,6 +1046,8 @@ class _PartPricer:
             cands = candidates[slot]
             if not cands:
                 found = None
+            elif cands[0].check is None:  # an unrestricted first element prices it all
+                found = cands[0]
             elif memo_ok[slot]:
                 found = self._memo(slot, day, tod, weekday, interval, p)
             else:
@@ -1136,10 +1142,10 @@ class _PartPricer:
         e0, e1, e2, e3 = excl
         i0, i1, i2, i3 = incl
         return (
-            zero_price if e0 is zero and i0 is zero else Price(e0, i0),
-            zero_price if e1 is zero and i1 is zero else Price(e1, i1),
-            zero_price if e2 is zero and i2 is zero else Price(e2, i2),
-            zero_price if e3 is zero and i3 is zero else Price(e3, i3),
+            zero_price if e0 is zero and i0 is zero else _tuple(Price, (e0, i0)),
+            zero_price if e1 is zero and i1 is zero else _tuple(Price, (e1, i1)),
+            zero_price if e2 is zero and i2 is zero else _tuple(Price, (e2, i2)),
+            zero_price if e3 is zero and i3 is zero else _tuple(Price, (e3, i3)),
         )
 
 
@@ -1553,23 +1559,33 @@ _ROUNDED_ZERO_QUANTITY = _QUANTITY_QUANTUM * 0
 def _rounded(exact: CdrTotals, currency: str) -> CdrTotals:
     """``exact.rounded(currency)``: money half-up to the currency's minor unit, quantities
     to 4 places; a cost that stayed ``ZERO_PRICE`` (most do) is a shared rounded zero."""
-    places = _MINOR_UNITS.get(currency)
-    if places is None:
-        places = money_places(currency)
+    # money_places(currency), inline for the usual upper-case code
+    places = _MINOR_UNITS.get(currency, 2) if currency.isupper() else money_places(currency)
     m, zero = _QUANTA[places], _ROUNDED_ZEROS[places]
     qty, qty_zero = _QUANTITY_QUANTUM, _ROUNDED_ZERO_QUANTITY
     q: Callable[[Decimal | None, Decimal], Decimal] = _HALF_UP.quantize  # type: ignore[assignment]
     cost, fixed, energy, energy_cost, time_, time_cost, parking, parking_cost, reserved = exact
-    return CdrTotals(
-        zero if cost is ZERO_PRICE else Price(q(cost[0], m), q(cost[1], m)),
-        zero if fixed is ZERO_PRICE else Price(q(fixed[0], m), q(fixed[1], m)),
-        qty_zero if energy is ZERO else q(energy, qty),
-        zero if energy_cost is ZERO_PRICE else Price(q(energy_cost[0], m), q(energy_cost[1], m)),
-        qty_zero if time_ is ZERO else q(time_, qty),
-        zero if time_cost is ZERO_PRICE else Price(q(time_cost[0], m), q(time_cost[1], m)),
-        qty_zero if parking is ZERO else q(parking, qty),
-        zero if parking_cost is ZERO_PRICE else Price(q(parking_cost[0], m), q(parking_cost[1], m)),
-        zero if reserved is ZERO_PRICE else Price(q(reserved[0], m), q(reserved[1], m)),
+    return _tuple(
+        CdrTotals,
+        (
+            zero if cost is ZERO_PRICE else _tuple(Price, (q(cost[0], m), q(cost[1], m))),
+            zero if fixed is ZERO_PRICE else _tuple(Price, (q(fixed[0], m), q(fixed[1], m))),
+            qty_zero if energy is ZERO else q(energy, qty),
+            zero
+            if energy_cost is ZERO_PRICE
+            else _tuple(Price, (q(energy_cost[0], m), q(energy_cost[1], m))),
+            qty_zero if time_ is ZERO else q(time_, qty),
+            zero
+            if time_cost is ZERO_PRICE
+            else _tuple(Price, (q(time_cost[0], m), q(time_cost[1], m))),
+            qty_zero if parking is ZERO else q(parking, qty),
+            zero
+            if parking_cost is ZERO_PRICE
+            else _tuple(Price, (q(parking_cost[0], m), q(parking_cost[1], m))),
+            zero
+            if reserved is ZERO_PRICE
+            else _tuple(Price, (q(reserved[0], m), q(reserved[1], m))),
+        ),
     )
 
 
