@@ -547,6 +547,17 @@ class Hub:
             observe(module, status)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route_request(request)
+        except HubError as exc:
+            if partner_of(ocpi_context(request).party).ocpi_version != V211:
+                raise
+            # 2.1.1 has no hub status codes (4xxx): a server error naming the hub's.
+            raise ServerError(
+                f"{exc.message} (hub status {exc.status_code})", http_status=exc.http_status
+            ) from None
+
+    async def _route_request(self, request: web.Request) -> web.StreamResponse:
         context = ocpi_context(request)
         partner = partner_of(context.party)
         version = partner.ocpi_version

@@ -385,3 +385,8 @@ async def test_211_sender_errors_name_the_field(world: World) -> None:
     # No chargingprofiles in 2.1.1.
     status, _, body = await e211.call("GET", hub["credentials"].replace("credentials", "chargingprofiles") + "/S1")
     assert status == 404 or body["status_code"] != 1000
+    # A command for a location the hub cannot place: no hub status codes in 2.1.1.
+    command = {"response_url": f"{e211.url}{e211.base}/commands/START_SESSION/9", "token": e211.token("X1"), "location_id": "NOWHERE"}
+    status, headers, body = await e211.call("POST", hub["commands"] + "/START_SESSION", command)
+    assert body["status_code"] == 3000 and "4001" in body["status_message"], body
+    assert not {k for k in headers if k.lower().startswith("ocpi-")}
