@@ -18,6 +18,14 @@ decides):
 * a **command result** posted to a proxied ``response_url``: stored in the outbox for
   the eMSP that sent the command, answered 1000.
 
+Between platforms of different OCPI versions (2.1.1, 2.2.1, 2.3.0; the hosted CPOs are
+2.2.1) the message is converted on the way (:mod:`ocpi.hub.translate`): a directed
+request and its answer at once (2001 to the sender when the receiver's version cannot
+express it), a broadcast copy by the outbox at delivery (FAILED, naming the field, when it
+cannot), GET All pages object by object (left out, still counted). Between platforms of
+the same version bytes are passed on as above, unparsed. A 2.1.1 platform (an eMSP, with
+neither routing headers nor a hub role) is routed by open routing from its one party.
+
 Open routing finds the receiver from the object: the ``cdr_token`` owner of a pushed
 session or CDR, else what the :class:`~gateway.hub.links.OwnerIndex` learnt from earlier
 pushes (a location's CPO, a token's eMSP, a session's eMSP and CPO), else a hosted

@@ -11,4 +11,6 @@ mod_hub_client_info), with no knowledge of the gateway that hosts it.
 * :mod:`ocpi.hub.getall`: "GET All via Hubs", the combined paginated list.
 * :mod:`ocpi.hub.response_url`: proxying command ``response_url`` values.
 * :mod:`ocpi.hub.clientinfo`: HubClientInfo objects, pushes and the still-alive check.
+* :mod:`ocpi.hub.translate`: a routed message between platforms of different OCPI
+  versions (2.1.1, 2.2.1, 2.3.0), read in the sender's and written in the receiver's.
 """

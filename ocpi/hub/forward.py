@@ -10,6 +10,9 @@ and body bytes unchanged, the headers a client needs (``Content-Type``,
 into the hub's URL space. A :class:`~ocpi.hub.routing.Local` target is handed to an
 injected in-process handler instead, with the same request and response shapes.
 
+A platform registered in OCPI 2.1.1 (``versions``, a lookup by platform) is called with
+its token as it is, not Base64-encoded, and without routing headers, which 2.1.1 lacks.
+
 Failures are the hub's OCPI errors: no answer within the timeout -> 4002
 (:class:`~ocpi.transport.HubTimeoutError`); connection refused or reset, DNS or TLS
 failure, or no credentials for the platform -> 4003
