@@ -390,3 +390,37 @@ async def test_211_sender_errors_name_the_field(world: World) -> None:
     status, headers, body = await e211.call("POST", hub["commands"] + "/START_SESSION", command)
     assert body["status_code"] == 3000 and "4001" in body["status_message"], body
     assert not {k for k in headers if k.lower().startswith("ocpi-")}
+
+
+async def test_same_version_230_links_and_response_urls_stay_in_230(world: World) -> None:
+    gw, c230 = world.gateway, world.c230
+    e230 = Platform("eMSP New", "EMSP", [("FR", "EMN")], version="2.3.0")
+    await e230.start()
+    try:
+        partner = await join(gw, e230.name)
+        await e230.register(partner["our_versions_url"], partner["token_a"])
+        # A directed page of the 2.3.0 CPO: passed on as it is, its next link the hub's 2.3.0 URL.
+        reply = await e230.call("GET", e230.hub_url("locations", "SENDER") + "?limit=2", to=c230.party)
+        assert reply.body["status_code"] == 1000 and len(reply.body["data"]) == 2
+        assert reply.body["data"][0] == c230.locations[0] | reply.body["data"][0]
+        link = reply.headers["Link"].split(";")[0].strip("<>")
+        assert link.startswith(gw.settings.base_url + "/ocpi/hub/2.3.0/locations/sender")
+        reply = await e230.call("GET", link.replace(gw.settings.base_url, gw.url), to=c230.party)
+        assert [o["id"] for o in reply.body["data"]] == ["L-C"]
+
+        async def answer(command: str, body: dict[str, Any]) -> None:
+            assert body["response_url"].startswith(gw.settings.base_url + "/ocpi/hub/2.3.0/commands/sender/")
+            await c230.call("POST", body["response_url"].replace(gw.settings.base_url, gw.url), {"result": "ACCEPTED"})
+
+        c230.on_command = answer
+        token = {"country_code": "FR", "party_id": "EMN", "uid": "T30", "type": "EMAID", "contract_id": "FR-EMN-C00030",
+                 "issuer": "eMSP New", "valid": True, "whitelist": "ALLOWED", "last_updated": "2026-11-23T08:00:00Z"}  # fmt: skip
+        own = f"{e230.url}/ocpi/2.3.0/commands/sender/S30"
+        reply = await e230.call("POST", e230.hub_url("commands", "RECEIVER") + "/START_SESSION", {"response_url": own, "token": token, "location_id": "L-A"}, to=c230.party)
+        assert reply.body["status_code"] == 1000, reply.body
+        results = await eventually(lambda: e230.got("commands", "POST"))
+        assert results[0].body == {"result": "ACCEPTED"} and routed(results[0]) == ("BE*CPX", "FR*EMN")
+        await settled(gw)
+        assert e230.invalid == []
+    finally:
+        await e230.stop()
