@@ -15,13 +15,14 @@ import asyncio
 import base64
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
 
-from ocpi.transport import envelope, json_dumps, json_loads
+from ocpi.transport import json_dumps, json_loads
 from tests.ocpi.openapi import openapi_errors
+from tests.roaming.serving import Served, ocpi_response, token_header
 
 BASE = "/ocpi/2.2.1"
 
@@ -33,13 +34,8 @@ RESULT_SCHEMAS = {
 }
 
 
-def token_header(token: str) -> dict[str, str]:
-    return {"Authorization": "Token " + base64.b64encode(token.encode()).decode()}
-
-
 def _answer(data: Any = None, status_code: int = 1000, message: str | None = None) -> web.Response:
-    body = envelope(data, status_code=status_code, status_message=message)
-    return web.Response(text=json_dumps(body), content_type="application/json")
+    return ocpi_response(data, code=status_code, message=message)
 
 
 @dataclass
@@ -59,7 +55,7 @@ class Received:
 
 
 @dataclass
-class ProfilesEmsp:
+class ProfilesEmsp(Served):
     country_code: str = "NL"
     party_id: str = "SCP"
     token_a: str = field(default_factory=lambda: "emsp-a-" + secrets.token_hex(8))
@@ -73,7 +69,8 @@ class ProfilesEmsp:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     outage: bool = False  # answered 503 and nothing recorded
-    runner: web.AppRunner | None = None
+    _runner: web.AppRunner | None = None
+    runner_options: ClassVar[dict[str, Any]] = {"access_log": None}
 
     def token(self, uid: str) -> dict[str, Any]:
         return {
@@ -213,23 +210,14 @@ class ProfilesEmsp:
         app.router.add_route("*", f"{BASE}/{{module:(cdrs|tokens)}}{{rest:.*}}", other)
         return app
 
-    async def start(self) -> None:
-        self.runner = web.AppRunner(self.app(), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-
     # -- calling the CPO's Receiver interface ------------------------------------------
 
     async def learn_cpo(self, versions_url: str) -> None:
         """The CPO's endpoints, from its version details (after registration)."""
         versions = await self._call("GET", versions_url)
-        details = await self._call("GET", next(v["url"] for v in versions["data"] if v["version"] == "2.2.1"))
+        details = await self._call(
+            "GET", next(v["url"] for v in versions["data"] if v["version"] == "2.2.1")
+        )
         self.cpo_endpoints = {
             (e["identifier"], e["role"]): e["url"] for e in details["data"]["endpoints"]
         }

@@ -19,32 +19,19 @@ every PATCH it took was for an object it had first received by PUT.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from ocpi.transport import envelope, json_dumps, json_loads
+from ocpi.transport import json_loads
+from tests.roaming.serving import EMSP_ENDPOINTS as ENDPOINTS
+from tests.roaming.serving import Served, not_found, token_of
+from tests.roaming.serving import ocpi_response as _ocpi
 
 BASE = "/ocpi/2.2.1"
 MODULES = ("locations", "tariffs", "sessions", "cdrs", "commands")
-ENDPOINTS = [
-    ("credentials", "SENDER"),
-    ("credentials", "RECEIVER"),
-    ("locations", "RECEIVER"),
-    ("tariffs", "RECEIVER"),
-    ("sessions", "RECEIVER"),
-    ("cdrs", "RECEIVER"),
-    ("tokens", "SENDER"),
-    ("commands", "SENDER"),
-]
-
-
-def _ocpi(data: Any = None, *, http: int = 200, code: int = 1000, message: str | None = None) -> web.Response:
-    body = envelope(data, status_code=code, status_message=message)
-    return web.Response(text=json_dumps(body), status=http, content_type="application/json")
 
 
 def _unknown_location(what: str) -> web.Response:
@@ -63,7 +50,7 @@ class Received:
 
 
 @dataclass
-class StrictEmsp:
+class StrictEmsp(Served):
     country_code: str = "NL"
     party_id: str = "STR"
     advertise_slash: bool = True
@@ -120,7 +107,8 @@ class StrictEmsp:
         return [
             r
             for r in self.received
-            if r.path.startswith(f"{BASE}/{module}") and 200 <= r.answered < 300
+            if r.path.startswith(f"{BASE}/{module}")
+            and 200 <= r.answered < 300
             and (method is None or r.method == method)
         ]
 
@@ -135,14 +123,7 @@ class StrictEmsp:
     # -- the server ------------------------------------------------------------------
 
     def _authorized(self, request: web.Request, *tokens: str) -> bool:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Token "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except ValueError:
-            return False
-        return decoded in tokens
+        return token_of(request) in tokens
 
     async def _versions(self, request: web.Request) -> web.Response:
         if not self._authorized(request, self.token_a, self.token_b):
@@ -167,8 +148,12 @@ class StrictEmsp:
                 request.path,
                 body,
                 response.status,
-                "*".join(request.headers.get(f"OCPI-from-{f}", "") for f in ("country-code", "party-id")),
-                "*".join(request.headers.get(f"OCPI-to-{f}", "") for f in ("country-code", "party-id")),
+                "*".join(
+                    request.headers.get(f"OCPI-from-{f}", "") for f in ("country-code", "party-id")
+                ),
+                "*".join(
+                    request.headers.get(f"OCPI-to-{f}", "") for f in ("country-code", "party-id")
+                ),
             )
         )
         return response
@@ -177,15 +162,17 @@ class StrictEmsp:
         rest = request.path.removeprefix(BASE + "/")
         module, slash, tail = rest.partition("/")
         if module not in MODULES:
-            return web.Response(status=404, text="<html>no such page</html>", content_type="text/html")
+            return not_found()
         if not slash:  # the module root without its slash: "append slash"
             target = request.rel_url.with_path(f"{BASE}/{module}/")
             return web.Response(status=307, headers={"Location": str(target)})
         parts = tail.split("/") if tail else []
         if any(not p for p in parts):
-            return web.Response(status=404, text="<html>no such page</html>", content_type="text/html")
+            return not_found()
         if module == "cdrs" and not parts and self.redirect_cdrs is not None:
-            return web.Response(status=self.redirect_cdrs, headers={"Location": f"{BASE}/elsewhere/"})
+            return web.Response(
+                status=self.redirect_cdrs, headers={"Location": f"{BASE}/elsewhere/"}
+            )
         handler = {
             "locations": self._locations,
             "tariffs": self._tariffs,
@@ -197,7 +184,7 @@ class StrictEmsp:
 
     def _locations(self, method: str, parts: list[str], body: Any) -> web.Response:
         if len(parts) < 3 or len(parts) > 5:
-            return web.Response(status=404, text="<html>no such page</html>", content_type="text/html")
+            return not_found()
         location_id = parts[2]
         held = self.locations.get(location_id)
         if len(parts) == 3:
@@ -226,7 +213,7 @@ class StrictEmsp:
 
     def _tariffs(self, method: str, parts: list[str], body: Any) -> web.Response:
         if len(parts) != 3:
-            return web.Response(status=404, text="<html>no such page</html>", content_type="text/html")
+            return not_found()
         if method == "PUT":
             self.tariffs[parts[2]] = body
         elif method == "DELETE":
@@ -235,7 +222,7 @@ class StrictEmsp:
 
     def _sessions(self, method: str, parts: list[str], body: Any) -> web.Response:
         if len(parts) != 3:
-            return web.Response(status=404, text="<html>no such page</html>", content_type="text/html")
+            return not_found()
         session_id = parts[2]
         if method == "PUT":
             self.sessions[session_id] = body
@@ -247,7 +234,7 @@ class StrictEmsp:
 
     def _cdrs(self, method: str, parts: list[str], body: Any) -> web.Response:
         if method != "POST" or parts:
-            return web.Response(status=404, text="<html>no such page</html>", content_type="text/html")
+            return not_found()
         self.cdrs.append(body)
         return _ocpi()
 
@@ -260,14 +247,3 @@ class StrictEmsp:
         app.router.add_get(BASE + "/", self._details)
         app.router.add_route("*", BASE + "/{tail:.+}", self._module)
         return app
-
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self.app())
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
