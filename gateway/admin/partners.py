@@ -4,6 +4,7 @@ and pull an eMSP's tokens (in the version it registered in)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from aiohttp import web
 from pydantic import AwareDatetime, Field, HttpUrl
@@ -25,6 +26,7 @@ from gateway.roaming.server import REGISTRY
 from gateway.roaming.tokens import TokenPuller
 from ocpi.client import OcpiClientError
 from ocpi.transport import MethodNotAllowedError, UnsupportedVersionError
+from ocpi.v221 import Role
 
 
 class PartnerBody(_Body):
@@ -32,6 +34,12 @@ class PartnerBody(_Body):
     kind: PartnerKind = Field(
         default=PartnerKind.PEER,
         description="PEER: bilateral (the gateway is its CPO); HUB: a platform on the hub",
+    )
+    role: Literal["CPO", "EMSP"] = Field(
+        default="EMSP",
+        description="what its party is if it registers in OCPI 2.1.1, whose credentials"
+        " name no role: CPO for a 2.1.1 CPO platform on the hub (kind HUB only); EMSP"
+        " otherwise. Platforms of later versions say their roles themselves",
     )
 
 
@@ -91,8 +99,10 @@ def partner_routes() -> list[api.Operation]:
     async def create(request: web.Request) -> web.Response:
         b: PartnerBody = await read_body(request, PartnerBody)
         registry = _registry(request)
+        if b.role != Role.EMSP and b.kind is not PartnerKind.HUB:
+            raise ApiError(422, "role: a bilateral partner of the CPO gateway is an eMSP", "role")
         try:
-            partner, token_a = await registry.create(b.name, b.kind)
+            partner, token_a = await registry.create(b.name, b.kind, Role(b.role))
         except RegistrationError as exc:
             raise ApiError(409, str(exc), "kind") from None
         view = partner_view(partner, registry)
@@ -156,7 +166,10 @@ def partner_routes() -> list[api.Operation]:
             body=PartnerBody,
             response=PartnerView,
             statuses={201: "created"},
-            errors={409: "a partner of this kind cannot be added (`field`: kind)"},
+            errors={
+                409: "a partner of this kind cannot be added (`field`: kind)",
+                422: "role CPO for a PEER partner (`field`: role)",
+            },
         ),
         api.get("/partners", list_all, "Every partner", response=list[PartnerView]),
         api.get(

@@ -98,3 +98,27 @@ class OwnerIndex:
     async def owner(self, kind: str, object_id: str) -> PartyId | None:
         owners = await self._owners(self._key(kind, object_id))
         return PartyId.parse(owners[0]) if len(owners) == 1 else None
+
+    async def note_token(
+        self, contract_id: str, owner: PartyId, uid: str, token_type: str, at: datetime
+    ) -> None:
+        """A token's contract id (a 2.1.1 ``auth_id``) and its eMSP, uid and type: a
+        2.1.1 CPO's session or CDR names only the ``auth_id``. Claimed by two eMSPs, it
+        has no owner."""
+        key = self._key("contract", contract_id)
+        doc = await self._store.get(key)
+        owners = list(doc.data.get("owners", [])) if doc is not None else []
+        if str(owner) not in owners:
+            owners.append(str(owner))
+        data = {"owners": owners, "uid": uid, "type": token_type}
+        if doc is None or doc.data != data:
+            await self._store.put(Document(key, data, at))
+        self._remember(key, tuple(owners))
+
+    async def token(self, contract_id: str) -> tuple[PartyId, str, str] | None:
+        """(eMSP, uid, type) of the token with that contract id, when one eMSP has it."""
+        doc = await self._store.get(self._key("contract", contract_id))
+        owners = doc.data.get("owners", []) if doc is not None else []
+        if doc is None or len(owners) != 1:
+            return None
+        return PartyId.parse(owners[0]), str(doc.data.get("uid")), str(doc.data.get("type"))

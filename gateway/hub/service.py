@@ -38,7 +38,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,13 +119,24 @@ from ocpi.transport import (
     PartyId,
     ServerError,
     UnknownReceiverError,
+    UnknownTokenError,
     envelope,
     is_success,
     json_dumps,
     json_loads,
     parse_page_request,
 )
-from ocpi.v221 import EVSE, CommandResult, Connector, Location, Tariff, Token
+from ocpi.v221 import (
+    EVSE,
+    AuthorizationInfo,
+    CdrToken,
+    CommandResult,
+    Connector,
+    Location,
+    Role,
+    Tariff,
+    Token,
+)
 from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
 from ocpi.versions import NotExpressible
 
@@ -242,6 +253,14 @@ class Hub:
             )
             for module in _ASYNC_RESULT_MODULES
         }
+        # A 2.1.1 CPO platform posts its command results at the hub's 2.1.1 commands
+        # URL (one per module, no interface), where the hub is its eMSP.
+        self._versioned_proxies[(ModuleID.COMMANDS, V211)] = ResponseUrlProxy(
+            self.links,
+            config.versioned_endpoint(V211, ModuleID.COMMANDS, InterfaceRole.SENDER),
+            ttl=config.response_url_ttl,
+            clock=clock.now,
+        )
         self.alive = StillAliveChecker(
             self.directory, forwarder_probe(self.forwarder), silence=config.silence
         )
@@ -572,11 +591,13 @@ class Hub:
         module = request.match_info["module"]
         named = request.match_info.get("interface")
         if named is None:
-            # 2.1.1: one endpoint per module, no interface role; to a 2.1.1 platform (an
-            # eMSP) the hub is its CPO.
+            # 2.1.1: one endpoint per module, no interface role; to a 2.1.1 eMSP the hub
+            # is its CPO, to a 2.1.1 CPO platform (the operator's role) its eMSP.
             if module not in V211_MODULES:
                 raise NotFoundError(f"the hub does not route the {module} module in 2.1.1")
             interface = CPO_INTERFACE[module]
+            if _is_v211_cpo(partner):
+                interface = _OTHER_INTERFACE[interface]
         else:
             try:
                 interface = InterfaceRole(named.upper())
@@ -620,6 +641,13 @@ class Hub:
         hint = None
         if to_party is None:
             hint = await self._owner_hint(module, interface, method, path, body)
+            if hint is None and version == V211:
+                hint = await self._v211_owner_hint(module, interface, method, body)
+            if hint is None and _is_authorize(module, interface, method, path):
+                # 2.1.1 names the uid alone: the eMSP the hub knows, else each in turn.
+                return await self._authorize_any(
+                    request, context, partner, version, path, body, raw
+                )
         hub_request = HubRequest(
             method=method,
             module=module,
@@ -632,7 +660,7 @@ class Hub:
             owner_hint=hint,
         )
         decision = route(hub_request, self.directory, self.router_config())
-        await self._learn(module, interface, method, path, decision)
+        await self._learn(module, interface, method, path, decision, body)
         if isinstance(decision, GetAll):
             return await self._get_all(request, context, decision, version, module)
         exchange = _Exchange(module, interface, method, path, version, url_owner)
@@ -641,7 +669,7 @@ class Hub:
                 _check_broadcast_body(module, method, path, body)
                 internal = None
             else:
-                internal = self._read_request(exchange, body, decision.sender)
+                internal = await self._read_request(exchange, body, decision.sender)
             return await self._broadcast(request, context, decision, exchange, raw, internal)
         if self.target_version(decision) != version:
             return await self._translated(request, context, decision, exchange, body, raw)
@@ -874,14 +902,45 @@ class Hub:
         """The response_url proxy whose URLs are in ``version`` (the CPO's)."""
         return self._versioned_proxies.get((module, version)) or self.proxies[module]
 
-    def _read_request(self, exchange: _Exchange, body: Any, sender: PartyId) -> BaseModel | None:
+    async def _read_request(
+        self, exchange: _Exchange, body: Any, sender: PartyId, receiver: PartyId | None = None
+    ) -> BaseModel | None:
         """A request body of the sender's version in the internal form (2001 naming the
-        field when it is not a valid object of that version); None without a body."""
+        field when it is not a valid object of that version); None without a body. A
+        2.1.1 CPO's Session or CDR gets the token of its ``auth_id`` (``receiver``: the
+        eMSP it goes to)."""
         kind = exchange.request_kind
         if kind is None or body is None:
             return None
         owner = exchange.url_owner or sender
-        return read(kind, body, exchange.version, Origin(owner=owner, now=self._clock.now()))
+        cdr_token = None
+        if exchange.version == V211 and receiver is not None and isinstance(body, dict):
+            auth_id = body.get("auth_id")
+            if isinstance(auth_id, str) and kind in ("Session", "CDR", "SessionPatch"):
+                cdr_token = await self._cdr_token(auth_id, receiver)
+        origin = Origin(owner=owner, now=self._clock.now(), cdr_token=cdr_token)
+        return read(kind, body, exchange.version, origin)
+
+    async def _cdr_token(self, auth_id: str, emsp: PartyId) -> CdrToken | None:
+        """The CdrToken of a 2.1.1 ``auth_id`` at ``emsp``: the uid and type as the hub
+        learnt them (tokens pushed, GET All pages, real-time authorizations through the
+        hub), else the auth_id as uid and type OTHER (HUB_LOSSY)."""
+        known = await self.index.token(auth_id)
+        uid, token_type = (auth_id, "OTHER")
+        if known is not None and known[0] == emsp:
+            uid, token_type = known[1], known[2]
+        try:
+            return CdrToken.model_validate(
+                {
+                    "country_code": emsp.country_code,
+                    "party_id": emsp.party_id,
+                    "uid": uid,
+                    "type": token_type,
+                    "contract_id": auth_id,
+                }
+            )
+        except ValueError:
+            return None
 
     async def _written(
         self,
@@ -953,7 +1012,7 @@ class Hub:
         receiver_version = self.target_version(target)
         query: MultiDict[str] = MultiDict(request.query)
         payload: bytes | None = None
-        internal = self._read_request(exchange, body, target.sender)
+        internal = await self._read_request(exchange, body, target.sender, target.target)
         if internal is not None:
             try:
                 data = await self._written(
@@ -1037,6 +1096,9 @@ class Hub:
 
         async def convert(obj: Any) -> Any:
             internal = read(kind, obj, receiver_version, origin)
+            if isinstance(internal, AuthorizationInfo) and receiver_version != V211:
+                # The eMSP's Token: a 2.1.1 CPO's session names only its contract id.
+                await self._note_token(internal.token.to_wire(), target.target)
             return await self._written(
                 internal,
                 exchange.version,
@@ -1229,6 +1291,106 @@ class Hub:
             return await self._owner("location", path[0])
         return None
 
+    async def _v211_owner_hint(
+        self, module: str, interface: InterfaceRole, method: str, body: Any
+    ) -> PartyId | None:
+        """The eMSP of a 2.1.1 CPO's session or CDR, which names only the token's
+        ``auth_id``: the eMSP whose token has that contract id (as the hub learnt it),
+        else the party an eMA ID starts with (``NL-EMO-C...``: the eMSP NL*EMO), when
+        it is an eMSP on the hub."""
+        if interface is not InterfaceRole.RECEIVER or method not in _WRITES:
+            return None
+        if module not in (ModuleID.SESSIONS, ModuleID.CDRS) or not isinstance(body, dict):
+            return None
+        auth_id = body.get("auth_id")
+        if not isinstance(auth_id, str):
+            return None
+        owner = await self.index.owner("contract", auth_id)
+        if owner is not None:
+            return owner
+        match = _EMAID.match(auth_id)
+        if match is None:
+            return None
+        party = self.directory.party(PartyId(match[1].upper(), match[2].upper()))
+        return party.id if party is not None and Role.EMSP in party.roles else None
+
+    async def _note_token(self, token: Any, owner: PartyId) -> None:
+        """Remember a token's contract id (2.1.1 ``auth_id``) with its eMSP, uid and type
+        (:meth:`_cdr_token`); ``token`` a Token of any version, as JSON."""
+        if not isinstance(token, dict):
+            return
+        contract = token.get("contract_id", token.get("auth_id"))
+        uid, token_type = token.get("uid"), token.get("type", "RFID")
+        if isinstance(contract, str) and isinstance(uid, str) and isinstance(token_type, str):
+            await self.index.note_token(contract, owner, uid, token_type, self._clock.now())
+
+    async def _authorize_any(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        partner: Partner,
+        version: str,
+        path: tuple[str, ...],
+        body: Any,
+        raw: bytes,
+    ) -> web.StreamResponse:
+        """A real-time authorization for a uid no eMSP is known to own (2.1.1 names the
+        uid alone): every eMSP the sender may reach is asked at once, as the gateway
+        asks for its own chargers; the first that allows it answers (and is remembered
+        as the uid's eMSP), else the first refusal, else 2004 unknown token."""
+        hub_request = HubRequest(
+            method="POST",
+            module=ModuleID.TOKENS,
+            interface=InterfaceRole.SENDER,
+            platform_id=partner.id,
+            path=path,
+        )
+        decision = route(
+            replace(hub_request, to_party=self.config.party, method="GET", path=()),
+            self.directory,
+            self.router_config(),
+        )
+        if not isinstance(decision, GetAll) or not decision.targets:
+            raise UnknownTokenError(f"unknown token {path[0]}: no eMSP on the hub to ask")
+        exchange = _Exchange(ModuleID.TOKENS, InterfaceRole.SENDER, "POST", path, version, None)
+
+        async def ask(target: Target) -> tuple[Target, web.StreamResponse | None]:
+            target = replace(target, path=path)
+            try:
+                if self.target_version(target) != version:
+                    answer = await self._translated(request, context, target, exchange, body, raw)
+                else:
+                    answer = await self._directed(
+                        request,
+                        context,
+                        target,
+                        ModuleID.TOKENS,
+                        InterfaceRole.SENDER,
+                        raw,
+                        version,
+                    )
+            except OcpiError as exc:
+                log.info("hub: %s cannot authorize %s: %s", target.target, path[0], exc)
+                return target, None
+            return target, answer
+
+        refused: web.StreamResponse | None = None
+        for next_done in asyncio.as_completed([ask(t) for t in decision.targets]):
+            target, answer = await next_done
+            if not isinstance(answer, web.Response) or not isinstance(answer.body, bytes):
+                continue
+            parsed = _json_or_none(answer.body)
+            if not isinstance(parsed, dict) or parsed.get("status_code") != 1000:
+                continue
+            data = parsed.get("data")
+            if isinstance(data, dict) and data.get("allowed") == "ALLOWED":
+                await self.index.note("token", path[0], target.target, self._clock.now())
+                return answer
+            refused = refused or answer
+        if refused is not None:
+            return refused
+        raise UnknownTokenError(f"unknown token {path[0]}: no eMSP on the hub knows it")
+
     async def _owner(self, kind: str, object_id: str) -> PartyId | None:
         owner = await self.index.owner(kind, object_id)
         if owner is None and self._local_owner is not None:
@@ -1242,6 +1404,7 @@ class Hub:
         method: str,
         path: tuple[str, ...],
         decision: RoutingDecision,
+        body: Any = None,
     ) -> None:
         """Remember who owns what a push carried, for later open routing."""
         if interface is not InterfaceRole.RECEIVER or method != "PUT" or len(path) != 3:
@@ -1254,12 +1417,40 @@ class Hub:
             await self.index.note("location", path[2], sender, now)
         elif module == ModuleID.TOKENS:
             await self.index.note("token", path[2], sender, now)
+            await self._note_token(body, sender)
         elif module == ModuleID.SESSIONS and isinstance(decision, Forward | Local):
             await self.index.note("session", "*".join(path), decision.target, now)
             await self.index.note("session-cpo", path[2], sender, now)
 
 
 # -- helpers --------------------------------------------------------------------------
+
+_OTHER_INTERFACE = {
+    InterfaceRole.SENDER: InterfaceRole.RECEIVER,
+    InterfaceRole.RECEIVER: InterfaceRole.SENDER,
+}
+
+# An eMA ID (ISO 15118 / eMI3 contract id): country code, provider id, then the rest,
+# with or without separators ("NL-EMO-C12345678-X", "NLEMOC12345678X").
+_EMAID = re.compile(r"([A-Za-z]{2})[-*]?([A-Za-z0-9]{3})[-*]?[A-Za-z0-9]")
+
+
+def _is_v211_cpo(partner: Partner) -> bool:
+    """A 2.1.1 platform the operator said is a CPO (its one party's role)."""
+    return any(r.get("role") == Role.CPO for r in partner.roles)
+
+
+def _is_authorize(
+    module: str, interface: InterfaceRole, method: str, path: tuple[str, ...]
+) -> bool:
+    return (
+        module == ModuleID.TOKENS
+        and interface is InterfaceRole.SENDER
+        and method == "POST"
+        and len(path) == 2
+        and path[1] == "authorize"
+    )
+
 
 V211_MODULES = frozenset(
     {

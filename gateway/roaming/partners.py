@@ -107,6 +107,9 @@ class Partner:
     endpoints: tuple[PartnerEndpoint, ...] = ()
     roles: tuple[dict[str, Any], ...] = ()  # the partner's CredentialsRole objects, as sent
     kind: PartnerKind = PartnerKind.PEER
+    # What the one party of its 2.1.1 credentials is (2.1.1 does not say): the
+    # operator's choice for a hub platform (a 2.1.1 CPO platform), else EMSP.
+    v211_role: Role = Role.EMSP
 
     @property
     def ocpi_version(self) -> str:
@@ -146,6 +149,7 @@ def partner_to_document(p: Partner, vault: TokenVault) -> Document:
         "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
         "roles": [dict(r) for r in p.roles],
         "kind": p.kind.value,
+        "v211_role": p.v211_role.value,
     }
     return Document(key=p.id, data=data, last_updated=p.updated_at)
 
@@ -184,6 +188,7 @@ def partner_from_document(doc: Document, vault: TokenVault) -> tuple[Partner, bo
         endpoints=tuple(PartnerEndpoint(**e) for e in d.get("endpoints", [])),
         roles=tuple(d.get("roles", [])),
         kind=PartnerKind(d.get("kind", PartnerKind.PEER)),
+        v211_role=Role(d.get("v211_role", Role.EMSP)),
     )
     return partner, stale
 
@@ -246,11 +251,16 @@ def encodes_token(version: str) -> bool:
     return version != "2.1.1"
 
 
-def v211_party_role(kind: PartnerKind) -> Role:
+V211_ROLES = (Role.EMSP, Role.CPO)
+"""The roles a 2.1.1 partner's party may be given (:attr:`Partner.v211_role`)."""
+
+
+def v211_party_role(kind: PartnerKind, role: Role = Role.EMSP) -> Role:
     """What the one party of a 2.1.1 credentials object is to us (2.1.1 does not say):
-    the partners of the CPO interface are eMSPs, and so, for now, are 2.1.1 platforms on
-    the hub."""
-    return Role.EMSP
+    the partners of the CPO interface are eMSPs; a platform on the hub is what the
+    operator said when creating it (``role``, :attr:`Partner.v211_role`: a 2.1.1 CPO
+    platform), an eMSP by default."""
+    return role if kind is PartnerKind.HUB else Role.EMSP
 
 
 def credentials_model(version: str) -> type[BaseModel]:
@@ -262,11 +272,14 @@ def credentials_model(version: str) -> type[BaseModel]:
     return Credentials
 
 
-def credentials_in(credentials: BaseModel, kind: PartnerKind) -> Credentials:
+def credentials_in(
+    credentials: BaseModel, kind: PartnerKind, role: Role = Role.EMSP
+) -> Credentials:
     """A partner's credentials (of :func:`credentials_model`) in the internal form;
-    :class:`~ocpi.versions.NotExpressible` names what 2.2.1 cannot hold."""
+    :class:`~ocpi.versions.NotExpressible` names what 2.2.1 cannot hold. ``role``: the
+    partner's :attr:`~Partner.v211_role` (2.1.1 credentials name none)."""
     if isinstance(credentials, v211.Credentials):
-        return conv211.credentials_from_v211(credentials, role=v211_party_role(kind))
+        return conv211.credentials_from_v211(credentials, role=v211_party_role(kind, role))
     if isinstance(credentials, v230.Credentials):
         return conv230.credentials_from_v230(credentials)
     if not isinstance(credentials, Credentials):
@@ -296,10 +309,12 @@ def _details_model(version: str) -> type[BaseModel]:
     return VersionDetails
 
 
-def _endpoints_in(details: BaseModel, kind: PartnerKind) -> list[Endpoint]:
-    """A partner's version details (of :func:`_details_model`) as internal endpoints."""
+def _endpoints_in(details: BaseModel, kind: PartnerKind, role: Role = Role.EMSP) -> list[Endpoint]:
+    """A partner's version details (of :func:`_details_model`) as internal endpoints
+    (``role``: as for :func:`credentials_in`)."""
     if isinstance(details, v211.VersionDetails):
-        internal = conv211.version_details_from_v211(details, party_role=v211_party_role(kind))
+        party_role = v211_party_role(kind, role)
+        internal = conv211.version_details_from_v211(details, party_role=party_role)
         return list(internal.endpoints)
     if isinstance(details, v230.VersionDetails):
         return [Endpoint.model_validate(e.to_wire()) for e in details.endpoints]
@@ -534,10 +549,21 @@ class PartnerRegistry:
 
     # -- operator actions -------------------------------------------------------
 
-    async def create(self, name: str, kind: PartnerKind = PartnerKind.PEER) -> tuple[Partner, str]:
+    async def create(
+        self, name: str, kind: PartnerKind = PartnerKind.PEER, v211_role: Role = Role.EMSP
+    ) -> tuple[Partner, str]:
         """A PENDING partner and its token A, in clear this once (only its hash is
-        kept): the operator hands it to the partner."""
+        kept): the operator hands it to the partner. ``v211_role``: what its party is
+        if it registers in OCPI 2.1.1 (:attr:`Partner.v211_role`): EMSP, or CPO for a
+        platform on the hub (the gateway's bilateral partners are eMSPs)."""
         self.identity_for(kind)  # refuses a hub partner when there is no hub
+        if v211_role not in V211_ROLES or (
+            v211_role is not Role.EMSP and kind is not PartnerKind.HUB
+        ):
+            raise RegistrationError(
+                f"role {v211_role}: a bilateral partner of the CPO is an eMSP; a hub "
+                "platform's 2.1.1 party is CPO or EMSP"
+            )
         now = self._clock.now()
         token_a = new_token()
         partner = Partner(
@@ -548,6 +574,7 @@ class PartnerRegistry:
             updated_at=now,
             token_a_hash=hash_token(token_a),
             kind=kind,
+            v211_role=v211_role,
         )
         return await self._save(partner), token_a
 
@@ -595,6 +622,7 @@ class PartnerRegistry:
         versions_url: str,
         kind: PartnerKind,
         version: str | None = None,
+        role: Role = Role.EMSP,
     ) -> tuple[str, list[Endpoint]]:
         """The partner's ``version`` (None: the highest both sides support) and its
         endpoints in that version, in the internal form."""
@@ -615,7 +643,7 @@ class PartnerRegistry:
             details = await client.get(offered[chosen], _details_model(chosen))
         except OcpiClientError as exc:
             raise RegistrationError(f"GET {offered[chosen]}: {exc}") from exc
-        return chosen, _endpoints_in(details, kind)
+        return chosen, _endpoints_in(details, kind, role)
 
     def our_credentials(self, token: str, kind: PartnerKind = PartnerKind.PEER) -> Credentials:
         """Ours, in the internal form (:meth:`our_credentials_in` for a version)."""
@@ -637,7 +665,7 @@ class PartnerRegistry:
             if partner.status is PartnerStatus.REGISTERED:
                 raise MethodNotAllowedError("already registered; update or unregister first")
             version, endpoints = await self._discover(
-                partner.id, token_a, versions_url, partner.kind
+                partner.id, token_a, versions_url, partner.kind, role=partner.v211_role
             )
             client = self._client(partner.id, token_a, version=version)
             credentials_url = _find(endpoints, "credentials")
@@ -656,7 +684,7 @@ class PartnerRegistry:
                 ours = self.our_credentials_in(version, our_token, partner.kind)
                 try:
                     answer = await client.post(credentials_url, ours, credentials_model(version))
-                    theirs = credentials_in(answer, partner.kind)
+                    theirs = credentials_in(answer, partner.kind, partner.v211_role)
                 except OcpiClientError as exc:
                     raise RegistrationError(f"POST {credentials_url}: {exc}") from exc
                 except NotExpressible as exc:
@@ -670,7 +698,7 @@ class PartnerRegistry:
                     versions_url=versions_url,
                     version=version,
                     endpoints=_endpoints(endpoints),
-                    roles=tuple(r.to_wire() for r in theirs.roles),
+                    roles=_wire_roles(theirs, version, partner),
                     updated_at=self._clock.now(),
                 )
                 saved = await self._save(registered)
@@ -698,7 +726,7 @@ class PartnerRegistry:
                 # credentials.asciidoc: POST on an already registered party is 405.
                 raise MethodNotAllowedError("already registered: use PUT to update")
             _, endpoints = await self._discover(
-                partner.id, theirs.token, str(theirs.url), partner.kind, version
+                partner.id, theirs.token, str(theirs.url), partner.kind, version, partner.v211_role
             )
             our_token = new_token()
             registered = replace(
@@ -710,7 +738,7 @@ class PartnerRegistry:
                 versions_url=str(theirs.url),
                 version=version,
                 endpoints=_endpoints(endpoints),
-                roles=tuple(r.to_wire() for r in theirs.roles),
+                roles=_wire_roles(theirs, version, partner),
                 updated_at=self._clock.now(),
             )
             await self._save(registered)
@@ -728,7 +756,7 @@ class PartnerRegistry:
             if match.registration or partner.status is not PartnerStatus.REGISTERED:
                 raise MethodNotAllowedError("not registered: use POST to register")
             _, endpoints = await self._discover(
-                partner.id, theirs.token, str(theirs.url), partner.kind, version
+                partner.id, theirs.token, str(theirs.url), partner.kind, version, partner.v211_role
             )
             our_token = new_token()
             if version != partner.ocpi_version:
@@ -740,7 +768,7 @@ class PartnerRegistry:
                 their_token=theirs.token,
                 versions_url=str(theirs.url),
                 endpoints=_endpoints(endpoints),
-                roles=tuple(r.to_wire() for r in theirs.roles),
+                roles=_wire_roles(theirs, version, partner),
                 updated_at=self._clock.now(),
             )
             await self._save(updated)
@@ -768,6 +796,16 @@ def _find(endpoints: Sequence[Endpoint], module: str, role: str | None = None) -
         if str(ep.identifier) == module and (role is None or str(ep.role) == role):
             return str(ep.url)
     return None
+
+
+def _wire_roles(theirs: Credentials, version: str, partner: Partner) -> tuple[dict[str, Any], ...]:
+    """The partner's roles as kept: a 2.1.1 party has the partner's :attr:`~Partner.v211_role`
+    (its credentials, read before the partner was known, say EMSP)."""
+    roles = [r.to_wire() for r in theirs.roles]
+    if version == "2.1.1":
+        role = v211_party_role(partner.kind, partner.v211_role)
+        roles = [r | {"role": role.value} for r in roles]
+    return tuple(roles)
 
 
 def _endpoints(endpoints: Sequence[Endpoint]) -> tuple[PartnerEndpoint, ...]:

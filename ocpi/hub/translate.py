@@ -57,6 +57,7 @@ __all__ = [
     "Origin",
     "answer_kind",
     "embedded_location",
+    "patch_from_v211",
     "read",
     "request_kind",
     "write",
@@ -74,6 +75,15 @@ HUB_LOSSY: tuple[tuple[str, str], ...] = (
     ),
     ("2.1.1 PATCH to 2.2.1/2.3.0", "last_updated, when absent, is the time the hub read it"),
     ("2.1.1 Session/CDR", "embeds the Location the hub fetches from the CPO at that moment"),
+    (
+        "2.1.1 Session/CDR to 2.2.1/2.3.0",
+        "cdr_token: the eMSP's party, the auth_id as contract_id, the token's uid and type"
+        " as the hub learnt them (else the auth_id, OTHER)",
+    ),
+    (
+        "2.1.1 Session PATCH to 2.2.1/2.3.0",
+        "charging_periods and location not expressible (2.2.1 adds periods; PUT the session)",
+    ),
 )
 """``(message, what the hub does)``: the hub's own lossy mappings, beside the conversions'."""
 
@@ -169,6 +179,8 @@ class Origin:
     uid: str = ""
     token_type: str = "RFID"
     issuer: str = ""
+    cdr_token: v221.CdrToken | None = None
+    """The token of a 2.1.1 CPO's Session or CDR (2.1.1 names only its ``auth_id``)."""
 
 
 def _model(version: str, kind: str) -> type[BaseModel]:
@@ -247,9 +259,90 @@ def _from_v211(kind: str, obj: Any, origin: Origin) -> BaseModel:
         return conv211.tariff_from_v211(
             obj, country_code=owner.country_code, party_id=owner.party_id
         )
-    # Sessions, CDRs and location PATCHes come from CPOs: 2.1.1 platforms on the hub
-    # are eMSPs (their credentials do not say; gateway.roaming.partners).
-    raise InvalidParametersError(f"{kind}: not taken from OCPI 2.1.1 platforms (eMSPs)")
+    # Sessions, CDRs and location PATCHes come from 2.1.1 CPO platforms (the operator
+    # says a 2.1.1 platform is a CPO: its credentials do not).
+    if isinstance(obj, v211.Session | v211.CDR):
+        owner = _owner(origin, kind)
+        if origin.cdr_token is None:
+            raise InvalidParametersError(f"auth_id: {kind}: the token's eMSP is not known")
+        if isinstance(obj, v211.Session):
+            return conv211.session_from_v211(
+                obj,
+                country_code=owner.country_code,
+                party_id=owner.party_id,
+                cdr_token=origin.cdr_token,
+            )
+        return conv211.cdr_from_v211(
+            obj,
+            country_code=owner.country_code,
+            party_id=owner.party_id,
+            cdr_token=origin.cdr_token,
+        )
+    if isinstance(obj, v211.OcpiPatch):
+        return patch_from_v211(obj, origin)
+    raise InvalidParametersError(f"{kind}: not taken from OCPI 2.1.1 platforms")
+
+
+def _connector_patch_up(data: dict[str, Any]) -> dict[str, Any]:
+    for old, new in (("voltage", "max_voltage"), ("amperage", "max_amperage")):
+        if old in data:
+            data[new] = data.pop(old)
+    if "tariff_id" in data:
+        tariff = data.pop("tariff_id")
+        data["tariff_ids"] = [] if tariff is None else [tariff]
+    return data
+
+
+def patch_from_v211(patch: v211.OcpiPatch, origin: Origin) -> v221.OcpiPatch:
+    """A 2.1.1 PATCH body of a CPO (LocationPatch, EVSEPatch, ConnectorPatch,
+    SessionPatch) in the internal form: renamed fields renamed, embedded objects
+    converted, ``last_updated`` (which 2.1.1 does not require) the time it is read when
+    absent. A SessionPatch's ``charging_periods`` (a 2.1.1 PATCH replaces them, a 2.2.1
+    PATCH adds them) or ``location`` (2.2.1 names the location, EVSE and connector) are
+    2001: the CPO sends the whole session."""
+    data = patch.to_wire()
+    data.setdefault("last_updated", origin.now)
+    if isinstance(patch, v211.ConnectorPatch):
+        return validate_input(v221.ConnectorPatch, _connector_patch_up(data))
+    if isinstance(patch, v211.EVSEPatch):
+        if patch.connectors is not None:
+            data["connectors"] = [
+                conv211.connector_from_v211(c).to_wire() for c in patch.connectors
+            ]
+        return validate_input(v221.EVSEPatch, data)
+    if isinstance(patch, v211.LocationPatch):
+        if "type" in data:
+            parking = conv211._PARKING_UP.get(data.pop("type"))
+            if parking is not None:
+                data["parking_type"] = parking
+        if data.get("postal_code") == "":
+            data["postal_code"] = None
+        if data.get("energy_mix") is not None:
+            data["energy_mix"] = conv211._energy_mix_up(data["energy_mix"])
+        hours = data.get("opening_times")
+        if isinstance(hours, dict) and "twentyfourseven" not in hours:
+            hours["twentyfourseven"] = False
+        if patch.evses is not None:
+            data["evses"] = [conv211.evse_from_v211(e).to_wire() for e in patch.evses]
+        return validate_input(v221.LocationPatch, data)
+    if isinstance(patch, v211.SessionPatch):
+        for name in ("charging_periods", "location"):
+            if name in data:
+                raise InvalidParametersError(
+                    f"{name}: a 2.1.1 PATCH of it cannot be given in OCPI 2.2.1 (PUT the"
+                    " whole session)"
+                )
+        for old, new in (("start_datetime", "start_date_time"), ("end_datetime", "end_date_time")):
+            if old in data:
+                data[new] = data.pop(old)
+        if "auth_id" in data:
+            data.pop("auth_id")
+            if origin.cdr_token is not None:
+                data["cdr_token"] = origin.cdr_token.to_wire()
+        if data.get("total_cost") is not None:
+            data["total_cost"] = {"excl_vat": data["total_cost"]}
+        return validate_input(v221.SessionPatch, data)
+    raise InvalidParametersError(f"{type(patch).__name__}: not taken from OCPI 2.1.1 platforms")
 
 
 def _made_token(info: v211.AuthorizationInfo, origin: Origin) -> v221.Token:
