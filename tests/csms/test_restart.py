@@ -56,8 +56,11 @@ class GatewayProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # A deadline, not a count of tries: a loaded CI machine (two test workers on two
+        # cores) can take well over ten seconds to import and start a gateway.
+        deadline = asyncio.get_running_loop().time() + 45
         async with aiohttp.ClientSession() as session:
-            for _ in range(200):
+            while asyncio.get_running_loop().time() < deadline:
                 try:
                     async with session.get(f"{self.url}/admin/chargers", headers=self.headers) as resp:
                         if resp.status == 200:
