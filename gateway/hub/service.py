@@ -84,8 +84,10 @@ from ocpi.hub.routing import (
     GetAll,
     HubRequest,
     Local,
+    PartyNotOwnedError,
     RouterConfig,
     Target,
+    eligible_targets,
     route,
 )
 from ocpi.hub.routing import Decision as RoutingDecision
@@ -648,6 +650,12 @@ class Hub:
                 return await self._authorize_any(
                     request, context, partner, version, path, body, raw
                 )
+            if (
+                hint is None
+                and version == V211
+                and _is_token_check(module, interface, method, path)
+            ):
+                return await self._token_at_cpos(request, context, partner, path, raw)
         hub_request = HubRequest(
             method=method,
             module=module,
@@ -799,6 +807,8 @@ class Hub:
         )
         if version == V211 and module == ModuleID.LOCATIONS:
             fetch = self._noting_owners(fetch)
+        if module == ModuleID.TOKENS:
+            fetch = self._noting_tokens(fetch)
         translating = any(self.target_version(t) != version for t in decision.targets)
         if translating:
             fetch = self._translating_fetch(fetch, version, module, decision.sender, context)
@@ -1213,6 +1223,18 @@ class Hub:
 
         return noting
 
+    def _noting_tokens(self, fetch: PageFetcher) -> PageFetcher:
+        """``fetch`` noting each token's contract id with its eMSP, uid and type: a 2.1.1
+        CPO's sessions and CDRs name only the contract id (:meth:`_cdr_token`)."""
+
+        async def noting(target: Target, offset: int, limit: int) -> TargetPage:
+            page = await fetch(target, offset, limit)
+            for obj in page.objects:
+                await self._note_token(obj, target.target)
+            return page
+
+        return noting
+
     def _translating_fetch(
         self,
         fetch: PageFetcher,
@@ -1391,6 +1413,53 @@ class Hub:
             return refused
         raise UnknownTokenError(f"unknown token {path[0]}: no eMSP on the hub knows it")
 
+    async def _token_at_cpos(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        partner: Partner,
+        path: tuple[str, ...],
+        raw: bytes,
+    ) -> web.StreamResponse:
+        """A 2.1.1 eMSP's ``GET tokens/{cc}/{pid}/{uid}`` at "its CPO" (mod_tokens 2.1.1:
+        the eMSP checks what the CPO holds). Behind the hub there are many CPOs, which
+        all got the token by broadcast: they are asked in (country_code, party_id) order
+        and the first that holds it answers; none: "unknown object" (HTTP 404, 2000)."""
+        hub_request = HubRequest(
+            method="GET",
+            module=ModuleID.TOKENS,
+            interface=InterfaceRole.RECEIVER,
+            platform_id=partner.id,
+            path=path,
+        )
+        sender = self.directory.parties_of(partner.id)[0].id
+        targets = eligible_targets(hub_request, sender, self.directory, self.router_config())
+        owner = _url_owner(ModuleID.TOKENS, InterfaceRole.RECEIVER, path)
+        if owner != sender:
+            raise PartyNotOwnedError(f"the URL names party {owner}, which is not this platform's")
+        exchange = _Exchange(ModuleID.TOKENS, InterfaceRole.RECEIVER, "GET", path, V211, owner)
+        for target in targets:
+            try:
+                if self.target_version(target) != V211:
+                    answer = await self._translated(request, context, target, exchange, None, raw)
+                else:
+                    answer = await self._directed(
+                        request, context, target, ModuleID.TOKENS, InterfaceRole.RECEIVER, raw, V211
+                    )
+            except OcpiError as exc:
+                log.info("hub: %s cannot say token %s: %s", target.target, path[-1], exc)
+                continue
+            if not isinstance(answer, web.Response) or not isinstance(answer.body, bytes):
+                continue
+            parsed = _json_or_none(answer.body)
+            if (
+                isinstance(parsed, dict)
+                and parsed.get("status_code") == 1000
+                and parsed.get("data")
+            ):
+                return answer
+        raise NotFoundError(f"token {path[-1]}: no CPO on the hub holds it")
+
     async def _owner(self, kind: str, object_id: str) -> PartyId | None:
         owner = await self.index.owner(kind, object_id)
         if owner is None and self._local_owner is not None:
@@ -1438,6 +1507,17 @@ _EMAID = re.compile(r"([A-Za-z]{2})[-*]?([A-Za-z0-9]{3})[-*]?[A-Za-z0-9]")
 def _is_v211_cpo(partner: Partner) -> bool:
     """A 2.1.1 platform the operator said is a CPO (its one party's role)."""
     return any(r.get("role") == Role.CPO for r in partner.roles)
+
+
+def _is_token_check(
+    module: str, interface: InterfaceRole, method: str, path: tuple[str, ...]
+) -> bool:
+    return (
+        module == ModuleID.TOKENS
+        and interface is InterfaceRole.RECEIVER
+        and method == "GET"
+        and len(path) == 3
+    )
 
 
 def _is_authorize(

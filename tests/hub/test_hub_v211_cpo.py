@@ -335,4 +335,11 @@ async def test_211_cpo_on_the_hub(world: World) -> None:
     for listed in body["data"]:
         assert problems_211(v211.Token, listed) == []
     assert headers["X-Total-Count"] == "2"
+    # The hub noted the tokens of the page: a session of LIST-30 carries its uid and type.
+    status, _, body = await cpo.call(
+        "PUT", hub["sessions"] + "/BE/OLD/S-4", session_211("S-4", "FR-EMN-CST-30")
+    )
+    assert body["status_code"] == 1000, body
+    listed = e230.got("sessions", "PUT")[-1].body["cdr_token"]
+    assert (listed["uid"], listed["type"]) == ("LIST-30", "APP_USER")
     await settled(gw)

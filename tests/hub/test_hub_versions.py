@@ -424,3 +424,26 @@ async def test_same_version_230_links_and_response_urls_stay_in_230(world: World
         assert e230.invalid == []
     finally:
         await e230.stop()
+
+
+async def test_211_emsp_checks_a_token_at_the_cpos(world: World) -> None:
+    # mod_tokens 2.1.1: the eMSP may GET a token from "its CPO" to check what it holds.
+    # Behind the hub every CPO got it by broadcast: the first CPO that holds it answers
+    # (the 2.3.0 CPO of this world answers no object; the hosted CPO stored it).
+    e211 = world.e211
+    hub = e211.cpo_endpoints
+    status, _, body = await e211.call("PUT", hub["tokens"] + "/NL/EMO/TOK-C", e211.token("TOK-C"))
+    assert body["status_code"] == 1000, body
+    await settled(world.gateway)
+    status, headers, body = await e211.call("GET", hub["tokens"] + "/NL/EMO/TOK-C")
+    assert (status, body["status_code"]) == (200, 1000), body
+    e211.strict("Token", body["data"])
+    assert (
+        body["data"]["uid"] == "TOK-C" and body["data"]["auth_id"] == e211.token("TOK-C")["auth_id"]
+    )
+    assert not {k for k in headers if k.lower().startswith("ocpi-")}
+    status, _, body = await e211.call("GET", hub["tokens"] + "/NL/EMO/NOPE")
+    assert (status, body["status_code"]) == (404, 2000), body
+    # Another party's token: not its to check.
+    status, _, body = await e211.call("GET", hub["tokens"] + "/DE/EM2/TOK-C")
+    assert body["status_code"] != 1000, body
