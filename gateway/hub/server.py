@@ -3,7 +3,8 @@ HUB), HubClientInfo and, for every routed module, a Sender and a Receiver interf
 (``/ocpi/hub/2.2.1/{module}/sender`` and ``.../receiver``, the same in 2.3.0), which a
 platform calls as it would call a CPO's or an eMSP's (transport_and_format, Message
 Routing). In 2.1.1, which has neither interface roles nor a hub role, one endpoint per
-module (``/ocpi/hub/2.1.1/{module}``): to a 2.1.1 platform (an eMSP) the hub is its CPO."""
+module (``/ocpi/hub/2.1.1/{module}``): to a 2.1.1 eMSP the hub is its CPO, to a 2.1.1
+CPO platform (the role the operator gave it) its eMSP."""
 
 from __future__ import annotations
 
@@ -81,8 +82,8 @@ async def _note_activity(
 
 
 def hub_endpoints_v211(base_url: str) -> list[Endpoint]:
-    """The hub's 2.1.1 version details: the CPO's module endpoints (2.1.1 lists no role:
-    the hub is the CPO of a 2.1.1 eMSP)."""
+    """The hub's 2.1.1 version details: one endpoint per module (2.1.1 lists no role: the
+    same URLs are the CPO's to a 2.1.1 eMSP and the eMSP's to a 2.1.1 CPO platform)."""
     base = f"{base_url}{HUB_MOUNT}/2.1.1"
     return credentials_endpoints(base) + [
         Endpoint(identifier=module, role=CPO_INTERFACE[module], url=f"{base}/{module}")

@@ -23,8 +23,10 @@ Between platforms of different OCPI versions (2.1.1, 2.2.1, 2.3.0; the hosted CP
 request and its answer at once (2001 to the sender when the receiver's version cannot
 express it), a broadcast copy by the outbox at delivery (FAILED, naming the field, when it
 cannot), GET All pages object by object (left out, still counted). Between platforms of
-the same version bytes are passed on as above, unparsed. A 2.1.1 platform (an eMSP, with
-neither routing headers nor a hub role) is routed by open routing from its one party.
+the same version bytes are passed on as above, unparsed. A 2.1.1 platform (with neither
+routing headers nor a hub role) is routed by open routing from its one party: an eMSP,
+or a CPO when the operator said so (``Partner.v211_role``), whose sessions and CDRs go
+to the eMSP of their ``auth_id`` (:meth:`Hub._v211_owner_hint`).
 
 Open routing finds the receiver from the object: the ``cdr_token`` owner of a pushed
 session or CDR, else what the :class:`~gateway.hub.links.OwnerIndex` learnt from earlier
