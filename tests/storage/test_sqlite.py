@@ -157,6 +157,66 @@ async def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_writes_one_at_a_time_commit_each_and_are_read_back(tmp_path: Path) -> None:
+    """A lone single-statement write runs in autocommit and a steady stream of them shares
+    commits within the group-commit window; each is applied (and committed: a second
+    connection reads it) before its call returns, and point reads on the loop see it."""
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    try:
+        for i in range(50):
+            charger = full_charger(f"CP-{i}")
+            await store.chargers.put(charger)
+            assert await store.chargers.get(charger.id) == charger  # the loop's connection
+            other = sqlite3.connect(path)
+            try:
+                row = other.execute("SELECT id FROM chargers WHERE id = ?", (charger.id,))
+                assert row.fetchone() == (charger.id,)
+            finally:
+                other.close()
+        tx = transaction("t1")
+        await store.transactions.create(tx, [reading(1)])
+        assert await store.transactions.find(tx.charger_id, tx.ocpp_id) == tx
+        assert await store.transactions.get("t1") == tx
+        assert await store.charger_states.get("nobody") is None
+        assert await store.chargers.delete("CP-0") is True
+        assert await store.chargers.delete("CP-0") is False
+    finally:
+        await store.close()
+    with pytest.raises(StorageError):
+        await store.chargers.get("CP-1")
+    with pytest.raises(StorageError):
+        await store.leases.holder("sessions")
+
+
+async def test_a_point_read_refused_as_busy_goes_to_the_reader(tmp_path: Path) -> None:
+    """The loop's connection never waits for a lock: while another connection holds the
+    database exclusively, a point read is served by the reader thread (which waits)."""
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    try:
+        charger = full_charger("CP-1")
+        await store.chargers.put(charger)
+        # An exclusive lock on a WAL database keeps readers out only during recovery;
+        # simulate the refusal by making the loop's connection fail as SQLite would.
+        database = store.backend
+        inline = database._inline  # type: ignore[attr-defined]
+
+        class Busy:
+            def execute(self, *_: object) -> None:
+                error = sqlite3.OperationalError("database is locked")
+                error.sqlite_errorcode = 5
+                raise error
+
+        database._inline = Busy()  # type: ignore[attr-defined]
+        try:
+            assert await store.chargers.get("CP-1") == charger
+        finally:
+            database._inline = inline  # type: ignore[attr-defined]
+    finally:
+        await store.close()
+
+
 async def test_the_event_loop_keeps_running_during_writes(tmp_path: Path) -> None:
     """The loop is free while SQLite works: a ticker keeps ticking through 300 writes."""
     store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
