@@ -36,17 +36,12 @@ from typing import Any
 from pydantic import BaseModel
 
 import ocpi.v211 as v211
-import ocpi.v230 as v230
 from gateway.domain.clock import Clock
 from gateway.domain.commands import LocalListEntry, LocalListStatus, token_type_of
 from gateway.domain.models import AuthorizationResult, AuthorizationStatus, IdToken
 from gateway.roaming.partners import Partner, PartnerRegistry, partner_of
 from gateway.roaming.pushes import PushPlanner, PushTarget
 from gateway.roaming.versioning import (
-    AUTHORIZATION_INFO,
-    V211,
-    V221,
-    V230,
     has_routing_headers,
     outgoing,
     version_of,
@@ -59,8 +54,7 @@ from ocpi.v221 import AuthorizationInfo, LocationReferences, Token, TokenPatch
 from ocpi.v221.enums import AllowedType, WhitelistType
 from ocpi.v221.patch import apply_patch
 from ocpi.versions import NotExpressible
-from ocpi.versions.v211 import authorization_info_from_v211, token_from_v211
-from ocpi.versions.v230 import authorization_info_from_v230, token_from_v230
+from ocpi.versions.objects import from_version, model_of
 
 log = logging.getLogger(__name__)
 
@@ -221,13 +215,15 @@ class TokenPuller:
         client = self._registry.client(partner, timeout=self._timeout)
         parties = partner.parties("EMSP") or partner.parties()
         kept = 0
-        model: type[BaseModel] = _TOKEN_MODELS[version]
+        model = model_of("Token", version)
         async for wire in client.get_all(url, model, date_from=date_from):
             try:
-                token = _token_from(version, wire, parties)
+                # A 2.1.1 token names no owner: the eMSP's party.
+                token = from_version(wire, version, party=parties[0] if parties else None)
             except NotExpressible as exc:
                 log.warning("token pull from %s: a token left out: %s", partner_id, exc)
                 continue
+            assert isinstance(token, Token)
             if (token.country_code.upper(), token.party_id.upper()) not in partner.parties():
                 log.warning(
                     "token pull from %s: token %s of party %s*%s, not the partner's, left out",
@@ -242,25 +238,6 @@ class TokenPuller:
             if self._on_change is not None:
                 await self._on_change(token.uid)
         return kept
-
-
-_TOKEN_MODELS: dict[str, type[BaseModel]] = {
-    V211: v211.Token,
-    V221: Token,
-    V230: v230.Token,
-}
-
-
-def _token_from(version: str, wire: BaseModel, parties: list[tuple[str, str]]) -> Token:
-    if isinstance(wire, v211.Token):
-        if not parties:
-            raise NotExpressible("country_code", "the eMSP has no party", version=V221)
-        country_code, party_id = parties[0]
-        return token_from_v211(wire, country_code=country_code, party_id=party_id)
-    if isinstance(wire, v230.Token):
-        return token_from_v230(wire)
-    assert isinstance(wire, Token)
-    return wire
 
 
 def list_entry(found: RoamingToken) -> LocalListEntry | None:
@@ -382,7 +359,7 @@ class RoamingAuthorizer:
             reply = await client.post(
                 join_url(url, uid, "authorize"),
                 refs,
-                AUTHORIZATION_INFO[version],
+                model_of("AuthorizationInfo", version),
                 params={"type": token_type},
             )
             answered = True
@@ -404,14 +381,11 @@ class RoamingAuthorizer:
         token: Token | None,
     ) -> AuthorizationInfo:
         """An eMSP's AuthorizationInfo of ``version`` in the internal form."""
-        if isinstance(reply, v230.AuthorizationInfo):
-            return authorization_info_from_v230(reply)
-        if isinstance(reply, v211.AuthorizationInfo):
-            return authorization_info_from_v211(
-                reply, token=token or self._realtime_token(partner, uid, token_type, reply)
-            )
-        assert isinstance(reply, AuthorizationInfo)
-        return reply
+        if isinstance(reply, v211.AuthorizationInfo):  # 2.1.1 answers carry no Token
+            token = token or self._realtime_token(partner, uid, token_type, reply)
+        info = from_version(reply, version, token=token)
+        assert isinstance(info, AuthorizationInfo)
+        return info
 
     def _realtime_token(
         self, partner: Partner, uid: str, token_type: str, reply: v211.AuthorizationInfo

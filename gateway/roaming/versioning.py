@@ -2,7 +2,8 @@
 
 The roaming layer works in the internal form, the OCPI 2.2.1 models; a partner that
 registered in 2.1.1 or 2.3.0 (``Partner.version``) gets every push, command result and
-request in its own version, through the pure conversions of :mod:`ocpi.versions`.
+request in its own version, through the pure conversions of :mod:`ocpi.versions`
+(:mod:`ocpi.versions.objects` picks each object's).
 
 Where pushes are converted: **at delivery**, not when they are planned. The outbox item
 keeps the internal (2.2.1) body, and records the partner's version when it was planned
@@ -46,14 +47,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-import ocpi.v211 as v211
 import ocpi.v221 as v221
-import ocpi.v230 as v230
 from ocpi.transport import field_path
 from ocpi.versions import NotExpressible
-from ocpi.versions import v211 as conv211
-from ocpi.versions import v230 as conv230
-from ocpi.versions.patches import patch_to_v211
+from ocpi.versions.objects import embedded_location, to_version
 
 __all__ = [
     "LOCATION_KIND",
@@ -112,14 +109,6 @@ _MODELS: dict[str, type[BaseModel]] = {
         v221.ClearProfileResult,
     )
 }
-_PROFILES = frozenset(
-    {
-        "ActiveChargingProfile",
-        "ActiveChargingProfileResult",
-        "ChargingProfileResult",
-        "ClearProfileResult",
-    }
-)
 # The object a PATCH's "unknown object" fallback builds, by builder kind.
 _FULL_OBJECTS = {LOCATION_KIND: "Location", "session": "Session"}
 
@@ -171,63 +160,10 @@ async def outgoing(
     except ValidationError as exc:  # a stored body that is not what it says it is
         where = field_path(exc.errors()[0]["loc"]) or kind
         raise NotExpressible(where, f"not a valid 2.2.1 {kind}", version=version) from None
-    if version == V230:
-        return conv230.to_v230(obj)
-    return await _to_v211(kind, obj, locations)
-
-
-async def _location(
-    locations: LocationLookup | None, location_id: str, field: str
-) -> v221.Location:
-    found = None if locations is None else await locations(location_id)
-    if found is None:
-        raise NotExpressible(
-            field, f"Location {location_id!r}, which 2.1.1 embeds, is not found", version=V211
-        )
-    return found if isinstance(found, v221.Location) else v221.Location.model_validate(found)
-
-
-async def _to_v211(kind: str, obj: Any, locations: LocationLookup | None) -> BaseModel:
-    if kind in _PROFILES:
-        raise NotExpressible(
-            "chargingprofiles", "2.1.1 has no ChargingProfiles module", version=V211
-        )
-    if isinstance(obj, v221.OcpiPatch):
-        return patch_to_v211(obj)
-    if isinstance(obj, v221.Session):
-        location = await _location(locations, obj.location_id, "location_id")
-        return conv211.session_to_v211(obj, location=location)
-    if isinstance(obj, v221.CDR):
-        location = await _location(locations, obj.cdr_location.id, "cdr_location.id")
-        return conv211.cdr_to_v211(obj, location=location)
-    converted: BaseModel
-    if isinstance(obj, v221.Location):
-        converted = conv211.location_to_v211(obj)
-    elif isinstance(obj, v221.EVSE):
-        converted = conv211.evse_to_v211(obj)
-    elif isinstance(obj, v221.Connector):
-        converted = conv211.connector_to_v211(obj)
-    elif isinstance(obj, v221.Tariff):
-        converted = conv211.tariff_to_v211(obj)
-    elif isinstance(obj, v221.Token):
-        converted = conv211.token_to_v211(obj)
-    elif isinstance(obj, v221.LocationReferences):
-        converted = conv211.location_references_to_v211(obj)
-    elif isinstance(obj, v221.AuthorizationInfo):
-        converted = conv211.authorization_info_to_v211(obj)
-    elif isinstance(obj, v221.CommandResponse):
-        converted = conv211.command_response_to_v211(obj)
-    elif isinstance(obj, v221.CommandResult):
-        # 2.1.1 POSTs a CommandResponse to the response_url (mod_commands 2.1.1).
-        converted = conv211.command_result_to_v211(obj)
-    else:  # pragma: no cover - every kind of _MODELS is handled above
-        raise TypeError(f"no 2.1.1 form of {kind}")
-    return converted
-
-
-# Models of the partner's version an answer is read with.
-AUTHORIZATION_INFO: dict[str, type[BaseModel]] = {
-    V211: v211.AuthorizationInfo,
-    V221: v221.AuthorizationInfo,
-    V230: v230.AuthorizationInfo,
-}
+    embedded = embedded_location(obj, version)
+    found = None
+    if embedded is not None and locations is not None:
+        found = await locations(embedded.location_id)
+    if found is not None and not isinstance(found, v221.Location):
+        found = v221.Location.model_validate(found)
+    return to_version(obj, version, location=found)

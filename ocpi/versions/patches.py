@@ -1,4 +1,4 @@
-"""PATCH bodies (partial objects) from the internal form (2.2.1) to OCPI 2.1.1.
+"""PATCH bodies (partial objects) between the internal form (2.2.1) and OCPI 2.1.1.
 
 A PATCH carries only the fields that change, so it is converted field by field with the
 mappings of :mod:`ocpi.versions.v211` (its table applies: renamed fields are renamed,
@@ -25,11 +25,21 @@ LocationPatch.parking_type      ``type`` as for a Location; null → ``UNKNOWN``
 LocationPatch.postal_code       null → "" (required in 2.1.1).
 ConnectorPatch.tariff_ids       the first as ``tariff_id``; empty or null → ``tariff_id`` null.
 ==============================  =================================================================
+
+:func:`patch_from_v211` reads a 2.1.1 PATCH body (a CPO's LocationPatch, EVSEPatch,
+ConnectorPatch, SessionPatch; an eMSP's TokenPatch) into the internal form: renamed fields
+renamed, embedded objects converted, ``last_updated`` (which 2.1.1 does not require, 2.2
+made it required) the ``now`` given when absent. A SessionPatch's ``charging_periods`` (a
+2.1.1 PATCH replaces them, a 2.2.1 PATCH adds them) or ``location`` (2.2.1 names the
+location, EVSE and connector) raise NotExpressible: the CPO sends the whole session. A
+SessionPatch's ``auth_id`` becomes the ``cdr_token`` given (left out without one); a
+TokenPatch's ``auth_id`` is its ``contract_id``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -41,20 +51,25 @@ from ocpi.versions.v211 import (
     _CAPABILITIES_211,
     _FACILITIES_211,
     _PARKING_DOWN,
+    _PARKING_UP,
     _RESTRICTIONS_211,
     _auth_method_down,
     _build,
     _energy_mix_down,
+    _energy_mix_up,
     _geo_down,
     _join,
     _periods_down,
+    connector_from_v211,
     connector_to_v211,
+    evse_from_v211,
     evse_to_v211,
 )
 
-__all__ = ["patch_to_v211"]
+__all__ = ["patch_from_v211", "patch_to_v211"]
 
 V211 = "2.1.1"
+V221 = "2.2.1"
 
 Data = dict[str, Any]
 
@@ -192,3 +207,80 @@ def patch_to_v211(patch: v221.OcpiPatch) -> v211.OcpiPatch:
     # Only the fields the 2.1.1 object has (a null of a field it lacks means nothing).
     kept = {name: value for name, value in data.items() if name in target.model_fields}
     return cast(v211.OcpiPatch, _build(target, kept, "", V211))
+
+
+# ---------------------------------------------------------------- 2.1.1 to 2.2.1
+
+
+def _connector_up(data: Data) -> Data:
+    _rename(data, "voltage", "max_voltage")
+    _rename(data, "amperage", "max_amperage")
+    if "tariff_id" in data:
+        tariff = data.pop("tariff_id")
+        data["tariff_ids"] = [] if tariff is None else [tariff]
+    return data
+
+
+def _evse_up(patch: v211.EVSEPatch, data: Data) -> Data:
+    if patch.connectors is not None:
+        data["connectors"] = [connector_from_v211(c).to_wire() for c in patch.connectors]
+    return data
+
+
+def _location_up(patch: v211.LocationPatch, data: Data) -> Data:
+    if "type" in data:
+        parking = _PARKING_UP.get(data.pop("type"))
+        if parking is not None:
+            data["parking_type"] = parking
+    if data.get("postal_code") == "":
+        data["postal_code"] = None
+    if data.get("energy_mix") is not None:
+        data["energy_mix"] = _energy_mix_up(data["energy_mix"])
+    hours = data.get("opening_times")
+    if isinstance(hours, dict) and "twentyfourseven" not in hours:
+        hours["twentyfourseven"] = False
+    if patch.evses is not None:
+        data["evses"] = [evse_from_v211(e).to_wire() for e in patch.evses]
+    return data
+
+
+def _session_up(data: Data, cdr_token: v221.CdrToken | None) -> Data:
+    for name in ("charging_periods", "location"):
+        if name in data:
+            raise NotExpressible(
+                name, "a 2.1.1 PATCH of it cannot be given (PUT the whole session)", version=V221
+            )
+    _rename(data, "start_datetime", "start_date_time")
+    _rename(data, "end_datetime", "end_date_time")
+    if "auth_id" in data:
+        data.pop("auth_id")
+        if cdr_token is not None:
+            data["cdr_token"] = cdr_token.to_wire()
+    if data.get("total_cost") is not None:
+        data["total_cost"] = {"excl_vat": data["total_cost"]}
+    return data
+
+
+def patch_from_v211(
+    patch: v211.OcpiPatch, *, now: datetime, cdr_token: v221.CdrToken | None = None
+) -> v221.OcpiPatch:
+    """A 2.1.1 PATCH body in the internal form (module doc): ``now`` the
+    ``last_updated`` of a body without one, ``cdr_token`` what a SessionPatch's
+    ``auth_id`` stands for."""
+    data = patch.to_wire()
+    data.setdefault("last_updated", now)
+    target: type[v221.OcpiPatch]
+    if isinstance(patch, v211.TokenPatch):
+        target = v221.TokenPatch
+        _rename(data, "auth_id", "contract_id")
+    elif isinstance(patch, v211.ConnectorPatch):
+        target, data = v221.ConnectorPatch, _connector_up(data)
+    elif isinstance(patch, v211.EVSEPatch):
+        target, data = v221.EVSEPatch, _evse_up(patch, data)
+    elif isinstance(patch, v211.LocationPatch):
+        target, data = v221.LocationPatch, _location_up(patch, data)
+    elif isinstance(patch, v211.SessionPatch):
+        target, data = v221.SessionPatch, _session_up(data, cdr_token)
+    else:
+        raise NotExpressible(type(patch).__name__, "2.2.1 has no such PATCH", version=V221)
+    return _build(target, data, "", V221)
