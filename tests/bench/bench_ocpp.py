@@ -75,6 +75,21 @@ from loadgen import (
 from loadgen import fmt_ms as _ms
 from loadgen import fmt_us as _us
 
+
+def established_on(port: int) -> int:
+    """Established TCP connections whose local port is ``port`` (the kernel's count)."""
+    wanted = f"{port:04X}"
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f, None)
+            for line in f:
+                parts = line.split(None, 4)
+                if parts[3] == "01" and parts[1].rsplit(":", 1)[1] == wanted:
+                    count += 1
+    return count
+
+
 # -- reference: a minimal central system with the ocpp library alone ---------------------------
 
 
@@ -506,7 +521,33 @@ class Bench:
             "memory_kib": proc_memory_kib(self.pid),
         }
         self.results["phases"] = [saturated, limited]
+        self.after_close()
         return self.results
+
+    def after_close(self) -> None:
+        """Every charger disconnects (the load generators close their connections and
+        exit); once the kernel shows none left on the server's port, the server's RSS is
+        sampled until it stops falling (``--settle`` s at most): what the closed
+        connections still hold, against the RSS before any connected."""
+        rss_open = proc_memory_kib(self.pid)["VmRSS"]
+        t0 = time.monotonic()
+        self.stop_clients()
+        deadline = t0 + 120
+        while established_on(self.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        closed_s = time.monotonic() - t0
+        self.check_server()
+        samples = [proc_memory_kib(self.pid)["VmRSS"]]
+        settle_until = time.monotonic() + self.args.settle
+        while time.monotonic() < settle_until:
+            time.sleep(0.5)
+            samples.append(proc_memory_kib(self.pid)["VmRSS"])
+        self.results["closed"] = {
+            "seconds_to_close": closed_s,
+            "rss_open_kib": rss_open,
+            "rss_closed_kib": samples[-1],
+            "left_open": established_on(self.port),
+        }
 
     @property
     def storage_name(self) -> str:
@@ -542,6 +583,7 @@ class Bench:
 
 def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> dict[str, Any]:
     c, idle, end = results["connect"], results["idle"], results["end"]
+    closed = results["closed"]
     saturated, limited = results["phases"]
     rss_delta = (c["rss_after_kib"] - c["rss_before_kib"]) * 1024
     hwm_delta = (c["hwm_after_kib"] - c["rss_before_kib"]) * 1024
@@ -560,6 +602,9 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         "memory_per_connection_bytes": per_conn,
         "peak_memory_per_connection_bytes": per_conn_peak,
         "server_peak_rss_kib": end["memory_kib"]["VmHWM"],
+        "rss_before_connecting_kib": c["rss_before_kib"],
+        "rss_after_close_kib": closed["rss_closed_kib"],
+        "rss_after_close_above_before_kib": closed["rss_closed_kib"] - c["rss_before_kib"],
     }
     lines = [
         "",
@@ -587,6 +632,11 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         f"(peak VmHWM {c['hwm_after_kib'] / 1024:.1f} MiB)",
         f"  RSS / peak at the end         {end['memory_kib']['VmRSS'] / 1024:.1f} / "
         f"{end['memory_kib']['VmHWM'] / 1024:.1f} MiB",
+        f"  RSS after all closed          {closed['rss_closed_kib'] / 1024:.1f} MiB "
+        f"({(closed['rss_closed_kib'] - c['rss_before_kib']) / 1024:+.1f} MiB against before "
+        f"connecting; closed in {closed['seconds_to_close']:.1f} s"
+        + (f", {closed['left_open']} still open" if closed["left_open"] else "")
+        + ")",
         "  per idle connection           "
         + ("n/a" if per_conn is None else f"{per_conn / 1000:.1f} kB")
         + "  (peak: "
@@ -708,9 +758,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=600.0, help="seconds (600)")
     parser.add_argument(
         "--server",
-        choices=("gateway", "reference"),
-        default="gateway",
-        help="the gateway, or a minimal central system with the ocpp library alone",
+        choices=("both", "gateway", "reference"),
+        default="both",
+        help="both (the default: the reference server, then the gateway, --rounds times in "
+        "turn, and their figures side by side), the gateway alone, or the reference alone (a "
+        "minimal central system with the ocpp library alone)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --server both: rounds of the pair (1)"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds the server's RSS is watched after every charger closed (5)",
     )
     parser.add_argument(
         "--nice",
@@ -776,6 +837,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--redis applies to the gateway only")
     if args.server == "reference" and Path(args.profile or "").suffix in (".pstats", ".prof"):
         parser.error("cProfile (--profile X.pstats) applies to the gateway only; use py-spy")
+    if args.compare_trail or args.compare_metrics:
+        args.server = "gateway"  # those compare the gateway with itself
     return args
 
 
@@ -823,6 +886,95 @@ def compare(
     return 0
 
 
+# (label, summary key path, format, better when lower)
+SIDE_BY_SIDE: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
+    ("msg/s at saturation", ("msgs_per_s_saturation",), "{:,.0f}", False),
+    (
+        "server CPU per message, saturation",
+        ("saturation", "server_cpu_us_per_msg"),
+        "{:.0f} µs",
+        True,
+    ),
+    ("  event-loop thread", ("saturation", "event_loop_cpu_us_per_msg"), "{:.0f} µs", True),
+    ("p50 / p99, saturation", ("saturation", "p50_ms", "p99_ms"), "{:.1f} / {:.1f} ms", True),
+    ("msg/s, rate-limited", ("rate-limited", "msgs_per_s"), "{:,.0f}", False),
+    (
+        "server CPU per message, rate-limited",
+        ("rate-limited", "server_cpu_us_per_msg"),
+        "{:.0f} µs",
+        True,
+    ),
+    ("  event-loop thread", ("rate-limited", "event_loop_cpu_us_per_msg"), "{:.0f} µs", True),
+    ("p50 / p99, rate-limited", ("rate-limited", "p50_ms", "p99_ms"), "{:.2f} / {:.2f} ms", True),
+    ("memory per idle connection", ("memory_per_connection_bytes",), "{:.1f} kB", True),
+    (
+        "RSS after all closed, above before",
+        ("rss_after_close_above_before_kib",),
+        "{:+.1f} MiB",
+        True,
+    ),
+)
+
+
+def _figure(summary: dict[str, Any], path: tuple[str, ...]) -> list[float] | None:
+    """The value(s) at ``path`` (a section and one or two keys, or one key)."""
+    node: Any = summary
+    if len(path) == 1:
+        value = node.get(path[0])
+        if value is None:
+            return None
+        if path[0] == "memory_per_connection_bytes":
+            return [value / 1000]
+        if path[0] == "rss_after_close_above_before_kib":
+            return [value / 1024]
+        return [value]
+    section = node.get(path[0]) or {}
+    values = [section.get(key) for key in path[1:]]
+    return None if any(v is None for v in values) else [float(v) for v in values]
+
+
+def compare_servers(args: argparse.Namespace) -> int:
+    """The reference server (the ocpp library alone) and the gateway, ``--rounds`` times in
+    turn, each figure beside the reference's of the same run: on a shared machine the
+    ratio stays trustworthy when the absolute figures move."""
+    figures: dict[str, list[dict[str, Any]]] = {"reference": [], "gateway": []}
+    for round_no in range(1, args.rounds + 1):
+        for server in figures:
+            print(f"\n=== round {round_no}: {server} ===", flush=True)
+            run_args = argparse.Namespace(**{**vars(args), "server": server})
+            if server == "reference":
+                run_args.redis, run_args.profile = False, None
+            bench = Bench(run_args)
+            try:
+                figures[server].append(report(run_args, bench, bench.run()))
+            except BenchError as exc:
+                print(f"benchmark failed: {exc}", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                return 130
+            finally:
+                bench.cleanup()
+    storage = figures["gateway"][0]["storage"].split(" ")[0]
+    print(
+        f"\nside by side ({args.connections} chargers, {args.active} active, rate-limited at "
+        f"{args.rate:.0f} msg/s; gateway on {storage}; each round's pair, ratio gateway / "
+        "reference):"
+    )
+    print(f"  {'':<38} {'gateway':>22} {'reference':>22} {'ratio':>7}")
+    for label, path, fmt, _lower in SIDE_BY_SIDE:
+        for ours, theirs in zip(figures["gateway"], figures["reference"], strict=True):
+            a, b = _figure(ours, path), _figure(theirs, path)
+            text_a = "n/a" if a is None else fmt.format(*a)
+            text_b = "n/a" if b is None else fmt.format(*b)
+            ratio = ""
+            if a is not None and b is not None and b[0] and len(path) <= 2:
+                ratio = f"{a[0] / b[0]:.2f}"
+            print(f"  {label:<38} {text_a:>22} {text_b:>22} {ratio:>7}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
     if raw[:1] == [CPROFILE_SERVER]:
@@ -843,6 +995,8 @@ def main(argv: list[str] | None = None) -> int:
         return compare_trail(args)
     if args.compare_metrics:
         return compare_metrics(args)
+    if args.server == "both":
+        return compare_servers(args)
     bench = Bench(args)
     try:
         results = bench.run()
