@@ -80,8 +80,7 @@ from ocpi.transport import (
     pagination_headers,
 )
 from ocpi.versions import NotExpressible
-from ocpi.versions import v211 as conv211
-from ocpi.versions import v230 as conv230
+from ocpi.versions.objects import embedded_location, from_version, to_version
 
 __all__ = [
     "LOCATION_CACHE_SIZE",
@@ -95,6 +94,9 @@ __all__ = [
 log = logging.getLogger("ocpi.versions")
 
 M = TypeVar("M", bound=BaseModel)
+
+V211 = "2.1.1"
+V230 = "2.3.0"
 
 LOCATION_CACHE_SIZE = 10_000
 """Converted location pages kept per version (keyed by the 2.2.1 JSON text)."""
@@ -206,26 +208,19 @@ class _Converted:
 # ---------------------------------------------------------------- locations
 
 
-@dataclass(frozen=True, slots=True)
-class _LocationForms:
-    version: str
-    location: Callable[[v221.Location], BaseModel]
-    evse: Callable[[v221.EVSE], BaseModel]
-    connector: Callable[[v221.Connector], BaseModel]
-
-
 def _locations_operations(
-    provider: LocationsSenderProvider, forms: _LocationForms, max_limit: int, cache_size: int
+    provider: LocationsSenderProvider, version: str, max_limit: int, cache_size: int
 ) -> list[Operation]:
     cache = _Converted(cache_size)
+    written = partial(to_version, version=version)
 
     def convert(item: v221.Location | RawJson) -> RawJson | BaseModel | None:
         if isinstance(item, RawJson):
-            return cache.get(item.text, forms.location)
+            return cache.get(item.text, written)
         try:
-            return forms.location(item)
+            return written(item)
         except NotExpressible as exc:
-            _skip("Location", item.id, forms.version, exc)
+            _skip("Location", item.id, version, exc)
             return None
 
     async def list_locations(call: OcpiCall) -> web.Response:
@@ -241,7 +236,7 @@ def _locations_operations(
         if location is None:
             raise UnknownLocationError(f"location_id: unknown Location {location_id!r}")
         if "evse_uid" not in call.params:
-            return ocpi_response(_single(lambda: forms.location(location), "Location", location_id))
+            return ocpi_response(_single(partial(written, location), "Location", location_id))
         evse_uid = path_id(call, "evse_uid")
         evse = location.evse(evse_uid)
         if evse is None:
@@ -249,14 +244,14 @@ def _locations_operations(
                 f"evse_uid: Location {location_id!r} has no EVSE {evse_uid!r}"
             )
         if "connector_id" not in call.params:
-            return ocpi_response(_single(lambda: forms.evse(evse), "EVSE", evse_uid))
+            return ocpi_response(_single(partial(written, evse), "EVSE", evse_uid))
         connector_id = path_id(call, "connector_id")
         connector = v221.find_connector(evse, connector_id)
         if connector is None:
             raise UnknownLocationError(
                 f"connector_id: EVSE {evse_uid!r} has no Connector {connector_id!r}"
             )
-        return ocpi_response(_single(lambda: forms.connector(connector), "Connector", connector_id))
+        return ocpi_response(_single(partial(written, connector), "Connector", connector_id))
 
     return [
         Operation("GET", "", list_locations),
@@ -285,43 +280,29 @@ def _list_operation(
     return Operation("GET", "", handle)
 
 
-def _each(convert: Callable[[Any], BaseModel], kind: str, version: str) -> PageConverter:
-    async def page(context: OcpiRequestContext, items: Sequence[Any]) -> list[BaseModel]:
-        result = []
-        for item in items:
-            try:
-                result.append(convert(item))
-            except NotExpressible as exc:
-                _skip(kind, item.id, version, exc)
-        return result
-
-    return page
-
-
-def _with_location(
-    locations: LocationsSenderProvider,
-    location_id: Callable[[Any], str],
-    convert: Callable[[Any, v221.Location], BaseModel],
-    kind: str,
-) -> PageConverter:
-    """2.1.1 sessions and CDRs embed their location."""
+def _each(locations: LocationsSenderProvider, kind: str, version: str) -> PageConverter:
+    """Each object in ``version``; what it cannot express is left out. A 2.1.1 session or
+    CDR embeds its location (read from ``locations``, once per page; gone: left out)."""
 
     async def page(context: OcpiRequestContext, items: Sequence[Any]) -> list[BaseModel]:
         found: dict[str, v221.Location | None] = {}
         result = []
         for item in items:
-            key = location_id(item)
-            if key not in found:
-                found[key] = await locations.get_location(context, key)
-            location = found[key]
-            if location is None:
-                log.warning("%s %s left out of an OCPI 2.1.1 page: Location %s is gone",
-                            kind, item.id, key)  # fmt: skip
-                continue
+            embedded = embedded_location(item, version)
+            location = None
+            if embedded is not None:
+                key = embedded.location_id
+                if key not in found:
+                    found[key] = await locations.get_location(context, key)
+                location = found[key]
+                if location is None:
+                    log.warning("%s %s left out of an OCPI %s page: Location %s is gone",
+                                kind, item.id, version, key)  # fmt: skip
+                    continue
             try:
-                result.append(convert(item, location))
+                result.append(to_version(item, version, location=location))
             except NotExpressible as exc:
-                _skip(kind, item.id, "2.1.1", exc)
+                _skip(kind, item.id, version, exc)
         return result
 
     return page
@@ -354,26 +335,20 @@ def _tokens_v211(provider: TokensReceiverProvider, now: Now) -> list[Operation]:
         for token_type in types:  # 2.1.1 keys a token by uid alone
             token = await provider.get_token(call.context, country_code, party_id, uid, token_type)
             if token is not None:
-                return ocpi_response(_single(partial(conv211.token_to_v211, token), "Token", uid))
+                return ocpi_response(_single(partial(to_version, token, V211), "Token", uid))
         raise UnknownTokenError(f"token_uid: unknown Token {uid!r}")
 
     async def put_token(call: OcpiCall) -> web.Response:
         country_code, party_id = _owner(call)
         token = validate_input(v211.Token, await read_json(call))
-        internal = _up(
-            lambda: conv211.token_from_v211(token, country_code=country_code, party_id=party_id)
-        )
+        internal = _up(lambda: from_version(token, V211, party=(country_code, party_id)))
         return await _relay(ops["PUT", _TOKEN_PATH], _with_body(call, internal))
 
     async def patch_token(call: OcpiCall) -> web.Response:
         country_code, party_id = _owner(call)
         patch = validate_input(v211.TokenPatch, await read_json(call))
-        data = patch.to_wire()
-        if "auth_id" in data:
-            data["contract_id"] = data.pop("auth_id")
-        data.setdefault("last_updated", now())  # 2.2 made it required
-        internal = validate_input(v221.TokenPatch, data)
-        body = _with_body(call, internal)
+        # 2.2 made last_updated required: the time it is read.
+        body = _with_body(call, _up(lambda: from_version(patch, V211, now=now())))
         if patch.type is not None:
             return await _relay(ops["PATCH", _TOKEN_PATH], typed(body, patch.type.value))
         for token_type in types:
@@ -399,7 +374,7 @@ def _tokens_v230(provider: TokensReceiverProvider) -> list[Operation]:
             ops["GET", _TOKEN_PATH],
             call,
             lambda data: _single(
-                lambda: conv230.token_to_v230(v221.Token.model_validate(data)),
+                lambda: to_version(v221.Token.model_validate(data), V230),
                 "Token",
                 call.params.get("token_uid", ""),
             ),
@@ -407,12 +382,12 @@ def _tokens_v230(provider: TokensReceiverProvider) -> list[Operation]:
 
     async def put_token(call: OcpiCall) -> web.Response:
         token = validate_input(v230.Token, await read_json(call))
-        internal = _up(lambda: conv230.token_from_v230(token))
+        internal = _up(lambda: from_version(token, V230))
         return await _relay(ops["PUT", _TOKEN_PATH], _with_body(call, internal))
 
     async def patch_token(call: OcpiCall) -> web.Response:
         patch = validate_input(v230.TokenPatch, await read_json(call))
-        internal = _up(lambda: conv230.patch_from_v230(patch))
+        internal = _up(lambda: from_version(patch, V230))
         return await _relay(ops["PATCH", _TOKEN_PATH], _with_body(call, internal))
 
     return [
@@ -425,60 +400,31 @@ def _tokens_v230(provider: TokensReceiverProvider) -> list[Operation]:
 # ---------------------------------------------------------------- commands
 
 
-def _commands_v211(provider: CommandsReceiverProvider, party_of: PartyOf) -> list[Operation]:
+def _commands(
+    provider: CommandsReceiverProvider, version: str, party_of: PartyOf | None
+) -> list[Operation]:
+    """The commands of ``version``; ``party_of``: the eMSP's party, for a 2.1.1 command's
+    Token (which names no owner)."""
     ops = _by_method(commands_receiver_operations(provider))
+    models: Mapping[Any, type[BaseModel]] = (
+        v211.COMMAND_MODELS if version == V211 else v230.COMMAND_MODELS
+    )
 
-    def command(name: v211.CommandType) -> Operation:
-        model = v211.COMMAND_MODELS[name]
-        path = f"/{name.value}"
-
-        async def handle(call: OcpiCall) -> web.Response:
-            request = validate_input(model, await read_json(call))
-            country_code, party_id = party_of(call.context)
-            internal = _up(
-                lambda: conv211.command_from_v211(
-                    request, country_code=country_code, party_id=party_id
-                )
-            )
-
-            def down(data: Any) -> BaseModel:
-                answer = v221.CommandResponse.model_validate(data)
-                return conv211.command_response_to_v211(answer)
-
-            return await _relay(ops["POST", path], _with_body(call, internal), down)
-
-        return Operation("POST", path, handle)
-
-    return [command(name) for name in v211.COMMAND_MODELS]
-
-
-_COMMANDS_V230: dict[str, type[BaseModel]] = {
-    "START_SESSION": v230.StartSession,
-    "STOP_SESSION": v230.StopSession,
-    "RESERVE_NOW": v230.ReserveNow,
-    "CANCEL_RESERVATION": v230.CancelReservation,
-    "UNLOCK_CONNECTOR": v230.UnlockConnector,
-}
-
-
-def _commands_v230(provider: CommandsReceiverProvider) -> list[Operation]:
-    ops = _by_method(commands_receiver_operations(provider))
+    def answer(data: Any) -> BaseModel:
+        return to_version(v221.CommandResponse.model_validate(data), version)
 
     def command(name: str, model: type[BaseModel]) -> Operation:
         path = f"/{name}"
 
         async def handle(call: OcpiCall) -> web.Response:
-            request: Any = validate_input(model, await read_json(call))
-            internal = _up(lambda: conv230.command_from_v230(request))
-
-            def up(data: Any) -> BaseModel:
-                return conv230.command_to_v230(v221.CommandResponse.model_validate(data))
-
-            return await _relay(ops["POST", path], _with_body(call, internal), up)
+            request = validate_input(model, await read_json(call))
+            party = None if party_of is None else party_of(call.context)
+            internal = _up(lambda: from_version(request, version, party=party))
+            return await _relay(ops["POST", path], _with_body(call, internal), answer)
 
         return Operation("POST", path, handle)
 
-    return [command(name, model) for name, model in _COMMANDS_V230.items()]
+    return [command(name.value, model) for name, model in models.items()]
 
 
 def _charging_profiles_v230(provider: ChargingProfilesReceiverProvider) -> list[Operation]:
@@ -486,14 +432,14 @@ def _charging_profiles_v230(provider: ChargingProfilesReceiverProvider) -> list[
     path = "/{session_id}"
 
     def up(data: Any) -> BaseModel:
-        return conv230.charging_profile_to_v230(v221.ChargingProfileResponse.model_validate(data))
+        return to_version(v221.ChargingProfileResponse.model_validate(data), V230)
 
     async def get_active(call: OcpiCall) -> web.Response:
         return await _relay(ops["GET", path], call, up)
 
     async def put_profile(call: OcpiCall) -> web.Response:
         request = validate_input(v230.SetChargingProfile, await read_json(call))
-        internal = _up(lambda: conv230.charging_profile_from_v230(request))
+        internal = _up(lambda: from_version(request, V230))
         return await _relay(ops["PUT", path], _with_body(call, internal), up)
 
     async def delete_profile(call: OcpiCall) -> web.Response:
@@ -509,6 +455,28 @@ def _charging_profiles_v230(provider: ChargingProfilesReceiverProvider) -> list[
 # ------------------------------------------------------------------ builders
 
 
+def _sender_operations(
+    modules: CpoModules, version: str, max_limit: int, cache_size: int
+) -> dict[str, list[Operation]]:
+    """The Sender modules (locations, tariffs, sessions, cdrs) in ``version``."""
+    locations = modules.locations
+
+    def listed(lister: Lister, kind: str, require_date_from: bool = False) -> list[Operation]:
+        convert = _each(locations, kind, version)
+        return [
+            _list_operation(
+                lister, convert, max_limit=max_limit, require_date_from=require_date_from
+            )
+        ]
+
+    return {
+        "locations": _locations_operations(locations, version, max_limit, cache_size),
+        "tariffs": listed(modules.tariffs.list_tariffs, "Tariff"),
+        "sessions": listed(modules.sessions.list_sessions, "Session", require_date_from=True),
+        "cdrs": listed(modules.cdrs.list_cdrs, "CDR"),
+    }
+
+
 def cpo_operations_v211(
     modules: CpoModules,
     *,
@@ -519,47 +487,10 @@ def cpo_operations_v211(
 ) -> dict[str, list[Operation]]:
     """The CPO's modules in OCPI 2.1.1, by module identifier (locations, tariffs,
     sessions, cdrs, tokens, commands)."""
-    forms = _LocationForms(
-        "2.1.1",
-        conv211.location_to_v211,
-        lambda evse: conv211.evse_to_v211(evse),
-        lambda connector: conv211.connector_to_v211(connector),
-    )
-    locations = modules.locations
-
-    def session(item: v221.Session, location: v221.Location) -> BaseModel:
-        return conv211.session_to_v211(item, location=location)
-
-    def cdr(item: v221.CDR, location: v221.Location) -> BaseModel:
-        return conv211.cdr_to_v211(item, location=location)
-
-    return {
-        "locations": _locations_operations(locations, forms, max_limit, cache_size),
-        "tariffs": [
-            _list_operation(
-                modules.tariffs.list_tariffs,
-                _each(lambda t: conv211.tariff_to_v211(t), "Tariff", "2.1.1"),
-                max_limit=max_limit,
-            )
-        ],
-        "sessions": [
-            _list_operation(
-                modules.sessions.list_sessions,
-                _with_location(locations, lambda s: s.location_id, session, "Session"),
-                max_limit=max_limit,
-                require_date_from=True,
-            )
-        ],
-        "cdrs": [
-            _list_operation(
-                modules.cdrs.list_cdrs,
-                _with_location(locations, lambda c: c.cdr_location.id, cdr, "CDR"),
-                max_limit=max_limit,
-            )
-        ],
-        "tokens": _tokens_v211(modules.tokens, now),
-        "commands": _commands_v211(modules.commands, party_of),
-    }
+    operations = _sender_operations(modules, V211, max_limit, cache_size)
+    operations["tokens"] = _tokens_v211(modules.tokens, now)
+    operations["commands"] = _commands(modules.commands, V211, party_of)
+    return operations
 
 
 def cpo_operations_v230(
@@ -570,36 +501,9 @@ def cpo_operations_v230(
 ) -> dict[str, list[Operation]]:
     """The CPO's modules in OCPI 2.3.0, by module identifier (locations, tariffs,
     sessions, cdrs, tokens, commands and, with a provider, chargingprofiles)."""
-    forms = _LocationForms(
-        "2.3.0", conv230.location_to_v230, conv230.evse_to_v230, conv230.connector_to_v230
-    )
-    operations = {
-        "locations": _locations_operations(modules.locations, forms, max_limit, cache_size),
-        "tariffs": [
-            _list_operation(
-                modules.tariffs.list_tariffs,
-                _each(conv230.tariff_to_v230, "Tariff", "2.3.0"),
-                max_limit=max_limit,
-            )
-        ],
-        "sessions": [
-            _list_operation(
-                modules.sessions.list_sessions,
-                _each(conv230.session_to_v230, "Session", "2.3.0"),
-                max_limit=max_limit,
-                require_date_from=True,
-            )
-        ],
-        "cdrs": [
-            _list_operation(
-                modules.cdrs.list_cdrs,
-                _each(conv230.cdr_to_v230, "CDR", "2.3.0"),
-                max_limit=max_limit,
-            )
-        ],
-        "tokens": _tokens_v230(modules.tokens),
-        "commands": _commands_v230(modules.commands),
-    }
+    operations = _sender_operations(modules, V230, max_limit, cache_size)
+    operations["tokens"] = _tokens_v230(modules.tokens)
+    operations["commands"] = _commands(modules.commands, V230, None)
     if modules.charging_profiles is not None:
         operations["chargingprofiles"] = _charging_profiles_v230(modules.charging_profiles)
     return operations
@@ -615,8 +519,8 @@ def cpo_operations(
 ) -> dict[str, list[Operation]]:
     """The CPO's modules in ``version`` (2.1.1 or 2.3.0; 2.2.1 is :mod:`ocpi.server`'s
     own builders)."""
-    if version == "2.1.1":
+    if version == V211:
         return cpo_operations_v211(modules, party_of=party_of, now=now, max_limit=max_limit)
-    if version == "2.3.0":
+    if version == V230:
         return cpo_operations_v230(modules, max_limit=max_limit)
     raise ValueError(f"no OCPI {version} adapter (status {OcpiStatus.UNSUPPORTED_VERSION})")

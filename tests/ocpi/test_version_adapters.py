@@ -17,10 +17,10 @@ from yarl import URL
 
 import ocpi.v211 as v211
 import ocpi.v221 as v221
+from ocpi import version_adapters
 from ocpi.server import OcpiCall, OcpiRequestContext, Operation
 from ocpi.transport import PageRequest, RawJson, json_dumps, json_loads
 from ocpi.version_adapters import CpoModules, cpo_operations_v211, cpo_operations_v230
-from ocpi.versions import v211 as conv211
 from tests.ocpi.openapi import validate_against_openapi
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -129,13 +129,13 @@ async def test_location_pages_converted_once(monkeypatch: pytest.MonkeyPatch) ->
     fake = Fake()
     fake.locations = [RawJson(json_dumps(location("A"))), RawJson(json_dumps(location("B", "GBT_AC")))]
     calls: list[str] = []
-    real = conv211.location_to_v211
+    real = version_adapters.to_version
 
-    def counting(loc: v221.Location) -> v211.Location:
-        calls.append(loc.id)
-        return real(loc)
+    def counting(obj: Any, version: str, **kwargs: Any) -> Any:
+        calls.append(obj.id)
+        return real(obj, version, **kwargs)
 
-    monkeypatch.setattr(conv211, "location_to_v211", counting)
+    monkeypatch.setattr(version_adapters, "to_version", counting)
     ops = cpo_operations_v211(modules(fake), party_of=lambda c: ("NL", "EMS"), now=lambda: NOW)
     lister = operation(ops, "locations", "GET", "")
     first = answer(await lister.handler(call("/2.1.1/locations")))
