@@ -15,6 +15,8 @@ terminal reserves for a tariff, its ``preauthorize_amount`` in OCPI 2.3.0.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -120,6 +122,17 @@ def _failed(exc: PaymentError) -> ApiError:
     return ApiError(exc.status, exc.reason, exc.field)
 
 
+@contextmanager
+def _asking_the_ptp() -> Iterator[None]:
+    """A call to the PTP: a PaymentError as its admin error, the PTP's failure 502."""
+    try:
+        yield
+    except PaymentError as exc:
+        raise _failed(exc) from None
+    except OcpiClientError as exc:
+        raise ApiError(502, f"the PTP: {exc}") from None
+
+
 def payment_routes() -> list[api.Operation]:
     async def list_terminals(request: web.Request) -> web.Response:
         q: PageQuery = read_query(request, PageQuery)
@@ -142,33 +155,21 @@ def payment_routes() -> list[api.Operation]:
         )
 
     async def pull(request: web.Request) -> web.Response:
-        try:
+        with _asking_the_ptp():
             count = await _service(request).pull_terminals(request.match_info["partner_id"])
-        except PaymentError as exc:
-            raise _failed(exc) from None
-        except OcpiClientError as exc:
-            raise ApiError(502, f"the PTP: {exc}") from None
         return respond({"terminals": count})
 
     async def activate(request: web.Request) -> web.Response:
         body: TerminalActivation = await read_body(request, TerminalActivation)
-        try:
+        with _asking_the_ptp():
             data = await _service(request).activate(request.match_info["partner_id"], body)
-        except PaymentError as exc:
-            raise _failed(exc) from None
-        except OcpiClientError as exc:
-            raise ApiError(502, f"the PTP: {exc}") from None
         return respond({"data": data})
 
     async def deactivate(request: web.Request) -> web.Response:
-        try:
+        with _asking_the_ptp():
             data = await _service(request).deactivate(
                 request.match_info["partner_id"], request.match_info["terminal_id"]
             )
-        except PaymentError as exc:
-            raise _failed(exc) from None
-        except OcpiClientError as exc:
-            raise ApiError(502, f"the PTP: {exc}") from None
         return respond({"data": data})
 
     async def list_confirmations(request: web.Request) -> web.Response:

@@ -1511,27 +1511,35 @@ def _is_v211_cpo(partner: Partner) -> bool:
     return any(r.get("role") == Role.CPO for r in partner.roles)
 
 
+def _is_tokens_call(
+    call: tuple[str, InterfaceRole, str, tuple[str, ...]],
+    interface: InterfaceRole,
+    method: str,
+    parts: int,
+) -> bool:
+    """A Tokens module ``call`` (module, interface, method, path) of ``interface`` and
+    ``method`` with ``parts`` path segments below the endpoint."""
+    module, its_interface, its_method, path = call
+    return (
+        module == ModuleID.TOKENS
+        and its_interface is interface
+        and its_method == method
+        and len(path) == parts
+    )
+
+
 def _is_token_check(
     module: str, interface: InterfaceRole, method: str, path: tuple[str, ...]
 ) -> bool:
-    return (
-        module == ModuleID.TOKENS
-        and interface is InterfaceRole.RECEIVER
-        and method == "GET"
-        and len(path) == 3
-    )
+    call = (module, interface, method, path)
+    return _is_tokens_call(call, InterfaceRole.RECEIVER, "GET", 3)
 
 
 def _is_authorize(
     module: str, interface: InterfaceRole, method: str, path: tuple[str, ...]
 ) -> bool:
-    return (
-        module == ModuleID.TOKENS
-        and interface is InterfaceRole.SENDER
-        and method == "POST"
-        and len(path) == 2
-        and path[1] == "authorize"
-    )
+    call = (module, interface, method, path)
+    return _is_tokens_call(call, InterfaceRole.SENDER, "POST", 2) and path[1] == "authorize"
 
 
 V211_MODULES = frozenset(
