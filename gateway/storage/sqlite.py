@@ -5,9 +5,9 @@ writes with group commit: it drains every write queued so far, applies them in
 one transaction (each under its own SAVEPOINT, so that one failing write does not
 undo the others), commits once, and then hands all the results back to the event
 loop with a single ``call_soon_threadsafe``. When writes come one by one at a steady
-rate, the writer waits up to ``GROUP_COMMIT_WINDOW`` (1 ms) after the first of a
-batch for others to share its transaction and commit, but only while writes arrive
-that often (a lone write commits at once); a batch of one single-statement write runs
+rate, a write that finds no other queued waits up to ``GROUP_COMMIT_WINDOW`` (1 ms)
+for others to share its transaction and commit, but only while writes arrive that
+often (after a quiet spell it commits at once); a batch of one single-statement write runs
 as one autocommitted statement (no BEGIN/SAVEPOINT/COMMIT round trips). A *reader*
 thread owns a second, read-only connection (WAL lets it read while the writer writes)
 and serves reads the same way. Point reads by key (a charger, a transaction, a token,
@@ -77,10 +77,10 @@ _Result = tuple["asyncio.Future[Any]", bool, Any]  # future, ok, value or except
 
 # Writes applied in one transaction at most; bounds the latency of the first one.
 _MAX_BATCH: Final = 512
-# Group commit at steady rates: the writer waits this long after the first write of a
-# batch for more (every write still commits before its answer), when the previous write
-# came less than this long before the first one; a write after a quiet spell commits at
-# once. Bounds what any write waits for others.
+# Group commit at steady rates: a write that finds no other queued waits this long for
+# more to share its transaction and commit (every write still commits before its
+# answer), when writes have been coming less than four windows apart on average; a write
+# after a quiet spell commits at once. Bounds what any write waits for others.
 GROUP_COMMIT_WINDOW: Final = 0.001
 # SQLite's primary result codes of a lock refused (an inline read then goes to the reader).
 _SQLITE_BUSY: Final = 5
@@ -316,11 +316,9 @@ class _Worker:
                 first = time.perf_counter()
                 gap += (first - previous - gap) * 0.25
                 previous = first
-                if (
-                    gap < 4 * window
-                    and len(items) < _MAX_BATCH
-                    and all(item[0] is not None for item in items)
-                ):
+                # Only a lone write waits: when others are already queued, they share its
+                # commit without a wait (a busy writer is never slowed down).
+                if gap < 4 * window and len(items) == 1 and items[0][0] is not None:
                     self._linger(items, first + window)
             jobs: list[_Job] = []
             futures: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
