@@ -142,6 +142,8 @@ from ocpi.v221 import (
     Token,
 )
 from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
+from ocpi.v221.patch import PATCH_MODELS
+from ocpi.v221.types import OcpiModel
 from ocpi.versions import NotExpressible
 
 RESPONSE_URL = "response_url"
@@ -1592,7 +1594,7 @@ _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
 # What a broadcast PUT carries, by module and number of path segments after the
 # receiver's endpoint ({country_code}/{party_id}/{id}[/{evse_uid}[/{connector_id}]]).
-_BROADCAST_OBJECTS: dict[tuple[str, int], type[BaseModel]] = {
+_BROADCAST_OBJECTS: dict[tuple[str, int], type[OcpiModel]] = {
     (ModuleID.LOCATIONS, 3): Location,
     (ModuleID.LOCATIONS, 4): EVSE,
     (ModuleID.LOCATIONS, 5): Connector,
@@ -1605,7 +1607,9 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
     """A broadcast is answered before any receiver sees it (the outbox delivers it), so
     the hub refuses here what no receiver could take: a PUT that is not the module's
     object, a PATCH that is not an object with ``last_updated`` (mod_locations and
-    mod_tokens: every PATCH carries it)."""
+    mod_tokens: every PATCH carries it), holds a null (no field of the OpenAPI schemas
+    is nullable) or is not a valid partial object of its kind (the module's PATCH
+    model: a field of the wrong type or an unknown enum value, named)."""
     if method == "PUT":
         model = _BROADCAST_OBJECTS.get((module, len(path)))
         if model is None:
@@ -1616,6 +1620,13 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
             raise InvalidParametersError("body: a JSON object")
         if "last_updated" not in body:
             raise InvalidParametersError("last_updated: field required")
+        nulls = sorted(str(name) for name, value in body.items() if value is None)
+        if nulls:
+            raise InvalidParametersError(f"{nulls[0]}: null is not a value (a PATCH omits a field)")
+        whole = _BROADCAST_OBJECTS.get((module, len(path)))
+        patch = PATCH_MODELS.get(whole) if whole is not None else None
+        if patch is not None:
+            validate_input(patch, body)
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -1,7 +1,7 @@
 """A broadcast is answered 1000 before any receiver sees it, so the hub refuses what no
 receiver could take (found by the fuzz suite): a PUT that is not the module's object, a
-PATCH without ``last_updated``, object ids that are not printable ASCII. Nothing of a
-refused broadcast is queued."""
+PATCH without ``last_updated``, with a null or not a valid partial object, object ids
+that are not printable ASCII. Nothing of a refused broadcast is queued."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ TOKEN = {
         ("cpo", "locations/BE/CPX/L-X", "PATCH", {"name": "no stamp"}, "last_updated"),
         ("emsp1", "tokens/NL/EM1/TOK1", "PUT", TOKEN | {"whitelist": "SOMETIMES"}, "whitelist"),
         ("emsp1", "tokens/NL/EM1/\u00fc", "PATCH", {"valid": False, "last_updated": "2026-11-23T08:00:00Z"}, "URL"),
+        # Found by the fuzz suite once its receivers checked bodies against the OpenAPI:
+        # a PATCH with a null, a field of the wrong type, an unknown enum value.
+        ("emsp1", "tokens/NL/EM1/TOK1", "PATCH", {"valid": None, "last_updated": "2026-11-23T08:00:00Z"}, "valid"),
+        ("emsp1", "tokens/NL/EM1/TOK1", "PATCH", {"issuer": -0.0, "last_updated": "2026-11-23T08:00:00Z"}, "issuer"),
+        ("cpo", "locations/BE/CPX/L-X/E1/1", "PATCH", {"power_type": [1, 2], "last_updated": "2026-11-23T08:00:00Z"}, "power_type"),
+        ("cpo", "locations/BE/CPX/L-X/E1", "PATCH", {"connectors": [{"standard": "XX"}], "last_updated": "2026-11-23T08:00:00Z"}, "connectors"),
     ],
 )
 async def test_broadcasts_no_receiver_could_take_are_refused(
