@@ -166,7 +166,7 @@ LOCATION: dict[str, Any] = {
     "address": "Street 1",
     "city": "Brussels",
     "country": "BEL",
-    "coordinates": {"latitude": "50.85", "longitude": "4.35"},
+    "coordinates": {"latitude": "50.85000", "longitude": "4.35000"},  # 5 to 7 decimals
     "time_zone": "Europe/Brussels",
     "last_updated": "2026-11-23T08:00:00Z",
 }
