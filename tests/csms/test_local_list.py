@@ -358,6 +358,12 @@ async def test_ocpp16_bounds_most_recently_used_first(gateways: GatewayFactory) 
 
         # A full list takes no new token (it stays left out); a removal still goes.
         await _token(gw, "T0")
+        # The token's change reaches the list asynchronously: wait until T0 was looked
+        # at (and left out) before freeing a place, or it may take that place itself.
+        deadline = asyncio.get_running_loop().time() + 8
+        while "T0" not in (await gw.admin("GET", "/chargers/LLMAX/local-list"))[1]["left_out"]:
+            assert asyncio.get_running_loop().time() < deadline, "T0 never looked at"
+            await asyncio.sleep(0.05)
         status, _ = await gw.admin("DELETE", "/tokens/T1")
         await eventually(lambda: "T1" not in cp.local_list)
         # The place T1 left goes to a token waiting for one: T3 (T0 was looked at, and
