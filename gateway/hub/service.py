@@ -1610,6 +1610,9 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
     mod_tokens: every PATCH carries it), holds a null (no field of the OpenAPI schemas
     is nullable) or is not a valid partial object of its kind (the module's PATCH
     model: a field of the wrong type or an unknown enum value, named)."""
+    null = _null_at(body) if method in ("PUT", "PATCH") else None
+    if null is not None:
+        raise InvalidParametersError(f"{null}: null is not a value (an absent field is omitted)")
     if method == "PUT":
         model = _BROADCAST_OBJECTS.get((module, len(path)))
         if model is None:
@@ -1620,13 +1623,32 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
             raise InvalidParametersError("body: a JSON object")
         if "last_updated" not in body:
             raise InvalidParametersError("last_updated: field required")
-        nulls = sorted(str(name) for name, value in body.items() if value is None)
-        if nulls:
-            raise InvalidParametersError(f"{nulls[0]}: null is not a value (a PATCH omits a field)")
         whole = _BROADCAST_OBJECTS.get((module, len(path)))
         patch = PATCH_MODELS.get(whole) if whole is not None else None
         if patch is not None:
             validate_input(patch, body)
+
+
+def _null_at(value: Any, path: str = "") -> str | None:
+    """The path of the first null in a JSON body (``images[1].height``), None if none:
+    no field of the OCPI schemas is nullable, so no receiver checking them takes one."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if item is None:
+                return where
+            found = _null_at(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            where = f"{path}[{index}]"
+            if item is None:
+                return where
+            found = _null_at(item, where)
+            if found is not None:
+                return found
+    return None
 
 
 def _json_or_none(raw: bytes) -> Any:

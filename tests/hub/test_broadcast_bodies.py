@@ -44,6 +44,8 @@ TOKEN = {
         ("emsp1", "tokens/NL/EM1/TOK1", "PATCH", {"issuer": -0.0, "last_updated": "2026-11-23T08:00:00Z"}, "issuer"),
         ("cpo", "locations/BE/CPX/L-X/E1/1", "PATCH", {"power_type": [1, 2], "last_updated": "2026-11-23T08:00:00Z"}, "power_type"),
         ("cpo", "locations/BE/CPX/L-X/E1", "PATCH", {"connectors": [{"standard": "XX"}], "last_updated": "2026-11-23T08:00:00Z"}, "connectors"),
+        ("cpo", "locations/BE/CPX/L-X", "PATCH", {"images": [{"url": "https://i.example/1.png", "category": "OWNER", "type": "png", "height": None}], "last_updated": "2026-11-23T08:00:00Z"}, "images[0].height"),
+        ("emsp1", "tokens/NL/EM1/TOK1", "PUT", TOKEN | {"energy_contract": {"supplier_name": "S", "contract_id": None}}, "energy_contract.contract_id"),
     ],
 )
 async def test_broadcasts_no_receiver_could_take_are_refused(
