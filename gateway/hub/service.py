@@ -143,7 +143,7 @@ from ocpi.v221 import (
 )
 from ocpi.v221.enums import ConnectionStatus, InterfaceRole, ModuleID
 from ocpi.v221.patch import PATCH_MODELS
-from ocpi.v221.types import OcpiModel
+from ocpi.v221.types import OcpiModel, unknown_enum_value
 from ocpi.versions import NotExpressible
 
 RESPONSE_URL = "response_url"
@@ -1608,8 +1608,8 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
     the hub refuses here what no receiver could take: a PUT that is not the module's
     object, a PATCH that is not an object with ``last_updated`` (mod_locations and
     mod_tokens: every PATCH carries it), holds a null (no field of the OpenAPI schemas
-    is nullable) or is not a valid partial object of its kind (the module's PATCH
-    model: a field of the wrong type or an unknown enum value, named)."""
+    is nullable), is not a valid partial object of its kind (the module's PATCH model:
+    a field of the wrong type, named) or holds a value an enum of 2.2.1 lacks."""
     null = _null_at(body) if method in ("PUT", "PATCH") else None
     if null is not None:
         raise InvalidParametersError(f"{null}: null is not a value (an absent field is omitted)")
@@ -1617,7 +1617,7 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
         model = _BROADCAST_OBJECTS.get((module, len(path)))
         if model is None:
             raise InvalidParametersError(f"URL: not an object of the {module} module")
-        validate_input(model, body)
+        _check_known_values(validate_input(model, body))
     elif method == "PATCH":
         if not isinstance(body, dict):
             raise InvalidParametersError("body: a JSON object")
@@ -1626,7 +1626,16 @@ def _check_broadcast_body(module: str, method: str, path: tuple[str, ...], body:
         whole = _BROADCAST_OBJECTS.get((module, len(path)))
         patch = PATCH_MODELS.get(whole) if whole is not None else None
         if patch is not None:
-            validate_input(patch, body)
+            _check_known_values(validate_input(patch, body))
+
+
+def _check_known_values(obj: BaseModel) -> None:
+    # Open enums keep values they do not know when read (a newer peer may send one); a
+    # broadcast is answered before any receiver sees it, and a receiver that checks the
+    # 2.2.1 schemas would refuse such a value: refused here, named.
+    unknown = unknown_enum_value(obj)
+    if unknown is not None:
+        raise InvalidParametersError(f"{unknown}: not a value of OCPI 2.2.1")
 
 
 def _null_at(value: Any, path: str = "") -> str | None:

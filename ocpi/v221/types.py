@@ -19,10 +19,11 @@ know) and never writes them; ``to_wire()`` leaves unset optional fields out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -148,7 +149,43 @@ def open_enum(enum_cls: type[E]) -> PlainValidator:
         except ValueError:
             return value
 
+    validate.open_enum = enum_cls  # type: ignore[attr-defined]  # see unknown_enum_value
     return PlainValidator(validate, json_schema_input_type=str)
+
+
+def _is_open_enum(annotation: Any, metadata: Sequence[Any] = ()) -> bool:
+    """Whether a field's type (or its items') is an open enum (:func:`open_enum`)."""
+    if any(hasattr(getattr(m, "func", None), "open_enum") for m in metadata):
+        return True
+    if get_origin(annotation) is Annotated:
+        _, *extra = get_args(annotation)
+        if any(hasattr(getattr(m, "func", None), "open_enum") for m in extra):
+            return True
+    return any(_is_open_enum(arg) for arg in get_args(annotation))
+
+
+def unknown_enum_value(obj: BaseModel, path: str = "") -> str | None:
+    """The path of the first open-enum field of ``obj`` (nested objects and lists
+    included) that holds a value its enum does not know (``connectors[2].standard``),
+    None if none. Such a value is kept when read (a newer peer may send it), but a
+    receiver that checks the official schemas refuses it: a hub that must answer for
+    every receiver before any sees the object (a broadcast) refuses it instead."""
+    for name, info in type(obj).model_fields.items():
+        value = getattr(obj, name, None)
+        if value is None:
+            continue
+        where = f"{path}.{name}" if path else name
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        open_field = _is_open_enum(info.annotation, info.metadata)
+        for index, item in items:
+            at = where if index is None else f"{where}[{index}]"
+            if isinstance(item, BaseModel):
+                found = unknown_enum_value(item, at)
+                if found is not None:
+                    return found
+            elif open_field and isinstance(item, str) and not isinstance(item, StrEnum):
+                return at
+    return None
 
 
 # ------------------------------------------------------------------ base models

@@ -46,6 +46,10 @@ TOKEN = {
         ("cpo", "locations/BE/CPX/L-X/E1", "PATCH", {"connectors": [{"standard": "XX"}], "last_updated": "2026-11-23T08:00:00Z"}, "connectors"),
         ("cpo", "locations/BE/CPX/L-X", "PATCH", {"images": [{"url": "https://i.example/1.png", "category": "OWNER", "type": "png", "height": None}], "last_updated": "2026-11-23T08:00:00Z"}, "images[0].height"),
         ("emsp1", "tokens/NL/EM1/TOK1", "PUT", TOKEN | {"energy_contract": {"supplier_name": "S", "contract_id": None}}, "energy_contract.contract_id"),
+        # Values the 2.2.1 enums lack (kept when read, from a newer peer; refused for a
+        # broadcast, which no receiver has seen yet).
+        ("emsp1", "tokens/NL/EM1/TOK1", "PATCH", {"type": "xx", "last_updated": "2026-11-23T08:00:00Z"}, "type"),
+        ("emsp1", "tokens/NL/EM1/TOK1", "PUT", TOKEN | {"type": "NFC"}, "type"),
     ],
 )
 async def test_broadcasts_no_receiver_could_take_are_refused(
