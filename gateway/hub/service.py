@@ -751,22 +751,7 @@ class Hub:
                 )
                 continue
             if isinstance(target, Local):
-                # In-process and durable once the hosted CPO has stored it.
-                answer = await self.forwarder.send(
-                    target,
-                    method=method,
-                    correlation_id=context.correlation_id,
-                    query=request.query,
-                    body=raw or None,
-                )
-                if not _succeeded(answer):
-                    log.warning(
-                        "hub: broadcast %s %s to hosted %s: %s",
-                        method,
-                        request.path,
-                        target.target,
-                        answer.body[:200],
-                    )
+                await self._to_hosted(request, context, target, method, request.query, raw)
                 continue
             url = receiver_url(target.endpoint, target.path, request.query)
             path = "/".join(target.path)
@@ -1156,6 +1141,33 @@ class Hub:
         partner = self._registry.get(platform) if platform is not None else None
         return partner.name if partner is not None else str(party_id)
 
+    async def _to_hosted(
+        self,
+        request: web.Request,
+        context: OcpiRequestContext,
+        target: Local,
+        method: str,
+        query: Mapping[str, str],
+        body: bytes,
+    ) -> None:
+        """A broadcast's copy for a hosted CPO: in-process, and durable once that CPO
+        has stored it; a refusal is logged (the sender was answered already)."""
+        answer = await self.forwarder.send(
+            target,
+            method=method,
+            correlation_id=context.correlation_id,
+            query=query,
+            body=body or None,
+        )
+        if not _succeeded(answer):
+            log.warning(
+                "hub: broadcast %s %s to hosted %s: %s",
+                method,
+                request.path,
+                target.target,
+                answer.body[:200],
+            )
+
     async def _broadcast_copy(
         self,
         request: web.Request,
@@ -1174,21 +1186,8 @@ class Hub:
         if internal is not None:
             _typed_token_query(internal, query)
         if isinstance(target, Local):
-            answer = await self.forwarder.send(
-                target,
-                method=method,
-                correlation_id=context.correlation_id,
-                query=query,
-                body=None if internal is None else json_dumps(internal).encode("utf-8"),
-            )
-            if not _succeeded(answer):
-                log.warning(
-                    "hub: broadcast %s %s to hosted %s: %s",
-                    method,
-                    request.path,
-                    target.target,
-                    answer.body[:200],
-                )
+            body = b"" if internal is None else json_dumps(internal).encode("utf-8")
+            await self._to_hosted(request, context, target, method, query, body)
             return []
         url = receiver_url(target.endpoint, target.path, query)
         path = "/".join(target.path)
@@ -1642,21 +1641,15 @@ def _null_at(value: Any, path: str = "") -> str | None:
     """The path of the first null in a JSON body (``images[1].height``), None if none:
     no field of the OCPI schemas is nullable, so no receiver checking them takes one."""
     if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if item is None:
-                return where
-            found = _null_at(item, where)
-            if found is not None:
-                return found
+        members = [(f"{path}.{key}" if path else str(key), item) for key, item in value.items()]
     elif isinstance(value, list):
-        for index, item in enumerate(value):
-            where = f"{path}[{index}]"
-            if item is None:
-                return where
-            found = _null_at(item, where)
-            if found is not None:
-                return found
+        members = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None
+    for where, item in members:
+        found = where if item is None else _null_at(item, where)
+        if found is not None:
+            return found
     return None
 
 
