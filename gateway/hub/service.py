@@ -232,6 +232,10 @@ class Hub:
         self.index = OwnerIndex(store.hub_index)
         self.links = StoredResponseUrls(store.hub_links)
         self._statuses = store.hub_statuses
+        # The operator's statuses are changed here (set_status) and read again from the
+        # store (a notice, a full reload at start or after a gap): one at a time, else a
+        # reload that read the store before a change would undo it in memory after it.
+        self._status_lock = asyncio.Lock()
         self.forwarder = Forwarder(
             http,
             self._token_of,
@@ -287,6 +291,10 @@ class Hub:
         self._registry.on_change(self._on_partner_change)
 
     async def _load_statuses(self) -> None:
+        async with self._status_lock:
+            await self._load_statuses_locked()
+
+    async def _load_statuses_locked(self) -> None:
         docs, _ = await self._statuses.list(limit=10_000)
         self.directory.operator_statuses = {
             PartyId.parse(doc.key): ConnectionStatus(doc.data["status"]) for doc in docs
@@ -306,22 +314,25 @@ class Hub:
 
     async def reload_status(self, party_id: PartyId) -> None:
         """The operator's status of ``party_id``, read again from the store."""
-        doc = await self._statuses.get(str(party_id))
-        if doc is None:
-            self.directory.operator_statuses.pop(party_id, None)
-        else:
-            self.directory.operator_statuses[party_id] = ConnectionStatus(doc.data["status"])
-        self._apply_operator_status(party_id)
+        async with self._status_lock:
+            doc = await self._statuses.get(str(party_id))
+            if doc is None:
+                self.directory.operator_statuses.pop(party_id, None)
+            else:
+                status = ConnectionStatus(doc.data["status"])
+                self.directory.operator_statuses[party_id] = status
+            self._apply_operator_status(party_id)
 
     async def reload_all(self) -> None:
         """Rules, operator statuses and the directory read again (after messages about
         changes may have been lost); the registry must have been reloaded first."""
         await self.rule_book.load()
-        await self._load_statuses()
-        self.directory.rebuild(self._clock.now())
-        for party in self.directory.parties():
-            if party.platform_id != LOCAL_PLATFORM:
-                self._apply_operator_status(party.id)
+        async with self._status_lock:
+            await self._load_statuses_locked()
+            self.directory.rebuild(self._clock.now())
+            for party in self.directory.parties():
+                if party.platform_id != LOCAL_PLATFORM:
+                    self._apply_operator_status(party.id)
 
     def _apply_operator_status(self, party_id: PartyId) -> None:
         party = self.directory.party(party_id)
@@ -430,19 +441,22 @@ class Hub:
         party = self.directory.party(party_id)
         if party is None or party.platform_id == LOCAL_PLATFORM:
             raise KeyError(str(party_id))
-        if status is ConnectionStatus.CONNECTED:
-            self.directory.operator_statuses.pop(party_id, None)
-            await self._statuses.delete(str(party_id))
-        else:
-            self.directory.operator_statuses[party_id] = status
-            now = self._clock.now()
-            await self._statuses.put(Document(str(party_id), {"status": status.value}, now))
+        async with self._status_lock:
+            before = self.directory.status(party_id)
+            if status is ConnectionStatus.CONNECTED:
+                self.directory.operator_statuses.pop(party_id, None)
+                await self._statuses.delete(str(party_id))
+            else:
+                self.directory.operator_statuses[party_id] = status
+                now = self._clock.now()
+                await self._statuses.put(Document(str(party_id), {"status": status.value}, now))
+            self.directory.set_status(party_id, status, self._clock.now())
         for listener in self._status_listeners:
             try:
                 await listener(party_id)
             except Exception:
                 log.exception("hub: party status listener failed")
-        if not self.directory.set_status(party_id, status, self._clock.now()):
+        if before is status:
             return False
         infos = party_infos(party, status, self.directory.status_changed_at(party_id))
         await self._enqueue_infos(plan_pushes(infos, self.directory, self.rule_book.rules))

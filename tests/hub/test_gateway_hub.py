@@ -1128,6 +1128,28 @@ async def test_operator_suspends_a_party(world: World, gateways: GatewayFactory)
     await eventually(lambda: emsp1.got("hubclientinfo", "PUT")[-1].body["status"] == "CONNECTED")
 
 
+async def test_a_full_reload_racing_the_operator_leaves_the_operator_s_status(
+    world: World,
+) -> None:
+    """A full reload of the hub (at start, after lost notices) that read the stored
+    statuses before the operator changed one must not undo the change in memory after
+    it, nor make the change look like none (it failed in CI once, on Redis)."""
+    gw, emsp1, cpo = world.gateway, world.emsp1, world.cpo
+    hub = gw.app[HUB]
+    await eventually(lambda: len(emsp1.got("hubclientinfo", "PUT")) >= 3)
+    for target in ("SUSPENDED", "CONNECTED", "PLANNED", "CONNECTED"):
+        reloads = [asyncio.create_task(hub.reload_all()) for _ in range(3)]
+        await asyncio.sleep(0)
+        status, body = await gw.admin("PUT", "/hub/parties/BE*CPX/status", {"status": target})
+        assert (status, body["changed"]) == (200, True), (target, body)
+        await asyncio.gather(*reloads)
+        await hub.reload_all()
+        _, parties = await gw.admin("GET", "/hub/parties")
+        assert {p["party"]: p["status"] for p in parties}["BE*CPX"] == target
+    reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
+    assert reply.body["status_code"] == 1000
+
+
 async def test_random_requests_never_break_the_hub(world: World) -> None:
     """Several hundred odd requests (seeded): each gets an OCPI envelope, never a server
     error, and the hub still routes afterwards."""
