@@ -57,8 +57,11 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import multiprocessing
 import os
+import re
+import resource
 import shutil
 import signal
 import socket
@@ -68,6 +71,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -492,6 +496,181 @@ async def run(
     return time.perf_counter() - began, latencies
 
 
+AB = shutil.which("ab")
+
+
+async def run_ab(
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    *,
+    seconds: float,
+    requests: int,
+    concurrency: int,
+    tmp: Path,
+) -> tuple[float, int]:
+    """ApacheBench (a C client: far less CPU per request than this Python one), keep-alive,
+    ``concurrency`` in flight: (requests/s, requests answered). Any failure aborts."""
+    assert AB is not None
+    command = [AB, "-q", "-k", "-c", str(concurrency)]
+    command += ["-t", str(max(1, round(seconds))), "-n", str(requests)]  # -n after -t
+    for name, value in headers.items():
+        if name.lower() != "content-type":
+            command += ["-H", f"{name}: {value}"]
+    if body is not None:
+        body_file = tmp / "ab-body.json"
+        body_file.write_bytes(body)
+        command += ["-u" if method == "PUT" else "-p", str(body_file), "-T", "application/json"]
+    command.append(url)
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), seconds + 60)
+    text = out.decode(errors="replace")
+
+    def figure(label: str) -> str | None:
+        found = re.search(rf"^{label}:\s+([0-9.]+)", text, re.M)
+        return found.group(1) if found else None
+
+    complete, failed = figure("Complete requests"), figure("Failed requests")
+    rate, non_2xx = figure("Requests per second"), figure("Non-2xx responses")
+    if process.returncode != 0 or complete is None or rate is None:
+        raise BenchError(f"ab {url}: exit {process.returncode}: {err.decode()[-300:]}{text[-300:]}")
+    if failed != "0" or non_2xx not in (None, "0"):
+        raise BenchError(f"ab {url}: {failed} failed, {non_2xx} non-2xx of {complete}")
+    return float(rate), int(complete)
+
+
+class Pids:
+    """CPU seconds of the gateway, the platforms and the load generator (this process
+    and its finished children: ``ab``)."""
+
+    def __init__(self, gateway: int, platforms: int) -> None:
+        self.gateway, self.platforms = gateway, platforms
+
+    def cpu(self) -> tuple[float, float, float]:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+        return proc_cpu_seconds(self.gateway), proc_cpu_seconds(self.platforms), load
+
+    def per_request(
+        self, before: tuple[float, float, float], requests: int
+    ) -> tuple[float, float, float]:
+        """µs of CPU per request since ``before``: gateway, platforms, load generator."""
+        after = self.cpu()
+        n = max(requests, 1)
+        return (
+            (after[0] - before[0]) / n * 1e6,
+            (after[1] - before[1]) / n * 1e6,
+            (after[2] - before[2]) / n * 1e6,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    case: str
+    path: str  # direct | hub
+    client: str  # python | ab
+    concurrency: int
+    rate: float
+    requests: int
+    p50: float  # ms (NaN from ab: whole milliseconds only)
+    p99: float
+    gateway_us: float
+    platforms_us: float
+    load_us: float
+
+    def print(self) -> None:
+        case = self.case if self.client == "python" else f"{self.case} (ab)"
+        latency = (
+            f"{self.p50:>7.3f} {self.p99:>7.3f}" if not math.isnan(self.p50) else f"{'':>7} {'':>7}"
+        )
+        print(
+            f"{case:24} {self.concurrency:>4} {self.path:6} {self.rate:>7.0f} {latency}"
+            f" {self.requests:>6} {self.gateway_us:>6.0f} {self.platforms_us:>7.0f}"
+            f" {self.load_us:>7.0f}"
+        )
+
+
+def summary(results: list[Measured], args: argparse.Namespace) -> None:
+    """The issue's three figures, each beside the direct baseline of this run."""
+
+    def find(case: str, path: str, client: str, concurrency: int) -> Measured | None:
+        for m in results:
+            if (m.case, m.path, m.client, m.concurrency) == (case, path, client, concurrency):
+                return m
+        return None
+
+    print()
+    print("summary: through the hub against direct (the same requests straight to the")
+    print("receiving platform, this run); ratio = hub / direct")
+    for case in dict.fromkeys(m.case for m in results):
+        print(f"  {case}:")
+        for client, concurrency in (("python", 1), ("ab", args.ab_concurrency), ("python", 16)):
+            hub = find(case, "hub", client, concurrency)
+            direct = find(case, "direct", client, concurrency)
+            if hub is None or direct is None:
+                continue
+            how = f"{concurrency} in flight, {client}"
+            print(
+                f"    CPU per request ({how}): gateway {hub.gateway_us / 1000:.3f} ms per"
+                f" forward (target <= 0.2); the receiving platform {direct.platforms_us / 1000:.3f}"
+                f" ms per direct request (ratio {hub.gateway_us / direct.platforms_us:.2f})"
+            )
+        for client in ("ab", "python"):
+            hub = find(case, "hub", client, 16)
+            direct = find(case, "direct", client, 16)
+            if hub is not None and direct is not None:
+                print(
+                    f"    req/s at 16 in flight ({client}): hub {hub.rate:,.0f} (target >= 5,000),"
+                    f" direct {direct.rate:,.0f} (ratio {hub.rate / direct.rate:.2f})"
+                )
+                break
+        hub, direct = find(case, "hub", "python", 1), find(case, "direct", "python", 1)
+        if hub is not None and direct is not None:
+            print(
+                f"    p50 at 1 in flight: hub {hub.p50:.3f} ms, direct {direct.p50:.3f} ms"
+                f" (ratio {hub.p50 / direct.p50:.2f}): added {hub.p50 - direct.p50:.3f} ms"
+                " (target <= 0.3)"
+            )
+
+
+def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` (raw collapsed stacks) until :func:`stop_py_spy`."""
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "500",
+            "--format",
+            "raw",
+            "--output",
+            output,
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)  # attached
+    return spy
+
+
+def stop_py_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is None:
+        return
+    spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait(timeout=10)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -536,7 +715,12 @@ async def check(
 
 
 async def bench(
-    gateway: Gateway, platforms: dict[str, str], tokens: dict[str, str], args: argparse.Namespace
+    gateway: Gateway,
+    platforms: dict[str, str],
+    tokens: dict[str, str],
+    args: argparse.Namespace,
+    platforms_pid: int,
+    tmp: Path,
 ) -> None:
     from ocpi.transport import json_dumps
 
@@ -620,13 +804,14 @@ async def bench(
                 put_via_hub,
             ),
         ]
+        pids = Pids(gateway.pid, platforms_pid)
         print(
-            f"{'case':26} {'conc':>4} {'path':7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'n':>6}"
+            f"{'case':24} {'conc':>4} {'path':6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
+            f" {'n':>6} {'gw us':>6} {'plat us':>7} {'load us':>7}"
         )
+        results: list[Measured] = []
         for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
             for concurrency in args.concurrency:
-                figures: dict[str, tuple[float, float, float]] = {}
-                cpu_per_request = 0.0
                 for label, items, headers in (
                     ("direct", direct_items, direct_headers),
                     ("hub", hub_items, hub_headers),
@@ -641,7 +826,10 @@ async def bench(
                         requests=200,
                         concurrency=concurrency,
                     )
-                    cpu0 = proc_cpu_seconds(gateway.pid)
+                    spy = None
+                    if args.py_spy and label == "hub" and concurrency == args.concurrency[-1]:
+                        spy = start_py_spy(gateway.pid, f"{args.py_spy}-{method.lower()}.txt")
+                    before = pids.cpu()
                     elapsed, lat = await run(
                         session,
                         method,
@@ -651,20 +839,46 @@ async def bench(
                         requests=args.requests,
                         concurrency=concurrency,
                     )
-                    cpu = proc_cpu_seconds(gateway.pid) - cpu0
-                    if label == "hub":
-                        cpu_per_request = cpu / len(lat) * 1e6
-                    figures[label] = (len(lat) / elapsed, pct(lat, 0.5), pct(lat, 0.99))
-                    rate, p50, p99 = figures[label]
-                    print(
-                        f"{name:26} {concurrency:>4} {label:7} {rate:>8.0f} {p50:>8.3f} {p99:>8.3f} {len(lat):>6}"
-                    )
-                added50 = figures["hub"][1] - figures["direct"][1]
-                added99 = figures["hub"][2] - figures["direct"][2]
+                    measured = Measured(
+                        name, label, "python", concurrency, len(lat) / elapsed, len(lat),
+                        pct(lat, 0.5), pct(lat, 0.99), *pids.per_request(before, len(lat)),
+                    )  # fmt: skip
+                    stop_py_spy(spy)
+                    results.append(measured)
+                    measured.print()
+                straight, through = results[-2], results[-1]
                 print(
-                    f"{'':26} {'':>4} added:  p50 {added50:+.3f} ms, p99 {added99:+.3f} ms;"
-                    f" gateway CPU {cpu_per_request:.0f} us per forwarded request"
+                    f"{'':24} {'':>4} added: p50 {through.p50 - straight.p50:+.3f} ms,"
+                    f" p99 {through.p99 - straight.p99:+.3f} ms;"
+                    f" req/s {through.rate / straight.rate:.2f} of direct;"
+                    f" gateway CPU {through.gateway_us:.0f} us per forwarded request"
                 )
+        if args.ab_concurrency and AB is None:
+            print("ab (apache2-utils) not found: no figures from a C client")
+        elif args.ab_concurrency:
+            for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
+                for label, items, headers in (
+                    ("direct", direct_items, direct_headers),
+                    ("hub", hub_items, hub_headers),
+                ):
+                    url, body = items[0]
+                    gateway.check()
+                    await run_ab(
+                        method, url, headers, body, seconds=1, requests=500,
+                        concurrency=args.ab_concurrency, tmp=tmp,
+                    )  # fmt: skip
+                    before = pids.cpu()
+                    rate, done = await run_ab(
+                        method, url, headers, body, seconds=args.seconds, requests=10**7,
+                        concurrency=args.ab_concurrency, tmp=tmp,
+                    )  # fmt: skip
+                    measured = Measured(
+                        name, label, "ab", args.ab_concurrency, rate, done, math.nan, math.nan,
+                        *pids.per_request(before, done),
+                    )  # fmt: skip
+                    results.append(measured)
+                    measured.print()
+        summary(results, args)
 
 
 def report_log(gateway: Gateway) -> None:
@@ -688,6 +902,18 @@ def main() -> int:
     parser.add_argument("--redis", action="store_true", help="the gateway on Redis storage")
     parser.add_argument(
         "--redis-url", default="redis://127.0.0.1:6379/14", help="with --redis (db 14)"
+    )
+    parser.add_argument(
+        "--ab-concurrency",
+        type=int,
+        default=16,
+        help="requests in flight for the ab (ApacheBench) runs; 0: none",
+    )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="profile the gateway (py-spy raw stacks, PREFIX-get.txt and PREFIX-put.txt)"
+        " during the hub runs at the last --concurrency level",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()
@@ -724,7 +950,8 @@ def main() -> int:
         ours = (gateway.pid, platforms.pid, os.getpid())
         began, busy0 = time.monotonic(), machine_busy_seconds()
         cpu0 = sum(proc_cpu_seconds(pid) for pid in ours if pid is not None)
-        run_loop(bench(gateway, urls, tokens, args))
+        assert platforms.pid is not None
+        run_loop(bench(gateway, urls, tokens, args, platforms.pid, tmp))
         gateway.check()
         cpu = sum(proc_cpu_seconds(pid) for pid in ours if pid is not None) - cpu0
         other = machine_busy_seconds() - busy0 - cpu
