@@ -105,6 +105,7 @@ from ocpi.hub.translate import (
     write,
 )
 from ocpi.server import (
+    STATUS_CODE_KEY,
     OcpiRequestContext,
     Operation,
     ocpi_context,
@@ -281,6 +282,8 @@ class Hub:
         # Called with the module and the HTTP status of each request routed (None: no
         # answer); the app's metrics count hub forwards by outcome.
         self.on_forward: Callable[[str, int | None], None] | None = None
+        # The hub's URL of each interface, by (version, module, interface).
+        self._hub_bases: dict[tuple[str, str, InterfaceRole], str] = {}
 
     # -- life cycle --------------------------------------------------------------
 
@@ -712,13 +715,14 @@ class Hub:
         version: str = V221,
     ) -> web.StreamResponse:
         body: bytes | None = raw or None
-        query: MultiDict[str] = MultiDict(request.query)
+        query: Mapping[str, str] = request.query
         if (
             isinstance(target, Forward)
             and module in _ASYNC_RESULT_MODULES
             and interface is InterfaceRole.RECEIVER
         ):
             # The CPO posts the result to the hub, which knows where the sender wants it.
+            query = MultiDict(request.query)
             proxy = self._proxy(module, version)
             parties = {"requester": target.sender, "receiver": target.target}
             if request.method.upper() in ("POST", "PUT"):
@@ -907,9 +911,16 @@ class Hub:
         return V221 if isinstance(target, Local) else self.platform_version(target.platform_id)
 
     def _hub_base(self, version: str, module: str, interface: InterfaceRole) -> str:
-        if version == V221:
-            return self.config.endpoint(module, interface)
-        return self.config.versioned_endpoint(version, module, interface)
+        key = (version, module, interface)
+        base = self._hub_bases.get(key)
+        if base is None:
+            if version == V221:
+                base = self.config.endpoint(module, interface)
+            else:
+                base = self.config.versioned_endpoint(version, module, interface)
+            if len(self._hub_bases) < 1024:  # the versions, modules and interfaces
+                self._hub_bases[key] = base
+        return base
 
     def _proxy(self, module: str, version: str) -> ResponseUrlProxy:
         """The response_url proxy whose URLs are in ``version`` (the CPO's)."""
@@ -1706,7 +1717,12 @@ def _succeeded(response: ForwardedResponse) -> bool:
 
 
 def _web_response(response: ForwardedResponse) -> web.Response:
-    return web.Response(status=response.status, body=response.body, headers=response.headers)
+    answer = web.Response(status=response.status, body=response.body, headers=response.headers)
+    if response.status_code is not None:
+        # Known from the forwarder's check of the envelope: the trail need not parse
+        # the body again for it.
+        answer[STATUS_CODE_KEY] = response.status_code
+    return answer
 
 
 HUB = web.AppKey("hub", Hub)

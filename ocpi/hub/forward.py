@@ -38,8 +38,10 @@ import asyncio
 import base64
 import binascii
 import json
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
@@ -58,7 +60,6 @@ from ocpi.transport import (
     InvalidParametersError,
     PartyId,
     encode_authorization,
-    new_request_id,
     redirect_target,
     routing_headers,
 )
@@ -72,6 +73,8 @@ __all__ = [
     "LocalRequest",
     "TokenLookup",
     "VersionLookup",
+    "envelope_status",
+    "fresh_request_id",
     "hub_link",
     "is_envelope",
     "receiver_url",
@@ -99,6 +102,9 @@ class ForwardedResponse:
     status: int
     headers: CIMultiDict[str]
     body: bytes
+    status_code: int | None = None
+    """The OCPI ``status_code`` of ``body`` when the forwarder read it (checking the
+    envelope); None when not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,20 @@ class LocalRequest:
 LocalHandler = Callable[[LocalRequest], Awaitable[ForwardedResponse]]
 
 
+def fresh_request_id() -> str:
+    """A fresh UUID4 for X-Request-ID, as :func:`ocpi.transport.new_request_id` gives
+    (16 random bytes, the version and variant bits set as RFC 4122 says) without
+    building a :class:`uuid.UUID` on the way."""
+    n = int.from_bytes(os.urandom(16), "big")
+    n = (n & _UUID4_CLEAR) | _UUID4_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 # ----------------------------------------------------------------- link rewrite
 
 
@@ -135,11 +155,18 @@ def _under(url: URL, base: URL) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _url(text: str) -> URL:
+    """``URL(text)``, parsed once per text: a platform's endpoint and the hub's own
+    interface URLs are the same few strings request after request (URLs are immutable)."""
+    return URL(text)
+
+
 def hub_link(link: str, *, receiver_base: str | URL, hub_base: str | URL) -> str:
     """The hub's URL for a receiver's link (module doc)."""
     target = URL(link)
-    receiver = URL(str(receiver_base))
-    hub = URL(str(hub_base))
+    receiver = _url(str(receiver_base))
+    hub = _url(str(hub_base))
     rest = _under(target, receiver) if target.is_absolute() else None
     if rest is None:
         encoded = base64.urlsafe_b64encode(link.encode("utf-8")).decode("ascii").rstrip("=")
@@ -152,8 +179,8 @@ def receiver_url(endpoint: str | URL, path: tuple[str, ...] = (), query: QueryLi
     """The receiver's URL for a request to the hub: ``endpoint`` + ``path`` + ``query``,
     or the receiver link carried in ``ocpi_hub_link`` (checked to be on the endpoint's
     origin; :class:`InvalidParametersError` otherwise)."""
-    base = URL(str(endpoint))
-    carried = query.get(HUB_LINK_PARAM) if query is not None else None
+    base = _url(str(endpoint))
+    carried = query.get(HUB_LINK_PARAM) if query else None
     if carried is not None:
         try:
             raw = base64.urlsafe_b64decode(carried + "=" * (-len(carried) % 4)).decode("utf-8")
@@ -163,9 +190,7 @@ def receiver_url(endpoint: str | URL, path: tuple[str, ...] = (), query: QueryLi
         if not link.is_absolute() or link.origin() != base.origin():
             raise InvalidParametersError(f"{HUB_LINK_PARAM}: not a link of this receiver")
         return link
-    url = base
-    for segment in path:
-        url = url / segment
+    url = base.joinpath(*path) if path else base  # as base / path[0] / path[1] ...
     if query:
         url = url.with_query(query)
     return url
@@ -195,17 +220,23 @@ def rewrite_links(values: list[str], *, receiver_base: str | URL, hub_base: str 
 # --------------------------------------------------------------------- envelope
 
 
-def is_envelope(body: bytes) -> bool:
-    """Whether ``body`` is an OCPI response: a JSON object with an integer status_code."""
+def envelope_status(body: bytes) -> int | None:
+    """The ``status_code`` of an OCPI response (a JSON object with an integer
+    status_code), None when ``body`` is not one."""
     stripped = body.lstrip()
     if not stripped.startswith(b"{"):
-        return False
+        return None
     try:
         parsed = json.loads(body)
     except ValueError:
-        return False
+        return None
     code = parsed.get("status_code") if isinstance(parsed, dict) else None
-    return isinstance(code, int) and not isinstance(code, bool)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def is_envelope(body: bytes) -> bool:
+    """Whether ``body`` is an OCPI response: a JSON object with an integer status_code."""
+    return envelope_status(body) is not None
 
 
 def _excerpt(body: bytes, limit: int = 200) -> str:
@@ -236,7 +267,7 @@ class Forwarder:
         local: LocalHandler | None = None,
         timeout: float = 30.0,
         encode_token: bool = True,
-        request_id_factory: Callable[[], str] = new_request_id,
+        request_id_factory: Callable[[], str] = fresh_request_id,
         max_response_bytes: int = 64 * 1024 * 1024,
         max_redirects: int = 3,
         versions: VersionLookup | None = None,
@@ -250,6 +281,10 @@ class Forwarder:
         self._encode_token = encode_token
         self._new_id = request_id_factory
         self.max_response_bytes = max_response_bytes
+        self._authorizations: dict[tuple[str, bool], str] = {}
+        self._fixed: dict[
+            tuple[bool, PartyId | None, PartyId | None, str | None], dict[str, str]
+        ] = {}
 
     async def send(
         self,
@@ -340,66 +375,113 @@ class Forwarder:
         if token is None:
             raise HubConnectionProblemError(f"no credentials to call platform {platform_id}")
         v211 = self._versions is not None and self._versions(platform_id) == "2.1.1"
+        method = method.upper()
         headers = {
-            "Authorization": encode_authorization(
-                token, base64_encode=self._encode_token and not v211
-            ),
+            "Authorization": self._authorization(token, self._encode_token and not v211),
             REQUEST_ID_HEADER: self._new_id(),
             CORRELATION_ID_HEADER: correlation_id,
-            "Accept": "application/json",
         }
-        if not v211:
-            headers.update(routing_headers(from_party=from_party, to_party=to_party))
-        if body is not None and content_type:
-            headers["Content-Type"] = content_type
+        headers.update(
+            self._fixed_headers(
+                v211, from_party, to_party, content_type if body is not None else None
+            )
+        )
         limit = request_timeout if request_timeout is not None else self.timeout
         target = url if isinstance(url, URL) else URL(url)
-        where = f"{method.upper()} {target}"
         try:
+            # The one deadline for the whole exchange, redirects included: no timer of
+            # aiohttp's own per request (_NO_CLIENT_TIMEOUT).
             async with asyncio.timeout(limit):
                 hops = 0
                 while True:
                     async with self._session.request(
-                        method.upper(),
+                        method,
                         target,
                         data=body,
                         headers=headers,
                         allow_redirects=False,
-                        timeout=aiohttp.ClientTimeout(total=limit),
+                        timeout=_NO_CLIENT_TIMEOUT,
                     ) as response:
-                        raw = await self._read(response, where)
+                        raw = await self._read(response, method, target)
                         status = response.status
                         received = response.headers
                     moved = redirect_target(target, status, received, hops, self.max_redirects)
                     if moved is None:
                         break
-                    target, where, hops = moved, f"{method.upper()} {moved}", hops + 1
+                    target, hops = moved, hops + 1
         except TimeoutError:
             raise HubTimeoutError(
-                f"the receiver did not answer within {limit:g} s ({where})"
+                f"the receiver did not answer within {limit:g} s ({method} {target})"
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise HubConnectionProblemError(
-                f"cannot reach the receiver ({where}): {type(exc).__name__}: {exc}"
+                f"cannot reach the receiver ({method} {target}): {type(exc).__name__}: {exc}"
             ) from None
-        if not is_envelope(raw):
+        code = envelope_status(raw)
+        if code is None:
             raise HubError(
                 f"the receiver answered HTTP {status} without an OCPI response "
-                f"({where}): {_excerpt(raw)!r}"
+                f"({method} {target}): {_excerpt(raw)!r}"
             )
-        return ForwardedResponse(status, _passed_headers(received), raw)
+        return ForwardedResponse(status, _passed_headers(received), raw, code)
 
-    async def _read(self, response: aiohttp.ClientResponse, where: str) -> bytes:
+    def _authorization(self, token: str, base64_encode: bool) -> str:
+        """The ``Authorization`` value for ``token``, encoded once per token."""
+        key = (token, base64_encode)
+        value = self._authorizations.get(key)
+        if value is None:
+            if len(self._authorizations) >= _HEADER_CACHE_SIZE:
+                self._authorizations.clear()
+            value = encode_authorization(token, base64_encode=base64_encode)
+            self._authorizations[key] = value
+        return value
+
+    def _fixed_headers(
+        self,
+        v211: bool,
+        from_party: PartyId | None,
+        to_party: PartyId | None,
+        content_type: str | None,
+    ) -> dict[str, str]:
+        """The headers a request shares with every other between the same parties:
+        ``Accept``, the routing headers (none to a 2.1.1 platform) and ``Content-Type``
+        (``content_type``: None without a body), built once per combination."""
+        key = (v211, from_party, to_party, content_type)
+        fixed = self._fixed.get(key)
+        if fixed is None:
+            if len(self._fixed) >= _HEADER_CACHE_SIZE:
+                self._fixed.clear()
+            fixed = {"Accept": "application/json"}
+            if not v211:
+                fixed.update(routing_headers(from_party=from_party, to_party=to_party))
+            if content_type:
+                fixed["Content-Type"] = content_type
+            self._fixed[key] = fixed
+        return fixed
+
+    async def _read(self, response: aiohttp.ClientResponse, method: str, target: URL) -> bytes:
+        length = response.content_length
+        if length is not None and length <= self.max_response_bytes:
+            # Announced and within the bound: the parser stops at that length.
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(65536):
             size += len(chunk)
             if size > self.max_response_bytes:
                 raise HubError(
-                    f"the receiver's answer exceeds {self.max_response_bytes} bytes ({where})"
+                    f"the receiver's answer exceeds {self.max_response_bytes} bytes"
+                    f" ({method} {target})"
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+_NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout()
+"""No timer of aiohttp's per request: the forwarder bounds each exchange itself."""
+
+_HEADER_CACHE_SIZE = 4096
+"""Entries kept of the per-token and per-party-pair headers before they are built anew."""
 
 
 def _passed_headers(received: CIMultiDictProxy[str]) -> CIMultiDict[str]:
