@@ -162,6 +162,7 @@ class SessionService:
         *,
         patch_every: timedelta = PATCH_EVERY,
         pending_expiry: timedelta = REMOTE_START_WINDOW,
+        pricer: billing.TariffPricer | None = None,
     ) -> None:
         self._store = store
         self._directory = directory
@@ -171,6 +172,8 @@ class SessionService:
         self._notify = notify
         self._patch_every = patch_every
         self._pending_expiry = pending_expiry
+        # Compiled tariffs, kept for the cost updates, PATCHes and CDRs that price with them.
+        self._pricer = billing.TariffPricer() if pricer is None else pricer
         # One lock per *session id*: the live events, the start-up resync, the retries and
         # the START_SESSION hooks of one session all take it, and each decides from what
         # is stored once it holds it.
@@ -547,7 +550,7 @@ class SessionService:
         periods = billing.charging_periods(billing.segments(tx, readings, end))
         currency = str(tariff["currency"])
         try:
-            priced = billing.price(
+            priced = self._pricer.price(
                 tariff,
                 periods,
                 start=tx.started_at,
@@ -633,7 +636,7 @@ class SessionService:
             # The running cost so far, priced like the CDR will be (mod_sessions total_cost).
             currency = str(tariff["currency"])
             try:
-                priced = billing.price(
+                priced = self._pricer.price(
                     tariff,
                     periods,
                     start=tx.started_at,
@@ -701,7 +704,7 @@ class SessionService:
         totals: dict[str, Any]
         remark = None
         if tariff is not None:
-            result = billing.price(
+            result = self._pricer.price(
                 tariff,
                 periods,
                 start=tx.started_at,
