@@ -65,6 +65,7 @@ from ocpi.tariffs.model import (
     Cdr,
     CdrDimensionType,
     ChargingPeriod,
+    DayOfWeek,
     Price,
     PriceComponent,
     ReservationRestriction,
@@ -173,9 +174,17 @@ class _Check:
         "tod_wrap",
     )
 
-    def __init__(self, r: TariffRestrictions) -> None:
-        start_date, end_date, days = r.start_date, r.end_date, r.day_of_week
-        start_time, end_time = r.start_time, r.end_time
+    def __init__(
+        self,
+        start_time: time | None,
+        end_time: time | None,
+        start_date: date | None,
+        end_date: date | None,
+        days: frozenset[DayOfWeek],
+        r: TariffRestrictions,
+        pure_local: bool,
+    ) -> None:
+        # (The restrictions' fields come read already: _compile_restrictions has them.)
         self.day_from = None if start_date is None else start_date.toordinal() - _EPOCH_ORDINAL
         self.day_to = None if end_date is None else end_date.toordinal() - _EPOCH_ORDINAL
         mask = 0
@@ -198,32 +207,32 @@ class _Check:
         self.local = (
             start_date is not None or end_date is not None or mask != 0x7F or tod_start is not None
         )
-        min_kwh, max_kwh = self.min_kwh, self.max_kwh = r.min_kwh, r.max_kwh
-        min_current, max_current = self.min_current, self.max_current = (
-            r.min_current,
-            r.max_current,
-        )
-        min_power, max_power = self.min_power, self.max_power = r.min_power, r.max_power
+        # Whether only the local date and time of day decide this check.
+        self.pure_local = pure_local
+        if pure_local:  # (most restrictions: times of day, dates, days of the week)
+            self.min_kwh = self.max_kwh = self.min_current = self.max_current = None
+            self.min_power = self.max_power = self.min_dur = self.max_dur = None
+            return
+        self.min_kwh, self.max_kwh = r.min_kwh, r.max_kwh
+        self.min_current, self.max_current = r.min_current, r.max_current
+        self.min_power, self.max_power = r.min_power, r.max_power
         min_duration, max_duration = r.min_duration, r.max_duration
         self.min_dur = None if min_duration is None else min_duration * US
         self.max_dur = None if max_duration is None else max_duration * US
-        # Whether only the local date and time of day decide this check.
-        self.pure_local = (
-            min_kwh is None
-            and max_kwh is None
-            and min_current is None
-            and max_current is None
-            and min_power is None
-            and max_power is None
-            and min_duration is None
-            and max_duration is None
-        )
 
     def is_trivial(self) -> bool:
         return not self.local and self.pure_local
 
 
+# Microseconds after midnight of each whole minute's time of day (what OCPI's HH:MM gives).
+_TOD_US = {time(h, m): h * HOUR_US + m * MINUTE_US for h in range(24) for m in range(60)}
+
+
 def _tod_us(t: time) -> int:
+    if type(t) is time and t.tzinfo is None:
+        known = _TOD_US.get(t)
+        if known is not None:
+            return known
     return t.hour * HOUR_US + t.minute * MINUTE_US + t.second * US + t.microsecond
 
 
@@ -263,9 +272,46 @@ class _Rules:
 
     def __init__(self, candidates: tuple[tuple[_Candidate, ...], ...]) -> None:
         self.candidates = candidates
-        checks = [c.check for cands in candidates for c in cands if c.check is not None]
-        if not checks:  # no restrictions at all (or no candidates): nothing to remember
-            self.memo = {}
+        self.memo = {}
+        # One pass over the checks: the instants a period must be cut at, and what the
+        # pieces must be evaluated with.
+        memo_ok = []
+        tods = {0}  # local midnight: the date and the day of the week change
+        durations: set[int] = set()
+        kwh: set[Decimal] = set()
+        any_check = needs_local = uses_current = uses_power = False
+        for cands in candidates:
+            # Where every candidate of a dimension depends on the local date and time of
+            # day only, the choice is the same for all pieces in one local day and one
+            # interval between the tariff's times of day: remember it (for tariffs with an
+            # element per hour, this replaces a scan of dozens of elements per piece).
+            checked = mixed = False  # mixed: a check not on local date and time only
+            for c in cands:
+                chk = c.check
+                if chk is None:
+                    continue
+                checked = True
+                if chk.local:
+                    needs_local = True
+                    if chk.tod_start is not None:
+                        tods.add(chk.tod_start)
+                        tods.add(chk.tod_end % DAY_US)
+                if chk.pure_local:
+                    continue
+                mixed = True
+                for d in (chk.min_dur, chk.max_dur):
+                    if d is not None:
+                        durations.add(d)
+                for k in (chk.min_kwh, chk.max_kwh):
+                    if k is not None:
+                        kwh.add(k)
+                if chk.min_current is not None or chk.max_current is not None:
+                    uses_current = True
+                if chk.min_power is not None or chk.max_power is not None:
+                    uses_power = True
+            memo_ok.append(checked and not mixed)
+            any_check = any_check or checked
+        if not any_check:  # no restrictions at all (or no candidates): nothing to remember
             self.memo_ok = (False,) * len(candidates)
             self.needs_local = False
             self.times_of_day = []
@@ -273,36 +319,13 @@ class _Rules:
             self.kwh = ()
             self.uses_current = self.uses_power = False
             return
-        # Where every candidate of a dimension depends on the local date and time of day
-        # only, the choice is the same for all pieces in one local day and one interval
-        # between the tariff's times of day: remember it (for tariffs with an element
-        # per hour, this replaces a scan of dozens of elements per piece).
-        self.memo = {}
-        self.memo_ok = tuple(
-            bool(cands)
-            and any(c.check is not None for c in cands)
-            and all(c.check is None or c.check.pure_local for c in cands)
-            for cands in candidates
-        )
-        tods = {0}  # local midnight: the date and the day of the week change
-        for chk in checks:
-            if chk.tod_start is not None:
-                tods.add(chk.tod_start)
-                tods.add(chk.tod_end % DAY_US)
-        self.needs_local = any(chk.local for chk in checks)
-        self.times_of_day = sorted(tods) if self.needs_local else []
-        self.durations = tuple(
-            sorted({d for chk in checks for d in (chk.min_dur, chk.max_dur) if d is not None})
-        )
-        self.kwh = tuple(
-            sorted({k for chk in checks for k in (chk.min_kwh, chk.max_kwh) if k is not None})
-        )
-        self.uses_current = any(
-            chk.min_current is not None or chk.max_current is not None for chk in checks
-        )
-        self.uses_power = any(
-            chk.min_power is not None or chk.max_power is not None for chk in checks
-        )
+        self.memo_ok = tuple(memo_ok)
+        self.needs_local = needs_local
+        self.times_of_day = sorted(tods) if needs_local else []
+        self.durations = tuple(sorted(durations))
+        self.kwh = tuple(sorted(kwh))
+        self.uses_current = uses_current
+        self.uses_power = uses_power
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,6 +534,15 @@ _RANGES = (
 
 
 def _compile_restrictions(r: TariffRestrictions, ei: int, warnings: list[str]) -> _Check | None:
+    """The restrictions' semantic checks (errors naming the field), their warnings, and
+    their :class:`_Check`; None when they restrict nothing."""
+    start_time, end_time, start_date, end_date, days = (
+        r.start_time,
+        r.end_time,
+        r.start_date,
+        r.end_date,
+        r.day_of_week,
+    )
     amounts = (
         r.min_kwh is not None
         or r.max_kwh is not None
@@ -519,12 +551,20 @@ def _compile_restrictions(r: TariffRestrictions, ei: int, warnings: list[str]) -
         or r.min_power is not None
         or r.max_power is not None
     )
+    durations = r.min_duration is not None or r.max_duration is not None
+    if not amounts and not durations:
+        if start_time is None and end_time is None and start_date is None and end_date is None:
+            if not days:
+                return None  # restrictions that restrict nothing
+        elif start_date is not None and end_date is not None and start_date >= end_date:
+            _warn_range(warnings, ei, "start_date", start_date, "end_date", end_date)
+        check = _Check(start_time, end_time, start_date, end_date, days, r, True)
+        return check if check.local else None
     if amounts:
         for name in _AMOUNTS:
             value = getattr(r, name)
             if value is not None and not _plausible(value):
                 _non_negative(value, f"elements[{ei}].restrictions.{name}", InvalidTariffError)
-    durations = r.min_duration is not None or r.max_duration is not None
     if durations:
         for name in ("min_duration", "max_duration"):
             value = getattr(r, name)
@@ -535,18 +575,20 @@ def _compile_restrictions(r: TariffRestrictions, ei: int, warnings: list[str]) -
                 raise InvalidTariffError(
                     f"{rpath}.{name}", f"must be between 0 and {_LIMIT:,} seconds, got {value}"
                 )
+    for low, high in _RANGES:
+        lo, hi = getattr(r, low), getattr(r, high)
+        if lo is not None and hi is not None and lo >= hi:
+            _warn_range(warnings, ei, low, lo, high, hi)
+    return _Check(start_time, end_time, start_date, end_date, days, r, False)
+
+
+def _warn_range(warnings: list[str], ei: int, low: str, lo: object, high: str, hi: object) -> None:
     # A range that holds nowhere is legal JSON but cannot be what the CPO meant; say so in
     # every result rather than refuse the tariff (it may come from another party).
-    if amounts or durations or (r.start_date is not None and r.end_date is not None):
-        for low, high in _RANGES:
-            lo, hi = getattr(r, low), getattr(r, high)
-            if lo is not None and hi is not None and lo >= hi:
-                warnings.append(
-                    f"tariff elements[{ei}].restrictions: {low} {lo} is not below {high} {hi}, "
-                    "so this element never applies"
-                )
-    check = _Check(r)
-    return None if not check.local and check.pure_local else check
+    warnings.append(
+        f"tariff elements[{ei}].restrictions: {low} {lo} is not below {high} {hi}, "
+        "so this element never applies"
+    )
 
 
 def _plausible(value: object) -> bool:
