@@ -257,6 +257,7 @@ class _Rules:
         "memo",
         "memo_ok",
         "needs_local",
+        "plain",
         "times_of_day",
         "uses_current",
         "uses_power",
@@ -264,6 +265,7 @@ class _Rules:
     memo: dict[tuple[int, int, int], _Candidate | None]
     memo_ok: tuple[bool, ...]
     needs_local: bool
+    plain: bool
     times_of_day: list[int]
     durations: tuple[int, ...]
     kwh: tuple[Decimal, ...]
@@ -311,7 +313,10 @@ class _Rules:
                     uses_power = True
             memo_ok.append(checked and not mixed)
             any_check = any_check or checked
-        if not any_check:  # no restrictions at all (or no candidates): nothing to remember
+        # No restrictions at all (or no candidates): nothing to remember, no period is ever
+        # cut, and the first candidate of a dimension prices all of it (see _run_plain).
+        self.plain = not any_check
+        if not any_check:
             self.memo_ok = (False,) * len(candidates)
             self.needs_local = False
             self.times_of_day = []
@@ -953,10 +958,68 @@ class _PartPricer:
                 # Reservation elements price the reserved time with their TIME component.
                 self._period(p, _ZERO, _ZERO, p.reservation, _ZERO)
             return
+        if self.rules.plain:
+            self._run_plain(periods)
+            return
         so_far = _ZERO
         for p in periods:
             self._period(p, so_far, p.energy, p.time, p.parking)
             so_far += p.energy
+
+    def _run_plain(self, periods: list[_Period]) -> None:
+        """The session part when no element of it has restrictions (most tariffs): no
+        restriction can change value inside a period, so none is cut (one piece each),
+        and "the first tariff element with a matching price component" (mod_tariffs,
+        Tariff object) of each dimension is simply its first candidate; FLAT is charged
+        once, by the first period. What _period and _piece would record, without them."""
+        flat, energy_c, time_c, parking_c = [c[0] if c else None for c in self.rules.candidates]
+        lines = self.lines
+        excl, incl, billable, last = self.excl, self.incl, self.billable, self.last
+        for p in periods:
+            s, e, index = p.start, p.end, p.index
+            if flat is not None and not self.flat_done:
+                self.flat_done = True
+                price, factor = flat.price, flat.vat_factor
+                excl[_FLAT] += price
+                incl[_FLAT] += price * factor
+                lines.append(
+                    (LineKind.FLAT, _FLAT, _ONE, price, price * factor, index, s, e, flat, "")
+                )
+            for slot, volume, found in (
+                (_ENERGY, p.energy, energy_c),
+                (_TIME, p.time, time_c),
+                (_PARKING, p.parking, parking_c),
+            ):
+                if volume <= 0:
+                    continue
+                if found is None:
+                    lines.append(
+                        (
+                            LineKind.UNPRICED,
+                            slot,
+                            volume,
+                            _ZERO,
+                            _ZERO,
+                            index,
+                            s,
+                            e,
+                            None,
+                            "no element applies: free",
+                        )
+                    )
+                    continue
+                billable[slot] += volume
+                last[slot] = found
+                if slot != _ENERGY:
+                    self.last_time_slot = slot
+                cost = volume * found.price
+                # x * Decimal(1) is x, digits and exponent (x has at most 50 digits already).
+                with_vat = cost if found.vat_factor is _ONE else cost * found.vat_factor
+                excl[slot] += cost
+                incl[slot] += with_vat
+                lines.append(
+                    (LineKind.PRICED, slot, volume, cost, with_vat, index, s, e, found, "")
+                )
 
     def _period(
         self, p: _Period, e0: Decimal, energy: Decimal, hours: Decimal, parking: Decimal
