@@ -1542,16 +1542,19 @@ def _price(
     if tariff.min_price is not None or tariff.max_price is not None:
         excl, incl = _bound(tariff, excl, incl, adjustments)
 
-    exact = CdrTotals(
-        Price(excl, incl),
-        fixed,
-        total_energy,
-        energy_cost,
-        total_time,
-        time_cost,
-        total_parking,
-        parking_cost,
-        reservation_cost,
+    exact = _tuple(  # CdrTotals(...), without the NamedTuple's Python-level __new__
+        CdrTotals,
+        (
+            _tuple(Price, (excl, incl)),
+            fixed,
+            total_energy,
+            energy_cost,
+            total_time,
+            time_cost,
+            total_parking,
+            parking_cost,
+            reservation_cost,
+        ),
     )
     if (session is not None and session.split) or (reservation is not None and reservation.split):
         exact = _cleaned(exact)
