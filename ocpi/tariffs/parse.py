@@ -210,51 +210,73 @@ class _Reader:
 
 def tariff_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1") -> Tariff:
     """Parse an OCPI Tariff object (decoded JSON) of the given version."""
-    _check_version(version)
+    if version not in VERSIONS:
+        _check_version(version)
     r = _Reader(InvalidTariffError)
     data = r.obj(data, "")
-    elements_raw = r.array(r.required(data, "elements", ""), "elements", min_items=1)
+    elements_raw = data.get("elements")
+    if type(elements_raw) is not list or not elements_raw:
+        elements_raw = r.array(r.required(data, "elements", ""), "elements", min_items=1)
     dates: dict[str, date] = {}
     elements = tuple(
-        _element_fast(raw, version, dates) or _element(r, raw, f"elements[{i}]", version)
-        for i, raw in enumerate(elements_raw)
+        [
+            _element_fast(raw, version, dates) or _element(r, raw, f"elements[{i}]", version)
+            for i, raw in enumerate(elements_raw)
+        ]
     )
     tariff_type: str | None = None
     min_price = max_price = None
     start = end = None
     if version == "2.2.1":
-        if data.get("type") is not None:
+        get = data.get
+        if get("type") is not None:
             # TariffType is an open enum in the 2.2.1 OpenAPI schema and does not affect price.
             tariff_type = r.string(data["type"], "type")
-        if data.get("min_price") is not None:
+        if get("min_price") is not None:
             min_price = _price(r, data["min_price"], "min_price")
-        if data.get("max_price") is not None:
+        if get("max_price") is not None:
             max_price = _price(r, data["max_price"], "max_price")
-        if data.get("start_date_time") is not None:
+        if get("start_date_time") is not None:
             start = r.datetime_(data["start_date_time"], "start_date_time")
-        if data.get("end_date_time") is not None:
+        if get("end_date_time") is not None:
             end = r.datetime_(data["end_date_time"], "end_date_time")
-    tariff_id = r.string(r.required(data, "id", ""), "id")
+    tariff_id = data.get("id")
+    if type(tariff_id) is not str:
+        tariff_id = r.string(r.required(data, "id", ""), "id")
     currency = r.currency(r.required(data, "currency", ""), "currency")
-    country_code = _optional_string(r, data, "country_code")
-    party_id = _optional_string(r, data, "party_id")
-    return _build(
-        Tariff,
-        _TARIFF_SET,
-        (
-            tariff_id,
-            currency,
-            elements,
-            country_code,
-            party_id,
-            tariff_type,
-            min_price,
-            max_price,
-            start,
-            end,
-            version,
-        ),
-    )
+    country_code = data.get("country_code")
+    if country_code is not None and type(country_code) is not str:
+        country_code = r.string(country_code, "country_code")
+    party_id = data.get("party_id")
+    if party_id is not None and type(party_id) is not str:
+        party_id = r.string(party_id, "party_id")
+    # Tariff(...), through the slot descriptors (see _setters)
+    tariff = _new(Tariff)
+    (
+        set_id,
+        set_currency,
+        set_elements,
+        set_country_code,
+        set_party_id,
+        set_type,
+        set_min_price,
+        set_max_price,
+        set_start,
+        set_end,
+        set_version,
+    ) = _TARIFF_SET
+    set_id(tariff, tariff_id)
+    set_currency(tariff, currency)
+    set_elements(tariff, elements)
+    set_country_code(tariff, country_code)
+    set_party_id(tariff, party_id)
+    set_type(tariff, tariff_type)
+    set_min_price(tariff, min_price)
+    set_max_price(tariff, max_price)
+    set_start(tariff, start)
+    set_end(tariff, end)
+    set_version(tariff, version)
+    return tariff
 
 
 def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1") -> Cdr:
@@ -265,29 +287,57 @@ def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1
     ``cdr_location`` (2.2.1 CdrLocation has none, but some CPOs add it) or ``location``
     (2.1.1 embeds the full Location, which has one).
     """
-    _check_version(version)
+    if version not in VERSIONS:
+        _check_version(version)
     r = _Reader(InvalidCdrError)
     data = r.obj(data, "")
     start = _datetime_fast(data.get("start_date_time")) or r.datetime_(
         r.required(data, "start_date_time", ""), "start_date_time"
     )
     end = _cdr_end(r, data, version)
-    periods_raw = r.array(r.required(data, "charging_periods", ""), "charging_periods", min_items=1)
+    periods_raw = data.get("charging_periods")
+    if type(periods_raw) is not list or not periods_raw:
+        periods_raw = r.array(
+            r.required(data, "charging_periods", ""), "charging_periods", min_items=1
+        )
     allowed = _CDR_DIMENSIONS[version]
     periods = tuple(
-        _period_fast(raw, allowed) or _period(r, raw, f"charging_periods[{i}]", version)
-        for i, raw in enumerate(periods_raw)
+        [
+            _period_fast(raw, allowed) or _period(r, raw, f"charging_periods[{i}]", version)
+            for i, raw in enumerate(periods_raw)
+        ]
     )
     currency = r.currency(r.required(data, "currency", ""), "currency")
-    cdr_id = _optional_string(r, data, "id")
-    country_code = _optional_string(r, data, "country_code")
-    party_id = _optional_string(r, data, "party_id")
+    get = data.get
+    cdr_id, country_code, party_id = get("id"), get("country_code"), get("party_id")
+    if cdr_id is not None and type(cdr_id) is not str:
+        cdr_id = r.string(cdr_id, "id")
+    if country_code is not None and type(country_code) is not str:
+        country_code = r.string(country_code, "country_code")
+    if party_id is not None and type(party_id) is not str:
+        party_id = r.string(party_id, "party_id")
     time_zone = _time_zone(r, data)
-    return _build(
-        Cdr,
-        _CDR_SET,
-        (start, end, currency, periods, cdr_id, country_code, party_id, time_zone),
-    )
+    # Cdr(...), through the slot descriptors (see _setters)
+    cdr = _new(Cdr)
+    (
+        set_start,
+        set_end,
+        set_currency,
+        set_periods,
+        set_id,
+        set_country_code,
+        set_party_id,
+        set_time_zone,
+    ) = _CDR_SET
+    set_start(cdr, start)
+    set_end(cdr, end)
+    set_currency(cdr, currency)
+    set_periods(cdr, periods)
+    set_id(cdr, cdr_id)
+    set_country_code(cdr, country_code)
+    set_party_id(cdr, party_id)
+    set_time_zone(cdr, time_zone)
+    return cdr
 
 
 # --------------------------------------------------------------------------- fast paths
@@ -318,15 +368,6 @@ def _setters(cls: type, names: str) -> tuple[Any, ...]:
 
 
 _new = object.__new__
-_T = TypeVar("_T")
-
-
-def _build(cls: type[_T], setters: tuple[Any, ...], values: tuple[object, ...]) -> _T:
-    """``cls(*values)`` for a frozen slotted model dataclass, without its __init__."""
-    instance = _new(cls)
-    for setter, value in zip(setters, values, strict=True):
-        setter(instance, value)
-    return instance
 
 
 _TARIFF_FIELDS = (
@@ -720,11 +761,6 @@ def _time_zone(r: _Reader, data: Mapping[str, Any]) -> str | None:
         ) is not None:
             return r.string(location["time_zone"], f"{key}.time_zone")
     return None
-
-
-def _optional_string(r: _Reader, data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return None if value is None else r.string(value, key)
 
 
 def _join(path: str, key: str) -> str:
