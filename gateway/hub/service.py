@@ -284,6 +284,7 @@ class Hub:
         self.on_forward: Callable[[str, int | None], None] | None = None
         # The hub's URL of each interface, by (version, module, interface).
         self._hub_bases: dict[tuple[str, str, InterfaceRole], str] = {}
+        self._router_config: RouterConfig | None = None  # for the rules in force
 
     # -- life cycle --------------------------------------------------------------
 
@@ -395,11 +396,15 @@ class Hub:
                     self.directory.set_status(party.id, status, at)
 
     def router_config(self) -> RouterConfig:
-        return RouterConfig(
-            hub_party=self.config.party,
-            rules=self.rule_book.rules,
-            open_get_list_is_get_all=self.config.open_get_list_is_get_all,
-        )
+        rules = self.rule_book.rules  # immutable: replaced whole when a rule changes
+        config = self._router_config
+        if config is None or config.rules is not rules:
+            config = self._router_config = RouterConfig(
+                hub_party=self.config.party,
+                rules=rules,
+                open_get_list_is_get_all=self.config.open_get_list_is_get_all,
+            )
+        return config
 
     async def _on_partner_change(self, before: Partner | None, after: Partner | None) -> None:
         if not (registered_hub_partner(before) or registered_hub_partner(after)):

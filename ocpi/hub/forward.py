@@ -164,9 +164,16 @@ def _url(text: str) -> URL:
 
 def hub_link(link: str, *, receiver_base: str | URL, hub_base: str | URL) -> str:
     """The hub's URL for a receiver's link (module doc)."""
+    return _hub_link(link, str(receiver_base), str(hub_base))
+
+
+@lru_cache(maxsize=4096)
+def _hub_link(link: str, receiver_base: str, hub_base: str) -> str:
+    # A pure function of its strings, kept for the links seen last: clients page
+    # through the same lists, whose next links repeat.
     target = URL(link)
-    receiver = _url(str(receiver_base))
-    hub = _url(str(hub_base))
+    receiver = _url(receiver_base)
+    hub = _url(hub_base)
     rest = _under(target, receiver) if target.is_absolute() else None
     if rest is None:
         encoded = base64.urlsafe_b64encode(link.encode("utf-8")).decode("ascii").rstrip("=")

@@ -277,9 +277,15 @@ def machine_busy_seconds() -> float:
 
 
 def proc_cpu_seconds(pid: int) -> float:
+    return sum(proc_cpu_split(pid))
+
+
+def proc_cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of ``pid`` in seconds: in the process itself, and in the kernel
+    on its behalf (system calls: socket writes and reads, epoll)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 class Gateway:
@@ -549,22 +555,25 @@ class Pids:
     def __init__(self, gateway: int, platforms: int) -> None:
         self.gateway, self.platforms = gateway, platforms
 
-    def cpu(self) -> tuple[float, float, float]:
+    def cpu(self) -> tuple[float, float, float, float]:
         me = resource.getrusage(resource.RUSAGE_SELF)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-        return proc_cpu_seconds(self.gateway), proc_cpu_seconds(self.platforms), load
+        user, system = proc_cpu_split(self.gateway)
+        return user + system, proc_cpu_seconds(self.platforms), load, system
 
     def per_request(
-        self, before: tuple[float, float, float], requests: int
-    ) -> tuple[float, float, float]:
-        """µs of CPU per request since ``before``: gateway, platforms, load generator."""
+        self, before: tuple[float, float, float, float], requests: int
+    ) -> tuple[float, float, float, float]:
+        """µs of CPU per request since ``before``: gateway, platforms, load generator,
+        and the gateway's share in the kernel (stime, of the first)."""
         after = self.cpu()
         n = max(requests, 1)
         return (
             (after[0] - before[0]) / n * 1e6,
             (after[1] - before[1]) / n * 1e6,
             (after[2] - before[2]) / n * 1e6,
+            (after[3] - before[3]) / n * 1e6,
         )
 
 
@@ -581,6 +590,7 @@ class Measured:
     gateway_us: float
     platforms_us: float
     load_us: float
+    gateway_sys_us: float
 
     def print(self) -> None:
         case = self.case if self.client == "python" else f"{self.case} (ab)"
@@ -588,9 +598,9 @@ class Measured:
             f"{self.p50:>7.3f} {self.p99:>7.3f}" if not math.isnan(self.p50) else f"{'':>7} {'':>7}"
         )
         print(
-            f"{case:24} {self.concurrency:>4} {self.path:6} {self.rate:>7.0f} {latency}"
-            f" {self.requests:>6} {self.gateway_us:>6.0f} {self.platforms_us:>7.0f}"
-            f" {self.load_us:>7.0f}"
+            f"{case:28} {self.concurrency:>4} {self.path:6} {self.rate:>7.0f} {latency}"
+            f" {self.requests:>6} {self.gateway_us:>6.0f} {self.gateway_sys_us:>6.0f}"
+            f" {self.platforms_us:>7.0f} {self.load_us:>7.0f}"
         )
 
 
@@ -806,8 +816,8 @@ async def bench(
         ]
         pids = Pids(gateway.pid, platforms_pid)
         print(
-            f"{'case':24} {'conc':>4} {'path':6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
-            f" {'n':>6} {'gw us':>6} {'plat us':>7} {'load us':>7}"
+            f"{'case':28} {'conc':>4} {'path':6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}"
+            f" {'n':>6} {'gw us':>6} {'gw sys':>6} {'plat us':>7} {'load us':>7}"
         )
         results: list[Measured] = []
         for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
@@ -848,7 +858,7 @@ async def bench(
                     measured.print()
                 straight, through = results[-2], results[-1]
                 print(
-                    f"{'':24} {'':>4} added: p50 {through.p50 - straight.p50:+.3f} ms,"
+                    f"{'':28} {'':>4} added: p50 {through.p50 - straight.p50:+.3f} ms,"
                     f" p99 {through.p99 - straight.p99:+.3f} ms;"
                     f" req/s {through.rate / straight.rate:.2f} of direct;"
                     f" gateway CPU {through.gateway_us:.0f} us per forwarded request"
