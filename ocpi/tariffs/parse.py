@@ -392,6 +392,8 @@ _RESTRICTION_NAMES = (
 assert _RESTRICTION_NAMES.split() == [field.name for field in fields(TariffRestrictions)]
 _RESTRICTION_SET = _setters(TariffRestrictions, _RESTRICTION_NAMES)
 _AMOUNT_KEYS = ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power")
+_AMOUNT_KEYS_SET = frozenset(_AMOUNT_KEYS)
+_NO_AMOUNTS: tuple[Decimal | None, ...] = (None,) * len(_AMOUNT_KEYS)
 _EVERY_DAY: frozenset[DayOfWeek] = frozenset()
 _INVALID = Decimal("NaN")  # a marker: never a parsed value (NaN is refused)
 _DIMENSION_SET = _setters(CdrDimension, "type volume")
@@ -497,14 +499,16 @@ def _restrictions_fast(
         end_date = _date_fast(end_date, dates)
         if end_date is None:
             return None
-    amounts = []
-    for key in _AMOUNT_KEYS:  # min/max kWh, current, power
-        value = get(key)
-        if value is not None:
-            value = _decimal_fast(value)
-            if value is None:
-                return None
-        amounts.append(value)
+    amounts: Sequence[Decimal | None] = _NO_AMOUNTS
+    if not _AMOUNT_KEYS_SET.isdisjoint(data):  # (most restrictions: no kWh, current, power)
+        amounts = found = []
+        for key in _AMOUNT_KEYS:  # min/max kWh, current, power
+            value = get(key)
+            if value is not None:
+                value = _decimal_fast(value)
+                if value is None:
+                    return None
+            found.append(value)
     min_duration = get("min_duration")
     max_duration = get("max_duration")
     if (min_duration is not None and type(min_duration) is not int) or (
