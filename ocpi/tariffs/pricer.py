@@ -683,8 +683,8 @@ def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Peri
     if not period.dimensions:
         raise InvalidCdrError(f"charging_periods[{index}].dimensions", "must not be empty")
     # The kinds seen so far: metered ones are the bits of p.metered; the others are in
-    # ``seen`` (kept only once one appears).
-    seen: set[CdrDimensionType] = set()
+    # ``seen`` (made only once one appears).
+    seen: set[CdrDimensionType] | None = None
     current = power = None
     for di, dim in enumerate(period.dimensions):
         kind, volume = dim.type, dim.volume
@@ -708,12 +708,14 @@ def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Peri
             else:
                 p.reservation = volume
             continue
-        twice = kind in seen or (bit is not None and p.metered & bit)
+        twice = (seen is not None and kind in seen) or (bit is not None and p.metered & bit)
         if twice or not isinstance(kind, CdrDimensionType):
             path = f"charging_periods[{index}].dimensions[{di}].type"
             if twice:
                 raise InvalidCdrError(path, f"{kind.value} appears twice in one period")
             raise InvalidCdrError(path, f"unknown dimension {kind!r}")
+        if seen is None:
+            seen = set()
         seen.add(kind)
         if not isinstance(volume, Decimal) or not volume.is_finite() or abs(volume) > _LIMIT:
             raise InvalidCdrError(
