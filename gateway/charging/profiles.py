@@ -21,6 +21,7 @@ import builtins
 import contextlib
 import enum
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -268,7 +269,9 @@ class OperatorProfiles:
         self._clock = clock
         self._ids = ids
         self._settle = online_settle
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Per charger while someone holds or waits for it: the lock, and how many do
+        # (dropped with the last, not kept for every charger ever seen).
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         # Per charger: the re-send waiting to begin (after the settle time, or the lock).
         self._waiting: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -375,11 +378,20 @@ class OperatorProfiles:
 
     # -- sending ---------------------------------------------------------------
 
-    def _lock(self, charger_id: str) -> asyncio.Lock:
-        lock = self._locks.get(charger_id)
-        if lock is None:
-            lock = self._locks[charger_id] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _lock(self, charger_id: str) -> AsyncIterator[None]:
+        """The charger's lock, held: one change or re-send at a time per charger."""
+        lock, users = self._locks.get(charger_id) or (asyncio.Lock(), 0)
+        self._locks[charger_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[charger_id]
+            if users > 1:
+                self._locks[charger_id] = (lock, users - 1)
+            else:
+                del self._locks[charger_id]
 
     async def _send(self, stored: StoredProfile) -> SendOutcome:
         command = SetChargingProfile(stored.evse_id, stored.profile)

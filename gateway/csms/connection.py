@@ -139,6 +139,8 @@ class _RefusedResult(LibCallError):  # type: ignore[misc]
 class _WsSender:
     """The ``connection`` object the library's ``call()`` sends through."""
 
+    __slots__ = ("_conn", "_ws")
+
     def __init__(self, ws: web.WebSocketResponse, conn: OcppConnection) -> None:
         self._ws = ws
         self._conn = conn
@@ -176,7 +178,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self.id = charger_id
         self._connection = _WsSender(ws, self)
         self._response_timeout = call_timeout
-        self._call_lock = asyncio.Lock()
+        # The library's call() holds it; created by the first call (most chargers get none).
+        self._lock: asyncio.Lock | None = None
         self._unique_id_generator = uuid.uuid4
         self.logger = _OCPP_LOG
         self.route_map = self._routes()
@@ -204,6 +207,13 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             routes = create_route_map(cls)
             cls._route_cache = routes
         return routes  # type: ignore[no-any-return]
+
+    @property
+    def _call_lock(self) -> asyncio.Lock:
+        # Read by the library's call(), which sends one CALL at a time.
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @property
     def _response_queue(self) -> asyncio.Queue[Any]:

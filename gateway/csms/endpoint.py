@@ -69,6 +69,10 @@ def charge_point_id(request: web.Request) -> str:
     return unquote(raw.rstrip("/").rsplit("/", 1)[-1])
 
 
+# The subprotocol answered, one tuple per version (not one per connection).
+_ANSWERED: dict[str | None, tuple[str, ...]] = {name: (name,) for name in SUBPROTOCOLS}
+_ANSWERED[None] = ()
+
 # What ends the receive loop (``async for`` over the WebSocket stops on the same).
 _CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
@@ -85,6 +89,9 @@ class OcppEndpoint:
             per_minute=config.unauthenticated_per_minute,
             max_open=config.unauthenticated_per_address,
         )
+        # aiohttp refuses a message of max_msg_size bytes or more; frames of exactly
+        # max_frame_bytes are allowed (README: only larger frames are closed, 1009).
+        self._max_msg_size = config.max_frame_bytes + 1
 
     def _too_many(self, address: str) -> web.HTTPTooManyRequests:
         log.warning("too many unauthenticated WebSocket upgrades from %r", address)
@@ -187,10 +194,8 @@ class OcppEndpoint:
         # (about 0.3 kB each, 3 MB at 10,000 chargers).
         try:
             ws = web.WebSocketResponse(
-                protocols=(subprotocol,) if subprotocol else (),
-                # aiohttp refuses a message of max_msg_size bytes or more; frames of exactly
-                # max_frame_bytes are allowed (README: only larger frames are closed, 1009).
-                max_msg_size=self.config.max_frame_bytes + 1,
+                protocols=_ANSWERED[subprotocol],
+                max_msg_size=self._max_msg_size,
                 compress=False,
                 autoping=True,
             )
@@ -211,9 +216,8 @@ class OcppEndpoint:
             await self.csms.connected(conn)
             reason = "connection closed"
             try:
-                receive = ws.receive
                 while True:
-                    msg = await receive()
+                    msg = await ws.receive()
                     kind = msg.type
                     if kind is WSMsgType.TEXT:
                         await conn.handle_frame(msg.data)
@@ -224,6 +228,8 @@ class OcppEndpoint:
                         break
                     elif kind in _CLOSED:
                         break
+                    # The last frame is not kept while the charger is idle.
+                    del msg
             finally:
                 # Answer what was already received before the charger is marked offline.
                 await conn.stop_worker(drain=True)
