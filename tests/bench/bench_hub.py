@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench/bench_hub.py [--seconds 3] [--requests 5000] [--concurrency 1 16]
     .venv/bin/python tests/bench/bench_hub.py --redis      # Redis storage (db 14, fresh prefix)
+    .venv/bin/python tests/bench/bench_hub.py --py-spy /tmp/hub   # /tmp/hub-get.txt ... (py-spy)
 
 The hub under test is the real product: the gateway (``python -m gateway.cli serve``)
 started as its own process on a free loopback port, in a temporary data dir, with its
@@ -45,9 +46,17 @@ index lookup of a PUT (open routing learns who owns a pushed location), the
 :class:`~ocpi.hub.forward.Forwarder` (a new request to the platform over the gateway's
 keep-alive pool, the envelope check of the answer) and the ``Link`` rewrite of a page.
 Figures are requests/s and p50/p99 latency, then the latency the hub adds (through minus
-direct) and the gateway's CPU time per forwarded request (``/proc/PID/stat``). Every
-wait is bounded; the gateway and the platforms are stopped and the temp dir removed at
-the end, also on error. Not collected by pytest.
+direct) and CPU time per request (``/proc/PID/stat``, ``getrusage``) of the gateway (and
+its share in the kernel), of the platforms process and of the load generator. Then, with
+``ab`` (ApacheBench, a C client that costs far less CPU per request than this Python
+one, so that the three processes on 2 cores measure the gateway rather than the load
+generator; ``--ab-concurrency``, 16, 0 for none), requests/s direct and through the hub
+with the same CPU figures (ab sends one URL: the PUT case always LOC0). A summary prints
+the issue's three figures, each beside the direct baseline of the same run and their
+ratio: gateway CPU per forward against the receiving platform's CPU per direct request,
+requests/s at 16 in flight, p50 at 1 in flight. ``--py-spy PREFIX`` records the gateway
+(raw stacks) during the hub runs. Every wait is bounded; the gateway and the platforms
+are stopped and the temp dir removed at the end, also on error. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -877,6 +886,9 @@ async def bench(
                         method, url, headers, body, seconds=1, requests=500,
                         concurrency=args.ab_concurrency, tmp=tmp,
                     )  # fmt: skip
+                    spy = None
+                    if args.py_spy and label == "hub":
+                        spy = start_py_spy(gateway.pid, f"{args.py_spy}-ab-{method.lower()}.txt")
                     before = pids.cpu()
                     rate, done = await run_ab(
                         method, url, headers, body, seconds=args.seconds, requests=10**7,
@@ -886,6 +898,7 @@ async def bench(
                         name, label, "ab", args.ab_concurrency, rate, done, math.nan, math.nan,
                         *pids.per_request(before, done),
                     )  # fmt: skip
+                    stop_py_spy(spy)
                     results.append(measured)
                     measured.print()
         summary(results, args)
@@ -922,8 +935,9 @@ def main() -> int:
     parser.add_argument(
         "--py-spy",
         metavar="PREFIX",
-        help="profile the gateway (py-spy raw stacks, PREFIX-get.txt and PREFIX-put.txt)"
-        " during the hub runs at the last --concurrency level",
+        help="profile the gateway (py-spy raw stacks) during the hub runs: PREFIX-get.txt and"
+        " PREFIX-put.txt at the last --concurrency level, PREFIX-ab-get.txt and"
+        " PREFIX-ab-put.txt under ab",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()
