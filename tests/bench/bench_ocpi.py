@@ -18,6 +18,13 @@ that pages are served while the locations they show change.
 Baseline, same run, same load generators: a bare aiohttp server answering every request
 with the bytes of one real page (the gateway's answer to offset 0, headers included), which
 is the HTTP and JSON-free floor of serving a page.
+
+Load generator (``--client``): ``ab`` (ApacheBench, apache2-utils; the default when it is on
+PATH), a C client that costs little CPU, or ``python`` (aiohttp client processes, the
+fallback). With ab, ``--clients`` ab processes run at once, ``--concurrency`` requests in
+flight in all, keep-alive, each on one fixed page: their offsets are spread evenly over
+the pages (``--ab-offsets`` to choose them); the bare server is measured by the same ab
+processes with the same URLs.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -265,6 +273,81 @@ def load(
     }
 
 
+def ab_offsets(args: argparse.Namespace, pages: int) -> list[int]:
+    """The page offset of each ab process: ``--ab-offsets``, else spread evenly."""
+    if args.ab_offsets:
+        return [int(x) for x in args.ab_offsets.split(",")]
+    return [(pages * i // args.clients) * PAGE for i in range(args.clients)]
+
+
+def _ab_figures(output: str, csv_path: Path) -> tuple[int, float, float, int]:
+    """(completed requests, p50 ms, p99 ms, failures) of one ab run."""
+
+    def field(name: str) -> int:
+        found = re.search(rf"^{name}:\s+(\d+)", output, re.MULTILINE)
+        return int(found.group(1)) if found else 0
+
+    # "Failed requests" counts answers whose length differs from the first one's too (the
+    # envelope's timestamp varies); only exceptions and non-2xx answers are failures.
+    failures = field("Non-2xx responses")
+    for kind in ("Connect", "Receive", "Exceptions"):
+        found = re.search(rf"{kind}: (\d+)", output)
+        failures += int(found.group(1)) if found else 0
+    percent: dict[int, float] = {}
+    for line in csv_path.read_text().splitlines()[1:]:
+        pc, ms = line.split(",")
+        percent[int(float(pc))] = float(ms)
+    return field("Complete requests"), percent.get(50, 0.0), percent.get(99, 0.0), failures
+
+
+def load_ab(
+    urls: list[str], headers: dict[str, str], args: argparse.Namespace, server_pid: int
+) -> dict[str, float]:
+    """``len(urls)`` ab processes at once (keep-alive, ``--concurrency`` split between
+    them), each GETting its URL for ``--seconds``: requests/s over the run, p50/p99 (the
+    request-weighted mean of each process's p50, the highest p99) and the server's CPU
+    per request."""
+    per_process = max(1, args.concurrency // len(urls))
+    header_args = [x for name, value in headers.items() for x in ("-H", f"{name}: {value}")]
+    with tempfile.TemporaryDirectory(prefix="bench-ocpi-ab-") as scratch:
+        csvs = [Path(scratch) / f"ab{i}.csv" for i in range(len(urls))]
+        commands = [
+            [
+                "ab", "-k", "-l", "-q", "-S",
+                "-c", str(per_process),
+                "-t", str(max(1, round(args.seconds))),
+                # After -t (which sets 50,000): enough that the time limit ends the run.
+                "-n", str(int(args.seconds * 40_000) + 1000),
+                "-e", str(csv), *header_args, url,
+            ]
+            for url, csv in zip(urls, csvs, strict=True)
+        ]  # fmt: skip
+        cpu_before = proc_cpu_seconds(server_pid)
+        began = time.perf_counter()
+        procs = [
+            subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for c in commands
+        ]
+        outputs = [proc.communicate()[0] for proc in procs]
+        elapsed = time.perf_counter() - began
+        cpu = proc_cpu_seconds(server_pid) - cpu_before
+        for proc, output in zip(procs, outputs, strict=True):
+            if proc.returncode != 0:
+                raise BenchError(f"ab exited with {proc.returncode}: {output[-2000:]}")
+        figures = [_ab_figures(o, c) for o, c in zip(outputs, csvs, strict=True)]
+    count = sum(f[0] for f in figures)
+    failures = sum(f[3] for f in figures)
+    if failures or not count:
+        raise BenchError(f"{failures} of {count} requests failed: {outputs[0][-2000:]}")
+    return {
+        "rps": count / elapsed,
+        "p50": sum(f[0] * f[1] for f in figures) / count,
+        "p99": max(f[2] for f in figures),
+        "cpu_ms": cpu / count * 1000,
+        "count": count,
+    }
+
+
 async def warm_up(urls: list[str], headers: dict[str, str]) -> None:
     async with aiohttp.ClientSession() as session:
         for url in urls:
@@ -319,7 +402,18 @@ def main() -> int:
     parser.add_argument("--chargers-per-location", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=2, help="load generator processes")
+    parser.add_argument(
+        "--client",
+        choices=("ab", "python"),
+        default="ab" if shutil.which("ab") else "python",
+        help="the load generator: ab (ApacheBench; default when on PATH) or python",
+    )
+    parser.add_argument(
+        "--ab-offsets",
+        metavar="N,N",
+        help="with ab: the page offset of each ab process (default: spread evenly)",
+    )
     parser.add_argument("--churn", type=float, default=50.0, help="status changes per second")
     parser.add_argument("--redis", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
@@ -347,6 +441,19 @@ def main() -> int:
         info = asyncio.run(prepare())
         pages = max(1, args.locations // PAGE)
         urls = [f"{info['endpoint']}?offset={p * PAGE}&limit={PAGE}" for p in range(pages)]
+        run_load = load_ab if args.client == "ab" else load
+        offsets: list[int] = []
+        if args.client == "ab":
+            # One fixed page per ab process (ab repeats one URL).
+            offsets = ab_offsets(args, pages)
+            load_urls = [f"{info['endpoint']}?offset={o}&limit={PAGE}" for o in offsets]
+            bare_urls = [
+                f"http://{HOST}:{{port}}/ocpi/2.2.1/locations?offset={o}&limit={PAGE}"
+                for o in offsets
+            ]
+        else:
+            load_urls = urls
+            bare_urls = [f"http://{HOST}:{{port}}/ocpi/2.2.1/locations?offset=0&limit={PAGE}"]
 
         port = free_port()
         baseline_proc = multiprocessing.Process(
@@ -361,11 +468,8 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.05)
         assert baseline_proc.pid is not None
-        bare = load(
-            [f"http://{HOST}:{port}/ocpi/2.2.1/locations?offset=0&limit=10"],
-            info["auth"],
-            args,
-            baseline_proc.pid,
+        bare = run_load(
+            [u.format(port=port) for u in bare_urls], info["auth"], args, baseline_proc.pid
         )
         baseline_proc.terminate()
         baseline_proc.join()
@@ -392,7 +496,7 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        quiet = load(urls, info["auth"], args, gateway.pid)
+        quiet = run_load(load_urls, info["auth"], args, gateway.pid)
         if spy is not None:
             spy.wait(timeout=60)
         churner = None
@@ -404,7 +508,7 @@ def main() -> int:
             )
             churner.start()
             time.sleep(4)  # connected and booted
-        busy = load(urls, info["auth"], args, gateway.pid) if churner else None
+        busy = run_load(load_urls, info["auth"], args, gateway.pid) if churner else None
         if churner is not None:
             churner.join()
         gateway.check()
@@ -414,7 +518,9 @@ def main() -> int:
             f"\nOCPI serving benchmark: gateway ({backend}), {args.locations} locations x "
             f"{args.chargers_per_location} chargers x 2 EVSEs, pages of {PAGE} "
             f"({info['evses_per_page']} EVSEs, {len(info['body'])} bytes); "
-            f"{args.clients} load generators, {args.concurrency} requests in flight, "
+            f"{args.clients} load generators ({args.client}"
+            + (f", offsets {','.join(str(o) for o in offsets)}" if args.client == "ab" else "")
+            + f"), {args.concurrency} requests in flight, "
             f"{args.seconds:g} s each; {os.cpu_count()} cores"
         )
         print(
@@ -432,7 +538,8 @@ def main() -> int:
             )
         print(
             f"gateway / baseline: {quiet['rps'] / bare['rps']:.2f} of the requests/s, "
-            f"{quiet['cpu_ms'] / bare['cpu_ms']:.1f}x the CPU per request"
+            f"{quiet['cpu_ms'] / bare['cpu_ms']:.2f}x the CPU per request "
+            f"({quiet['cpu_ms'] * 1000:.0f} against {bare['cpu_ms'] * 1000:.0f} µs)"
         )
         return 0
     except BenchError as exc:
