@@ -939,6 +939,20 @@ def main() -> int:
         " PREFIX-put.txt at the last --concurrency level, PREFIX-ab-get.txt and"
         " PREFIX-ab-put.txt under ab",
     )
+    parser.add_argument(
+        "--gateway-env",
+        metavar="NAME=VALUE",
+        nargs="+",
+        default=[],
+        help="settings for the gateway (GATEWAY_TRAIL=false GATEWAY_METRICS=false: without them)",
+    )
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run the gateway, the platforms and the load generators at this niceness (e.g."
+        " -10, needs root) so that other work on the machine disturbs the figures less",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()
     if args.redis:
@@ -950,8 +964,15 @@ def main() -> int:
             print(f"--redis: no Redis answers at {args.redis_url}: {exc}", file=sys.stderr)
             return 2
 
+    if args.nice:
+        try:  # inherited by the gateway, the platforms and ab
+            os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+        except OSError as exc:
+            print(f"--nice {args.nice}: {exc}", file=sys.stderr)
+            return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
-    gateway = Gateway(tmp, args.redis_url if args.redis else None)
+    extra_env = dict(item.split("=", 1) for item in args.gateway_env)
+    gateway = Gateway(tmp, args.redis_url if args.redis else None, extra_env)
     ctx = multiprocessing.get_context("spawn")
     tokens = {role: f"bench-{role.lower()}-{uuid.uuid4().hex}" for role in ("CPO", "EMSP")}
     urls_out: Any = ctx.Queue()
