@@ -232,6 +232,7 @@ class Metrics:
             ["api", "module", "method", "status"],
             registry=r,
         )
+        self._served_children: dict[tuple[str, str, str, int], Any] = {}
         self._ocpi_sent = Counter(
             f"{PREFIX}_ocpi_requests_sent",
             "OCPI requests sent to partners, by module, method and HTTP status (timeout, "
@@ -325,7 +326,6 @@ class Metrics:
         path = request.path
         if not path.startswith("/ocpi/"):
             return await handler(request)
-        api = "hub" if path.startswith("/ocpi/hub/") else "cpo"
         status = 500
         try:
             response = await handler(request)
@@ -335,7 +335,21 @@ class Metrics:
             status = exc.status
             raise
         finally:
-            self._ocpi_served.labels(api, ocpi_module(path), _method(request.method), status).inc()
+            self._served(path, request.method, status)
+
+    def _served(self, path: str, method: str, status: int) -> None:
+        # Each label combination's child resolved once (as OcppCounters does): bounded
+        # by the label sets (modules, methods, HTTP statuses).
+        key = (
+            "hub" if path.startswith("/ocpi/hub/") else "cpo",
+            ocpi_module(path),
+            _method(method),
+            status,
+        )
+        child = self._served_children.get(key)
+        if child is None:
+            child = self._served_children[key] = self._ocpi_served.labels(*key)
+        child.inc()
 
     def client_trace(self) -> aiohttp.TraceConfig:
         """For the OCPI client session: counts each request sent by module (from the URL:

@@ -207,6 +207,7 @@ class TrailRecorder:
         self._capacity = config.queue_entries
         self._flush_at = config.flush_entries
         self._bodies = config.bodies
+        self._mask_tokens = config.mask_tokens
         self._wake = asyncio.Event()
         self.written = 0
         self.dropped_full = 0  # queue full
@@ -266,6 +267,28 @@ class TrailRecorder:
         ocpi_status: int | None,
         body: bytes | None,
     ) -> None:
+        self._ocpi(
+            at, partner, direction, message_type, method, ocpi_module(url.path),
+            url.raw_path_qs if url.is_absolute() else str(url), request_id, correlation_id,
+            status, ocpi_status, body,
+        )  # fmt: skip
+
+    def _ocpi(
+        self,
+        at: datetime,
+        partner: str | None,
+        direction: str,
+        message_type: str,
+        method: str,
+        module: str,
+        path: str,
+        request_id: str | None,
+        correlation_id: str | None,
+        status: str | None,
+        ocpi_status: int | None,
+        body: bytes | None,
+    ) -> None:
+        """:meth:`ocpi` with the URL's module and path already read from it."""
         queue = self._queue
         if len(queue) >= self._capacity:
             self.dropped_full += 1
@@ -274,12 +297,18 @@ class TrailRecorder:
         data: bytes | None = raw
         if not self._bodies and (ocpi_status is not None or message_type == "request"):
             data = None  # nothing to read from it later
+        # Already the stored record (False in place of None: nothing to build) when it
+        # has no body to keep or read and a path that is not masked (_record's output).
+        ready = (
+            False
+            if data is None and (module != "tokens" or not self._mask_tokens)
+            else None
+        )
         queue.append(
             (
-                at, "ocpi", direction, None, partner, ocpi_module(url.path), message_type,
-                request_id, correlation_id, status, ocpi_status, method,
-                url.raw_path_qs if url.is_absolute() else str(url), len(raw), None, data,
-                None,
+                at, "ocpi", direction, None, partner, module, message_type, request_id,
+                correlation_id, status, ocpi_status, method, path, len(raw), None, data,
+                ready,
             )
         )  # fmt: skip
         if len(queue) >= self._flush_at:
@@ -446,8 +475,9 @@ async def trail_middleware(request: web.Request, handler: Handler) -> web.Stream
     its X-Request-ID and X-Correlation-ID on the log lines of its handling."""
     if not request.path.startswith("/ocpi/"):
         return await handler(request)
-    request_id = request.headers.get(REQUEST_ID_HEADER)
-    correlation_id = request.headers.get(CORRELATION_ID_HEADER)
+    headers = request.headers
+    request_id = headers.get(REQUEST_ID_HEADER)
+    correlation_id = headers.get(CORRELATION_ID_HEADER)
     logs.request_id.set(request_id)
     logs.correlation_id.set(correlation_id)
     recorder = request.config_dict.get(TRAIL)
@@ -468,9 +498,11 @@ async def trail_middleware(request: web.Request, handler: Handler) -> web.Stream
             # Already read (and bounded in time) by the OCPI middleware: from its cache.
             with contextlib.suppress(Exception):
                 body = await request.read()
+        # The URL's module and text once for both entries (what ocpi() reads of it).
         url = request.rel_url
-        recorder.ocpi(
-            arrived, partner, "in", "request", request.method, url, request_id,
+        module, path, method = ocpi_module(url.path), str(url), request.method
+        recorder._ocpi(
+            arrived, partner, "in", "request", method, module, path, request_id,
             correlation_id, None, None, body,
         )  # fmt: skip
         status = str(answer.status) if answer is not None else "500"
@@ -481,8 +513,8 @@ async def trail_middleware(request: web.Request, handler: Handler) -> web.Stream
             raw = answer.body
             out = raw if isinstance(raw, bytes) else None
         reply_id = answer.headers.get(REQUEST_ID_HEADER) if answer is not None else None
-        recorder.ocpi(
-            recorder.now(), partner, "out", "response", request.method, url,
+        recorder._ocpi(
+            recorder.now(), partner, "out", "response", method, module, path,
             reply_id or request_id, correlation_id, status, ocpi_status, out,
         )  # fmt: skip
 

@@ -57,15 +57,14 @@ from ocpi.transport import (
     PageRequest,
     PartyId,
     RawJson,
+    RequestIds,
     UnauthorizedError,
     UnknownLocationError,
     UnknownTokenError,
     check_json_depth,
-    envelope,
+    envelope_json,
     format_validation_error,
-    json_dumps,
     json_loads,
-    new_request_id,
     pagination_headers,
     parse_authorization,
     parse_page_request,
@@ -102,6 +101,7 @@ __all__ = [
     "OcpiRequestContext",
     "Operation",
     "OperationHandler",
+    "RequestCheck",
     "SessionsSenderProvider",
     "TariffsSenderProvider",
     "TokenResolver",
@@ -247,36 +247,47 @@ class Operation:
 # ------------------------------------------------------------------- middleware
 
 
+RequestCheck = Callable[[web.Request, Any], None]
+"""``(request, party) -> None``: a check of an authenticated request before its handler
+runs (after its body was read); raises :class:`~ocpi.transport.OcpiError` to refuse it."""
+
+
 def ocpi_middleware(
     resolve_token: TokenResolver,
     *,
     public_origin: str | URL | None = None,
     logger: logging.Logger | None = None,
+    check: RequestCheck | None = None,
 ) -> Middleware:
     """The middleware of an OCPI (sub-)application; see the module docstring.
 
     ``public_origin`` (``https://ocpi.example.com``) replaces the scheme, host and port
     of request URLs in the pagination ``Link`` headers, for a server behind a proxy; the
-    path and query are kept.
+    path and query are kept. ``check`` runs once the request is authenticated and its
+    body read, just before the handler (as a middleware after this one would, without
+    the extra layer); its OcpiError is answered like the handler's.
     """
     logger = logger or log
     origin = URL(str(public_origin)).origin() if public_origin is not None else None
+    new_id = RequestIds()
 
     @web.middleware
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-        correlation_id = request.headers.get(CORRELATION_ID_HEADER) or new_request_id()
+        headers = request.headers
+        request_id = headers.get(REQUEST_ID_HEADER) or new_id()
+        correlation_id = headers.get(CORRELATION_ID_HEADER) or new_id()
         response: web.StreamResponse
+        context: OcpiRequestContext | None = None
         try:
             party = await _authenticate(request, resolve_token)
             from_party, to_party = (
                 (None, None)
                 if is_configuration_module(request)
-                else parse_routing_headers(request.headers)
+                else parse_routing_headers(headers)
             )
-            request[CONTEXT_KEY] = OcpiRequestContext(
+            context = OcpiRequestContext(
                 party=party,
                 request_id=request_id,
                 correlation_id=correlation_id,
@@ -284,7 +295,11 @@ def ocpi_middleware(
                 from_party=from_party,
                 to_party=to_party,
             )
-            await _read_body(request)
+            request[CONTEXT_KEY] = context
+            if request.body_exists:  # else nothing to wait for, nothing to check
+                await _read_body(request)
+            if check is not None:
+                check(request, party)
             response = await handler(request)
         except OcpiError as exc:
             response = error_response(exc)
@@ -302,9 +317,13 @@ def ocpi_middleware(
                 http_status=500,
             )
         if not response.prepared:
-            response.headers[REQUEST_ID_HEADER] = request_id
-            response.headers[CORRELATION_ID_HEADER] = correlation_id
-            _swap_routing_headers(request, response)
+            response_headers = response.headers
+            response_headers[REQUEST_ID_HEADER] = request_id
+            response_headers[CORRELATION_ID_HEADER] = correlation_id
+            if context is not None and (
+                context.from_party is not None or context.to_party is not None
+            ):
+                _swap_routing_headers(request, response)
         if response.status == _REQUEST_TIMEOUT:
             return await send_and_close(request, response)
         return response
@@ -492,7 +511,7 @@ def path_id(
         raise InvalidParametersError(
             f"{name}: should be 1 to {max_length} characters, got {len(value)}"
         )
-    if any(not ("\x20" <= ch <= "\x7e") for ch in value):
+    if not (value.isascii() and value.isprintable()):  # \x20-\x7e only
         raise InvalidParametersError(f"{name}: should contain printable ASCII characters only")
     return value
 
@@ -510,10 +529,9 @@ def ocpi_response(
 ) -> web.Response:
     """An OCPI envelope as an aiohttp response. ``data`` may hold wire models (written
     with :func:`~ocpi.transport.json_dumps`: exact numbers, UTC timestamps)."""
-    body = envelope(data, status_code=status_code, status_message=status_message)
     response = web.Response(
         status=http_status,
-        text=json_dumps(body),
+        text=envelope_json(data, status_code=status_code, status_message=status_message),
         content_type="application/json",
         headers=headers,
     )

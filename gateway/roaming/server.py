@@ -22,7 +22,7 @@ and responses carry no routing headers (transport_and_format, Message Routing).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,6 @@ from gateway.roaming.partners import (
     partner_of,
 )
 from ocpi.server import (
-    CONTEXT_KEY,
     OcpiRequestContext,
     Operation,
     configuration_module,
@@ -147,9 +146,6 @@ def _registry(request: web.Request) -> PartnerRegistry:
     return request.config_dict[REGISTRY]
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 def build_ocpi_app(
     base_url: str,
     endpoints: Sequence[Endpoint],
@@ -192,11 +188,9 @@ def build_ocpi_app(
         logs.partner.set(match.partner.id)  # on this request's log lines (gateway.logs)
         return match
 
-    @web.middleware
-    async def version_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        # A registered partner uses the modules of its own version only.
-        context = request.get(CONTEXT_KEY)
-        match = context.party if context is not None else None
+    def version_guard(request: web.Request, match: Any) -> None:
+        # A registered partner uses the modules of its own version only (checked by the
+        # OCPI middleware once the request is authenticated, before the handler).
         if isinstance(match, TokenMatch) and not match.registration:
             parts = request.path.removeprefix(mount).strip("/").split("/")
             if len(parts) >= 2 and parts[0] in served and parts[1] != "credentials":
@@ -206,15 +200,13 @@ def build_ocpi_app(
                         f"registered in OCPI {registered}: use {mount}/{registered}/..., or "
                         f"PUT credentials at {mount}/{parts[0]}/credentials to switch"
                     )
-        return await handler(request)
 
     async def versions_list(request: web.Request) -> web.Response:
         return ocpi_response([Version(version=v, url=f"{base_url}{mount}/{v}") for v in order])
 
     app = web.Application(
         middlewares=[
-            ocpi_middleware(resolve, public_origin=base_url),
-            version_guard,
+            ocpi_middleware(resolve, public_origin=base_url, check=version_guard),
             *middlewares,
         ]
     )
