@@ -1,8 +1,9 @@
 """Benchmark of the OCPI tariff engine: CDRs priced per second on one core, beside the
 previous engine pricing the same cases in the same run.
 
-Run: ``python tests/bench/bench_tariffs.py [--seconds N] [--baseline REV]``. Not collected
-by pytest.
+Run: ``python tests/bench/bench_tariffs.py [--seconds N] [--baseline REV] [--stages R]``.
+Not collected by pytest. ``--stages R`` also times each stage of the vectors alone (parse
+the tariff, compile, parse the CDR, price), µs per case beside the previous engine.
 
 The baseline is the engine as it was at git revision ``--baseline`` (by default the last
 revision before the engine was optimised for issue 15): its files are read with
@@ -324,6 +325,57 @@ def _rates(fns: list[Callable[[], None]], count: int, seconds: float) -> list[fl
     return best
 
 
+def stage_times(
+    engines: list[ModuleType], cases: list[Case], repeats: int
+) -> list[dict[str, float]]:
+    """µs per case of each stage (parse the tariff, compile it, parse the CDR, price it),
+    for each engine: every stage of every case timed alone, the engines taking turns, the
+    minimum of ``repeats`` runs of 20 kept, then averaged over the cases both engines price.
+    Steadier than the rates on a busy machine (a minimum filters out the interruptions),
+    and it says where the time goes."""
+    totals: list[dict[str, float]] = [dict.fromkeys(STAGES, 0.0) for _ in engines]
+    priced = 0
+    for case in cases:
+        stages = [_stages(engine, case) for engine in engines]
+        if any(s is None for s in stages):
+            continue  # refused while parsing (the refusal is its answer)
+        priced += 1
+        for name in STAGES:
+            best = [float("inf")] * len(engines)
+            for _ in range(repeats):
+                for i, fns in enumerate(stages):
+                    assert fns is not None
+                    fn = fns[name]
+                    began = time.perf_counter()
+                    for _ in range(20):
+                        fn()
+                    best[i] = min(best[i], (time.perf_counter() - began) / 20)
+            for i, seconds in enumerate(best):
+                totals[i][name] += seconds * 1e6
+    return [{name: us / priced for name, us in t.items()} for t in totals]
+
+
+STAGES = ("parse tariff", "compile", "parse CDR", "price")
+
+
+def _stages(engine: ModuleType, case: Case) -> dict[str, Callable[[], object]] | None:
+    e, version = engine, case.version
+    try:
+        tariff = e.tariff_from_ocpi_dict(case.tariff, version=version)
+        compiled = e.compile_tariff(tariff)
+        cdr = e.cdr_from_ocpi_dict(case.cdr, version=version)
+    except e.TariffError:
+        return None
+    return {
+        "parse tariff": lambda: e.tariff_from_ocpi_dict(case.tariff, version=version),
+        "compile": lambda: e.compile_tariff(tariff),
+        "parse CDR": lambda: e.cdr_from_ocpi_dict(case.cdr, version=version),
+        "price": lambda: e.price_cdr(
+            compiled, cdr, time_zone=case.time_zone, reservation_expired=case.expired
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -344,6 +396,13 @@ def main() -> int:
         nargs="+",
         default=["vectors", "simple", "complex", "hourly-48"],
         choices=["vectors", "simple", "complex", "hourly-48"],
+    )
+    parser.add_argument(
+        "--stages",
+        type=int,
+        default=0,
+        metavar="REPEATS",
+        help="also time each stage of the vectors alone (µs per case, minimum of REPEATS)",
     )
     args = parser.parse_args()
     vectors = load_vectors()
@@ -409,6 +468,13 @@ def main() -> int:
                 f"{fast:>9,.0f} {slow:>9,.0f} {fast / slow:>5.2f}x  {verdict}"
             )
     print("same answers as the previous engine on every case")
+    if args.stages:
+        now_us, before_us = stage_times([current_engine, previous], sets["vectors"], args.stages)
+        print(f"vectors, µs per case (minimum of {args.stages} repeats): now / previous")
+        for name in STAGES:
+            print(f"  {name:<13} {now_us[name]:6.1f} / {before_us[name]:6.1f}")
+        now_sum, before_sum = sum(now_us.values()), sum(before_us.values())
+        print(f"  {'all':<13} {now_sum:6.1f} / {before_sum:6.1f}  ({before_sum / now_sum:.2f}x)")
     return 0
 
 
