@@ -387,9 +387,9 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     if not tariff.elements:
         raise InvalidTariffError("elements", "must have at least 1 element")
     session: tuple[list[_Candidate], ...] = ([], [], [], [])
-    used: tuple[list[_Candidate], ...] = ([], [], [], [])
-    expires: tuple[list[_Candidate], ...] = ([], [], [], [])
-    any_reservation = False
+    # The reservation parts' candidates, made once a reservation element appears (few do).
+    used: tuple[list[_Candidate], ...] | None = None
+    expires: tuple[list[_Candidate], ...] | None = None
     # Field paths (for errors) are built only when an error is raised.
     for ei, element in enumerate(tariff.elements):
         restrictions = element.restrictions
@@ -443,7 +443,8 @@ def _compile(tariff: Tariff) -> CompiledTariff:
                     f"{_component_path(ei, ci)}.type",
                     f"a reservation element can only price FLAT and TIME, not {kind.value}",
                 )
-            any_reservation = True
+            if used is None or expires is None:
+                used, expires = ([], [], [], []), ([], [], [], [])
             if reservation is ReservationRestriction.RESERVATION:
                 used[slot].append(candidate)
             else:
@@ -451,7 +452,7 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     # ReservationRestrictionType note: with both RESERVATION and RESERVATION_EXPIRES TIME
     # components, an expired reservation is priced by the RESERVATION_EXPIRES one. Expired
     # reservations therefore look at RESERVATION_EXPIRES elements first (FLAT likewise).
-    if any_reservation:
+    if used is not None and expires is not None:
         used_rules = _Rules(tuple(tuple(c) for c in used))
         expired_rules = _Rules(tuple(tuple(e + u) for e, u in zip(expires, used, strict=True)))
     else:  # no reservation elements (most tariffs): rules that never hold a candidate
@@ -459,7 +460,8 @@ def _compile(tariff: Tariff) -> CompiledTariff:
     compiled = _new(CompiledTariff)
     set_tariff, set_session, set_reservation, set_expired, set_warnings = _COMPILED_SET
     set_tariff(compiled, tariff)
-    set_session(compiled, _Rules(tuple(tuple(c) for c in session)))
+    flat, energy, time_, parking = session
+    set_session(compiled, _Rules((tuple(flat), tuple(energy), tuple(time_), tuple(parking))))
     set_reservation(compiled, used_rules)
     set_expired(compiled, expired_rules)
     set_warnings(compiled, tuple(warnings))
