@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum, IntEnum
 from itertools import accumulate
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Generic, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
@@ -696,7 +696,12 @@ def envelope_json(
     """``json_dumps(envelope(...))`` with the same arguments, without building the
     envelope's dict: the text of the answer servers send."""
     out: list[str] = ["{"]
-    if data is not None:
+    if type(data) is list and all(type(item) is RawJson for item in data):
+        # A page kept serialized (RawJson items): its texts as they are, as _write puts them.
+        out.append('"data":[')
+        out.append(",".join([item.text for item in data]))
+        out.append("],")
+    elif data is not None:
         out.append('"data":')
         _write(data, out)
         out.append(",")
@@ -812,6 +817,16 @@ def _uuid4_text(random16: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# The hex digit of a UUID's variant nibble (8-b: RFC 4122) from a random one, as
+# _UUID4_CLEAR and _UUID4_SET set its two high bits.
+_VARIANT_DIGIT: Final = {f"{d:x}": f"{8 | (d & 3):x}" for d in range(16)}
+
+
+def _uuid4_hex(h: str) -> str:
+    """:func:`_uuid4_text` of the 16 bytes whose hex is ``h`` (32 digits)."""
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
 class RequestIds:
     """A source of fresh UUID4s like :func:`new_request_id` for a server's hot path:
     the random bytes are read from ``os.urandom`` 4 KiB at a time (256 ids per system
@@ -822,16 +837,16 @@ class RequestIds:
     _POOL = 4096
 
     def __init__(self) -> None:
-        self._pool = b""
+        self._pool = ""  # the random bytes in hex
         self._at = 0
         self._pid = 0
 
     def __call__(self) -> str:
         at = self._at
         if at >= len(self._pool) or self._pid != os.getpid():
-            self._pool, self._pid, at = os.urandom(self._POOL), os.getpid(), 0
-        self._at = at + 16
-        return _uuid4_text(self._pool[at : at + 16])
+            self._pool, self._pid, at = os.urandom(self._POOL).hex(), os.getpid(), 0
+        self._at = at + 32
+        return _uuid4_hex(self._pool[at : at + 32])
 
 
 @dataclass(frozen=True, slots=True)

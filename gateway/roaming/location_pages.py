@@ -39,7 +39,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from gateway.domain.errors import Unavailable
 from gateway.domain.models import Charger
@@ -183,28 +183,29 @@ class LocationPages:
         """The page of locations as the store would list them (ordered by the record's
         ``last_updated`` then id; ``date_from`` inclusive, ``date_to`` exclusive), each
         as its JSON, and the total matching the date filters."""
-        await self._ensure_loaded()
+        if not self._loaded:
+            await self._ensure_loaded()
         # A build in progress took the dirty ones it builds: wait for it too.
         if self._dirty or self._build_lock.locked():
             await self._build_dirty()
-        lo = 0 if page.date_from is None else bisect.bisect_left(self._order, (page.date_from, ""))
-        hi = (
-            len(self._order)
-            if page.date_to is None
-            else bisect.bisect_left(self._order, (page.date_to, ""))
-        )
+        order = self._order
+        lo = 0 if page.date_from is None else bisect.bisect_left(order, (page.date_from, ""))
+        hi = len(order) if page.date_to is None else bisect.bisect_left(order, (page.date_to, ""))
         total = max(0, hi - lo)
         start = lo + page.offset
-        keys = self._order[start : min(hi, start + page.limit)] if page.limit > 0 else []
-        missing = [k[1] for k in keys if self._entries[k[1]].json is None]
+        keys = order[start : min(hi, start + page.limit)] if page.limit > 0 else []
+        entries = self._entries
+        jsons = [entries[k[1]].json for k in keys]
+        missing = [k[1] for k, json in zip(keys, jsons, strict=True) if json is None]
         if missing:
             await self._build_many(missing)
-        out = []
-        for _, location_id in keys:
-            entry = self._entries.get(location_id)
-            if entry is not None and entry.json is not None:
-                out.append(entry.json)
-        return out, total
+            out = []
+            for _, location_id in keys:
+                entry = self._entries.get(location_id)
+                if entry is not None and entry.json is not None:
+                    out.append(entry.json)
+            return out, total
+        return cast(list[RawJson], jsons), total
 
     async def _ensure_loaded(self) -> None:
         while not self._loaded:
