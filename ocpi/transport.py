@@ -696,7 +696,7 @@ def envelope_json(
     """``json_dumps(envelope(...))`` with the same arguments, without building the
     envelope's dict: the text of the answer servers send."""
     out: list[str] = ["{"]
-    if type(data) is list and all(type(item) is RawJson for item in data):
+    if type(data) is list and not [item for item in data if type(item) is not RawJson]:
         # A page kept serialized (RawJson items): its texts as they are, as _write puts them.
         out.append('"data":[')
         out.append(",".join([item.text for item in data]))

@@ -533,11 +533,13 @@ class PartnerRegistry:
         partner = self._partners.get(partner_id)
         if partner is None:
             return None
-        stored = {
-            _Use.REGISTRATION: partner.token_a_hash,
-            _Use.PARTNER: partner.our_token_hash,
-            _Use.PROVISIONAL: self._provisional.get(partner_id),
-        }[use]
+        # Every OCPI request passes here: no dict of enum keys built per call.
+        if use is _Use.PARTNER:
+            stored = partner.our_token_hash
+        elif use is _Use.REGISTRATION:
+            stored = partner.token_a_hash
+        else:
+            stored = self._provisional.get(partner_id)
         if stored is None or not hmac.compare_digest(stored, digest):
             return None
         return TokenMatch(
