@@ -499,20 +499,25 @@ class OperatorProfiles:
         task.add_done_callback(self._tasks.discard)
 
     async def _resend_after(self, charger_id: str, delay: float) -> None:
-        task = asyncio.current_task()
+        # The task is not held in a local: cancelled (a boot or the charger gone before
+        # the settle time, most connections), its frame would stay in the CancelledError's
+        # traceback and make a cycle with it, left for a rare full collection.
         try:
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self._waiting.get(charger_id) is task:
-                del self._waiting[charger_id]
+            self._not_waiting(charger_id)
             await self.resend(charger_id)
         except Unavailable as exc:
             log.warning("charger %s: profiles not sent again: %s", charger_id, exc)
         except DomainError as exc:
             log.warning("charger %s: profiles not sent again: %s", charger_id, exc)
         finally:
-            if self._waiting.get(charger_id) is task:
-                del self._waiting[charger_id]
+            self._not_waiting(charger_id)
+
+    def _not_waiting(self, charger_id: str) -> None:
+        """The current task (a re-send) no longer waits to begin."""
+        if self._waiting.get(charger_id) is asyncio.current_task():
+            del self._waiting[charger_id]
 
     async def close(self) -> None:
         tasks = list(self._tasks)

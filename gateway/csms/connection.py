@@ -136,23 +136,6 @@ class _RefusedResult(LibCallError):  # type: ignore[misc]
         return ResultRefused(self.error_code, self.error_description)
 
 
-class _WsSender:
-    """The ``connection`` object the library's ``call()`` sends through."""
-
-    __slots__ = ("_conn", "_ws")
-
-    def __init__(self, ws: web.WebSocketResponse, conn: OcppConnection) -> None:
-        self._ws = ws
-        self._conn = conn
-
-    async def send(self, message: str) -> None:
-        self._conn.trail_call_out(message)
-        await self._ws.send_str(message)
-
-    async def recv(self) -> str:  # the library's own receive loop is never used
-        raise RuntimeError("frames are received by OcppConnection.run()")
-
-
 class OcppConnection(LibChargePoint):  # type: ignore[misc]
     """Base for the version classes; subclasses add ``@on`` handlers."""
 
@@ -175,8 +158,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         # The library's ChargePoint.__init__ is not called: it builds a route map of
         # bound methods per instance (about 3 kB per charger at 10,000 chargers) and a
         # response queue that most connections never need. These are its attributes.
+        # No ``_connection``: the library's call() sends through ``_send`` below. (An
+        # object holding this one would make a reference cycle, and every closed
+        # connection, aiohttp's request and transport with it, would wait for a full
+        # collection, which start-up's gc settings make rare.)
         self.id = charger_id
-        self._connection = _WsSender(ws, self)
         self._response_timeout = call_timeout
         # The library's call() holds it; created by the first call (most chargers get none).
         self._lock: asyncio.Lock | None = None
@@ -221,6 +207,12 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         if self._responses is None:
             self._responses = asyncio.Queue()
         return self._responses
+
+    async def _send(self, message: str) -> None:
+        # What the library's call() sends: one of our CALLs, framed by it.
+        self.logger.info("%s: send %s", self.id, message)
+        self.trail_call_out(message)
+        await self.ws.send_str(message)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -448,12 +448,13 @@ class LocalLists:
         task.add_done_callback(self._tasks.discard)
 
     async def _connected_after(self, charger_id: str, delay: float) -> None:
-        task = asyncio.current_task()
+        # The task is not held in a local: cancelled (a boot or the charger gone before
+        # the settle time), its frame would stay in the CancelledError's traceback and
+        # make a cycle with it, left for a rare full collection.
         try:
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self._waiting.get(charger_id) is task:
-                del self._waiting[charger_id]
+            self._not_waiting(charger_id)
             await self.sync(charger_id, check=True)
         except ChargerNotConnected:
             pass  # gone again: its next connection checks
@@ -461,8 +462,12 @@ class LocalLists:
             log.warning("charger %s: local list not checked: %s", charger_id, exc)
             self._retry.add(charger_id)
         finally:
-            if self._waiting.get(charger_id) is task:
-                del self._waiting[charger_id]
+            self._not_waiting(charger_id)
+
+    def _not_waiting(self, charger_id: str) -> None:
+        """The current task (a check after a connection) no longer waits to begin."""
+        if self._waiting.get(charger_id) is asyncio.current_task():
+            del self._waiting[charger_id]
 
     async def run(self) -> None:
         """Every ``interval`` (at once after a change noted here): the lists of the
