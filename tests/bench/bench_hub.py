@@ -74,6 +74,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -613,18 +614,39 @@ class Measured:
         )
 
 
+_FIGURES = (
+    "rate",
+    "requests",
+    "p50",
+    "p99",
+    "gateway_us",
+    "platforms_us",
+    "load_us",
+    "gateway_sys_us",
+)
+
+
 def summary(results: list[Measured], args: argparse.Namespace) -> None:
     """The issue's three figures, each beside the direct baseline of this run."""
 
     def find(case: str, path: str, client: str, concurrency: int) -> Measured | None:
-        for m in results:
-            if (m.case, m.path, m.client, m.concurrency) == (case, path, client, concurrency):
-                return m
-        return None
+        """The figures of that run; with several rounds, the median of each."""
+        found = [
+            m
+            for m in results
+            if (m.case, m.path, m.client, m.concurrency) == (case, path, client, concurrency)
+        ]
+        if not found:
+            return None
+        return Measured(
+            case, path, client, concurrency,
+            *(statistics.median(getattr(m, f) for m in found) for f in _FIGURES),
+        )  # fmt: skip
 
     print()
     print("summary: through the hub against direct (the same requests straight to the")
-    print("receiving platform, this run); ratio = hub / direct")
+    print("receiving platform, this run); ratio = hub / direct", end="")
+    print(f"; medians of {args.rounds} rounds" if args.rounds > 1 else "")
     for case in dict.fromkeys(m.case for m in results):
         print(f"  {case}:")
         for client, concurrency in (("python", 1), ("ab", args.ab_concurrency), ("python", 16)):
@@ -829,78 +851,88 @@ async def bench(
             f" {'n':>6} {'gw us':>6} {'gw sys':>6} {'plat us':>7} {'load us':>7}"
         )
         results: list[Measured] = []
-        for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
-            for concurrency in args.concurrency:
-                for label, items, headers in (
-                    ("direct", direct_items, direct_headers),
-                    ("hub", hub_items, hub_headers),
-                ):
-                    gateway.check()
-                    await run(
-                        session,
-                        method,
-                        items,
-                        headers,
-                        seconds=0.3,
-                        requests=200,
-                        concurrency=concurrency,
-                    )
-                    spy = None
-                    if args.py_spy and label == "hub" and concurrency == args.concurrency[-1]:
-                        spy = start_py_spy(gateway.pid, f"{args.py_spy}-{method.lower()}.txt")
-                    before = pids.cpu()
-                    elapsed, lat = await run(
-                        session,
-                        method,
-                        items,
-                        headers,
-                        seconds=args.seconds,
-                        requests=args.requests,
-                        concurrency=concurrency,
-                    )
-                    measured = Measured(
-                        name, label, "python", concurrency, len(lat) / elapsed, len(lat),
-                        pct(lat, 0.5), pct(lat, 0.99), *pids.per_request(before, len(lat)),
-                    )  # fmt: skip
-                    stop_py_spy(spy)
-                    results.append(measured)
-                    measured.print()
-                straight, through = results[-2], results[-1]
-                print(
-                    f"{'':28} {'':>4} added: p50 {through.p50 - straight.p50:+.3f} ms,"
-                    f" p99 {through.p99 - straight.p99:+.3f} ms;"
-                    f" req/s {through.rate / straight.rate:.2f} of direct;"
-                    f" gateway CPU {through.gateway_us:.0f} us per forwarded request"
-                )
-        if args.ab_concurrency and AB is None:
-            print("ab (apache2-utils) not found: no figures from a C client")
-        elif args.ab_concurrency:
+        for round_ in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {round_ + 1} of {args.rounds}")
             for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
-                for label, items, headers in (
-                    ("direct", direct_items, direct_headers),
-                    ("hub", hub_items, hub_headers),
-                ):
-                    url, body = items[0]
-                    gateway.check()
-                    await run_ab(
-                        method, url, headers, body, seconds=1, requests=500,
-                        concurrency=args.ab_concurrency, tmp=tmp,
-                    )  # fmt: skip
-                    spy = None
-                    if args.py_spy and label == "hub":
-                        spy = start_py_spy(gateway.pid, f"{args.py_spy}-ab-{method.lower()}.txt")
-                    before = pids.cpu()
-                    rate, done = await run_ab(
-                        method, url, headers, body, seconds=args.seconds, requests=10**7,
-                        concurrency=args.ab_concurrency, tmp=tmp,
-                    )  # fmt: skip
-                    measured = Measured(
-                        name, label, "ab", args.ab_concurrency, rate, done, math.nan, math.nan,
-                        *pids.per_request(before, done),
-                    )  # fmt: skip
-                    stop_py_spy(spy)
-                    results.append(measured)
-                    measured.print()
+                for concurrency in args.concurrency:
+                    for label, items, headers in (
+                        ("direct", direct_items, direct_headers),
+                        ("hub", hub_items, hub_headers),
+                    ):
+                        gateway.check()
+                        await run(
+                            session,
+                            method,
+                            items,
+                            headers,
+                            seconds=0.3,
+                            requests=200,
+                            concurrency=concurrency,
+                        )
+                        spy = None
+                        if (
+                            args.py_spy
+                            and not round_
+                            and label == "hub"
+                            and concurrency == args.concurrency[-1]
+                        ):
+                            spy = start_py_spy(gateway.pid, f"{args.py_spy}-{method.lower()}.txt")
+                        before = pids.cpu()
+                        elapsed, lat = await run(
+                            session,
+                            method,
+                            items,
+                            headers,
+                            seconds=args.seconds,
+                            requests=args.requests,
+                            concurrency=concurrency,
+                        )
+                        measured = Measured(
+                            name, label, "python", concurrency, len(lat) / elapsed, len(lat),
+                            pct(lat, 0.5), pct(lat, 0.99), *pids.per_request(before, len(lat)),
+                        )  # fmt: skip
+                        stop_py_spy(spy)
+                        results.append(measured)
+                        measured.print()
+                    straight, through = results[-2], results[-1]
+                    print(
+                        f"{'':28} {'':>4} added: p50 {through.p50 - straight.p50:+.3f} ms,"
+                        f" p99 {through.p99 - straight.p99:+.3f} ms;"
+                        f" req/s {through.rate / straight.rate:.2f} of direct;"
+                        f" gateway CPU {through.gateway_us:.0f} us per forwarded request"
+                    )
+            if args.ab_concurrency and AB is None:
+                print("ab (apache2-utils) not found: no figures from a C client")
+            elif args.ab_concurrency:
+                for name, method, direct_items, direct_headers, hub_items, hub_headers in cases:
+                    for label, items, headers in (
+                        ("direct", direct_items, direct_headers),
+                        ("hub", hub_items, hub_headers),
+                    ):
+                        url, body = items[0]
+                        gateway.check()
+                        await run_ab(
+                            method, url, headers, body, seconds=1, requests=500,
+                            concurrency=args.ab_concurrency, tmp=tmp,
+                        )  # fmt: skip
+                        spy = None
+                        if args.py_spy and not round_ and label == "hub":
+                            spy = start_py_spy(
+                                gateway.pid, f"{args.py_spy}-ab-{method.lower()}.txt"
+                            )
+                        before = pids.cpu()
+                        rate, done = await run_ab(
+                            method, url, headers, body, seconds=args.seconds, requests=10**7,
+                            concurrency=args.ab_concurrency, tmp=tmp,
+                        )  # fmt: skip
+                        measured = Measured(
+                            name, label, "ab", args.ab_concurrency, rate, done, math.nan, math.nan,
+                            *pids.per_request(before, done),
+                        )  # fmt: skip
+                        stop_py_spy(spy)
+                        results.append(measured)
+                        measured.print()
         summary(results, args)
 
 
@@ -945,6 +977,12 @@ def main() -> int:
         nargs="+",
         default=[],
         help="settings for the gateway (GATEWAY_TRAIL=false GATEWAY_METRICS=false: without them)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every case this many times in turn; the summary gives the medians",
     )
     parser.add_argument(
         "--nice",
