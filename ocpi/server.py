@@ -199,7 +199,7 @@ class OcpiCall:
             context=ocpi_context(request),
             params=dict(request.match_info),
             query=request.query,
-            body=await request.read(),
+            body=await request.read() if request.body_exists else b"",
         )
 
 
@@ -448,7 +448,10 @@ def _swap_routing_headers(request: web.Request, response: web.StreamResponse) ->
 
 def ocpi_context(request: web.Request) -> OcpiRequestContext:
     """The context the middleware stored; raises when the middleware is not installed."""
-    context = request.get(CONTEXT_KEY)
+    try:
+        context = request[CONTEXT_KEY]
+    except KeyError:
+        context = None
     if not isinstance(context, OcpiRequestContext):
         raise RuntimeError("ocpi_middleware is not installed on this application")
     return context
