@@ -136,6 +136,15 @@ class _RefusedResult(LibCallError):  # type: ignore[misc]
         return ResultRefused(self.error_code, self.error_description)
 
 
+class _ConnectionEnded(LibCallError):  # type: ignore[misc]
+    """Put in the response queue for a CALL still waiting when the connection ends: the
+    library's call() raises what ``to_exception`` gives, so the call fails at once rather
+    than at its timeout (and the connection is not held until then)."""
+
+    def to_exception(self) -> ConnectionError:
+        return ConnectionError("the connection ended")
+
+
 class OcppConnection(LibChargePoint):  # type: ignore[misc]
     """Base for the version classes; subclasses add ``@on`` handlers."""
 
@@ -215,6 +224,14 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         await self.ws.send_str(message)
 
     # -- lifecycle ---------------------------------------------------------
+
+    def ended(self) -> None:
+        """The connection ended: the gateway's CALLs still waiting for an answer fail now
+        (``ChargerNotConnected``)."""
+        for unique_id in self._awaited or ():
+            self._response_queue.put_nowait(
+                _ConnectionEnded(unique_id, "GenericError", "connection ended", {})
+            )
 
     async def stop_worker(self, *, drain: bool) -> None:
         """Stop handling CALLs; with ``drain``, finish those already received first."""

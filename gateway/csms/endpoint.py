@@ -231,6 +231,7 @@ class OcppEndpoint:
                     # The last frame is not kept while the charger is idle.
                     del msg
             finally:
+                conn.ended()
                 # Answer what was already received before the charger is marked offline.
                 await conn.stop_worker(drain=True)
                 try:
