@@ -895,6 +895,75 @@ def _check_overlap(ordered: list[_Period], k: int) -> None:
         j -= 1
 
 
+# A charging period as the plain pricer reads it: (index, start µs, end µs, energy kWh,
+# time h, parking h).
+_Row = tuple[int, int, int, Decimal, Decimal, Decimal]
+_ENERGY_KIND = CdrDimensionType.ENERGY
+_TIME_KIND = CdrDimensionType.TIME
+_PARKING_KIND = CdrDimensionType.PARKING_TIME
+
+
+def _plain_rows(
+    periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id: str
+) -> list[_Row] | None:
+    """The charging periods as rows, straight from the parsed CDR, when they are the usual
+    kind: timezone-aware, in strict time order, each starting inside the session
+    (``start`` to ``end``, µs), no other tariff named, only ENERGY, TIME and PARKING_TIME
+    dimensions (each at most once, with a plausible volume), none reporting more time
+    than it lasts. Such periods are exactly those :func:`_timeline` accepts without an
+    error or a warning and puts in the session part, with the same starts, ends (each
+    where the next starts, the last at the session end: mod_cdrs, ChargingPeriod) and
+    volumes. None for anything else: the caller then takes the careful path.
+    """
+    if not periods:
+        return None
+    starts: list[int] = []
+    volumes: list[tuple[Decimal, Decimal, Decimal]] = []
+    previous = start - 1  # the first period may start at the session start
+    zero, limit = _ZERO, _LIMIT
+    for period in periods:
+        at = period.start_date_time
+        if at.tzinfo is None or (period.tariff_id is not None and period.tariff_id != tariff_id):
+            return None
+        s = (at - _EPOCH) // _ONE_US  # to_us
+        # Equal starts (possible overlaps), disorder and periods outside the session are
+        # the careful path's, with their warnings or errors.
+        if not previous < s <= end:
+            return None
+        previous = s
+        dimensions = period.dimensions
+        if not dimensions:
+            return None
+        energy = hours = parking = zero
+        seen = 0
+        for dimension in dimensions:
+            kind, volume = dimension.type, dimension.volume
+            if type(volume) is not Decimal or not volume.is_finite() or not 0 <= volume <= limit:
+                return None
+            if kind is _ENERGY_KIND and not seen & _B_ENERGY:
+                seen |= _B_ENERGY
+                energy = volume
+            elif kind is _TIME_KIND and not seen & _B_TIME:
+                seen |= _B_TIME
+                hours = volume
+            elif kind is _PARKING_KIND and not seen & _B_PARKING:
+                seen |= _B_PARKING
+                parking = volume
+            else:  # another kind (current, power, reservation ...) or one seen twice
+                return None
+        starts.append(s)
+        volumes.append((energy, hours, parking))
+    starts.append(end)  # the last period ends when the session ends
+    rows: list[_Row] = []
+    for index, (energy, hours, parking) in enumerate(volumes):
+        s, e = starts[index], starts[index + 1]
+        # A period reporting more time than it lasts gets a warning: the careful path's.
+        if (hours or parking) and (hours + parking) * _US_PER_HOUR > e - s + _TIME_SLACK_US:
+            return None
+        rows.append((index, s, e, energy, hours, parking))
+    return rows
+
+
 # --------------------------------------------------------------------------- pricing
 
 # A line of the working as the pricer records it; turned into a BreakdownLine when read:
@@ -957,30 +1026,28 @@ class _PartPricer:
         self.split = False  # a period was cut: sums may carry division noise
 
     def run(self, periods: list[_Period]) -> None:
+        # (A session part whose rules are plain is priced by _run_plain instead: _price.)
         if self.part is Part.RESERVATION:
             for p in periods:
                 # Reservation elements price the reserved time with their TIME component.
                 self._period(p, _ZERO, _ZERO, p.reservation, _ZERO)
-            return
-        if self.rules.plain:
-            self._run_plain(periods)
             return
         so_far = _ZERO
         for p in periods:
             self._period(p, so_far, p.energy, p.time, p.parking)
             so_far += p.energy
 
-    def _run_plain(self, periods: list[_Period]) -> None:
+    def _run_plain(self, periods: list[_Row]) -> None:
         """The session part when no element of it has restrictions (most tariffs): no
         restriction can change value inside a period, so none is cut (one piece each),
         and "the first tariff element with a matching price component" (mod_tariffs,
         Tariff object) of each dimension is simply its first candidate; FLAT is charged
-        once, by the first period. What _period and _piece would record, without them."""
+        once, by the first period. What _period and _piece would record, without them.
+        The periods come as rows (see _plain_rows), in time order."""
         flat, energy_c, time_c, parking_c = [c[0] if c else None for c in self.rules.candidates]
         lines = self.lines
         excl, incl, billable, last = self.excl, self.incl, self.billable, self.last
-        for p in periods:
-            s, e, index = p.start, p.end, p.index
+        for index, s, e, p_energy, p_time, p_parking in periods:
             if flat is not None and not self.flat_done:
                 self.flat_done = True
                 price, factor = flat.price, flat.vat_factor
@@ -990,9 +1057,9 @@ class _PartPricer:
                     (LineKind.FLAT, _FLAT, _ONE, price, price * factor, index, s, e, flat, "")
                 )
             for slot, volume, found in (
-                (_ENERGY, p.energy, energy_c),
-                (_TIME, p.time, time_c),
-                (_PARKING, p.parking, parking_c),
+                (_ENERGY, p_energy, energy_c),
+                (_TIME, p_time, time_c),
+                (_PARKING, p_parking, parking_c),
             ):
                 if volume <= 0:
                     continue
@@ -1478,22 +1545,31 @@ def _price(
             f"{_iso_dt(tariff.end_date_time)}; the session started at {start_dt.isoformat()}",
         )
     start, end = (start_dt - _EPOCH) // _ONE_US, (end_dt - _EPOCH) // _ONE_US  # to_us
-    timeline = _timeline(periods, start, end, tariff.id)
-    warnings = timeline.warnings
-    if compiled.warnings:
-        warnings[:0] = compiled.warnings
+    # The usual CDR on a tariff without restrictions is priced straight from its periods
+    # (_plain_rows); anything else goes through the timeline, which sorts, splits off the
+    # reservation and warns.
+    rows = _plain_rows(periods, start, end, tariff.id) if compiled.session.plain else None
+    warnings: list[_Warning]
+    if rows is not None:
+        warnings = list(compiled.warnings)  # nothing to say about the periods
+        reserved: list[_Period] = []
+        charged: list[_Period] = []
+    else:
+        timeline = _timeline(periods, start, end, tariff.id)
+        warnings = timeline.warnings
+        if compiled.warnings:
+            warnings[:0] = compiled.warnings
+        reserved, charged = timeline.reservation, timeline.session
 
     zero = ZERO_PRICE
     expired: bool | None = None
     reservation = None
     reservation_cost = zero
-    if timeline.reservation:
-        expired = not timeline.session if reservation_expired is None else reservation_expired
+    if reserved:
+        expired = not charged if reservation_expired is None else reservation_expired
         rules = compiled.reservation_expired if expired else compiled.reservation
-        reservation = _PartPricer(
-            rules, Part.RESERVATION, clock, timeline.reservation[0].start, warnings
-        )
-        reservation.run(timeline.reservation)
+        reservation = _PartPricer(rules, Part.RESERVATION, clock, reserved[0].start, warnings)
+        reservation.run(reserved)
         reservation.apply_step_size()
         # total_reservation_cost: "all the cost related to a reservation ..., including
         # fixed price components".
@@ -1506,13 +1582,20 @@ def _price(
     session = None
     fixed = energy_cost = time_cost = parking_cost = zero
     total_time = total_energy = total_parking = _ZERO
-    if timeline.session:
-        origin = timeline.session[0].start
-        session = _PartPricer(compiled.session, Part.SESSION, clock, origin, warnings)
-        session.run(timeline.session)
+    if rows is not None or charged:
+        if rows is not None:
+            session = _PartPricer(compiled.session, Part.SESSION, clock, rows[0][1], warnings)
+            session._run_plain(rows)
+        else:
+            session = _PartPricer(compiled.session, Part.SESSION, clock, charged[0].start, warnings)
+            rows = [(p.index, p.start, p.end, p.energy, p.time, p.parking) for p in charged]
+            if compiled.session.plain:  # periods out of order, overlapping, odd dimensions ...
+                session._run_plain(rows)
+            else:
+                session.run(charged)
         session.apply_step_size()
         fixed, energy_cost, time_cost, parking_cost = session.totals()
-        if compiled.session.candidates[_TIME] and not any(p.time for p in timeline.session):
+        if compiled.session.candidates[_TIME] and not any(row[4] for row in rows):
             # Charging time comes from TIME dimensions only (mod_cdrs CdrDimensionType); a
             # CDR without them cannot be billed for it, which the operator should know.
             warnings.append(
@@ -1521,12 +1604,12 @@ def _price(
             )
         # CDR.total_time: "Total duration of the charging session (including the duration
         # of charging and not charging)": wall clock from the first period to the end.
-        total_time = Decimal(timeline.session[-1].end - origin) / _US_PER_HOUR
-        for p in timeline.session:
-            if p.energy:
-                total_energy += p.energy
-            if p.parking:
-                total_parking += p.parking
+        total_time = Decimal(rows[-1][2] - rows[0][1]) / _US_PER_HOUR
+        for _, _, _, energy, _, parking in rows:
+            if energy:
+                total_energy += energy
+            if parking:
+                total_parking += parking
 
     adjustments: list[_RawLine] = []
     excl = (
