@@ -41,7 +41,6 @@ import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
@@ -155,25 +154,11 @@ def _under(url: URL, base: URL) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1024)
-def _url(text: str) -> URL:
-    """``URL(text)``, parsed once per text: a platform's endpoint and the hub's own
-    interface URLs are the same few strings request after request (URLs are immutable)."""
-    return URL(text)
-
-
 def hub_link(link: str, *, receiver_base: str | URL, hub_base: str | URL) -> str:
     """The hub's URL for a receiver's link (module doc)."""
-    return _hub_link(link, str(receiver_base), str(hub_base))
-
-
-@lru_cache(maxsize=4096)
-def _hub_link(link: str, receiver_base: str, hub_base: str) -> str:
-    # A pure function of its strings, kept for the links seen last: clients page
-    # through the same lists, whose next links repeat.
     target = URL(link)
-    receiver = _url(receiver_base)
-    hub = _url(hub_base)
+    receiver = URL(str(receiver_base))
+    hub = URL(str(hub_base))
     rest = _under(target, receiver) if target.is_absolute() else None
     if rest is None:
         encoded = base64.urlsafe_b64encode(link.encode("utf-8")).decode("ascii").rstrip("=")
@@ -186,7 +171,7 @@ def receiver_url(endpoint: str | URL, path: tuple[str, ...] = (), query: QueryLi
     """The receiver's URL for a request to the hub: ``endpoint`` + ``path`` + ``query``,
     or the receiver link carried in ``ocpi_hub_link`` (checked to be on the endpoint's
     origin; :class:`InvalidParametersError` otherwise)."""
-    base = _url(str(endpoint))
+    base = endpoint if isinstance(endpoint, URL) else URL(endpoint)
     carried = query.get(HUB_LINK_PARAM) if query else None
     if carried is not None:
         try:
@@ -288,7 +273,11 @@ class Forwarder:
         self._encode_token = encode_token
         self._new_id = request_id_factory
         self.max_response_bytes = max_response_bytes
+        # Built once and kept (bounded: cleared when full): per token, per party pair, per
+        # endpoint, per Link value.
         self._authorizations: dict[tuple[str, bool], str] = {}
+        self._endpoints: dict[str, URL] = {}
+        self._links: dict[tuple[str, str, str], str] = {}
         self._fixed: dict[
             tuple[bool, PartyId | None, PartyId | None, str | None], dict[str, str]
         ] = {}
@@ -317,7 +306,7 @@ class Forwarder:
             return await self._send_local(
                 target, method, query, body, correlation_id, sender, receiver
             )
-        url = receiver_url(target.endpoint, target.path, query)
+        url = receiver_url(self._endpoint_url(target.endpoint), target.path, query)
         response = await self.request(
             target.platform_id,
             method,
@@ -330,11 +319,10 @@ class Forwarder:
             request_timeout=request_timeout,
         )
         if hub_base is not None and LINK_HEADER in response.headers:
-            links = rewrite_links(
-                response.headers.getall(LINK_HEADER),
-                receiver_base=target.endpoint,
-                hub_base=hub_base,
-            )
+            links = [
+                self._hub_links(value, target.endpoint, str(hub_base))
+                for value in response.headers.getall(LINK_HEADER)
+            ]
             del response.headers[LINK_HEADER]
             for link in links:
                 response.headers.add(LINK_HEADER, link)
@@ -432,12 +420,33 @@ class Forwarder:
             )
         return ForwardedResponse(status, _passed_headers(received), raw, code)
 
+    def _endpoint_url(self, endpoint: str) -> URL:
+        """A platform's endpoint URL, parsed once (the same few, request after request)."""
+        url = self._endpoints.get(endpoint)
+        if url is None:
+            if len(self._endpoints) >= _CACHE_SIZE:
+                self._endpoints.clear()
+            url = self._endpoints[endpoint] = URL(endpoint)
+        return url
+
+    def _hub_links(self, value: str, receiver_base: str, hub_base: str) -> str:
+        """A ``Link`` header value rewritten into the hub's URL space (:func:`rewrite_links`),
+        once per (value, endpoint, hub URL): clients page through the same lists."""
+        key = (value, receiver_base, hub_base)
+        rewritten = self._links.get(key)
+        if rewritten is None:
+            if len(self._links) >= _CACHE_SIZE:
+                self._links.clear()
+            rewritten = rewrite_links([value], receiver_base=receiver_base, hub_base=hub_base)[0]
+            self._links[key] = rewritten
+        return rewritten
+
     def _authorization(self, token: str, base64_encode: bool) -> str:
         """The ``Authorization`` value for ``token``, encoded once per token."""
         key = (token, base64_encode)
         value = self._authorizations.get(key)
         if value is None:
-            if len(self._authorizations) >= _HEADER_CACHE_SIZE:
+            if len(self._authorizations) >= _CACHE_SIZE:
                 self._authorizations.clear()
             value = encode_authorization(token, base64_encode=base64_encode)
             self._authorizations[key] = value
@@ -456,7 +465,7 @@ class Forwarder:
         key = (v211, from_party, to_party, content_type)
         fixed = self._fixed.get(key)
         if fixed is None:
-            if len(self._fixed) >= _HEADER_CACHE_SIZE:
+            if len(self._fixed) >= _CACHE_SIZE:
                 self._fixed.clear()
             fixed = {"Accept": "application/json"}
             if not v211:
@@ -487,8 +496,8 @@ class Forwarder:
 _NO_CLIENT_TIMEOUT = aiohttp.ClientTimeout()
 """No timer of aiohttp's per request: the forwarder bounds each exchange itself."""
 
-_HEADER_CACHE_SIZE = 4096
-"""Entries kept of the per-token and per-party-pair headers before they are built anew."""
+_CACHE_SIZE = 4096
+"""Entries kept of each of the forwarder's caches before it is emptied and built anew."""
 
 
 def _passed_headers(received: CIMultiDictProxy[str]) -> CIMultiDict[str]:
