@@ -83,6 +83,7 @@ from ocpi.tariffs.result import (
     LineKind,
     Part,
     PricingResult,
+    _pricing_result,
     money_places,
 )
 
@@ -669,6 +670,21 @@ class _Period:
         self.pow_hi: Decimal | None = None
 
 
+class _NoLevels:
+    """The current and power levels of a period that reports none (see _usual_rows)."""
+
+    __slots__ = ()
+    cur_lo: Decimal | None = None
+    cur_hi: Decimal | None = None
+    pow_lo: Decimal | None = None
+    pow_hi: Decimal | None = None
+
+
+_NO_LEVELS = _NoLevels()
+# What restrictions on current and power are evaluated with.
+_Levels = _Period | _NoLevels
+
+
 def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Period:
     start = period.start_date_time
     if start.tzinfo is None:
@@ -895,7 +911,7 @@ def _check_overlap(ordered: list[_Period], k: int) -> None:
         j -= 1
 
 
-# A charging period as the plain pricer reads it: (index, start µs, end µs, energy kWh,
+# A charging period as the pricer reads the usual ones: (index, start µs, end µs, energy kWh,
 # time h, parking h).
 _Row = tuple[int, int, int, Decimal, Decimal, Decimal]
 _ENERGY_KIND = CdrDimensionType.ENERGY
@@ -903,7 +919,7 @@ _TIME_KIND = CdrDimensionType.TIME
 _PARKING_KIND = CdrDimensionType.PARKING_TIME
 
 
-def _plain_rows(
+def _usual_rows(
     periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id: str
 ) -> list[_Row] | None:
     """The charging periods as rows, straight from the parsed CDR, when they are the usual
@@ -1030,12 +1046,20 @@ class _PartPricer:
         if self.part is Part.RESERVATION:
             for p in periods:
                 # Reservation elements price the reserved time with their TIME component.
-                self._period(p, _ZERO, _ZERO, p.reservation, _ZERO)
+                self._period(p.index, p.start, p.end, p, _ZERO, _ZERO, p.reservation, _ZERO)
             return
         so_far = _ZERO
         for p in periods:
-            self._period(p, so_far, p.energy, p.time, p.parking)
+            self._period(p.index, p.start, p.end, p, so_far, p.energy, p.time, p.parking)
             so_far += p.energy
+
+    def run_rows(self, rows: list[_Row]) -> None:
+        """The session part from rows (see _usual_rows): as :meth:`run`, for periods that
+        report no current or power."""
+        so_far = _ZERO
+        for index, s, e, energy, hours, parking in rows:
+            self._period(index, s, e, _NO_LEVELS, so_far, energy, hours, parking)
+            so_far += energy
 
     def _run_plain(self, periods: list[_Row]) -> None:
         """The session part when no element of it has restrictions (most tariffs): no
@@ -1043,7 +1067,7 @@ class _PartPricer:
         and "the first tariff element with a matching price component" (mod_tariffs,
         Tariff object) of each dimension is simply its first candidate; FLAT is charged
         once, by the first period. What _period and _piece would record, without them.
-        The periods come as rows (see _plain_rows), in time order."""
+        The periods come as rows (see _usual_rows), in time order."""
         flat, energy_c, time_c, parking_c = [c[0] if c else None for c in self.rules.candidates]
         lines = self.lines
         excl, incl, billable, last = self.excl, self.incl, self.billable, self.last
@@ -1093,10 +1117,19 @@ class _PartPricer:
                 )
 
     def _period(
-        self, p: _Period, e0: Decimal, energy: Decimal, hours: Decimal, parking: Decimal
+        self,
+        index: int,
+        s: int,
+        e: int,
+        p: _Levels,
+        e0: Decimal,
+        energy: Decimal,
+        hours: Decimal,
+        parking: Decimal,
     ) -> None:
+        """Price period ``index`` (``s`` to ``e`` µs; ``p``: its current and power levels),
+        cut where a restriction can change value inside it."""
         rules = self.rules
-        s, e = p.start, p.end
         span = e - s
         segments = None
         cuts: list[int] = []
@@ -1111,9 +1144,9 @@ class _PartPricer:
                 cuts = sorted(set(cuts).union(extra))
         kwh_cuts = [k for k in rules.kwh if e0 < k < e0 + energy] if rules.kwh else []
         if (rules.uses_current or rules.uses_power) and self.part is Part.SESSION:
-            self._warn_unknown_levels(p, energy, hours)
+            self._warn_unknown_levels(index, p, energy, hours)
         if not cuts and not kwh_cuts:
-            self._piece(p, s, e, s, e0, energy, hours, parking, segments)
+            self._piece(index, p, s, e, s, e0, energy, hours, parking, segments)
             return
         self.split = True
         # Merge both kinds of cut by their position in the period (0..1). Each piece is
@@ -1151,25 +1184,28 @@ class _PartPricer:
                 left_e, left_t, left_p = left_e - pe, left_t - pt, left_p - pp
             wall_a = s + int((fa * dspan).to_integral_value())
             wall_b = e if n == last else s + int((fb * dspan).to_integral_value())
-            self._piece(p, wall_a, wall_b, ta, ea, pe, pt, pp, segments)
+            self._piece(index, p, wall_a, wall_b, ta, ea, pe, pt, pp, segments)
 
-    def _warn_unknown_levels(self, p: _Period, energy: Decimal, hours: Decimal) -> None:
+    def _warn_unknown_levels(
+        self, index: int, p: _Levels, energy: Decimal, hours: Decimal
+    ) -> None:
         if energy <= 0 and hours <= 0:
             return  # parking: no current is expected
         if self.rules.uses_current and (p.cur_lo is None or p.cur_hi is None):
             self.warnings.append(
-                f"charging_periods[{p.index}] has no MIN_CURRENT/MAX_CURRENT/CURRENT dimension; "
+                f"charging_periods[{index}] has no MIN_CURRENT/MAX_CURRENT/CURRENT dimension; "
                 "current restrictions are treated as not met"
             )
         if self.rules.uses_power and (p.pow_lo is None or p.pow_hi is None):
             self.warnings.append(
-                f"charging_periods[{p.index}] has no MIN_POWER/MAX_POWER/POWER dimension; "
+                f"charging_periods[{index}] has no MIN_POWER/MAX_POWER/POWER dimension; "
                 "power restrictions are treated as not met"
             )
 
     def _piece(
         self,
-        p: _Period,
+        index: int,
+        p: _Levels,
         wall_a: int,
         wall_b: int,
         t_anchor: int,
@@ -1208,7 +1244,7 @@ class _PartPricer:
                         _ONE,
                         flat.price,
                         flat.price * flat.vat_factor,
-                        p.index,
+                        index,
                         wall_a,
                         wall_b,
                         flat,
@@ -1236,7 +1272,7 @@ class _PartPricer:
                         volume,
                         _ZERO,
                         _ZERO,
-                        p.index,
+                        index,
                         wall_a,
                         wall_b,
                         None,
@@ -1254,11 +1290,11 @@ class _PartPricer:
             self.excl[slot] += excl
             self.incl[slot] += incl
             lines.append(
-                (LineKind.PRICED, slot, volume, excl, incl, p.index, wall_a, wall_b, found, "")
+                (LineKind.PRICED, slot, volume, excl, incl, index, wall_a, wall_b, found, "")
             )
 
     def _memo(
-        self, slot: int, day: int, tod: int, weekday: int, interval: int, p: _Period
+        self, slot: int, day: int, tod: int, weekday: int, interval: int, p: _Levels
     ) -> _Candidate | None:
         memo = self.rules.memo
         key = (slot, day, interval)
@@ -1342,7 +1378,7 @@ def _first(
     weekday: int,
     elapsed: int,
     kwh: Decimal,
-    p: _Period,
+    p: _Levels,
 ) -> _Candidate | None:
     """The first candidate whose restrictions all hold (a logical AND, mod_tariffs)."""
     for c in candidates:
@@ -1545,10 +1581,9 @@ def _price(
             f"{_iso_dt(tariff.end_date_time)}; the session started at {start_dt.isoformat()}",
         )
     start, end = (start_dt - _EPOCH) // _ONE_US, (end_dt - _EPOCH) // _ONE_US  # to_us
-    # The usual CDR on a tariff without restrictions is priced straight from its periods
-    # (_plain_rows); anything else goes through the timeline, which sorts, splits off the
-    # reservation and warns.
-    rows = _plain_rows(periods, start, end, tariff.id) if compiled.session.plain else None
+    # The usual CDR is priced straight from its periods (_usual_rows); anything else goes
+    # through the timeline, which sorts, splits off the reservation, warns and refuses.
+    rows = _usual_rows(periods, start, end, tariff.id)
     warnings: list[_Warning]
     if rows is not None:
         warnings = list(compiled.warnings)  # nothing to say about the periods
@@ -1585,7 +1620,10 @@ def _price(
     if rows is not None or charged:
         if rows is not None:
             session = _PartPricer(compiled.session, Part.SESSION, clock, rows[0][1], warnings)
-            session._run_plain(rows)
+            if compiled.session.plain:
+                session._run_plain(rows)
+            else:
+                session.run_rows(rows)
         else:
             session = _PartPricer(compiled.session, Part.SESSION, clock, charged[0].start, warnings)
             rows = [(p.index, p.start, p.end, p.energy, p.time, p.parking) for p in charged]
@@ -1652,16 +1690,16 @@ def _price(
         out.extend(_materialise(line, Part.SESSION) for line in adjustments)
         return tuple(out)
 
-    return PricingResult(
-        currency=tariff.currency,
-        tariff_id=tariff.id,
-        time_zone=zone_name,
-        totals=_rounded(exact, tariff.currency),
-        exact=exact,
-        tidy=_tidy,
-        build_lines=build_lines,
-        warnings=partial(_warning_texts, warnings) if warnings else (),
-        reservation_expired=expired,
+    return _pricing_result(
+        tariff.currency,
+        tariff.id,
+        zone_name,
+        _rounded(exact, tariff.currency),
+        exact,
+        _tidy,
+        build_lines,
+        partial(_warning_texts, warnings) if warnings else (),
+        expired,
     )
 
 

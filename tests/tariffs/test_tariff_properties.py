@@ -3,7 +3,10 @@
 - the total never goes down when a period gets more energy or more time;
 - min_price <= total <= max_price, per VAT limb, when set;
 - splitting a period in two with identical dimensions changes nothing;
-- incl_vat >= excl_vat; and the breakdown adds up to the exact total.
+- incl_vat >= excl_vat; and the breakdown adds up to the exact total;
+- a dimension the pricer does not use (STATE_OF_CHARGE) changes nothing: the pricer reads
+  the usual periods (in order, inside the session, ENERGY/TIME/PARKING_TIME only) on a
+  path of their own, and such a dimension sends them down the careful one.
 
 Monotonicity holds for the tariff families generated here, not for every OCPI tariff: the
 spec's own rules allow a total to drop when a quantity grows, and the generators steer
@@ -321,6 +324,24 @@ def test_splitting_a_period_changes_nothing(
             assert close(x.incl_vat or D(0), y.incl_vat or D(0), "1e-15")
         else:
             assert close(x, y, "1e-15")
+
+
+@SETTINGS
+@given(t=any_tariff, session=sessions(), data=st.data())
+def test_a_dimension_not_priced_changes_nothing(
+    t: Tariff, session: Session, data: st.DataObject
+) -> None:
+    index = data.draw(st.integers(0, len(session.periods) - 1))
+    periods = list(session.periods)
+    p = periods[index]
+    soc = CdrDimension(CdrDimensionType.STATE_OF_CHARGE, D(data.draw(st.integers(0, 100))))
+    periods[index] = ChargingPeriod(p.start_date_time, (*p.dimensions, soc), p.tariff_id)
+    usual, careful = session.price(t), session.with_periods(periods).price(t)
+    # Identical to the last digit and exponent (repr), every line and warning included.
+    assert repr(careful.totals) == repr(usual.totals)
+    assert repr(careful.exact) == repr(usual.exact)
+    assert repr(careful.lines) == repr(usual.lines)
+    assert careful.warnings == usual.warnings
 
 
 @SETTINGS
