@@ -38,7 +38,6 @@ import asyncio
 import base64
 import binascii
 import json
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -58,6 +57,7 @@ from ocpi.transport import (
     HubTimeoutError,
     InvalidParametersError,
     PartyId,
+    RequestIds,
     encode_authorization,
     redirect_target,
     routing_headers,
@@ -73,7 +73,6 @@ __all__ = [
     "TokenLookup",
     "VersionLookup",
     "envelope_status",
-    "fresh_request_id",
     "hub_link",
     "is_envelope",
     "receiver_url",
@@ -123,20 +122,6 @@ class LocalRequest:
 
 
 LocalHandler = Callable[[LocalRequest], Awaitable[ForwardedResponse]]
-
-
-def fresh_request_id() -> str:
-    """A fresh UUID4 for X-Request-ID, as :func:`ocpi.transport.new_request_id` gives
-    (16 random bytes, the version and variant bits set as RFC 4122 says) without
-    building a :class:`uuid.UUID` on the way."""
-    n = int.from_bytes(os.urandom(16), "big")
-    n = (n & _UUID4_CLEAR) | _UUID4_SET
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
 # ----------------------------------------------------------------- link rewrite
@@ -259,7 +244,7 @@ class Forwarder:
         local: LocalHandler | None = None,
         timeout: float = 30.0,
         encode_token: bool = True,
-        request_id_factory: Callable[[], str] = fresh_request_id,
+        request_id_factory: Callable[[], str] | None = None,
         max_response_bytes: int = 64 * 1024 * 1024,
         max_redirects: int = 3,
         versions: VersionLookup | None = None,
@@ -271,7 +256,8 @@ class Forwarder:
         self._local = local
         self.timeout = timeout
         self._encode_token = encode_token
-        self._new_id = request_id_factory
+        # Fresh UUID4s (ocpi.transport.new_request_id's), the random bytes read in bulk.
+        self._new_id = request_id_factory or RequestIds()
         self.max_response_bytes = max_response_bytes
         # Built once and kept (bounded: cleared when full): per token, per party pair, per
         # endpoint, per Link value.
