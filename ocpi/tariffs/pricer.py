@@ -130,6 +130,7 @@ _tuple = tuple.__new__
 # No price, volume, VAT rate, step or bound in a real tariff or CDR comes near this; above
 # it, the 50-digit arithmetic could no longer hold 18 decimals, so such input is refused.
 _LIMIT = 10**9
+_DECIMAL_LIMIT = Decimal(_LIMIT)  # (a Decimal compares faster with a Decimal than an int)
 
 # Dimension slots in the accumulators.
 _FLAT, _ENERGY, _TIME, _PARKING = 0, 1, 2, 3
@@ -920,31 +921,37 @@ _PARKING_KIND = CdrDimensionType.PARKING_TIME
 
 
 def _usual_rows(
-    periods: Sequence[ChargingPeriod], start: int, end: int, tariff_id: str
+    periods: Sequence[ChargingPeriod],
+    start: int,
+    end: int,
+    tariff_id: str,
+    warnings: list[_Warning],
 ) -> list[_Row] | None:
     """The charging periods as rows, straight from the parsed CDR, when they are the usual
-    kind: timezone-aware, in strict time order, each starting inside the session
-    (``start`` to ``end``, µs), no other tariff named, only ENERGY, TIME and PARKING_TIME
-    dimensions (each at most once, with a plausible volume), none reporting more time
-    than it lasts. Such periods are exactly those :func:`_timeline` accepts without an
-    error or a warning and puts in the session part, with the same starts, ends (each
-    where the next starts, the last at the session end: mod_cdrs, ChargingPeriod) and
-    volumes. None for anything else: the caller then takes the careful path.
+    kind: timezone-aware, in strict time order, none starting after the session ends
+    (``end``, µs), no other tariff named, only ENERGY, TIME and PARKING_TIME dimensions
+    (each at most once, with a plausible volume). Such periods are exactly those
+    :func:`_timeline` accepts without sorting them and puts in the session part, with the
+    same starts, ends (each where the next starts, the last at the session end: mod_cdrs,
+    ChargingPeriod) and volumes, and the same warnings, appended to ``warnings`` (a period
+    starting before the session, one reporting more time than it lasts). None for
+    anything else (the caller then takes the careful path, which sorts, splits off the
+    reservation, reads current and power, and names what it refuses).
     """
     if not periods:
         return None
     starts: list[int] = []
     volumes: list[tuple[Decimal, Decimal, Decimal]] = []
-    previous = start - 1  # the first period may start at the session start
-    zero, limit = _ZERO, _LIMIT
+    previous: int | None = None
+    zero, limit = _ZERO, _DECIMAL_LIMIT
     for period in periods:
         at = period.start_date_time
         if at.tzinfo is None or (period.tariff_id is not None and period.tariff_id != tariff_id):
             return None
         s = (at - _EPOCH) // _ONE_US  # to_us
-        # Equal starts (possible overlaps), disorder and periods outside the session are
-        # the careful path's, with their warnings or errors.
-        if not previous < s <= end:
+        # Equal starts (possible overlaps), disorder and a period after the session's end
+        # are the careful path's, with their warnings or errors.
+        if s > end or (previous is not None and s <= previous):
             return None
         previous = s
         dimensions = period.dimensions
@@ -954,7 +961,7 @@ def _usual_rows(
         seen = 0
         for dimension in dimensions:
             kind, volume = dimension.type, dimension.volume
-            if type(volume) is not Decimal or not volume.is_finite() or not 0 <= volume <= limit:
+            if type(volume) is not Decimal or not volume.is_finite() or not zero <= volume <= limit:
                 return None
             if kind is _ENERGY_KIND and not seen & _B_ENERGY:
                 seen |= _B_ENERGY
@@ -969,13 +976,20 @@ def _usual_rows(
                 return None
         starts.append(s)
         volumes.append((energy, hours, parking))
+    # The careful path's warnings, in its order: periods starting before the session, then
+    # periods reporting more TIME/PARKING_TIME than they last.
+    for index, s in enumerate(starts):
+        if s < start:
+            warnings.append((_outside_text, (index, s, start, end)))
     starts.append(end)  # the last period ends when the session ends
     rows: list[_Row] = []
     for index, (energy, hours, parking) in enumerate(volumes):
         s, e = starts[index], starts[index + 1]
-        # A period reporting more time than it lasts gets a warning: the careful path's.
-        if (hours or parking) and (hours + parking) * _US_PER_HOUR > e - s + _TIME_SLACK_US:
-            return None
+        if hours or parking:
+            reported = (hours + parking) * _US_PER_HOUR
+            if reported > e - s + _TIME_SLACK_US:
+                lasts = Decimal(e - s) / _US_PER_HOUR
+                warnings.append((_overlong_text, (index, reported / _US_PER_HOUR, lasts)))
         rows.append((index, s, e, energy, hours, parking))
     return rows
 
@@ -984,7 +998,8 @@ def _usual_rows(
 
 # A line of the working as the pricer records it; turned into a BreakdownLine when read:
 # (kind, slot or None, volume, excl, incl, period index, from µs, to µs, candidate, note);
-# a step_size line's note is (consumed, billed, unit) until it is read.
+# a step_size line's note is (consumed, billed, unit), a min/max_price line's the function that
+# writes it, until it is read.
 _StepNote = tuple[Decimal, Decimal, str]
 _RawLine = tuple[
     LineKind,
@@ -996,7 +1011,7 @@ _RawLine = tuple[
     int | None,
     int | None,
     "_Candidate | None",
-    str | _StepNote,
+    str | _StepNote | Callable[[], str],
 ]
 
 
@@ -1186,9 +1201,7 @@ class _PartPricer:
             wall_b = e if n == last else s + int((fb * dspan).to_integral_value())
             self._piece(index, p, wall_a, wall_b, ta, ea, pe, pt, pp, segments)
 
-    def _warn_unknown_levels(
-        self, index: int, p: _Levels, energy: Decimal, hours: Decimal
-    ) -> None:
+    def _warn_unknown_levels(self, index: int, p: _Levels, energy: Decimal, hours: Decimal) -> None:
         if energy <= 0 and hours <= 0:
             return  # parking: no current is expected
         if self.rules.uses_current and (p.cur_lo is None or p.cur_hi is None):
@@ -1583,10 +1596,9 @@ def _price(
     start, end = (start_dt - _EPOCH) // _ONE_US, (end_dt - _EPOCH) // _ONE_US  # to_us
     # The usual CDR is priced straight from its periods (_usual_rows); anything else goes
     # through the timeline, which sorts, splits off the reservation, warns and refuses.
-    rows = _usual_rows(periods, start, end, tariff.id)
-    warnings: list[_Warning]
+    warnings: list[_Warning] = list(compiled.warnings)
+    rows = _usual_rows(periods, start, end, tariff.id, warnings)
     if rows is not None:
-        warnings = list(compiled.warnings)  # nothing to say about the periods
         reserved: list[_Period] = []
         charged: list[_Period] = []
     else:
@@ -1705,7 +1717,9 @@ def _price(
 
 def _materialise(line: _RawLine, part: Part) -> BreakdownLine:
     kind, slot, volume, excl, incl, index, wall_a, wall_b, c, note = line
-    if not isinstance(note, str):
+    if callable(note):  # a min/max_price note
+        note = note()
+    elif not isinstance(note, str):
         assert c is not None
         consumed, billed, unit = note
         shown = consumed.quantize(_MILLI, context=_HALF_UP)
@@ -1758,9 +1772,14 @@ def _bound(
 
 
 def _bound_line(kind: LineKind, d_excl: Decimal, d_incl: Decimal, bound: Price) -> _RawLine:
-    incl = "" if bound.incl_vat is None else f" / {_plain(bound.incl_vat)} incl. VAT"
-    note = f"{kind.value} {_plain(bound.excl_vat)} excl. VAT{incl}"
+    # The note is written when the lines are read (most results are never explained).
+    note = partial(_bound_note, kind, bound)
     return (kind, None, _ZERO, d_excl, d_incl, None, None, None, None, note)
+
+
+def _bound_note(kind: LineKind, bound: Price) -> str:
+    incl = "" if bound.incl_vat is None else f" / {_plain(bound.incl_vat)} incl. VAT"
+    return f"{kind.value} {_plain(bound.excl_vat)} excl. VAT{incl}"
 
 
 def _cleaned(exact: CdrTotals) -> CdrTotals:

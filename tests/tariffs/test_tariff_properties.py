@@ -331,6 +331,24 @@ def test_splitting_a_period_changes_nothing(
 def test_a_dimension_not_priced_changes_nothing(
     t: Tariff, session: Session, data: st.DataObject
 ) -> None:
+    # Odd but priceable input the usual path must warn about as the careful one does: the
+    # session starting after its first period(s), a period reporting more time than it lasts.
+    late = timedelta(minutes=data.draw(st.sampled_from([0, 0, 10, 90])))
+    session = Session(
+        min(session.start + late, session.end), session.periods, session.end, session.zone
+    )
+    if data.draw(st.booleans()):
+        index = data.draw(st.integers(0, len(session.periods) - 1))
+        p = session.periods[index]
+        longer = tuple(
+            CdrDimension(dim.type, dim.volume * 2)
+            if dim.type in (CdrDimensionType.TIME, CdrDimensionType.PARKING_TIME)
+            else dim
+            for dim in p.dimensions
+        )
+        periods = list(session.periods)
+        periods[index] = ChargingPeriod(p.start_date_time, longer)
+        session = session.with_periods(periods)
     index = data.draw(st.integers(0, len(session.periods) - 1))
     periods = list(session.periods)
     p = periods[index]
