@@ -192,6 +192,7 @@ class Bench:
         self.redis_prefix = f"bench:{os.getpid()}:{uuid.uuid4().hex[:8]}:"
         self.redis_pid: int | None = None
         self.results: dict[str, Any] = {}
+        self.ids: list[list[str]] = []  # per load generator, the chargers it connects
 
     # -- server --------------------------------------------------------------------------
 
@@ -305,6 +306,7 @@ class Bench:
         run = uuid.uuid4().hex[:6]
         shares = self.split(args.connections)
         ids = [[f"bench-{run}-{c}-{i}" for i in range(share)] for c, share in enumerate(shares)]
+        self.ids = ids  # the same chargers connect again in --reconnect-waves
         mem0 = proc_memory_kib(self.pid)
         cpu0, _ = self.cpu()
         t0 = time.monotonic()
@@ -522,6 +524,7 @@ class Bench:
         }
         self.results["phases"] = [saturated, limited]
         self.after_close()
+        self.reconnect_waves()
         return self.results
 
     def after_close(self) -> None:
@@ -548,6 +551,43 @@ class Bench:
             "rss_closed_kib": samples[-1],
             "left_open": established_on(self.port),
         }
+
+    def _closed_rss_kib(self) -> int:
+        """Once the kernel shows no connection left on the port, the RSS after
+        ``--settle`` s."""
+        deadline = time.monotonic() + 120
+        while established_on(self.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.check_server()
+        time.sleep(self.args.settle)
+        return int(proc_memory_kib(self.pid)["VmRSS"])
+
+    def reconnect_waves(self) -> None:
+        """``--reconnect-waves N``: the same chargers connect again (a BootNotification
+        each) and all close, N times; the RSS with them held and after each close. What
+        closed connections freed is reused, so these stay level unless something is
+        kept per connection (or waits for a full collection of the cyclic GC)."""
+        waves: list[dict[str, int]] = []
+        args = self.args
+        for _ in range(args.reconnect_waves):
+            self.start_clients()
+            self.ask(
+                "connect",
+                [
+                    {"ids": chunk, "concurrency": args.connect_concurrency,
+                     "timeout": args.connect_timeout}
+                    for chunk in self.ids
+                ],
+                args.connect_timeout + 60,
+            )  # fmt: skip
+            time.sleep(1.0)
+            held = sum(a["held"] for a in self.ask("status", [None] * len(self.clients), 30))
+            rss_held = int(proc_memory_kib(self.pid)["VmRSS"])
+            self.stop_clients()
+            waves.append(
+                {"held": held, "rss_held_kib": rss_held, "rss_closed_kib": self._closed_rss_kib()}
+            )
+        self.results["waves"] = waves
 
     @property
     def storage_name(self) -> str:
@@ -606,6 +646,12 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         "rss_after_close_kib": closed["rss_closed_kib"],
         "rss_after_close_above_before_kib": closed["rss_closed_kib"] - c["rss_before_kib"],
     }
+    waves = bench.results.get("waves") or []
+    if waves:
+        summary["reconnect_waves"] = waves
+        summary["rss_after_last_wave_above_before_kib"] = (
+            waves[-1]["rss_closed_kib"] - c["rss_before_kib"]
+        )
     lines = [
         "",
         f"OCPP central system benchmark: {args.server} ({bench.storage_name}), OCPP 1.6J, "
@@ -643,6 +689,13 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         + ("n/a" if per_conn_peak is None else f"{per_conn_peak / 1000:.1f} kB")
         + ")",
     ]
+    for i, wave in enumerate(waves, 1):
+        lines.append(
+            f"  reconnect wave {i}              {wave['held']} held: RSS "
+            f"{(wave['rss_held_kib'] - c['rss_before_kib']) / 1024:+.1f} MiB, after all closed "
+            f"{(wave['rss_closed_kib'] - c['rss_before_kib']) / 1024:+.1f} MiB (against before "
+            "connecting)"
+        )
     for phase in (saturated, limited):
         lat = phase.all_lat
         target = (
@@ -772,6 +825,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=5.0,
         help="seconds the server's RSS is watched after every charger closed (5)",
+    )
+    parser.add_argument(
+        "--reconnect-waves",
+        type=int,
+        default=0,
+        help="after the after-close phase, the same chargers connect again and all close, "
+        "this many times; the RSS after each close (0)",
     )
     parser.add_argument(
         "--nice",
@@ -913,6 +973,12 @@ SIDE_BY_SIDE: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
         "{:+.1f} MiB",
         True,
     ),
+    (
+        "  after the last reconnect wave",
+        ("rss_after_last_wave_above_before_kib",),
+        "{:+.1f} MiB",
+        True,
+    ),
 )
 
 
@@ -925,7 +991,7 @@ def _figure(summary: dict[str, Any], path: tuple[str, ...]) -> list[float] | Non
             return None
         if path[0] == "memory_per_connection_bytes":
             return [value / 1000]
-        if path[0] == "rss_after_close_above_before_kib":
+        if path[0] in ("rss_after_close_above_before_kib", "rss_after_last_wave_above_before_kib"):
             return [value / 1024]
         return [value]
     section = node.get(path[0]) or {}
