@@ -918,6 +918,7 @@ _Row = tuple[int, int, int, Decimal, Decimal, Decimal]
 _ENERGY_KIND = CdrDimensionType.ENERGY
 _TIME_KIND = CdrDimensionType.TIME
 _PARKING_KIND = CdrDimensionType.PARKING_TIME
+_RESERVATION_KIND = CdrDimensionType.RESERVATION_TIME
 
 
 def _usual_rows(
@@ -926,22 +927,25 @@ def _usual_rows(
     end: int,
     tariff_id: str,
     warnings: list[_Warning],
-) -> list[_Row] | None:
+) -> tuple[list[_Row], list[_Row]] | None:
     """The charging periods as rows, straight from the parsed CDR, when they are the usual
     kind: timezone-aware, in strict time order, none starting after the session ends
-    (``end``, µs), no other tariff named, only ENERGY, TIME and PARKING_TIME dimensions
-    (each at most once, with a plausible volume). Such periods are exactly those
-    :func:`_timeline` accepts without sorting them and puts in the session part, with the
-    same starts, ends (each where the next starts, the last at the session end: mod_cdrs,
-    ChargingPeriod) and volumes, and the same warnings, appended to ``warnings`` (a period
-    starting before the session, one reporting more time than it lasts). None for
-    anything else (the caller then takes the careful path, which sorts, splits off the
-    reservation, reads current and power, and names what it refuses).
+    (``end``, µs), no other tariff named, only ENERGY, TIME, PARKING_TIME and
+    RESERVATION_TIME dimensions (each at most once, with a plausible volume; reservation
+    periods first, with nothing else metered). Such periods are exactly those
+    :func:`_timeline` accepts without sorting them, with the same starts, ends (each
+    where the next starts, the last at the session end: mod_cdrs, ChargingPeriod),
+    volumes and parts, and the same warnings, appended to ``warnings`` (a period starting
+    before the session, one reporting more time than it lasts). Returned as the
+    reservation part's rows (the reserved hours in the time column) and the session
+    part's. None for anything else (the caller then takes the careful path, which sorts,
+    reads current and power, and names what it refuses).
     """
     if not periods:
         return None
     starts: list[int] = []
     volumes: list[tuple[Decimal, Decimal, Decimal]] = []
+    reserved = 0  # how many periods of the reservation part come first
     previous: int | None = None
     zero, limit = _ZERO, _DECIMAL_LIMIT
     for period in periods:
@@ -972,8 +976,17 @@ def _usual_rows(
             elif kind is _PARKING_KIND and not seen & _B_PARKING:
                 seen |= _B_PARKING
                 parking = volume
-            else:  # another kind (current, power, reservation ...) or one seen twice
+            elif kind is _RESERVATION_KIND and not seen & _B_RESERVATION:
+                seen |= _B_RESERVATION
+                hours = volume  # reserved hours: the reservation's TIME components price them
+            else:  # another kind (current, power ...) or one seen twice
                 return None
+        if seen & _B_RESERVATION:
+            # A reservation period meters nothing else and precedes the session (the
+            # careful path refuses anything else, naming it).
+            if seen != _B_RESERVATION or reserved != len(starts):
+                return None
+            reserved += 1
         starts.append(s)
         volumes.append((energy, hours, parking))
     # The careful path's warnings, in its order: periods starting before the session, then
@@ -991,7 +1004,7 @@ def _usual_rows(
                 lasts = Decimal(e - s) / _US_PER_HOUR
                 warnings.append((_overlong_text, (index, reported / _US_PER_HOUR, lasts)))
         rows.append((index, s, e, energy, hours, parking))
-    return rows
+    return rows[:reserved], rows[reserved:]
 
 
 # --------------------------------------------------------------------------- pricing
@@ -1069,8 +1082,9 @@ class _PartPricer:
             so_far += p.energy
 
     def run_rows(self, rows: list[_Row]) -> None:
-        """The session part from rows (see _usual_rows): as :meth:`run`, for periods that
-        report no current or power."""
+        """A part from rows (see _usual_rows): as :meth:`run`, for periods that report no
+        current or power. A reservation row has no energy and its reserved hours in the
+        time column, so it is priced as run prices a reservation period."""
         so_far = _ZERO
         for index, s, e, energy, hours, parking in rows:
             self._period(index, s, e, _NO_LEVELS, so_far, energy, hours, parking)
@@ -1597,10 +1611,13 @@ def _price(
     # The usual CDR is priced straight from its periods (_usual_rows); anything else goes
     # through the timeline, which sorts, splits off the reservation, warns and refuses.
     warnings: list[_Warning] = list(compiled.warnings)
-    rows = _usual_rows(periods, start, end, tariff.id, warnings)
-    if rows is not None:
-        reserved: list[_Period] = []
-        charged: list[_Period] = []
+    usual = _usual_rows(periods, start, end, tariff.id, warnings)
+    reserved_rows: list[_Row] = []
+    rows: list[_Row] = []
+    reserved: list[_Period] = []
+    charged: list[_Period] = []
+    if usual is not None:
+        reserved_rows, rows = usual
     else:
         timeline = _timeline(periods, start, end, tariff.id)
         warnings = timeline.warnings
@@ -1612,11 +1629,18 @@ def _price(
     expired: bool | None = None
     reservation = None
     reservation_cost = zero
-    if reserved:
-        expired = not charged if reservation_expired is None else reservation_expired
+    if reserved_rows or reserved:
+        if reservation_expired is not None:
+            expired = reservation_expired
+        else:
+            expired = not rows and not charged
         rules = compiled.reservation_expired if expired else compiled.reservation
-        reservation = _PartPricer(rules, Part.RESERVATION, clock, reserved[0].start, warnings)
-        reservation.run(reserved)
+        origin = reserved_rows[0][1] if reserved_rows else reserved[0].start
+        reservation = _PartPricer(rules, Part.RESERVATION, clock, origin, warnings)
+        if reserved_rows:
+            reservation.run_rows(reserved_rows)
+        else:
+            reservation.run(reserved)
         reservation.apply_step_size()
         # total_reservation_cost: "all the cost related to a reservation ..., including
         # fixed price components".
@@ -1629,8 +1653,8 @@ def _price(
     session = None
     fixed = energy_cost = time_cost = parking_cost = zero
     total_time = total_energy = total_parking = _ZERO
-    if rows is not None or charged:
-        if rows is not None:
+    if rows or charged:
+        if rows:
             session = _PartPricer(compiled.session, Part.SESSION, clock, rows[0][1], warnings)
             if compiled.session.plain:
                 session._run_plain(rows)

@@ -349,6 +349,12 @@ def test_a_dimension_not_priced_changes_nothing(
         periods = list(session.periods)
         periods[index] = ChargingPeriod(p.start_date_time, longer)
         session = session.with_periods(periods)
+    if data.draw(st.booleans()):  # a reservation first (mod_tariffs, reservation)
+        minutes = data.draw(st.sampled_from([5, 20, 45]))
+        at = session.periods[0].start_date_time - timedelta(minutes=minutes)
+        hours = (D(minutes) / 60).quantize(D("0.000001"))
+        reserved = ChargingPeriod(at, (CdrDimension(CdrDimensionType.RESERVATION_TIME, hours),))
+        session = Session(at, [reserved, *session.periods], session.end, session.zone)
     index = data.draw(st.integers(0, len(session.periods) - 1))
     periods = list(session.periods)
     p = periods[index]
@@ -360,6 +366,7 @@ def test_a_dimension_not_priced_changes_nothing(
     assert repr(careful.exact) == repr(usual.exact)
     assert repr(careful.lines) == repr(usual.lines)
     assert careful.warnings == usual.warnings
+    assert careful.reservation_expired == usual.reservation_expired
 
 
 @SETTINGS
