@@ -1718,7 +1718,7 @@ def _price(
         ),
     )
     if (session is not None and session.split) or (reservation is not None and reservation.split):
-        exact = _cleaned(exact)
+        exact = _cleaned(exact, session is not None and session.split)
     parts = [part for part in (reservation, session) if part is not None]
 
     def build_lines() -> tuple[BreakdownLine, ...]:
@@ -1806,22 +1806,32 @@ def _bound_note(kind: LineKind, bound: Price) -> str:
     return f"{kind.value} {_plain(bound.excl_vat)} excl. VAT{incl}"
 
 
-def _cleaned(exact: CdrTotals) -> CdrTotals:
-    """``exact.map(_clean)``: every figure to 18 places (in the pricer's context)."""
+def _cleaned(exact: CdrTotals, session_clean: bool) -> CdrTotals:
+    """``exact.map(_clean)``: every figure to 18 places (in the pricer's context).
+    ``session_clean``: the session part's four costs are already (its totals() cleaned
+    them: a cut session), and quantizing them again would give the very same figures."""
     # Every cost the pricer builds has both limbs set (incl_vat is never None here).
     q: Callable[[Decimal | None, Decimal], Decimal] = _CONTEXT.quantize  # type: ignore[assignment]
     c = _CLEAN
     cost, fixed, energy, energy_cost, time_, time_cost, parking, parking_cost, reserved = exact
-    return CdrTotals(
-        Price(q(cost[0], c), q(cost[1], c)),
-        Price(q(fixed[0], c), q(fixed[1], c)),
-        q(energy, c),
-        Price(q(energy_cost[0], c), q(energy_cost[1], c)),
-        q(time_, c),
-        Price(q(time_cost[0], c), q(time_cost[1], c)),
-        q(parking, c),
-        Price(q(parking_cost[0], c), q(parking_cost[1], c)),
-        Price(q(reserved[0], c), q(reserved[1], c)),
+    if not session_clean:
+        fixed = _tuple(Price, (q(fixed[0], c), q(fixed[1], c)))
+        energy_cost = _tuple(Price, (q(energy_cost[0], c), q(energy_cost[1], c)))
+        time_cost = _tuple(Price, (q(time_cost[0], c), q(time_cost[1], c)))
+        parking_cost = _tuple(Price, (q(parking_cost[0], c), q(parking_cost[1], c)))
+    return _tuple(
+        CdrTotals,
+        (
+            _tuple(Price, (q(cost[0], c), q(cost[1], c))),
+            fixed,
+            q(energy, c),
+            energy_cost,
+            q(time_, c),
+            time_cost,
+            q(parking, c),
+            parking_cost,
+            _tuple(Price, (q(reserved[0], c), q(reserved[1], c))),
+        ),
     )
 
 
