@@ -335,14 +335,17 @@ class Metrics:
             status = exc.status
             raise
         finally:
-            self._served(path, request.method, status)
+            self.ocpi_served(path, ocpi_module(path), request.method, status)
 
-    def _served(self, path: str, method: str, status: int) -> None:
+    def ocpi_served(self, path: str, module: str, method: str, status: int) -> None:
+        """Count one OCPI request served: ``path`` under ``/ocpi/``, ``module`` its
+        :func:`ocpi_module` (the message trail's middleware counts through this when
+        both are on: it reads the module once for both)."""
         # Each label combination's child resolved once (as OcppCounters does): bounded
         # by the label sets (modules, methods, HTTP statuses).
         key = (
             "hub" if path.startswith("/ocpi/hub/") else "cpo",
-            ocpi_module(path),
+            module,
             _method(method),
             status,
         )

@@ -22,18 +22,24 @@ from gateway.metrics import PREFIX, ClusterGauges, Metrics, metrics_handler
 from gateway.roaming.outbox import OUTBOX_WORKER, Delivery
 from gateway.roaming.server import REGISTRY
 from gateway.storage.base import OutboxStatus
-from gateway.trail import TRAIL, TrailRecorder
+from gateway.trail import EXCHANGES, TRAIL, TrailRecorder
 
 METRICS = web.AppKey("metrics", Metrics)
 CLUSTER_GAUGES = web.AppKey("cluster_gauges", ClusterGauges)
 
 
 def add_metrics(app: web.Application) -> Metrics:
-    """The app's metrics, its ``/metrics`` route and its OCPI middleware; the parts are
-    wired once they exist (a ``cleanup_ctx``: append this after the others)."""
+    """The app's metrics, its ``/metrics`` route and the count of OCPI requests served
+    (by the trail's middleware when ``add_trail`` came first, else a middleware of its
+    own); the parts are wired once they exist (a ``cleanup_ctx``: append this after
+    the others)."""
     metrics = Metrics()
     app[METRICS] = metrics
-    app.middlewares.append(metrics.ocpi_middleware)
+    exchanges = app.get(EXCHANGES)
+    if exchanges is not None:  # the trail's middleware counts them (one layer for both)
+        exchanges.served = metrics.ocpi_served
+    else:
+        app.middlewares.append(metrics.ocpi_middleware)
     token = app[SETTINGS].metrics_token
     secret = token.get_secret_value() if token is not None else None
 

@@ -314,6 +314,58 @@ class TrailRecorder:
         if len(queue) >= self._flush_at:
             self._wake.set()
 
+    def exchange(
+        self,
+        arrived: datetime,
+        partner: str | None,
+        method: str,
+        module: str,
+        path: str,
+        request_id: str | None,
+        correlation_id: str | None,
+        body: bytes | None,
+        reply_id: str | None,
+        status: str,
+        ocpi_status: int | None,
+        out: bytes | None,
+    ) -> None:
+        """An OCPI request served (``body``) and its answer (``out``): the two entries
+        :meth:`_ocpi` queues for them, in one call (as two when one needs building or
+        the queue has no room for both)."""
+        queue = self._queue
+        if (
+            self._bodies
+            or ocpi_status is None
+            or (module == "tokens" and self._mask_tokens)
+            or len(queue) + 2 > self._capacity
+        ):
+            self._ocpi(
+                arrived, partner, "in", "request", method, module, path, request_id,
+                correlation_id, None, None, body,
+            )  # fmt: skip
+            self._ocpi(
+                self.now(), partner, "out", "response", method, module, path, reply_id,
+                correlation_id, status, ocpi_status, out,
+            )  # fmt: skip
+            return
+        # Both already the stored records (see _ocpi): no body kept, nothing to read.
+        queue.append(
+            (
+                arrived, "ocpi", "in", None, partner, module, "request", request_id,
+                correlation_id, None, None, method, path, len(body) if body else 0, None,
+                None, False,
+            )
+        )  # fmt: skip
+        queue.append(
+            (
+                self.now(), "ocpi", "out", None, partner, module, "response", reply_id,
+                correlation_id, status, ocpi_status, method, path, len(out) if out else 0,
+                None, None, False,
+            )
+        )  # fmt: skip
+        if len(queue) >= self._flush_at:
+            self._wake.set()
+
     def partner_observer(self, partner_id: str) -> ExchangeObserver:
         """What the partner registry's clients to ``partner_id`` report to."""
         return _PartnerObserver(self, partner_id)
@@ -468,61 +520,116 @@ def _partner_id(request: web.Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@web.middleware
-async def trail_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Records each OCPI request served and its answer (the partner once the OCPI
-    middleware authenticated the request; the body only then, as read by it), and puts
-    its X-Request-ID and X-Correlation-ID on the log lines of its handling."""
-    if not request.path.startswith("/ocpi/"):
-        return await handler(request)
-    headers = request.headers
-    request_id = headers.get(REQUEST_ID_HEADER)
-    correlation_id = headers.get(CORRELATION_ID_HEADER)
-    logs.request_id.set(request_id)
-    logs.correlation_id.set(correlation_id)
-    recorder = request.config_dict.get(TRAIL)
-    if recorder is None:
-        return await handler(request)
-    arrived = recorder.now()
-    answer: web.StreamResponse | None = None
-    try:
-        answer = await handler(request)
-        return answer
-    except web.HTTPException as exc:
-        answer = exc
-        raise
-    finally:
-        partner = _partner_id(request)
-        body = None
-        if partner is not None and request.body_exists:
-            # Already read (and bounded in time) by the OCPI middleware: from its cache.
-            with contextlib.suppress(Exception):
-                body = await request.read()
-        # The URL's module and text once for both entries (what ocpi() reads of it).
-        url = request.rel_url
-        module, path, method = ocpi_module(url.path), str(url), request.method
-        recorder._ocpi(
-            arrived, partner, "in", "request", method, module, path, request_id,
-            correlation_id, None, None, body,
-        )  # fmt: skip
-        status = str(answer.status) if answer is not None else "500"
-        out: bytes | None = None
-        ocpi_status: int | None = None
-        if isinstance(answer, web.Response):
-            ocpi_status = answer.get(STATUS_CODE_KEY)
-            raw = answer.body
-            out = raw if isinstance(raw, bytes) else None
-        reply_id = answer.headers.get(REQUEST_ID_HEADER) if answer is not None else None
-        recorder._ocpi(
-            recorder.now(), partner, "out", "response", method, module, path,
-            reply_id or request_id, correlation_id, status, ocpi_status, out,
-        )  # fmt: skip
+ServedCounter = Callable[[str, str, str, int], None]
+"""``(path, module, method, HTTP status)``: counts an OCPI request served
+(``gateway.metrics.Metrics.ocpi_served``)."""
+
+# Paths whose OCPI module is kept (ocpi_module of each): bounded, emptied when full.
+_MODULES_KEPT: Final = 1024
+
+
+class OcpiExchanges:
+    """The one middleware of the OCPI requests the gateway serves (every path under
+    ``/ocpi/``): puts its X-Request-ID and X-Correlation-ID on the log lines of its
+    handling, records the request and its answer in the message trail (``recorder``,
+    set while the trail runs: the partner once the OCPI middleware authenticated the
+    request, the body only then, as read by it) and counts it in the metrics
+    (``served``, set when metrics are on). One layer for both, the URL's module read
+    once (and kept per path)."""
+
+    def __init__(self) -> None:
+        self.recorder: TrailRecorder | None = None
+        self.served: ServedCounter | None = None
+        self._modules: dict[str, str] = {}
+
+    def module(self, path: str) -> str:
+        """:func:`~gateway.metrics.ocpi_module` of ``path``, kept."""
+        modules = self._modules
+        module = modules.get(path)
+        if module is None:
+            if len(modules) >= _MODULES_KEPT:
+                modules.clear()
+            module = modules[path] = ocpi_module(path)
+        return module
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if not path.startswith("/ocpi/"):
+            return await handler(request)
+        headers = request.headers
+        request_id = headers.get(REQUEST_ID_HEADER)
+        correlation_id = headers.get(CORRELATION_ID_HEADER)
+        logs.request_id.set(request_id)
+        logs.correlation_id.set(correlation_id)
+        recorder, served = self.recorder, self.served
+        if recorder is None and served is None:
+            return await handler(request)
+        arrived = recorder.now() if recorder is not None else None
+        answer: web.StreamResponse | None = None
+        try:
+            answer = await handler(request)
+            return answer
+        except web.HTTPException as exc:
+            answer = exc
+            raise
+        finally:
+            method, module = request.method, self.module(path)
+            if served is not None:
+                served(path, module, method, answer.status if answer is not None else 500)
+            if recorder is not None and arrived is not None:
+                partner = _partner_id(request)
+                body = None
+                if partner is not None and request.body_exists:
+                    # Already read (and bounded in time) by the OCPI middleware: from
+                    # its cache.
+                    with contextlib.suppress(Exception):
+                        body = await request.read()
+                _record(
+                    recorder, request, answer, arrived, partner, body, method, module,
+                    request_id, correlation_id,
+                )  # fmt: skip
+
+
+def _record(
+    recorder: TrailRecorder,
+    request: web.Request,
+    answer: web.StreamResponse | None,
+    arrived: datetime,
+    partner: str | None,
+    body: bytes | None,
+    method: str,
+    module: str,
+    request_id: str | None,
+    correlation_id: str | None,
+) -> None:
+    """The trail's two entries of a request served and its answer."""
+    path = str(request.rel_url)
+    status = str(answer.status) if answer is not None else "500"
+    out: bytes | None = None
+    ocpi_status: int | None = None
+    if isinstance(answer, web.Response):
+        ocpi_status = answer.get(STATUS_CODE_KEY)
+        raw = answer.body
+        out = raw if isinstance(raw, bytes) else None
+    reply_id = answer.headers.get(REQUEST_ID_HEADER) if answer is not None else None
+    recorder.exchange(
+        arrived, partner, method, module, path, request_id, correlation_id, body,
+        reply_id or request_id, status, ocpi_status, out,
+    )  # fmt: skip
+
+
+EXCHANGES = web.AppKey("ocpi_exchanges", OcpiExchanges)
 
 
 def add_trail(app: web.Application) -> None:
-    """The trail's middleware (it does nothing while the trail is off) and its context
-    (append after the core, roaming and hub contexts: it wires their parts)."""
-    app.middlewares.append(trail_middleware)
+    """The middleware of the OCPI requests served (:class:`OcpiExchanges`: the trail's
+    entries, it does nothing for them while the trail is off; the metrics' count, once
+    ``add_metrics`` hands it theirs) and the trail's context (append after the core,
+    roaming and hub contexts: it wires their parts)."""
+    exchanges = OcpiExchanges()
+    app[EXCHANGES] = exchanges
+    app.middlewares.append(exchanges.middleware)
     app.cleanup_ctx.append(_trail_ctx)
 
 
@@ -533,6 +640,8 @@ async def _trail_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     recorder = TrailRecorder(app[STORE].trail, app[CLOCK].now, TrailConfig.from_settings(settings))
     app[TRAIL] = recorder
+    exchanges = app[EXCHANGES]
+    exchanges.recorder = recorder
     csms, registry = app[CSMS], app[REGISTRY]
     csms.trail = recorder
     registry.observer = recorder.partner_observer
@@ -545,4 +654,5 @@ async def _trail_ctx(app: web.Application) -> AsyncIterator[None]:
         await writer
     csms.trail = None
     registry.observer = None
+    exchanges.recorder = None
     await recorder.flush()  # the frames of the chargers closed at shutdown

@@ -118,6 +118,21 @@ def _insert_frame_sql(n: int) -> str:
     )
 
 
+def _insert_exchange_sql(n: int) -> str:
+    # An OCPI entry without its body (the trail's record of a request served or sent and
+    # of its answer): protocol, charger_id, transaction_id, body and truncated are known.
+    return (
+        f"INSERT INTO {_table(n)} (seq, at, protocol, direction, partner, action,"
+        " message_type, message_id, correlation_id, status, ocpi_status, method, path,"
+        " size) VALUES (?, ?, 'ocpi', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+
+# The kinds of run _rows makes, each for one statement of _append.
+_OTHER: Final = 0
+_FRAME: Final = 1  # _insert_frame_sql
+_EXCHANGE: Final = 2  # _insert_exchange_sql
+
 _CHECKPOINT_PAGES: Final = 8000
 _EPOCH: Final = trail_codec._EPOCH
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -178,16 +193,19 @@ def _new_segment(conn: sqlite3.Connection, n: int, last_seq: int) -> None:
     )
 
 
-Runs = list[tuple[bool, list[tuple[Any, ...]]]]
+Runs = list[tuple[int, list[tuple[Any, ...]]]]
 
 
 def _rows(records: Iterable[TrailRecord], seq: int) -> tuple[Runs, int, int, int]:
-    """The records as runs of rows, each run for one statement (``True``: frames without
-    a body, :func:`_insert_frame_sql`), in the records' order, numbered from ``seq + 1``;
-    and the batch's least and greatest ``at`` and its last seq."""
+    """The records as runs of rows, each run for one statement (:data:`_FRAME`: frames
+    without a body, :func:`_insert_frame_sql`; :data:`_EXCHANGE`: OCPI entries without
+    a body, :func:`_insert_exchange_sql`; else every column), in the records' order,
+    numbered from ``seq + 1``; and the batch's least and greatest ``at`` and its last
+    seq."""
     runs: Runs = []
-    frames: list[tuple[Any, ...]] | None = None
-    others: list[tuple[Any, ...]] | None = None
+    run: list[tuple[Any, ...]] = []
+    kind = -1
+    row: tuple[Any, ...]
     epoch, micro, micros = _EPOCH, _MICROSECOND, trail_codec.micros
     low = high = -1
     for r in records:
@@ -203,25 +221,27 @@ def _rows(records: Iterable[TrailRecord], seq: int) -> tuple[Runs, int, int, int
         if us > high:
             high = us
         seq += 1
-        if (
-            r[15] is None  # no body
-            and r[1] == "ocpp"
+        if r[15] is not None or r[16]:  # a body
+            row_kind, row = _OTHER, (seq, us, *r[1:])
+        elif r[1] == "ocpi" and r[3] is None and r[14] is None:
+            row_kind = _EXCHANGE
+            row = (seq, us, r[2], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13])
+        elif (
+            r[1] == "ocpp"
             and r[4] is None
             and r[8] is None
             and r[10] is None
             and r[11] is None
             and r[12] is None
-            and not r[16]
         ):
-            if frames is None:
-                frames, others = [], None
-                runs.append((True, frames))
-            frames.append((seq, us, r[2], r[3], r[5], r[6], r[7], r[9], r[13], r[14]))
+            row_kind = _FRAME
+            row = (seq, us, r[2], r[3], r[5], r[6], r[7], r[9], r[13], r[14])
         else:
-            if others is None:
-                others, frames = [], None
-                runs.append((False, others))
-            others.append((seq, us, *r[1:]))
+            row_kind, row = _OTHER, (seq, us, *r[1:])
+        if row_kind != kind:
+            kind, run = row_kind, []
+            runs.append((kind, run))
+        run.append(row)
     return runs, low, high, seq
 
 
@@ -246,17 +266,17 @@ def _append(conn: sqlite3.Connection, records: Iterable[TrailRecord]) -> None:
     ):
         n += 1
         _new_segment(conn, n, last_seq)
-    statements = (_insert_sql(n), _insert_frame_sql(n))
+    statements = (_insert_sql(n), _insert_frame_sql(n), _insert_exchange_sql(n))
     conn.execute("SAVEPOINT rows")
     try:
-        for frames, batch in runs:
-            conn.executemany(statements[frames], batch)
+        for kind, batch in runs:
+            conn.executemany(statements[kind], batch)
     except UnicodeEncodeError:
         # A lone surrogate (a JSON escape parsed from a frame) cannot be stored as
         # UTF-8: the batch again with such text as visible escapes (rare).
         conn.execute("ROLLBACK TO rows")
-        for frames, batch in runs:
-            conn.executemany(statements[frames], [_cleaned(row) for row in batch])
+        for kind, batch in runs:
+            conn.executemany(statements[kind], [_cleaned(row) for row in batch])
     conn.execute("RELEASE rows")
     conn.execute(
         "UPDATE segments SET rows = rows + ?, min_at = min(coalesce(min_at, ?), ?),"
