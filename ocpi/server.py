@@ -270,6 +270,17 @@ def ocpi_middleware(
     logger = logger or log
     origin = URL(str(public_origin)).origin() if public_origin is not None else None
     new_id = RequestIds()
+    # Authorization header -> its candidate tokens (parse_authorization is pure: the
+    # same partners send the same header on every request). Bounded, emptied when full.
+    parsed: dict[str, tuple[str, ...]] = {}
+
+    def candidates(header: str) -> tuple[str, ...]:
+        tokens = parsed.get(header)
+        if tokens is None:
+            if len(parsed) >= _HEADERS_KEPT:
+                parsed.clear()
+            tokens = parsed[header] = parse_authorization(header)
+        return tokens
 
     @web.middleware
     async def middleware(
@@ -281,7 +292,7 @@ def ocpi_middleware(
         response: web.StreamResponse
         context: OcpiRequestContext | None = None
         try:
-            party = await _authenticate(request, resolve_token)
+            party = await _authenticate(request, resolve_token, candidates)
             from_party, to_party = (
                 (None, None)
                 if is_configuration_module(request)
@@ -382,11 +393,18 @@ async def send_and_close(
     return response
 
 
-async def _authenticate(request: web.Request, resolve_token: TokenResolver) -> Any:
+_HEADERS_KEPT = 256
+
+
+async def _authenticate(
+    request: web.Request,
+    resolve_token: TokenResolver,
+    parse: Callable[[str], tuple[str, ...]] = parse_authorization,
+) -> Any:
     header = request.headers.get("Authorization")
     if not header:
         raise UnauthorizedError("Authorization header missing (expected: Token <token>)")
-    candidates = parse_authorization(header)
+    candidates = parse(header)
     if not candidates:
         raise UnauthorizedError("Authorization header is not of the form: Token <token>")
     for token in candidates:

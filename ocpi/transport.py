@@ -1007,9 +1007,26 @@ def pagination_headers(url: URL, page: PageRequest, *, total: int, count: int) -
     headers = {TOTAL_COUNT_HEADER: str(total), X_LIMIT_HEADER: str(page.limit)}
     next_offset = page.offset + count
     if count > 0 and next_offset < total:
-        next_url = url.update_query(offset=str(next_offset), limit=str(page.limit))
+        next_url = next_page_url(url, str(next_offset), str(page.limit))
         headers[LINK_HEADER] = f'<{next_url}>; rel="next"'
     return headers
+
+
+_PAGE_KEYS: Final = ("offset", "limit")
+
+
+def next_page_url(url: URL, offset: str, limit: str) -> str:
+    """``str(url.update_query(offset=offset, limit=limit))`` (``offset`` and ``limit``
+    digits); written directly when the query holds no other parameter, each at most
+    once (the usual page request), without yarl's parsing and encoding of the query."""
+    if not url.raw_fragment:
+        base, _, query = str(url).partition("?")
+        keys = [part.partition("=")[0] for part in query.split("&")] if query else []
+        if all(key in _PAGE_KEYS for key in keys) and len(set(keys)) == len(keys):
+            values = {"offset": offset, "limit": limit}
+            keys += [key for key in _PAGE_KEYS if key not in keys]
+            return base + "?" + "&".join([f"{key}={values[key]}" for key in keys])
+    return str(url.update_query(offset=offset, limit=limit))
 
 
 _LINK_RE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")

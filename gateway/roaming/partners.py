@@ -69,6 +69,9 @@ from ocpi.versions import v230 as conv230
 
 log = logging.getLogger(__name__)
 
+# Tokens whose digest PartnerRegistry.match keeps.
+_DIGESTS_KEPT = 256
+
 OCPI_VERSION = "2.2.1"
 
 
@@ -350,6 +353,7 @@ class PartnerRegistry:
         self._partners: dict[str, Partner] = {}
         # hash_token(token) -> (partner id, what it is good for)
         self._by_token: dict[str, tuple[str, _Use]] = {}
+        self._digests: dict[str, str] = {}  # token -> hash_token(token), see match()
         # partner id -> hash of the token in our credentials POST still in flight
         self._provisional: dict[str, str] = {}
         self._provisional_listeners: list[ProvisionalListener] = []
@@ -525,7 +529,14 @@ class PartnerRegistry:
         return [p for p in self.all() if p.status is PartnerStatus.REGISTERED]
 
     def match(self, token: str) -> TokenMatch | None:
-        digest = hash_token(token)
+        # The digest of each token seen, kept (SHA-256 per request otherwise): a pure
+        # function of the token, so nothing to invalidate; bounded, emptied when full.
+        digests = self._digests
+        digest = digests.get(token)
+        if digest is None:
+            if len(digests) >= _DIGESTS_KEPT:
+                digests.clear()
+            digest = digests[token] = hash_token(token)
         entry = self._by_token.get(digest)
         if entry is None:
             return None

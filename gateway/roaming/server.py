@@ -146,6 +146,10 @@ def _registry(request: web.Request) -> PartnerRegistry:
     return request.config_dict[REGISTRY]
 
 
+# Request paths whose part below the mount build_ocpi_app's checks keep.
+_PATHS_KEPT = 1024
+
+
 def build_ocpi_app(
     base_url: str,
     endpoints: Sequence[Endpoint],
@@ -176,11 +180,24 @@ def build_ocpi_app(
     provisional_paths = {"/versions"} | {f"/{v}{tail}" for v in served for tail in ("", "/")}
     registration_paths = provisional_paths | {f"/{v}/credentials" for v in served}
 
+    # Each path's part below the mount and its segments (the version guard's), kept:
+    # bounded, emptied when full.
+    relative: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def below_mount(path: str) -> tuple[str, tuple[str, ...]]:
+        found = relative.get(path)
+        if found is None:
+            if len(relative) >= _PATHS_KEPT:
+                relative.clear()
+            rest = path.removeprefix(mount)
+            found = relative[path] = (rest, tuple(rest.strip("/").split("/")))
+        return found
+
     async def resolve(token: str, request: web.Request) -> TokenMatch | None:
         match = _registry(request).match(token)
         if match is None or match.partner.kind is not kind:
             return None
-        path = request.path.removeprefix(mount)
+        path = below_mount(request.path)[0]
         if match.provisional and path not in provisional_paths:
             return None
         if match.registration and path not in registration_paths:
@@ -192,7 +209,7 @@ def build_ocpi_app(
         # A registered partner uses the modules of its own version only (checked by the
         # OCPI middleware once the request is authenticated, before the handler).
         if isinstance(match, TokenMatch) and not match.registration:
-            parts = request.path.removeprefix(mount).strip("/").split("/")
+            parts = below_mount(request.path)[1]
             if len(parts) >= 2 and parts[0] in served and parts[1] != "credentials":
                 registered = match.partner.ocpi_version
                 if parts[0] != registered:

@@ -29,6 +29,7 @@ from ocpi.transport import (
     json_dumps,
     json_loads,
     next_link,
+    next_page_url,
     pagination_headers,
     parse_authorization,
     parse_page_request,
@@ -250,6 +251,32 @@ def test_pagination_headers() -> None:
     assert "Link" not in last and last["X-Limit"] == "100"
     empty = pagination_headers(url, PageRequest(offset=0, limit=100), total=0, count=0)
     assert empty == {"X-Total-Count": "0", "X-Limit": "100"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h:8080/ocpi/2.2.1/locations?offset=500&limit=10",
+        "http://h/ocpi/2.2.1/locations",
+        "http://h/x?limit=5",
+        "http://h/x?limit=5&offset=1",
+        "http://h/x?",
+        "http://h/x?offset",
+        "http://h/x?offset=1&offset=2",
+        "http://h/x?date_from=2024-01-01T00:00:00Z&offset=3",
+        "http://h/x?offset=1&&limit=2",
+        "http://h/x?offset=1;limit=2",
+        "https://h/a%20b/c?limit=1",
+        "http://h/x?limit=1#frag",
+        "http://h/x?%6Fffset=1",
+        "http://h/p%3Fq?offset=1",
+        "http://h/x?limit=1&a=%C3%A9+b",
+    ],
+)
+def test_next_page_url_is_yarls_update_query(url: str) -> None:
+    # Its own writing of the usual page request's query gives yarl's text exactly.
+    expected = str(URL(url).update_query(offset="510", limit="10"))
+    assert next_page_url(URL(url), "510", "10") == expected
 
 
 @pytest.mark.parametrize(
