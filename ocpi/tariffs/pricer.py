@@ -1098,9 +1098,12 @@ class _PartPricer:
         once, by the first period. What _period and _piece would record, without them.
         The periods come as rows (see _usual_rows), in time order."""
         flat, energy_c, time_c, parking_c = [c[0] if c else None for c in self.rules.candidates]
+        # Each metered dimension: its slot, what prices it, and its column in a row.
+        metered = ((_ENERGY, energy_c, 3), (_TIME, time_c, 4), (_PARKING, parking_c, 5))
         lines = self.lines
         excl, incl, billable, last = self.excl, self.incl, self.billable, self.last
-        for index, s, e, p_energy, p_time, p_parking in periods:
+        for row in periods:
+            index, s, e = row[0], row[1], row[2]
             if flat is not None and not self.flat_done:
                 self.flat_done = True
                 price, factor = flat.price, flat.vat_factor
@@ -1109,12 +1112,9 @@ class _PartPricer:
                 lines.append(
                     (LineKind.FLAT, _FLAT, _ONE, price, price * factor, index, s, e, flat, "")
                 )
-            for slot, volume, found in (
-                (_ENERGY, p_energy, energy_c),
-                (_TIME, p_time, time_c),
-                (_PARKING, p_parking, parking_c),
-            ):
-                if volume <= 0:
+            for slot, found, column in metered:
+                volume: Decimal = row[column]  # type: ignore[assignment]  # (columns 3-5)
+                if not volume:  # (volumes are never negative: _usual_rows, _prepare_period)
                     continue
                 if found is None:
                     lines.append(
@@ -1669,7 +1669,15 @@ def _price(
                 session.run(charged)
         session.apply_step_size()
         fixed, energy_cost, time_cost, parking_cost = session.totals()
-        if compiled.session.candidates[_TIME] and not any(row[4] for row in rows):
+        timed = False  # whether any period reports charging time
+        for _, _, _, energy, hours, parking in rows:
+            if energy:
+                total_energy += energy
+            if hours:
+                timed = True
+            if parking:
+                total_parking += parking
+        if compiled.session.candidates[_TIME] and not timed:
             # Charging time comes from TIME dimensions only (mod_cdrs CdrDimensionType); a
             # CDR without them cannot be billed for it, which the operator should know.
             warnings.append(
@@ -1679,11 +1687,6 @@ def _price(
         # CDR.total_time: "Total duration of the charging session (including the duration
         # of charging and not charging)": wall clock from the first period to the end.
         total_time = Decimal(rows[-1][2] - rows[0][1]) / _US_PER_HOUR
-        for _, _, _, energy, _, parking in rows:
-            if energy:
-                total_energy += energy
-            if parking:
-                total_parking += parking
 
     adjustments: list[_RawLine] = []
     excl = (
