@@ -671,19 +671,29 @@ class _Period:
         self.pow_hi: Decimal | None = None
 
 
-class _NoLevels:
-    """The current and power levels of a period that reports none (see _usual_rows)."""
+class _LevelsOf:
+    """The current and power levels a period reports, as _Period holds them (see
+    _usual_rows)."""
 
-    __slots__ = ()
-    cur_lo: Decimal | None = None
-    cur_hi: Decimal | None = None
-    pow_lo: Decimal | None = None
-    pow_hi: Decimal | None = None
+    __slots__ = ("cur_hi", "cur_lo", "pow_hi", "pow_lo")
+
+    def __init__(
+        self,
+        cur_lo: Decimal | None,
+        cur_hi: Decimal | None,
+        pow_lo: Decimal | None,
+        pow_hi: Decimal | None,
+    ) -> None:
+        self.cur_lo = cur_lo
+        self.cur_hi = cur_hi
+        self.pow_lo = pow_lo
+        self.pow_hi = pow_hi
 
 
-_NO_LEVELS = _NoLevels()
+# A period reporting no current or power (most); never changed.
+_NO_LEVELS = _LevelsOf(None, None, None, None)
 # What restrictions on current and power are evaluated with.
-_Levels = _Period | _NoLevels
+_Levels = _Period | _LevelsOf
 
 
 def _prepare_period(index: int, period: ChargingPeriod, tariff_id: str) -> _Period:
@@ -913,12 +923,21 @@ def _check_overlap(ordered: list[_Period], k: int) -> None:
 
 
 # A charging period as the pricer reads the usual ones: (index, start µs, end µs, energy kWh,
-# time h, parking h).
-_Row = tuple[int, int, int, Decimal, Decimal, Decimal]
+# time h, parking h, current and power levels).
+_Row = tuple[int, int, int, Decimal, Decimal, Decimal, _Levels]
 _ENERGY_KIND = CdrDimensionType.ENERGY
 _TIME_KIND = CdrDimensionType.TIME
 _PARKING_KIND = CdrDimensionType.PARKING_TIME
 _RESERVATION_KIND = CdrDimensionType.RESERVATION_TIME
+# Where a current or power dimension goes in a period's list of levels (see _usual_rows).
+_LEVEL_COLUMN = {
+    CdrDimensionType.MIN_CURRENT: 0,
+    CdrDimensionType.MAX_CURRENT: 1,
+    CdrDimensionType.CURRENT: 2,
+    CdrDimensionType.MIN_POWER: 3,
+    CdrDimensionType.MAX_POWER: 4,
+    CdrDimensionType.POWER: 5,
+}
 
 
 def _usual_rows(
@@ -930,21 +949,21 @@ def _usual_rows(
 ) -> tuple[list[_Row], list[_Row]] | None:
     """The charging periods as rows, straight from the parsed CDR, when they are the usual
     kind: timezone-aware, in strict time order, none starting after the session ends
-    (``end``, µs), no other tariff named, only ENERGY, TIME, PARKING_TIME and
-    RESERVATION_TIME dimensions (each at most once, with a plausible volume; reservation
-    periods first, with nothing else metered). Such periods are exactly those
-    :func:`_timeline` accepts without sorting them, with the same starts, ends (each
-    where the next starts, the last at the session end: mod_cdrs, ChargingPeriod),
-    volumes and parts, and the same warnings, appended to ``warnings`` (a period starting
-    before the session, one reporting more time than it lasts). Returned as the
-    reservation part's rows (the reserved hours in the time column) and the session
-    part's. None for anything else (the caller then takes the careful path, which sorts,
-    reads current and power, and names what it refuses).
+    (``end``, µs), no other tariff named, only ENERGY, TIME, PARKING_TIME,
+    RESERVATION_TIME, current and power dimensions (each at most once, with a plausible
+    volume, none negative; reservation periods first, with nothing else metered). Such
+    periods are exactly those :func:`_timeline` accepts without sorting them, with the
+    same starts, ends (each where the next starts, the last at the session end: mod_cdrs,
+    ChargingPeriod), volumes, levels and parts, and the same warnings, appended to
+    ``warnings`` (a period starting before the session, one reporting more time than it
+    lasts). Returned as the reservation part's rows (the reserved hours in the time
+    column) and the session part's. None for anything else (the caller then takes the
+    careful path, which sorts, and names what it refuses).
     """
     if not periods:
         return None
     starts: list[int] = []
-    volumes: list[tuple[Decimal, Decimal, Decimal]] = []
+    volumes: list[tuple[Decimal, Decimal, Decimal, _Levels]] = []
     reserved = 0  # how many periods of the reservation part come first
     previous: int | None = None
     zero, limit = _ZERO, _DECIMAL_LIMIT
@@ -963,6 +982,7 @@ def _usual_rows(
             return None
         energy = hours = parking = zero
         seen = 0
+        levels: list[Decimal | None] | None = None  # MIN_, MAX_ and CURRENT, then POWER
         for dimension in dimensions:
             kind, volume = dimension.type, dimension.volume
             if type(volume) is not Decimal or not volume.is_finite() or not zero <= volume <= limit:
@@ -979,8 +999,15 @@ def _usual_rows(
             elif kind is _RESERVATION_KIND and not seen & _B_RESERVATION:
                 seen |= _B_RESERVATION
                 hours = volume  # reserved hours: the reservation's TIME components price them
-            else:  # another kind (current, power ...) or one seen twice
-                return None
+            else:
+                column = _LEVEL_COLUMN.get(kind)
+                if column is None:  # another kind (STATE_OF_CHARGE ...) or one seen twice
+                    return None
+                if levels is None:
+                    levels = [None, None, None, None, None, None]
+                elif levels[column] is not None:
+                    return None
+                levels[column] = volume
         if seen & _B_RESERVATION:
             # A reservation period meters nothing else and precedes the session (the
             # careful path refuses anything else, naming it).
@@ -988,7 +1015,7 @@ def _usual_rows(
                 return None
             reserved += 1
         starts.append(s)
-        volumes.append((energy, hours, parking))
+        volumes.append((energy, hours, parking, _NO_LEVELS if levels is None else _levels(levels)))
     # The careful path's warnings, in its order: periods starting before the session, then
     # periods reporting more TIME/PARKING_TIME than they last.
     for index, s in enumerate(starts):
@@ -996,15 +1023,28 @@ def _usual_rows(
             warnings.append((_outside_text, (index, s, start, end)))
     starts.append(end)  # the last period ends when the session ends
     rows: list[_Row] = []
-    for index, (energy, hours, parking) in enumerate(volumes):
+    for index, (energy, hours, parking, held) in enumerate(volumes):
         s, e = starts[index], starts[index + 1]
         if hours or parking:
             reported = (hours + parking) * _US_PER_HOUR
             if reported > e - s + _TIME_SLACK_US:
                 lasts = Decimal(e - s) / _US_PER_HOUR
                 warnings.append((_overlong_text, (index, reported / _US_PER_HOUR, lasts)))
-        rows.append((index, s, e, energy, hours, parking))
+        rows.append((index, s, e, energy, hours, parking, held))
     return rows[:reserved], rows[reserved:]
+
+
+def _levels(found: list[Decimal | None]) -> _LevelsOf:
+    """A period's levels from its MIN_/MAX_/CURRENT and MIN_/MAX_/POWER, as
+    _prepare_period sets them: the average stands in for a missing extreme."""
+    cur_lo, cur_hi, current, pow_lo, pow_hi, power = found
+    if current is not None:
+        cur_lo = current if cur_lo is None else cur_lo
+        cur_hi = current if cur_hi is None else cur_hi
+    if power is not None:
+        pow_lo = power if pow_lo is None else pow_lo
+        pow_hi = power if pow_hi is None else pow_hi
+    return _LevelsOf(cur_lo, cur_hi, pow_lo, pow_hi)
 
 
 # --------------------------------------------------------------------------- pricing
@@ -1082,12 +1122,12 @@ class _PartPricer:
             so_far += p.energy
 
     def run_rows(self, rows: list[_Row]) -> None:
-        """A part from rows (see _usual_rows): as :meth:`run`, for periods that report no
-        current or power. A reservation row has no energy and its reserved hours in the
-        time column, so it is priced as run prices a reservation period."""
+        """A part from rows (see _usual_rows): as :meth:`run`. A reservation row has no
+        energy and its reserved hours in the time column, so it is priced as run prices a
+        reservation period."""
         so_far = _ZERO
-        for index, s, e, energy, hours, parking in rows:
-            self._period(index, s, e, _NO_LEVELS, so_far, energy, hours, parking)
+        for index, s, e, energy, hours, parking, levels in rows:
+            self._period(index, s, e, levels, so_far, energy, hours, parking)
             so_far += energy
 
     def _run_plain(self, periods: list[_Row]) -> None:
@@ -1662,7 +1702,7 @@ def _price(
                 session.run_rows(rows)
         else:
             session = _PartPricer(compiled.session, Part.SESSION, clock, charged[0].start, warnings)
-            rows = [(p.index, p.start, p.end, p.energy, p.time, p.parking) for p in charged]
+            rows = [(p.index, p.start, p.end, p.energy, p.time, p.parking, p) for p in charged]
             if compiled.session.plain:  # periods out of order, overlapping, odd dimensions ...
                 session._run_plain(rows)
             else:
@@ -1670,7 +1710,7 @@ def _price(
         session.apply_step_size()
         fixed, energy_cost, time_cost, parking_cost = session.totals()
         timed = False  # whether any period reports charging time
-        for _, _, _, energy, hours, parking in rows:
+        for _, _, _, energy, hours, parking, _ in rows:
             if energy:
                 total_energy += energy
             if hours:

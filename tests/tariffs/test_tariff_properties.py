@@ -326,6 +326,16 @@ def test_splitting_a_period_changes_nothing(
             assert close(x, y, "1e-15")
 
 
+LEVELS = (
+    CdrDimensionType.MIN_CURRENT,
+    CdrDimensionType.MAX_CURRENT,
+    CdrDimensionType.CURRENT,
+    CdrDimensionType.MIN_POWER,
+    CdrDimensionType.MAX_POWER,
+    CdrDimensionType.POWER,
+)
+
+
 @SETTINGS
 @given(t=any_tariff, session=sessions(), data=st.data())
 def test_a_dimension_not_priced_changes_nothing(
@@ -348,6 +358,15 @@ def test_a_dimension_not_priced_changes_nothing(
         )
         periods = list(session.periods)
         periods[index] = ChargingPeriod(p.start_date_time, longer)
+        session = session.with_periods(periods)
+    if data.draw(st.booleans()):  # any mix of current and power levels in one period
+        index = data.draw(st.integers(0, len(session.periods) - 1))
+        p = session.periods[index]
+        kinds = data.draw(st.lists(st.sampled_from(LEVELS), unique=True, max_size=4))
+        levels = tuple(CdrDimension(kind, D(data.draw(st.integers(0, 80)))) for kind in kinds)
+        kept = tuple(dim for dim in p.dimensions if dim.type not in LEVELS)
+        periods = list(session.periods)
+        periods[index] = ChargingPeriod(p.start_date_time, kept + levels)
         session = session.with_periods(periods)
     if data.draw(st.booleans()):  # a reservation first (mod_tariffs, reservation)
         minutes = data.draw(st.sampled_from([5, 20, 45]))
