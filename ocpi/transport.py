@@ -1013,6 +1013,7 @@ def pagination_headers(url: URL, page: PageRequest, *, total: int, count: int) -
 
 
 _PAGE_KEYS: Final = ("offset", "limit")
+_PAGE_KEY_SET: Final = frozenset(_PAGE_KEYS)
 
 
 def next_page_url(url: URL, offset: str, limit: str) -> str:
@@ -1022,7 +1023,8 @@ def next_page_url(url: URL, offset: str, limit: str) -> str:
     if not url.raw_fragment:
         base, _, query = str(url).partition("?")
         keys = [part.partition("=")[0] for part in query.split("&")] if query else []
-        if all(key in _PAGE_KEYS for key in keys) and len(set(keys)) == len(keys):
+        found = set(keys)
+        if len(found) == len(keys) and found <= _PAGE_KEY_SET:
             values = {"offset": offset, "limit": limit}
             keys += [key for key in _PAGE_KEYS if key not in keys]
             return base + "?" + "&".join([f"{key}={values[key]}" for key in keys])
