@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -540,17 +541,9 @@ class OcpiExchanges:
     def __init__(self) -> None:
         self.recorder: TrailRecorder | None = None
         self.served: ServedCounter | None = None
-        self._modules: dict[str, str] = {}
-
-    def module(self, path: str) -> str:
-        """:func:`~gateway.metrics.ocpi_module` of ``path``, kept."""
-        modules = self._modules
-        module = modules.get(path)
-        if module is None:
-            if len(modules) >= _MODULES_KEPT:
-                modules.clear()
-            module = modules[path] = ocpi_module(path)
-        return module
+        # :func:`~gateway.metrics.ocpi_module` of each path seen, kept (bounded, least
+        # recently used dropped first).
+        self.module = functools.lru_cache(maxsize=_MODULES_KEPT)(ocpi_module)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -34,6 +34,7 @@ hands requests for its in-process parties to the very same operations
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -271,16 +272,9 @@ def ocpi_middleware(
     origin = URL(str(public_origin)).origin() if public_origin is not None else None
     new_id = RequestIds()
     # Authorization header -> its candidate tokens (parse_authorization is pure: the
-    # same partners send the same header on every request). Bounded, emptied when full.
-    parsed: dict[str, tuple[str, ...]] = {}
-
-    def candidates(header: str) -> tuple[str, ...]:
-        tokens = parsed.get(header)
-        if tokens is None:
-            if len(parsed) >= _HEADERS_KEPT:
-                parsed.clear()
-            tokens = parsed[header] = parse_authorization(header)
-        return tokens
+    # same partners send the same header on every request). Bounded; a header refused
+    # (OcpiError) is not kept.
+    candidates = functools.lru_cache(maxsize=_HEADERS_KEPT)(parse_authorization)
 
     @web.middleware
     async def middleware(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import hmac
 import logging
 import secrets
@@ -353,7 +354,9 @@ class PartnerRegistry:
         self._partners: dict[str, Partner] = {}
         # hash_token(token) -> (partner id, what it is good for)
         self._by_token: dict[str, tuple[str, _Use]] = {}
-        self._digests: dict[str, str] = {}  # token -> hash_token(token), see match()
+        # The digest of each token seen (SHA-256 per request otherwise): a pure function
+        # of the token, so nothing to invalidate; least recently used dropped first.
+        self._digest = functools.lru_cache(maxsize=_DIGESTS_KEPT)(hash_token)
         # partner id -> hash of the token in our credentials POST still in flight
         self._provisional: dict[str, str] = {}
         self._provisional_listeners: list[ProvisionalListener] = []
@@ -529,14 +532,7 @@ class PartnerRegistry:
         return [p for p in self.all() if p.status is PartnerStatus.REGISTERED]
 
     def match(self, token: str) -> TokenMatch | None:
-        # The digest of each token seen, kept (SHA-256 per request otherwise): a pure
-        # function of the token, so nothing to invalidate; bounded, emptied when full.
-        digests = self._digests
-        digest = digests.get(token)
-        if digest is None:
-            if len(digests) >= _DIGESTS_KEPT:
-                digests.clear()
-            digest = digests[token] = hash_token(token)
+        digest = self._digest(token)
         entry = self._by_token.get(digest)
         if entry is None:
             return None
