@@ -30,8 +30,12 @@ async def test_the_site_limit_comes_after_the_boot_answer(gateway: Gateway) -> N
         aiohttp.ClientSession() as s,
         s.ws_connect(f"{gateway.ws_url}/ocpp/BF-1", protocols=("ocpp1.6",)) as ws,
     ):
-        with pytest.raises(TimeoutError):  # connected, not booted: nothing yet
-            await ws.receive(timeout=1.0)
+        try:  # connected, not booted: nothing yet
+            early = await ws.receive(timeout=1.0)
+        except TimeoutError:
+            pass
+        else:  # failed once in CI (1 in 20 runs or fewer): say what came
+            pytest.fail(f"before its BootNotification the charger got {early.type.name} {early.data!r}")
         await ws.send_str(
             json.dumps(
                 [
