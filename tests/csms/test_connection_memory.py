@@ -17,11 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ocpp.v16 import call as call16
-from ocpp.v201 import call as call201
 
 from tests.conftest import Gateway
-from tests.sim import connect
+from tests.sim import boot, connect
 
 
 @pytest.fixture
@@ -45,20 +43,6 @@ async def _freed(ref: weakref.ref[Any], timeout: float = 10.0) -> bool:
     return True
 
 
-async def _boot(cp: Any, version: str) -> None:
-    if version == "1.6":
-        boot = await cp.call(
-            call16.BootNotification(charge_point_vendor="Acme", charge_point_model="X1")
-        )
-    else:
-        boot = await cp.call(
-            call201.BootNotification(
-                charging_station={"vendor_name": "Acme", "model": "X1"}, reason="PowerUp"
-            )
-        )
-    assert boot.status == "Accepted"
-
-
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_closed_connection_is_freed_without_the_cyclic_collector(
     gateways: Any, version: str, no_cyclic_gc: None
@@ -68,7 +52,7 @@ async def test_a_closed_connection_is_freed_without_the_cyclic_collector(
     gateway: Gateway = await gateways.start(auto_register=True)
     cp_id = f"MEM-{version}"
     async with connect(gateway.ws_url, cp_id, version) as cp:
-        await _boot(cp, version)
+        await boot(cp, version)
         conn = gateway.csms.connection(cp_id)
         assert conn is not None
         connection, websocket = weakref.ref(conn), weakref.ref(conn.ws)
