@@ -296,8 +296,8 @@ def _sentinel_pool(
         accepted = inspect.signature(Redis.__init__).parameters
         asking["ssl"] = True
         asking.update({k: v for k, v in options.items() if k.startswith("ssl_") and k in accepted})
-    manager = Sentinel(list(target.addresses), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
-    pool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
+    manager = Sentinel(list(target.addresses), sentinel_kwargs=asking)  # type: ignore[no-untyped-call, unused-ignore]
+    pool = SentinelConnectionPool(  # type: ignore[no-untyped-call, unused-ignore]
         target.service,
         manager,
         connection_class=SentinelManagedSSLConnection if tls else SentinelManagedConnection,
@@ -530,7 +530,7 @@ class CommandBatcher:
                 pass  # down or unreachable: the other Sentinels are heard meanwhile
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]
+                    await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call, unused-ignore]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_DELAY)
 
@@ -885,10 +885,10 @@ class CommandBatcher:
 
     async def _open(self) -> _Link:
         """A new connection, handshake done by redis-py; StorageError if it fails."""
-        conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+        conn: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call, unused-ignore]
         link = _Link(self, conn)
         try:
-            await conn.connect()  # type: ignore[no-untyped-call]
+            await conn.connect()  # type: ignore[no-untyped-call, unused-ignore]
             # redis-py keeps its StreamWriter here (since the asyncio client exists).
             writer: asyncio.StreamWriter | None = getattr(conn, "_writer", None)
             if writer is None:
