@@ -350,7 +350,7 @@ async def _history_ctx(app: web.Application) -> AsyncIterator[None]:
     store, clock = app[STORE], app[CLOCK]
     recorder = StatusRecorder(store.status_history, clock)
     app[HISTORY] = recorder
-    app[BUS].subscribe(recorder.on_event)
+    app[BUS].listen(recorder.record, *recorder.EVENTS)
     recorder.start()
     days = app[SETTINGS].status_history_days
     job = app[LEASES].start(
@@ -373,7 +373,7 @@ async def _profiles_ctx(app: web.Application) -> AsyncIterator[None]:
         online_settle=app[SETTINGS].reconnect_settle,
     )
     app[PROFILES] = profiles
-    app[BUS].subscribe(profiles.on_event)
+    app[BUS].subscribe(profiles.on_event, *profiles.EVENTS)
     yield
     await profiles.close()
 
@@ -396,7 +396,7 @@ async def _local_lists_ctx(app: web.Application) -> AsyncIterator[None]:
         held=lambda: [c.charger_id for c in csms.connections()],
     )
     app[LOCAL_LISTS] = lists
-    app[BUS].subscribe(lists.on_event)
+    app[BUS].subscribe(lists.on_event, *lists.EVENTS)
     loop = asyncio.create_task(lists.run(), name="local-lists")
     yield
     loop.cancel()
@@ -422,7 +422,7 @@ async def _sites_ctx(app: web.Application) -> AsyncIterator[None]:
         on_limit_changed=profiles.charger_limits_changed if profiles is not None else None,
     )
     app[SITES] = sites
-    app[BUS].subscribe(sites.on_event)
+    app[BUS].subscribe(sites.on_event, *sites.EVENTS)
     job = app[LEASES].start("sites", sites.run)
     yield
     await job.stop()
@@ -508,7 +508,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     providers.tariffs = TariffService(
         app[STORE], planner, app[CLOCK], parties, notify, references=references
     )
-    app[BUS].subscribe(providers.locations.on_event)
+    app[BUS].subscribe(providers.locations.on_event, *providers.locations.EVENTS)
     # The Sender's location pages, kept current across processes (location notices).
     pages, node = providers.locations.pages, app[CLUSTER]
     node.on(LOCATION_NOTICE, pages.on_notice)
@@ -519,7 +519,7 @@ async def _roaming_ctx(app: web.Application) -> AsyncIterator[None]:
     providers.sessions = SessionService(
         app[STORE], directory, planner, app[CLOCK], app[IDS], notify
     )
-    app[BUS].subscribe(providers.sessions.on_event)
+    app[BUS].subscribe(providers.sessions.on_event, *providers.sessions.EVENTS)
     # Payment terminals of PTPs; a CDR's invoice_reference_id when the CPO invoices.
     payments = PaymentsService(app[STORE], registry, planner, app[CLOCK], notify)
     app[PAYMENTS].service = payments

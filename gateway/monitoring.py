@@ -129,7 +129,7 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics.add_gauges(_trail_counts(app[TRAIL]))
     metrics.add_gauges(_device_counts(csms.device_model))
 
-    async def on_event(event: Event) -> None:
+    def on_event(event: Event) -> None:
         if isinstance(event, TransactionStarted):
             metrics.transaction_started()
         elif isinstance(event, TransactionEnded):
@@ -139,7 +139,7 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
                 energy = float(tx.meter_stop_wh - tx.meter_start_wh)
             metrics.transaction_ended(energy)
 
-    app[BUS].subscribe(on_event)
+    app[BUS].listen(on_event, TransactionStarted, TransactionEnded)
 
     worker = app[OUTBOX_WORKER]
 

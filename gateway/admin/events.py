@@ -144,7 +144,14 @@ class EventFeed:
 
     # -- the bus ---------------------------------------------------------------------
 
+    def on_local_event(self, event: Event) -> None:
+        """The bus's listener when the store is this process's own: nothing to share."""
+        message = describe(event)
+        if message is not None:
+            self._deliver(message)
+
     async def on_event(self, event: Event) -> None:
+        """The bus's subscriber on a shared store: also published to the others."""
         message = describe(event)
         if message is None:
             return
@@ -230,7 +237,10 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
     shared = app[SETTINGS].uses_redis
     feed = EventFeed(app[STORE].messages if shared else None, app[CLUSTER].id)
     app[FEED] = feed
-    app[BUS].subscribe(feed.on_event)
+    if shared:
+        app[BUS].subscribe(feed.on_event)
+    else:
+        app[BUS].listen(feed.on_local_event)
     yield
     await feed.close()
 

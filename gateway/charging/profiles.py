@@ -465,6 +465,8 @@ class OperatorProfiles:
 
     # -- events ------------------------------------------------------------------
 
+    EVENTS = (ChargerBooted, ChargerOnline, ChargerOffline, TransactionEnded)
+
     async def on_event(self, event: Event) -> None:
         match event:
             case ChargerBooted(state=state):

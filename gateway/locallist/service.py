@@ -414,6 +414,8 @@ class LocalLists:
 
     # -- events and the loop ---------------------------------------------------------
 
+    EVENTS = (ChargerBooted, ChargerOnline, ChargerOffline, ChargerConfigured)
+
     async def on_event(self, event: Event) -> None:
         match event:
             case ChargerBooted(state=state):

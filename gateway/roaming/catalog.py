@@ -510,6 +510,9 @@ class LocationService(_OperatorRecords):
 
     # -- live status ------------------------------------------------------------
 
+    # The kinds on_event acts on (the bus gives it no other).
+    EVENTS = (ChargerConfigured, ChargerOnline, ChargerOffline, ConnectorStatusChanged)
+
     async def on_event(self, event: Event) -> None:
         if isinstance(event, ChargerConfigured):
             self.pages.charger_changed(event.before, event.after)

@@ -187,6 +187,8 @@ class SessionService:
 
     # -- events -------------------------------------------------------------------
 
+    EVENTS = (TransactionStarted, TransactionUpdated, TransactionEnded)
+
     async def on_event(self, event: Event) -> None:
         if isinstance(event, TransactionStarted | TransactionUpdated | TransactionEnded):
             tx = event.transaction

@@ -464,6 +464,16 @@ class SiteManager:
 
     # -- events -----------------------------------------------------------------------
 
+    # The kinds _message turns into a message (the bus gives this subscriber no other).
+    EVENTS = (
+        TransactionStarted,
+        TransactionUpdated,
+        TransactionEnded,
+        ChargerBooted,
+        ChargerOnline,
+        ChargerOffline,
+    )
+
     async def on_event(self, event: Event) -> None:
         """The event bus's subscriber, in every process."""
         message = self._message(event)
