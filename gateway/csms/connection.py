@@ -185,7 +185,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         self.last_seen: datetime = csms.clock.now()
         # CALLs waiting for the worker; the worker (and this queue: an empty deque is
         # 0.7 kB, at 10,000 idle chargers 7 MB) exists only while there are some.
-        self._pending: deque[tuple[str, str, dict[str, Any], bool]] | None = None
+        # (message id, action, payload, edge check needed, transaction id)
+        self._pending: deque[tuple[str, str, dict[str, Any], bool, str | None]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._responses: asyncio.Queue[Any] | None = None
         # Ids of our CALLs still waiting for their answer, and their actions (created on
@@ -256,7 +257,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
     async def handle_frame(self, raw: str) -> None:
         self.last_seen = self.csms.clock.now()
         try:
-            frame = json.loads(raw, parse_constant=_refuse_constant)
+            frame = _decode(raw)
         except ValueError:
             self._trail_in(raw, None)
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
@@ -266,8 +267,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             # About 1,000 levels of brackets fit in 2 kB; the connection stays.
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame nested too deeply"))
             return
+        # A CALL's transaction id, read once for the trail, the log lines and the answer.
+        tx = transaction_of(frame[3]) if type(frame) is list and len(frame) == 4 else None
         if self.csms.trail is not None:
-            self._trail_in(raw, frame)
+            self._trail_in(raw, frame, tx)
         if not isinstance(frame, list) or not frame:
             await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
             return
@@ -312,7 +315,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                     unique_id, InternalFailure("too many CALLs awaiting an answer")
                 )
                 return
-            pending.append((unique_id, frame[2], frame[3], needs_edge_check(raw)))
+            pending.append((unique_id, frame[2], frame[3], needs_edge_check(raw), tx))
             if self._worker is None:
                 self._worker = asyncio.create_task(self._work())
         elif message_type in (CALLRESULT, CALLERROR) and unique_id not in (self._awaited or ()):
@@ -450,9 +453,9 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
 
     # -- the message trail (gateway.trail): each frame as it passes -------------------
 
-    def _trail_in(self, raw: str, frame: Any) -> None:
+    def _trail_in(self, raw: str, frame: Any, tx4: str | None = None) -> None:
         """A received frame, with what can be read of it (``invalid``: not an OCPP-J
-        message at all)."""
+        message at all); ``tx4``: the transaction id of its fourth element, when read."""
         trail = self.csms.trail
         if trail is None:
             return
@@ -464,8 +467,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 pass
             elif message_type == CALL and isinstance(frame[2], str):
                 kind, action = "CALL", frame[2]
-                if len(frame) == 4:
-                    tx = transaction_of(frame[3])
+                tx = tx4
             elif message_type == CALLRESULT:
                 kind, action = "CALLRESULT", (self._awaited or {}).get(unique_id)
                 tx = transaction_of(frame[2])
@@ -474,8 +476,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 status = frame[2] if isinstance(frame[2], str) else None
             elif self.rpc_21 and message_type == SEND and isinstance(frame[2], str):
                 kind, action = "SEND", frame[2]
-                if len(frame) == 4:
-                    tx = transaction_of(frame[3])
+                tx = tx4
             elif self.rpc_21 and message_type == CALLRESULTERROR:
                 kind = "CALLRESULTERROR"
                 status = frame[2] if isinstance(frame[2], str) else None
@@ -509,9 +510,9 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         pending = self._pending
         try:
             while pending:
-                unique_id, action, payload, edge = pending.popleft()
+                unique_id, action, payload, edge, tx = pending.popleft()
                 try:
-                    await self._dispatch(unique_id, action, payload, edge=edge)
+                    await self._dispatch(unique_id, action, payload, edge=edge, tx=tx)
                 except Exception:
                     log.exception("charger %s: %s failed", self.charger_id, clip(action))
         finally:
@@ -520,7 +521,13 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 self._pending = None
 
     async def _dispatch(
-        self, unique_id: str, action: str, payload: dict[str, Any], *, edge: bool = True
+        self,
+        unique_id: str,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        edge: bool = True,
+        tx: str | None = None,
     ) -> None:
         route = self.route_map.get(action)
         # Metrics labels: an action of the schemas, never a name the charger made up.
@@ -528,7 +535,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         ok = False
         gate: asyncio.Event | None = None
         # This CALL's log lines name its transaction, when it carries one (gateway.logs).
-        context = logs.transaction_id.set(transaction_of(payload))
+        context = logs.transaction_id.set(tx)
         if action in ("BootNotification", "SignCertificate"):
             # The central system's own CALLs that the boot brings (profiles to send again,
             # the site's limit, the cost display probe) wait until the charger has its
@@ -536,7 +543,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             # the CertificateSigned a SignCertificate brings (A02/A03: answer, then chain).
             gate = self._boot_gate = asyncio.Event()
         try:
-            ok = await self._answer(unique_id, action, payload, route, edge)
+            ok = await self._answer(unique_id, action, payload, route, edge, tx)
         finally:
             logs.transaction_id.reset(context)
             if gate is not None:
@@ -552,8 +559,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         payload: dict[str, Any],
         route: dict[str, Any] | None,
         edge: bool,
+        tx: str | None,
     ) -> bool:
-        """Handles the CALL and sends the answer; True for a CALLRESULT."""
+        """Handles the CALL and sends the answer; True for a CALLRESULT (``tx``: the
+        payload's transaction id)."""
         try:
             if route is None or "_on_action" not in route:
                 if action in self.known_actions:
@@ -589,13 +598,13 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             )
             return False
         if result:
-            text = json.dumps([CALLRESULT, unique_id, result], separators=(",", ":"))
+            text = _encode([CALLRESULT, unique_id, result])
         else:
             # Most answers (StatusNotification, MeterValues) are empty.
             text = f"[3,{json.dumps(unique_id)},{{}}]"
         trail = self.csms.trail
         if trail is not None:
-            tx = transaction_of(result) or transaction_of(payload)
+            tx = transaction_of(result) or tx
             trail.ocpp(self.charger_id, "out", text, "CALLRESULT", unique_id, action, None, tx)
         await self._send_raw(text)
         return True
@@ -617,11 +626,11 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self.csms.metrics.callerror("sent", code)
         details = {k: v[:_MAX_FIELD] for k, v in exc.details().items()}
         frame = [message_type, unique_id, code, exc.description[:_MAX_DESCRIPTION], details]
-        text = json.dumps(frame, separators=(",", ":"))
+        text = _encode(frame)
         if len(text) > MAX_ERROR_FRAME:
             # Escaped non-ASCII text can grow sixfold: fall back to the kind alone.
             frame = [message_type, unique_id, code, exc.kind.value, {}]
-            text = json.dumps(frame, separators=(",", ":"))
+            text = _encode(frame)
         trail = self.csms.trail
         if trail is not None:
             trail.ocpp(
@@ -751,6 +760,12 @@ def transaction_of(payload: Any) -> str | None:
 def _refuse_constant(name: str) -> Any:
     # NaN and Infinity are not JSON (RFC 8259 6), though Python's parser takes them.
     raise ValueError(f"{name} is not a JSON number")
+
+
+# Built once: json.loads and json.dumps with options build a new decoder or encoder for
+# every call (a few microseconds per frame on the chargers' path). Both are stateless.
+_decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def result_to_dict(result: Any) -> dict[str, Any]:
