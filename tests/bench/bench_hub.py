@@ -3,6 +3,7 @@
     .venv/bin/python tests/bench/bench_hub.py [--seconds 3] [--requests 5000] [--concurrency 1 16]
     .venv/bin/python tests/bench/bench_hub.py --redis      # Redis storage (db 14, fresh prefix)
     .venv/bin/python tests/bench/bench_hub.py --py-spy /tmp/hub   # /tmp/hub-get.txt ... (py-spy)
+    .venv/bin/python tests/bench/bench_hub.py --cprofile /tmp/hub.pstats   # cProfile, ab's GET
 
 The hub under test is the real product: the gateway (``python -m gateway.cli serve``)
 started as its own process on a free loopback port, in a temporary data dir, with its
@@ -55,7 +56,10 @@ with the same CPU figures (ab sends one URL: the PUT case always LOC0). A summar
 the issue's three figures, each beside the direct baseline of the same run and their
 ratio: gateway CPU per forward against the receiving platform's CPU per direct request,
 requests/s at 16 in flight, p50 at 1 in flight. ``--py-spy PREFIX`` records the gateway
-(raw stacks) during the hub runs. Every wait is bounded; the gateway and the platforms
+(raw stacks) during the hub runs; ``--cprofile FILE`` runs the gateway under a cProfile
+of its event-loop thread, switched on (SIGUSR1) and off and written (SIGUSR2) around ab's
+GET through the hub: exact call counts, where py-spy's non-blocking samples lose frames
+of the coroutine stacks. Every wait is bounded; the gateway and the platforms
 are stopped and the temp dir removed at the end, also on error. Not collected by pytest.
 """
 
@@ -302,9 +306,14 @@ class Gateway:
     """The gateway as its own process; ``stop`` is safe to call at any point."""
 
     def __init__(
-        self, tmp: Path, redis_url: str | None, extra_env: dict[str, str] | None = None
+        self,
+        tmp: Path,
+        redis_url: str | None,
+        extra_env: dict[str, str] | None = None,
+        cprofile: str | None = None,
     ) -> None:
         self.extra_env = extra_env or {}
+        self.cprofile = cprofile
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = tmp / "gateway.log"
@@ -332,8 +341,11 @@ class Gateway:
                 GATEWAY_SECRET_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
             )
         with self.log_path.open("wb") as log:
+            command = [sys.executable, "-m", "gateway.cli", "serve"]
+            if self.cprofile:
+                command = [sys.executable, "-c", _CPROFILED_GATEWAY, self.cprofile]
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve"],
+                command,
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -678,6 +690,24 @@ def summary(results: list[Measured], args: argparse.Namespace) -> None:
             )
 
 
+_CPROFILED_GATEWAY = """
+import cProfile, runpy, signal, sys
+output = sys.argv[1]
+profile = cProfile.Profile()
+def start(*_):
+    profile.enable()
+def stop(*_):
+    profile.disable()
+    profile.dump_stats(output)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+sys.argv = ["gateway.cli", "serve"]
+runpy.run_module("gateway.cli", run_name="__main__", alter_sys=True)
+"""
+"""The gateway with a cProfile of its event-loop thread between SIGUSR1 and SIGUSR2
+(``--cprofile``)."""
+
+
 def start_py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     """py-spy recording ``pid`` (raw collapsed stacks) until :func:`stop_py_spy`."""
     spy = subprocess.Popen(
@@ -916,6 +946,9 @@ async def bench(
                             method, url, headers, body, seconds=1, requests=500,
                             concurrency=args.ab_concurrency, tmp=tmp,
                         )  # fmt: skip
+                        profiled = args.cprofile and not round_ and label == "hub"
+                        if profiled and method == "GET":
+                            os.kill(gateway.pid, signal.SIGUSR1)
                         spy = None
                         if args.py_spy and not round_ and label == "hub":
                             spy = start_py_spy(
@@ -931,6 +964,8 @@ async def bench(
                             *pids.per_request(before, done),
                         )  # fmt: skip
                         stop_py_spy(spy)
+                        if profiled and method == "GET":
+                            os.kill(gateway.pid, signal.SIGUSR2)
                         results.append(measured)
                         measured.print()
         summary(results, args)
@@ -991,6 +1026,12 @@ def main() -> int:
         help="run the gateway, the platforms and the load generators at this niceness (e.g."
         " -10, needs root) so that other work on the machine disturbs the figures less",
     )
+    parser.add_argument(
+        "--cprofile",
+        metavar="FILE",
+        help="cProfile the gateway's event-loop thread during ab's GET through the hub (pstats"
+        " FILE; a profiler about doubles the CPU: read shares, not figures)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()
     if args.redis:
@@ -1010,7 +1051,7 @@ def main() -> int:
             return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     extra_env = dict(item.split("=", 1) for item in args.gateway_env)
-    gateway = Gateway(tmp, args.redis_url if args.redis else None, extra_env)
+    gateway = Gateway(tmp, args.redis_url if args.redis else None, extra_env, args.cprofile)
     ctx = multiprocessing.get_context("spawn")
     tokens = {role: f"bench-{role.lower()}-{uuid.uuid4().hex}" for role in ("CPO", "EMSP")}
     urls_out: Any = ctx.Queue()
