@@ -415,6 +415,15 @@ async def test_not_supported_and_per_charger_setting(gateways: GatewayFactory) -
         assert ns.sends == []  # left alone until it connects again
 
 
+class TwoPerMessage201(ListCharger201):
+    """Two entries per SendLocalList from the start: the gateway may read ItemsPerMessage
+    while the boot is being answered, before a test could change it."""
+
+    def __init__(self, cp_id: str, conn: WsAdapter) -> None:
+        super().__init__(cp_id, conn)
+        self.items_per_message = 2
+
+
 async def _ocpi(gw: Gateway, emsp: EmspPlatform, method: str, path: str, body: Any) -> int:
     assert emsp.cpo_token is not None
     async with (
@@ -449,8 +458,7 @@ async def test_ocpp201_list_with_roaming_tokens(
     )
     assert await _ocpi(gw, emsp, "PUT", "/NL/EMS/EM-NEVER", emsp.token("EM-NEVER", "NEVER")) == 201
 
-    async with connect_as(gw, "LL201", ListCharger201) as cp:
-        cp.items_per_message = 2
+    async with connect_as(gw, "LL201", TwoPerMessage201) as cp:
         await eventually(lambda: len(cp.local_list) == 4 and cp.sends[-1][3] == "Accepted")
         # Four tokens, two per message: Full, then Differential.
         assert [(s[0], s[2]) for s in cp.sends] == [("Full", 2), ("Differential", 2)]
