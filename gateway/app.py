@@ -730,11 +730,14 @@ async def _watchdog_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_chargers(app: web.Application) -> None:
-    # on_shutdown runs before the handlers are awaited and before cleanup, so
-    # each charger gets a close frame and its handler drains pending CALLs
-    # into the still-open store.
+    # on_shutdown runs before cleanup, so each charger gets a close frame and its
+    # connection's end drains pending CALLs into the still-open store. aiohttp does not
+    # know the chargers' connections once their handshake is done (gateway.csms.wsproto):
+    # the endpoint closes those left and waits for their ends.
     if CSMS in app:
         await app[CSMS].close_all(CLOSE_GOING_AWAY, "server shutting down")
+    if ENDPOINT in app:
+        await app[ENDPOINT].close_all(CLOSE_GOING_AWAY, "server shutting down")
 
 
 async def _ocpp_ws(request: web.Request) -> web.StreamResponse:

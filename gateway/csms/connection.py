@@ -35,7 +35,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
-from aiohttp import web
 from ocpp.charge_point import ChargePoint as LibChargePoint
 from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError
@@ -58,6 +57,7 @@ from gateway.csms.errors import (
 )
 from gateway.csms.locallist import read_result
 from gateway.csms.validation import SchemaValidators, check_storable, needs_edge_check
+from gateway.csms.wsproto import WebSocket
 from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
 from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
@@ -158,7 +158,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
     def __init__(
         self,
         charger_id: str,
-        ws: web.WebSocketResponse,
+        ws: WebSocket,
         csms: CentralSystem,
         validators: SchemaValidators,
         *,

@@ -9,12 +9,15 @@ certificate 403, too many unauthenticated upgrades from one address 429.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from gateway import logs
 from gateway.csms.admission import UnauthenticatedLimiter
@@ -27,6 +30,7 @@ from gateway.csms.v16 import V16Connection
 from gateway.csms.v21 import V21Connection
 from gateway.csms.v201 import V201Connection
 from gateway.csms.validation import SchemaValidators
+from gateway.csms.wsproto import ChargerSocket
 from gateway.domain.errors import Unavailable
 from gateway.domain.models import Charger
 
@@ -42,6 +46,15 @@ SUBPROTOCOLS: dict[str, type[OcppConnection]] = {
 }
 # RFC 6455 close code 1002: "protocol error"; used when no subprotocol matches.
 CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL_ERROR = 1011
+# The connection could not be recorded (storage out): the charger should come back.
+CLOSE_TRY_AGAIN_LATER = 1013
+# Seconds a close we start waits for the charger's CLOSE before the connection is aborted.
+CLOSE_TIMEOUT = 5.0
+# Seconds shutdown waits for the chargers' ends to be recorded (what aiohttp waited for
+# the handlers, AppRunner's shutdown_timeout in gateway.app).
+SHUTDOWN_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +86,19 @@ def charge_point_id(request: web.Request) -> str:
 _ANSWERED: dict[str | None, tuple[str, ...]] = {name: (name,) for name in SUBPROTOCOLS}
 _ANSWERED[None] = ()
 
-# What ends the receive loop (``async for`` over the WebSocket stops on the same).
-_CLOSED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
+
+class _Upgraded(web.StreamResponse):
+    """What aiohttp gets back once the connection is a ChargerSocket's: nothing to write
+    (the 101 answer is out) and nothing to close."""
+
+    def __init__(self) -> None:
+        super().__init__(status=101)
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
 
 
 class OcppEndpoint:
@@ -89,9 +113,16 @@ class OcppEndpoint:
             per_minute=config.unauthenticated_per_minute,
             max_open=config.unauthenticated_per_address,
         )
-        # aiohttp refuses a message of max_msg_size bytes or more; frames of exactly
-        # max_frame_bytes are allowed (README: only larger frames are closed, 1009).
+        # aiohttp's parser refuses a message of max_msg_size bytes or more; frames of
+        # exactly max_frame_bytes are allowed (README: only larger frames are closed, 1009).
         self._max_msg_size = config.max_frame_bytes + 1
+        # Every charger's connection since its handshake, until its end is recorded:
+        # aiohttp no longer knows them, shutdown closes them (close_all).
+        self._sockets: set[ChargerSocket] = set()
+        self._all_ended: asyncio.Event | None = None
+        self.close_timeout = CLOSE_TIMEOUT
+        self.shutdown_timeout = SHUTDOWN_TIMEOUT
+        self.shutting_down = False
 
     def _too_many(self, address: str) -> web.HTTPTooManyRequests:
         log.warning("too many unauthenticated WebSocket upgrades from %r", address)
@@ -189,9 +220,10 @@ class OcppEndpoint:
         address = request.remote or "unknown"
         if not authenticated and not self.limiter.open(address):
             raise self._too_many(address)
-        # Served in this coroutine, not one it awaits, and read with receive() rather than
-        # ``async for``: every coroutine frame waiting here is held by each idle charger
-        # (about 0.3 kB each, 3 MB at 10,000 chargers).
+        # Once the handshake is written the connection leaves aiohttp (gateway.csms.wsproto):
+        # its request, HTTP protocol and tasks end, and an idle charger holds only the
+        # transport, its ChargerSocket and parser, and its OcppConnection (issue 15).
+        handed = False
         try:
             ws = web.WebSocketResponse(
                 protocols=_ANSWERED[subprotocol],
@@ -199,7 +231,15 @@ class OcppEndpoint:
                 compress=False,
                 autoping=True,
             )
-            await ws.prepare(request)
+            sock = await self._upgrade(request, ws, cp_id, None if authenticated else address)
+            # The socket does the limiter's bookkeeping from now on, when it ends.
+            handed = True
+            del ws
+            if self.shutting_down:
+                # The server is shutting down (its sockets were closed already).
+                sock.serve(None)
+                await sock.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+                return _Upgraded()
             if subprotocol is None:
                 # OCPP-J 2.0.1 section 3.1.2: complete the handshake without a
                 # subprotocol, then close at once.
@@ -208,39 +248,125 @@ class OcppEndpoint:
                     cp_id,
                     request.headers.get("Sec-WebSocket-Protocol"),
                 )
-                await ws.close(code=CLOSE_PROTOCOL_ERROR, message=b"unsupported subprotocol")
-                return ws
-            conn = SUBPROTOCOLS[subprotocol](
-                cp_id, ws, self.csms, self.validators, call_timeout=self.config.call_timeout
-            )
-            await self.csms.connected(conn)
-            reason = "connection closed"
+                sock.serve(None)
+                await sock.close(code=CLOSE_PROTOCOL_ERROR, message=b"unsupported subprotocol")
+                return _Upgraded()
             try:
-                while True:
-                    msg = await ws.receive()
-                    kind = msg.type
-                    if kind is WSMsgType.TEXT:
-                        await conn.handle_frame(msg.data)
-                    elif kind is WSMsgType.BINARY:
-                        await conn.refuse_binary()
-                    elif kind is WSMsgType.ERROR:
-                        reason = f"websocket error: {ws.exception()}"
-                        break
-                    elif kind in _CLOSED:
-                        break
-                    # The last frame is not kept while the charger is idle.
-                    del msg
-            finally:
+                conn = SUBPROTOCOLS[subprotocol](
+                    cp_id, sock, self.csms, self.validators, call_timeout=self.config.call_timeout
+                )
+                await self.csms.connected(conn)
+            except BaseException as exc:
+                # Not connected (the storage is out, the connection is refused): closed,
+                # with nothing to record at its end. (aiohttp dropped the connection
+                # without a close frame: it could not answer 500 after the 101.)
+                sock.serve(None)
+                if isinstance(exc, Unavailable):
+                    log.warning("charger %s: connection not recorded, closing: %s", cp_id, exc)
+                    await sock.close(code=CLOSE_TRY_AGAIN_LATER, message=b"storage unavailable")
+                    return _Upgraded()
+                await sock.close(code=CLOSE_INTERNAL_ERROR, message=b"")
+                if not isinstance(exc, Exception):
+                    raise
+                log.exception("charger %s: connection not recorded, closing", cp_id)
+                return _Upgraded()
+            # Messages that arrived meanwhile are handled now.
+            sock.serve(conn)
+            return _Upgraded()
+        finally:
+            if not handed and not authenticated:
+                self.limiter.closed(address)
+
+    async def _upgrade(
+        self, request: web.Request, ws: web.WebSocketResponse, cp_id: str, address: str | None
+    ) -> ChargerSocket:
+        """Write the handshake's answer with ``ws``, then take the connection from aiohttp.
+
+        The socket is the transport's protocol before the 101 answer is written: no
+        frame reaches aiohttp's parser, and whatever came with the handshake request
+        (aiohttp's unparsed tail) is the socket's to parse.
+        """
+        transport = request.transport
+        handler = request.protocol
+        if transport is None or handler.transport is not transport:
+            raise ConnectionResetError("Connection lost")
+        sock = ChargerSocket(
+            transport, self, cp_id, max_msg_size=self._max_msg_size, address=address
+        )
+        tail, handler._message_tail = handler._message_tail, b""
+        transport.set_protocol(sock)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            # Not upgraded (a bad handshake is answered 400): aiohttp keeps the connection.
+            transport.set_protocol(handler)
+            handler._message_tail = tail + sock.give_back()
+            if sock.lost():
+                handler.connection_lost(None)
+            raise
+        # aiohttp lets go of the connection without closing it: with no transport its
+        # force_close() leaves the socket alone, and with no task handler the handler's
+        # task is not cancelled (handler_cancellation). connection_lost() takes it out of
+        # the server's connections; the handler then returns a response aiohttp does
+        # not write, and its tasks, the request and the HTTP protocol object end.
+        # (Had aiohttp stopped reading for a long tail, prepare() resumed: the tail it
+        # then found, empty, was under its limit.)
+        handler._task_handler = None
+        handler.transport = None
+        handler.connection_lost(None)
+        sock.start(tail)
+        self._sockets.add(sock)
+        return sock
+
+    # -- the sockets' side (gateway.csms.wsproto.SocketOwner) ------------------------------
+
+    async def socket_ended(self, sock: ChargerSocket) -> None:
+        """A charger's connection ended (closed, or gone) and the messages it brought
+        before were handled."""
+        conn = sock.conn
+        try:
+            if conn is not None:
                 conn.ended()
                 # Answer what was already received before the charger is marked offline.
                 await conn.stop_worker(drain=True)
                 try:
-                    await self.csms.disconnected(conn, reason)
+                    await self.csms.disconnected(conn, sock.reason)
                 except Unavailable as exc:
                     # Storage is out: the charger is gone from this process all the same;
                     # its stored state says connected until the next connect or start-up.
-                    log.warning("charger %s: offline not recorded: %s", cp_id, exc)
-            return ws
+                    log.warning("charger %s: offline not recorded: %s", conn.charger_id, exc)
+                except Exception:
+                    log.exception("charger %s: offline not recorded", conn.charger_id)
         finally:
-            if not authenticated:
-                self.limiter.closed(address)
+            # The connection and its socket hold each other: released here.
+            sock.conn = None
+            if sock.address is not None:
+                self.limiter.closed(sock.address)
+            self._sockets.discard(sock)
+            if not self._sockets and self._all_ended is not None:
+                self._all_ended.set()
+
+    async def close_all(self, code: int, reason: str) -> None:
+        """Shutting down: close every charger's connection still open and wait, within
+        ``shutdown_timeout``, until each one's end is recorded (what aiohttp's shutdown
+        waited for, the handlers); those still running then are cancelled. The TCP
+        connections close on the chargers' answers (or are aborted after
+        ``close_timeout``)."""
+        self.shutting_down = True
+        message = reason.encode()[:120]
+        for sock in list(self._sockets):
+            await sock.close(code=code, message=message)
+        if not self._sockets:
+            return
+        self._all_ended = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_ended.wait(), self.shutdown_timeout)
+        self._all_ended = None
+        tasks = [sock.task for sock in self._sockets if sock.task is not None]
+        for sock in self._sockets:
+            log.warning("charger %s: its end was not recorded before shutdown", sock.charger_id)
+            sock.abort()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._sockets.clear()
