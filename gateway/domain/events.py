@@ -87,16 +87,7 @@ Event = (
 )
 Subscriber = Callable[[Event], Awaitable[None]]
 Listener = Callable[[Event], None]
-EventKind = type[
-    ChargerBooted
-    | ChargerConfigured
-    | ChargerOnline
-    | ChargerOffline
-    | ConnectorStatusChanged
-    | TransactionStarted
-    | TransactionUpdated
-    | TransactionEnded
-]
+EventKind = type[Event]
 
 ALL_EVENTS: tuple[EventKind, ...] = (
     ChargerBooted,

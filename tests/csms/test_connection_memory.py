@@ -11,27 +11,13 @@ closed connection must be freed by reference counting alone.
 from __future__ import annotations
 
 import asyncio
-import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import Gateway
 from tests.sim import boot, connect
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 async def _freed(ref: weakref.ref[Any], timeout: float = 10.0) -> bool:

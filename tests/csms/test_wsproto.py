@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import struct
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -350,18 +348,6 @@ async def test_a_message_the_connection_fails_on_closes_with_1011() -> None:
 
 
 # -- through a gateway -----------------------------------------------------------------
-
-
-@pytest.fixture
-def no_cyclic_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class RawCharger:
