@@ -311,8 +311,10 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
         if inbox is None:
             inbox = self._inbox = deque()
         inbox.append(item)
-        if type(item) is str:
-            self._queued += len(item) + _MESSAGE_OVERHEAD
+        if type(item) is str or item is None:
+            # A binary message counts too (kept as None, it is answered with an error
+            # each): a flood of tiny ones must stop reading as text does.
+            self._queued += (0 if item is None else len(item)) + _MESSAGE_OVERHEAD
             if self._queued > _INBOX_LIMIT and not self._reading_held:
                 self._reading_held = True
                 if self._transport is not None:
@@ -330,9 +332,10 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
             while inbox := self._inbox:
                 item = inbox.popleft()
                 if type(item) is str:
-                    self._dequeued(item)
+                    self._dequeued(len(item))
                     await self._handle(item)
                 elif item is None:
+                    self._dequeued(0)
                     await self._handle(None)
                 elif type(item) is int:
                     self._answer_close(item)
@@ -377,8 +380,8 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
                 self._send_close(WSCloseCode.INTERNAL_ERROR, b"")
                 self._drop()
 
-    def _dequeued(self, text: str) -> None:
-        self._queued -= len(text) + _MESSAGE_OVERHEAD
+    def _dequeued(self, size: int) -> None:
+        self._queued -= size + _MESSAGE_OVERHEAD
         if self._reading_held and self._queued <= _INBOX_LIMIT // 2:
             self._reading_held = False
             if self._transport is not None and self._state < _CLOSING:

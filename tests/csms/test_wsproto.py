@@ -313,6 +313,20 @@ async def test_a_flood_pauses_reading_until_half_is_handled() -> None:
     assert transport.events == ["pause", "resume"]
 
 
+async def test_a_flood_of_binary_messages_pauses_reading_too() -> None:
+    sock, transport, _, conn = make(serve=False)
+    tiny = frame(BINARY, b"\x00")
+    # Each is refused with an error; none carries text, but each waits in the inbox.
+    sock.data_received(tiny * 1000)
+    assert transport.events == []
+    sock.data_received(tiny * 100)
+    assert transport.events == ["pause"]
+    sock.serve(conn)  # type: ignore[arg-type]
+    await settle()
+    assert conn.got == [None] * 1100
+    assert transport.events == ["pause", "resume"]
+
+
 async def test_sends_wait_while_the_transport_is_paused() -> None:
     sock, _, _, _ = make()
     sock.pause_writing()
