@@ -32,7 +32,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -62,7 +62,7 @@ from gateway.domain.events import (
     TransactionStarted,
     TransactionUpdated,
 )
-from gateway.domain.models import Measurand, MeterReading, Transaction
+from gateway.domain.models import ChargerState, Measurand, MeterReading, Transaction
 from gateway.smart import sites as docs
 from gateway.smart.allocator import (
     ZERO,
@@ -279,10 +279,18 @@ class SiteManager:
     async def _refresh(self, rt: _Runtime, marks: dict[str, dict[str, Any]]) -> None:
         """Connected chargers and active transactions as stored."""
         specs = rt.site.chargers()
+        now = self._clock.now()
         for cid in specs:
             state = await self._store.charger_states.get(cid)
-            online = bool(state and state.connected)
             current = rt.chargers.get(cid, ChargerLimit())
+            connected = bool(state and state.connected)
+            # A charger that has just connected is not given its share here: it sends
+            # its BootNotification first and may refuse requests until that is answered
+            # (OCPP 2.0.1 B01; a SetChargingProfile reached one before its boot). Its
+            # boot, or the online grace for one that reconnected without booting, marks
+            # it online (_apply); one already marked stays so while it is connected.
+            online = connected and (current.online or self._settled(state, now))
+
             if current.online != online:
                 rt.chargers[cid] = replace(current, online=online)
                 rt.dirty = True
@@ -311,6 +319,15 @@ class SiteManager:
                     )
                 rt.sessions[sid] = session
                 rt.dirty = True
+
+    def _settled(self, state: ChargerState | None, now: datetime) -> bool:
+        """Connected and past its boot: booted on this connection, or connected for
+        longer than the online grace (a reconnect without a boot)."""
+        if state is None or state.connected_at is None:
+            return True
+        if state.booted_at is not None and state.booted_at >= state.connected_at:
+            return True
+        return now - state.connected_at >= timedelta(seconds=self._online_grace)
 
     async def _session(self, tx: Transaction) -> Session:
         group = partner = None

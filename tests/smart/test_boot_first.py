@@ -52,3 +52,47 @@ async def test_the_site_limit_comes_after_the_boot_answer(gateway: Gateway) -> N
         assert call[0] == 2 and call[2] == "SetChargingProfile", call
         await ws.send_str(json.dumps([3, call[1], {"status": "Accepted"}]))
         await asyncio.sleep(0)
+
+
+async def test_a_site_change_while_a_charger_waits_for_its_boot_leaves_it_alone(
+    gateway: Gateway,
+) -> None:
+    # The race behind the rare failure above, made certain: the site is read again (an
+    # operator's change) after the charger connected and before it booted. Its stored
+    # state says connected; its share must still wait for the boot (or the settle time).
+    assert (
+        await gateway.admin("PUT", "/chargers/BW-1", {"evses": [{"ocpp_id": 1, "evse_uid": "BW-1-1"}]})
+    )[0] == 201
+    site = {
+        "capacity": 40,
+        "phases": 3,
+        "evses": [{"charger_id": "BW-1", "evse_id": 1, "max_current": 32}],
+    }
+    assert (await gateway.admin("PUT", "/sites/BW", site))[0] == 201
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(f"{gateway.ws_url}/ocpp/BW-1", protocols=("ocpp1.6",)) as ws,
+    ):
+        for _ in range(200):  # its connection is recorded just after the handshake
+            _, charger = await gateway.admin("GET", "/chargers/BW-1")
+            if charger["connected"]:
+                break
+            await asyncio.sleep(0.01)
+        assert charger["connected"] is True, charger
+        assert (await gateway.admin("PUT", "/sites/BW", site | {"capacity": 32}))[0] == 200
+        try:
+            early = await ws.receive(timeout=1.0)
+        except TimeoutError:
+            pass
+        else:
+            pytest.fail(f"before its BootNotification the charger got {early.type.name} {early.data!r}")
+        await ws.send_str(
+            json.dumps(
+                [2, "boot-1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
+            )
+        )
+        assert json.loads((await ws.receive(timeout=10)).data)[:2] == [3, "boot-1"]
+        call = json.loads((await ws.receive(timeout=10)).data)
+        assert call[0] == 2 and call[2] == "SetChargingProfile", call
+        await ws.send_str(json.dumps([3, call[1], {"status": "Accepted"}]))
+        await asyncio.sleep(0)
