@@ -498,7 +498,10 @@ class LocalLists:
         if first or not (changed or retry):
             # At start every held charger was checked when it connected.
             return
-        held = set(self._held())
+        # A charger waiting for its own check (it has just connected: after its boot, or
+        # the settle time for a reconnect without one) is left to it: it may refuse
+        # requests before its BootNotification is answered, and that check sees this change.
+        held = set(self._held()) - self._waiting.keys()
         targets = sorted(held if changed else retry & held)
         semaphore = asyncio.Semaphore(PARALLEL)
 

@@ -551,3 +551,30 @@ async def test_clear_cache_and_data_transfer(gateways: GatewayFactory) -> None:
         assert (status, answer["field"]) == (422, "vendor_id")
         status, answer = await gw.admin("POST", "/chargers/NOPE/data-transfer", body)
         assert status == 404
+
+
+async def test_a_token_change_leaves_a_charger_that_has_not_booted_alone(
+    gateways: GatewayFactory,
+) -> None:
+    # A charger that has just connected sends its BootNotification first and may refuse
+    # requests until it is answered: a token change meanwhile waits for its own check
+    # (after its boot, or the settle time for a reconnect without one).
+    gw = await _start(gateways)
+    await _charger(gw, "LLWAIT")
+    await _token(gw, "TAG-1")
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(f"{gw.ws_url}/ocpp/LLWAIT", protocols=("ocpp1.6",)) as ws,
+    ):
+        for _ in range(200):  # its connection is recorded just after the handshake
+            _, charger = await gw.admin("GET", "/chargers/LLWAIT")
+            if charger["connected"]:
+                break
+            await asyncio.sleep(0.01)
+        await _token(gw, "TAG-2")  # the next round (every 0.1 s here) updates held chargers
+        try:
+            early = await ws.receive(timeout=1.0)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError(f"before its boot the charger got {early.type.name} {early.data!r}")
