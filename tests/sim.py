@@ -24,6 +24,27 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 
+async def until_connected(gateway: Any, cp_id: str) -> None:
+    """Until the gateway has recorded the charger's connection (just after the handshake:
+    a test that goes on at once may be ahead of it)."""
+    for _ in range(200):
+        _, charger = await gateway.admin("GET", f"/chargers/{cp_id}")
+        if charger["connected"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"charger {cp_id} not recorded as connected: {charger}")
+
+
+async def nothing_before_boot(ws: aiohttp.ClientWebSocketResponse, wait: float = 1.0) -> None:
+    """Fails, naming it, if the gateway sends anything within ``wait`` seconds to a charger
+    that has connected and not booted (it may refuse requests until its boot is answered)."""
+    try:
+        early = await ws.receive(timeout=wait)
+    except TimeoutError:
+        return
+    raise AssertionError(f"before its BootNotification the charger got {early.type.name} {early.data!r}")
+
+
 def basic(user: str, password: str) -> dict[str, str]:
     """An ``Authorization: Basic`` header (aiohttp.BasicAuth is deprecated)."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()

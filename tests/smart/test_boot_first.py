@@ -8,9 +8,9 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
 
 from tests.conftest import Gateway
+from tests.sim import nothing_before_boot, until_connected
 
 
 async def test_the_site_limit_comes_after_the_boot_answer(gateway: Gateway) -> None:
@@ -30,12 +30,9 @@ async def test_the_site_limit_comes_after_the_boot_answer(gateway: Gateway) -> N
         aiohttp.ClientSession() as s,
         s.ws_connect(f"{gateway.ws_url}/ocpp/BF-1", protocols=("ocpp1.6",)) as ws,
     ):
-        try:  # connected, not booted: nothing yet
-            early = await ws.receive(timeout=1.0)
-        except TimeoutError:
-            pass
-        else:  # failed once in CI (1 in 20 runs or fewer): say what came
-            pytest.fail(f"before its BootNotification the charger got {early.type.name} {early.data!r}")
+        # Connected, not booted: nothing yet (this failed in CI 1 run in 20 or fewer: a
+        # rebalance then raced the boot, see the test below).
+        await nothing_before_boot(ws)
         await ws.send_str(
             json.dumps(
                 [
@@ -73,19 +70,9 @@ async def test_a_site_change_while_a_charger_waits_for_its_boot_leaves_it_alone(
         aiohttp.ClientSession() as s,
         s.ws_connect(f"{gateway.ws_url}/ocpp/BW-1", protocols=("ocpp1.6",)) as ws,
     ):
-        for _ in range(200):  # its connection is recorded just after the handshake
-            _, charger = await gateway.admin("GET", "/chargers/BW-1")
-            if charger["connected"]:
-                break
-            await asyncio.sleep(0.01)
-        assert charger["connected"] is True, charger
+        await until_connected(gateway, "BW-1")
         assert (await gateway.admin("PUT", "/sites/BW", site | {"capacity": 32}))[0] == 200
-        try:
-            early = await ws.receive(timeout=1.0)
-        except TimeoutError:
-            pass
-        else:
-            pytest.fail(f"before its BootNotification the charger got {early.type.name} {early.data!r}")
+        await nothing_before_boot(ws)
         await ws.send_str(
             json.dumps(
                 [2, "boot-1", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}]
