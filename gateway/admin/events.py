@@ -146,19 +146,23 @@ class EventFeed:
 
     def on_local_event(self, event: Event) -> None:
         """The bus's listener when the store is this process's own: nothing to share."""
-        message = describe(event)
-        if message is not None:
-            self._deliver(message)
+        self._described(event)
 
     async def on_event(self, event: Event) -> None:
         """The bus's subscriber on a shared store: also published to the others."""
-        message = describe(event)
+        message = self._described(event)
         if message is None:
             return
-        self._deliver(message)
         if self._messages is not None and await self._others_watching():
             payload = json.dumps({"node": self._node, **message}, separators=(",", ":"))
             await self._messages.publish(CHANNEL, payload.encode())
+
+    def _described(self, event: Event) -> dict[str, Any] | None:
+        """The event as the feed's readers get it, delivered to this process's readers."""
+        message = describe(event)
+        if message is not None:
+            self._deliver(message)
+        return message
 
     async def _others_watching(self) -> bool:
         assert self._messages is not None

@@ -76,9 +76,6 @@ class StatusRecorder:
     # The kinds entry() records (the bus gives record() no other).
     EVENTS = (ChargerOnline, ChargerOffline, ChargerBooted, ConnectorStatusChanged)
 
-    async def on_event(self, event: Event) -> None:
-        self.record(event)
-
     def record(self, event: Event) -> None:
         """The bus's listener: queues the entry, never waits (the store is written in
         batches by the recorder's task)."""

@@ -290,7 +290,6 @@ class SiteManager:
             # boot, or the online grace for one that reconnected without booting, marks
             # it online (_apply); one already marked stays so while it is connected.
             online = connected and (current.online or self._settled(state, now))
-
             if current.online != online:
                 rt.chargers[cid] = replace(current, online=online)
                 rt.dirty = True
@@ -321,8 +320,8 @@ class SiteManager:
                 rt.dirty = True
 
     def _settled(self, state: ChargerState | None, now: datetime) -> bool:
-        """Connected and past its boot: booted on this connection, or connected for
-        longer than the online grace (a reconnect without a boot)."""
+        """Whether a connected charger is past its boot: booted on this connection, or
+        connected for longer than the online grace (a reconnect without a boot)."""
         if state is None or state.connected_at is None:
             return True
         if state.booted_at is not None and state.booted_at >= state.connected_at:

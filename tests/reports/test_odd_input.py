@@ -23,7 +23,7 @@ async def test_an_entry_the_store_refuses_is_dropped_alone(tmp_path: Path) -> No
         recorder = StatusRecorder(store.status_history, FakeClock(T0))
         for connector_id in (1, -1e308, 2):  # a float the schema calls an integer
             state = ConnectorState("CP", 1, connector_id, ConnectorStatus.FAULTED, T0)  # type: ignore[arg-type]
-            await recorder.on_event(ConnectorStatusChanged(state))
+            recorder.record(ConnectorStatusChanged(state))
         await recorder.flush()
         stored = await store.status_history.list("CP")
         assert [e.connector_id for e in stored] == [1, 2]
