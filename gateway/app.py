@@ -111,6 +111,7 @@ from gateway.smart.manager import SITES, SiteManager
 from gateway.storage.base import StorageError
 from gateway.storage.factory import open_store
 from gateway.trail import add_trail
+from ocpi.hub.http1 import Http1Client
 from ocpi.server import (
     READ_TIMEOUT_KEY,
     Operation,
@@ -600,6 +601,8 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         location = await providers.locations.get(object_id)
         return None if location is None else PartyId(location.country_code, location.party_id)
 
+    # The hub's own HTTP client for the requests it forwards (ocpi.hub.http1).
+    client = Http1Client()
     hub = Hub(
         HubConfig(
             party=PartyId(settings.hub_country_code, settings.hub_party_id),
@@ -613,16 +616,18 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
         app[OUTBOX],
         app[CLOCK],
         app[IDS],
-        app[HTTP],
+        client,
         [HostedParty(PartyId(p.country_code, p.party_id), p.name) for p in settings.parties],
         local_operations(providers),
         local_owner=local_owner,
+        on_sent=app[METRICS].count_sent if METRICS in app else None,
     )
     await hub.start()
     app[HUB] = hub
     # The hosted CPOs push to the hub's platforms as the hub would route their pushes.
     app[PLANNER].audience = hub
     yield
+    await client.close()
 
 
 async def _catalog_pushes_ctx(app: web.Application) -> AsyncIterator[None]:

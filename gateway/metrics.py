@@ -369,7 +369,7 @@ class Metrics:
             context: SimpleNamespace,
             params: aiohttp.TraceRequestEndParams,
         ) -> None:
-            self._sent(params.method, params.url.path, str(params.response.status))
+            self.count_sent(params.method, params.url.path, str(params.response.status))
 
         async def failed(
             session: aiohttp.ClientSession,
@@ -378,14 +378,16 @@ class Metrics:
         ) -> None:
             error = params.exception
             status = "timeout" if isinstance(error, TimeoutError) else "error"
-            self._sent(params.method, params.url.path, status)
+            self.count_sent(params.method, params.url.path, status)
 
         trace.on_request_end.append(end)
         trace.on_request_exception.append(failed)
         trace.freeze()
         return trace
 
-    def _sent(self, method: str, path: str, status: str) -> None:
+    def count_sent(self, method: str, path: str, status: str) -> None:
+        """One OCPI request sent (the aiohttp client's trace above; the hub's forwarding
+        client calls it itself): status is the HTTP status, "timeout" or "error"."""
         # Resolved once per label combination (bounded: modules, methods, statuses), as
         # ocpi_served does: labels() per request was a measurable share of a hub forward.
         key = (ocpi_module(path), _method(method), status)

@@ -36,6 +36,7 @@ from gateway.roaming.vault import TokenVault
 from gateway.storage.base import Document, Store
 from gateway.storage.factory import open_store
 from gateway.storage.local_cluster import LocalMessageStore
+from ocpi.hub.http1 import Http1Client
 from ocpi.transport import PartyId, envelope, json_dumps, json_loads
 from ocpi.v221 import BusinessDetails, CredentialsRole, Role
 from ocpi.v221.enums import ConnectionStatus
@@ -68,6 +69,7 @@ class Cluster:
     store: Store
     messages: LocalMessageStore
     http: aiohttp.ClientSession
+    hub_client: Http1Client
     processes: list[Process] = field(default_factory=list)
 
     async def process(self, name: str, *, poll_interval: float = 30.0) -> Process:
@@ -94,7 +96,7 @@ class Cluster:
             outbox,
             clock,
             ids,
-            self.http,
+            self.hub_client,
             [HostedParty(PartyId("ZZ", "GWY"), "Hosted CPO")],
             {},
         )
@@ -116,7 +118,8 @@ class Cluster:
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     store = await open_store(data_dir=tmp_path / "data", redis_url=None)
     http = aiohttp.ClientSession()
-    cluster = Cluster(store, LocalMessageStore(), http)
+    hub_client = Http1Client()
+    cluster = Cluster(store, LocalMessageStore(), http, hub_client)
     try:
         yield cluster
     finally:
@@ -125,6 +128,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             await process.worker.stop()
             await process.node.stop()
         await http.close()
+        await hub_client.close()
         await store.close()
 
 

@@ -44,7 +44,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from multidict import MultiDict
 from pydantic import BaseModel
@@ -75,8 +74,15 @@ from ocpi.hub.clientinfo import (
     plan_pushes,
     plan_resync,
 )
-from ocpi.hub.forward import ForwardedResponse, Forwarder, LocalRequest, receiver_url
+from ocpi.hub.forward import (
+    ForwardedResponse,
+    Forwarder,
+    LocalRequest,
+    SentObserver,
+    receiver_url,
+)
 from ocpi.hub.getall import PageFetcher, TargetPage, forwarder_page_fetcher, get_all_page
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.local import local_handler
 from ocpi.hub.response_url import ResponseUrlProxy
 from ocpi.hub.routing import (
@@ -217,11 +223,12 @@ class Hub:
         outbox: Outbox,
         clock: Clock,
         ids: IdFactory,
-        http: aiohttp.ClientSession,
+        client: Http1Client,
         hosted: Sequence[HostedParty],
         operations: Mapping[tuple[str, InterfaceRole], Sequence[Operation]],
         *,
         local_owner: LocalOwner | None = None,
+        on_sent: SentObserver | None = None,
     ) -> None:
         self.config = config
         self._registry = registry
@@ -237,12 +244,15 @@ class Hub:
         # store (a notice, a full reload at start or after a gap): one at a time, else a
         # reload that read the store before a change would undo it in memory after it.
         self._status_lock = asyncio.Lock()
+        # The forwarded requests go out through ``client`` (ocpi.hub.http1: a lean
+        # keep-alive client, not aiohttp's, for CPU per forward); ``on_sent`` counts them.
         self.forwarder = Forwarder(
-            http,
+            client,
             self._token_of,
             local=local_handler(operations, self.local_context),
             timeout=config.request_timeout,
             versions=self.platform_version,
+            on_sent=on_sent,
         )
         # The results come back to the module's Sender interface of the hub, in the
         # version of the CPO that posts them (2.1.1 platforms are eMSPs: none there).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 from aiohttp import web
 
 from ocpi.hub.clientinfo import (
@@ -20,6 +19,7 @@ from ocpi.hub.clientinfo import (
 )
 from ocpi.hub.directory import InMemoryPartyDirectory, Platform
 from ocpi.hub.forward import Forwarder
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.rules import RoutingRules
 from ocpi.transport import PageRequest, PartyId
 from ocpi.v221.enums import ConnectionStatus
@@ -198,7 +198,7 @@ async def test_forwarder_probe_against_real_versions_endpoint() -> None:
     async def tokens(platform_id: str) -> str:
         return "tok"
 
-    async with running(app) as url, aiohttp.ClientSession() as session:
+    async with running(app) as url, Http1Client() as session:
         probe = forwarder_probe(Forwarder(session, tokens), request_timeout=2)
         assert await probe(Platform("a", versions_url=f"{url}/ocpi/versions"))
         assert not await probe(Platform("b", versions_url=refused_url()))

@@ -7,7 +7,6 @@ import base64
 import json
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import given
@@ -20,10 +19,12 @@ from ocpi.hub.forward import (
     ForwardedResponse,
     Forwarder,
     LocalRequest,
+    envelope_status,
     hub_link,
     is_envelope,
     receiver_url,
 )
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.routing import Forward, Local
 from ocpi.transport import OcpiError, PartyId, next_link, parse_authorization
 from tests.hub.servers import refused_url, running
@@ -66,8 +67,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
+async def session() -> AsyncIterator[Http1Client]:
+    async with Http1Client() as s:
         yield s
 
 
@@ -80,7 +81,7 @@ def target(receiver: Receiver, *path: str, platform: str = "cpo1") -> Forward:
 
 
 async def test_request_headers_and_exact_bytes_both_ways(
-    receiver: Receiver, session: aiohttp.ClientSession
+    receiver: Receiver, session: Http1Client
 ) -> None:
     forwarder = Forwarder(session, tokens)
     receiver.headers["OCPI-from-country-code"] = "NL"
@@ -121,7 +122,7 @@ async def test_request_headers_and_exact_bytes_both_ways(
 
 
 async def test_explicit_routing_headers_for_broadcast(
-    receiver: Receiver, session: aiohttp.ClientSession
+    receiver: Receiver, session: Http1Client
 ) -> None:
     hub = PartyId("NL", "HUB")
     await Forwarder(session, tokens).send(
@@ -134,7 +135,7 @@ async def test_explicit_routing_headers_for_broadcast(
     )
 
 
-async def test_link_rewrite_round_trip(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_link_rewrite_round_trip(receiver: Receiver, session: Http1Client) -> None:
     forwarder = Forwarder(session, tokens)
     own_link = "{base}/ocpi/cpo/2.2.1/locations?offset=2&limit=2&date_from=2024-01-01T00%3A00%3A00Z"
     receiver.headers.update(
@@ -154,7 +155,7 @@ async def test_link_rewrite_round_trip(receiver: Receiver, session: aiohttp.Clie
 
 
 async def test_opaque_link_round_trip_and_foreign_origin_refused(
-    receiver: Receiver, session: aiohttp.ClientSession
+    receiver: Receiver, session: Http1Client
 ) -> None:
     forwarder = Forwarder(session, tokens)
     receiver.headers["Link"] = '<{base}/cursor/abc%2Fdef?c=1>; rel="next"'
@@ -178,7 +179,7 @@ async def test_opaque_link_round_trip_and_foreign_origin_refused(
     assert len(receiver.seen) == 2
 
 
-async def test_timeout_is_4002(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_timeout_is_4002(receiver: Receiver, session: Http1Client) -> None:
     receiver.delay = 2.0
     forwarder = Forwarder(session, tokens, timeout=5)
     with pytest.raises(OcpiError) as info:
@@ -188,14 +189,14 @@ async def test_timeout_is_4002(receiver: Receiver, session: aiohttp.ClientSessio
     assert info.value.status_code == 4002 and "0.2 s" in info.value.message
 
 
-async def test_connection_refused_is_4003(session: aiohttp.ClientSession) -> None:
+async def test_connection_refused_is_4003(session: Http1Client) -> None:
     forward = Forward(EM1, CP1, "cpo1", refused_url())
     with pytest.raises(OcpiError) as info:
         await Forwarder(session, tokens).send(forward, method="GET", correlation_id="c")
     assert info.value.status_code == 4003
 
 
-async def test_dns_failure_is_4003(session: aiohttp.ClientSession) -> None:
+async def test_dns_failure_is_4003(session: Http1Client) -> None:
     forward = Forward(EM1, CP1, "cpo1", "http://no-such-host.invalid/ocpi/locations")
     with pytest.raises(OcpiError) as info:
         await Forwarder(session, tokens).send(
@@ -204,7 +205,7 @@ async def test_dns_failure_is_4003(session: aiohttp.ClientSession) -> None:
     assert info.value.status_code in (4002, 4003)
 
 
-async def test_no_credentials_is_4003(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_no_credentials_is_4003(receiver: Receiver, session: Http1Client) -> None:
     with pytest.raises(OcpiError) as info:
         await Forwarder(session, tokens).send(
             target(receiver, platform="unknown"), method="GET", correlation_id="c"
@@ -231,7 +232,7 @@ async def test_no_credentials_is_4003(receiver: Receiver, session: aiohttp.Clien
     ],
 )
 async def test_receiver_errors_pass_through(
-    receiver: Receiver, session: aiohttp.ClientSession, status: int, body: bytes
+    receiver: Receiver, session: Http1Client, status: int, body: bytes
 ) -> None:
     receiver.status, receiver.body = status, body
     response = await Forwarder(session, tokens).send(
@@ -251,7 +252,7 @@ async def test_receiver_errors_pass_through(
     ],
 )
 async def test_non_envelope_answer_is_4000(
-    receiver: Receiver, session: aiohttp.ClientSession, status: int, body: bytes
+    receiver: Receiver, session: Http1Client, status: int, body: bytes
 ) -> None:
     receiver.status, receiver.body = status, body
     with pytest.raises(OcpiError) as info:
@@ -259,7 +260,7 @@ async def test_non_envelope_answer_is_4000(
     assert info.value.status_code == 4000 and f"HTTP {status}" in info.value.message
 
 
-async def test_response_size_cap(receiver: Receiver, session: aiohttp.ClientSession) -> None:
+async def test_response_size_cap(receiver: Receiver, session: Http1Client) -> None:
     receiver.body = b'{"status_code":1000,"data":"' + b"x" * 5000 + b'"}'
     with pytest.raises(OcpiError) as info:
         await Forwarder(session, tokens, max_response_bytes=1000).send(
@@ -268,7 +269,7 @@ async def test_response_size_cap(receiver: Receiver, session: aiohttp.ClientSess
     assert info.value.status_code == 4000
 
 
-async def test_local_target_uses_in_process_handler(session: aiohttp.ClientSession) -> None:
+async def test_local_target_uses_in_process_handler(session: Http1Client) -> None:
     got: list[LocalRequest] = []
 
     async def handler(request: LocalRequest) -> ForwardedResponse:
@@ -333,3 +334,45 @@ def test_is_envelope() -> None:
     assert not is_envelope(b'{"data": []}')
     assert not is_envelope(b"\xff")
     assert json.loads(BODY)["name"] == "Café é"
+    # What orjson refuses and the json module reads: read by json, same verdicts.
+    assert envelope_status(b'{"status_code": 2000, "data": NaN}') == 2000
+    assert envelope_status(b'{"status_code": 1000, "status_message": "\\ud800"}') == 1000
+    assert envelope_status('{"status_code": 3001}'.encode("utf-16-le")) == 3001
+    assert envelope_status(b'{"status_code": 1000, "data": [1,]}') is None
+
+
+def _json_module_status(body: bytes) -> int | None:
+    """envelope_status as it was, on the json module alone."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    code = parsed.get("status_code") if isinstance(parsed, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    envelope=st.dictionaries(
+        st.sampled_from(["status_code", "data", "status_message", "timestamp"]),
+        _json_values,
+    ),
+    cut=st.integers(min_value=0, max_value=200),
+    ascii_only=st.booleans(),
+)
+def test_envelope_status_gives_the_json_modules_verdict(
+    envelope: dict[str, object], cut: int, ascii_only: bool
+) -> None:
+    whole = json.dumps(envelope, ensure_ascii=ascii_only).encode()  # NaN, lone surrogates too
+    for body in (whole, whole[:cut], whole[cut:], b" " + whole):
+        assert envelope_status(body) == _json_module_status(body)

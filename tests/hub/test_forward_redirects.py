@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from ocpi.hub.forward import Forwarder
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.routing import Forward
 from ocpi.transport import HubError, PartyId
 from tests.hub.servers import running
@@ -39,8 +39,8 @@ class Moved:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
+async def session() -> AsyncIterator[Http1Client]:
+    async with Http1Client() as s:
         yield s
 
 
@@ -57,7 +57,7 @@ async def token(platform_id: str) -> str | None:
 
 @pytest.mark.parametrize("status", [307, 308])
 async def test_a_moved_endpoint_is_followed_with_method_and_body(
-    session: aiohttp.ClientSession, status: int
+    session: Http1Client, status: int
 ) -> None:
     moved = Moved(status)
     async for url in serve(moved):
@@ -72,7 +72,7 @@ async def test_a_moved_endpoint_is_followed_with_method_and_body(
 
 
 async def test_other_origins_loops_and_other_redirects_are_not_followed(
-    session: aiohttp.ClientSession,
+    session: Http1Client,
 ) -> None:
     moved = Moved(307)
     moved.elsewhere = "http://192.0.2.1:9/new/locations"  # another origin: the token stays
@@ -82,7 +82,9 @@ async def test_other_origins_loops_and_other_redirects_are_not_followed(
             await Forwarder(session, token).send(forward, method="GET", correlation_id="c")
         loop = Forward(EM1, CP1, "cpo1", f"{url}/loop", ())
         with pytest.raises(HubError, match="HTTP 307"):
-            await Forwarder(session, token, max_redirects=3).send(loop, method="GET", correlation_id="c")
+            await Forwarder(session, token, max_redirects=3).send(
+                loop, method="GET", correlation_id="c"
+            )
         moved.status, moved.elsewhere = 302, None
         with pytest.raises(HubError, match="HTTP 302"):
             await Forwarder(session, token).send(forward, method="GET", correlation_id="c")

@@ -24,6 +24,7 @@ from tests.hub.platform import Platform, token_header
 from tests.ocpi.openapi import validate_against_openapi, validate_envelope
 from tests.roaming.test_catalog import LOCATION, TARIFF
 from tests.sim import connect
+from tests.test_metrics import scrape, value
 
 HUB_PARTY = ("ZZ", "HUB")
 HOSTED = ("ZZ", "GWY")
@@ -568,6 +569,11 @@ async def test_receiver_errors_and_hub_errors(world: World) -> None:
     await cpo.stop()
     reply = await emsp1.call("GET", emsp1.hub_url("locations", "SENDER") + "/L-A", to=cpo.party)
     assert reply.body["status_code"] == 4003
+    # Each request the hub sent is counted (its own HTTP client, not aiohttp's traced one).
+    samples = await scrape(world.gateway.url)
+    sent = "ocpigw_ocpi_requests_sent_total"
+    assert value(samples, sent, module="locations", method="GET", status="404") == 1
+    assert value(samples, sent, module="locations", method="GET", status="error") == 1
 
 
 async def test_client_info_pushes_and_still_alive(world: World) -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import given
@@ -25,6 +24,7 @@ from ocpi.hub.getall import (
     locate,
     plan,
 )
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.routing import Forward, Target
 from ocpi.server import paginated_response
 from ocpi.transport import (
@@ -126,7 +126,7 @@ async def crawl(
     pages: list[CombinedPage] = []
     headers: list[dict[str, str]] = []
     url = HUB_URL.with_query({**query, "limit": str(limit)})
-    async with aiohttp.ClientSession() as session:
+    async with Http1Client() as session:
         forwarder = Forwarder(session, tokens)
         for _ in range(100):
             request = parse_page_request(url.query, max_limit=limit)
@@ -185,7 +185,7 @@ async def test_failed_sender_is_skipped_or_fails_the_page(senders: Any) -> None:
     targets, everything, _ = senders
     dead = Forward(EM1, PartyId("AT", "DED"), "p-dead", refused_url())
     with_dead = [dead, *targets]
-    async with aiohttp.ClientSession() as session:
+    async with Http1Client() as session:
         fetch = forwarder_page_fetcher(
             Forwarder(session, tokens), correlation_id="c", requester=EM1
         )

@@ -8,13 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
 from ocpi.hub.forward import ForwardedResponse, Forwarder, LocalRequest
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.local import local_handler
 from ocpi.hub.routing import HubRequest, Local, RouterConfig, route
 from ocpi.server import OcpiCall, OcpiRequestContext, Operation, ocpi_response
@@ -218,14 +218,12 @@ async def test_context_for_crashing_is_3000(host: Host, caplog: pytest.LogCaptur
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
+async def session() -> AsyncIterator[Http1Client]:
+    async with Http1Client() as client_session:
         yield client_session
 
 
-async def test_routed_local_target_reaches_the_operation(
-    host: Host, session: aiohttp.ClientSession
-) -> None:
+async def test_routed_local_target_reaches_the_operation(host: Host, session: Http1Client) -> None:
     hub_request = HubRequest(
         method="POST", module="commands", interface=R, platform_id="emsp1",
         path=("START_SESSION",), from_party=EM1, to_party=GWY,

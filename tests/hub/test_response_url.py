@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from ocpi.hub.forward import Forwarder
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.response_url import InMemoryResponseUrlStore, ResponseUrlProxy
 from ocpi.transport import OcpiError, PartyId, json_loads
 from tests.hub.servers import running
@@ -111,7 +111,7 @@ async def test_command_result_reaches_the_emsp() -> None:
         async def tokens(platform_id: str) -> str:
             return "tok"
 
-        async with aiohttp.ClientSession() as session:
+        async with Http1Client() as session:
             response = await Forwarder(session, tokens).request(
                 "emsp1",
                 "POST",

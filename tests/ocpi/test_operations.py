@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict
@@ -22,6 +21,7 @@ from yarl import URL
 
 import ocpi.v221 as v
 from ocpi.hub.forward import Forwarder, LocalRequest
+from ocpi.hub.http1 import Http1Client
 from ocpi.hub.local import local_handler
 from ocpi.hub.routing import CPO_INTERFACE, Local
 from ocpi.server import (
@@ -315,7 +315,7 @@ async def in_process(steps: Sequence[Step]) -> tuple[list[Outcome], Provider]:
         return None
 
     outcomes = []
-    async with aiohttp.ClientSession() as session:  # never used: Local targets make no HTTP call
+    async with Http1Client() as session:  # never used: Local targets make no HTTP call
         forwarder = Forwarder(
             session, no_tokens, local=local_handler(operations(provider), context_for)
         )
