@@ -5,10 +5,17 @@ Run from the repository root (not collected by pytest)::
 
     .venv/bin/python tests/bench/bench_ocpp.py            # 10,000 chargers, SQLite
     .venv/bin/python tests/bench/bench_ocpp.py --redis    # the same on Redis (db 14)
-    .venv/bin/python tests/bench/bench_ocpp.py --quick    # smoke test, well under 30 s
+    .venv/bin/python tests/bench/bench_ocpp.py --quick    # smoke test, 500 chargers
     .venv/bin/python tests/bench/bench_ocpp.py --server reference   # ocpp library alone
+    .venv/bin/python tests/bench/bench_ocpp.py --server floor       # WebSocket + JSON alone
 
-What it does:
+By default (``--server all``) the run is made three times, on three servers in turn: the
+floor (:func:`serve_floor`: aiohttp's WebSocket and JSON, nothing else), the reference
+(:func:`serve_reference`: the ocpp library's ChargePoint, no storage) and the gateway; the
+gateway's figures are then printed beside both, with their ratios. ``--server both`` is
+the reference and the gateway only.
+
+What a run does (with the floor or the reference, step 1 starts that server instead):
 
 1. starts the real gateway (``ocpi-gateway serve``) as a subprocess on a free
    loopback port, in a temporary data dir, with auto-registration on and a
@@ -118,21 +125,21 @@ def serve_reference(port: int) -> None:
             await self.ws.send_str(message)
 
     class CentralSystemCP(ChargePoint):  # type: ignore[misc]
-        @on("BootNotification")
+        @on("BootNotification")  # type: ignore[untyped-decorator]
         async def on_boot(self, **_: Any) -> Any:
             return call_result.BootNotification(
                 current_time=now(), interval=3600, status="Accepted"
             )
 
-        @on("Heartbeat")
+        @on("Heartbeat")  # type: ignore[untyped-decorator]
         async def on_heartbeat(self, **_: Any) -> Any:
             return call_result.Heartbeat(current_time=now())
 
-        @on("StatusNotification")
+        @on("StatusNotification")  # type: ignore[untyped-decorator]
         async def on_status(self, **_: Any) -> Any:
             return call_result.StatusNotification()
 
-        @on("MeterValues")
+        @on("MeterValues")  # type: ignore[untyped-decorator]
         async def on_meter_values(self, **_: Any) -> Any:
             return call_result.MeterValues()
 
@@ -147,6 +154,78 @@ def serve_reference(port: int) -> None:
     app = web.Application()
     app.router.add_get("/ocpp/{cp_id}", handler)
     web.run_app(app, host=HOST, port=port, print=None, access_log=None)
+
+
+# -- floor: what the WebSocket and the JSON work alone cost -----------------------------------
+
+
+def serve_floor(port: int) -> None:
+    """The floor of the comparison: aiohttp's ``WebSocketResponse`` (subprotocol
+    ocpp1.6, route ``/ocpp/{cp_id}``) that parses each text frame with ``json.loads`` and
+    answers a CALL ``[2, id, action, payload]`` with a CALLRESULT built by a JSON encoder
+    (compact separators, as ``json.dumps(..., separators=(",", ":"))`` and as the ocpp
+    library and the gateway write, built once as the gateway's is): BootNotification
+    ``{currentTime, interval: 3600, status: Accepted}``, Heartbeat ``{currentTime}``, any
+    other action ``{}``. No validation, no routing, no storage.
+
+    Event loop: uvloop when importable, else asyncio's, as the gateway
+    (``gateway.app._event_loop``), and the gateway's collector settings at start-up
+    (``gc.freeze()``, thresholds 50,000 / 20 / 100). The reference server
+    (:func:`serve_reference`) runs on asyncio's own loop (``web.run_app``'s default, no
+    uvloop) with the collector's default thresholds."""
+    import asyncio
+    import gc
+    from datetime import UTC, datetime
+
+    from aiohttp import WSMsgType, web
+
+    try:
+        import uvloop
+    except ImportError:  # as the gateway: the standard loop works too
+        loop = asyncio.new_event_loop()
+    else:
+        loop = uvloop.new_event_loop()
+
+    decode = json.loads
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    text = WSMsgType.TEXT
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=("ocpp1.6",))
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type is not text:
+                continue
+            try:
+                frame = decode(msg.data)
+                if frame[0] != 2:
+                    continue
+                action = frame[2]
+            except (ValueError, TypeError, IndexError, KeyError):
+                continue
+            payload: dict[str, Any]
+            if action == "BootNotification":
+                payload = {
+                    "currentTime": datetime.now(UTC).isoformat(),
+                    "interval": 3600,
+                    "status": "Accepted",
+                }
+            elif action == "Heartbeat":
+                payload = {"currentTime": datetime.now(UTC).isoformat()}
+            else:
+                payload = {}
+            await ws.send_str(encode([3, frame[1], payload]))
+        return ws
+
+    async def freeze_gc(app: web.Application) -> None:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
+
+    app = web.Application()
+    app.router.add_get("/ocpp/{cp_id}", handler)
+    app.on_startup.append(freeze_gc)
+    web.run_app(app, host=HOST, port=port, print=None, access_log=None, loop=loop)
 
 
 CPROFILE_SERVER = "--serve-gateway-under-cprofile"
@@ -200,6 +279,8 @@ class Bench:
         env = dict(os.environ)
         if self.args.server == "reference":
             return [sys.executable, __file__, "--serve-reference", str(self.port)], env
+        if self.args.server == "floor":
+            return [sys.executable, __file__, "--serve-floor", str(self.port)], env
         script = Path(sys.executable).parent / "ocpi-gateway"
         cmd = [str(script)] if script.exists() else [sys.executable, "-m", "gateway.cli"]
         if self.cprofile_out is not None:
@@ -593,6 +674,8 @@ class Bench:
     def storage_name(self) -> str:
         if self.args.server == "reference":
             return "none (ocpp library alone)"
+        if self.args.server == "floor":
+            return "none (aiohttp WebSocket and JSON alone)"
         return (
             f"redis {self.args.redis_url} prefix {self.redis_prefix}"
             if self.args.redis
@@ -811,14 +894,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout", type=float, default=600.0, help="seconds (600)")
     parser.add_argument(
         "--server",
-        choices=("both", "gateway", "reference"),
-        default="both",
-        help="both (the default: the reference server, then the gateway, --rounds times in "
-        "turn, and their figures side by side), the gateway alone, or the reference alone (a "
-        "minimal central system with the ocpp library alone)",
+        choices=("all", "both", "gateway", "reference", "floor"),
+        default="all",
+        help="all (the default: the floor, the reference server, then the gateway, --rounds "
+        "times in turn, and the gateway's figures beside both), both (the reference, then the "
+        "gateway), or one alone: the gateway, the reference (a minimal central system with "
+        "the ocpp library alone) or the floor (an aiohttp WebSocket server that parses each "
+        "frame and answers it with json, nothing else)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="with --server both: rounds of the pair (1)"
+        "--rounds", type=int, default=1, help="with --server all or both: rounds (1)"
     )
     parser.add_argument(
         "--settle",
@@ -885,6 +970,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server log)")
     parser.add_argument("--serve-reference", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.connections, args.active, args.duration = 500, 200, 3.0
@@ -893,9 +979,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--connections, --clients, --active and --duration must be positive")
     if args.connections / args.clients > 18_000:
         parser.error("more than 18,000 connections per client: raise --clients (fd limit)")
-    if args.server == "reference" and args.redis:
+    if args.server in ("reference", "floor") and args.redis:
         parser.error("--redis applies to the gateway only")
-    if args.server == "reference" and Path(args.profile or "").suffix in (".pstats", ".prof"):
+    if args.server in ("reference", "floor") and Path(args.profile or "").suffix in (
+        ".pstats",
+        ".prof",
+    ):
         parser.error("cProfile (--profile X.pstats) applies to the gateway only; use py-spy")
     if args.compare_trail or args.compare_metrics:
         args.server = "gateway"  # those compare the gateway with itself
@@ -996,19 +1085,25 @@ def _figure(summary: dict[str, Any], path: tuple[str, ...]) -> list[float] | Non
         return [value]
     section = node.get(path[0]) or {}
     values = [section.get(key) for key in path[1:]]
-    return None if any(v is None for v in values) else [float(v) for v in values]
+    numbers = [float(v) for v in values if v is not None]
+    return numbers if len(numbers) == len(values) else None
 
 
 def compare_servers(args: argparse.Namespace) -> int:
-    """The reference server (the ocpp library alone) and the gateway, ``--rounds`` times in
-    turn, each figure beside the reference's of the same run: on a shared machine the
-    ratio stays trustworthy when the absolute figures move."""
-    figures: dict[str, list[dict[str, Any]]] = {"reference": [], "gateway": []}
+    """The floor (``--server all`` only), the reference server (the ocpp library alone)
+    and the gateway, ``--rounds`` times in turn, each of the gateway's figures beside the
+    baselines' of the same run and its ratio to each: on a shared machine the ratios stay
+    trustworthy when the absolute figures move."""
+    servers = (
+        ("floor", "reference", "gateway") if args.server == "all" else ("reference", "gateway")
+    )
+    baselines = servers[:-1]
+    figures: dict[str, list[dict[str, Any]]] = {server: [] for server in servers}
     for round_no in range(1, args.rounds + 1):
         for server in figures:
             print(f"\n=== round {round_no}: {server} ===", flush=True)
             run_args = argparse.Namespace(**{**vars(args), "server": server})
-            if server == "reference":
+            if server != "gateway":
                 run_args.redis, run_args.profile = False, None
             bench = Bench(run_args)
             try:
@@ -1023,19 +1118,24 @@ def compare_servers(args: argparse.Namespace) -> int:
     storage = figures["gateway"][0]["storage"].split(" ")[0]
     print(
         f"\nside by side ({args.connections} chargers, {args.active} active, rate-limited at "
-        f"{args.rate:.0f} msg/s; gateway on {storage}; each round's pair, ratio gateway / "
-        "reference):"
+        f"{args.rate:.0f} msg/s; gateway on {storage}; each round's runs, ratios of the "
+        f"gateway's figure to the {' and the '.join(baselines)}'s):"
     )
-    print(f"  {'':<38} {'gateway':>22} {'reference':>22} {'ratio':>7}")
+    head = f"  {'':<38} {'gateway':>18}" + "".join(f" {b:>18}" for b in baselines)
+    print(head + "".join(f" {'/ ' + b:>11}" for b in baselines))
     for label, path, fmt, _lower in SIDE_BY_SIDE:
-        for ours, theirs in zip(figures["gateway"], figures["reference"], strict=True):
-            a, b = _figure(ours, path), _figure(theirs, path)
-            text_a = "n/a" if a is None else fmt.format(*a)
-            text_b = "n/a" if b is None else fmt.format(*b)
-            ratio = ""
-            if a is not None and b is not None and b[0] and len(path) <= 2:
-                ratio = f"{a[0] / b[0]:.2f}"
-            print(f"  {label:<38} {text_a:>22} {text_b:>22} {ratio:>7}")
+        for r in range(args.rounds):
+            ours = _figure(figures["gateway"][r], path)
+            theirs = [_figure(figures[b][r], path) for b in baselines]
+            line = f"  {label:<38} {'n/a' if ours is None else fmt.format(*ours):>18}"
+            for value in theirs:
+                line += f" {'n/a' if value is None else fmt.format(*value):>18}"
+            for value in theirs:
+                ratio = ""
+                if ours is not None and value is not None and value[0] and len(path) <= 2:
+                    ratio = f"{ours[0] / value[0]:.2f}"
+                line += f" {ratio:>11}"
+            print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -1049,6 +1149,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_reference:
         serve_reference(args.serve_reference)
         return 0
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
+        return 0
     if args.nice:
         try:  # inherited by the server and the load generators
             os.setpriority(os.PRIO_PROCESS, 0, args.nice)
@@ -1061,7 +1164,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare_trail(args)
     if args.compare_metrics:
         return compare_metrics(args)
-    if args.server == "both":
+    if args.server in ("all", "both"):
         return compare_servers(args)
     bench = Bench(args)
     try:
