@@ -8,9 +8,10 @@ of the hub's CPU on it (request and response objects, its payload and tracing ma
 timers, a stream reader) than the routing itself: about a quarter of a forward's event-loop
 time (``tests/bench/README.md``, bench_hub). This client does only what forwarding needs:
 
-- connections kept alive per origin (scheme, host, port), ``http`` and ``https`` (the
-  system's CA store, or the given context), the most recently used taken first, an idle one
-  closed after ``keepalive`` seconds, ``limit`` requests in flight at most (then they wait);
+- connections kept alive per origin (scheme, host, port), ``http`` and ``https`` (by
+  default verified as aiohttp verifies them, :func:`default_tls_context`), the most
+  recently used taken first, an idle one closed after ``keepalive`` seconds, ``limit``
+  requests in flight at most (then they wait); no cookies kept (OCPI has none);
 - one request at a time per connection, written in one ``write`` with its
   ``Content-Length``;
 - the response framed as RFC 9112 section 6.3 says: no body (HEAD, 1xx, 204, 304),
@@ -50,6 +51,7 @@ __all__ = [
     "Response",
     "ResponseTooLargeError",
     "ServerDisconnectedError",
+    "default_tls_context",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
@@ -222,7 +224,8 @@ class Http1Client:
         context: ssl.SSLContext | None = None
         if scheme == "https":
             if self._ssl is None:
-                self._ssl = ssl.create_default_context()
+                # Loading the system's CA store is blocking I/O (about 20 ms): in a thread.
+                self._ssl = await asyncio.to_thread(default_tls_context)
             context = self._ssl
         try:
             _, conn = await loop.create_connection(
@@ -368,6 +371,10 @@ class _Connection(asyncio.Protocol):
         if method == "HEAD" or status in _NO_BODY_STATUSES or 100 <= status < 200:
             body = b""
         elif "Transfer-Encoding" in headers:
+            if "Content-Length" in headers:
+                # RFC 9112 section 6.3: Transfer-Encoding overrides it, and the message
+                # "ought to be handled as an error": read, the connection not reused.
+                keep = False
             codings = [
                 c.strip().lower()
                 for value in headers.getall("Transfer-Encoding")
@@ -400,10 +407,12 @@ class _Connection(asyncio.Protocol):
     async def _read_head(self, started: bool) -> tuple[int, str, CIMultiDict[str]]:
         while True:
             end = self._buffer.find(b"\r\n\r\n")
+            # A head that arrives whole is bounded too (not only one still coming in): the
+            # limit must not depend on how the bytes were segmented.
+            if end > MAX_HEAD or (end < 0 and len(self._buffer) > MAX_HEAD):
+                raise HttpProtocolError(f"the answer's head exceeds {MAX_HEAD} bytes")
             if end >= 0:
                 break
-            if len(self._buffer) > MAX_HEAD:
-                raise HttpProtocolError(f"the answer's head exceeds {MAX_HEAD} bytes")
             await self._more(started or bool(self._buffer))
         head = bytes(self._buffer[:end])
         del self._buffer[: end + 4]
@@ -475,9 +484,20 @@ class _Connection(asyncio.Protocol):
                 self._waiter = None
         if len(self._buffer) > max_body:
             raise ResponseTooLargeError(f"the answer exceeds {max_body} bytes")
+        if self._error is not None:
+            # Reset rather than closed: the end of the body is not known to be its end.
+            raise ServerDisconnectedError(f"the connection was lost mid-answer: {self._error}")
         body = bytes(self._buffer)
         self._buffer.clear()
         return body
+
+
+def default_tls_context() -> ssl.SSLContext:
+    """What aiohttp's client verifies https with by default: the system's CA store,
+    host names checked, ALPN offering HTTP/1.1 only."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _has_token(values: Iterable[str], token: str) -> bool:
