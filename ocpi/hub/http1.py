@@ -1,6 +1,7 @@
 """A lean HTTP/1.1 client for the hub's forwarding (:class:`ocpi.hub.forward.Forwarder`).
 
-Imports the standard library, yarl and multidict (aiohttp's own); nothing of ``gateway``.
+Imports the standard library, yarl, multidict and aiohappyeyeballs (aiohttp's own); nothing
+of ``gateway``.
 
 Why not aiohttp's client, which the rest of the OCPI client uses: a forwarded request is one
 small exchange with a platform the hub calls over and over, and aiohttp's client spent more
@@ -41,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
+import aiohappyeyeballs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -56,6 +58,9 @@ __all__ = [
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """RFC 9110 section 9.2.2: retried once after a keep-alive connection closed under them."""
+
+HAPPY_EYEBALLS_DELAY = 0.25
+"""Seconds before the next address of a name is tried alongside (aiohttp's default)."""
 
 MAX_HEAD = 64 * 1024
 """Bytes of status line and headers accepted (aiohttp's limit is 8 kB per line)."""
@@ -227,14 +232,25 @@ class Http1Client:
                 # Loading the system's CA store is blocking I/O (about 20 ms): in a thread.
                 self._ssl = await asyncio.to_thread(default_tls_context)
             context = self._ssl
+        name = host.strip("[]")
         try:
-            _, conn = await loop.create_connection(
-                lambda: _Connection(self, origin),
-                host.strip("[]"),
-                port,
-                ssl=context,
-                server_hostname=host.strip("[]") if context is not None else None,
+            # As aiohttp connects: every address of the name tried, IPv6 and IPv4
+            # interleaved, a next one started 0.25 s after the last (RFC 8305), so that
+            # an unreachable address does not hold the exchange until its deadline.
+            infos = await loop.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            sock = await aiohappyeyeballs.start_connection(
+                infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, loop=loop
             )
+            try:
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self, origin),
+                    sock=sock,
+                    ssl=context,
+                    server_hostname=name if context is not None else None,
+                )
+            except BaseException:
+                sock.close()
+                raise
         except (OSError, ssl.SSLError) as exc:
             raise HttpClientError(f"cannot connect to {host}:{port}: {exc}") from exc
         return conn

@@ -947,7 +947,7 @@ async def bench(
                             concurrency=args.ab_concurrency, tmp=tmp,
                         )  # fmt: skip
                         profiled = args.cprofile and not round_ and label == "hub"
-                        if profiled and method == "GET":
+                        if profiled and method == args.cprofile_method:
                             os.kill(gateway.pid, signal.SIGUSR1)
                         spy = None
                         if args.py_spy and not round_ and label == "hub":
@@ -964,7 +964,7 @@ async def bench(
                             *pids.per_request(before, done),
                         )  # fmt: skip
                         stop_py_spy(spy)
-                        if profiled and method == "GET":
+                        if profiled and method == args.cprofile_method:
                             os.kill(gateway.pid, signal.SIGUSR2)
                         results.append(measured)
                         measured.print()
@@ -1029,8 +1029,15 @@ def main() -> int:
     parser.add_argument(
         "--cprofile",
         metavar="FILE",
-        help="cProfile the gateway's event-loop thread during ab's GET through the hub (pstats"
-        " FILE; a profiler about doubles the CPU: read shares, not figures)",
+        help="cProfile the gateway's event-loop thread during ab's GET (or --cprofile-method)"
+        " through the hub (pstats FILE; a profiler about doubles the CPU: read shares, not"
+        " figures)",
+    )
+    parser.add_argument(
+        "--cprofile-method",
+        choices=("GET", "PUT"),
+        default="GET",
+        help="the case --cprofile profiles: GET list (the default) or PUT location",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()

@@ -372,6 +372,15 @@ async def test_transfer_encoding_with_content_length_is_read_chunked_and_not_reu
         assert server.request_connections == [0, 1]
 
 
+async def test_a_host_name_is_resolved_and_each_address_tried() -> None:
+    # "localhost" may name ::1 before 127.0.0.1: the server listens on the latter only.
+    server = Ports()
+    async with running(server.app) as url, Http1Client() as client:
+        port = URL(url).port
+        response = await client.request("GET", URL(f"http://localhost:{port}/"), {})
+        assert response.body == b"ok" and len(server.ports) == 1
+
+
 async def test_head_has_no_body_and_keeps_the_connection() -> None:
     server = Ports()
     payload = b"x" * 100
