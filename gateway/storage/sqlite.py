@@ -320,37 +320,50 @@ class _Worker:
                 # commit without a wait (a busy writer is never slowed down).
                 if gap < 4 * window and len(items) == 1 and items[0][0] is not None:
                     self._linger(items, first + window)
-            jobs: list[_Job] = []
-            futures: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
-            stop: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
-            for job, future, loop in items:
-                if job is None:
-                    stopping = True
-                    stop.append((future, loop))
-                elif stopping:  # submitted from another thread after close(): refuse
-                    _deliver([(future, False, StorageError("the SQLite store is closed"))], loop)
-                else:
-                    jobs.append(job)
-                    futures.append((future, loop))
-            if jobs:
-                self.batches += 1
-                started = time.perf_counter()
-                try:
-                    outcomes = self._run_batch(self._conn, jobs)
-                except Exception as exc:  # a bug: fail the batch rather than hang its callers
-                    outcomes = [(False, StorageError(f"internal error: {exc!r}")) for _ in jobs]
-                observe = self.observe
-                if observe is not None:
-                    observe(time.perf_counter() - started)
-                by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
-                for (future, loop), (ok, value) in zip(futures, outcomes, strict=True):
-                    by_loop.setdefault(loop, []).append((future, ok, value))
-                for loop, results in by_loop.items():
-                    _deliver(results, loop)
-            if stopping:
-                self._conn.close()
-                for future, loop in stop:
-                    _deliver([(future, True, None)], loop)
+            stopping = self._run(items)
+            # Nothing of the batch stays referenced while the thread waits for the next
+            # one: its jobs, futures and results (up to _MAX_BATCH of each, the last batch
+            # of a burst) would otherwise live on until then, scattered in the memory
+            # freed after the burst.
+            del items
+
+    def _run(
+        self, items: list[tuple[_Job | None, asyncio.Future[Any], asyncio.AbstractEventLoop]]
+    ) -> bool:
+        """Run one batch and deliver its results; True once the store is closing."""
+        stopping = False
+        jobs: list[_Job] = []
+        futures: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        stop: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        for job, future, loop in items:
+            if job is None:
+                stopping = True
+                stop.append((future, loop))
+            elif stopping:  # submitted from another thread after close(): refuse
+                _deliver([(future, False, StorageError("the SQLite store is closed"))], loop)
+            else:
+                jobs.append(job)
+                futures.append((future, loop))
+        if jobs:
+            self.batches += 1
+            started = time.perf_counter()
+            try:
+                outcomes = self._run_batch(self._conn, jobs)
+            except Exception as exc:  # a bug: fail the batch rather than hang its callers
+                outcomes = [(False, StorageError(f"internal error: {exc!r}")) for _ in jobs]
+            observe = self.observe
+            if observe is not None:
+                observe(time.perf_counter() - started)
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Result]] = {}
+            for (future, loop), (ok, value) in zip(futures, outcomes, strict=True):
+                by_loop.setdefault(loop, []).append((future, ok, value))
+            for loop, results in by_loop.items():
+                _deliver(results, loop)
+        if stopping:
+            self._conn.close()
+            for future, loop in stop:
+                _deliver([(future, True, None)], loop)
+        return stopping
 
 
 def _deliver(results: list[_Result], loop: asyncio.AbstractEventLoop) -> None:

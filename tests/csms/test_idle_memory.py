@@ -1,0 +1,118 @@
+"""What stays in memory once a burst of chargers is over and the gateway idles.
+
+After 10,000 chargers close at once, whatever of the burst is still referenced keeps
+the memory freed around it from being given back (pymalloc releases an arena only once
+every object in it is gone). A store's thread that waits for its next batch must not
+keep the last one (its jobs, futures and results: up to a batch of 512 of each), and the
+ends of a storm of closing chargers are recorded a bounded number at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import weakref
+from pathlib import Path
+from typing import Any, cast
+
+from gateway.csms.endpoint import ENDS_AT_ONCE, EndpointConfig, OcppEndpoint
+from gateway.domain.clock import SystemClock
+from gateway.storage.sqlite import _read_batch, _Worker, _write_batch
+
+
+async def _freed(ref: weakref.ref[Any], timeout: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while ref() is not None:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+class _Row:
+    """A job's result that can be watched with a weak reference."""
+
+
+async def _batch_is_released(worker: _Worker) -> None:
+    rows = [_Row()]
+    released = weakref.ref(rows[0])
+
+    def job(conn: sqlite3.Connection) -> _Row:
+        conn.execute("SELECT 1").fetchone()
+        return rows[0]
+
+    assert await worker.run(job) is rows[0]
+    rows.clear()
+    assert await _freed(released, timeout=2.0), "the idle thread still holds its last batch"
+
+
+async def test_an_idle_store_thread_keeps_nothing_of_its_last_batch(
+    tmp_path: Path, no_cyclic_gc: None
+) -> None:
+    for name, run_batch in (("writer", _write_batch), ("reader", _read_batch)):
+        conn = sqlite3.connect(tmp_path / "db", isolation_level=None, check_same_thread=False)
+        worker = _Worker(f"test-sqlite-{name}", conn, run_batch)
+        try:
+            await _batch_is_released(worker)
+        finally:
+            await worker.close()
+
+
+class _Conn:
+    def __init__(self, charger_id: str) -> None:
+        self.charger_id = charger_id
+
+    def ended(self) -> None:
+        pass
+
+    async def stop_worker(self, *, drain: bool) -> None:
+        pass
+
+
+class _Sock:
+    def __init__(self, charger_id: str) -> None:
+        self.conn: _Conn | None = _Conn(charger_id)
+        self.reason = "connection closed"
+        self.address: str | None = None
+
+
+class _Csms:
+    """Records the ends, each taking a few turns of the loop (the store's writes)."""
+
+    def __init__(self) -> None:
+        self.clock = SystemClock()
+        self.running = 0
+        self.most = 0
+        self.offline: list[str] = []
+
+    async def disconnected(self, conn: _Conn, reason: str) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.running -= 1
+        self.offline.append(conn.charger_id)
+
+
+async def test_a_storm_of_ends_is_recorded_a_bounded_number_at_a_time() -> None:
+    # 10,000 chargers closing at once each recorded its end at the same time: every
+    # call chain (storage, events, their subscribers) alive together, a peak of memory
+    # whose arenas the objects that outlive the storm then keep. Every end is still
+    # recorded, a bounded number at a time.
+    csms = _Csms()
+    config = EndpointConfig(
+        auto_register=True,
+        require_client_cert=False,
+        cn_is_charger_id=False,
+        max_frame_bytes=65536,
+        call_timeout=30.0,
+    )
+    endpoint = OcppEndpoint(cast(Any, csms), cast(Any, None), config)
+    ids = [f"CP{i}" for i in range(3 * ENDS_AT_ONCE)]
+    socks = [_Sock(charger_id) for charger_id in ids]
+    endpoint._sockets.update(cast(Any, socks))
+    await asyncio.gather(*(endpoint.socket_ended(cast(Any, sock)) for sock in socks))
+    assert sorted(csms.offline) == sorted(ids)
+    assert csms.most == ENDS_AT_ONCE
+    assert not endpoint._sockets
+    assert all(sock.conn is None for sock in socks)
