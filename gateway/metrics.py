@@ -97,6 +97,9 @@ def ocpi_module(path: str) -> str:
     return "other"
 
 
+_PATHS_KEPT = 4096
+
+
 def _method(method: str) -> str:
     upper = method.upper()
     return upper if upper in _METHODS else "other"
@@ -234,6 +237,9 @@ class Metrics:
         )
         self._served_children: dict[tuple[str, str, str, int], Any] = {}
         self._ocpi_sent_children: dict[tuple[str, str, str], Any] = {}
+        # The module of each path sent to (the hub forwards to the same few, object by
+        # object), kept until _PATHS_KEPT of them, then built anew.
+        self._sent_modules: dict[str, str] = {}
         self._hub_children: dict[tuple[str, str], Any] = {}
         self._ocpi_sent = Counter(
             f"{PREFIX}_ocpi_requests_sent",
@@ -390,7 +396,12 @@ class Metrics:
         client calls it itself): status is the HTTP status, "timeout" or "error"."""
         # Resolved once per label combination (bounded: modules, methods, statuses), as
         # ocpi_served does: labels() per request was a measurable share of a hub forward.
-        key = (ocpi_module(path), _method(method), status)
+        module = self._sent_modules.get(path)
+        if module is None:
+            if len(self._sent_modules) >= _PATHS_KEPT:
+                self._sent_modules.clear()
+            module = self._sent_modules[path] = ocpi_module(path)
+        key = (module, _method(method), status)
         child = self._ocpi_sent_children.get(key)
         if child is None:
             child = self._ocpi_sent_children[key] = self._ocpi_sent.labels(*key)

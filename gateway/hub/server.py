@@ -76,8 +76,11 @@ async def _note_activity(
     # the still-alive check only probes platforms that have been silent).
     context = request.get(CONTEXT_KEY)
     match = context.party if context is not None else None
-    if isinstance(match, TokenMatch) and not match.registration and HUB in request.config_dict:
-        request.config_dict[HUB].note_activity(match.partner.id)
+    if isinstance(match, TokenMatch) and not match.registration:
+        # One lookup: config_dict builds a chain of the applications' mappings each time.
+        hub = request.config_dict.get(HUB)
+        if hub is not None:
+            hub.note_activity(match.partner.id)
     return await handler(request)
 
 
