@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import weakref
 from pathlib import Path
 from typing import Any, cast
 
 from gateway.csms.endpoint import ENDS_AT_ONCE, EndpointConfig, OcppEndpoint
 from gateway.domain.clock import SystemClock
+from gateway.memory import native_trimmer
 from gateway.storage.sqlite import _read_batch, _Worker, _write_batch
 
 
@@ -116,3 +118,56 @@ async def test_a_storm_of_ends_is_recorded_a_bounded_number_at_a_time() -> None:
     assert csms.most == ENDS_AT_ONCE
     assert not endpoint._sockets
     assert all(sock.conn is None for sock in socks)
+
+
+def _endpoint(csms: _Csms, trim: Any) -> OcppEndpoint:
+    config = EndpointConfig(
+        auto_register=True,
+        require_client_cert=False,
+        cn_is_charger_id=False,
+        max_frame_bytes=65536,
+        call_timeout=30.0,
+    )
+    return OcppEndpoint(cast(Any, csms), cast(Any, None), config, trim=trim)
+
+
+async def _end(endpoint: OcppEndpoint, count: int, prefix: str) -> None:
+    socks = [_Sock(f"{prefix}{i}") for i in range(count)]
+    endpoint._sockets.update(cast(Any, socks))
+    await asyncio.gather(*(endpoint.socket_ended(cast(Any, sock)) for sock in socks))
+
+
+async def test_a_storm_of_ends_gives_the_freed_memory_back_once_it_is_over() -> None:
+    trims: list[float] = []
+    endpoint = _endpoint(_Csms(), lambda: trims.append(time.monotonic()))
+    endpoint.trim_after_ends, endpoint.trim_quiet = 10, 0.05
+    await _end(endpoint, 9, "A")
+    await asyncio.sleep(0.15)
+    assert trims == [] and endpoint.trims == 0  # too few ends: no trim
+    await _end(endpoint, 1, "B")  # the tenth
+    ended = time.monotonic()
+    await _end(endpoint, 30, "C")  # the storm goes on: the trim waits for it to stop
+    last = time.monotonic()
+    async with asyncio.timeout(5):
+        while endpoint.trims == 0:
+            await asyncio.sleep(0.01)
+    assert len(trims) == 1 and trims[0] > last > ended  # after the storm, not at its 10th end
+    await asyncio.sleep(0.15)
+    assert endpoint.trims == 1  # once per storm
+
+
+async def test_shutdown_cancels_a_pending_trim() -> None:
+    trims: list[int] = []
+    endpoint = _endpoint(_Csms(), lambda: trims.append(1))
+    endpoint.trim_after_ends, endpoint.trim_quiet = 1, 10.0
+    await _end(endpoint, 1, "A")
+    assert endpoint._trimming is not None
+    await endpoint.close_all(1001, "server shutting down")
+    assert endpoint._trimming is None and trims == []
+
+
+def test_glibc_malloc_trim_is_found_and_runs() -> None:
+    # This machine's Python links glibc (Debian): the trimmer exists and can be called.
+    trim = native_trimmer()
+    assert trim is not None
+    trim()
