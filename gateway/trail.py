@@ -567,21 +567,41 @@ class OcpiExchanges:
             answer = exc
             raise
         finally:
-            method, module = request.method, self.module(path)
-            if served is not None:
-                served(path, module, method, answer.status if answer is not None else 500)
-            if recorder is not None and arrived is not None:
+            body = None
+            partner = None
+            if recorder is not None:
                 partner = _partner_id(request)
-                body = None
                 if partner is not None and request.body_exists:
                     # Already read (and bounded in time) by the OCPI middleware: from
                     # its cache.
                     with contextlib.suppress(Exception):
                         body = await request.read()
-                _record(
-                    recorder, request, answer, arrived, partner, body, method, module,
-                    request_id, correlation_id,
-                )  # fmt: skip
+            # Counted and recorded just after the answer is written (the next turn of
+            # the loop, before any answer can reach the partner): not on its latency.
+            asyncio.get_running_loop().call_soon(
+                self._after, request, answer, arrived, partner, body, request_id,
+                correlation_id,
+            )  # fmt: skip
+
+    def _after(
+        self,
+        request: web.Request,
+        answer: web.StreamResponse | None,
+        arrived: datetime | None,
+        partner: str | None,
+        body: bytes | None,
+        request_id: str | None,
+        correlation_id: str | None,
+    ) -> None:
+        method, module = request.method, self.module(request.path)
+        served, recorder = self.served, self.recorder
+        if served is not None:
+            served(request.path, module, method, answer.status if answer is not None else 500)
+        if recorder is not None and arrived is not None:
+            _record(
+                recorder, request, answer, arrived, partner, body, method, module,
+                request_id, correlation_id,
+            )  # fmt: skip
 
 
 def _record(
