@@ -401,24 +401,10 @@ class Forwarder:
                     if moved is None:
                         break
                     target, hops = moved, hops + 1
-        except TimeoutError:
+        except (TimeoutError, OSError) as exc:  # HttpClientError and its kinds are OSErrors
             if sent is not None:
-                sent(method, target.path, "timeout")
-            raise HubTimeoutError(
-                f"the receiver did not answer within {limit:g} s ({method} {target})"
-            ) from None
-        except ResponseTooLargeError:
-            if sent is not None:
-                sent(method, target.path, "error")
-            raise HubError(
-                f"the receiver's answer exceeds {self.max_response_bytes} bytes ({method} {target})"
-            ) from None
-        except OSError as exc:  # HttpClientError: refused, reset, DNS, TLS, not HTTP
-            if sent is not None:
-                sent(method, target.path, "error")
-            raise HubConnectionProblemError(
-                f"cannot reach the receiver ({method} {target}): {type(exc).__name__}: {exc}"
-            ) from None
+                sent(method, target.path, "timeout" if isinstance(exc, TimeoutError) else "error")
+            raise self._failure(exc, limit, method, target) from None
         raw = answer.body
         received = answer.headers
         code = envelope_status(raw)
@@ -428,6 +414,21 @@ class Forwarder:
                 f"({method} {target}): {_excerpt(raw)!r}"
             )
         return ForwardedResponse(status, _passed_headers(received), raw, code)
+
+    def _failure(self, exc: Exception, limit: float, method: str, target: URL) -> HubError:
+        """The hub's error for an exchange that got no usable answer (see the module doc)."""
+        if isinstance(exc, TimeoutError):
+            return HubTimeoutError(
+                f"the receiver did not answer within {limit:g} s ({method} {target})"
+            )
+        if isinstance(exc, ResponseTooLargeError):
+            return HubError(
+                f"the receiver's answer exceeds {self.max_response_bytes} bytes ({method} {target})"
+            )
+        # Refused, reset, DNS, TLS, an answer that is not HTTP.
+        return HubConnectionProblemError(
+            f"cannot reach the receiver ({method} {target}): {type(exc).__name__}: {exc}"
+        )
 
     def _endpoint_url(self, endpoint: str) -> URL:
         """A platform's endpoint URL, parsed once (the same few, request after request)."""

@@ -20,15 +20,7 @@ from gateway.csms.endpoint import ENDS_AT_ONCE, EndpointConfig, OcppEndpoint
 from gateway.domain.clock import SystemClock
 from gateway.memory import native_trimmer
 from gateway.storage.sqlite import _read_batch, _Worker, _write_batch
-
-
-async def _freed(ref: weakref.ref[Any], timeout: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while ref() is not None:
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
+from tests.csms.test_connection_memory import _freed
 
 
 class _Row:
@@ -102,14 +94,7 @@ async def test_a_storm_of_ends_is_recorded_a_bounded_number_at_a_time() -> None:
     # whose arenas the objects that outlive the storm then keep. Every end is still
     # recorded, a bounded number at a time.
     csms = _Csms()
-    config = EndpointConfig(
-        auto_register=True,
-        require_client_cert=False,
-        cn_is_charger_id=False,
-        max_frame_bytes=65536,
-        call_timeout=30.0,
-    )
-    endpoint = OcppEndpoint(cast(Any, csms), cast(Any, None), config)
+    endpoint = _endpoint(csms, trim=None)
     ids = [f"CP{i}" for i in range(3 * ENDS_AT_ONCE)]
     socks = [_Sock(charger_id) for charger_id in ids]
     endpoint._sockets.update(cast(Any, socks))
