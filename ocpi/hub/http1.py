@@ -161,8 +161,11 @@ class Http1Client:
         origin, payload = self._encode(method, url, headers, body)
         async with self._slots:
             retry = method in IDEMPOTENT_METHODS
+            fresh = False
             while True:
-                conn = self._take(origin)
+                # The retry goes on a new connection: the other idle ones may have been
+                # closed by the same server at the same time.
+                conn = None if fresh else self._take(origin)
                 if conn is None:
                     conn = await self._connect(origin)
                     retry = False
@@ -173,7 +176,7 @@ class Http1Client:
                 except _NothingBack:
                     conn.close()
                     if retry:
-                        retry = False
+                        retry, fresh = False, True
                         continue
                     raise ServerDisconnectedError(
                         f"the server closed the connection without answering ({method} {url})"

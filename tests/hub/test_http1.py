@@ -537,6 +537,21 @@ async def test_idempotent_request_is_retried_once_on_a_new_connection(method: st
         assert client.open_connections == 1
 
 
+async def test_the_retry_takes_a_new_connection_not_another_idle_one() -> None:
+    # Two idle connections the server will both drop unanswered (a restart closes them
+    # together): the retry opens a new one rather than trying the other stale one.
+    async with RawServer(stale_after_one) as server, Http1Client() as client:
+        await asyncio.gather(
+            client.request("GET", URL(f"{server.url}/a"), {}),
+            client.request("GET", URL(f"{server.url}/b"), {}),
+        )
+        assert client.idle_connections == 2 and server.connections == 2
+        response = await client.request("GET", URL(f"{server.url}/c"), {})
+        assert (response.status, response.body) == (200, b"ok")
+        assert server.connections == 3
+        assert server.request_connections[-1] == 2
+
+
 async def test_post_is_not_retried_on_a_stale_connection() -> None:
     async with RawServer(stale_after_one) as server, Http1Client() as client:
         await client.request("GET", URL(f"{server.url}/first"), {})
