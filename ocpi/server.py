@@ -367,6 +367,10 @@ async def read_body_in_time(request: web.BaseRequest, seconds: float) -> bytes |
     """The request's body, or None when all of it did not arrive within ``seconds``.
     aiohttp keeps what was read: later ``request.read()`` calls return it. Over the
     application's ``client_max_size``: HTTP 413 (``web.HTTPRequestEntityTooLarge``)."""
+    if request.content.is_eof():
+        # All of it came with the headers (the usual small body): nothing to wait for,
+        # no timer to set and cancel.
+        return await request.read()
     try:
         async with asyncio.timeout(seconds):
             return await request.read()
