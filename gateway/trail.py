@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -61,6 +60,7 @@ from gateway.roaming.server import REGISTRY
 from gateway.settings import Settings
 from gateway.storage.base import StorageError, TrailRecord, TrailStore
 from ocpi.client import ExchangeObserver
+from ocpi.hub.forward import envelope_status
 from ocpi.server import CONTEXT_KEY, STATUS_CODE_KEY
 from ocpi.transport import CORRELATION_ID_HEADER, REQUEST_ID_HEADER
 
@@ -150,12 +150,7 @@ def ocpi_status_of(body: bytes) -> int | None:
     if not body:
         return None
     if len(body) <= _PARSE_LIMIT:
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return None
-        code = data.get("status_code") if isinstance(data, dict) else None
-        return code if isinstance(code, int) and not isinstance(code, bool) else None
+        return envelope_status(body)
     found = _STATUS_CODE.search(body)
     return int(found.group(1)) if found else None
 
