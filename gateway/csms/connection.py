@@ -255,38 +255,45 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
     # -- inbound -----------------------------------------------------------
 
     async def handle_frame(self, raw: str) -> None:
+        """Handle one received text message, its answer included when it needs one
+        sent now (a CALL's answer is sent by the worker)."""
+        rest = self.receive(raw)
+        if rest is not None:
+            await rest
+
+    def receive(self, raw: str) -> Awaitable[None] | None:
+        """Take one received text message, synchronously, in the socket's callback (no
+        task per message): a CALL is queued for the worker, an answer reaches the call
+        waiting for it. What must still be awaited (an error frame to send, a SEND's
+        handler, a 2.1 answer's check) is returned, for the caller to await before the
+        next message."""
         self.last_seen = self.csms.clock.now()
         try:
             frame = _decode(raw)
         except ValueError:
             self._trail_in(raw, None)
-            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
-            return
+            return self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not valid JSON"))
         except RecursionError:
             self._trail_in(raw, None)
             # About 1,000 levels of brackets fit in 2 kB; the connection stays.
-            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame nested too deeply"))
-            return
+            return self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame nested too deeply"))
         # A CALL's transaction id, read once for the trail, the log lines and the answer.
         tx = transaction_of(frame[3]) if type(frame) is list and len(frame) == 4 else None
         if self.csms.trail is not None:
             self._trail_in(raw, frame, tx)
         if not isinstance(frame, list) or not frame:
-            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
-            return
+            return self._send_error(_UNREADABLE_ID, RpcFrameworkError("frame is not a JSON array"))
         message_type = frame[0]
         if self.rpc_21 and not isinstance(message_type, bool):
             # Never answered, not even when unreadable (OCPP-J 2.1 4.2.4, 4.2.5).
             if message_type == SEND:
-                await self._send_received(frame, raw)
-                return
+                return self._send_received(frame, raw)
             if message_type == CALLRESULTERROR:
                 self._result_error_received(frame)
-                return
+                return None
         unique_id = frame[1] if len(frame) > 1 and isinstance(frame[1], str) else None
         if unique_id is None:
-            await self._send_error(_UNREADABLE_ID, RpcFrameworkError("message id is not readable"))
-            return
+            return self._send_error(_UNREADABLE_ID, RpcFrameworkError("message id is not readable"))
         if len(unique_id) > MAX_MESSAGE_ID:
             if message_type in (CALLRESULT, CALLERROR):
                 # Answers are never answered (OCPP-J); none of our calls has such an id.
@@ -295,26 +302,23 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                     self.charger_id,
                     clip(unique_id),
                 )
-                return
-            await self._send_error(
+                return None
+            return self._send_error(
                 _UNREADABLE_ID,
                 RpcFrameworkError(f"message id longer than {MAX_MESSAGE_ID} characters"),
             )
-            return
         if message_type == CALL and not isinstance(message_type, bool):
             if len(frame) != 4 or not isinstance(frame[2], str) or not isinstance(frame[3], dict):
-                await self._send_error(
+                return self._send_error(
                     unique_id, FormatViolation("a CALL is [2, id, action, {payload}]")
                 )
-                return
             pending = self._pending
             if pending is None:
                 pending = self._pending = deque()
             if len(pending) >= _MAX_PENDING_CALLS:
-                await self._send_error(
+                return self._send_error(
                     unique_id, InternalFailure("too many CALLs awaiting an answer")
                 )
-                return
             pending.append((unique_id, frame[2], frame[3], needs_edge_check(raw), tx))
             if self._worker is None:
                 self._worker = asyncio.create_task(self._work())
@@ -323,8 +327,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             # match nothing, and queueing it would let a charger grow our memory.
             log.info("charger %s: unsolicited answer %s dropped", self.charger_id, clip(unique_id))
         elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
-            if self.rpc_21 and not await self._result_acceptable(unique_id, frame[2], raw):
-                return
+            if self.rpc_21 and (self._awaited or {}).get(unique_id) is not None:
+                return self._checked_result(unique_id, frame[2], raw)
             self._answered(unique_id)
             self._response_queue.put_nowait(LibCallResult(unique_id, frame[2]))
         elif message_type == CALLERROR and len(frame) == 5:
@@ -332,7 +336,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self._response_queue.put_nowait(LibCallError(*frame[1:]))
         elif message_type == CALLRESULT and self.rpc_21:
             # 2.1: a CALLRESULT the gateway cannot process is refused, and its call fails.
-            await self._refuse_result(
+            return self._refuse_result(
                 unique_id, FormatViolation("a CALLRESULT is [3, id, {payload}]"), None, None
             )
         elif message_type in (CALLRESULT, CALLERROR):
@@ -343,9 +347,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         else:
             # The type is not echoed: it may be any JSON value, of any size.
             types = "2 to 6" if self.rpc_21 else "2, 3 or 4"
-            await self._send_error(
+            return self._send_error(
                 unique_id, MessageTypeNotSupported(f"message type must be {types}")
             )
+        return None
 
     def _answered(self, unique_id: str) -> None:
         # A second answer to the same CALL is then dropped as unsolicited.
@@ -353,6 +358,12 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self._awaited.pop(unique_id, None)
 
     # -- OCPP-J 2.1: CALLRESULTERROR and SEND ---------------------------------------
+
+    async def _checked_result(self, unique_id: str, payload: dict[str, Any], raw: str) -> None:
+        """A 2.1 CALLRESULT to one of our CALLs: passed on when valid, else refused."""
+        if await self._result_acceptable(unique_id, payload, raw):
+            self._answered(unique_id)
+            self._response_queue.put_nowait(LibCallResult(unique_id, payload))
 
     async def _result_acceptable(self, unique_id: str, payload: dict[str, Any], raw: str) -> bool:
         """Whether a 2.1 CALLRESULT to one of our CALLs is valid; if not, it is refused."""

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import struct
 from collections import deque
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Final, Protocol
 
 # The compiled reader takes only its own queue type (or a subclass): ChargerSocket is one.
@@ -303,9 +304,16 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
         if self._state != _OPEN:
             return  # after a CLOSE or an error, nothing more is handled
         inbox = self._inbox
-        if type(item) is int and self._serving and self._task is None and not inbox:
-            self._answer_close(item)  # no message waits before it, none is being handled
-            return
+        if self._serving and self._task is None and not inbox:
+            # No message waits before this one and none is being handled: handled now,
+            # in this callback, without a task (a task per message cost about a tenth
+            # of the event loop's time at saturation, issue 15).
+            if type(item) is str:
+                self._handle_now(item)
+                return
+            if type(item) is int:
+                self._answer_close(item)
+                return
         if type(item) is int or isinstance(item, BaseException):
             self._state = _ENDING
         if inbox is None:
@@ -322,13 +330,16 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
         if self._serving and self._task is None:
             self._task = asyncio.create_task(self._serve())
 
-    async def _serve(self) -> None:
-        """Handle the messages waiting, in order; once the connection is gone and none is
-        left, its end."""
+    async def _serve(self, rest: Awaitable[None] | None = None) -> None:
+        """Handle the messages waiting, in order (``rest``: what is left of the one
+        handled in the callback, first); once the connection is gone and none is left,
+        its end."""
         # The task runs in the transport's context: its log lines (and those of the
         # tasks it starts) name the charger like the handler's did.
         logs.charger_id.set(self.charger_id)
         try:
+            if rest is not None:
+                await self._finish(rest)
             while inbox := self._inbox:
                 item = inbox.popleft()
                 if type(item) is str:
@@ -357,6 +368,25 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
         if self._serving and self._task is None and not self._ended:
             self._task = asyncio.create_task(self._serve())
 
+    def _handle_now(self, text: str) -> None:
+        """A text message, in the transport's callback: what the connection leaves to
+        await (an error frame to send, say) is awaited by a task, which then handles the
+        messages that came meanwhile."""
+        conn = self.conn
+        if conn is None:
+            return  # the connection is being refused
+        # Log lines of the message, and the tasks it starts (the connection's worker),
+        # name the charger; the callback's context is left as it was.
+        token = logs.charger_id.set(self.charger_id)
+        try:
+            rest = conn.receive(text)
+            if rest is not None:
+                self._task = asyncio.create_task(self._serve(rest))
+        except Exception:
+            self._failed()
+        finally:
+            logs.charger_id.reset(token)
+
     async def _handle(self, text: str | None) -> None:
         # Messages that came before a close (ours, or the connection's loss) are still
         # handled, as the receive loop did; their answers may find the connection gone.
@@ -364,21 +394,32 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
         if conn is None:
             return  # the connection is being refused
         try:
-            if text is None:
-                await conn.refuse_binary()
-            else:
-                await conn.handle_frame(text)
+            rest = conn.refuse_binary() if text is None else conn.receive(text)
+        except Exception:
+            self._failed()
+            return
+        if rest is not None:
+            await self._finish(rest)
+
+    async def _finish(self, rest: Awaitable[None]) -> None:
+        """Await what the connection left of a message (its answer, typically)."""
+        try:
+            await rest
         except ConnectionError:
             # Its answer found the connection gone: the next messages are still handled.
-            log.info("charger %s: connection gone before an answer could be sent", conn.charger_id)
+            log.info("charger %s: connection gone before an answer could be sent", self.charger_id)
         except Exception:
-            log.exception("charger %s: a message could not be handled; closing", self.charger_id)
-            if self._inbox is not None:
-                self._inbox.clear()
-            self._queued = 0
-            if self._state < _CLOSING:
-                self._send_close(WSCloseCode.INTERNAL_ERROR, b"")
-                self._drop()
+            self._failed()
+
+    def _failed(self) -> None:
+        """A message could not be handled (a bug): logged, and the connection closed."""
+        log.exception("charger %s: a message could not be handled; closing", self.charger_id)
+        if self._inbox is not None:
+            self._inbox.clear()
+        self._queued = 0
+        if self._state < _CLOSING:
+            self._send_close(WSCloseCode.INTERNAL_ERROR, b"")
+            self._drop()
 
     def _dequeued(self, size: int) -> None:
         self._queued -= size + _MESSAGE_OVERHEAD

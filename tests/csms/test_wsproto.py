@@ -11,11 +11,13 @@ import contextlib
 import json
 import struct
 import weakref
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
 import pytest
 
+from gateway import logs
 from gateway.csms.endpoint import OcppEndpoint
 from gateway.csms.wsproto import ChargerSocket
 from tests.conftest import Gateway
@@ -135,8 +137,12 @@ class FakeConn:
         self.delay = delay
         self.got: list[str | None] = []
 
-    async def handle_frame(self, raw: str) -> None:
+    def receive(self, raw: str) -> Awaitable[None] | None:
+        # As OcppConnection.receive: taken at once, the answer left to await.
         self.got.append(raw)
+        return self._answer(raw)
+
+    async def _answer(self, raw: str) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
         await self.sock.send_str(f"answer:{raw}")
@@ -171,6 +177,60 @@ async def test_messages_are_handled_in_order_and_no_task_is_left() -> None:
     assert sock.task is None
     assert sock._inbox is None
     assert not sock.closed
+
+
+class TakenAtOnce(FakeConn):
+    """A connection that needs nothing awaited for some messages (a CALL it queues, an
+    answer it hands over): ``receive`` returns None for those not starting with ``!``,
+    and records the charger its log lines would name."""
+
+    def __init__(self, sock: ChargerSocket) -> None:
+        super().__init__(sock)
+        self.named: list[str | None] = []
+
+    def receive(self, raw: str) -> Awaitable[None] | None:
+        self.got.append(raw)
+        self.named.append(logs.charger_id.get())
+        return self._answer(raw) if raw.startswith("!") else None
+
+
+async def test_a_message_nothing_waits_before_is_taken_in_the_callback_without_a_task() -> None:
+    sock, transport, _, _ = make(serve=False)
+    conn = TakenAtOnce(sock)
+    sock.serve(conn)  # type: ignore[arg-type]
+    sock.data_received(text("a"))
+    # Taken during data_received itself: no task was started, none is left.
+    assert conn.got == ["a"]
+    assert sock.task is None and sock._inbox is None
+    # Named in the log lines of the message; the callback's own context is as it was.
+    assert conn.named == ["CP-1"]
+    assert logs.charger_id.get() is None
+    # A message whose answer must be awaited holds back the ones after it: they wait
+    # in the inbox and are taken, in order, once the answer is out.
+    sock.data_received(text("!b") + text("c") + text("!d") + text("e"))
+    assert conn.got == ["a", "!b"]
+    assert sock.task is not None
+    await settle()
+    assert conn.got == ["a", "!b", "c", "!d", "e"]
+    assert transport.frames() == [(TEXT, b"answer:!b"), (TEXT, b"answer:!d")]
+    assert sock.task is None and sock._inbox is None
+    # Back to the callback once nothing waits.
+    sock.data_received(text("f"))
+    assert conn.got[-1] == "f" and sock.task is None
+
+
+async def test_messages_before_the_connection_is_served_wait_and_keep_their_order() -> None:
+    sock, _, _, _ = make(serve=False)
+    conn = TakenAtOnce(sock)
+    sock.data_received(text("a") + text("b"))
+    assert conn.got == []
+    sock.serve(conn)  # type: ignore[arg-type]
+    # The waiting ones are taken by a task; one arriving meanwhile queues behind them.
+    sock.data_received(text("c"))
+    assert conn.got == []
+    await settle()
+    assert conn.got == ["a", "b", "c"]
+    assert sock.task is None
 
 
 async def test_a_fragmented_message_with_a_ping_between_its_fragments() -> None:
@@ -348,13 +408,19 @@ async def test_sends_wait_while_the_transport_is_paused() -> None:
         await asyncio.wait_for(third, 1)
 
 
-async def test_a_message_the_connection_fails_on_closes_with_1011() -> None:
+@pytest.mark.parametrize("when", ["at-once", "awaited"])
+async def test_a_message_the_connection_fails_on_closes_with_1011(when: str) -> None:
     sock, transport, owner, conn = make()
 
-    async def fails(raw: str) -> None:
+    async def fails_later() -> None:
         raise RuntimeError("bug")
 
-    conn.handle_frame = fails  # type: ignore[method-assign]
+    def fails(raw: str) -> Awaitable[None] | None:
+        if when == "at-once":
+            raise RuntimeError("bug")
+        return fails_later()
+
+    conn.receive = fails  # type: ignore[method-assign]
     sock.data_received(text("a") + text("b"))
     await asyncio.wait_for(owner.done.wait(), 5)
     assert transport.frames() == [(CLOSE, struct.pack("!H", 1011))]
