@@ -231,6 +231,24 @@ def serve_floor(port: int) -> None:
 CPROFILE_SERVER = "--serve-gateway-under-cprofile"
 
 
+def _rss_parts(mem: dict[str, int]) -> dict[str, int] | None:
+    """RssAnon / RssFile / RssShmem of a ``proc_memory_kib`` reading (None: not shown)."""
+    keys = ("RssAnon", "RssFile", "RssShmem")
+    return {k: mem[k] for k in keys} if all(k in mem for k in keys) else None
+
+
+def _rss_parts_line(before: dict[str, int] | None, after: dict[str, int] | None) -> list[str]:
+    """What the RSS after close is made of, each part against before connecting: heap
+    (anonymous), mapped files (libraries) and shared memory (SQLite's WAL index)."""
+    if before is None or after is None:
+        return []
+    parts = ", ".join(
+        f"{name} {(after[k] - before[k]) / 1024:+.1f}"
+        for name, k in (("anon", "RssAnon"), ("file", "RssFile"), ("shmem", "RssShmem"))
+    )
+    return [f"    of which (MiB)              {parts}"]
+
+
 def serve_gateway_under_cprofile(out: str, gateway_args: list[str]) -> int:
     """``ocpi-gateway`` with a cProfile of its main (event-loop) thread, enabled by
     SIGUSR1 and written to ``out`` by SIGUSR2 (see ``--profile X.pstats``).
@@ -423,6 +441,8 @@ class Bench:
             "hwm_before_kib": mem0["VmHWM"],
             "rss_after_kib": mem1["VmRSS"],
             "hwm_after_kib": mem1["VmHWM"],
+            # RssAnon / RssFile / RssShmem before connecting (what the RSS is made of).
+            "parts_before_kib": _rss_parts(mem0),
         }
 
     def idle(self) -> None:
@@ -630,6 +650,7 @@ class Bench:
             "seconds_to_close": closed_s,
             "rss_open_kib": rss_open,
             "rss_closed_kib": samples[-1],
+            "parts_closed_kib": _rss_parts(proc_memory_kib(self.pid)),
             "left_open": established_on(self.port),
         }
 
@@ -766,6 +787,7 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         f"connecting; closed in {closed['seconds_to_close']:.1f} s"
         + (f", {closed['left_open']} still open" if closed["left_open"] else "")
         + ")",
+        *_rss_parts_line(c.get("parts_before_kib"), closed.get("parts_closed_kib")),
         "  per idle connection           "
         + ("n/a" if per_conn is None else f"{per_conn / 1000:.1f} kB")
         + "  (peak: "
