@@ -8,7 +8,8 @@ answered here, so that:
   nothing), with "-1" as message id when the id cannot be read (OCPP-J 2.0.1 4.2.3);
 - schema validation uses compiled validators (``validation``), synchronously;
 - CALLRESULT/CALLERROR frames reach a waiting ``call()`` straight from the
-  receive loop, while CALLs are handled by a separate worker in arrival order,
+  socket's callback (``receive``), while CALLs are handled by a separate worker in
+  arrival order,
   so a slow handler (a roaming partner's real-time authorization) never holds
   back the answer to a call the gateway made, and a handler that itself calls
   the charger cannot deadlock;
@@ -253,13 +254,6 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             await self.ws.close(code=code, message=reason.encode()[:120])
 
     # -- inbound -----------------------------------------------------------
-
-    async def handle_frame(self, raw: str) -> None:
-        """Handle one received text message, its answer included when it needs one
-        sent now (a CALL's answer is sent by the worker)."""
-        rest = self.receive(raw)
-        if rest is not None:
-            await rest
 
     def receive(self, raw: str) -> Awaitable[None] | None:
         """Take one received text message, synchronously, in the socket's callback (no
@@ -515,7 +509,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         await self._send_error(_UNREADABLE_ID, RpcFrameworkError("OCPP-J uses text frames only"))
 
     async def _work(self) -> None:
-        # Handles CALLs in arrival order, apart from the receive loop, and ends when
+        # Handles CALLs in arrival order, apart from the socket's callback, and ends when
         # none is left (no task per idle charger). No await separates the emptiness
         # check from clearing _worker, so a CALL cannot slip in between.
         pending = self._pending
