@@ -146,6 +146,7 @@ get = _declare(hdrs.METH_GET)
 put = _declare(hdrs.METH_PUT)
 post = _declare(hdrs.METH_POST)
 delete = _declare(hdrs.METH_DELETE)
+patch = _declare(hdrs.METH_PATCH)
 
 OPERATIONS = web.AppKey("admin_operations", dict[web.AbstractRoute, Operation])
 _DOCUMENTS = web.AppKey("admin_openapi_documents", dict[str, bytes])

@@ -1,5 +1,6 @@
-"""Admin API for roaming partners: create (token A), register at a partner, list, delete,
-and pull an eMSP's tokens (in the version it registered in)."""
+"""Admin API for roaming partners: create (token A), register at a partner, list, change a
+hub platform's settings, delete, and pull an eMSP's tokens (in the version it registered
+in)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,19 @@ from gateway.roaming.partners import (
     PartnerRegistry,
     PartnerStatus,
     RegistrationError,
+    default_time_zone_problem,
 )
 from gateway.roaming.server import REGISTRY
 from gateway.roaming.tokens import TokenPuller
 from ocpi.client import OcpiClientError
 from ocpi.transport import MethodNotAllowedError, UnsupportedVersionError
 from ocpi.v221 import Role
+
+_TIME_ZONE = (
+    "kind HUB only: the IANA time zone (such as Europe/Amsterdam) of the Locations its 2.1.1"
+    " party sends without one (2.1.1 makes time_zone optional; 2.2.1 and 2.3.0 require it)."
+    " null: such a Location reaches only 2.1.1 platforms; others answer 2001 naming time_zone"
+)
 
 
 class PartnerBody(_Body):
@@ -41,6 +49,15 @@ class PartnerBody(_Body):
         " name no role: CPO for a 2.1.1 CPO platform on the hub (kind HUB only); EMSP"
         " otherwise. Platforms of later versions say their roles themselves",
     )
+    default_time_zone: str | None = Field(
+        default=None,
+        max_length=255,
+        description=_TIME_ZONE,
+    )
+
+
+class PartnerSettingsBody(_Body):
+    default_time_zone: str | None = Field(max_length=255, description=_TIME_ZONE)
 
 
 class RegisterBody(_Body):
@@ -57,6 +74,13 @@ class TokenPullBody(_Body):
 class TokenPullView(_Body):
     partner_id: str
     kept: int = Field(description="tokens stored (new or updated)")
+
+
+def _check_time_zone(kind: PartnerKind, zone: str | None) -> None:
+    # 422 naming the field before anything is written (the registry checks it too).
+    problem = default_time_zone_problem(kind, zone)
+    if problem is not None:
+        raise ApiError(422, problem, "default_time_zone")
 
 
 def partner_view(p: Partner, registry: PartnerRegistry) -> PartnerView:
@@ -78,6 +102,7 @@ def partner_view(p: Partner, registry: PartnerRegistry) -> PartnerView:
             for r in p.roles
         ],
         "endpoints": [{"module": e.module, "role": e.role, "url": e.url} for e in p.endpoints],
+        "default_time_zone": p.default_time_zone,
     }
     if p.status is PartnerStatus.PENDING:
         # What the operator hands the partner, out of band, to register with us (with
@@ -101,8 +126,11 @@ def partner_routes() -> list[api.Operation]:
         registry = _registry(request)
         if b.role != Role.EMSP and b.kind is not PartnerKind.HUB:
             raise ApiError(422, "role: a bilateral partner of the CPO gateway is an eMSP", "role")
+        _check_time_zone(b.kind, b.default_time_zone)
         try:
-            partner, token_a = await registry.create(b.name, b.kind, Role(b.role))
+            partner, token_a = await registry.create(
+                b.name, b.kind, Role(b.role), default_time_zone=b.default_time_zone
+            )
         except RegistrationError as exc:
             raise ApiError(409, str(exc), "kind") from None
         view = partner_view(partner, registry)
@@ -115,6 +143,19 @@ def partner_routes() -> list[api.Operation]:
 
     async def get_one(request: web.Request) -> web.Response:
         return respond(partner_view(_get(request), _registry(request)))
+
+    async def change(request: web.Request) -> web.Response:
+        partner = _get(request)
+        b: PartnerSettingsBody = await read_body(request, PartnerSettingsBody)
+        _check_time_zone(partner.kind, b.default_time_zone)
+        registry = _registry(request)
+        try:
+            changed = await registry.set_default_time_zone(partner.id, b.default_time_zone)
+        except KeyError:  # deleted meanwhile
+            raise ApiError(404, f"partner {partner.id!r} not found") from None
+        except RegistrationError as exc:
+            raise ApiError(422, str(exc), "default_time_zone") from None
+        return respond(partner_view(changed, registry))
 
     async def delete(request: web.Request) -> web.Response:
         partner = _get(request)
@@ -168,7 +209,8 @@ def partner_routes() -> list[api.Operation]:
             statuses={201: "created"},
             errors={
                 409: "a partner of this kind cannot be added (`field`: kind)",
-                422: "role CPO for a PEER partner (`field`: role)",
+                422: "role CPO for a PEER partner (`field`: role); default_time_zone not an"
+                " IANA time zone, or given for a PEER partner (`field`: default_time_zone)",
             },
         ),
         api.get("/partners", list_all, "Every partner", response=list[PartnerView]),
@@ -179,6 +221,20 @@ def partner_routes() -> list[api.Operation]:
             path_params=partner,
             response=PartnerView,
             errors={404: "no such partner"},
+        ),
+        api.patch(
+            "/partners/{partner_id}",
+            change,
+            "Change a hub platform's settings: the time zone of its 2.1.1 Locations that"
+            " name none (null: none)",
+            path_params=partner,
+            body=PartnerSettingsBody,
+            response=PartnerView,
+            errors={
+                404: "no such partner",
+                422: "not an IANA time zone, or the partner is not a hub platform"
+                " (`field`: default_time_zone)",
+            },
         ),
         api.delete(
             "/partners/{partner_id}",

@@ -147,6 +147,8 @@ class PartnerView(TypedDict):
     version: str | None
     parties: list[PartyView]
     endpoints: list[EndpointView]
+    # A hub platform's: the time zone of its 2.1.1 Locations that name none.
+    default_time_zone: str | None
     # PENDING: what the operator hands the partner to register with the gateway.
     our_versions_url: NotRequired[str]
     # The answer to the creation only: the token A (only its hash is kept).

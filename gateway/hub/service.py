@@ -878,8 +878,7 @@ class Hub:
             if posted == V221:
                 internal = validate_input(CommandResult, result)
             else:
-                origin = Origin(owner=entry.receiver, now=self._clock.now())
-                internal = read("CommandResult", result, posted, origin)
+                internal = read("CommandResult", result, posted, self._origin(entry.receiver))
         elif not isinstance(result, dict) or not isinstance(result.get("result"), str):
             raise InvalidParametersError("result: field required")
         platform = self.directory.platform_of(entry.requester)
@@ -957,8 +956,34 @@ class Hub:
             auth_id = body.get("auth_id")
             if isinstance(auth_id, str) and kind in ("Session", "CDR", "SessionPatch"):
                 cdr_token = await self._cdr_token(auth_id, receiver)
-        origin = Origin(owner=owner, now=self._clock.now(), cdr_token=cdr_token)
-        return read(kind, body, exchange.version, origin)
+        return read(kind, body, exchange.version, self._origin(owner, cdr_token=cdr_token))
+
+    def _origin(
+        self,
+        owner: PartyId | None,
+        *,
+        uid: str = "",
+        token_type: str = "RFID",
+        issuer: str = "",
+        cdr_token: CdrToken | None = None,
+    ) -> Origin:
+        """What the objects ``owner`` sends do not say in 2.1.1, read now: with the time
+        zone the operator set for its platform (``Partner.default_time_zone``), for its
+        Locations that name none."""
+        time_zone = None
+        platform = None if owner is None else self.directory.platform_of(owner)
+        partner = None if platform is None else self._registry.get(platform)
+        if partner is not None:
+            time_zone = partner.default_time_zone
+        return Origin(
+            owner=owner,
+            now=self._clock.now(),
+            uid=uid,
+            token_type=token_type,
+            issuer=issuer,
+            cdr_token=cdr_token,
+            time_zone=time_zone,
+        )
 
     async def _cdr_token(self, auth_id: str, emsp: PartyId) -> CdrToken | None:
         """The CdrToken of a 2.1.1 ``auth_id`` at ``emsp``: the uid and type as the hub
@@ -1027,7 +1052,7 @@ class Hub:
             data = _json_or_none(answer.body)
             if not _succeeded(answer) or not isinstance(data, dict):
                 return None
-            origin = Origin(owner=cpo, now=self._clock.now())
+            origin = self._origin(cpo)
             found = read("Location", data.get("data"), self.target_version(target), origin)
         except OcpiError as exc:
             log.warning("hub: Location %s of %s cannot be read: %s", location_id, cpo, exc)
@@ -1125,9 +1150,8 @@ class Hub:
         if found is None or data is None or not isinstance(envelope_, dict):
             return web.Response(status=response.status, body=response.body, headers=headers)
         kind, many = found
-        origin = Origin(
-            owner=target.target,
-            now=self._clock.now(),
+        origin = self._origin(
+            target.target,
             uid=exchange.path[0] if exchange.path else "",
             token_type=str(context.url.query.get("type", "RFID")),
             issuer=self._issuer(target.target),
@@ -1296,7 +1320,7 @@ class Hub:
             theirs = self.target_version(target)
             if theirs == version or not kind:
                 return page
-            origin = Origin(owner=target.target, now=self._clock.now())
+            origin = self._origin(target.target)
             objects: list[Any] = []
             for obj in page.objects:
                 try:

@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
 from pydantic import BaseModel
@@ -114,6 +115,10 @@ class Partner:
     # What the one party of its 2.1.1 credentials is (2.1.1 does not say): the
     # operator's choice for a hub platform (a 2.1.1 CPO platform), else EMSP.
     v211_role: Role = Role.EMSP
+    # The IANA time zone of the 2.1.1 Locations a hub platform sends without one (2.1.1
+    # makes it optional; 2.2.1 and 2.3.0 require it): the operator's choice. None: such
+    # a Location cannot reach a later version (2001 naming time_zone to the sender).
+    default_time_zone: str | None = None
 
     @property
     def ocpi_version(self) -> str:
@@ -154,6 +159,7 @@ def partner_to_document(p: Partner, vault: TokenVault) -> Document:
         "roles": [dict(r) for r in p.roles],
         "kind": p.kind.value,
         "v211_role": p.v211_role.value,
+        "default_time_zone": p.default_time_zone,
     }
     return Document(key=p.id, data=data, last_updated=p.updated_at)
 
@@ -193,8 +199,29 @@ def partner_from_document(doc: Document, vault: TokenVault) -> tuple[Partner, bo
         roles=tuple(d.get("roles", [])),
         kind=PartnerKind(d.get("kind", PartnerKind.PEER)),
         v211_role=Role(d.get("v211_role", Role.EMSP)),
+        default_time_zone=d.get("default_time_zone"),
     )
     return partner, stale
+
+
+def default_time_zone_problem(kind: PartnerKind, zone: str | None) -> str | None:
+    """Why ``zone`` cannot be the :attr:`Partner.default_time_zone` of a partner of
+    ``kind`` (None: it can)."""
+    if zone is None:
+        return None
+    if kind is not PartnerKind.HUB:
+        return "default_time_zone: only a hub platform's 2.1.1 Locations can lack a time zone"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"default_time_zone: {zone!r} is not an IANA time zone (such as Europe/Amsterdam)"
+    return None
+
+
+def _check_default_time_zone(kind: PartnerKind, zone: str | None) -> None:
+    problem = default_time_zone_problem(kind, zone)
+    if problem is not None:
+        raise RegistrationError(problem)
 
 
 def new_token() -> str:
@@ -559,12 +586,18 @@ class PartnerRegistry:
     # -- operator actions -------------------------------------------------------
 
     async def create(
-        self, name: str, kind: PartnerKind = PartnerKind.PEER, v211_role: Role = Role.EMSP
+        self,
+        name: str,
+        kind: PartnerKind = PartnerKind.PEER,
+        v211_role: Role = Role.EMSP,
+        *,
+        default_time_zone: str | None = None,
     ) -> tuple[Partner, str]:
         """A PENDING partner and its token A, in clear this once (only its hash is
         kept): the operator hands it to the partner. ``v211_role``: what its party is
         if it registers in OCPI 2.1.1 (:attr:`Partner.v211_role`): EMSP, or CPO for a
-        platform on the hub (the gateway's bilateral partners are eMSPs)."""
+        platform on the hub (the gateway's bilateral partners are eMSPs).
+        ``default_time_zone``: :attr:`Partner.default_time_zone` (hub platforms only)."""
         self.identity_for(kind)  # refuses a hub partner when there is no hub
         if v211_role not in V211_ROLES or (
             v211_role is not Role.EMSP and kind is not PartnerKind.HUB
@@ -573,6 +606,7 @@ class PartnerRegistry:
                 f"role {v211_role}: a bilateral partner of the CPO is an eMSP; a hub "
                 "platform's 2.1.1 party is CPO or EMSP"
             )
+        _check_default_time_zone(kind, default_time_zone)
         now = self._clock.now()
         token_a = new_token()
         partner = Partner(
@@ -584,8 +618,23 @@ class PartnerRegistry:
             token_a_hash=hash_token(token_a),
             kind=kind,
             v211_role=v211_role,
+            default_time_zone=default_time_zone,
         )
         return await self._save(partner), token_a
+
+    async def set_default_time_zone(self, partner_id: str, zone: str | None) -> Partner:
+        """Set (None: clear) :attr:`Partner.default_time_zone` of a hub platform, whatever
+        its status; KeyError when there is no such partner, RegistrationError when it is
+        not a hub platform or ``zone`` is not an IANA time zone."""
+        async with self._lock:
+            partner = self._partners.get(partner_id)
+            if partner is None:
+                raise KeyError(partner_id)
+            _check_default_time_zone(partner.kind, zone)
+            if partner.default_time_zone == zone:
+                return partner
+            changed = replace(partner, default_time_zone=zone, updated_at=self._clock.now())
+            return await self._save(changed)
 
     async def delete(self, partner_id: str) -> bool:
         async with self._lock:

@@ -24,7 +24,9 @@ What 2.1.1 does not carry is taken from :class:`Origin`: the owner of an object 
 Token names none: the party of the URL, or the 2.1.1 platform's single party), the uid and
 type of a real-time authorization (a 2.1.1 AuthorizationInfo has no Token: the hub makes
 one of the eMSP's party, the uid as contract id, whitelist NEVER, as the gateway does for
-its own charges), and the time a 2.1.1 PATCH (which needs no ``last_updated``) is read.
+its own charges), the time a 2.1.1 PATCH (which needs no ``last_updated``) is read, and the
+time zone of a 2.1.1 Location that names none (the one the operator set for the sending
+platform; without one, 2001 naming ``time_zone``, as 2.2.1 requires it).
 
 Lossy mappings are those of :mod:`ocpi.versions.v211`, :mod:`ocpi.versions.v230` and
 :mod:`ocpi.versions.patches`; the hub adds :data:`HUB_LOSSY`. Never imports ``gateway``.
@@ -178,6 +180,10 @@ class Origin:
     issuer: str = ""
     cdr_token: v221.CdrToken | None = None
     """The token of a 2.1.1 CPO's Session or CDR (2.1.1 names only its ``auth_id``)."""
+    time_zone: str | None = None
+    """The time zone of a 2.1.1 Location that names none (2.1.1 makes it optional, 2.2.1
+    requires it): the one the operator set for the sending platform; None, 2001 naming
+    ``time_zone``."""
 
 
 def _model(version: str, kind: str) -> type[BaseModel]:
@@ -210,6 +216,7 @@ def read(kind: str, data: Any, version: str, origin: Origin) -> BaseModel:
             cdr_token=origin.cdr_token,
             token=token,
             command_result=kind == "CommandResult",
+            default_time_zone=origin.time_zone,
         )
     except NotExpressible as exc:
         raise InvalidParametersError(str(exc)) from None

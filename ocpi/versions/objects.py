@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pydantic import BaseModel
 
@@ -201,6 +201,7 @@ def from_version(
     cdr_token: v221.CdrToken | None = None,
     token: v221.Token | None = None,
     command_result: bool = False,
+    default_time_zone: str | None = None,
 ) -> BaseModel:
     """``obj`` (an object of ``version``) in the internal form (2.2.1: ``obj`` itself);
     NotExpressible naming the field when 2.2.1 cannot hold it.
@@ -211,7 +212,9 @@ def from_version(
     for; ``token`` the Token an AuthorizationInfo answers for (2.2.1 echoes it); ``now``
     the ``last_updated`` of a PATCH without one; ``command_result``: a CommandResponse is
     the result POSTed to a response_url, not the CPO's answer to a command (whose
-    ``timeout`` is :data:`COMMAND_TIMEOUT_V211`)."""
+    ``timeout`` is :data:`COMMAND_TIMEOUT_V211`); ``default_time_zone`` the time zone of
+    a Location that names none (2.1.1 makes it optional, 2.2.1 requires it: without one,
+    NotExpressible naming ``time_zone``)."""
     if version == V221:
         return obj
     if version == V230:
@@ -245,6 +248,13 @@ def from_version(
             "country_code", "its owner is not known (OCPI 2.1.1 names none)", version=V221
         )
     country_code, party_id = party
+    if kind is v211.Location:
+        return conv211.location_from_v211(
+            cast(v211.Location, obj),
+            country_code=country_code,
+            party_id=party_id,
+            default_time_zone=default_time_zone,
+        )
     if kind in _OWNED_V211:
         return _OWNED_V211[kind](obj, country_code=country_code, party_id=party_id)
     if cdr_token is None:

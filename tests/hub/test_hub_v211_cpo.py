@@ -343,3 +343,81 @@ async def test_211_cpo_on_the_hub(world: World) -> None:
     listed = e230.got("sessions", "PUT")[-1].body["cdr_token"]
     assert (listed["uid"], listed["type"]) == ("LIST-30", "APP_USER")
     await settled(gw)
+
+
+async def test_a_211_location_without_a_time_zone_takes_the_platforms(world: World) -> None:
+    """2.1.1 makes a Location's time_zone optional, 2.2.1 and 2.3.0 require it: the hub
+    refuses such a Location (2001 naming time_zone) until the operator sets the time zone
+    of the platform's Locations that name none (PATCH /admin/partners/{id}); then each
+    eMSP gets it with that time zone."""
+    gw, cpo, e221, e230 = world.gateway, world.cpo, world.e221, world.e230
+    hub = cpo.hub_endpoints
+    bare = location_211("L-TZ")
+    del bare["time_zone"]
+    status, _, body = await cpo.call("PUT", hub["locations"] + "/BE/OLD/L-TZ", bare)
+    assert body["status_code"] == 2001 and "time_zone" in body["status_message"], body
+    assert e221.got("locations", "PUT") == [] and e230.got("locations", "PUT") == []
+
+    status, partners = await gw.admin("GET", "/partners")
+    (platform,) = [p for p in partners if p["name"] == cpo.name]
+    assert platform["default_time_zone"] is None
+    url = f"/partners/{platform['id']}"
+    status, changed = await gw.admin("PATCH", url, {"default_time_zone": "Europe/Brussels"})
+    assert status == 200 and changed["default_time_zone"] == "Europe/Brussels", changed
+
+    status, _, body = await cpo.call("PUT", hub["locations"] + "/BE/OLD/L-TZ", bare)
+    assert (status, body["status_code"]) == (200, 1000), body
+    put221 = await eventually(lambda: e221.got("locations", "PUT"))
+    put230 = await eventually(lambda: e230.got("locations", "PUT"))
+    assert put221[0].path.endswith("/BE/OLD/L-TZ")
+    assert put221[0].body["time_zone"] == "Europe/Brussels"
+    assert put230[0].body["time_zone"] == "Europe/Brussels"
+    validate_against_openapi("locations", "Location", put221[0].body)
+    validate_against_openapi("locations", "Location", put230[0].body, version="2.3.0")
+    # A Location that names its own time zone keeps it.
+    own = location_211("L-OWN") | {"time_zone": "Europe/Amsterdam"}
+    status, _, body = await cpo.call("PUT", hub["locations"] + "/BE/OLD/L-OWN", own)
+    assert body["status_code"] == 1000, body
+    got = await eventually(
+        lambda: [r for r in e221.got("locations", "PUT") if r.path.endswith("/L-OWN")]
+    )
+    assert got[0].body["time_zone"] == "Europe/Amsterdam"
+    # Read from the platform too: a 2.2.1 eMSP's GET of its locations, in its version.
+    cpo.locations = [bare]
+    reply = await e221.call("GET", e221.hub_url("locations", "SENDER"), to=OLD)
+    assert reply.body["status_code"] == 1000, reply.body
+    assert [(x["id"], x["time_zone"]) for x in reply.body["data"]] == [
+        ("L-TZ", "Europe/Brussels")
+    ]
+
+    # Cleared again (null): refused again.
+    status, changed = await gw.admin("PATCH", url, {"default_time_zone": None})
+    assert status == 200 and changed["default_time_zone"] is None, changed
+    status, _, body = await cpo.call("PUT", hub["locations"] + "/BE/OLD/L-TZ", bare)
+    assert body["status_code"] == 2001, body
+
+
+async def test_the_default_time_zone_is_checked(world: World) -> None:
+    gw = world.gateway
+    status, partners = await gw.admin("GET", "/partners")
+    hub_id = partners[0]["id"]
+    for body in ({"default_time_zone": "Mars/Olympus"}, {"default_time_zone": "../etc"}):
+        status, answer = await gw.admin("PATCH", f"/partners/{hub_id}", body)
+        assert status == 422 and answer.get("field") == "default_time_zone", answer
+    status, answer = await gw.admin("PATCH", f"/partners/{hub_id}", {})
+    assert status == 422 and "default_time_zone" in str(answer), answer
+    status, answer = await gw.admin("PATCH", "/partners/nope", {"default_time_zone": None})
+    assert status == 404, answer
+    # Set at creation; only for a hub platform.
+    status, created = await gw.admin(
+        "POST",
+        "/partners",
+        {"name": "y", "kind": "HUB", "role": "CPO", "default_time_zone": "Europe/Paris"},
+    )
+    assert status == 201 and created["default_time_zone"] == "Europe/Paris", created
+    status, seen = await gw.admin("GET", f"/partners/{created['id']}")
+    assert seen["default_time_zone"] == "Europe/Paris"
+    status, answer = await gw.admin(
+        "POST", "/partners", {"name": "z", "kind": "PEER", "default_time_zone": "Europe/Paris"}
+    )
+    assert status == 422 and answer.get("field") == "default_time_zone", answer

@@ -6,6 +6,7 @@ NotExpressible, or the round trip changes only the fields documented as lossy.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,8 +17,11 @@ from hypothesis import strategies as st
 
 import ocpi.v211 as old
 from ocpi import v221 as new
+from ocpi.hub.translate import Origin, read
+from ocpi.transport import InvalidParametersError, PartyId
 from ocpi.versions import NotExpressible
 from ocpi.versions import v211 as conv
+from ocpi.versions.objects import from_version
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -785,6 +789,23 @@ def test_location_without_time_zone_needs_a_default() -> None:
         y, country_code="NL", party_id="TNM", default_time_zone="Europe/Brussels"
     )
     assert up.time_zone == "Europe/Brussels"
+    # The same through from_version and the hub's read (Origin.time_zone): the sending
+    # platform's default, where the Location names none.
+    party = ("NL", "TNM")
+    with pytest.raises(NotExpressible) as caught:
+        from_version(y, "2.1.1", party=party)
+    assert caught.value.field == "time_zone"
+    read_up = from_version(y, "2.1.1", party=party, default_time_zone="Europe/Brussels")
+    assert isinstance(read_up, new.Location) and read_up.time_zone == "Europe/Brussels"
+    named = y.model_copy(update={"time_zone": "Europe/Amsterdam"})
+    kept = from_version(named, "2.1.1", party=party, default_time_zone="Europe/Brussels")
+    assert isinstance(kept, new.Location) and kept.time_zone == "Europe/Amsterdam"
+    origin = Origin(owner=PartyId("NL", "TNM"), now=datetime.now(UTC))
+    with pytest.raises(InvalidParametersError, match="time_zone"):
+        read("Location", y.to_wire(), "2.1.1", origin)
+    zoned = replace(origin, time_zone="Europe/Brussels")
+    hub_up = read("Location", y.to_wire(), "2.1.1", zoned)
+    assert isinstance(hub_up, new.Location) and hub_up.time_zone == "Europe/Brussels"
 
 
 def test_session_needs_its_evse_in_the_location_and_a_matching_token() -> None:
