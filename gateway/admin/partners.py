@@ -33,7 +33,7 @@ from ocpi.v221 import Role
 _TIME_ZONE = (
     "kind HUB only: the IANA time zone (such as Europe/Amsterdam) of the Locations its 2.1.1"
     " party sends without one (2.1.1 makes time_zone optional; 2.2.1 and 2.3.0 require it)."
-    " null: such a Location reaches only 2.1.1 platforms; others answer 2001 naming time_zone"
+    " null: such a Location is refused (2001 naming time_zone)"
 )
 
 

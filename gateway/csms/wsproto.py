@@ -306,8 +306,8 @@ class ChargerSocket(WebSocketDataQueue, asyncio.Protocol):
         inbox = self._inbox
         if self._serving and self._task is None and not inbox:
             # No message waits before this one and none is being handled: handled now,
-            # in this callback, without a task (a task per message cost about a tenth
-            # of the event loop's time at saturation, issue 15).
+            # in this callback, without a task of its own (issue 15: one task and one
+            # loop turn less per message; tests/bench/README.md has the figures).
             if type(item) is str:
                 self._handle_now(item)
                 return

@@ -116,8 +116,9 @@ class Partner:
     # operator's choice for a hub platform (a 2.1.1 CPO platform), else EMSP.
     v211_role: Role = Role.EMSP
     # The IANA time zone of the 2.1.1 Locations a hub platform sends without one (2.1.1
-    # makes it optional; 2.2.1 and 2.3.0 require it): the operator's choice. None: such
-    # a Location cannot reach a later version (2001 naming time_zone to the sender).
+    # makes it optional; 2.2.1 and 2.3.0 require it, and the hub reads every object of
+    # a 2.1.1 sender in 2.2.1): the operator's choice. None: such a Location is refused
+    # (2001 naming time_zone to the sender).
     default_time_zone: str | None = None
 
     @property
