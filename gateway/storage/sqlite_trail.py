@@ -40,6 +40,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 
@@ -104,34 +105,61 @@ _CONVERT_V1: Final = (
 )
 
 
-def _insert_sql(n: int) -> str:
-    return f"INSERT INTO {_table(n)} (seq, {_COLUMNS}) VALUES ({', '.join('?' * 18)})"
-
-
-def _insert_frame_sql(n: int) -> str:
+# Each kind of row (see _rows) is inserted by one statement: the columns it names and
+# what one row's VALUES are.
+_INSERTS: Final = (
+    # Every column.
+    (f"(seq, {_COLUMNS})", "(" + ", ".join("?" * 18) + ")"),
     # A frame without its body: protocol, partner, correlation_id, ocpi_status, method,
     # path, body and truncated are known (or the columns' defaults).
-    return (
-        f"INSERT INTO {_table(n)} (seq, at, protocol, direction, charger_id, action,"
-        " message_type, message_id, status, size, transaction_id)"
-        " VALUES (?, ?, 'ocpp', ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-
-
-def _insert_exchange_sql(n: int) -> str:
+    (
+        "(seq, at, protocol, direction, charger_id, action, message_type, message_id,"
+        " status, size, transaction_id)",
+        "(?, ?, 'ocpp', ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
     # An OCPI entry without its body (the trail's record of a request served or sent and
     # of its answer): protocol, charger_id, transaction_id, body and truncated are known.
-    return (
-        f"INSERT INTO {_table(n)} (seq, at, protocol, direction, partner, action,"
-        " message_type, message_id, correlation_id, status, ocpi_status, method, path,"
-        " size) VALUES (?, ?, 'ocpi', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    (
+        "(seq, at, protocol, direction, partner, action, message_type, message_id,"
+        " correlation_id, status, ocpi_status, method, path, size)",
+        "(?, ?, 'ocpi', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+)
+# Rows per INSERT: many rows in one statement rather than one statement per row
+# (executemany), because the sqlite3 module gives up the GIL around each statement and
+# must take it back after: with the event loop busy, the writer waited for it once per
+# row, costing both threads a hand-off each time (tests/bench/README.md, the message
+# trail). A run is cut into statements of 32, 16, 8, 4, 2 and 1 rows, so that a segment
+# has at most six of each kind (a prepared statement of 32 rows holds about 37 kB; the
+# writer's connection keeps only _CACHED_STATEMENTS of them). 32 rows of 18 parameters
+# stay below 999, the fewest a statement may have on any SQLite.
+_ROWS_PER_INSERT: Final = (32, 16, 8, 4, 2, 1)
+_CACHED_STATEMENTS: Final = 24
 
 
-# The kinds of run _rows makes, each for one statement of _append.
+def _insert_sql(n: int, kind: int, rows: int) -> str:
+    """The INSERT of ``rows`` rows of ``kind`` into segment ``n``."""
+    columns, values = _INSERTS[kind]
+    return f"INSERT INTO {_table(n)} {columns} VALUES " + ", ".join([values] * rows)
+
+
+def _insert(conn: sqlite3.Connection, n: int, kind: int, rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` of ``kind`` into segment ``n``, in their order, in as few statements as
+    :data:`_ROWS_PER_INSERT` allows."""
+    start = 0
+    for per in _ROWS_PER_INSERT:
+        if len(rows) - start < per:
+            continue
+        sql = _insert_sql(n, kind, per)
+        while len(rows) - start >= per:
+            conn.execute(sql, list(chain.from_iterable(rows[start : start + per])))
+            start += per
+
+
+# The kinds of run _rows makes (their statements: _INSERTS).
 _OTHER: Final = 0
-_FRAME: Final = 1  # _insert_frame_sql
-_EXCHANGE: Final = 2  # _insert_exchange_sql
+_FRAME: Final = 1
+_EXCHANGE: Final = 2
 
 _CHECKPOINT_PAGES: Final = 8000
 _EPOCH: Final = trail_codec._EPOCH
@@ -197,9 +225,9 @@ Runs = list[tuple[int, list[tuple[Any, ...]]]]
 
 
 def _rows(records: Iterable[TrailRecord], seq: int) -> tuple[Runs, int, int, int]:
-    """The records as runs of rows, each run for one statement (:data:`_FRAME`: frames
-    without a body, :func:`_insert_frame_sql`; :data:`_EXCHANGE`: OCPI entries without
-    a body, :func:`_insert_exchange_sql`; else every column), in the records' order,
+    """The records as runs of rows, each run of one kind (:data:`_FRAME`: frames
+    without a body; :data:`_EXCHANGE`: OCPI entries without a body; :data:`_OTHER`:
+    every column; their columns in :data:`_INSERTS`), in the records' order,
     numbered from ``seq + 1``; and the batch's least and greatest ``at`` and its last
     seq."""
     runs: Runs = []
@@ -266,17 +294,16 @@ def _append(conn: sqlite3.Connection, records: Iterable[TrailRecord]) -> None:
     ):
         n += 1
         _new_segment(conn, n, last_seq)
-    statements = (_insert_sql(n), _insert_frame_sql(n), _insert_exchange_sql(n))
     conn.execute("SAVEPOINT rows")
     try:
         for kind, batch in runs:
-            conn.executemany(statements[kind], batch)
+            _insert(conn, n, kind, batch)
     except UnicodeEncodeError:
         # A lone surrogate (a JSON escape parsed from a frame) cannot be stored as
         # UTF-8: the batch again with such text as visible escapes (rare).
         conn.execute("ROLLBACK TO rows")
         for kind, batch in runs:
-            conn.executemany(statements[kind], [_cleaned(row) for row in batch])
+            _insert(conn, n, kind, [_cleaned(row) for row in batch])
     conn.execute("RELEASE rows")
     conn.execute(
         "UPDATE segments SET rows = rows + ?, min_at = min(coalesce(min_at, ?), ?),"
@@ -353,7 +380,13 @@ class SqliteTrailStore:
     @classmethod
     async def open(cls, path: Path) -> SqliteTrailStore:
         try:
-            conn = await asyncio.to_thread(_connect, path, "NORMAL", read_only=False)
+            conn = await asyncio.to_thread(
+                _connect,
+                path,
+                "NORMAL",
+                read_only=False,
+                cached_statements=_CACHED_STATEMENTS,
+            )
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open {path}: {exc}") from exc
         writer = _Worker("gateway-trail-writer", conn, _write_batch)

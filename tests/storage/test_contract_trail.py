@@ -234,3 +234,30 @@ async def test_a_large_batch_keeps_every_entry_in_order(store: Store) -> None:
     assert [e.message_id for e in found] == [
         f"n{i}" if i != 430 else "odd\\ud800" for i in range(450)
     ]
+
+
+async def test_long_runs_of_each_kind_keep_every_entry_and_field(store: Store) -> None:
+    # On SQLite a run of one kind of entry goes in by statements of several rows each
+    # (32, 16, ... 1): runs of lengths that use every size, and one of a single entry,
+    # must come back whole and in order.
+    entries: list[TrailEntry] = []
+    for length, kind in ((100, "frame"), (63, "ocpi"), (1, "frame"), (37, "body"), (2, "ocpi")):
+        for _ in range(length):
+            i = len(entries)
+            entries.append(
+                frame(
+                    i / 10,
+                    None if kind == "ocpi" else f"CP-{i % 5}",
+                    partner="emsp" if kind == "ocpi" else None,
+                    body=f'[2,"b{i}","Heartbeat",{{}}]' if kind == "body" else None,
+                    message_id=f"e{i}",
+                    tx=f"tx{i}" if kind == "body" else None,
+                )
+            )
+    await store.trail.append_batch(entries)
+    assert await store.trail.count() == len(entries)
+    found = await _all(store)
+    assert [replace(e, id="") for e in found] == entries
+    assert [e.message_id for e in await _all(store, charger_id="CP-3")] == [
+        e.message_id for e in entries if e.charger_id == "CP-3"
+    ]

@@ -13,7 +13,7 @@ import pytest
 
 import gateway
 from gateway.storage.base import StorageError, Store
-from gateway.storage.sqlite import SCHEMA_VERSION, open_sqlite_store
+from gateway.storage.sqlite import SCHEMA_VERSION, _Statement, _write_batch, open_sqlite_store
 
 from .samples import at, connector, document, full_charger, outbox_item, reading, transaction
 
@@ -369,3 +369,62 @@ async def test_a_version_2_database_gets_completion_times_for_its_done_items(
     assert "outbox_done (completed_at<?)" in str(plan)
     assert "TEMP B-TREE" not in str(plan)
     conn.close()
+
+
+def _batch_db() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+    conn.execute("INSERT INTO t VALUES (1, 'kept')")
+    return conn
+
+
+def test_a_failing_statement_in_a_batch_fails_alone() -> None:
+    """A batch's one-statement writes run without a savepoint each: the one that breaks
+    a constraint fails alone (SQLite undoes that statement), the writes before and after
+    it, one-statement or not, are committed with the batch."""
+    conn = _batch_db()
+
+    def two_rows(c: sqlite3.Connection) -> str:
+        c.execute("INSERT INTO t VALUES (5, 'job a')")
+        c.execute("INSERT INTO t VALUES (6, 'job b')")
+        return "done"
+
+    outcomes = _write_batch(
+        conn,
+        [
+            _Statement("INSERT INTO t VALUES (?, ?)", (2, "two"), False),
+            # Two rows, the second one a duplicate: the first is undone with it.
+            _Statement("INSERT INTO t VALUES (3, 'three'), (1, 'again')", (), False),
+            _Statement("UPDATE t SET v = ? WHERE k = ?", ("ONE", 1), True),
+            two_rows,
+            _Statement("INSERT INTO t VALUES (?, ?)", (4, None), False),  # NOT NULL
+        ],
+    )
+    assert [ok for ok, _ in outcomes] == [True, False, True, True, False]
+    assert outcomes[2][1] == 1  # rows changed
+    assert outcomes[3][1] == "done"
+    assert isinstance(outcomes[1][1], StorageError)
+    assert "UNIQUE" in str(outcomes[1][1])
+    assert "NOT NULL" in str(outcomes[4][1])
+    assert not conn.in_transaction  # committed
+    rows = conn.execute("SELECT k, v FROM t ORDER BY k").fetchall()
+    assert rows == [(1, "ONE"), (2, "two"), (5, "job a"), (6, "job b")]
+
+
+def test_a_statement_that_ends_the_transaction_fails_the_whole_batch() -> None:
+    """An error after which SQLite has rolled the whole transaction back (here a conflict
+    clause that says so; disk full or an I/O error do the same) fails every write of the
+    batch, none applied, rather than committing what came after it alone."""
+    conn = _batch_db()
+    outcomes = _write_batch(
+        conn,
+        [
+            _Statement("INSERT INTO t VALUES (?, ?)", (2, "two"), False),
+            _Statement("INSERT OR ROLLBACK INTO t VALUES (?, ?)", (1, "again"), False),
+            _Statement("INSERT INTO t VALUES (?, ?)", (3, "three"), False),
+        ],
+    )
+    assert [ok for ok, _ in outcomes] == [False, False, False]
+    assert all("nothing applied" in str(value) for _, value in outcomes)
+    assert not conn.in_transaction
+    assert conn.execute("SELECT k, v FROM t").fetchall() == [(1, "kept")]
