@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -396,13 +397,14 @@ class _BatchAborted(Exception):
 
 def _write_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
     """All jobs in one transaction, each under a savepoint (a job of one statement needs
-    none, see below); one commit (group commit).
+    none, and consecutive writes of one row each by the same statement share statements:
+    see below); one commit (group commit).
 
     A lone job of one statement (:class:`_Statement`) runs as that statement alone, in
     autocommit: SQLite makes it its own transaction and commits it (fsync and all), or
     rolls it back when it fails, as the savepoint would have; one call into SQLite
     instead of five."""
-    if len(jobs) == 1 and type(jobs[0]) is _Statement:
+    if len(jobs) == 1 and isinstance(jobs[0], _Statement):
         try:
             return [(True, jobs[0](conn))]
         except Exception as exc:
@@ -413,24 +415,18 @@ def _write_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool,
     outcomes: list[tuple[bool, Any]] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
-        for job in jobs:
-            if type(job) is _Statement:
-                # One statement needs no savepoint: a statement that fails is undone
-                # by SQLite alone, the transaction and the statements before it kept
-                # (sqlite.org/lang_conflict.html, ABORT, the default; none of ours says
-                # FAIL, which would keep a part). An error that ends the transaction
-                # instead (SQLITE_FULL, IOERR, NOMEM: sqlite.org/lang_transaction.html,
-                # "Response To Errors Within A Transaction") aborts the batch, as a
-                # failed ROLLBACK TO does below. Two calls into SQLite fewer per write,
-                # each of which gives up the GIL and waits to take it back.
-                try:
-                    result = job(conn)
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        raise _BatchAborted(exc) from exc
-                    outcomes.append((False, _as_storage_error(exc)))
-                else:
-                    outcomes.append((True, result))
+        i = 0
+        while i < len(jobs):
+            job = jobs[i]
+            if isinstance(job, _Row):
+                run = _rows_from(jobs, i, job.spec)
+                if len(run) > 1:
+                    _write_rows(conn, run, outcomes)
+                    i += len(run)
+                    continue
+            i += 1
+            if isinstance(job, _Statement):
+                _write_statement(conn, job, outcomes)
                 continue
             conn.execute("SAVEPOINT job")
             try:
@@ -453,6 +449,65 @@ def _write_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool,
                 conn.execute("ROLLBACK")
         return [(False, StorageError(f"SQLite write failed, nothing applied: {exc}")) for _ in jobs]
     return outcomes
+
+
+def _write_statement(
+    conn: sqlite3.Connection, job: _Statement, outcomes: list[tuple[bool, Any]]
+) -> None:
+    """One statement in the batch's transaction, without a savepoint: a statement that
+    fails is undone by SQLite alone, the transaction and the statements before it kept
+    (sqlite.org/lang_conflict.html, ABORT, the default; none of ours says FAIL, which
+    would keep a part). An error that ends the transaction instead (SQLITE_FULL, IOERR,
+    NOMEM: sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction")
+    aborts the batch, as a failed ROLLBACK TO does. Two calls into SQLite fewer than a
+    savepoint, each of which gives up the GIL and waits to take it back."""
+    try:
+        result = job(conn)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise _BatchAborted(exc) from exc
+        outcomes.append((False, _as_storage_error(exc)))
+    else:
+        outcomes.append((True, result))
+
+
+def _rows_from(jobs: list[_Job], start: int, spec: _RowInsert) -> list[_Row]:
+    """The run of row writes by ``spec`` from ``jobs[start]`` on."""
+    run: list[_Row] = []
+    for job in islice(jobs, start, None):
+        if not isinstance(job, _Row) or job.spec is not spec:
+            break
+        run.append(job)
+    return run
+
+
+def _write_rows(
+    conn: sqlite3.Connection, run: list[_Row], outcomes: list[tuple[bool, Any]]
+) -> None:
+    """Consecutive writes of one row by the same statement (:class:`_Row`), in their
+    order, several rows a statement (:func:`_insert_rows`): SQLite applies a statement's
+    rows one after the other, an upsert's conflict with a row before it included, so the
+    rows end as the writes one by one would leave them. A statement that fails is undone
+    whole; its rows are then written one by one, so that only the one at fault fails."""
+    spec = run[0].spec
+    start = 0
+    for per in spec.sizes:
+        sql = spec.sql[per]
+        while len(run) - start >= per:
+            chunk = run[start : start + per]
+            start += per
+            if per == 1:
+                _write_statement(conn, chunk[0], outcomes)
+                continue
+            try:
+                conn.execute(sql, list(chain.from_iterable(job.params for job in chunk)))
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise _BatchAborted(exc) from exc
+                for job in chunk:
+                    _write_statement(conn, job, outcomes)
+            else:
+                outcomes.extend([(True, None)] * per)
 
 
 def _read_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
@@ -716,6 +771,51 @@ def _changes(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], 
     return _Statement(sql, params, True)
 
 
+# Rows a multi-row INSERT holds (:class:`_RowInsert`): a run of rows goes in by statements
+# of 32, 16, 8, 4, 2 and 1 rows, so that one table needs at most six statements (a
+# prepared statement of 32 rows of 11 columns holds about 37 kB). 999 parameters is the
+# fewest a statement may have on any SQLite (3.32 raised the default bound to 32,766).
+_ROWS_PER_INSERT: Final = (32, 16, 8, 4, 2, 1)
+_MAX_PARAMETERS: Final = 999
+
+
+class _RowInsert:
+    """An INSERT of one row (``head VALUES values tail``; ``tail``: an upsert's
+    ``ON CONFLICT`` clause) and the same for several rows at once (``sql[n]`` for each
+    of ``sizes``). Several rows a statement rather than one statement a row: the sqlite3
+    module gives up the GIL around each statement and must take it back after, and
+    with the event loop busy the writer thread waited for it once per row, costing both
+    threads a hand-off each time (tests/bench/README.md)."""
+
+    __slots__ = ("sizes", "sql")
+
+    def __init__(self, head: str, values: str, tail: str = "") -> None:
+        width = values.count("?")
+        self.sizes = tuple(n for n in _ROWS_PER_INSERT if n == 1 or n * width <= _MAX_PARAMETERS)
+        self.sql = {n: f"{head} VALUES " + ", ".join([values] * n) + tail for n in self.sizes}
+
+
+def _insert_rows(conn: sqlite3.Connection, spec: _RowInsert, rows: Sequence[Sequence[Any]]) -> None:
+    """``rows`` by ``spec``, in their order, in as few statements as ``spec.sizes`` allow."""
+    start = 0
+    for per in spec.sizes:
+        sql = spec.sql[per]
+        while len(rows) - start >= per:
+            conn.execute(sql, list(chain.from_iterable(rows[start : start + per])))
+            start += per
+
+
+class _Row(_Statement):
+    """A write job of one row by ``spec`` (:func:`_write_batch` gives consecutive ones
+    of the same spec shared statements); its result is None."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: _RowInsert, params: Sequence[Any]) -> None:
+        super().__init__(spec.sql[1], params, False)
+        self.spec = spec
+
+
 def _fetch_one(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], str | None]:
     def job(conn: sqlite3.Connection) -> str | None:
         row = conn.execute(sql, params).fetchone()
@@ -761,19 +861,27 @@ class SqliteChargerStore:
         return [codec.decode_charger(codec.loads(data)) for data in rows]
 
 
+# The writes a charger's messages make most (a status, a heartbeat now and then): many
+# of them in one batch share statements (_write_batch).
+_PUT_CHARGER_STATE: Final = _RowInsert(
+    "INSERT INTO charger_states (id, data)",
+    "(?, ?)",
+    " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+)
+_PUT_CONNECTOR: Final = _RowInsert(
+    "INSERT INTO connectors (charger_id, evse_id, connector_id, data)",
+    "(?, ?, ?, ?)",
+    " ON CONFLICT (charger_id, evse_id, connector_id) DO UPDATE SET data = excluded.data",
+)
+
+
 class SqliteChargerStateStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
 
     async def put(self, state: ChargerState) -> None:
         data = codec.dumps(codec.encode_charger_state(state))
-        await self._db.write(
-            _execute(
-                "INSERT INTO charger_states (id, data) VALUES (?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                (state.id, data),
-            )
-        )
+        await self._db.write(_Row(_PUT_CHARGER_STATE, (state.id, data)))
 
     async def get(self, charger_id: str) -> ChargerState | None:
         data = await self._db.lookup(
@@ -796,12 +904,7 @@ class SqliteConnectorStore:
     async def put(self, state: ConnectorState) -> None:
         data = codec.dumps(codec.encode_connector(state))
         await self._db.write(
-            _execute(
-                "INSERT INTO connectors (charger_id, evse_id, connector_id, data)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (charger_id, evse_id, connector_id)"
-                " DO UPDATE SET data = excluded.data",
-                (state.charger_id, state.evse_id, state.connector_id, data),
-            )
+            _Row(_PUT_CONNECTOR, (state.charger_id, state.evse_id, state.connector_id, data))
         )
 
     async def list(self, charger_id: str) -> list[ConnectorState]:
@@ -845,7 +948,7 @@ class SqliteConnectorStore:
         await self._db.write(_execute("DELETE FROM connectors WHERE charger_id = ?", (charger_id,)))
 
 
-_INSERT_READING: Final = "INSERT INTO readings (tx_id, data) VALUES (?, ?)"
+_INSERT_READING: Final = _RowInsert("INSERT INTO readings (tx_id, data)", "(?, ?)")
 _TX_COLUMNS: Final = "id, charger_id, ocpp_id, started_at, status, data"
 
 
@@ -891,7 +994,7 @@ class SqliteTransactionStore:
             ).rowcount
             if inserted:
                 if reading_rows:
-                    conn.executemany(_INSERT_READING, reading_rows)
+                    _insert_rows(conn, _INSERT_READING, reading_rows)
                 return None
             existing = conn.execute(
                 "SELECT data FROM transactions WHERE charger_id = ? AND ocpp_id = ?",
@@ -922,7 +1025,7 @@ class SqliteTransactionStore:
             if not changed:  # the id exists with another (charger_id, ocpp_id)
                 raise Conflict(_identity_changed(tx))
             if reading_rows:
-                conn.executemany(_INSERT_READING, reading_rows)
+                _insert_rows(conn, _INSERT_READING, reading_rows)
 
         await self._db.write(job)
 
@@ -1447,6 +1550,11 @@ class SqliteLeaseStore:
         await self._database.check_open()
 
 
+_INSERT_STATUS: Final = _RowInsert(
+    "INSERT INTO status_history (charger_id, at, slot, data)", "(?, ?, ?, ?)"
+)
+
+
 class SqliteStatusHistoryStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
@@ -1465,10 +1573,7 @@ class SqliteStatusHistoryStore:
             return
 
         def job(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO status_history (charger_id, at, slot, data) VALUES (?, ?, ?, ?)",
-                rows,
-            )
+            _insert_rows(conn, _INSERT_STATUS, rows)
 
         await self._db.write(job)
 

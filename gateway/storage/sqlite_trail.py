@@ -40,13 +40,19 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 
 from gateway.storage import codec, trail_codec
 from gateway.storage.base import StorageError, TrailEntry, TrailRecord, trail_record
-from gateway.storage.sqlite import _connect, _read_batch, _Worker, _write_batch
+from gateway.storage.sqlite import (
+    _connect,
+    _insert_rows,
+    _read_batch,
+    _RowInsert,
+    _Worker,
+    _write_batch,
+)
 
 _COLUMNS: Final = (
     "at, protocol, direction, charger_id, partner, action, message_type, message_id,"
@@ -125,35 +131,17 @@ _INSERTS: Final = (
         "(?, ?, 'ocpi', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ),
 )
-# Rows per INSERT: many rows in one statement rather than one statement per row
-# (executemany), because the sqlite3 module gives up the GIL around each statement and
-# must take it back after: with the event loop busy, the writer waited for it once per
-# row, costing both threads a hand-off each time (tests/bench/README.md, the message
-# trail). A run is cut into statements of 32, 16, 8, 4, 2 and 1 rows, so that a segment
-# has at most six of each kind (a prepared statement of 32 rows holds about 37 kB; the
-# writer's connection keeps only _CACHED_STATEMENTS of them). 32 rows of 18 parameters
-# stay below 999, the fewest a statement may have on any SQLite.
-_ROWS_PER_INSERT: Final = (32, 16, 8, 4, 2, 1)
+# The trail's writer keeps this many prepared statements (its inserts: up to six sizes of
+# each kind per segment, _RowInsert; one of 32 rows holds about 37 kB).
 _CACHED_STATEMENTS: Final = 24
 
 
-def _insert_sql(n: int, kind: int, rows: int) -> str:
-    """The INSERT of ``rows`` rows of ``kind`` into segment ``n``."""
-    columns, values = _INSERTS[kind]
-    return f"INSERT INTO {_table(n)} {columns} VALUES " + ", ".join([values] * rows)
-
-
 def _insert(conn: sqlite3.Connection, n: int, kind: int, rows: list[tuple[Any, ...]]) -> None:
-    """``rows`` of ``kind`` into segment ``n``, in their order, in as few statements as
-    :data:`_ROWS_PER_INSERT` allows."""
-    start = 0
-    for per in _ROWS_PER_INSERT:
-        if len(rows) - start < per:
-            continue
-        sql = _insert_sql(n, kind, per)
-        while len(rows) - start >= per:
-            conn.execute(sql, list(chain.from_iterable(rows[start : start + per])))
-            start += per
+    """``rows`` of ``kind`` into segment ``n``, in their order, several rows a statement
+    (:class:`~gateway.storage.sqlite._RowInsert`: the writer waited for the GIL once per
+    row when each had its own)."""
+    columns, values = _INSERTS[kind]
+    _insert_rows(conn, _RowInsert(f"INSERT INTO {_table(n)} {columns}", values), rows)
 
 
 # The kinds of run _rows makes (their statements: _INSERTS).

@@ -10,10 +10,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gateway
 from gateway.storage.base import StorageError, Store
-from gateway.storage.sqlite import SCHEMA_VERSION, _Statement, _write_batch, open_sqlite_store
+from gateway.storage.sqlite import (
+    SCHEMA_VERSION,
+    _Row,
+    _RowInsert,
+    _Statement,
+    _write_batch,
+    open_sqlite_store,
+)
 
 from .samples import at, connector, document, full_charger, outbox_item, reading, transaction
 
@@ -428,3 +437,65 @@ def test_a_statement_that_ends_the_transaction_fails_the_whole_batch() -> None:
     assert all("nothing applied" in str(value) for _, value in outcomes)
     assert not conn.in_transaction
     assert conn.execute("SELECT k, v FROM t").fetchall() == [(1, "kept")]
+
+
+# A row write as the stores make them (an upsert, as a connector's state is put).
+_UPSERT = _RowInsert(
+    "INSERT INTO t (k, v)", "(?, ?)", " ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+)
+_PLAIN = _RowInsert("INSERT INTO t (k, v)", "(?, ?)")
+
+
+def _job(kind: str, key: int, value: str | None) -> _Statement:
+    if kind == "upsert":
+        return _Row(_UPSERT, (key, value))
+    if kind == "insert":  # fails on a key already there
+        return _Row(_PLAIN, (key, value))
+    return _Statement("UPDATE t SET v = ? WHERE k = ?", (value, key), True)
+
+
+_jobs = st.lists(
+    st.tuples(
+        st.sampled_from(["upsert", "upsert", "upsert", "insert", "update"]),
+        st.integers(1, 12),
+        st.one_of(st.none(), st.text("abc", min_size=1, max_size=3)),  # None: NOT NULL
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_jobs)
+def test_row_writes_in_a_batch_end_as_one_by_one(specs: list[tuple[str, int, str | None]]) -> None:
+    """Consecutive row writes of one statement share multi-row statements in a batch
+    (32, 16, ... 1 rows): the table ends as the same writes applied one at a time leave
+    it, and each write succeeds or fails as it would alone (a duplicate key, a NULL)."""
+    jobs = [_job(*spec) for spec in specs]
+    batched = _batch_db()
+    outcomes = _write_batch(batched, jobs)
+    alone = _batch_db()
+    expected = [_write_batch(alone, [_job(*spec)])[0] for spec in specs]
+    assert [ok for ok, _ in outcomes] == [ok for ok, _ in expected]
+    assert [value for ok, value in outcomes if ok] == [value for ok, value in expected if ok]
+    assert not batched.in_transaction
+    query = "SELECT k, v FROM t ORDER BY k"
+    assert batched.execute(query).fetchall() == alone.execute(query).fetchall()
+
+
+def test_a_run_of_row_writes_that_ends_the_transaction_fails_the_batch() -> None:
+    conn = _batch_db()
+    rollback = _RowInsert("INSERT OR ROLLBACK INTO t (k, v)", "(?, ?)")
+    jobs: list[_Statement] = [_Row(_UPSERT, (2, "two"))]
+    jobs += [_Row(rollback, (k, "x")) for k in (3, 4, 1, 5)]  # 1: a duplicate
+    outcomes = _write_batch(conn, jobs)
+    assert [ok for ok, _ in outcomes] == [False] * 5
+    assert all("nothing applied" in str(value) for _, value in outcomes)
+    assert conn.execute("SELECT k, v FROM t").fetchall() == [(1, "kept")]
+
+
+def test_a_multi_row_insert_stays_within_999_parameters() -> None:
+    assert _RowInsert("INSERT INTO t (k, v)", "(?, ?)").sizes == (32, 16, 8, 4, 2, 1)
+    wide = _RowInsert("INSERT INTO w", "(" + ", ".join("?" * 40) + ")")
+    assert wide.sizes == (16, 8, 4, 2, 1)
+    assert all(n * 40 <= 999 for n in wide.sizes)
+    assert wide.sql[2].count("?") == 80
