@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sqlite3
 import sys
 import textwrap
@@ -478,6 +479,25 @@ def test_row_writes_in_a_batch_end_as_one_by_one(specs: list[tuple[str, int, str
     assert [ok for ok, _ in outcomes] == [ok for ok, _ in expected]
     assert [value for ok, value in outcomes if ok] == [value for ok, value in expected if ok]
     assert not batched.in_transaction
+    query = "SELECT k, v FROM t ORDER BY k"
+    assert batched.execute(query).fetchall() == alone.execute(query).fetchall()
+
+
+def test_a_long_run_of_row_writes_ends_as_one_by_one() -> None:
+    """Runs long enough for many of the largest statements, with a NULL deep inside one
+    of them (that statement is then written row by row)."""
+    rng = random.Random(7)
+    specs: list[tuple[str, int, str | None]] = [
+        ("upsert", rng.randint(1, 400), "v" if i != 200 else None) for i in range(300)
+    ]
+    specs += [("insert", k, "w") for k in range(395, 600)]  # some keys there already
+    jobs = [_job(*spec) for spec in specs]
+    batched = _batch_db()
+    outcomes = _write_batch(batched, jobs)
+    alone = _batch_db()
+    expected = [_write_batch(alone, [_job(*spec)])[0][0] for spec in specs]
+    assert [ok for ok, _ in outcomes] == expected
+    assert expected.count(False) > 1  # the NULL and the keys taken
     query = "SELECT k, v FROM t ORDER BY k"
     assert batched.execute(query).fetchall() == alone.execute(query).fetchall()
 
