@@ -42,7 +42,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from itertools import chain, islice
@@ -490,24 +490,20 @@ def _write_rows(
     rows end as the writes one by one would leave them. A statement that fails is undone
     whole; its rows are then written one by one, so that only the one at fault fails."""
     spec = run[0].spec
-    start = 0
-    for per in spec.sizes:
-        sql = spec.sql[per]
-        while len(run) - start >= per:
-            chunk = run[start : start + per]
-            start += per
-            if per == 1:
-                _write_statement(conn, chunk[0], outcomes)
-                continue
-            try:
-                conn.execute(sql, list(chain.from_iterable(job.params for job in chunk)))
-            except Exception as exc:
-                if not conn.in_transaction:
-                    raise _BatchAborted(exc) from exc
-                for job in chunk:
-                    _write_statement(conn, job, outcomes)
-            else:
-                outcomes.extend([(True, None)] * per)
+    for start, per in _chunks(len(run), spec.sizes):
+        chunk = run[start : start + per]
+        if per == 1:
+            _write_statement(conn, chunk[0], outcomes)
+            continue
+        try:
+            conn.execute(spec.sql[per], list(chain.from_iterable(job.params for job in chunk)))
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise _BatchAborted(exc) from exc
+            for job in chunk:
+                _write_statement(conn, job, outcomes)
+        else:
+            outcomes.extend([(True, None)] * per)
 
 
 def _read_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> list[tuple[bool, Any]]:
@@ -795,14 +791,19 @@ class _RowInsert:
         self.sql = {n: f"{head} VALUES " + ", ".join([values] * n) + tail for n in self.sizes}
 
 
+def _chunks(count: int, sizes: tuple[int, ...]) -> Iterator[tuple[int, int]]:
+    """``(start, rows)`` of each statement that writes ``count`` rows, largest first."""
+    start = 0
+    for per in sizes:
+        while count - start >= per:
+            yield start, per
+            start += per
+
+
 def _insert_rows(conn: sqlite3.Connection, spec: _RowInsert, rows: Sequence[Sequence[Any]]) -> None:
     """``rows`` by ``spec``, in their order, in as few statements as ``spec.sizes`` allow."""
-    start = 0
-    for per in spec.sizes:
-        sql = spec.sql[per]
-        while len(rows) - start >= per:
-            conn.execute(sql, list(chain.from_iterable(rows[start : start + per])))
-            start += per
+    for start, per in _chunks(len(rows), spec.sizes):
+        conn.execute(spec.sql[per], list(chain.from_iterable(rows[start : start + per])))
 
 
 class _Row(_Statement):
