@@ -78,6 +78,7 @@ from loadgen import (
     proc_cpu_seconds,
     proc_cpu_split,
     proc_memory_kib,
+    proc_thread_cpu,
 )
 from loadgen import fmt_ms as _ms
 from loadgen import fmt_us as _us
@@ -469,6 +470,7 @@ class Bench:
         cpu0, redis0 = self.cpu()
         sys0 = proc_cpu_split(self.pid)[1]
         loop0 = sum(proc_cpu_split(self.pid, self.pid))
+        threads0 = proc_thread_cpu(self.pid)
         machine0 = machine_busy_seconds()
         t0 = time.monotonic()
         answers = []
@@ -485,6 +487,7 @@ class Bench:
         cpu1, redis1 = self.cpu()
         sys1 = proc_cpu_split(self.pid)[1]
         loop1 = sum(proc_cpu_split(self.pid, self.pid))
+        threads1 = proc_thread_cpu(self.pid)
         machine1 = machine_busy_seconds()
         wall = time.monotonic() - t0
         result = PhaseResult(name=name, active=sum(a["active"] for a in answers), target_rate=rate)
@@ -500,6 +503,11 @@ class Bench:
         result.server_cpu = cpu1 - cpu0
         result.server_sys = sys1 - sys0
         result.loop_cpu = loop1 - loop0
+        result.threads_cpu = {
+            name: spent
+            for name, seconds in threads1.items()
+            if (spent := seconds - threads0.get(name, 0.0)) > 0
+        }
         result.machine_cpu = machine1[0] - machine0[0]
         result.irq_cpu = machine1[1] - machine0[1]
         if redis0 is not None and redis1 is not None:
@@ -829,6 +837,15 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
             f"  ({phase.loop_cpu / phase.wall * 100:.0f} % of a core); other threads "
             f"{_us(phase.per_msg_us(phase.server_cpu - phase.loop_cpu))}",
         ]
+        others = sorted(
+            ((n, c) for n, c in phase.threads_cpu.items() if n != "event loop"),
+            key=lambda item: -item[1],
+        )
+        if others:
+            lines.append(
+                "      by thread                 "
+                + ", ".join(f"{n} {_us(phase.per_msg_us(c))}" for n, c in others[:5])
+            )
         if phase.redis_cpu is not None:
             lines.append(
                 f"  redis-server CPU              {_us(phase.per_msg_us(phase.redis_cpu))} per message"
@@ -865,6 +882,9 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
             "redis_cpu_us_per_msg": phase.per_msg_us(phase.redis_cpu),
             "client_cpu_us_per_msg": phase.per_msg_us(phase.client_cpu),
             "event_loop_cpu_us_per_msg": phase.per_msg_us(phase.loop_cpu),
+            "threads_cpu_us_per_msg": {
+                name: phase.per_msg_us(cpu) for name, cpu in phase.threads_cpu.items()
+            },
             "server_busy_percent_of_core": phase.server_cpu / phase.wall * 100,
             "interrupts_us_per_msg": phase.per_msg_us(phase.irq_cpu),
             "other_processes_percent_of_core": max(0.0, others) / phase.wall * 100,

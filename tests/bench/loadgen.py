@@ -72,6 +72,23 @@ def proc_cpu_split(pid: int, tid: int | None = None) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def proc_thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user and kernel) of each live thread of ``pid`` by its OS name (the
+    gateway names its store threads: sqlite-writer, sqlite-reader, trail-writer, ...),
+    the threads of one name summed. The main thread is named after the program."""
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            utime, stime = proc_cpu_split(pid, int(tid))
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        key = "event loop" if int(tid) == pid else name
+        out[key] = out.get(key, 0.0) + utime + stime
+    return out
+
+
 def proc_cpu_seconds(pid: int) -> float:
     return sum(proc_cpu_split(pid))
 
@@ -927,6 +944,8 @@ class PhaseResult:
     server_cpu: float = 0.0
     server_sys: float = 0.0  # the kernel's share of server_cpu
     loop_cpu: float = 0.0  # the main (event-loop) thread's share of server_cpu
+    # server_cpu by thread name (the threads that ran during the phase)
+    threads_cpu: dict[str, float] = field(default_factory=dict)
     machine_cpu: float = 0.0  # every process on the machine, interrupts included
     irq_cpu: float = 0.0  # hard and soft interrupts (loopback networking)
     redis_cpu: float | None = None

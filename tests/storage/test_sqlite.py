@@ -519,3 +519,20 @@ def test_a_multi_row_insert_stays_within_999_parameters() -> None:
     assert wide.sizes == (16, 8, 4, 2, 1)
     assert all(n * 40 <= 999 for n in wide.sizes)
     assert wide.sql[2].count("?") == 80
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread names in /proc are Linux's")
+async def test_the_store_threads_have_names_the_os_shows(tmp_path: Path) -> None:
+    """`top -H` and `ps -T` tell the writer and reader threads apart (their comm)."""
+
+    def names() -> list[str]:
+        tasks = Path("/proc/self/task")
+        return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        await store.chargers.put(full_charger("CP-1"))  # the writer has run its first job
+        await store.charger_states.list()  # and the reader
+        assert {"sqlite-writer", "sqlite-reader", "trail-writer"} <= set(names())
+    finally:
+        await store.close()
