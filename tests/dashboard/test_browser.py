@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -230,11 +230,11 @@ async def test_a_report_plot_with_data_and_its_csv(ui: Page, gw: Gateway, artifa
     expect = _expect()
     page = ui.page
     assert (await gw.admin("PUT", "/tokens/TAG-DASH", {"valid": True}))[0] in (200, 201)
-    now = datetime.now(UTC)
-    start, stop = (
-        (now - timedelta(minutes=30)).isoformat(),
-        (now - timedelta(minutes=5)).isoformat(),
-    )
+    # Yesterday at noon, within the report's range whatever the time of day the test runs
+    # (30 minutes before "now" crossed midnight in the first half hour of a day).
+    day = datetime.now(UTC).date()
+    noon = datetime.combine(day - timedelta(days=1), time(12), UTC)
+    start, stop = noon.isoformat(), (noon + timedelta(minutes=25)).isoformat()
     async with connect(gw.ws_url, "DASH-1", "1.6") as cp:
         await boot(cp, "1.6")
         tx = await cp.call(
@@ -250,7 +250,6 @@ async def test_a_report_plot_with_data_and_its_csv(ui: Page, gw: Gateway, artifa
                 id_tag="TAG-DASH",
             )
         )
-    day = now.date()
     query = f"kind=usage&by=charger&period=day&from={day - timedelta(days=1)}&to={day + timedelta(days=1)}&tz=UTC"
     await page.goto(f"{gw.url}/dashboard/#/reports?{query}")
     await expect(page.locator("#report-rows")).to_contain_text("DASH-1")
@@ -268,16 +267,19 @@ async def test_a_report_plot_with_data_and_its_csv(ui: Page, gw: Gateway, artifa
     text = await asyncio.to_thread(Path(await download.path()).read_text)
     lines = text.splitlines()
     header = lines[0].split(",")
-    # A row per day of the range (``to`` exclusive: yesterday and today); the charge is today's.
+    # A row per day of the range (``to`` exclusive: yesterday and today); the charge is
+    # yesterday's, today's row has none.
     rows = {
         r[header.index("period_start")][:10]: r
         for r in (line.split(",") for line in lines[1:])
         if "DASH-1" in r
     }
     assert sorted(rows) == [(day - timedelta(days=1)).isoformat(), day.isoformat()]
-    today = rows[day.isoformat()]
-    assert Decimal(today[header.index("energy_kwh")]) == Decimal("12.5")
-    assert today[header.index("sessions")] == "1"
+    yesterday, today = rows[(day - timedelta(days=1)).isoformat()], rows[day.isoformat()]
+    assert Decimal(yesterday[header.index("energy_kwh")]) == Decimal("12.5")
+    assert yesterday[header.index("sessions")] == "1"
+    assert Decimal(today[header.index("energy_kwh")]) == 0
+    assert today[header.index("sessions")] == "0"
 
 
 async def test_sign_out(ui: Page, gw: Gateway) -> None:
