@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -218,6 +219,11 @@ def envelope_status(body: bytes) -> int | None:
         except ValueError:
             return None
     code = parsed.get("status_code") if isinstance(parsed, dict) else None
+    if isinstance(code, float):
+        # orjson reads an integer beyond 64 bits as a float, json as the integer it is.
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(body)
+            code = parsed.get("status_code") if isinstance(parsed, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 

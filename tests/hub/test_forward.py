@@ -376,3 +376,20 @@ def test_envelope_status_gives_the_json_modules_verdict(
     whole = json.dumps(envelope, ensure_ascii=ascii_only).encode()  # NaN, lone surrogates too
     for body in (whole, whole[:cut], whole[cut:], b" " + whole):
         assert envelope_status(body) == _json_module_status(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        # Integers beyond 64 bits: orjson reads them as floats, json as integers.
+        (b'{"status_code": -9223372036854775809}', -9223372036854775809),
+        (b'{"status_code": 18446744073709551616, "data": []}', 18446744073709551616),
+        (b'{"status_code": 1000.0}', None),
+        (b'{"status_code": 1e3}', None),
+        (b'{"status_code": 1000}', 1000),
+    ],
+)
+def test_envelope_status_of_numbers_orjson_and_json_read_apart(
+    body: bytes, status: int | None
+) -> None:
+    assert envelope_status(body) == status == _json_module_status(body)
