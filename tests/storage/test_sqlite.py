@@ -8,6 +8,7 @@ import random
 import sqlite3
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -447,17 +448,39 @@ _UPSERT = _RowInsert(
 _PLAIN = _RowInsert("INSERT INTO t (k, v)", "(?, ?)")
 
 
-def _job(kind: str, key: int, value: str | None) -> _Statement:
+def _job(kind: str, key: int, value: str | None) -> Callable[[sqlite3.Connection], object]:
     if kind == "upsert":
         return _Row(_UPSERT, (key, value))
     if kind == "insert":  # fails on a key already there
         return _Row(_PLAIN, (key, value))
-    return _Statement("UPDATE t SET v = ? WHERE k = ?", (value, key), True)
+    if kind == "update":
+        return _Statement("UPDATE t SET v = ? WHERE k = ?", (value, key), True)
+
+    def two(conn: sqlite3.Connection) -> int:  # under a savepoint: both rows or neither
+        conn.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (key + 100, "pair"))
+        conn.execute("INSERT INTO t VALUES (?, ?)", (key, value))  # may fail
+        return key
+
+    return two
+
+
+def _alone(
+    conn: sqlite3.Connection, job: Callable[[sqlite3.Connection], object]
+) -> tuple[bool, object]:
+    """The oracle: ``job`` in a transaction of its own, all of it or nothing."""
+    conn.execute("BEGIN")
+    try:
+        result = job(conn)
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        return False, exc
+    conn.execute("COMMIT")
+    return True, result
 
 
 _jobs = st.lists(
     st.tuples(
-        st.sampled_from(["upsert", "upsert", "upsert", "insert", "update"]),
+        st.sampled_from(["upsert", "upsert", "upsert", "insert", "update", "two rows"]),
         st.integers(1, 12),
         st.one_of(st.none(), st.text("abc", min_size=1, max_size=3)),  # None: NOT NULL
     ),
@@ -469,13 +492,14 @@ _jobs = st.lists(
 @given(_jobs)
 def test_row_writes_in_a_batch_end_as_one_by_one(specs: list[tuple[str, int, str | None]]) -> None:
     """Consecutive row writes of one statement share multi-row statements in a batch
-    (32, 16, ... 1 rows): the table ends as the same writes applied one at a time leave
+    (32, 16, ... 1 rows), beside one-statement writes and jobs of several statements
+    (under a savepoint): the table ends as the same writes applied one at a time leave
     it, and each write succeeds or fails as it would alone (a duplicate key, a NULL)."""
     jobs = [_job(*spec) for spec in specs]
     batched = _batch_db()
     outcomes = _write_batch(batched, jobs)
     alone = _batch_db()
-    expected = [_write_batch(alone, [_job(*spec)])[0] for spec in specs]
+    expected = [_alone(alone, _job(*spec)) for spec in specs]
     assert [ok for ok, _ in outcomes] == [ok for ok, _ in expected]
     assert [value for ok, value in outcomes if ok] == [value for ok, value in expected if ok]
     assert not batched.in_transaction
@@ -495,7 +519,7 @@ def test_a_long_run_of_row_writes_ends_as_one_by_one() -> None:
     batched = _batch_db()
     outcomes = _write_batch(batched, jobs)
     alone = _batch_db()
-    expected = [_write_batch(alone, [_job(*spec)])[0][0] for spec in specs]
+    expected = [_alone(alone, _job(*spec))[0] for spec in specs]
     assert [ok for ok, _ in outcomes] == expected
     assert expected.count(False) > 1  # the NULL and the keys taken
     query = "SELECT k, v FROM t ORDER BY k"
