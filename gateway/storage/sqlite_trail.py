@@ -136,12 +136,11 @@ _INSERTS: Final = (
 _CACHED_STATEMENTS: Final = 24
 
 
-def _insert(conn: sqlite3.Connection, n: int, kind: int, rows: list[tuple[Any, ...]]) -> None:
-    """``rows`` of ``kind`` into segment ``n``, in their order, several rows a statement
+def _inserts(n: int) -> tuple[_RowInsert, ...]:
+    """The INSERT of each kind of row into segment ``n``, several rows a statement
     (:class:`~gateway.storage.sqlite._RowInsert`: the writer waited for the GIL once per
     row when each had its own)."""
-    columns, values = _INSERTS[kind]
-    _insert_rows(conn, _RowInsert(f"INSERT INTO {_table(n)} {columns}", values), rows)
+    return tuple(_RowInsert(f"INSERT INTO {_table(n)} {c}", v) for c, v in _INSERTS)
 
 
 # The kinds of run _rows makes (their statements: _INSERTS).
@@ -282,16 +281,17 @@ def _append(conn: sqlite3.Connection, records: Iterable[TrailRecord]) -> None:
     ):
         n += 1
         _new_segment(conn, n, last_seq)
+    inserts = _inserts(n)  # once per batch, not per run: a batch of mixed kinds has many
     conn.execute("SAVEPOINT rows")
     try:
         for kind, batch in runs:
-            _insert(conn, n, kind, batch)
+            _insert_rows(conn, inserts[kind], batch)
     except UnicodeEncodeError:
         # A lone surrogate (a JSON escape parsed from a frame) cannot be stored as
         # UTF-8: the batch again with such text as visible escapes (rare).
         conn.execute("ROLLBACK TO rows")
         for kind, batch in runs:
-            _insert(conn, n, kind, [_cleaned(row) for row in batch])
+            _insert_rows(conn, inserts[kind], [_cleaned(row) for row in batch])
     conn.execute("RELEASE rows")
     conn.execute(
         "UPDATE segments SET rows = rows + ?, min_at = min(coalesce(min_at, ?), ?),"
