@@ -11,7 +11,8 @@ often (after a quiet spell it commits at once); a batch of one single-statement 
 as one autocommitted statement (no BEGIN/SAVEPOINT/COMMIT round trips). A *reader*
 thread owns a second, read-only connection (WAL lets it read while the writer writes)
 and serves reads the same way. Point reads by key (a charger, a transaction, a token,
-a document) run on the event loop's own read-only connection instead: a few
+a document, a charger's connectors up to 64) run on the event loop's own read-only
+connection instead: a few
 microseconds from the page cache against a thread hand-off and two wake-ups (about
 150 µs of CPU on a 2-core VM); that connection never waits for a lock (busy timeout
 0), a read SQLite refuses as busy goes to the reader thread. Scans and reads of
@@ -920,6 +921,10 @@ class SqliteChargerStateStore:
         await self._db.write(_execute("DELETE FROM charger_states WHERE id = ?", (charger_id,)))
 
 
+# Connectors of one charger read on the event loop's connection at most (see list()).
+_INLINE_CONNECTORS: Final = 64
+
+
 class SqliteConnectorStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
@@ -931,12 +936,17 @@ class SqliteConnectorStore:
         )
 
     async def list(self, charger_id: str) -> list[ConnectorState]:
-        rows = await self._db.read(
-            _fetch_all(
-                "SELECT data FROM connectors WHERE charger_id = ? ORDER BY evse_id, connector_id",
-                (charger_id,),
-            )
+        # A charger's few connectors are read as a point read is, on the loop's own
+        # connection (the location catalog reads them at every status change of a placed
+        # charger: a thread hand-off each, before); a charger that reported more than
+        # _INLINE_CONNECTORS (an odd or hostile one: connector ids are not bounded) is
+        # read by the reader thread, so that the loop never scans a long range.
+        sql = "SELECT data FROM connectors WHERE charger_id = ? ORDER BY evse_id, connector_id"
+        rows = await self._db.lookup(
+            _fetch_all(f"{sql} LIMIT ?", (charger_id, _INLINE_CONNECTORS + 1))
         )
+        if len(rows) > _INLINE_CONNECTORS:
+            rows = await self._db.read(_fetch_all(sql, (charger_id,)))
         return [codec.decode_connector(codec.loads(data)) for data in rows]
 
     async def set_all(self, charger_id: str, status: ConnectorStatus, at: datetime) -> None:

@@ -118,6 +118,19 @@ async def test_connectors_round_trip_sorted_and_per_charger(store: Store) -> Non
     assert await store.connectors.list("nope") == []
 
 
+async def test_a_charger_with_many_connectors_lists_them_all_in_order(store: Store) -> None:
+    """More connectors than SQLite reads on the event loop (64): all of them, sorted."""
+    states = [connector(evse_id=e, connector_id=c) for e in (3, 1, 2) for c in range(25, 0, -1)]
+    for state in states:
+        await store.connectors.put(state)
+    await store.connectors.put(connector("CP-2"))
+    listed = await store.connectors.list("CP-1")
+    assert [(s.evse_id, s.connector_id) for s in listed] == [
+        (e, c) for e in (1, 2, 3) for c in range(1, 26)
+    ]
+    assert await store.connectors.list("CP-2") == [connector("CP-2")]
+
+
 async def test_connector_put_replaces_same_connector(store: Store) -> None:
     await store.connectors.put(connector(status=ConnectorStatus.AVAILABLE))
     charging = connector(status=ConnectorStatus.CHARGING, ts=at(5))

@@ -152,6 +152,28 @@ def writer_batches(store: Store) -> int:
     return store.backend.writer_batches  # type: ignore[attr-defined, no-any-return]
 
 
+def reader_batches(store: Store) -> int:
+    return store.backend._workers[1].batches  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_a_chargers_connectors_are_read_on_the_loop_up_to_64(tmp_path: Path) -> None:
+    """No thread hand-off for a charger's connectors (a placed charger's every status
+    change reads them), unless it has more than 64: then the reader thread reads them."""
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        for number in range(1, 65):
+            await store.connectors.put(connector(connector_id=number))
+        before = reader_batches(store)
+        assert len(await store.connectors.list("CP-1")) == 64
+        assert reader_batches(store) == before
+        await store.connectors.put(connector(connector_id=65))
+        listed = await store.connectors.list("CP-1")
+        assert [state.connector_id for state in listed] == list(range(1, 66))
+        assert reader_batches(store) == before + 1
+    finally:
+        await store.close()
+
+
 async def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
     store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
     try:
