@@ -181,17 +181,6 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         " match TEXT NOT NULL, raises INTEGER NOT NULL, cleared_at INTEGER,"
         " data TEXT NOT NULL, PRIMARY KEY (charger_id, seq)) WITHOUT ROWID",
     ),
-    (
-        # The status history's newest entries (SqliteStatusHistoryStore): appended here,
-        # with no index but their ids, and moved into status_history in one transaction
-        # once STATUS_RECENT_ROWS have come. Their ids continue status_history's (the
-        # append order that breaks ties of ``at``): this sequence starts where that one is.
-        "CREATE TABLE status_recent (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-        " charger_id TEXT NOT NULL, at INTEGER NOT NULL, slot TEXT NOT NULL,"
-        " data TEXT NOT NULL)",
-        "INSERT INTO sqlite_sequence (name, seq) SELECT 'status_recent', seq"
-        " FROM sqlite_sequence WHERE name = 'status_history'",
-    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -1583,44 +1572,14 @@ class SqliteLeaseStore:
         await self._database.check_open()
 
 
-# The status history is written in two steps (measured in tests/bench/README.md, the
-# status history at a steady rate). Its per-charger index is what a charger's report
-# reads, but a second's entries of a large fleet land all over it: a commit of them
-# wrote nearly an index page per entry, the bulk of the main writer's work, in a job
-# each second that the chargers' own writes waited behind. So entries are appended to
-# ``status_recent`` (no index but the id: pages written in order) and moved into
-# ``status_history`` once this many have come, in one transaction that writes each
-# index page it touches once for all of its entries. (In id order: sorting them by
-# charger first changed nothing measurable here and left the sort's 2 MB in the
-# writer's heap.) A read merges both tables in one statement (one snapshot).
-STATUS_RECENT_ROWS: Final = 10_000
-_INSERT_RECENT: Final = _RowInsert(
-    "INSERT INTO status_recent (charger_id, at, slot, data)", "(?, ?, ?, ?)"
+_INSERT_STATUS: Final = _RowInsert(
+    "INSERT INTO status_history (charger_id, at, slot, data)", "(?, ?, ?, ?)"
 )
 
 
-def _recent_rows(conn: sqlite3.Connection) -> int:
-    """How many entries wait in ``status_recent``: their ids are consecutive (the table
-    is emptied whole, and a failed insert gives its ids back), so the ends of the id
-    tree tell it without counting the rows."""
-    (count,) = conn.execute("SELECT max(id) - min(id) + 1 FROM status_recent").fetchone()
-    return int(count or 0)
-
-
-def _settle_recent(conn: sqlite3.Connection) -> None:
-    """Move the recent entries into ``status_history`` (ids kept); part of the caller's
-    transaction."""
-    conn.execute(
-        "INSERT INTO status_history (id, charger_id, at, slot, data)"
-        " SELECT id, charger_id, at, slot, data FROM status_recent"
-    )
-    conn.execute("DELETE FROM status_recent")
-
-
 class SqliteStatusHistoryStore:
-    def __init__(self, db: _Database, *, settle_at: int = STATUS_RECENT_ROWS) -> None:
+    def __init__(self, db: _Database) -> None:
         self._db = db
-        self._settle_at = settle_at
 
     async def append(self, entries: Sequence[StatusEntry]) -> None:
         rows = [
@@ -1634,13 +1593,9 @@ class SqliteStatusHistoryStore:
         ]
         if not rows:
             return
-        settle_at = self._settle_at
 
         def job(conn: sqlite3.Connection) -> None:
-            # One job: a failed move undoes the append too (the recorder sends it again).
-            _insert_rows(conn, _INSERT_RECENT, rows)
-            if _recent_rows(conn) >= settle_at:
-                _settle_recent(conn)
+            _insert_rows(conn, _INSERT_STATUS, rows)
 
         await self._db.write(job)
 
@@ -1655,41 +1610,30 @@ class SqliteStatusHistoryStore:
         limit: int = 1000,
     ) -> list[StatusEntry]:
         codec.check_page(limit, offset)
-        where = "charger_id = ?"
+        sql = "SELECT data FROM status_history WHERE charger_id = ?"
         params: list[Any] = [charger_id]
         if since is not None:
-            where += " AND at >= ?"
+            sql += " AND at >= ?"
             params.append(codec.time_key(since, "since"))
         if until is not None:
-            where += " AND at < ?"
+            sql += " AND at < ?"
             params.append(codec.time_key(until, "until"))
         order = "DESC" if newest_first else "ASC"
-        # A compound SELECT with its ORDER BY: SQLite merges the two ordered sides (the
-        # per-charger index, and the few recent rows sorted), stopping at the LIMIT.
-        sql = (
-            f"SELECT data, at, id FROM status_history WHERE {where}"
-            f" UNION ALL SELECT data, at, id FROM status_recent WHERE {where}"
-            f" ORDER BY 2 {order}, 3 {order} LIMIT ? OFFSET ?"
-        )
-        rows = await self._db.read(_fetch_all(sql, [*params, *params, limit, offset]))
+        sql += f" ORDER BY at {order}, id {order} LIMIT ? OFFSET ?"
+        rows = await self._db.read(_fetch_all(sql, [*params, limit, offset]))
         return [history.decode(codec.loads(data)) for data in rows]
 
     async def purge(self, before: datetime) -> int:
         cutoff = codec.time_key(before, "before")
-
-        def job(conn: sqlite3.Connection) -> int:
-            # The recent entries first: the newest old entry of a slot may be among them.
-            if _recent_rows(conn):
-                _settle_recent(conn)
-            # The newest old entry of each (charger, slot) stays: the state at the
-            # cutoff (rank 1 by at, then append order).
-            return conn.execute(
+        deleted: int = await self._db.write(
+            _changes(
+                # The newest old entry of each (charger, slot) stays: the state at the
+                # cutoff (rank 1 by at, then append order).
                 "DELETE FROM status_history WHERE at < ? AND id NOT IN ("
                 " SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY charger_id, slot"
                 " ORDER BY at DESC, id DESC) AS rank FROM status_history WHERE at < ?)"
                 " WHERE rank = 1)",
                 (cutoff, cutoff),
-            ).rowcount
-
-        deleted: int = await self._db.write(job)
+            )
+        )
         return deleted
