@@ -5,7 +5,9 @@
 
 Operations are started one every ``1 / --rate`` seconds on uvloop (each its own task, as
 each charger's message is), ``--op``: ``get`` (``chargers.get``, a point read), ``put``
-(``connectors.put``, a one-row write), ``both`` (a put, then a get). Printed: the process's
+(``connectors.put``, a one-row write), ``both`` (a put, then a get), ``list``
+(``connectors.list``, a charger's two connectors: what the location catalog reads at every
+status change of a placed charger). Printed: the process's
 CPU per operation (every thread: the loop, SQLite's writer and reader, kernel time with
 the fsyncs), latency p50/p99, the writer's transactions, voluntary context switches per
 operation. A sleep and wake-up of the driver alone is part of every figure (``--op none``
@@ -36,6 +38,13 @@ async def run(args: argparse.Namespace) -> None:
             now = datetime.now(UTC)
             for i in range(CHARGERS):
                 await store.chargers.put(Charger(id=f"CP-{i}"))
+                if args.op == "list":
+                    for connector_id in (1, 2):
+                        await store.connectors.put(
+                            ConnectorState(
+                                f"CP-{i}", 1, connector_id, ConnectorStatus.AVAILABLE, now
+                            )
+                        )
             latencies: list[float] = []
             statuses = (ConnectorStatus.AVAILABLE, ConnectorStatus.PREPARING)
 
@@ -47,6 +56,8 @@ async def run(args: argparse.Namespace) -> None:
                     await store.connectors.put(state)
                 if args.op in ("get", "both"):
                     await store.chargers.get(charger_id)
+                if args.op == "list":
+                    await store.connectors.list(charger_id)
                 latencies.append(time.perf_counter() - started)
 
             for i in range(CHARGERS):  # warm-up
@@ -85,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=700.0, help="operations/s (700)")
     parser.add_argument("--ops", type=int, default=3000, help="operations measured (3000)")
-    parser.add_argument("--op", choices=("none", "get", "put", "both"), default="both")
+    parser.add_argument("--op", choices=("none", "get", "put", "both", "list"), default="both")
     args = parser.parse_args()
     import uvloop
 
