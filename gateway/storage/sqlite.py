@@ -12,11 +12,10 @@ as one autocommitted statement (no BEGIN/SAVEPOINT/COMMIT round trips). A *reade
 thread owns a second, read-only connection (WAL lets it read while the writer writes)
 and serves reads the same way. Point reads by key (a charger, a transaction, a token,
 a document, a charger's connectors up to 64) run on the event loop's own read-only
-connection instead: a few
-microseconds from the page cache against a thread hand-off and two wake-ups (about
-150 µs of CPU on a 2-core VM); that connection never waits for a lock (busy timeout
-0), a read SQLite refuses as busy goes to the reader thread. Scans and reads of
-several statements always go to the reader thread.
+connection instead: a few microseconds from the page cache against a thread hand-off
+and two wake-ups (about 150 µs of CPU on a 2-core VM); that connection never waits for
+a lock (busy timeout 0), a read SQLite refuses as busy goes to the reader thread. Scans
+and reads of several statements always go to the reader thread.
 
 Durability: a write's coroutine returns only after its transaction committed.
 With ``synchronous=FULL`` (the default) SQLite fsyncs the WAL at every commit, so
