@@ -911,6 +911,10 @@ class SqliteChargerStateStore:
 
 # Connectors of one charger read on the event loop's connection at most (see list()).
 _INLINE_CONNECTORS: Final = 64
+_CONNECTORS: Final = (
+    "SELECT data FROM connectors WHERE charger_id = ? ORDER BY evse_id, connector_id"
+)
+_CONNECTORS_INLINE: Final = f"{_CONNECTORS} LIMIT {_INLINE_CONNECTORS + 1}"
 
 
 class SqliteConnectorStore:
@@ -929,12 +933,9 @@ class SqliteConnectorStore:
         # charger: a thread hand-off each, before); a charger that reported more than
         # _INLINE_CONNECTORS (an odd or hostile one: connector ids are not bounded) is
         # read by the reader thread, so that the loop never scans a long range.
-        sql = "SELECT data FROM connectors WHERE charger_id = ? ORDER BY evse_id, connector_id"
-        rows = await self._db.lookup(
-            _fetch_all(f"{sql} LIMIT ?", (charger_id, _INLINE_CONNECTORS + 1))
-        )
+        rows = await self._db.lookup(_fetch_all(_CONNECTORS_INLINE, (charger_id,)))
         if len(rows) > _INLINE_CONNECTORS:
-            rows = await self._db.read(_fetch_all(sql, (charger_id,)))
+            rows = await self._db.read(_fetch_all(_CONNECTORS, (charger_id,)))
         return [codec.decode_connector(codec.loads(data)) for data in rows]
 
     async def set_all(self, charger_id: str, status: ConnectorStatus, at: datetime) -> None:
