@@ -99,6 +99,26 @@ def check_config(settings: Any, flags: Collection[str], out: TextIO) -> None:
 # -- backup ------------------------------------------------------------------------------
 
 
+def _add_history(copy: sqlite3.Connection, database: Path) -> None:
+    """The status history (a file of its own, ``gateway.storage.sqlite_history``) into
+    the copy, as the table the main database held before: at its first start on the
+    copy, the gateway moves it back to its own file. A copy whose database still holds
+    that table (a gateway that has not opened it since) keeps it: it is the history."""
+    # Imported here: the storage modules are not needed by the other commands.
+    from gateway.storage.sqlite_history import HAS_TABLE, TABLE, copy_history, history_path
+
+    history = history_path(database)
+    if copy.execute(HAS_TABLE).fetchone() is not None or not history.is_file():
+        return
+    copy.execute("ATTACH DATABASE ? AS history", (f"{history.resolve().as_uri()}?mode=ro",))
+    try:
+        copy.execute(TABLE)
+        with copy:  # one transaction
+            copy_history(copy, "history")
+    finally:
+        copy.execute("DETACH DATABASE history")
+
+
 def backup_sqlite(source: Path, target: Path) -> int:
     """Copy the database at ``source`` to ``target`` with SQLite's online backup API: a
     consistent snapshot while the gateway keeps writing (WAL: the copy reads one
@@ -120,11 +140,13 @@ def backup_sqlite(source: Path, target: Path) -> int:
         # The source is opened read-only: a backup never writes to the live database.
         src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         try:
-            dst = sqlite3.connect(scratch)
+            # URIs on: the status history is attached read-only (_add_history).
+            dst = sqlite3.connect(scratch.resolve().as_uri(), uri=True)
             try:
                 # One step (pages=-1): one read snapshot for the whole copy, so a busy
                 # writer cannot make it start over and over.
                 src.backup(dst, pages=-1)
+                _add_history(dst, source)
                 dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
                 check = dst.execute("PRAGMA quick_check").fetchone()[0]
                 if check != "ok":

@@ -42,7 +42,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from itertools import chain, islice
@@ -60,12 +60,11 @@ from gateway.domain.models import (
     Transaction,
     TransactionStatus,
 )
-from gateway.storage import codec, history
+from gateway.storage import codec
 from gateway.storage.base import (
     Document,
     OutboxItem,
     OutboxStatus,
-    StatusEntry,
     StorageError,
     Store,
     check_lease,
@@ -149,7 +148,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # Status history (reports). id: append order (ties of ``at``); at: µs since the
         # epoch; slot: what the entry is the latest state of (StatusEntry.slot), which
-        # purge keeps the newest old entry of.
+        # purge keeps the newest old entry of. Kept in a file of its own since; a table
+        # here is moved there at open (gateway.storage.sqlite_history), then dropped.
         "CREATE TABLE status_history (id INTEGER PRIMARY KEY AUTOINCREMENT,"
         " charger_id TEXT NOT NULL, at INTEGER NOT NULL, slot TEXT NOT NULL,"
         " data TEXT NOT NULL)",
@@ -197,6 +197,11 @@ async def open_sqlite_store(
     # imports this module's threads: imported here).
     from gateway.storage.sqlite_certs import SqliteCertificateStore
     from gateway.storage.sqlite_device_model import SqliteDeviceModelStore
+    from gateway.storage.sqlite_history import (
+        HistoryFile,
+        SqliteStatusHistoryStore,
+        history_path,
+    )
     from gateway.storage.sqlite_trail import SqliteTrailStore, trail_path
 
     try:
@@ -204,6 +209,15 @@ async def open_sqlite_store(
     except BaseException:
         await database.close()
         raise
+    # The status history, in a file of its own too (gateway.storage.sqlite_history):
+    # closed with the main database.
+    try:
+        history_file = await HistoryFile.open(history_path(path), database, path)
+    except BaseException:
+        await trail.close()
+        await database.close()
+        raise
+    database.close_first(history_file.close)
     return Store.assemble(
         chargers=SqliteChargerStore(database),
         charger_states=SqliteChargerStateStore(database),
@@ -217,7 +231,7 @@ async def open_sqlite_store(
         owners=LocalOwnershipStore(database.check_open),
         messages=LocalMessageStore(database.check_open),
         trail=trail,
-        status_history=SqliteStatusHistoryStore(database),
+        status_history=SqliteStatusHistoryStore(history_file),
         certificates=SqliteCertificateStore(database),
         device_model=SqliteDeviceModelStore(database),
     )
@@ -645,6 +659,7 @@ class _Database:
         self._inline = inline
         self._inline_thread = threading.get_ident()
         self._closed = False
+        self._before_close: list[Callable[[], Awaitable[None]]] = []
 
     async def lookup(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
         """A point read (one statement, an indexed key): on the calling thread's own
@@ -736,10 +751,19 @@ class _Database:
         # SQLite answers without touching the database.
         await self.read(_fetch_one("SELECT version FROM schema_version", ()))
 
+    def close_first(self, close: Callable[[], Awaitable[None]]) -> None:
+        """``close`` is awaited when this database closes, before its own threads end
+        (the status history's file)."""
+        self._before_close.append(close)
+
     async def close(self) -> None:
         """Apply every write queued so far, close both connections, then let another
         store open the database."""
         self._closed = True
+        closers, self._before_close = self._before_close, []
+        for close in closers:
+            with contextlib.suppress(Exception):  # logged by nobody: its threads end anyway
+                await close()
         inline, self._inline = self._inline, None
         try:
             if inline is not None:
@@ -1570,70 +1594,3 @@ class SqliteLeaseStore:
         # StorageError once the store is closed, like the others (the leases themselves
         # need no database).
         await self._database.check_open()
-
-
-_INSERT_STATUS: Final = _RowInsert(
-    "INSERT INTO status_history (charger_id, at, slot, data)", "(?, ?, ?, ?)"
-)
-
-
-class SqliteStatusHistoryStore:
-    def __init__(self, db: _Database) -> None:
-        self._db = db
-
-    async def append(self, entries: Sequence[StatusEntry]) -> None:
-        rows = [
-            (
-                entry.charger_id,
-                codec.time_key(entry.at, "StatusEntry.at"),
-                entry.slot,
-                codec.dumps(history.encode(entry)),
-            )
-            for entry in entries
-        ]
-        if not rows:
-            return
-
-        def job(conn: sqlite3.Connection) -> None:
-            _insert_rows(conn, _INSERT_STATUS, rows)
-
-        await self._db.write(job)
-
-    async def list(
-        self,
-        charger_id: str,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        newest_first: bool = False,
-        offset: int = 0,
-        limit: int = 1000,
-    ) -> list[StatusEntry]:
-        codec.check_page(limit, offset)
-        sql = "SELECT data FROM status_history WHERE charger_id = ?"
-        params: list[Any] = [charger_id]
-        if since is not None:
-            sql += " AND at >= ?"
-            params.append(codec.time_key(since, "since"))
-        if until is not None:
-            sql += " AND at < ?"
-            params.append(codec.time_key(until, "until"))
-        order = "DESC" if newest_first else "ASC"
-        sql += f" ORDER BY at {order}, id {order} LIMIT ? OFFSET ?"
-        rows = await self._db.read(_fetch_all(sql, [*params, limit, offset]))
-        return [history.decode(codec.loads(data)) for data in rows]
-
-    async def purge(self, before: datetime) -> int:
-        cutoff = codec.time_key(before, "before")
-        deleted: int = await self._db.write(
-            _changes(
-                # The newest old entry of each (charger, slot) stays: the state at the
-                # cutoff (rank 1 by at, then append order).
-                "DELETE FROM status_history WHERE at < ? AND id NOT IN ("
-                " SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY charger_id, slot"
-                " ORDER BY at DESC, id DESC) AS rank FROM status_history WHERE at < ?)"
-                " WHERE rank = 1)",
-                (cutoff, cutoff),
-            )
-        )
-        return deleted
