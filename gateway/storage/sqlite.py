@@ -382,6 +382,29 @@ class _Worker:
         return stopping
 
 
+async def reader_after(
+    writer: _Worker,
+    path: Path,
+    synchronous: str,
+    name: str,
+    setup: Callable[[], Awaitable[object]],
+) -> _Worker:
+    """Once ``writer`` runs: ``setup`` (the schema, through the writer), then the file's
+    read-only connection and its reader thread ``name``. The writer is closed when either
+    fails; SQLite's and the system's errors come out as :class:`StorageError`. (The main
+    database, the trail and the status history open their files this way.)"""
+    try:
+        await setup()
+        conn = await asyncio.to_thread(_connect, path, synchronous, read_only=True)
+    except (sqlite3.Error, OSError) as exc:
+        await writer.close()
+        raise StorageError(f"cannot open {path}: {exc}") from exc
+    except BaseException:
+        await writer.close()
+        raise
+    return _Worker(name, conn, _read_batch)
+
+
 def _name_os_thread(name: str) -> None:
     """Name the calling thread in the OS too (Linux: its ``comm``, at most 15 bytes), so
     that ``top -H``, ``ps -T`` and ``/proc/<pid>/task`` show which of the gateway's threads
@@ -717,19 +740,12 @@ class _Database:
             writer = _Worker(
                 "gateway-sqlite-writer", conn, _write_batch, window=GROUP_COMMIT_WINDOW
             )
-            try:
-                await writer.run(_migrate)
-                conn = await asyncio.to_thread(_connect, path, synchronous, read_only=True)
-            except (sqlite3.Error, OSError) as exc:
-                await writer.close()
-                raise StorageError(f"cannot open {path}: {exc}") from exc
-            except BaseException:
-                await writer.close()
-                raise
+            reader = await reader_after(
+                writer, path, synchronous, "gateway-sqlite-reader", lambda: writer.run(_migrate)
+            )
         except BaseException:
             _unlock(lock)
             raise
-        reader = _Worker("gateway-sqlite-reader", conn, _read_batch)
         try:
             inline = _connect(path, synchronous, read_only=True)
             inline.execute("PRAGMA busy_timeout = 0")

@@ -38,10 +38,10 @@ from gateway.storage.sqlite import (
     _fetch_all,
     _fetch_one,
     _insert_rows,
-    _read_batch,
     _RowInsert,
     _Worker,
     _write_batch,
+    reader_after,
 )
 
 log = logging.getLogger(__name__)
@@ -142,18 +142,14 @@ class HistoryFile:
                 raise StorageError(f"cannot open {path}: {exc}") from exc
             raise
         writer = _Worker("gateway-history-writer", conn, _write_batch)
-        try:
+
+        async def setup() -> None:
             # Moved (or nothing to move): the main database's table goes.
             if await main.read(_fetch_one(HAS_TABLE, ())) is not None:
                 await main.write(_drop_legacy)
-            conn = await asyncio.to_thread(_connect, path, "FULL", read_only=True)
-        except (sqlite3.Error, OSError) as exc:
-            await writer.close()
-            raise StorageError(f"cannot open {path}: {exc}") from exc
-        except BaseException:
-            await writer.close()
-            raise
-        return cls(writer, _Worker("gateway-history-reader", conn, _read_batch))
+
+        reader = await reader_after(writer, path, "FULL", "gateway-history-reader", setup)
+        return cls(writer, reader)
 
     async def close(self) -> None:
         for worker in self._workers:

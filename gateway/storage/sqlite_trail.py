@@ -48,10 +48,10 @@ from gateway.storage.base import StorageError, TrailEntry, TrailRecord, trail_re
 from gateway.storage.sqlite import (
     _connect,
     _insert_rows,
-    _read_batch,
     _RowInsert,
     _Worker,
     _write_batch,
+    reader_after,
 )
 
 _COLUMNS: Final = (
@@ -378,17 +378,14 @@ class SqliteTrailStore:
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open {path}: {exc}") from exc
         writer = _Worker("gateway-trail-writer", conn, _write_batch)
-        try:
+
+        async def setup() -> None:
             await asyncio.to_thread(_tune, conn)
             await writer.run(_create)
-            conn = await asyncio.to_thread(_connect, path, "NORMAL", read_only=True)
-        except (sqlite3.Error, OSError) as exc:
-            await writer.close()
-            raise StorageError(f"cannot open {path}: {exc}") from exc
-        except BaseException:
-            await writer.close()
-            raise
-        return cls(writer, _Worker("gateway-trail-reader", conn, _read_batch))
+
+        return cls(
+            writer, await reader_after(writer, path, "NORMAL", "gateway-trail-reader", setup)
+        )
 
     async def close(self) -> None:
         await self._writer.close()
