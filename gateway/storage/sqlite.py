@@ -777,18 +777,20 @@ class _Database:
         store open the database."""
         self._closed = True
         closers, self._before_close = self._before_close, []
-        for close in closers:
-            with contextlib.suppress(Exception):  # logged by nobody: its threads end anyway
-                await close()
-        inline, self._inline = self._inline, None
         try:
-            if inline is not None:
-                inline.close()
-            for worker in self._workers:
-                await worker.close()
+            for close in closers:
+                await close()
         finally:
-            lock, self._lock = self._lock, None
-            _unlock(lock)
+            # Closed whatever those raised (the error is the caller's, not swallowed).
+            inline, self._inline = self._inline, None
+            try:
+                if inline is not None:
+                    inline.close()
+                for worker in self._workers:
+                    await worker.close()
+            finally:
+                lock, self._lock = self._lock, None
+                _unlock(lock)
 
 
 # -- stores ------------------------------------------------------------------------------
