@@ -263,6 +263,11 @@ async def test_the_still_alive_check_sees_activity_at_the_other_process_and_shar
     await platform.start()
     try:
         await join(other, platform)
+
+        async def checker_knows_it() -> bool:  # the registration's notice crossed over
+            return (await parties(checker)).get("NL*EM1") == "CONNECTED"
+
+        await until(checker_knows_it, bound=5.0)
         # Its server goes away: a probe of it would fail. It keeps calling the process
         # that does not run the check, for longer than the silence that triggers one.
         await platform.stop()
