@@ -65,7 +65,7 @@ from gateway.keys import (
 )
 from gateway.leases import LEASES, Leases, holder_id
 from gateway.locallist.service import LOCAL_LISTS, LocalLists
-from gateway.memory import native_trimmer
+from gateway.memory import native_trimmer, releaser
 from gateway.monitoring import METRICS, add_metrics
 from gateway.pki import certificate_issuers, certificates_ctx
 from gateway.refresh import refresh_ctx
@@ -228,7 +228,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             unauthenticated_per_minute=settings.unauthenticated_per_minute,
             unauthenticated_per_address=settings.unauthenticated_per_address,
         ),
-        trim=native_trimmer(),
+        trim=releaser(store.backend.release_memory, native=native_trimmer()),
     )
     renewals = asyncio.create_task(registry.run_renewals(), name="ownership-renewals")
     # Chargers a process left recorded as connected when it died (or, with one process,

@@ -1,8 +1,9 @@
 """Giving the memory a burst freed back to the operating system.
 
 Imports the standard library only. The composition root (``gateway.app``) builds the
-trimmer and hands it to whoever sees bursts end (the OCPP endpoint, when thousands of
-chargers have closed).
+release (:func:`releaser`: the caches kept for speed, the store's, then the trimmer) and
+hands it to whoever sees bursts end (the OCPP endpoint, when thousands of chargers have
+closed).
 
 Why: once 10,000 chargers close together, their objects are freed, but glibc's malloc
 keeps the pages of its heaps for reuse (only the top of the main heap is given back,
@@ -14,10 +15,11 @@ its 1 MiB blocks by itself once they are empty; this is for glibc's share.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -39,5 +41,23 @@ def native_trimmer() -> Callable[[], None] | None:
 
     def release() -> None:
         trim(0)
+
+    return release
+
+
+def releaser(
+    *caches: Callable[[], Awaitable[None]], native: Callable[[], None] | None
+) -> Callable[[], Awaitable[None]]:
+    """One release after a burst: each of ``caches`` gives back what it keeps only for
+    speed (the store's page caches), in turn, then ``native`` (:func:`native_trimmer`),
+    in a thread, returns the pages all of that freed to the system."""
+
+    async def release() -> None:
+        for cache in caches:
+            await cache()
+        if native is not None:
+            # malloc_trim holds the allocator's lock for a few ms on a large heap: in a
+            # thread, the event loop goes on meanwhile.
+            await asyncio.to_thread(native)
 
     return release

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -62,8 +62,9 @@ SHUTDOWN_TIMEOUT = 15.0
 # allocator does not give back once the objects that outlive it are scattered in it.
 ENDS_AT_ONCE = 64
 # After this many chargers' ends, once none has ended for TRIM_QUIET seconds, the memory
-# they freed is given back to the system (``trim``, gateway.memory): a storm of closes
-# otherwise leaves the RSS tens of MiB above what the process holds.
+# they freed is given back to the system (``trim``, gateway.memory.releaser: the store's
+# page caches, then the C heap's free pages): a storm of closes otherwise leaves the RSS
+# tens of MiB above what the process holds.
 TRIM_AFTER_ENDS = 500
 TRIM_QUIET = 1.0
 
@@ -119,7 +120,7 @@ class OcppEndpoint:
         validators: SchemaValidators,
         config: EndpointConfig,
         *,
-        trim: Callable[[], None] | None = None,
+        trim: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.csms = csms
         self.validators = validators
@@ -391,9 +392,7 @@ class OcppEndpoint:
             self._ends_since_trim = 0
             trim = self._trim
             if trim is not None:
-                # malloc_trim holds the allocator's lock for a few ms on a large heap: in
-                # a thread, the event loop goes on meanwhile.
-                await asyncio.to_thread(trim)
+                await trim()
                 self.trims += 1
         except Exception:  # never worth more than a log line
             log.exception("memory trim failed")

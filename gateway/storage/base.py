@@ -616,6 +616,12 @@ class Backend(Closeable, Protocol):
         transaction (from the writer thread), a Redis pipeline's round trip."""
         ...
 
+    async def release_memory(self) -> None:
+        """Give back what the backend keeps only for speed (SQLite: its connections'
+        page caches; Redis: nothing), after a burst of work is over; the next requests
+        build it again. :class:`StorageError` after ``close()``."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Owner:

@@ -998,6 +998,12 @@ class _RedisBackend:
     def observe_writes(self, observer: Callable[[float], None] | None) -> None:
         self.db.observe = observer
 
+    async def release_memory(self) -> None:
+        """Nothing to give back: the data lives in Redis, the process keeps no cache of
+        it (the connections' buffers are the batcher's, sized by what is in flight)."""
+        if self.db.closed:
+            raise StorageError("the Redis store is closed")
+
     def deleted_marker(self) -> str:
         """A new ``deleted`` marker key (see ``_DELETE_FIELD``)."""
         return self.keys.deleted(secrets.token_hex(12))

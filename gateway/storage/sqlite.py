@@ -218,6 +218,8 @@ async def open_sqlite_store(
         await database.close()
         raise
     database.close_first(history_file.close)
+    database.release_also(trail.release_memory)
+    database.release_also(history_file.release_memory)
     return Store.assemble(
         chargers=SqliteChargerStore(database),
         charger_states=SqliteChargerStateStore(database),
@@ -238,6 +240,11 @@ async def open_sqlite_store(
 
 
 # -- threads -----------------------------------------------------------------------------
+
+
+def _RELEASE(conn: sqlite3.Connection) -> None:
+    """Never run: queued in place of a job, it has the worker's connection give back its
+    page cache (:meth:`_Worker.release_memory`)."""
 
 
 class _Worker:
@@ -276,6 +283,17 @@ class _Worker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._queue.put((job, future, loop))
+        return future
+
+    def release_memory(self) -> asyncio.Future[None]:
+        """Once the jobs queued so far are done: the connection's page cache given back
+        (``PRAGMA shrink_memory``, outside any transaction). A cache refills from the file
+        as pages are read again; for memory freed after a burst, not for every batch."""
+        if self._closed:
+            raise StorageError("the SQLite store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((_RELEASE, future, loop))
         return future
 
     async def close(self) -> None:
@@ -334,7 +352,8 @@ class _Worker:
                 previous = first
                 # Only a lone write waits: when others are already queued, they share its
                 # commit without a wait (a busy writer is never slowed down).
-                if gap < 4 * window and len(items) == 1 and items[0][0] is not None:
+                job = items[0][0]
+                if gap < 4 * window and len(items) == 1 and job is not None and job is not _RELEASE:
                     self._linger(items, first + window)
             stopping = self._run(items)
             # Nothing of the batch stays referenced while the thread waits for the next
@@ -351,10 +370,13 @@ class _Worker:
         jobs: list[_Job] = []
         futures: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
         stop: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
+        release: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = []
         for job, future, loop in items:
             if job is None:
                 stopping = True
                 stop.append((future, loop))
+            elif job is _RELEASE and not stopping:
+                release.append((future, loop))
             elif stopping:  # submitted from another thread after close(): refuse
                 _deliver([(future, False, StorageError("the SQLite store is closed"))], loop)
             else:
@@ -375,6 +397,15 @@ class _Worker:
                 by_loop.setdefault(loop, []).append((future, ok, value))
             for loop, results in by_loop.items():
                 _deliver(results, loop)
+        if release:
+            # After the batch's commit: a cache page that is dirty cannot be given back.
+            try:
+                self._conn.execute("PRAGMA shrink_memory")
+                outcome: tuple[bool, Any] = (True, None)
+            except sqlite3.Error as exc:
+                outcome = (False, _as_storage_error(exc))
+            for future, loop in release:
+                _deliver([(future, *outcome)], loop)
         if stopping:
             self._conn.close()
             for future, loop in stop:
@@ -683,6 +714,7 @@ class _Database:
         self._inline_thread = threading.get_ident()
         self._closed = False
         self._before_close: list[Callable[[], Awaitable[None]]] = []
+        self._release_also: list[Callable[[], Awaitable[None]]] = []
 
     async def lookup(self, job: Callable[[sqlite3.Connection], _T]) -> _T:
         """A point read (one statement, an indexed key): on the calling thread's own
@@ -766,6 +798,29 @@ class _Database:
         # an unreadable file shows here. A read of a real table, not ``SELECT 1``, which
         # SQLite answers without touching the database.
         await self.read(_fetch_one("SELECT version FROM schema_version", ()))
+
+    def release_also(self, release: Callable[[], Awaitable[None]]) -> None:
+        """``release`` is awaited by :meth:`release_memory` too (the trail's and the status
+        history's files)."""
+        self._release_also.append(release)
+
+    async def release_memory(self) -> None:
+        """Every connection's page cache given back, this file's and those of
+        :meth:`release_also` (Backend): up to 2 MiB each, kept full by a busy gateway, so
+        a few MiB that stay with the process after a burst of work (10,000 chargers
+        closing) unless they are asked back; the next reads fill them again."""
+        if self._closed:
+            raise StorageError("the SQLite store is closed")
+        inline = self._inline
+        if inline is not None and threading.get_ident() == self._inline_thread:
+            try:
+                inline.execute("PRAGMA shrink_memory")
+            except sqlite3.Error as exc:
+                raise _as_storage_error(exc) from None
+        await asyncio.gather(
+            *(worker.release_memory() for worker in self._workers),
+            *(release() for release in self._release_also),
+        )
 
     def close_first(self, close: Callable[[], Awaitable[None]]) -> None:
         """``close`` is awaited when this database closes, before its own threads end

@@ -155,6 +155,10 @@ class HistoryFile:
         for worker in self._workers:
             await worker.close()
 
+    async def release_memory(self) -> None:
+        """Both connections' page caches given back (``_Database.release_memory``)."""
+        await asyncio.gather(*(worker.release_memory() for worker in self._workers))
+
 
 class SqliteStatusHistoryStore:
     def __init__(self, db: HistoryFile) -> None:

@@ -391,6 +391,10 @@ class SqliteTrailStore:
         await self._writer.close()
         await self._reader.close()
 
+    async def release_memory(self) -> None:
+        """Both connections' page caches given back (``_Database.release_memory``)."""
+        await asyncio.gather(self._writer.release_memory(), self._reader.release_memory())
+
     async def append_batch(self, entries: Sequence[TrailEntry]) -> None:
         if entries:
             await self.append_records(lambda: [trail_record(e) for e in entries])

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from gateway.csms.endpoint import ENDS_AT_ONCE, EndpointConfig, OcppEndpoint
 from gateway.domain.clock import SystemClock
-from gateway.memory import native_trimmer
+from gateway.memory import native_trimmer, releaser
 from gateway.storage.sqlite import _read_batch, _Worker, _write_batch
 from tests.csms.test_connection_memory import _freed
 
@@ -124,7 +124,11 @@ async def _end(endpoint: OcppEndpoint, count: int, prefix: str) -> None:
 
 async def test_a_storm_of_ends_gives_the_freed_memory_back_once_it_is_over() -> None:
     trims: list[float] = []
-    endpoint = _endpoint(_Csms(), lambda: trims.append(time.monotonic()))
+
+    async def trim() -> None:
+        trims.append(time.monotonic())
+
+    endpoint = _endpoint(_Csms(), trim)
     endpoint.trim_after_ends, endpoint.trim_quiet = 10, 0.05
     await _end(endpoint, 9, "A")
     await asyncio.sleep(0.15)
@@ -143,7 +147,11 @@ async def test_a_storm_of_ends_gives_the_freed_memory_back_once_it_is_over() -> 
 
 async def test_shutdown_cancels_a_pending_trim() -> None:
     trims: list[int] = []
-    endpoint = _endpoint(_Csms(), lambda: trims.append(1))
+
+    async def trim() -> None:
+        trims.append(1)
+
+    endpoint = _endpoint(_Csms(), trim)
     endpoint.trim_after_ends, endpoint.trim_quiet = 1, 10.0
     await _end(endpoint, 1, "A")
     assert endpoint._trimming is not None
@@ -156,3 +164,19 @@ def test_glibc_malloc_trim_is_found_and_runs() -> None:
     trim = native_trimmer()
     assert trim is not None
     trim()
+
+
+async def test_the_release_gives_back_the_caches_before_the_heap() -> None:
+    # The caches' pages are freed into the C heap: trimmed after, they go back too.
+    calls: list[str] = []
+
+    async def cache(name: str) -> None:
+        calls.append(name)
+
+    release = releaser(
+        lambda: cache("store"), lambda: cache("other"), native=lambda: calls.append("trim")
+    )
+    await release()
+    assert calls == ["store", "other", "trim"]
+    await releaser(lambda: cache("alone"), native=None)()
+    assert calls[-1] == "alone"

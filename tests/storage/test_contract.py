@@ -648,3 +648,21 @@ async def test_use_after_close_raises_storage_error(store_factory: StoreFactory)
         await store.transactions.save(transaction())
     with pytest.raises(StorageError, match="closed"):
         await store.transactions.next_ocpp16_id()
+
+
+async def test_release_memory_keeps_every_record_and_fails_after_close(
+    store_factory: StoreFactory,
+) -> None:
+    # Backend.release_memory gives back what is kept only for speed: nothing stored goes,
+    # and the store goes on reading and writing after it.
+    store = await store_factory()
+    await store.chargers.put(full_charger())
+    await store.connectors.put(connector())
+    await store.backend.release_memory()
+    assert await store.chargers.get("CP-1") == full_charger()
+    assert await store.connectors.list("CP-1") == [connector()]
+    await store.tokens.put(full_token())
+    assert await store.tokens.list() == [full_token()]
+    await store.close()
+    with pytest.raises(StorageError, match="closed"):
+        await store.backend.release_memory()

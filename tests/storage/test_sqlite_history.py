@@ -4,6 +4,9 @@ the main database moves there at open, and a backup carries it and gives it back
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -15,6 +18,7 @@ from gateway.storage.base import StatusEntry, StatusKind, Store
 from gateway.storage.sqlite import open_sqlite_store
 from gateway.storage.sqlite_history import TABLE, history_path
 
+from .samples import full_charger
 from .test_sqlite import writer_batches
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -159,3 +163,40 @@ async def test_a_backup_carries_the_history_and_a_restore_gives_it_back(tmp_path
     conn = sqlite3.connect(tmp_path / "copy2.sqlite3")
     assert conn.execute("SELECT count(*) FROM status_history").fetchone() == (5,)
     conn.close()
+
+
+def _sqlite_memory() -> int:
+    """Bytes SQLite holds in this process, all connections (its own allocator's count)."""
+    lib = ctypes.util.find_library("sqlite3")
+    assert lib is not None
+    used = ctypes.CDLL(lib).sqlite3_memory_used
+    used.restype = ctypes.c_int64
+    return int(used())
+
+
+async def test_release_memory_gives_back_the_page_caches_of_the_database_and_its_history(
+    tmp_path: Path,
+) -> None:
+    # The main database, the trail and the status history keep page caches, full after a
+    # busy hour; after a burst the OCPP endpoint asks them back (gateway.memory).
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        for start in range(0, 4000, 500):
+            await asyncio.gather(
+                *(store.chargers.put(full_charger(f"CP-{i}")) for i in range(start, start + 500))
+            )
+        await store.status_history.append(
+            [status(f"CP-{i}", i / 100, "Available") for i in range(4000)]
+        )
+        assert len(await store.chargers.list()) == 4000
+        assert len(await store.status_history.list("CP-7")) == 1
+        before = _sqlite_memory()
+        await store.backend.release_memory()
+        after = _sqlite_memory()
+        # Each connection that wrote or read those pages held up to 2 MiB of them.
+        assert before - after > 2 * 2**20, (before, after)
+        # Nothing stored went with them.
+        assert len(await store.chargers.list()) == 4000
+        assert len(await store.status_history.list("CP-3999")) == 1
+    finally:
+        await store.close()
