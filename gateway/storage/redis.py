@@ -1742,9 +1742,7 @@ class RedisStatusHistoryStore:
 
     async def append(self, entries: Sequence[StatusEntry]) -> None:
         by_charger: dict[str, list[Arg]] = {}
-        for entry in entries:
-            data = codec.dumps(history.encode(entry))
-            score = codec.time_key(entry.at, "StatusEntry.at")
+        for entry, (score, data) in zip(entries, await history.encode_all(entries), strict=True):
             by_charger.setdefault(entry.charger_id, []).extend((score, entry.slot, data))
         keys = self._keys
         await asyncio.gather(

@@ -165,17 +165,12 @@ class SqliteStatusHistoryStore:
         self._db = db
 
     async def append(self, entries: Sequence[StatusEntry]) -> None:
-        rows = [
-            (
-                entry.charger_id,
-                codec.time_key(entry.at, "StatusEntry.at"),
-                entry.slot,
-                codec.dumps(history.encode(entry)),
-            )
-            for entry in entries
-        ]
-        if not rows:
+        if not entries:
             return
+        rows = [
+            (entry.charger_id, key, entry.slot, data)
+            for entry, (key, data) in zip(entries, await history.encode_all(entries), strict=True)
+        ]
 
         def job(conn: sqlite3.Connection) -> None:
             _insert_rows(conn, _INSERT_STATUS, rows)

@@ -3,12 +3,14 @@ ties in append order, since/until and paging both ways, purge keeping each slot'
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gateway.storage.base import StatusEntry, StatusKind, Store
 from gateway.storage.codec import NaiveDatetimeError
+from gateway.storage.history import ENCODE_CHUNK
 from tests.storage.conftest import StoreFactory
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -103,6 +105,35 @@ async def test_bad_entries_are_refused_before_anything_is_written(store: Store) 
     with pytest.raises(ValueError, match="evse_id"):
         await history.append([StatusEntry("CP-1", at(0), StatusKind.CONNECTOR)])
     assert await history.list("CP-1") == []
+
+
+async def test_a_large_append_lets_other_work_run_and_refuses_a_bad_entry_whole(
+    store: Store,
+) -> None:
+    # A second's entries at 10,000 chargers are encoded in chunks (history.encode_all):
+    # the chargers' answers go out between them; a bad entry in a later chunk still
+    # refuses the whole append before anything is written.
+    history = store.status_history
+    many = [status(f"CP-{i % 50}", i / 1000, "Available") for i in range(3 * ENCODE_CHUNK)]
+    naive = StatusEntry("CP-0", datetime(2026, 1, 1), StatusKind.ONLINE)
+    with pytest.raises(NaiveDatetimeError):
+        await history.append([*many, naive])
+    assert await history.list("CP-0") == []
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    started = turns
+    await history.append(many)
+    task.cancel()
+    assert turns - started >= 2
+    assert len(await history.list("CP-7")) == len(many) // 50
 
 
 async def test_history_survives_a_reopen(store_factory: StoreFactory) -> None:
