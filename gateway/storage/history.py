@@ -4,7 +4,9 @@ shared by both backends, and the checks every store applies before writing one."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from gateway.domain.models import ConnectorStatus
@@ -61,11 +63,58 @@ async def encode_all(entries: Sequence[StatusEntry]) -> list[tuple[int, str]]:
     for start in range(0, len(entries), ENCODE_CHUNK):
         if start:
             await asyncio.sleep(0)
-        rows += [
-            (codec.time_key(entry.at, "StatusEntry.at"), codec.dumps(encode(entry)))
-            for entry in entries[start : start + ENCODE_CHUNK]
-        ]
+        rows += [encode_row(entry) for entry in entries[start : start + ENCODE_CHUNK]]
     return rows
+
+
+_KIND: Final = {kind: kind.value for kind in StatusKind}
+_STATUS: Final = frozenset(status.value for status in ConnectorStatus)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_BOUND: Final = 2**63
+_text = json.encoder.encode_basestring_ascii  # what the json module writes a str as
+
+
+def encode_row(entry: StatusEntry) -> tuple[int, str]:
+    """``(codec.time_key(entry.at), codec.dumps(encode(entry)))``, the same checks and the
+    same text (``tests/storage/test_history_encoding.py``), at a third of the cost: the time
+    made UTC once and the JSON written directly when every field has its plain type (the
+    history's flush encodes every status change of the fleet; the others go the long
+    way)."""
+    try:
+        kind = _KIND.get(entry.kind)
+    except TypeError:  # unhashable: the long way refuses it
+        kind = None
+    cid, evse, connector = entry.charger_id, entry.evse_id, entry.connector_id
+    status, error, detail = entry.status, entry.error_code, entry.detail
+    if (
+        kind is None
+        or type(cid) is not str
+        or not cid
+        or not (evse is None or (type(evse) is int and -_BOUND <= evse < _BOUND))
+        or not (connector is None or (type(connector) is int and -_BOUND <= connector < _BOUND))
+        or not (status is None or (type(status) is str and status in _STATUS))
+        or not (error is None or type(error) is str)
+        or not (detail is None or type(detail) is str)
+        or (kind == "connector" and (evse is None or connector is None or status is None))
+    ):
+        return codec.time_key(entry.at, "StatusEntry.at"), codec.dumps(encode(entry))
+    at = codec.utc(entry.at, "StatusEntry.at")
+    delta = at - _EPOCH
+    key = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    text = at.isoformat(timespec="microseconds")[:-6]
+    parts = [f'{{"charger_id":{_text(cid)},"at":"{text}Z","kind":"{kind}"']
+    if evse is not None:
+        parts.append(f',"evse_id":{evse}')
+    if connector is not None:
+        parts.append(f',"connector_id":{connector}')
+    if status is not None:
+        parts.append(f',"status":{_text(status)}')
+    if error is not None:
+        parts.append(f',"error_code":{_text(error)}')
+    if detail is not None:
+        parts.append(f',"detail":{_text(detail)}')
+    parts.append("}")
+    return key, "".join(parts)
 
 
 def decode(data: Mapping[str, Any]) -> StatusEntry:
