@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -49,20 +50,27 @@ def encode(entry: StatusEntry) -> dict[str, Any]:
     return data
 
 
-# Entries encoded between two turns of the event loop (:func:`encode_all`).
-ENCODE_CHUNK: Final = 100
+# The history's flush encodes entries for up to ENCODE_SLICE seconds between two turns of
+# the event loop, checking the time every ENCODE_CHUNK entries (:func:`encode_all`).
+ENCODE_SLICE: Final = 0.002
+ENCODE_CHUNK: Final = 32
 
 
 async def encode_all(entries: Sequence[StatusEntry]) -> list[tuple[int, str]]:
     """Each entry's time key and stored JSON, in order (``ValueError`` as :func:`encode`,
-    before anything is written), :data:`ENCODE_CHUNK` at a time with the event loop let
-    go between: the history's flush of a second's changes (thousands of entries at
-    10,000 chargers, some 10 µs each) otherwise held every charger's answer for up to
-    20 ms once a second (``tests/bench/README.md``, the steady rate's p99)."""
+    before anything is written), letting the event loop go every :data:`ENCODE_SLICE`
+    seconds: the history's flush of a second's changes (thousands of entries at 10,000
+    chargers) otherwise held every charger's answer for up to 20 ms once a second
+    (``tests/bench/README.md``, the steady rate's p99). By time, not by count: with the
+    loop saturated, each turn given up waits behind every charger's frames (tens of ms),
+    and a flush let go every few entries fell behind what it had to write."""
     rows: list[tuple[int, str]] = []
+    clock = time.perf_counter
+    until = clock() + ENCODE_SLICE
     for start in range(0, len(entries), ENCODE_CHUNK):
-        if start:
+        if clock() > until:
             await asyncio.sleep(0)
+            until = clock() + ENCODE_SLICE
         rows += [encode_row(entry) for entry in entries[start : start + ENCODE_CHUNK]]
     return rows
 
