@@ -385,8 +385,9 @@ class CentralSystem:
     async def check_liveness(self) -> list[str]:
         """Close connections silent for longer than the grace period; return their ids."""
         limit = timedelta(seconds=self.heartbeat_interval * self.heartbeat_grace)
-        now = self.clock.now()
-        dead = [c for c in self._connections.values() if now - c.last_seen > limit]
+        # One comparison per connection (at 10,000 chargers a few ms on the loop).
+        cutoff = self.clock.now() - limit
+        dead = [c for c in self._connections.values() if c.last_seen < cutoff]
         for conn in dead:
             # Offline first, then close: the connection's own end (its receive loop
             # finishing) then finds it already gone and changes nothing.

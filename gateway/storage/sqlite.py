@@ -940,6 +940,20 @@ def _fetch_all(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection]
     return job
 
 
+def _decode_all(
+    sql: str, decode: Callable[[dict[str, Any]], _T]
+) -> Callable[[sqlite3.Connection], list[_T]]:
+    """Every row's ``data`` decoded in the reader thread, not on the event loop: a whole
+    fleet's records (10,000 chargers: about 40 ms of decoding) would hold every charger's
+    answer for that long; in the thread, the loop takes its turns between (the GIL's
+    switch interval)."""
+
+    def job(conn: sqlite3.Connection) -> list[_T]:
+        return [decode(codec.loads(row[0])) for row in conn.execute(sql)]
+
+    return job
+
+
 class SqliteChargerStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
@@ -966,8 +980,9 @@ class SqliteChargerStore:
         )
 
     async def list(self) -> list[Charger]:
-        rows = await self._db.read(_fetch_all("SELECT data FROM chargers ORDER BY id", ()))
-        return [codec.decode_charger(codec.loads(data)) for data in rows]
+        return await self._db.read(
+            _decode_all("SELECT data FROM chargers ORDER BY id", codec.decode_charger)
+        )
 
 
 # The writes a charger's messages make most (a status, a heartbeat now and then): many
@@ -999,8 +1014,9 @@ class SqliteChargerStateStore:
         return None if data is None else codec.decode_charger_state(codec.loads(data))
 
     async def list(self) -> list[ChargerState]:
-        rows = await self._db.read(_fetch_all("SELECT data FROM charger_states ORDER BY id", ()))
-        return [codec.decode_charger_state(codec.loads(data)) for data in rows]
+        return await self._db.read(
+            _decode_all("SELECT data FROM charger_states ORDER BY id", codec.decode_charger_state)
+        )
 
     async def delete(self, charger_id: str) -> None:
         await self._db.write(_execute("DELETE FROM charger_states WHERE id = ?", (charger_id,)))

@@ -8,14 +8,17 @@ import random
 import sqlite3
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gateway
+from gateway.storage import codec
 from gateway.storage.base import StorageError, Store
 from gateway.storage.sqlite import (
     SCHEMA_VERSION,
@@ -26,7 +29,16 @@ from gateway.storage.sqlite import (
     open_sqlite_store,
 )
 
-from .samples import at, connector, document, full_charger, outbox_item, reading, transaction
+from .samples import (
+    at,
+    connector,
+    document,
+    full_charger,
+    full_charger_state,
+    outbox_item,
+    reading,
+    transaction,
+)
 
 REPO_ROOT = Path(gateway.__file__).resolve().parent.parent
 
@@ -581,5 +593,30 @@ async def test_the_store_threads_have_names_the_os_shows(tmp_path: Path) -> None
         await store.chargers.put(full_charger("CP-1"))  # the writer has run its first job
         await store.charger_states.list()  # and the reader
         assert {"sqlite-writer", "sqlite-reader", "trail-writer"} <= set(names())
+    finally:
+        await store.close()
+
+
+async def test_a_fleets_records_are_decoded_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listing every charger (the admin API, the location pages' load) decodes in the
+    # reader thread: 10,000 of them on the loop held every charger's answer for 40 ms.
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        await store.chargers.put(full_charger())
+        await store.charger_states.put(full_charger_state())
+        threads: set[int] = set()
+        for name in ("decode_charger", "decode_charger_state"):
+            original = getattr(codec, name)
+
+            def spy(data: Any, original: Any = original) -> Any:
+                threads.add(threading.get_ident())
+                return original(data)
+
+            monkeypatch.setattr(codec, name, spy)
+        assert await store.chargers.list() == [full_charger()]
+        assert await store.charger_states.list() == [full_charger_state()]
+        assert threads and threading.get_ident() not in threads
     finally:
         await store.close()
