@@ -531,6 +531,9 @@ class LocationService(_OperatorRecords):
             return
         if not isinstance(event, ConnectorStatusChanged):
             return
+        # Most chargers' changes stop here, without reading their record.
+        if await self._store.chargers.location_of(event.state.charger_id) is None:
+            return
         charger = await self._store.chargers.get(event.state.charger_id)
         if charger is None or charger.location_id is None:
             return

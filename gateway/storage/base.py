@@ -56,6 +56,12 @@ class ChargerStore(Protocol):
         """Every charger, by id."""
         ...
 
+    async def location_of(self, charger_id: str) -> str | None:
+        """The location the charger is placed at (``Charger.location_id``); None when it
+        is placed nowhere or not known. Asked at every connector status change (SQLite
+        answers from memory)."""
+        ...
+
 
 class ChargerStateStore(Protocol):
     """What chargers reported about themselves (boot info, connection, heartbeat)."""

@@ -957,16 +957,26 @@ def _decode_all(
 class SqliteChargerStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
+        # Every placed charger's location (charger id -> location id): read from the table
+        # at the first location_of, then kept by this object's own writes. Exact: one
+        # process uses the database (its lock file) and every write of the table is
+        # this object's. None: not read yet, or dropped after a write whose outcome is
+        # not known (it failed or was cancelled: it may have been applied).
+        self._placed: dict[str, str] | None = None
+        # Writes started so far (a read of the table that saw one start is not kept), and
+        # those not finished yet.
+        self._writes = 0
+        self._in_flight = 0
+        self._loading = asyncio.Lock()
 
     async def put(self, charger: Charger) -> None:
         data = codec.dumps(codec.encode_charger(charger))
-        await self._db.write(
-            _execute(
-                "INSERT INTO chargers (id, data) VALUES (?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                (charger.id, data),
-            )
+        job = _execute(
+            "INSERT INTO chargers (id, data) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (charger.id, data),
         )
+        await self._written(job, charger.id, charger.location_id)
 
     async def get(self, charger_id: str) -> Charger | None:
         data = await self._db.lookup(
@@ -975,14 +985,69 @@ class SqliteChargerStore:
         return None if data is None else codec.decode_charger(codec.loads(data))
 
     async def delete(self, charger_id: str) -> bool:
-        return bool(
-            await self._db.write(_changes("DELETE FROM chargers WHERE id = ?", (charger_id,)))
-        )
+        job = _changes("DELETE FROM chargers WHERE id = ?", (charger_id,))
+        return bool(await self._written(job, charger_id, None))
+
+    async def _written(
+        self, job: Callable[[sqlite3.Connection], _T], cid: str, to: str | None
+    ) -> _T:
+        """``job`` written, and the kept placements moved once it has committed."""
+        self._writes += 1
+        self._in_flight += 1
+        try:
+            result = await self._db.write(job)
+        except BaseException:
+            self._placed = None
+            raise
+        finally:
+            self._in_flight -= 1
+        placed = self._placed
+        if placed is not None:
+            if to is None:
+                placed.pop(cid, None)
+            else:
+                placed[cid] = to
+        return result
+
+    async def location_of(self, charger_id: str) -> str | None:
+        # A placed charger's every status change asks (gateway.roaming.catalog): from
+        # memory, not a read and a decode of its record (35 µs of a status change's 85:
+        # tests/bench/README.md).
+        placed = self._placed
+        if placed is None:
+            placed = await self._load()
+            if placed is None:  # a write is on its way: its charger as the table has it
+                charger = await self.get(charger_id)
+                return None if charger is None else charger.location_id
+        return placed.get(charger_id)
+
+    async def _load(self) -> dict[str, str] | None:
+        async with self._loading:
+            if self._placed is not None:
+                return self._placed
+            if self._in_flight:
+                return None
+            started = self._writes
+            placed = await self._db.read(_placements)
+            # Kept only when no write started meanwhile (its change may be missing).
+            if started == self._writes and not self._in_flight:
+                self._placed = placed
+            return placed
 
     async def list(self) -> list[Charger]:
         return await self._db.read(
             _decode_all("SELECT data FROM chargers ORDER BY id", codec.decode_charger)
         )
+
+
+def _placements(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every placed charger's location, read and decoded in the reader thread."""
+    placed: dict[str, str] = {}
+    for (data,) in conn.execute("SELECT data FROM chargers"):
+        charger = codec.decode_charger(codec.loads(data))
+        if charger.location_id is not None:
+            placed[charger.id] = charger.location_id
+    return placed
 
 
 # The writes a charger's messages make most (a status, a heartbeat now and then): many

@@ -66,6 +66,33 @@ async def test_charger_delete_reports_whether_it_existed(store: Store) -> None:
     assert await store.chargers.delete("CP-1") is False
 
 
+async def test_a_chargers_location_follows_its_record(store_factory: StoreFactory) -> None:
+    # location_of answers what get() would (SQLite from memory, kept by its own writes).
+    store = await store_factory()
+    chargers = store.chargers
+    assert await chargers.location_of("CP-1") is None  # unknown
+    await chargers.put(full_charger())
+    assert await chargers.location_of("CP-1") == "LOC-1"
+    await chargers.put(Charger(id="CP-2"))
+    assert await chargers.location_of("CP-2") is None  # placed nowhere
+    await chargers.put(replace(full_charger(), location_id="LOC-2"))  # moved
+    assert await chargers.location_of("CP-1") == "LOC-2"
+    await chargers.put(replace(full_charger("CP-2"), location_id="LOC-3"))  # placed
+    assert await chargers.location_of("CP-2") == "LOC-3"
+    await chargers.put(replace(full_charger(), location_id=None))  # taken away
+    assert await chargers.location_of("CP-1") is None
+    assert await chargers.delete("CP-2")
+    assert await chargers.location_of("CP-2") is None
+    await chargers.put(full_charger("CP-3"))
+    await store.close()
+    again = await store_factory()  # what was written, read back
+    assert [await again.chargers.location_of(c) for c in ("CP-1", "CP-2", "CP-3")] == [
+        None,
+        None,
+        "LOC-1",
+    ]
+
+
 async def test_charger_list_is_sorted_by_id(store: Store) -> None:
     assert await store.chargers.list() == []
     for charger_id in ("b", "c", "a"):

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -618,5 +619,65 @@ async def test_a_fleets_records_are_decoded_off_the_event_loop(
         assert await store.chargers.list() == [full_charger()]
         assert await store.charger_states.list() == [full_charger_state()]
         assert threads and threading.get_ident() not in threads
+    finally:
+        await store.close()
+
+
+async def test_a_chargers_location_is_answered_from_memory_and_kept_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
+    try:
+        chargers = store.chargers
+        await chargers.put(full_charger())
+        assert await chargers.location_of("CP-1") == "LOC-1"  # the table read once
+        db = chargers._db  # type: ignore[attr-defined]
+
+        async def no_read(job: Any) -> Any:
+            raise AssertionError("read the table again")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(db, "read", no_read)
+            patched.setattr(db, "lookup", no_read)
+            assert await chargers.location_of("CP-1") == "LOC-1"
+            assert await chargers.location_of("CP-9") is None
+            await chargers.put(full_charger("CP-9"))  # kept by the store's own write
+            assert await chargers.location_of("CP-9") == "LOC-1"
+
+        # A write on its way (held here before it reaches the writer): the table's answer
+        # until it has committed, the new one after, whether or not the map was read.
+        write, gate = db.write, asyncio.Event()
+
+        async def held(job: Any) -> Any:
+            await gate.wait()
+            return await write(job)
+
+        for dropped in (False, True):
+            with monkeypatch.context() as patched:
+                patched.setattr(db, "write", held)
+                if dropped:
+                    chargers._placed = None  # type: ignore[attr-defined]
+                to = f"L2-{dropped}"
+                moving = asyncio.create_task(chargers.put(replace(full_charger(), location_id=to)))
+                await asyncio.sleep(0)
+                assert await chargers.location_of("CP-1") == (
+                    "LOC-1" if not dropped else "L2-False"
+                )
+                gate.set()
+                await moving
+                gate.clear()
+            assert await chargers.location_of("CP-1") == to
+
+        # A write that fails may have been applied: what was kept goes, the table tells.
+
+        async def applied_then_failed(job: Any) -> Any:
+            await write(job)
+            raise StorageError("the answer was lost")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(db, "write", applied_then_failed)
+            with pytest.raises(StorageError):
+                await chargers.put(replace(full_charger(), location_id="L3"))
+        assert await chargers.location_of("CP-1") == "L3"
     finally:
         await store.close()
