@@ -18,6 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -573,3 +575,43 @@ def test_depth_bound_is_exact_and_always_checked() -> None:
     # An ordinary frame is not walked at all.
     assert not needs_edge_check(HEARTBEAT)
     assert not needs_edge_check(frame("a", "Authorize", {"idTag": "04A1B2C3D4E5F6"}))
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.integers(-(10**18), 10**18)
+    | st.integers(2**63 - 3, 2**63 + 3)  # the bounds: 19 digits either side
+    | st.integers(-(2**63) - 3, -(2**63) + 3)
+    | st.text(max_size=8)
+    | st.sampled_from(["\ud800", "\udfff", "a\udc00b"]),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@given(payload=_JSON, ascii_only=st.booleans())
+def test_the_pre_check_never_misses_what_the_walk_refuses(payload: Any, ascii_only: bool) -> None:
+    # needs_edge_check decides from the frame's text whether its payload is walked at
+    # all: whatever check_storable refuses must be caught by it, as the charger sent it.
+    from gateway.csms.errors import OcppRequestError
+    from gateway.csms.validation import check_storable, needs_edge_check
+
+    raw = json.dumps([2, "id", "DataTransfer", {"data": payload}], ensure_ascii=ascii_only)
+    # A WebSocket text frame is UTF-8: a lone surrogate reaches us escaped, never as is.
+    assume(_utf8(raw))
+    try:
+        check_storable(json.loads(raw)[3])
+    except OcppRequestError:
+        assert needs_edge_check(raw)
