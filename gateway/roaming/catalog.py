@@ -531,10 +531,8 @@ class LocationService(_OperatorRecords):
             return
         if not isinstance(event, ConnectorStatusChanged):
             return
-        # Most chargers' changes stop here, without reading their record.
-        if await self._store.chargers.location_of(event.state.charger_id) is None:
-            return
-        charger = await self._store.chargers.get(event.state.charger_id)
+        # A charger placed nowhere stops here (on SQLite without reading its record).
+        charger = await self._store.chargers.placed(event.state.charger_id)
         if charger is None or charger.location_id is None:
             return
         try:

@@ -56,10 +56,11 @@ class ChargerStore(Protocol):
         """Every charger, by id."""
         ...
 
-    async def location_of(self, charger_id: str) -> str | None:
-        """The location the charger is placed at (``Charger.location_id``); None when it
-        is placed nowhere or not known. Asked at every connector status change (SQLite
-        answers from memory)."""
+    async def placed(self, charger_id: str) -> Charger | None:
+        """The charger's record when it is placed at a location (``location_id`` set);
+        None when it is placed nowhere or not known. Asked at every connector status
+        change: SQLite knows from memory which chargers are placed, and reads only
+        theirs."""
         ...
 
 

@@ -1072,10 +1072,10 @@ class RedisChargerStore:
     async def delete(self, charger_id: str) -> bool:
         return await self._backend.delete_field(self._key, charger_id)
 
-    async def location_of(self, charger_id: str) -> str | None:
+    async def placed(self, charger_id: str) -> Charger | None:
         # Read each time: other processes write the chargers too.
         charger = await self.get(charger_id)
-        return None if charger is None else charger.location_id
+        return None if charger is None or charger.location_id is None else charger
 
     async def list(self) -> list[Charger]:
         values = await self._db.command("HVALS", self._key, retry=True)

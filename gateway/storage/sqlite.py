@@ -958,7 +958,7 @@ class SqliteChargerStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
         # Every placed charger's location (charger id -> location id): read from the table
-        # at the first location_of, then kept by this object's own writes. Exact: one
+        # at the first placed(), then kept by this object's own writes. Exact: one
         # process uses the database (its lock file) and every write of the table is
         # this object's. None: not read yet, or dropped after a write whose outcome is
         # not known (it failed or was cancelled: it may have been applied).
@@ -1009,17 +1009,18 @@ class SqliteChargerStore:
                 placed[cid] = to
         return result
 
-    async def location_of(self, charger_id: str) -> str | None:
-        # A placed charger's every status change asks (gateway.roaming.catalog): from
-        # memory, not a read and a decode of its record (35 µs of a status change's 85:
-        # tests/bench/README.md).
+    async def placed(self, charger_id: str) -> Charger | None:
+        # Every connector status change asks (gateway.roaming.catalog): a charger placed
+        # nowhere is known from memory, without a read and a decode of its record (35 µs
+        # of a status change's 85: tests/bench/README.md).
         placed = self._placed
         if placed is None:
             placed = await self._load()
-            if placed is None:  # a write is on its way: its charger as the table has it
-                charger = await self.get(charger_id)
-                return None if charger is None else charger.location_id
-        return placed.get(charger_id)
+        if placed is not None and charger_id not in placed:
+            return None
+        # Placed, or a write is on its way: the record as the table has it.
+        charger = await self.get(charger_id)
+        return None if charger is None or charger.location_id is None else charger
 
     async def _load(self) -> dict[str, str] | None:
         async with self._loading:

@@ -66,30 +66,39 @@ async def test_charger_delete_reports_whether_it_existed(store: Store) -> None:
     assert await store.chargers.delete("CP-1") is False
 
 
-async def test_a_chargers_location_follows_its_record(store_factory: StoreFactory) -> None:
-    # location_of answers what get() would (SQLite from memory, kept by its own writes).
+async def test_placed_answers_a_placed_chargers_record_and_follows_it(
+    store_factory: StoreFactory,
+) -> None:
+    # placed() is get() for a charger with a location, None otherwise (SQLite knows which
+    # from memory, kept by its own writes).
     store = await store_factory()
     chargers = store.chargers
-    assert await chargers.location_of("CP-1") is None  # unknown
+
+    async def where(charger_id: str) -> str | None:
+        charger = await chargers.placed(charger_id)
+        assert charger is None or charger == await chargers.get(charger_id)
+        return None if charger is None else charger.location_id
+
+    assert await where("CP-1") is None  # unknown
     await chargers.put(full_charger())
-    assert await chargers.location_of("CP-1") == "LOC-1"
+    assert await chargers.placed("CP-1") == full_charger()
     await chargers.put(Charger(id="CP-2"))
-    assert await chargers.location_of("CP-2") is None  # placed nowhere
+    assert await where("CP-2") is None  # placed nowhere
     await chargers.put(replace(full_charger(), location_id="LOC-2"))  # moved
-    assert await chargers.location_of("CP-1") == "LOC-2"
+    assert await where("CP-1") == "LOC-2"
     await chargers.put(replace(full_charger("CP-2"), location_id="LOC-3"))  # placed
-    assert await chargers.location_of("CP-2") == "LOC-3"
+    assert await where("CP-2") == "LOC-3"
     await chargers.put(replace(full_charger(), location_id=None))  # taken away
-    assert await chargers.location_of("CP-1") is None
+    assert await where("CP-1") is None
     assert await chargers.delete("CP-2")
-    assert await chargers.location_of("CP-2") is None
+    assert await where("CP-2") is None
     await chargers.put(full_charger("CP-3"))
     await store.close()
     again = await store_factory()  # what was written, read back
-    assert [await again.chargers.location_of(c) for c in ("CP-1", "CP-2", "CP-3")] == [
+    assert [await again.chargers.placed(c) for c in ("CP-1", "CP-2", "CP-3")] == [
         None,
         None,
-        "LOC-1",
+        full_charger("CP-3"),
     ]
 
 

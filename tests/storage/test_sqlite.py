@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gateway
+from gateway.domain.models import Charger
 from gateway.storage import codec
 from gateway.storage.base import StorageError, Store
 from gateway.storage.sqlite import (
@@ -623,26 +624,34 @@ async def test_a_fleets_records_are_decoded_off_the_event_loop(
         await store.close()
 
 
-async def test_a_chargers_location_is_answered_from_memory_and_kept_exact(
+async def test_a_charger_placed_nowhere_is_known_from_memory_and_kept_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = await open_sqlite_store(tmp_path / "gateway.sqlite3")
     try:
         chargers = store.chargers
         await chargers.put(full_charger())
-        assert await chargers.location_of("CP-1") == "LOC-1"  # the table read once
+        await chargers.put(Charger(id="CP-0"))
+        assert await chargers.placed("CP-1") == full_charger()  # the table read once
         db = chargers._db  # type: ignore[attr-defined]
 
+        async def where(charger_id: str) -> str | None:
+            charger = await chargers.placed(charger_id)
+            return None if charger is None else charger.location_id
+
         async def no_read(job: Any) -> Any:
-            raise AssertionError("read the table again")
+            raise AssertionError("read the table")
 
         with monkeypatch.context() as patched:
             patched.setattr(db, "read", no_read)
             patched.setattr(db, "lookup", no_read)
-            assert await chargers.location_of("CP-1") == "LOC-1"
-            assert await chargers.location_of("CP-9") is None
-            await chargers.put(full_charger("CP-9"))  # kept by the store's own write
-            assert await chargers.location_of("CP-9") == "LOC-1"
+            assert await chargers.placed("CP-0") is None
+            assert await chargers.placed("CP-9") is None
+            await chargers.put(full_charger("CP-9"))  # kept by the store's own writes
+            await chargers.put(Charger(id="CP-8", location_id="LOC-8"))
+            await chargers.put(Charger(id="CP-8"))
+            assert await chargers.placed("CP-8") is None
+        assert await where("CP-9") == "LOC-1"
 
         # A write on its way (held here before it reaches the writer): the table's answer
         # until it has committed, the new one after, whether or not the map was read.
@@ -660,16 +669,13 @@ async def test_a_chargers_location_is_answered_from_memory_and_kept_exact(
                 to = f"L2-{dropped}"
                 moving = asyncio.create_task(chargers.put(replace(full_charger(), location_id=to)))
                 await asyncio.sleep(0)
-                assert await chargers.location_of("CP-1") == (
-                    "LOC-1" if not dropped else "L2-False"
-                )
+                assert await where("CP-1") == ("LOC-1" if not dropped else "L2-False")
                 gate.set()
                 await moving
                 gate.clear()
-            assert await chargers.location_of("CP-1") == to
+            assert await where("CP-1") == to
 
         # A write that fails may have been applied: what was kept goes, the table tells.
-
         async def applied_then_failed(job: Any) -> Any:
             await write(job)
             raise StorageError("the answer was lost")
@@ -677,7 +683,7 @@ async def test_a_chargers_location_is_answered_from_memory_and_kept_exact(
         with monkeypatch.context() as patched:
             patched.setattr(db, "write", applied_then_failed)
             with pytest.raises(StorageError):
-                await chargers.put(replace(full_charger(), location_id="L3"))
-        assert await chargers.location_of("CP-1") == "L3"
+                await chargers.put(Charger(id="CP-0", location_id="L3"))
+        assert await where("CP-0") == "L3"
     finally:
         await store.close()
