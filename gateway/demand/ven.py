@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -108,7 +109,7 @@ class Ven:
                 return
 
     async def _follow(self, sites: list[str], changed: asyncio.Event) -> None:
-        from openleadr import OpenADRClient  # imported here: only a gateway with a VTN needs it
+        OpenADRClient = _openadr_client()
 
         config = self.config
         client = OpenADRClient(
@@ -151,3 +152,18 @@ class Ven:
             return float(value) if value is not None else 0.0
 
         return read
+
+
+def _openadr_client() -> Any:
+    """openleadr's client class, imported on first use: only a gateway with a VTN needs
+    it. Its XML signing library (signxml) names ``cryptography``'s DSA key types at
+    import, which cryptography 51 answers with a deprecation warning about DSA, an
+    algorithm nothing here uses: silenced for that import alone, not for the process."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="DSA is deprecated", category=CryptographyDeprecationWarning
+        )
+        from openleadr import OpenADRClient
+    return OpenADRClient

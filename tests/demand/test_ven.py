@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -88,3 +90,15 @@ async def test_events_become_site_limits_and_are_answered(vtn: Vtn) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_the_openadr_client_imports_without_a_warning() -> None:
+    # A fresh interpreter with every warning an error: openleadr's first import (its
+    # signxml names cryptography's DSA types, which cryptography 51 warns about) prints
+    # nothing into the operator's log.
+    code = "from gateway.demand.ven import _openadr_client; print(_openadr_client().__name__)"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "OpenADRClient"
