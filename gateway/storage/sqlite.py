@@ -289,12 +289,7 @@ class _Worker:
         """Once the jobs queued so far are done: the connection's page cache given back
         (``PRAGMA shrink_memory``, outside any transaction). A cache refills from the file
         as pages are read again; for memory freed after a burst, not for every batch."""
-        if self._closed:
-            raise StorageError("the SQLite store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((_RELEASE, future, loop))
-        return future
+        return self.run(_RELEASE)
 
     async def close(self) -> None:
         """Finish every job queued so far, then close the connection and end the thread."""

@@ -23,6 +23,7 @@ from gateway.keys import CLUSTER
 from gateway.storage.base import StorageUnavailable
 from gateway.storage.local_cluster import LocalMessageStore, LocalOwnershipStore
 from tests.conftest import Gateway
+from tests.loop_turns import turns_during
 from tests.sim import connect
 
 OTHER = "elsewhere:1:other-process"
@@ -146,19 +147,7 @@ async def test_a_renewal_of_thousands_of_chargers_lets_the_chargers_answers_thro
     registry.attach(cast(Any, fleet))
     for charger_id in ids:
         await registry.claim(charger_id)
-    turns = 0
-
-    async def other_work() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(other_work())
-    await asyncio.sleep(0)
-    started = turns
-    await registry.renew()
-    task.cancel()
-    assert turns - started >= 2  # three chunks: the other task ran between them
+    _, turns = await turns_during(registry.renew())
+    assert turns >= 2  # three chunks: the other task ran between them
     found = await owners.owners(ids)
     assert all(o is not None and o.last_heartbeat == fleet.beat for o in found)

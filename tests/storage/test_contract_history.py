@@ -3,7 +3,6 @@ ties in append order, since/until and paging both ways, purge keeping each slot'
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +11,7 @@ from gateway.storage import history as encoding
 from gateway.storage.base import StatusEntry, StatusKind, Store
 from gateway.storage.codec import NaiveDatetimeError
 from gateway.storage.history import ENCODE_CHUNK
+from tests.loop_turns import turns_during
 from tests.storage.conftest import StoreFactory
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -122,20 +122,8 @@ async def test_a_large_append_lets_other_work_run_and_refuses_a_bad_entry_whole(
     with pytest.raises(NaiveDatetimeError):
         await history.append([*many, naive])
     assert await history.list("CP-0") == []
-    turns = 0
-
-    async def other_work() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(other_work())
-    await asyncio.sleep(0)
-    started = turns
-    await history.append(many)
-    task.cancel()
-    assert turns - started >= 2
+    _, turns = await turns_during(history.append(many))
+    assert turns >= 2
     assert len(await history.list("CP-7")) == sum(e.charger_id == "CP-7" for e in many)
 
 
