@@ -76,7 +76,12 @@ def utc(value: datetime, field: str) -> datetime:
 
 
 def encode_time(value: datetime, field: str) -> str:
-    return utc(value, field).isoformat(timespec="microseconds")[:-6] + "Z"
+    return utc_text(utc(value, field))
+
+
+def utc_text(value: datetime) -> str:
+    """:func:`encode_time` of a time already made aware UTC (:func:`utc`)."""
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _opt_time(value: datetime | None, field: str) -> str | None:
@@ -96,7 +101,12 @@ def time_key(value: datetime, field: str) -> int:
 
     Exact as a Redis sorted-set score (a double) until the year 2255.
     """
-    delta = utc(value, field) - _EPOCH
+    return utc_key(utc(value, field))
+
+
+def utc_key(value: datetime) -> int:
+    """:func:`time_key` of a time already made aware UTC (:func:`utc`)."""
+    delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 

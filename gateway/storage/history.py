@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from gateway.domain.models import ConnectorStatus
@@ -77,7 +76,6 @@ async def encode_all(entries: Sequence[StatusEntry]) -> list[tuple[int, str]]:
 
 _KIND: Final = {kind: kind.value for kind in StatusKind}
 _STATUS: Final = frozenset(status.value for status in ConnectorStatus)
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _BOUND: Final = 2**63
 _text = json.encoder.encode_basestring_ascii  # what the json module writes a str as
 
@@ -106,11 +104,8 @@ def encode_row(entry: StatusEntry) -> tuple[int, str]:
         or (kind == "connector" and (evse is None or connector is None or status is None))
     ):
         return codec.time_key(entry.at, "StatusEntry.at"), codec.dumps(encode(entry))
-    at = codec.utc(entry.at, "StatusEntry.at")
-    delta = at - _EPOCH
-    key = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    text = at.isoformat(timespec="microseconds")[:-6]
-    parts = [f'{{"charger_id":{_text(cid)},"at":"{text}Z","kind":"{kind}"']
+    at = codec.utc(entry.at, "StatusEntry.at")  # once, for the key and the text
+    parts = [f'{{"charger_id":{_text(cid)},"at":"{codec.utc_text(at)}","kind":"{kind}"']
     if evse is not None:
         parts.append(f',"evse_id":{evse}')
     if connector is not None:
@@ -122,7 +117,7 @@ def encode_row(entry: StatusEntry) -> tuple[int, str]:
     if detail is not None:
         parts.append(f',"detail":{_text(detail)}')
     parts.append("}")
-    return key, "".join(parts)
+    return codec.utc_key(at), "".join(parts)
 
 
 def decode(data: Mapping[str, Any]) -> StatusEntry:
