@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
+import simdjson
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 from yarl import URL
 
@@ -203,12 +204,40 @@ def rewrite_links(values: list[str], *, receiver_base: str | URL, hub_base: str 
 # --------------------------------------------------------------------- envelope
 
 
+# Below this size (an empty success, a PUT's answer) orjson's objects cost less than
+# simdjson's parser: 1.1 against 2.5 µs for 86 bytes, 4.2 against 3.2 for 735.
+_SIMDJSON_FROM = 512
+
+
 def envelope_status(body: bytes) -> int | None:
     """The ``status_code`` of an OCPI response (a JSON object with an integer
-    status_code), None when ``body`` is not one."""
+    status_code), None when ``body`` is not one: the json module's verdict on it."""
     stripped = body.lstrip()
     if not stripped.startswith(b"{"):
         return None
+    if len(body) < _SIMDJSON_FROM:
+        return _full_status(body)
+    try:
+        # simdjson checks the whole document (RFC 8259, UTF-8) without making Python
+        # objects of it: a 10-location page in a fifth of orjson's time. Only the top
+        # level's keys are read (items() would build every value); a key repeated is
+        # left to the general path (json keeps the last). A new parser each time (0.1
+        # µs) shares nothing between callers.
+        document = simdjson.Parser().parse(body)
+        if not isinstance(document, simdjson.Object):
+            return None
+        found = list(document.keys()).count("status_code")
+        code = document["status_code"] if found == 1 else None
+        del document
+    except (ValueError, RuntimeError):  # not JSON to it (a big integer: RuntimeError)
+        return _full_status(body)
+    if found > 1 or isinstance(code, float):
+        return _full_status(body)  # json reads some numbers apart (1e400: inf)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def _full_status(body: bytes) -> int | None:
+    """:func:`envelope_status` by orjson, and the json module for what orjson refuses."""
     try:
         # orjson reads a page in half the time of json; what it refuses and json takes
         # (NaN, lone surrogates, UTF-16, nesting past 1024) is read by json: same verdicts.

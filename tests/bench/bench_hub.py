@@ -311,9 +311,11 @@ class Gateway:
         redis_url: str | None,
         extra_env: dict[str, str] | None = None,
         cprofile: str | None = None,
+        wrapper: list[str] | None = None,
     ) -> None:
         self.extra_env = extra_env or {}
         self.cprofile = cprofile
+        self.wrapper = wrapper or []  # a command the gateway runs under (valgrind)
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = tmp / "gateway.log"
@@ -321,10 +323,13 @@ class Gateway:
         self.redis_url = redis_url
         self.redis_prefix = f"bench-hub:{os.getpid()}:{uuid.uuid4().hex[:8]}:"
         self.process: subprocess.Popen[bytes] | None = None
+        # A Fernet key (required with Redis): 32 random bytes, url-safe base64; the same
+        # for every start on this data (bench_ocpi.py builds the app again in-process).
+        self.secret_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-        env.update(
+    def environment(self) -> dict[str, str]:
+        """The gateway's settings (``GATEWAY_*``), as its process gets them."""
+        env = dict(
             GATEWAY_DATA_DIR=str(self.data_dir),
             GATEWAY_HOST=HOST,
             GATEWAY_PORT=str(self.port),
@@ -337,28 +342,33 @@ class Gateway:
             env.update(
                 GATEWAY_REDIS_URL=self.redis_url,
                 GATEWAY_REDIS_PREFIX=self.redis_prefix,
-                # A Fernet key (required with Redis): 32 random bytes, url-safe base64.
-                GATEWAY_SECRET_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+                GATEWAY_SECRET_KEY=self.secret_key,
             )
+        return env
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env.update(self.environment())
         with self.log_path.open("wb") as log:
             command = [sys.executable, "-m", "gateway.cli", "serve"]
             if self.cprofile:
                 command = [sys.executable, "-c", _CPROFILED_GATEWAY, self.cprofile]
             self.process = subprocess.Popen(
-                command,
+                self.wrapper + command,
                 cwd=ROOT,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + 60
+        wait = 600 if self.wrapper else 60  # valgrind starts it 50 times slower
+        deadline = time.monotonic() + wait
         while True:
             self.check()
             with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 1):
                 return
             if time.monotonic() > deadline:
-                raise BenchError("the gateway did not listen within 60 s" + self.log_tail())
+                raise BenchError(f"the gateway did not listen within {wait} s" + self.log_tail())
             time.sleep(0.1)
 
     def check(self) -> None:
@@ -856,6 +866,14 @@ async def bench(
         ):
             await check(session, what, method, url, headers, body, expect)
 
+        if args.instructions:
+            await count_instructions(
+                session, gateway, args.instructions, tmp,
+                [(hub_sender, None)], get_via_hub,
+                [(f"{hub_receiver}/{owner}/LOC{i}", b) for i, b in enumerate(bodies)], put_via_hub,
+            )  # fmt: skip
+            return
+
         Items = list[tuple[str, bytes | None]]
         cases: list[tuple[str, str, Items, dict[str, str], Items, dict[str, str]]] = [
             (
@@ -971,6 +989,65 @@ async def bench(
         summary(results, args)
 
 
+async def count_instructions(
+    session: aiohttp.ClientSession,
+    gateway: Gateway,
+    n: int,
+    tmp: Path,
+    get_items: list[tuple[str, bytes | None]],
+    get_headers: dict[str, str],
+    put_items: list[tuple[str, bytes | None]],
+    put_headers: dict[str, str],
+) -> None:
+    """``--instructions``: the gateway runs under callgrind, which counts the machine
+    instructions it executes (every thread); its counters are dumped (``callgrind_control
+    --dump``) after ``n`` GETs through the hub one at a time, after ``n`` PUTs, and after
+    an idle spell as long as the GETs took (what the gateway's timers cost meanwhile,
+    subtracted). Instructions are not time, but unlike CPU time on a shared machine they
+    are the same from run to run (within about 1 %), so a change of a few percent shows."""
+
+    def dump(label: str) -> int:
+        subprocess.run(
+            ["callgrind_control", f"--dump={label}", str(gateway.pid)],
+            check=True,
+            capture_output=True,
+        )
+        files = sorted(tmp.glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
+        for line in files[-1].read_text().splitlines():
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+        raise BenchError(f"no instruction count in {files[-1]}")
+
+    async def phase(
+        method: str, items: list[tuple[str, bytes | None]], headers: dict[str, str]
+    ) -> float:
+        began = time.monotonic()
+        for i in range(n):
+            url, body = items[i % len(items)]
+            async with session.request(method, url, headers=headers, data=body) as response:
+                await response.read()
+                if response.status != 200:
+                    raise BenchError(f"{method} {url} through the hub: HTTP {response.status}")
+        return time.monotonic() - began
+
+    dump("setup")
+    get_seconds = await phase("GET", get_items, get_headers)
+    get_count = dump("get")
+    put_seconds = await phase("PUT", put_items, put_headers)
+    put_count = dump("put")
+    await asyncio.sleep(get_seconds)
+    idle_rate = dump("idle") / get_seconds
+    print(
+        f"gateway instructions (callgrind, every thread), {n} requests through the hub one at "
+        f"a time each, idle cost subtracted ({idle_rate / 1e6:.1f} M instructions/s idle):"
+    )
+    for case, count, seconds in (
+        ("GET list (10 locations)", get_count, get_seconds),
+        ("PUT location", put_count, put_seconds),
+    ):
+        print(f"  {case:28} {(count - idle_rate * seconds) / n:12,.0f} per forward")
+
+
 def report_log(gateway: Gateway) -> None:
     lines = gateway.log_lines()
     noted = [
@@ -1039,6 +1116,15 @@ def main() -> int:
         default="GET",
         help="the case --cprofile profiles: GET list (the default) or PUT location",
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the timed runs: the gateway under valgrind's callgrind, the machine "
+        "instructions it executes per forward (N GETs, then N PUTs, one at a time): a figure "
+        "that does not move with the machine's load",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (gateway log)")
     args = parser.parse_args()
     if args.redis:
@@ -1058,7 +1144,18 @@ def main() -> int:
             return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
     extra_env = dict(item.split("=", 1) for item in args.gateway_env)
-    gateway = Gateway(tmp, args.redis_url if args.redis else None, extra_env, args.cprofile)
+    wrapper = None
+    if args.instructions:
+        if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+            print(
+                "--instructions: valgrind (with callgrind_control) is not installed",
+                file=sys.stderr,
+            )
+            return 2
+        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out"]
+    gateway = Gateway(
+        tmp, args.redis_url if args.redis else None, extra_env, args.cprofile, wrapper
+    )
     ctx = multiprocessing.get_context("spawn")
     tokens = {role: f"bench-{role.lower()}-{uuid.uuid4().hex}" for role in ("CPO", "EMSP")}
     urls_out: Any = ctx.Queue()

@@ -61,6 +61,7 @@ from bench_hub import (
     proc_cpu_seconds,
     token_header,
 )
+from inprocess import Served, compare, serve
 
 from tests.roaming.emsp import EmspPlatform
 
@@ -98,8 +99,7 @@ def charger_body(location: int, charger: int) -> dict[str, Any]:
     return {
         "location_id": f"L{location:04d}",
         "evses": [
-            {"ocpp_id": e, "evse_uid": f"{cid}-{e}", "evse_id": f"NL*GWY*E{cid}{e}"}
-            for e in (1, 2)
+            {"ocpp_id": e, "evse_uid": f"{cid}-{e}", "evse_id": f"NL*GWY*E{cid}{e}"} for e in (1, 2)
         ],
     }
 
@@ -204,6 +204,66 @@ def serve_bytes(port: int, body: bytes, headers: dict[str, str]) -> None:
     app = web.Application()
     app.router.add_get("/{tail:.*}", answer)
     web.run_app(app, host=HOST, port=port, print=None, handle_signals=True, access_log=None)
+
+
+# ------------------------------------------------------------------ in one process
+
+
+def in_process(
+    environment: dict[str, str], info: dict[str, Any], args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """The stopped gateway's application built again in this process on the same data
+    (its ``environment``; ``inprocess``), beside a bare application answering the page's
+    bytes; both driven by the same request bytes, in turn (``--in-process-only``: one)."""
+    from urllib.parse import urlsplit
+
+    os.environ.update(environment)
+    from gateway.app import _event_loop, _on_startup, build_app
+    from gateway.settings import Settings
+
+    url = urlsplit(info["endpoint"])
+    target = f"{url.path}?offset=0&limit={PAGE}"
+    head = [f"GET {target} HTTP/1.1", f"Host: {url.netloc}"]
+    head += [f"{name}: {value}" for name, value in info["auth"].items()]
+    head += ["User-Agent: ApacheBench/2.3", "Accept: */*", "Connection: Keep-Alive"]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode()
+
+    def page_check(answer: bytes) -> None:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        page = json.loads(body)
+        if not head.startswith(b"HTTP/1.1 200") or page.get("status_code") != 1000:
+            raise BenchError(f"in-process answer: {answer[:300]!r}")
+        if len(page["data"]) != min(PAGE, args.locations):
+            raise BenchError(f"in-process page of {len(page['data'])} locations")
+
+    async def bare_answer(_: web.Request) -> web.Response:
+        return web.Response(body=info["body"], headers=info["headers"])
+
+    async def main() -> dict[str, dict[str, float]]:
+        app = build_app(Settings(), admin_token=ADMIN_TOKEN)
+        app.on_startup.append(_on_startup)
+        bare = web.Application()
+        bare.router.add_get("/{tail:.*}", bare_answer)
+        runners = [await serve(bare), await serve(app)]
+        apps = [
+            Served("bare", runners[0], request, page_check),
+            Served("gateway", runners[1], request, page_check),
+        ]
+        try:
+            return await compare(
+                [a for a in apps if args.in_process_only in (None, a.name)],
+                args.in_process,
+                args.concurrency,
+                args.in_process_requests or args.in_process_seconds,
+                args.in_process_pause,
+                args.in_process_profile,
+            )
+        finally:
+            for runner in reversed(runners):
+                await runner.cleanup()
+
+    with asyncio.Runner(loop_factory=_event_loop) as runner:
+        return runner.run(main())
 
 
 # ------------------------------------------------------------------ load generators
@@ -396,6 +456,107 @@ def churn(ws_url: str, ids: list[str], per_second: float, seconds: float) -> Non
 # ------------------------------------------------------------------ main
 
 
+def end_to_end(gateway: Gateway, info: dict[str, Any], args: argparse.Namespace) -> None:
+    """The load generators' runs against the bare server, then the gateway (quiet, then
+    with status churn); prints the figures."""
+    pages = max(1, args.locations // PAGE)
+    urls = [f"{info['endpoint']}?offset={p * PAGE}&limit={PAGE}" for p in range(pages)]
+    run_load = load_ab if args.client == "ab" else load
+    offsets: list[int] = []
+    if args.client == "ab":
+        # One fixed page per ab process (ab repeats one URL).
+        offsets = ab_offsets(args, pages)
+        load_urls = [f"{info['endpoint']}?offset={o}&limit={PAGE}" for o in offsets]
+        bare_urls = [
+            f"http://{HOST}:{{port}}/ocpi/2.2.1/locations?offset={o}&limit={PAGE}" for o in offsets
+        ]
+    else:
+        load_urls = urls
+        bare_urls = [f"http://{HOST}:{{port}}/ocpi/2.2.1/locations?offset=0&limit={PAGE}"]
+
+    port = free_port()
+    baseline_proc = multiprocessing.Process(
+        target=serve_bytes, args=(port, info["body"], info["headers"])
+    )
+    baseline_proc.start()
+    with contextlib.suppress(Exception):
+        for _ in range(100):
+            try:
+                with __import__("socket").create_connection((HOST, port), 1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+    assert baseline_proc.pid is not None
+    bare = run_load([u.format(port=port) for u in bare_urls], info["auth"], args, baseline_proc.pid)
+    baseline_proc.terminate()
+    baseline_proc.join()
+
+    # Every page once (the gateway builds each location the first time it is shown),
+    # then the measured runs.
+    asyncio.run(warm_up(urls, info["auth"]))
+    spy = None
+    if args.py_spy:
+        spy = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(gateway.pid),
+                "--duration",
+                str(int(args.seconds)),
+                "--format",
+                "raw",
+                "--output",
+                args.py_spy,
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    quiet = run_load(load_urls, info["auth"], args, gateway.pid)
+    if spy is not None:
+        spy.wait(timeout=60)
+    churner = None
+    if args.churn > 0:
+        ids = [f"B{i:04d}-00" for i in range(0, args.locations, max(1, args.locations // 50))]
+        ws_url = gateway.url.replace("http://", "ws://") + "/ocpp"
+        churner = multiprocessing.Process(
+            target=churn, args=(ws_url, ids, args.churn, args.seconds + 8)
+        )
+        churner.start()
+        time.sleep(4)  # connected and booted
+    busy = run_load(load_urls, info["auth"], args, gateway.pid) if churner else None
+    if churner is not None:
+        churner.join()
+    gateway.check()
+
+    backend = f"redis {args.redis_url}" if args.redis else "sqlite"
+    print(
+        f"\nOCPI serving benchmark: gateway ({backend}), {args.locations} locations x "
+        f"{args.chargers_per_location} chargers x 2 EVSEs, pages of {PAGE} "
+        f"({info['evses_per_page']} EVSEs, {len(info['body'])} bytes); "
+        f"{args.clients} load generators ({args.client}"
+        + (f", offsets {','.join(str(o) for o in offsets)}" if args.client == "ab" else "")
+        + f"), {args.concurrency} requests in flight, "
+        f"{args.seconds:g} s each; {os.cpu_count()} cores"
+    )
+    print(
+        f"setup: registered in {info['registered']:.1f} s; "
+        f"initial push to the eMSP {info['pushed']:.1f} s"
+    )
+    print(f"{'':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU/req':>10}")
+    rows = [("baseline: bare aiohttp, same bytes", bare), ("gateway GET page", quiet)]
+    if busy is not None:
+        rows.append((f"gateway GET page, {args.churn:g} status/s", busy))
+    for name, r in rows:
+        print(f"{name:40} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_ms']:8.3f} ms")
+    print(
+        f"gateway / baseline: {quiet['rps'] / bare['rps']:.2f} of the requests/s, "
+        f"{quiet['cpu_ms'] / bare['cpu_ms']:.2f}x the CPU per request "
+        f"({quiet['cpu_ms'] * 1000:.0f} against {bare['cpu_ms'] * 1000:.0f} µs)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--locations", type=int, default=5000)
@@ -421,12 +582,60 @@ def main() -> int:
     parser.add_argument(
         "--py-spy", metavar="FILE", help="profile the gateway during the quiet run (raw stacks)"
     )
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="then, the gateway stopped, its application in this process on the same data "
+        "beside a bare one answering the same bytes, ROUNDS rounds each in turn, no sockets "
+        "(tests/bench/inprocess.py): CPU per request, steadier than end to end",
+    )
+    parser.add_argument("--in-process-seconds", type=float, default=2.0, metavar="S")
+    parser.add_argument(
+        "--in-process-pause",
+        type=float,
+        default=0.0003,
+        metavar="S",
+        help="each connection's pause between an answer and its next request "
+        "(tests/bench/inprocess.py: why)",
+    )
+    parser.add_argument(
+        "--in-process-profile",
+        metavar="PREFIX",
+        help="cProfile of one in-process round of each application, not counted: "
+        "PREFIX-bare.pstats, PREFIX-gateway.pstats",
+    )
+    parser.add_argument(
+        "--in-process-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rounds of N requests instead of --in-process-seconds (for valgrind)",
+    )
+    parser.add_argument("--in-process-only", choices=("bare", "gateway"))
+    parser.add_argument(
+        "--reuse",
+        metavar="DIR",
+        help="the in-process figures only, on the data a run with --keep left in DIR",
+    )
+    parser.add_argument(
+        "--no-end-to-end",
+        action="store_true",
+        help="skip the load generators' runs (with --in-process)",
+    )
     args = parser.parse_args()
 
+    if args.reuse:
+        # The data of a run kept with --keep: the in-process figures only, no gateway
+        # process (for a profiler or valgrind around this one).
+        saved = json.loads((Path(args.reuse) / "info.json").read_text())
+        info = saved["info"] | {"body": saved["info"]["body"].encode("latin-1")}
+        print_in_process(in_process(saved["environment"], info, args), args)
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-ocpi-"))
     # The churn chargers are the registered ones (no password needed).
     gateway = Gateway(tmp, args.redis_url if args.redis else None)
-    baseline: subprocess.Popen[bytes] | None = None
     try:
         gateway.start()
         emsp = EmspPlatform()
@@ -439,118 +648,50 @@ def main() -> int:
                 await emsp.stop()
 
         info = asyncio.run(prepare())
-        pages = max(1, args.locations // PAGE)
-        urls = [f"{info['endpoint']}?offset={p * PAGE}&limit={PAGE}" for p in range(pages)]
-        run_load = load_ab if args.client == "ab" else load
-        offsets: list[int] = []
-        if args.client == "ab":
-            # One fixed page per ab process (ab repeats one URL).
-            offsets = ab_offsets(args, pages)
-            load_urls = [f"{info['endpoint']}?offset={o}&limit={PAGE}" for o in offsets]
-            bare_urls = [
-                f"http://{HOST}:{{port}}/ocpi/2.2.1/locations?offset={o}&limit={PAGE}"
-                for o in offsets
-            ]
-        else:
-            load_urls = urls
-            bare_urls = [f"http://{HOST}:{{port}}/ocpi/2.2.1/locations?offset=0&limit={PAGE}"]
-
-        port = free_port()
-        baseline_proc = multiprocessing.Process(
-            target=serve_bytes, args=(port, info["body"], info["headers"])
-        )
-        baseline_proc.start()
-        with contextlib.suppress(Exception):
-            for _ in range(100):
-                try:
-                    with __import__("socket").create_connection((HOST, port), 1):
-                        break
-                except OSError:
-                    time.sleep(0.05)
-        assert baseline_proc.pid is not None
-        bare = run_load(
-            [u.format(port=port) for u in bare_urls], info["auth"], args, baseline_proc.pid
-        )
-        baseline_proc.terminate()
-        baseline_proc.join()
-
-        # Every page once (the gateway builds each location the first time it is shown),
-        # then the measured runs.
-        asyncio.run(warm_up(urls, info["auth"]))
-        spy = None
-        if args.py_spy:
-            spy = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "py-spy"),
-                    "record",
-                    "--pid",
-                    str(gateway.pid),
-                    "--duration",
-                    str(int(args.seconds)),
-                    "--format",
-                    "raw",
-                    "--output",
-                    args.py_spy,
-                    "--nonblocking",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+        if args.keep:
+            saved_info = info | {"body": info["body"].decode("latin-1")}
+            (tmp / "info.json").write_text(
+                json.dumps({"environment": gateway.environment(), "info": saved_info})
             )
-        quiet = run_load(load_urls, info["auth"], args, gateway.pid)
-        if spy is not None:
-            spy.wait(timeout=60)
-        churner = None
-        if args.churn > 0:
-            ids = [f"B{i:04d}-00" for i in range(0, args.locations, max(1, args.locations // 50))]
-            ws_url = gateway.url.replace("http://", "ws://") + "/ocpp"
-            churner = multiprocessing.Process(
-                target=churn, args=(ws_url, ids, args.churn, args.seconds + 8)
-            )
-            churner.start()
-            time.sleep(4)  # connected and booted
-        busy = run_load(load_urls, info["auth"], args, gateway.pid) if churner else None
-        if churner is not None:
-            churner.join()
-        gateway.check()
-
-        backend = f"redis {args.redis_url}" if args.redis else "sqlite"
-        print(
-            f"\nOCPI serving benchmark: gateway ({backend}), {args.locations} locations x "
-            f"{args.chargers_per_location} chargers x 2 EVSEs, pages of {PAGE} "
-            f"({info['evses_per_page']} EVSEs, {len(info['body'])} bytes); "
-            f"{args.clients} load generators ({args.client}"
-            + (f", offsets {','.join(str(o) for o in offsets)}" if args.client == "ab" else "")
-            + f"), {args.concurrency} requests in flight, "
-            f"{args.seconds:g} s each; {os.cpu_count()} cores"
-        )
-        print(
-            f"setup: registered in {info['registered']:.1f} s; "
-            f"initial push to the eMSP {info['pushed']:.1f} s"
-        )
-        print(f"{'':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU/req':>10}")
-        rows = [("baseline: bare aiohttp, same bytes", bare), ("gateway GET page", quiet)]
-        if busy is not None:
-            rows.append((f"gateway GET page, {args.churn:g} status/s", busy))
-        for name, r in rows:
-            print(
-                f"{name:40} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
-                f"{r['cpu_ms']:8.3f} ms"
-            )
-        print(
-            f"gateway / baseline: {quiet['rps'] / bare['rps']:.2f} of the requests/s, "
-            f"{quiet['cpu_ms'] / bare['cpu_ms']:.2f}x the CPU per request "
-            f"({quiet['cpu_ms'] * 1000:.0f} against {bare['cpu_ms'] * 1000:.0f} µs)"
-        )
+            print(f"kept in {tmp} (--reuse {tmp})")
+        if not args.no_end_to_end:
+            end_to_end(gateway, info, args)
+        if args.in_process:
+            gateway.stop()
+            print_in_process(in_process(gateway.environment(), info, args), args)
         return 0
     except BenchError as exc:
         print(f"bench_ocpi: {exc}{gateway.log_tail()}", file=sys.stderr)
         return 1
     finally:
         gateway.stop()
-        if baseline is not None:
-            baseline.kill()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_in_process(figures: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    size = (
+        f"{args.in_process_requests} requests"
+        if args.in_process_requests
+        else f"{args.in_process_seconds:g} s"
+    )
+    print(
+        f"\nin one process, no sockets ({args.in_process} rounds of {size} each in turn, "
+        f"{args.concurrency} connections, each pausing {args.in_process_pause * 1000:g} ms "
+        "between requests; medians, µs of CPU per request):"
+    )
+    names = {"bare": "bare aiohttp, same bytes", "gateway": "gateway GET page"}
+    for key, f in figures.items():
+        print(
+            f"  {names[key]:28} process {f['cpu_us']:7.1f} ({f['cpu_min']:.1f} to "
+            f"{f['cpu_max']:.1f})   event-loop thread {f['loop_us']:7.1f}"
+        )
+    if len(figures) == 2:
+        bare, gw = figures["bare"], figures["gateway"]
+        print(
+            f"  gateway / bare: {gw['cpu_us'] / bare['cpu_us']:.2f}x the CPU per request; "
+            f"the gateway's own: {gw['cpu_us'] - bare['cpu_us']:.1f} µs"
+        )
 
 
 if __name__ == "__main__":

@@ -376,6 +376,54 @@ def test_envelope_status_gives_the_json_modules_verdict(
     whole = json.dumps(envelope, ensure_ascii=ascii_only).encode()  # NaN, lone surrogates too
     for body in (whole, whole[:cut], whole[cut:], b" " + whole):
         assert envelope_status(body) == _json_module_status(body)
+        # Large enough for the simdjson path (small answers go to orjson).
+        padded = _padded(body)
+        assert envelope_status(padded) == _json_module_status(padded)
+
+
+def _padded(body: bytes) -> bytes:
+    """``body`` with JSON whitespace after its first byte: the same JSON (or the same
+    non-JSON), over envelope_status's size for simdjson."""
+    return body[:1] + b" " * 600 + body[1:]
+
+
+@given(
+    fields=st.lists(
+        st.tuples(
+            st.sampled_from(['"status_code"', '"status\\u005fcode"', '"data"', '"status_cod"']),
+            st.sampled_from(
+                [
+                    "1000",
+                    "2001",
+                    "-0",
+                    "1e3",
+                    "1000.0",
+                    "true",
+                    "null",
+                    '"1000"',
+                    "[1]",
+                    "{}",
+                    "18446744073709551616",
+                    "1e400",
+                    "NaN",
+                    '"\\ud800"',
+                    "01",
+                    "1000,",
+                ]
+            ),
+        ),
+        max_size=4,
+    ),
+    tail=st.sampled_from([b"", b" ", b"\n", b" x", b"{}", b"\x00", b"\xff"]),
+)
+def test_envelope_status_of_raw_fields_is_the_json_modules_verdict(
+    fields: list[tuple[str, str]], tail: bytes
+) -> None:
+    # Written by hand, not by json.dumps: repeated keys (json keeps the last), a key
+    # spelled with an escape, numbers each parser reads its own way, text after the end.
+    body = ("{" + ",".join(f"{key}:{value}" for key, value in fields) + "}").encode() + tail
+    assert envelope_status(body) == _json_module_status(body)
+    assert envelope_status(_padded(body)) == _json_module_status(_padded(body))
 
 
 @pytest.mark.parametrize(
@@ -387,9 +435,13 @@ def test_envelope_status_gives_the_json_modules_verdict(
         (b'{"status_code": 1000.0}', None),
         (b'{"status_code": 1e3}', None),
         (b'{"status_code": 1000}', 1000),
+        (b'{"status_code": 1000, "status_code": 2001}', 2001),
+        (b'{"status_code": 1000, "status\\u005fcode": 3000}', 3000),
+        (b'{"status_code": -0}', 0),
     ],
 )
 def test_envelope_status_of_numbers_orjson_and_json_read_apart(
     body: bytes, status: int | None
 ) -> None:
     assert envelope_status(body) == status == _json_module_status(body)
+    assert envelope_status(_padded(body)) == status
