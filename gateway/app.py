@@ -830,11 +830,19 @@ def build_app(
 
 
 @web.middleware
-async def _unrouted_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+def _unrouted_as_json(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """A request no route takes (a path outside every URL space, such as the ``/`` a
     client makes of ``/ocpi/2.2.1/tokens/../../..``) gets JSON like every other answer,
     ``{"error": ...}``. The URL spaces answer their own errors (OCPI envelopes, the
-    admin API's), authentication first; this only sees the root router's."""
+    admin API's), authentication first; this only sees the root router's. Not a
+    coroutine: a request a route took has nothing of this to convert, and goes on
+    without a middleware frame of its own here."""
+    if getattr(request.match_info, "http_exception", None) is None:
+        return handler(request)
+    return _unrouted(request, handler)
+
+
+async def _unrouted(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:

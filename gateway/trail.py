@@ -41,7 +41,7 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -541,18 +541,29 @@ class OcpiExchanges:
         self.module = functools.lru_cache(maxsize=_MODULES_KEPT)(ocpi_module)
 
     @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def middleware(self, request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine: what it has nothing to record (a path outside /ocpi/, or the
+        # trail and metrics both off) goes on without a middleware frame of its own.
         path = request.path
         if not path.startswith("/ocpi/"):
-            return await handler(request)
+            return handler(request)
         headers = request.headers
         request_id = headers.get(REQUEST_ID_HEADER)
         correlation_id = headers.get(CORRELATION_ID_HEADER)
         logs.request_id.set(request_id)
         logs.correlation_id.set(correlation_id)
-        recorder, served = self.recorder, self.served
-        if recorder is None and served is None:
-            return await handler(request)
+        if self.recorder is None and self.served is None:
+            return handler(request)
+        return self._observed(request, handler, request_id, correlation_id)
+
+    async def _observed(
+        self,
+        request: web.Request,
+        handler: Handler,
+        request_id: str | None,
+        correlation_id: str | None,
+    ) -> web.StreamResponse:
+        recorder = self.recorder
         arrived = recorder.now() if recorder is not None else None
         answer: web.StreamResponse | None = None
         try:

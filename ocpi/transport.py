@@ -137,12 +137,24 @@ def json_loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """
     check_json_depth(text, max_depth)
     try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        value = _decimal_json(text)
     except RecursionError:
         # Not reached with a sane max_depth; kept so that no input escapes as a crash.
         raise JsonTooDeepError("nesting too deep for the JSON parser") from None
     check_json_text(text, value)
     return value
+
+
+def _decimal_json(text: str | bytes) -> Any:
+    """``json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)`` with a
+    decoder built once (json.loads builds one per call when given options): the same
+    steps, bytes decoded by their detected encoding, a str's BOM refused."""
+    if isinstance(text, str):
+        if text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    else:
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return _DECIMAL_DECODER.decode(text)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -194,6 +206,11 @@ def check_json_depth(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> None
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# Built once and shared: json_loads's decoder (_decimal_json); it keeps no state between
+# calls.
+_DECIMAL_DECODER: Final = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 
 
 def json_dumps(value: object) -> str:

@@ -1152,7 +1152,12 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 2
-        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out"]
+        wrapper = [
+            "valgrind",
+            "--tool=callgrind",
+            "--compress-strings=no",  # each dump readable alone by callgrind_annotate
+            f"--callgrind-out-file={tmp}/callgrind.out",
+        ]
     gateway = Gateway(
         tmp, args.redis_url if args.redis else None, extra_env, args.cprofile, wrapper
     )

@@ -4,10 +4,13 @@ pagination."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from yarl import URL
 
 from ocpi.transport import (
@@ -77,6 +80,49 @@ def test_json_loads_refuses_non_json() -> None:
     for text in ("{", "{'a': 1}", "Infinity", b"\xff"):
         with pytest.raises(ValueError):  # noqa: PT011 - JSONDecodeError or UnicodeDecodeError
             json_loads(text)
+
+
+def _json_module(text: str | bytes) -> tuple[str, object]:
+    """What json.loads with json_loads's options makes of ``text``: the value, or the
+    exception's type and message."""
+    try:
+        return "value", json.loads(text, parse_float=Decimal, parse_constant=_refuse)
+    except ValueError as exc:
+        return type(exc).__name__, str(exc)
+
+
+def _refuse(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _ours(text: str | bytes) -> tuple[str, object]:
+    try:
+        return "value", json_loads(text)
+    except ValueError as exc:
+        return type(exc).__name__, str(exc)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@given(
+    value=_JSON_VALUES,
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]),
+    as_bytes=st.booleans(),
+    prefix=st.sampled_from(["", " ", "\ufeff", "NaN", "x"]),
+)
+def test_json_loads_reads_as_the_json_module(
+    value: object, encoding: str, as_bytes: bool, prefix: str
+) -> None:
+    # json_loads keeps one decoder instead of json.loads building one per call: the same
+    # values and the same refusals, for text and for bytes in each encoding json detects.
+    text = prefix + json.dumps(value)
+    raw: str | bytes = text.encode(encoding, "surrogatepass") if as_bytes else text
+    assert _ours(raw) == _json_module(raw)
 
 
 # --------------------------------------------------------- status codes, errors
