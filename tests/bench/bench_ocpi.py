@@ -620,6 +620,14 @@ def main() -> int:
         help="the in-process figures only, on the data a run with --keep left in DIR",
     )
     parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the timed runs: the in-process figures as machine instructions per "
+        "request (valgrind's callgrind; runs of N // 5 and N requests, gateway and bare)",
+    )
+    parser.add_argument(
         "--no-end-to-end",
         action="store_true",
         help="skip the load generators' runs (with --in-process)",
@@ -629,6 +637,9 @@ def main() -> int:
     if args.reuse:
         # The data of a run kept with --keep: the in-process figures only, no gateway
         # process (for a profiler or valgrind around this one).
+        if args.instructions:  # the same data for both sides of a comparison
+            count_instructions(Path(args.reuse), args)
+            return 0
         saved = json.loads((Path(args.reuse) / "info.json").read_text())
         info = saved["info"] | {"body": saved["info"]["body"].encode("latin-1")}
         print_in_process(in_process(saved["environment"], info, args), args)
@@ -648,12 +659,17 @@ def main() -> int:
                 await emsp.stop()
 
         info = asyncio.run(prepare())
-        if args.keep:
+        if args.keep or args.instructions:
             saved_info = info | {"body": info["body"].decode("latin-1")}
             (tmp / "info.json").write_text(
                 json.dumps({"environment": gateway.environment(), "info": saved_info})
             )
-            print(f"kept in {tmp} (--reuse {tmp})")
+            if args.keep:
+                print(f"kept in {tmp} (--reuse {tmp})")
+        if args.instructions:
+            gateway.stop()
+            count_instructions(tmp, args)
+            return 0
         if not args.no_end_to_end:
             end_to_end(gateway, info, args)
         if args.in_process:
@@ -667,6 +683,64 @@ def main() -> int:
         gateway.stop()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def count_instructions(tmp: Path, args: argparse.Namespace) -> None:
+    """``--instructions N``: the in-process figures under valgrind's callgrind, which
+    counts the machine instructions executed (every thread), for the gateway and the
+    bare application, each twice (N // 5 and N requests, every run on a fresh copy of
+    the data): the difference over the difference of requests is the instructions per
+    request, start-up and warm-up left out. Unlike CPU time on a shared machine, the
+    figure is the same from run to run (within about 0.5 %)."""
+    if shutil.which("valgrind") is None:
+        raise BenchError("--instructions: valgrind is not installed")
+    small, large = max(1, args.instructions // 5), args.instructions
+    runs = [(app, n) for app in ("bare", "gateway") for n in (small, large)]
+
+    def start(app: str, n: int) -> tuple[subprocess.Popen[bytes], Path]:
+        copy = Path(tempfile.mkdtemp(prefix=f"run-{app}-{n}-", dir=tmp))
+        shutil.copytree(tmp / "data", copy / "data")
+        saved = json.loads((tmp / "info.json").read_text())
+        saved["environment"]["GATEWAY_DATA_DIR"] = str(copy / "data")
+        (copy / "info.json").write_text(json.dumps(saved))
+        out = copy / "callgrind.out"
+        command = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            sys.executable, __file__, "--reuse", str(copy), "--in-process", "1",
+            "--in-process-requests", str(n), "--in-process-only", app,
+            "--concurrency", str(args.concurrency),
+            "--in-process-pause", str(args.in_process_pause),
+        ]  # fmt: skip
+        log = (copy / "log.txt").open("wb")
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), out
+
+    counts: dict[tuple[str, int], int] = {}
+    for pair in (runs[:2], runs[2:]):  # two at a time: one per core
+        started = [(key, *start(*key)) for key in pair]
+        for key, proc, out in started:
+            if proc.wait() != 0:
+                log = (out.parent / "log.txt").read_text(errors="replace")
+                raise BenchError(f"the {key} run under valgrind failed: {log[-2000:]}")
+            text = out.read_text(errors="replace")
+            found = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
+            if found is None:
+                raise BenchError(f"no instruction count in {out}")
+            counts[key] = int(found.group(1))
+    # Each run answers n requests and a tenth as many first (inprocess.compare's warm-up).
+    requests = (large - small) * 1.1
+    per = {
+        app: (counts[(app, large)] - counts[(app, small)]) / requests for app in ("bare", "gateway")
+    }
+    print(
+        f"\ninstructions per request in one process (callgrind, every thread; {small} and "
+        f"{large} requests, {args.concurrency} connections):"
+    )
+    print(f"  bare aiohttp, same bytes     {per['bare']:12,.0f}")
+    print(f"  gateway GET page             {per['gateway']:12,.0f}")
+    print(
+        f"  gateway / bare: {per['gateway'] / per['bare']:.2f}x; "
+        f"the gateway's own: {per['gateway'] - per['bare']:,.0f}"
+    )
 
 
 def print_in_process(figures: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
