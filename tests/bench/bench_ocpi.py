@@ -726,6 +726,7 @@ def count_instructions(tmp: Path, args: argparse.Namespace) -> None:
             if found is None:
                 raise BenchError(f"no instruction count in {out}")
             counts[key] = int(found.group(1))
+            shutil.rmtree(out.parent, ignore_errors=True)
     # Each run answers n requests and a tenth as many first (inprocess.compare's warm-up).
     requests = (large - small) * 1.1
     per = {
