@@ -25,6 +25,13 @@ fallback). With ab, ``--clients`` ab processes run at once, ``--concurrency`` re
 flight in all, keep-alive, each on one fixed page: their offsets are spread evenly over
 the pages (``--ab-offsets`` to choose them); the bare server is measured by the same ab
 processes with the same URLs.
+
+In one process (``--in-process ROUNDS``, ``tests/bench/inprocess.py``): the gateway process
+stopped, its application is built again here on the same data and fed the same request
+bytes as a bare application, with no socket, in turn: CPU per request, steadier than end
+to end on a shared machine. ``--instructions N`` counts that part's machine instructions
+per request under valgrind's callgrind instead (the same from run to run within about
+0.5 %); ``--keep`` and ``--reuse DIR`` run it again on kept data (for comparing two trees).
 """
 
 from __future__ import annotations
