@@ -115,9 +115,12 @@ async def run(
 ) -> tuple[int, float, float]:
     """``connections`` keep-alive connections, each sending ``served.request`` again
     ``pause`` seconds after its answer is whole, for ``size`` seconds (a float) or
-    ``size`` requests in all (an int): (answers, process CPU, loop thread CPU). The pause matters: with no socket to wait on, a loop that never
-    sleeps never lets go of the GIL, and the application's other threads (the trail's
-    SQLite writer) would starve, not cost what they cost beside a real server."""
+    ``size`` requests in all (an int): (answers, process CPU, loop thread CPU). Every
+    answer must be a 200; the first is checked whole (``served.check``).
+
+    The pause matters: with no socket to wait on, a loop that never sleeps never lets go
+    of the GIL, and the application's other threads (the trail's SQLite writer) would
+    starve, not cost what they cost beside a real server."""
     server = served.runner.server
     assert server is not None
     loop = asyncio.get_running_loop()
@@ -138,6 +141,8 @@ async def run(
                 sink.done = loop.create_future()
                 protocol.data_received(served.request)
                 answer = await sink.done
+                if not answer.startswith(b"HTTP/1.1 200 "):
+                    raise AssertionError(f"{served.name}: {answer[:300]!r}")
                 if count == 0:
                     served.check(answer)
                 count += 1
