@@ -989,6 +989,22 @@ async def bench(
         summary(results, args)
 
 
+def count_of_dump(gateway: Gateway, tmp: Path, label: str) -> int:
+    """The instructions the gateway (under callgrind, its output in ``tmp``) executed
+    since the last dump: its counters dumped now (``callgrind_control --dump``), which
+    also zeroes them."""
+    subprocess.run(
+        ["callgrind_control", f"--dump={label}", str(gateway.pid)],
+        check=True,
+        capture_output=True,
+    )
+    files = sorted(tmp.glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
+    for line in files[-1].read_text().splitlines():
+        if line.startswith("summary:") or line.startswith("totals:"):
+            return int(line.split()[1])
+    raise BenchError(f"no instruction count in {files[-1]}")
+
+
 async def count_instructions(
     session: aiohttp.ClientSession,
     gateway: Gateway,
@@ -1006,18 +1022,6 @@ async def count_instructions(
     subtracted). Instructions are not time, but unlike CPU time on a shared machine they
     are the same from run to run (within about 1 %), so a change of a few percent shows."""
 
-    def dump(label: str) -> int:
-        subprocess.run(
-            ["callgrind_control", f"--dump={label}", str(gateway.pid)],
-            check=True,
-            capture_output=True,
-        )
-        files = sorted(tmp.glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
-        for line in files[-1].read_text().splitlines():
-            if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1])
-        raise BenchError(f"no instruction count in {files[-1]}")
-
     async def phase(
         method: str, items: list[tuple[str, bytes | None]], headers: dict[str, str]
     ) -> float:
@@ -1030,13 +1034,13 @@ async def count_instructions(
                     raise BenchError(f"{method} {url} through the hub: HTTP {response.status}")
         return time.monotonic() - began
 
-    dump("setup")
+    count_of_dump(gateway, tmp, "setup")
     get_seconds = await phase("GET", get_items, get_headers)
-    get_count = dump("get")
+    get_count = count_of_dump(gateway, tmp, "get")
     put_seconds = await phase("PUT", put_items, put_headers)
-    put_count = dump("put")
+    put_count = count_of_dump(gateway, tmp, "put")
     await asyncio.sleep(get_seconds)
-    idle_rate = dump("idle") / get_seconds
+    idle_rate = count_of_dump(gateway, tmp, "idle") / get_seconds
     print(
         f"gateway instructions (callgrind, every thread), {n} requests through the hub one at "
         f"a time each, idle cost subtracted ({idle_rate / 1e6:.1f} M instructions/s idle):"
