@@ -989,6 +989,20 @@ async def bench(
         summary(results, args)
 
 
+def callgrind_command(out: Path) -> list[str] | None:
+    """The command a program runs under to have its instructions counted by valgrind's
+    callgrind (its output ``out``, each dump ``out.N``), or None when valgrind or
+    ``callgrind_control`` (which dumps a running program's counters) is not installed."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return None
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--compress-strings=no",  # each dump readable alone by callgrind_annotate
+        f"--callgrind-out-file={out}",
+    ]
+
+
 def count_of_dump(gateway: Gateway, tmp: Path, label: str) -> int:
     """The instructions the gateway (under callgrind, its output in ``tmp``) executed
     since the last dump: its counters dumped now (``callgrind_control --dump``), which
@@ -1150,18 +1164,13 @@ def main() -> int:
     extra_env = dict(item.split("=", 1) for item in args.gateway_env)
     wrapper = None
     if args.instructions:
-        if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        wrapper = callgrind_command(tmp / "callgrind.out")
+        if wrapper is None:
             print(
                 "--instructions: valgrind (with callgrind_control) is not installed",
                 file=sys.stderr,
             )
             return 2
-        wrapper = [
-            "valgrind",
-            "--tool=callgrind",
-            "--compress-strings=no",  # each dump readable alone by callgrind_annotate
-            f"--callgrind-out-file={tmp}/callgrind.out",
-        ]
     gateway = Gateway(
         tmp, args.redis_url if args.redis else None, extra_env, args.cprofile, wrapper
     )

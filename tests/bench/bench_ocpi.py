@@ -62,6 +62,7 @@ from bench_hub import (
     HOST,
     BenchError,
     Gateway,
+    callgrind_command,
     fetch,
     free_port,
     pct,
@@ -699,7 +700,7 @@ def count_instructions(tmp: Path, args: argparse.Namespace) -> None:
     the data): the difference over the difference of requests is the instructions per
     request, start-up and warm-up left out. Unlike CPU time on a shared machine, the
     figure is the same from run to run (within about 0.5 %)."""
-    if shutil.which("valgrind") is None:
+    if callgrind_command(tmp / "probe") is None:
         raise BenchError("--instructions: valgrind is not installed")
     small, large = max(1, args.instructions // 5), args.instructions
     runs = [(app, n) for app in ("bare", "gateway") for n in (small, large)]
@@ -711,8 +712,10 @@ def count_instructions(tmp: Path, args: argparse.Namespace) -> None:
         saved["environment"]["GATEWAY_DATA_DIR"] = str(copy / "data")
         (copy / "info.json").write_text(json.dumps(saved))
         out = copy / "callgrind.out"
+        wrapper = callgrind_command(out)
+        assert wrapper is not None  # checked above
         command = [
-            "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            *wrapper,
             sys.executable, __file__, "--reuse", str(copy), "--in-process", "1",
             "--in-process-requests", str(n), "--in-process-only", app,
             "--concurrency", str(args.concurrency),

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
-from bench_hub import BenchError, Gateway, count_of_dump
+from bench_hub import BenchError, Gateway, callgrind_command, count_of_dump
 from loadgen import BOOT_FRAME, CYCLE
 
 # Seconds after the messages for the writes they set off, and of the idle spell measured.
@@ -101,16 +101,12 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args()
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ocpp-instructions-"))
+    wrapper = callgrind_command(tmp / "callgrind.out")
+    if wrapper is None:
+        shutil.rmtree(tmp, ignore_errors=True)
         print("valgrind (with callgrind_control) is not installed", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ocpp-instructions-"))
-    wrapper = [
-        "valgrind",
-        "--tool=callgrind",
-        "--compress-strings=no",
-        f"--callgrind-out-file={tmp}/callgrind.out",
-    ]
     settings = {
         "GATEWAY_AUTO_REGISTER": "true",
         "GATEWAY_HEARTBEAT_INTERVAL": "3600",
