@@ -752,17 +752,25 @@ async def _ocpp_ws(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
-def _ocpp_outside_middlewares(
-    request: web.Request, handler: Handler
-) -> Awaitable[web.StreamResponse]:
-    """The OCPP WebSocket route skips the middlewares after this one (none acts on it:
-    the trail and metrics of OCPP frames are recorded by the connection itself). Not a
-    coroutine: it returns the endpoint's coroutine for aiohttp to await, so that no
-    middleware frame stays suspended for the life of each charger's connection (about
-    0.3 kB each, 1.3 kB per idle charger)."""
-    if request.match_info.handler is _ocpp_ws:
+def _root_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """The first middleware of every request, not a coroutine (it hands on the next
+    step's coroutine for aiohttp to await, without a frame of its own):
+
+    - the OCPP WebSocket route skips the middlewares after this one (none acts on it:
+      the trail and metrics of OCPP frames are recorded by the connection itself), so
+      that no middleware frame stays suspended for the life of each charger's connection
+      (about 0.3 kB each, 1.3 kB per idle charger);
+    - a request no route takes (a path outside every URL space, such as the ``/`` a
+      client makes of ``/ocpi/2.2.1/tokens/../../..``) gets JSON like every other answer,
+      ``{"error": ...}``. The URL spaces answer their own errors (OCPI envelopes, the
+      admin API's), authentication first; this only sees the root router's.
+    """
+    match_info = request.match_info
+    if match_info.handler is _ocpp_ws:
         return request.app[ENDPOINT].handle(request)
-    return handler(request)
+    if getattr(match_info, "http_exception", None) is None:
+        return handler(request)
+    return _unrouted(request, handler)
 
 
 def build_app(
@@ -772,9 +780,7 @@ def build_app(
     ids: IdFactory | None = None,
     admin_token: str | None = None,
 ) -> web.Application:
-    app = web.Application(
-        client_max_size=1024 * 1024, middlewares=[_ocpp_outside_middlewares, _unrouted_as_json]
-    )
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[_root_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[IDS] = ids or UuidFactory()
@@ -827,19 +833,6 @@ def build_app(
         ),
     )
     return app
-
-
-@web.middleware
-def _unrouted_as_json(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
-    """A request no route takes (a path outside every URL space, such as the ``/`` a
-    client makes of ``/ocpi/2.2.1/tokens/../../..``) gets JSON like every other answer,
-    ``{"error": ...}``. The URL spaces answer their own errors (OCPI envelopes, the
-    admin API's), authentication first; this only sees the root router's. Not a
-    coroutine: a request a route took has nothing of this to convert, and goes on
-    without a middleware frame of its own here."""
-    if getattr(request.match_info, "http_exception", None) is None:
-        return handler(request)
-    return _unrouted(request, handler)
 
 
 async def _unrouted(request: web.Request, handler: Handler) -> web.StreamResponse:

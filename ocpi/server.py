@@ -275,6 +275,21 @@ def ocpi_middleware(
     # same partners send the same header on every request). Bounded; a header refused
     # (OcpiError) is not kept.
     candidates = functools.lru_cache(maxsize=_HEADERS_KEPT)(parse_authorization)
+    # Request path and query as received -> the URL partners see (origin joined), for
+    # the pagination Link: partners pull the same pages at every sync. Bounded, emptied
+    # when full.
+    public_urls: dict[str, URL] = {}
+
+    def public_url(request: web.Request) -> URL:
+        if origin is None:
+            return request.url
+        raw = request.raw_path
+        url = public_urls.get(raw)
+        if url is None:
+            if len(public_urls) >= _PATHS_KEPT:
+                public_urls.clear()
+            url = public_urls[raw] = origin.join(request.rel_url)
+        return url
 
     @web.middleware
     async def middleware(
@@ -296,7 +311,7 @@ def ocpi_middleware(
                 party=party,
                 request_id=request_id,
                 correlation_id=correlation_id,
-                url=request.url if origin is None else origin.join(request.rel_url),
+                url=public_url(request),
                 from_party=from_party,
                 to_party=to_party,
             )
@@ -392,6 +407,7 @@ async def send_and_close(
 
 
 _HEADERS_KEPT = 256
+_PATHS_KEPT = 1024
 
 
 async def _authenticate(

@@ -8,15 +8,13 @@ CPO platform (the role the operator gave it) its eMSP."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
 from gateway.hub.service import HUB, ROUTED_MODULES, V211_MODULES
 from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
 from gateway.roaming.server import ServedVersion, build_ocpi_app, credentials_endpoints
 from ocpi.hub.routing import CPO_INTERFACE
-from ocpi.server import CONTEXT_KEY, configuration_module, ocpi_context
+from ocpi.server import configuration_module, ocpi_context
 from ocpi.v221 import Endpoint
 from ocpi.v221.enums import InterfaceRole, ModuleID
 
@@ -68,20 +66,13 @@ def hub_routes() -> list[web.RouteDef]:
     ]
 
 
-@web.middleware
-async def _note_activity(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+def _note_activity(request: web.Request, match: TokenMatch) -> None:
     # Any request of a registered platform shows it is alive (mod_hub_client_info:
-    # the still-alive check only probes platforms that have been silent).
-    context = request.get(CONTEXT_KEY)
-    match = context.party if context is not None else None
-    if isinstance(match, TokenMatch) and not match.registration:
-        # One lookup: config_dict builds a chain of the applications' mappings each time.
-        hub = request.config_dict.get(HUB)
-        if hub is not None:
-            hub.note_activity(match.partner.id)
-    return await handler(request)
+    # the still-alive check only probes platforms that have been silent). Called by the
+    # hub's OCPI application once the request passed its checks (build_ocpi_app).
+    hub = request.config_dict.get(HUB)
+    if hub is not None:
+        hub.note_activity(match.partner.id)
 
 
 def hub_endpoints_v211(base_url: str) -> list[Endpoint]:
@@ -118,6 +109,6 @@ def build_hub_app(base_url: str) -> web.Application:
         hub_routes(),
         kind=PartnerKind.HUB,
         mount=HUB_MOUNT,
-        middlewares=[_note_activity],
+        authenticated=_note_activity,
         versions=hub_other_versions(base_url),
     )

@@ -22,7 +22,7 @@ and responses carry no routing headers (transport_and_format, Message Routing).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,15 +157,17 @@ def build_ocpi_app(
     *,
     kind: PartnerKind = PartnerKind.PEER,
     mount: str = "/ocpi",
-    middlewares: Sequence[Any] = (),
+    authenticated: Callable[[web.Request, TokenMatch], None] | None = None,
     versions: Sequence[ServedVersion] = (),
 ) -> web.Application:
     """The OCPI app mounted at ``mount``, for the partners of ``kind``. ``endpoints``
     lists every 2.2.1 module we serve (version details); ``module_routes`` are their
     routes, relative to ``{mount}/2.2.1``. ``versions`` adds other versions (2.1.1,
     2.3.0); without them only 2.2.1 is served. The :class:`PartnerRegistry` is looked
-    up at request time under :data:`REGISTRY` (the composition root opens it).
-    ``middlewares`` run inside the OCPI one (the request is authenticated)."""
+    up under :data:`REGISTRY` at the first request (the composition root opens it at
+    start-up) and kept. ``authenticated`` is called with each request of a registered
+    partner that passed every check, just before its handler (what a middleware after
+    the OCPI one would do, without a layer of its own on every request)."""
     served: dict[str, ServedVersion] = {
         OCPI_VERSION: ServedVersion(OCPI_VERSION, endpoints, module_routes)
     }
@@ -193,8 +195,17 @@ def build_ocpi_app(
             found = relative[path] = (rest, tuple(rest.strip("/").split("/")))
         return found
 
+    # The registry, found at the first request and kept: config_dict chains the
+    # applications' mappings anew at each lookup.
+    found: list[PartnerRegistry] = []
+
+    def registry_of(request: web.Request) -> PartnerRegistry:
+        if not found:
+            found.append(_registry(request))
+        return found[0]
+
     async def resolve(token: str, request: web.Request) -> TokenMatch | None:
-        match = _registry(request).match(token)
+        match = registry_of(request).match(token)
         if match is None or match.partner.kind is not kind:
             return None
         path = below_mount(request.path)[0]
@@ -217,6 +228,8 @@ def build_ocpi_app(
                         f"registered in OCPI {registered}: use {mount}/{registered}/..., or "
                         f"PUT credentials at {mount}/{parts[0]}/credentials to switch"
                     )
+            if authenticated is not None:
+                authenticated(request, match)
 
     async def versions_list(request: web.Request) -> web.Response:
         return ocpi_response([Version(version=v, url=f"{base_url}{mount}/{v}") for v in order])
@@ -224,7 +237,6 @@ def build_ocpi_app(
     app = web.Application(
         middlewares=[
             ocpi_middleware(resolve, public_origin=base_url, check=version_guard),
-            *middlewares,
         ]
     )
     app.router.add_get("/versions", configuration_module(versions_list))
