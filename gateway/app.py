@@ -98,6 +98,7 @@ from gateway.roaming.server import (
     build_ocpi_app,
     cpo_version,
     emsp_party,
+    mount_ocpi_app,
 )
 from gateway.roaming.sessions import SESSION_OBJECT, SessionService
 from gateway.roaming.tokens import (
@@ -822,9 +823,9 @@ def build_app(
     app[PROVIDERS] = providers
     app[PAYMENTS] = PaymentsSlot()  # OCPI 2.3.0 Payments (gateway.roaming.payments)
     # Before /ocpi, whose prefix it shares.
-    app.add_subapp("/ocpi/hub", build_hub_app(settings.base_url))
-    app.add_subapp(
-        "/ocpi",
+    mount_ocpi_app(app, build_hub_app(settings.base_url))
+    mount_ocpi_app(
+        app,
         build_ocpi_app(
             settings.base_url,
             ocpi_endpoints(settings),
