@@ -276,7 +276,10 @@ def mount_ocpi_app(parent: web.Application, app: web.Application) -> None:
     µs a request, tests/bench/README.md). What they do not take (a path no route has, a
     method the path does not allow, HEAD) goes on to the sub-application as before:
     its 404 and 405 are OCPI envelopes, the token checked first. The handlers see the
-    parent as ``request.app`` (they keep nothing in their own application)."""
+    parent as ``request.app`` (they keep nothing in their own application), and only the
+    parent's ``on_response_prepare`` runs for them: ``app`` must have none."""
+    if len(app.on_response_prepare):
+        raise ValueError("an OCPI application served from its parent's router has no signals")
     direct = app[DIRECT]
     parent.add_subapp(direct.mount, app)
     for method, path, handler in direct.routes:

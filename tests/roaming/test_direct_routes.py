@@ -10,11 +10,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from gateway.app import build_app
-from gateway.roaming.server import DIRECT
+from gateway.roaming.server import (
+    DIRECT,
+    build_ocpi_app,
+    credentials_endpoints,
+    mount_ocpi_app,
+)
 from gateway.settings import Settings
 from ocpi.server import is_configuration_module
 
@@ -86,3 +92,15 @@ def _with(match: web.UrlMappingMatchInfo) -> web.Request:
     request = make_mocked_request("HEAD", "/ocpi/versions")
     request._match_info = match
     return request
+
+
+async def test_an_application_with_its_own_response_signal_is_refused(tmp_path: Path) -> None:
+    # Its handlers would run on the parent's router, where only the parent's signals run.
+    async def stamp(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Stamp"] = "1"
+
+    base = "http://example.test"
+    app = build_ocpi_app(base, credentials_endpoints(f"{base}/ocpi/2.2.1"))
+    app.on_response_prepare.append(stamp)
+    with pytest.raises(ValueError, match="no signals"):
+        mount_ocpi_app(web.Application(), app)
