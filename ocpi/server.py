@@ -303,9 +303,7 @@ def ocpi_middleware(
         try:
             party = await _authenticate(request, resolve_token, candidates)
             from_party, to_party = (
-                (None, None)
-                if is_configuration_module(request)
-                else parse_routing_headers(headers)
+                (None, None) if is_configuration_module(request) else parse_routing_headers(headers)
             )
             context = OcpiRequestContext(
                 party=party,
@@ -461,6 +459,14 @@ def is_configuration_module(request: web.Request) -> bool:
     return bool(getattr(request.match_info.handler, _CONFIGURATION_MODULE, False))
 
 
+def _has_ocpi_header(names: Iterable[str]) -> bool:
+    """Whether a header name starts with ``OCPI-`` (any case): ``any(name.lower()
+    .startswith("ocpi-") ...)`` in one search of the names joined by newlines (which no
+    header name holds: aiohttp refuses to write one), a fraction of its cost on a hub's
+    forwarded answer."""
+    return "\nocpi-" in ("\n" + "\n".join(names)).lower()
+
+
 def _swap_routing_headers(request: web.Request, response: web.StreamResponse) -> None:
     """A response goes back to whoever sent the request: its OCPI-to-* are the
     request's OCPI-from-* and the other way round (transport_and_format, Message
@@ -468,7 +474,7 @@ def _swap_routing_headers(request: web.Request, response: web.StreamResponse) ->
     context = request.get(CONTEXT_KEY)
     if not isinstance(context, OcpiRequestContext):
         return
-    if any(name.lower().startswith("ocpi-") for name in response.headers):
+    if _has_ocpi_header(response.headers):
         return
     response.headers.update(
         routing_headers(from_party=context.to_party, to_party=context.from_party)

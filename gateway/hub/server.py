@@ -8,9 +8,12 @@ CPO platform (the role the operator gave it) its eMSP."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Callable
 
-from gateway.hub.service import HUB, ROUTED_MODULES, V211_MODULES
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.hub.service import HUB, ROUTED_MODULES, V211_MODULES, Hub
 from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
 from gateway.roaming.server import ServedVersion, build_ocpi_app, credentials_endpoints
 from ocpi.hub.routing import CPO_INTERFACE
@@ -48,31 +51,62 @@ def hub_endpoints(base_url: str, version: str = OCPI_VERSION) -> list[Endpoint]:
     return endpoints
 
 
-async def _route(request: web.Request) -> web.StreamResponse:
-    return await request.config_dict[HUB].handle(request)
+class _HubOf:
+    """The hub service of a request: found in the applications' mappings at the first
+    request that has it, then kept (``config_dict`` chains them anew at each lookup, and
+    a forwarded request looked it up twice)."""
+
+    __slots__ = ("_hub",)
+
+    def __init__(self) -> None:
+        self._hub: Hub | None = None
+
+    def __call__(self, request: web.Request) -> Hub | None:
+        hub = self._hub
+        if hub is None:
+            hub = self._hub = request.config_dict.get(HUB)
+        return hub
 
 
-@configuration_module  # no routing headers (transport_and_format, Message Routing)
-async def _client_info(request: web.Request) -> web.StreamResponse:
-    partner = partner_of(ocpi_context(request).party)
-    return request.config_dict[HUB].client_infos(partner.id, request)
+def _handlers(hub_of: _HubOf) -> tuple[Handler, Handler]:
+    """The routed modules' handler and HubClientInfo's."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        hub = hub_of(request)
+        if hub is None:
+            raise KeyError(HUB)  # not opened: a server error, as a missing key always was
+        return await hub.handle(request)
+
+    @configuration_module  # no routing headers (transport_and_format, Message Routing)
+    async def client_info(request: web.Request) -> web.StreamResponse:
+        partner = partner_of(ocpi_context(request).party)
+        hub = hub_of(request)
+        if hub is None:
+            raise KeyError(HUB)
+        return hub.client_infos(partner.id, request)
+
+    return route, client_info
 
 
-def hub_routes() -> list[web.RouteDef]:
+def hub_routes(hub_of: _HubOf) -> list[web.RouteDef]:
+    route, client_info = _handlers(hub_of)
     return [
-        web.get("/hubclientinfo", _client_info),
-        web.route("*", "/{module}/{interface}", _route),
-        web.route("*", "/{module}/{interface}/{tail:.*}", _route),
+        web.get("/hubclientinfo", client_info),
+        web.route("*", "/{module}/{interface}", route),
+        web.route("*", "/{module}/{interface}/{tail:.*}", route),
     ]
 
 
-def _note_activity(request: web.Request, match: TokenMatch) -> None:
-    # Any request of a registered platform shows it is alive (mod_hub_client_info:
-    # the still-alive check only probes platforms that have been silent). Called by the
-    # hub's OCPI application once the request passed its checks (build_ocpi_app).
-    hub = request.config_dict.get(HUB)
-    if hub is not None:
-        hub.note_activity(match.partner.id)
+def _activity_noter(hub_of: _HubOf) -> Callable[[web.Request, TokenMatch], None]:
+    def note_activity(request: web.Request, match: TokenMatch) -> None:
+        # Any request of a registered platform shows it is alive (mod_hub_client_info:
+        # the still-alive check only probes platforms that have been silent). Called by
+        # the hub's OCPI application once the request passed its checks (build_ocpi_app).
+        hub = hub_of(request)
+        if hub is not None:
+            hub.note_activity(match.partner.id)
+
+    return note_activity
 
 
 def hub_endpoints_v211(base_url: str) -> list[Endpoint]:
@@ -86,29 +120,31 @@ def hub_endpoints_v211(base_url: str) -> list[Endpoint]:
     ]
 
 
-def hub_routes_v211() -> list[web.RouteDef]:
+def hub_routes_v211(hub_of: _HubOf) -> list[web.RouteDef]:
+    route, _ = _handlers(hub_of)
     return [
-        web.route("*", "/{module}", _route),
-        web.route("*", "/{module}/{tail:.*}", _route),
+        web.route("*", "/{module}", route),
+        web.route("*", "/{module}/{tail:.*}", route),
     ]
 
 
-def hub_other_versions(base_url: str) -> list[ServedVersion]:
+def hub_other_versions(base_url: str, hub_of: _HubOf) -> list[ServedVersion]:
     """The hub's 2.1.1 and 2.3.0: versions, version details, credentials and the routed
     modules (the hub translates between the versions, :mod:`ocpi.hub.translate`)."""
     return [
-        ServedVersion("2.1.1", hub_endpoints_v211(base_url), hub_routes_v211()),
-        ServedVersion("2.3.0", hub_endpoints(base_url, "2.3.0"), hub_routes()),
+        ServedVersion("2.1.1", hub_endpoints_v211(base_url), hub_routes_v211(hub_of)),
+        ServedVersion("2.3.0", hub_endpoints(base_url, "2.3.0"), hub_routes(hub_of)),
     ]
 
 
 def build_hub_app(base_url: str) -> web.Application:
+    hub_of = _HubOf()  # one per application
     return build_ocpi_app(
         base_url,
         hub_endpoints(base_url),
-        hub_routes(),
+        hub_routes(hub_of),
         kind=PartnerKind.HUB,
         mount=HUB_MOUNT,
-        authenticated=_note_activity,
-        versions=hub_other_versions(base_url),
+        authenticated=_activity_noter(hub_of),
+        versions=hub_other_versions(base_url, hub_of),
     )
