@@ -989,6 +989,23 @@ async def bench(
         summary(results, args)
 
 
+def add_gateway_env_option(parser: argparse.ArgumentParser) -> None:
+    """``--gateway-env NAME=VALUE ...``: settings for the gateway process (read back by
+    :func:`gateway_env`)."""
+    parser.add_argument(
+        "--gateway-env",
+        metavar="NAME=VALUE",
+        nargs="+",
+        default=[],
+        help="settings for the gateway (GATEWAY_TRAIL=false GATEWAY_METRICS=false: without them)",
+    )
+
+
+def gateway_env(args: argparse.Namespace) -> dict[str, str]:
+    """The settings ``--gateway-env`` gave, for :class:`Gateway`'s ``extra_env``."""
+    return dict(item.split("=", 1) for item in args.gateway_env)
+
+
 def callgrind_command(out: Path) -> list[str] | None:
     """The command a program runs under to have its instructions counted by valgrind's
     callgrind (its output ``out``, each dump ``out.N``), or None when valgrind or
@@ -1101,13 +1118,7 @@ def main() -> int:
         " PREFIX-put.txt at the last --concurrency level, PREFIX-ab-get.txt and"
         " PREFIX-ab-put.txt under ab",
     )
-    parser.add_argument(
-        "--gateway-env",
-        metavar="NAME=VALUE",
-        nargs="+",
-        default=[],
-        help="settings for the gateway (GATEWAY_TRAIL=false GATEWAY_METRICS=false: without them)",
-    )
+    add_gateway_env_option(parser)
     parser.add_argument(
         "--rounds",
         type=int,
@@ -1161,7 +1172,7 @@ def main() -> int:
             print(f"--nice {args.nice}: {exc}", file=sys.stderr)
             return 2
     tmp = Path(tempfile.mkdtemp(prefix="bench-hub-"))
-    extra_env = dict(item.split("=", 1) for item in args.gateway_env)
+    extra_env = gateway_env(args)
     wrapper = None
     if args.instructions:
         wrapper = callgrind_command(tmp / "callgrind.out")

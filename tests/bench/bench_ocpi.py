@@ -62,9 +62,11 @@ from bench_hub import (
     HOST,
     BenchError,
     Gateway,
+    add_gateway_env_option,
     callgrind_command,
     fetch,
     free_port,
+    gateway_env,
     pct,
     proc_cpu_seconds,
     token_header,
@@ -587,13 +589,7 @@ def main() -> int:
     parser.add_argument("--redis", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    parser.add_argument(
-        "--gateway-env",
-        metavar="NAME=VALUE",
-        nargs="+",
-        default=[],
-        help="settings for the gateway (GATEWAY_TRAIL=false GATEWAY_METRICS=false: without them)",
-    )
+    add_gateway_env_option(parser)
     parser.add_argument(
         "--py-spy", metavar="FILE", help="profile the gateway during the quiet run (raw stacks)"
     )
@@ -661,8 +657,7 @@ def main() -> int:
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-ocpi-"))
     # The churn chargers are the registered ones (no password needed).
-    extra_env = dict(item.split("=", 1) for item in args.gateway_env)
-    gateway = Gateway(tmp, args.redis_url if args.redis else None, extra_env)
+    gateway = Gateway(tmp, args.redis_url if args.redis else None, gateway_env(args))
     try:
         gateway.start()
         emsp = EmspPlatform()
