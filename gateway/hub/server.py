@@ -15,13 +15,20 @@ from aiohttp.typedefs import Handler
 
 from gateway.hub.service import HUB, ROUTED_MODULES, V211_MODULES, Hub
 from gateway.roaming.partners import OCPI_VERSION, PartnerKind, TokenMatch, partner_of
-from gateway.roaming.server import ServedVersion, build_ocpi_app, credentials_endpoints
+from gateway.roaming.server import (
+    KeptValue,
+    ServedVersion,
+    build_ocpi_app,
+    credentials_endpoints,
+)
 from ocpi.hub.routing import CPO_INTERFACE
 from ocpi.server import configuration_module, ocpi_context
 from ocpi.v221 import Endpoint
 from ocpi.v221.enums import InterfaceRole, ModuleID
 
 HUB_MOUNT = "/ocpi/hub"
+
+HubOf = KeptValue[Hub]
 
 
 def hub_version_url(base_url: str) -> str:
@@ -51,44 +58,21 @@ def hub_endpoints(base_url: str, version: str = OCPI_VERSION) -> list[Endpoint]:
     return endpoints
 
 
-class _HubOf:
-    """The hub service of a request: found in the applications' mappings at the first
-    request that has it, then kept (``config_dict`` chains them anew at each lookup, and
-    a forwarded request looked it up twice)."""
-
-    __slots__ = ("_hub",)
-
-    def __init__(self) -> None:
-        self._hub: Hub | None = None
-
-    def __call__(self, request: web.Request) -> Hub | None:
-        hub = self._hub
-        if hub is None:
-            hub = self._hub = request.config_dict.get(HUB)
-        return hub
-
-
-def _handlers(hub_of: _HubOf) -> tuple[Handler, Handler]:
+def _handlers(hub_of: HubOf) -> tuple[Handler, Handler]:
     """The routed modules' handler and HubClientInfo's."""
 
     async def route(request: web.Request) -> web.StreamResponse:
-        hub = hub_of(request)
-        if hub is None:
-            raise KeyError(HUB)  # not opened: a server error, as a missing key always was
-        return await hub.handle(request)
+        return await hub_of(request).handle(request)
 
     @configuration_module  # no routing headers (transport_and_format, Message Routing)
     async def client_info(request: web.Request) -> web.StreamResponse:
         partner = partner_of(ocpi_context(request).party)
-        hub = hub_of(request)
-        if hub is None:
-            raise KeyError(HUB)
-        return hub.client_infos(partner.id, request)
+        return hub_of(request).client_infos(partner.id, request)
 
     return route, client_info
 
 
-def hub_routes(hub_of: _HubOf) -> list[web.RouteDef]:
+def hub_routes(hub_of: HubOf) -> list[web.RouteDef]:
     route, client_info = _handlers(hub_of)
     return [
         web.get("/hubclientinfo", client_info),
@@ -97,12 +81,12 @@ def hub_routes(hub_of: _HubOf) -> list[web.RouteDef]:
     ]
 
 
-def _activity_noter(hub_of: _HubOf) -> Callable[[web.Request, TokenMatch], None]:
+def _activity_noter(hub_of: HubOf) -> Callable[[web.Request, TokenMatch], None]:
     def note_activity(request: web.Request, match: TokenMatch) -> None:
         # Any request of a registered platform shows it is alive (mod_hub_client_info:
         # the still-alive check only probes platforms that have been silent). Called by
         # the hub's OCPI application once the request passed its checks (build_ocpi_app).
-        hub = hub_of(request)
+        hub = hub_of.get(request)
         if hub is not None:
             hub.note_activity(match.partner.id)
 
@@ -120,7 +104,7 @@ def hub_endpoints_v211(base_url: str) -> list[Endpoint]:
     ]
 
 
-def hub_routes_v211(hub_of: _HubOf) -> list[web.RouteDef]:
+def hub_routes_v211(hub_of: HubOf) -> list[web.RouteDef]:
     route, _ = _handlers(hub_of)
     return [
         web.route("*", "/{module}", route),
@@ -128,7 +112,7 @@ def hub_routes_v211(hub_of: _HubOf) -> list[web.RouteDef]:
     ]
 
 
-def hub_other_versions(base_url: str, hub_of: _HubOf) -> list[ServedVersion]:
+def hub_other_versions(base_url: str, hub_of: HubOf) -> list[ServedVersion]:
     """The hub's 2.1.1 and 2.3.0: versions, version details, credentials and the routed
     modules (the hub translates between the versions, :mod:`ocpi.hub.translate`)."""
     return [
@@ -138,7 +122,7 @@ def hub_other_versions(base_url: str, hub_of: _HubOf) -> list[ServedVersion]:
 
 
 def build_hub_app(base_url: str) -> web.Application:
-    hub_of = _HubOf()  # one per application
+    hub_of = KeptValue(HUB)  # one per application
     return build_ocpi_app(
         base_url,
         hub_endpoints(base_url),

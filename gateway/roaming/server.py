@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -138,6 +138,9 @@ def version_details(version: str, endpoints: Sequence[Endpoint]) -> BaseModel:
     return internal
 
 
+_T = TypeVar("_T")
+
+
 def _match(request: web.Request) -> TokenMatch:
     party = ocpi_context(request).party
     assert isinstance(party, TokenMatch)
@@ -146,6 +149,31 @@ def _match(request: web.Request) -> TokenMatch:
 
 def _registry(request: web.Request) -> PartnerRegistry:
     return request.config_dict[REGISTRY]
+
+
+class KeptValue(Generic[_T]):
+    """The value under ``key`` in a request's applications, found at the first request
+    that has it and then kept: for what the composition root opens once at start-up and
+    a URL space reads at every request (``config_dict`` chains the applications' mappings
+    anew at each lookup). One per application."""
+
+    __slots__ = ("_key", "_value")
+
+    def __init__(self, key: web.AppKey[_T]) -> None:
+        self._key = key
+        self._value: _T | None = None
+
+    def get(self, request: web.Request) -> _T | None:
+        value = self._value
+        if value is None:
+            value = self._value = request.config_dict.get(self._key)
+        return value
+
+    def __call__(self, request: web.Request) -> _T:
+        value = self.get(request)
+        if value is None:
+            raise KeyError(self._key)  # not opened: a server error, as a lookup's
+        return value
 
 
 # Request paths whose part below the mount build_ocpi_app's checks keep.
@@ -197,14 +225,7 @@ def build_ocpi_app(
             found = relative[path] = (rest, tuple(rest.strip("/").split("/")))
         return found
 
-    # The registry, found at the first request and kept: config_dict chains the
-    # applications' mappings anew at each lookup.
-    found: list[PartnerRegistry] = []
-
-    def registry_of(request: web.Request) -> PartnerRegistry:
-        if not found:
-            found.append(_registry(request))
-        return found[0]
+    registry_of = KeptValue(REGISTRY)
 
     async def resolve(token: str, request: web.Request) -> TokenMatch | None:
         match = registry_of(request).match(token)
