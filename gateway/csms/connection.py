@@ -12,7 +12,9 @@ answered here, so that:
   arrival order,
   so a slow handler (a roaming partner's real-time authorization) never holds
   back the answer to a call the gateway made, and a handler that itself calls
-  the charger cannot deadlock;
+  the charger cannot deadlock. The worker starts in the callback
+  (``gateway.csms.eager``): a CALL whose handler waits for nothing (a Heartbeat) is
+  answered there, and only one that waits gets a task to go on;
 - OCPP-J 2.1's two message types (``rpc_21``), which the library does not parse, are
   handled here: CALLRESULTERROR (5), by which the receiver of a CALLRESULT refuses it,
   and SEND (6), an unconfirmed message. Neither is ever answered (OCPP-J 2.1 4.2.4,
@@ -46,6 +48,7 @@ from ocpp.routing import on as _lib_on
 
 from gateway import logs
 from gateway.csms.core import BootInfo, CentralSystem
+from gateway.csms.eager import start_eagerly
 from gateway.csms.errors import (
     FormatViolation,
     InternalFailure,
@@ -315,7 +318,9 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
                 )
             pending.append((unique_id, frame[2], frame[3], needs_edge_check(raw), tx))
             if self._worker is None:
-                self._worker = asyncio.create_task(self._work())
+                # Handled now, up to its first wait: most CALLs wait for nothing and are
+                # answered without a task (a task carries on the others).
+                self._worker = start_eagerly(self._work())
         elif message_type in (CALLRESULT, CALLERROR) and unique_id not in (self._awaited or ()):
             # No call of ours waits for this id (never sent, or timed out): the answer can
             # match nothing, and queueing it would let a charger grow our memory.
