@@ -49,34 +49,53 @@ MAX_MULTIPLIER = 9
 
 def timestamp(value: str, field: str) -> datetime:
     try:
+        return _time(value)
+    except _BadValue as exc:
+        raise PropertyViolation(f"{field}: {exc}", field=field) from None
+
+
+class _BadValue(ValueError):
+    """What is wrong with a value; the caller names its field (only then is the name
+    built: a frame's fields are named in errors, not while it is read)."""
+
+
+def _time(value: str) -> datetime:
+    try:
         when = parse_timestamp(value)
     except (ValueError, OverflowError):
-        raise PropertyViolation(f"{field}: not an RFC 3339 date-time", field=field) from None
+        raise _BadValue("not an RFC 3339 date-time") from None
     if not EARLIEST <= when < LATEST:
-        raise PropertyViolation(f"{field}: outside 1970 to 2199", field=field)
+        raise _BadValue("outside 1970 to 2199")
     return when
 
 
 def meter_wh(value: Any, field: str) -> Decimal:
     """A 1.6 meterStart / meterStop, bounded like every reading."""
-    number = _number(value, field)
+    try:
+        number = _number(value)
+    except _BadValue as exc:
+        raise PropertyViolation(f"{field}: {exc}", field=field) from None
     if abs(number) >= MAX_READING:
         raise PropertyViolation(f"{field}: out of range", field=field)
     return number
 
 
-def _number(value: Any, field: str) -> Decimal:
+def _number(value: Any) -> Decimal:
     try:
         # str() first: a float's shortest repr is the number the charger wrote.
         number = Decimal(str(value)) if not isinstance(value, Decimal) else value
     except InvalidOperation:
-        raise PropertyViolation(f"{field}: not a number", field=field) from None
+        raise _BadValue("not a number") from None
     if not number.is_finite():
-        raise PropertyViolation(f"{field}: not a finite number", field=field)
+        raise _BadValue("not a finite number")
     if number and number.adjusted() >= 18:
         # Decimal('1e999999') is finite but no store or price computation can use it.
-        raise PropertyViolation(f"{field}: out of range", field=field)
+        raise _BadValue("out of range")
     return number
+
+
+def _sample_field(field: str, i: int, j: int) -> str:
+    return f"{field}[{i}].sampledValue[{j}]"
 
 
 def _reading(
@@ -85,6 +104,8 @@ def _reading(
     unit: str | None,
     multiplier: int,
     field: str,
+    i: int,
+    j: int,
 ) -> MeterReading | None:
     measurand = _MEASURANDS.get(sample.get("measurand", Measurand.ENERGY_WH.value))
     if measurand is None:
@@ -92,15 +113,19 @@ def _reading(
     unit = unit or _DEFAULT_UNITS[measurand]
     unit_measurand, factor = _UNITS.get(unit, (None, Decimal(0)))
     if unit_measurand is not measurand:
-        raise PropertyViolation(f"{field}: unit {unit} does not fit {measurand.value}", field=field)
+        where = _sample_field(field, i, j)
+        raise PropertyViolation(f"{where}: unit {unit} does not fit {measurand.value}", field=where)
     if abs(multiplier) > MAX_MULTIPLIER:
-        raise PropertyViolation(
-            f"{field}.unitOfMeasure.multiplier: out of range",
-            field=f"{field}.unitOfMeasure.multiplier",
-        )
-    value = _number(sample["value"], f"{field}.value").scaleb(multiplier) * factor
+        where = f"{_sample_field(field, i, j)}.unitOfMeasure.multiplier"
+        raise PropertyViolation(f"{where}: out of range", field=where)
+    try:
+        value = _number(sample["value"]).scaleb(multiplier) * factor
+    except _BadValue as exc:
+        where = f"{_sample_field(field, i, j)}.value"
+        raise PropertyViolation(f"{where}: {exc}", field=where) from None
     if abs(value) >= MAX_READING:
-        raise PropertyViolation(f"{field}.value: out of range", field=f"{field}.value")
+        where = f"{_sample_field(field, i, j)}.value"
+        raise PropertyViolation(f"{where}: out of range", field=where)
     return MeterReading(
         timestamp=when,
         measurand=measurand,
@@ -110,16 +135,22 @@ def _reading(
     )
 
 
+def _sampled_at(meter_value: Mapping[str, Any], field: str, i: int) -> datetime:
+    try:
+        return _time(meter_value["timestamp"])
+    except _BadValue as exc:
+        where = f"{field}[{i}].timestamp"
+        raise PropertyViolation(f"{where}: {exc}", field=where) from None
+
+
 def readings_v16(meter_values: Iterable[Mapping[str, Any]], field: str) -> list[MeterReading]:
     out: list[MeterReading] = []
     for i, mv in enumerate(meter_values):
-        when = timestamp(mv["timestamp"], f"{field}[{i}].timestamp")
+        when = _sampled_at(mv, field, i)
         for j, sample in enumerate(mv["sampledValue"]):
             if sample.get("format") == "SignedData":
                 continue
-            reading = _reading(
-                when, sample, sample.get("unit"), 0, f"{field}[{i}].sampledValue[{j}]"
-            )
+            reading = _reading(when, sample, sample.get("unit"), 0, field, i, j)
             if reading is not None:
                 out.append(reading)
     return out
@@ -128,15 +159,11 @@ def readings_v16(meter_values: Iterable[Mapping[str, Any]], field: str) -> list[
 def readings_v201(meter_values: Iterable[Mapping[str, Any]], field: str) -> list[MeterReading]:
     out: list[MeterReading] = []
     for i, mv in enumerate(meter_values):
-        when = timestamp(mv["timestamp"], f"{field}[{i}].timestamp")
+        when = _sampled_at(mv, field, i)
         for j, sample in enumerate(mv["sampledValue"]):
             uom = sample.get("unitOfMeasure") or {}
             reading = _reading(
-                when,
-                sample,
-                uom.get("unit"),
-                int(uom.get("multiplier", 0)),
-                f"{field}[{i}].sampledValue[{j}]",
+                when, sample, uom.get("unit"), int(uom.get("multiplier", 0)), field, i, j
             )
             if reading is not None:
                 out.append(reading)

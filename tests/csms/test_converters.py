@@ -14,7 +14,7 @@ from ocpp.charge_point import remove_nones, snake_to_camel_case
 
 from gateway.csms import v16, v201
 from gateway.csms.errors import OcppRequestError, PropertyViolation
-from gateway.csms.meter import readings_v16, readings_v201
+from gateway.csms.meter import meter_wh, readings_v16, readings_v201
 from gateway.csms.validation import SchemaValidators
 from gateway.domain import commands as cmd
 from gateway.domain.clock import format_timestamp, parse_timestamp
@@ -160,6 +160,33 @@ def test_untracked_measurands_dropped_and_wrong_units_refused() -> None:
     with pytest.raises(OcppRequestError) as err2:
         readings_v16([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "x1"}]}], "transactionData")
     assert err2.value.field == "transactionData[0].sampledValue[0].value"
+
+
+OK_SAMPLE = {"value": "1"}
+
+
+@pytest.mark.parametrize(
+    ("meter_values", "field", "description"),
+    [
+        ([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [OK_SAMPLE]}, {"timestamp": "yesterday", "sampledValue": [OK_SAMPLE]}], "meterValue[1].timestamp", "meterValue[1].timestamp: not an RFC 3339 date-time"),
+        ([{"timestamp": "1969-12-31T23:59:59Z", "sampledValue": [OK_SAMPLE]}], "meterValue[0].timestamp", "meterValue[0].timestamp: outside 1970 to 2199"),
+        ([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [OK_SAMPLE, {"value": "7", "measurand": "Power.Active.Import", "unit": "Wh"}]}], "meterValue[0].sampledValue[1]", "meterValue[0].sampledValue[1]: unit Wh does not fit Power.Active.Import"),
+        ([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [OK_SAMPLE]}, {"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [OK_SAMPLE, {"value": "abc"}]}], "meterValue[1].sampledValue[1].value", "meterValue[1].sampledValue[1].value: not a number"),
+        ([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "Infinity"}]}], "meterValue[0].sampledValue[0].value", "meterValue[0].sampledValue[0].value: not a finite number"),
+        ([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1e18"}]}], "meterValue[0].sampledValue[0].value", "meterValue[0].sampledValue[0].value: out of range"),
+        ([{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1000000000000000", "unit": "kWh"}]}], "meterValue[0].sampledValue[0].value", "meterValue[0].sampledValue[0].value: out of range"),
+    ],
+)
+def test_a_bad_reading_is_refused_naming_its_field(meter_values: list[dict[str, Any]], field: str, description: str) -> None:
+    with pytest.raises(PropertyViolation) as err:
+        readings_v16(meter_values, "meterValue")
+    assert (err.value.field, err.value.description) == (field, description)
+
+
+def test_a_bad_meter_start_is_refused_naming_its_field() -> None:
+    with pytest.raises(PropertyViolation) as err:
+        meter_wh("many", "meterStart")
+    assert (err.value.field, err.value.description) == ("meterStart", "meterStart: not a number")
 
 
 @pytest.mark.parametrize("status", ["Available", "Preparing", "Charging", "SuspendedEVSE", "SuspendedEV", "Finishing", "Reserved", "Unavailable", "Faulted"])
