@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Coroutine, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -30,40 +30,29 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
     except StopIteration:
         return None
     loop = asyncio.get_running_loop()
-    return loop.create_task(_carried_on(_Resumed(coro, waiting_for)), context=context)
+    # The task steps a generator (asyncio takes one as a coroutine): one frame between
+    # the task and ``coro``, where a coroutine awaiting an awaitable would put two.
+    return loop.create_task(_resumed(coro, waiting_for), context=context)
 
 
-async def _carried_on(resumed: _Resumed[T]) -> T:
-    return await resumed
-
-
-class _Resumed(Generic[T]):
-    """Awaiting it goes on with a coroutine that was stepped by hand and now waits for
-    ``waiting_for`` (what it yielded to the event loop, usually a future): it passes that
-    up, then forwards to the coroutine what the task sends or throws back (the future's
-    completion, a cancellation) until it returns, as ``await`` itself would have."""
-
-    __slots__ = ("_coro", "_waiting_for")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], waiting_for: Any) -> None:
-        self._coro = coro
-        self._waiting_for = waiting_for
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        coro, waiting_for = self._coro, self._waiting_for
-        while True:
+def _resumed(coro: Coroutine[Any, Any, T], waiting_for: Any) -> Generator[Any, Any, T]:
+    """Goes on with ``coro``, stepped by hand until it yielded ``waiting_for`` to the event
+    loop (a future, usually): passes that up to the task, then forwards to ``coro`` what
+    the task sends or throws back (the future's completion, a cancellation) until it
+    returns, as ``await`` itself would have."""
+    while True:
+        try:
+            sent = yield waiting_for
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # a cancellation too: the coroutine gets it
             try:
-                sent = yield waiting_for
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation too: the coroutine gets it
-                try:
-                    waiting_for = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-            else:
-                try:
-                    waiting_for = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
+                waiting_for = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+        else:
+            try:
+                waiting_for = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]

@@ -98,6 +98,7 @@ class SchemaValidators:
     def __init__(self) -> None:
         self._root = Path(ocpp.__file__).parent
         self._cache: dict[tuple[OcppVersion, str], Validator | None] = {}
+        self._by_call: dict[tuple[OcppVersion, str, bool, bool], Validator | None] = {}
 
     def _schema_name(self, version: OcppVersion, action: str, response: bool, send: bool) -> str:
         if version is OcppVersion.V16 or send:
@@ -130,7 +131,12 @@ class SchemaValidators:
         send: bool = False,
     ) -> None:
         """Raise the matching :class:`OcppRequestError` when ``payload`` breaks the schema."""
-        validator = self.get(version, action, response=response, send=send)
+        # Found by what the caller has at hand: the schema's name is made only once.
+        key = (version, action, response, send)
+        try:
+            validator = self._by_call[key]
+        except KeyError:
+            validator = self._by_call[key] = self.get(version, action, response=response, send=send)
         if validator is None:
             raise FormatViolation(f"no schema for {action}")
         try:
