@@ -276,7 +276,8 @@ class V16Connection(OcppConnection, LibV16ChargePoint):  # type: ignore[misc]
 
     @on(Action.status_notification)
     async def on_status(self, payload: dict[str, Any]) -> dict[str, Any]:
-        state = status_from_v16(self.charger_id, payload, self.csms.clock.now())
+        # Without a timestamp of the charger's, the status is as of its receipt.
+        state = status_from_v16(self.charger_id, payload, self.last_seen)
         await self.csms.connector_status(state)
         return {}
 

@@ -29,6 +29,8 @@ class UuidFactory:
 
 def ensure_utc(value: datetime) -> datetime:
     """Normalise an aware datetime to UTC; naive datetimes are a programming error."""
+    if value.tzinfo is UTC:  # most are: the clock's, and every time read back
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value.isoformat()} (times must be timezone-aware)")
     return value.astimezone(UTC)

@@ -54,12 +54,7 @@ class StatusRecorder:
     def entry(self, event: Event) -> StatusEntry | None:
         now = self._clock.now()
         match event:
-            case ChargerOnline(charger_id=cid):
-                return StatusEntry(cid, now, StatusKind.ONLINE)
-            case ChargerOffline(charger_id=cid, reason=reason):
-                return StatusEntry(cid, now, StatusKind.OFFLINE, detail=reason[:200])
-            case ChargerBooted(state=state):
-                return StatusEntry(state.id, now, StatusKind.BOOT)
+            # The most frequent first: cases are tried in turn.
             case ConnectorStatusChanged(state=c):
                 return StatusEntry(
                     c.charger_id,
@@ -71,6 +66,12 @@ class StatusRecorder:
                     c.error_code,
                     c.info[:200] if c.info else None,
                 )
+            case ChargerOnline(charger_id=cid):
+                return StatusEntry(cid, now, StatusKind.ONLINE)
+            case ChargerOffline(charger_id=cid, reason=reason):
+                return StatusEntry(cid, now, StatusKind.OFFLINE, detail=reason[:200])
+            case ChargerBooted(state=state):
+                return StatusEntry(state.id, now, StatusKind.BOOT)
         return None
 
     # The kinds entry() records (the bus gives record() no other).
