@@ -67,6 +67,7 @@ from gateway.domain.clock import format_timestamp
 from gateway.domain.commands import Command, CommandResult, CommandStatus
 from gateway.domain.errors import ChargerNotConnected, ChargerRejected, ChargerTimeout
 from gateway.domain.models import OcppVersion
+from gateway.jsontext import compact
 from gateway.storage.base import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -779,7 +780,7 @@ def _refuse_constant(name: str) -> Any:
 # Built once: json.loads and json.dumps with options build a new decoder or encoder for
 # every call (a few microseconds per frame on the chargers' path). Both are stateless.
 _decode = json.JSONDecoder(parse_constant=_refuse_constant).decode
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_encode = compact
 
 
 def decode_frame(raw: str, edge: bool) -> Any:

@@ -41,14 +41,15 @@ from gateway.domain.models import (
     Transaction,
     TransactionStatus,
 )
+from gateway.jsontext import compact
 from gateway.storage.base import Document, OutboxItem, OutboxStatus
 
 JsonDict = dict[str, Any]
 _E = TypeVar("_E", bound=Enum)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# A stateless, compact encoder (the C fast path of the json module).
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# A stateless, compact encoder (the C fast path of the json module, built once).
+_dumps = compact
 
 
 class NaiveDatetimeError(ValueError):

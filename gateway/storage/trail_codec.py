@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from gateway.jsontext import compact_unicode
 from gateway.storage import codec
 from gateway.storage.base import TrailEntry, TrailRecord, trail_record
 
@@ -78,7 +79,7 @@ def at_micros(entry: TrailEntry) -> int:
     return micros(entry.at)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_dumps = compact_unicode
 
 # The stored JSON is a list, in this order (positions: the Redis scripts read 4, 5 and 15,
 # counting from 1 as Lua does): [at µs, protocol, direction, charger_id, partner, action,
