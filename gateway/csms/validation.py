@@ -191,11 +191,22 @@ MAX_DEPTH = 32
 # it looks for: an integer of 19 digits or more (JSON's digits are ASCII), a surrogate
 # escape, or more brackets than MAX_DEPTH (nesting deeper needs at least that many).
 # C-speed scans decide, so an ordinary frame costs next to nothing: the escape's
-# pattern only runs where the text has an escape at all, and the digits' is ASCII
-# (``\d`` tries every Unicode digit: twice the time on a MeterValues frame).
-_LONG_INTEGER = re.compile(r"[0-9]{19}")
+# pattern only runs where the text has an escape at all, and a run of 19 digits is
+# looked for in the text's UTF-8 bytes with every ASCII digit made "0" and every other
+# byte "." (a translation table, then a substring search: a fifth of the time of the
+# pattern ``[0-9]{19}`` on a MeterValues frame; the UTF-8 of other characters has no
+# byte in 0x30 to 0x39).
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
+_LONG_RUN = b"0" * 19
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _BRACKETS_WITHOUT_WALK = MAX_DEPTH
+
+
+def has_long_digit_run(raw: str) -> bool:
+    """Whether ``raw`` has 19 ASCII digits in a row (``re.search("[0-9]{19}", raw)``)."""
+    # surrogatepass: a str built in the process may hold a lone surrogate; a frame's
+    # text cannot (it was UTF-8).
+    return _LONG_RUN in raw.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS)
 
 
 def needs_edge_check(raw: str) -> bool:
@@ -204,7 +215,7 @@ def needs_edge_check(raw: str) -> bool:
         return True
     if "\\u" in raw and _SURROGATE.search(raw) is not None:
         return True
-    return _LONG_INTEGER.search(raw) is not None
+    return has_long_digit_run(raw)
 
 
 def _encodable(text: str) -> bool:

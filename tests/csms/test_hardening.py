@@ -13,12 +13,13 @@ import contextlib
 import io
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -615,3 +616,22 @@ def test_the_pre_check_never_misses_what_the_walk_refuses(payload: Any, ascii_on
         check_storable(json.loads(raw)[3])
     except OcppRequestError:
         assert needs_edge_check(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(
+        st.one_of(
+            st.text(alphabet="0123456789", min_size=15, max_size=22),
+            st.text(max_size=6),
+            st.sampled_from(["\u0660" * 19, "\uff10" * 19, "\ud800", "é", ",", "-", "."]),
+        ),
+        max_size=6,
+    ).map("".join)
+)
+def test_the_digit_run_check_is_the_patterns(text: str) -> None:
+    # 19 ASCII digits in a row, as re.search("[0-9]{19}") finds them; other scripts'
+    # digits (Arabic-Indic, full-width) are no JSON number's.
+    from gateway.csms.validation import has_long_digit_run
+
+    assert has_long_digit_run(text) == (re.search("[0-9]{19}", text) is not None)
