@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import types
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -30,29 +31,25 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T] | None:
     except StopIteration:
         return None
     loop = asyncio.get_running_loop()
-    # The task steps a generator (asyncio takes one as a coroutine): one frame between
-    # the task and ``coro``, where a coroutine awaiting an awaitable would put two.
     return loop.create_task(_resumed(coro, waiting_for), context=context)
 
 
-def _resumed(coro: Coroutine[Any, Any, T], waiting_for: Any) -> Generator[Any, Any, T]:
+@types.coroutine
+def _resumed(coro: Coroutine[Any, Any, T], waiting_for: Any) -> Generator[Any, None, T]:
     """Goes on with ``coro``, stepped by hand until it yielded ``waiting_for`` to the event
-    loop (a future, usually): passes that up to the task, then forwards to ``coro`` what
-    the task sends or throws back (the future's completion, a cancellation) until it
-    returns, as ``await`` itself would have."""
-    while True:
+    loop (a future, usually): passes that up to the task, then hands the task over to
+    ``coro`` itself (``yield from``, which forwards in C what the task sends or throws).
+
+    A task sends None when what it waited for is done, which is what resumes ``coro`` (a
+    future's ``__await__`` then reads its result); what it throws (a cancellation) is
+    thrown into ``coro`` where it waits.
+    """
+    try:
+        yield waiting_for
+    except BaseException as exc:  # a cancellation too: the coroutine gets it
         try:
-            sent = yield waiting_for
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # a cancellation too: the coroutine gets it
-            try:
-                waiting_for = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-        else:
-            try:
-                waiting_for = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+            waiting_for = coro.throw(exc)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        return (yield from _resumed(coro, waiting_for))
+    return (yield from coro)  # type: ignore[no-any-return]
