@@ -179,15 +179,19 @@ async def test_more_commands_than_connections_wait_instead_of_failing(
 
 
 @pytest.fixture(scope="module")
-def children() -> dict[str, tuple[int, str]]:
+def children(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]:
     """One Redis contract test run by a child pytest against a Redis that is not there,
     without and with GATEWAY_REQUIRE_REDIS=1 (both children at once, to save time)."""
     test = "tests/storage/test_contract.py::test_charger_round_trips_every_field[redis]"
     base = {key: value for key, value in os.environ.items() if key != "GATEWAY_REQUIRE_REDIS"}
     base["GATEWAY_TEST_REDIS_URL"] = closed_port_url()
+    # Each child its own temporary directory: two pytest runs at once under the shared
+    # /tmp/pytest-of-<user> both clean up its old directories at exit, and one can find a
+    # directory the other is removing (a PytestWarning, an error under filterwarnings).
+    temp = tmp_path_factory.mktemp("children")
     procs = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "pytest", *FAST, "-q", "-rs", test],
+            [sys.executable, "-m", "pytest", *FAST, "-q", "-rs", f"--basetemp={temp / name}", test],
             cwd=REPO_ROOT,
             env=base | extra,
             stdout=subprocess.PIPE,
