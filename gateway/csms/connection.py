@@ -288,7 +288,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         if self.rpc_21 and not isinstance(message_type, bool):
             # Never answered, not even when unreadable (OCPP-J 2.1 4.2.4, 4.2.5).
             if message_type == SEND:
-                return self._send_received(frame, raw)
+                return self._send_received(frame, edge)
             if message_type == CALLRESULTERROR:
                 self._result_error_received(frame)
                 return None
@@ -331,7 +331,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             log.info("charger %s: unsolicited answer %s dropped", self.charger_id, clip(unique_id))
         elif message_type == CALLRESULT and len(frame) == 3 and isinstance(frame[2], dict):
             if self.rpc_21 and (self._awaited or {}).get(unique_id) is not None:
-                return self._checked_result(unique_id, frame[2], raw)
+                return self._checked_result(unique_id, frame[2], edge)
             self._answered(unique_id)
             self._response_queue.put_nowait(LibCallResult(unique_id, frame[2]))
         elif message_type == CALLERROR and len(frame) == 5:
@@ -362,20 +362,20 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
 
     # -- OCPP-J 2.1: CALLRESULTERROR and SEND ---------------------------------------
 
-    async def _checked_result(self, unique_id: str, payload: dict[str, Any], raw: str) -> None:
+    async def _checked_result(self, unique_id: str, payload: dict[str, Any], edge: bool) -> None:
         """A 2.1 CALLRESULT to one of our CALLs: passed on when valid, else refused."""
-        if await self._result_acceptable(unique_id, payload, raw):
+        if await self._result_acceptable(unique_id, payload, edge):
             self._answered(unique_id)
             self._response_queue.put_nowait(LibCallResult(unique_id, payload))
 
-    async def _result_acceptable(self, unique_id: str, payload: dict[str, Any], raw: str) -> bool:
+    async def _result_acceptable(self, unique_id: str, payload: dict[str, Any], edge: bool) -> bool:
         """Whether a 2.1 CALLRESULT to one of our CALLs is valid; if not, it is refused."""
         action = (self._awaited or {}).get(unique_id)
         if action is None:
             return True
         try:
             self.validators.validate(self.version, action, payload, response=True)
-            if needs_edge_check(raw):
+            if edge:  # the frame's pre-check (receive)
                 check_storable(payload)
         except OcppRequestError as exc:
             await self._refuse_result(unique_id, exc, action, payload)
@@ -425,7 +425,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             self._answered(unique_id)
             self._response_queue.put_nowait(LibCallError(unique_id, code, description, frame[4]))
 
-    async def _send_received(self, frame: list[Any], raw: str) -> None:
+    async def _send_received(self, frame: list[Any], edge: bool) -> None:
         """A SEND (OCPP-J 2.1 4.2.5): handled when valid, else dropped; never answered."""
         well_formed = (
             len(frame) == 4
@@ -444,7 +444,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
         payload: dict[str, Any] = frame[3]
         try:
             self.validators.validate(self.version, action, payload, send=True)
-            if needs_edge_check(raw):
+            if edge:  # the frame's pre-check (receive)
                 check_storable(payload)
             await self.on_send(action, payload)
         except OcppRequestError as exc:
@@ -615,7 +615,7 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             text = _encode([CALLRESULT, unique_id, result])
         else:
             # Most answers (StatusNotification, MeterValues) are empty.
-            text = f"[3,{json.dumps(unique_id)},{{}}]"
+            text = f"[3,{_encode(unique_id)},{{}}]"
         trail = self.csms.trail
         if trail is not None:
             if result:  # an answer's transaction id (1.6 StartTransaction's), else the CALL's
