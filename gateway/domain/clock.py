@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 
 class Clock(Protocol):
@@ -53,4 +53,19 @@ def format_timestamp(value: datetime) -> str:
 
     Real chargers reject ``+00:00``; the ``Z`` form is what OCPP-J examples use.
     """
-    return ensure_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    v = ensure_utc(value)
+    # What isoformat(timespec="milliseconds") writes for a UTC time, "+00:00" as "Z": the
+    # fields written by one %-format (isoformat goes through C's printf and the tzinfo's
+    # offset; a third of the time here, and this runs for every Heartbeat answered).
+    return _MILLISECONDS % (
+        v.year,
+        v.month,
+        v.day,
+        v.hour,
+        v.minute,
+        v.second,
+        v.microsecond // 1000,
+    )
+
+
+_MILLISECONDS: Final = "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"

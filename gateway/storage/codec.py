@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from gateway.domain.clock import ensure_utc
 from gateway.domain.models import (
@@ -81,8 +81,21 @@ def encode_time(value: datetime, field: str) -> str:
 
 
 def utc_text(value: datetime) -> str:
-    """:func:`encode_time` of a time already made aware UTC (:func:`utc`)."""
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    """:func:`encode_time` of a time already made aware UTC (:func:`utc`): what
+    ``isoformat(timespec="microseconds")`` writes, "+00:00" as "Z", from one %-format
+    (isoformat goes through C's printf and the tzinfo's offset: a third of the time)."""
+    return _MICROSECONDS % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+_MICROSECONDS: Final = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def _opt_time(value: datetime | None, field: str) -> str | None:

@@ -24,6 +24,7 @@ from gateway.storage import codec
 from gateway.storage.base import StorageError, Store
 from gateway.storage.sqlite import (
     SCHEMA_VERSION,
+    _connect,
     _Row,
     _RowInsert,
     _Statement,
@@ -687,3 +688,18 @@ async def test_a_charger_placed_nowhere_is_known_from_memory_and_kept_exact(
         assert await where("CP-0") == "L3"
     finally:
         await store.close()
+
+
+def test_none_is_bound_as_null_on_the_stores_connections(tmp_path: Path) -> None:
+    # The stores' connections register an adapter for None (a shortcut past the sqlite3
+    # module's attribute lookups at every NULL bound): None must still be stored as NULL,
+    # not as any value, alone and among other parameters.
+    conn = _connect(tmp_path / "null.sqlite3", "FULL", read_only=False)
+    try:
+        conn.execute("CREATE TABLE t (a, b, c)")
+        conn.execute("INSERT INTO t VALUES (?, ?, ?), (?, ?, ?)", (None, 1, "x", "y", None, None))
+        rows = conn.execute("SELECT typeof(a), typeof(b), typeof(c) FROM t ORDER BY rowid").fetchall()
+        assert rows == [("null", "integer", "text"), ("text", "null", "null")]
+        assert conn.execute("SELECT ? IS NULL", (None,)).fetchone() == (1,)
+    finally:
+        conn.close()
