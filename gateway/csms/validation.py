@@ -206,7 +206,9 @@ def has_long_digit_run(raw: str) -> bool:
     """Whether ``raw`` has 19 ASCII digits in a row (``re.search("[0-9]{19}", raw)``)."""
     # surrogatepass: a str built in the process may hold a lone surrogate; a frame's
     # text cannot (it was UTF-8).
-    return _LONG_RUN in raw.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS)
+    # find, not ``in``: bytes' ``in`` first tries its operand as an integer (a byte value)
+    # and raises, formats and clears a TypeError before it searches.
+    return raw.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS).find(_LONG_RUN) != -1
 
 
 def needs_edge_check(raw: str) -> bool:
