@@ -12,11 +12,14 @@ JSON, with the same field paths in the errors).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
+
+_T = TypeVar("_T")
 
 
 class TariffDimension(StrEnum):
@@ -166,3 +169,28 @@ class Cdr:
     country_code: str | None = None
     party_id: str | None = None
     time_zone: str | None = None
+
+
+def builder(cls: type[_T]) -> Callable[..., _T]:
+    """A function of every field of ``cls`` (a frozen dataclass with slots), positional in
+    field order, that builds the object ``cls(...)`` would.
+
+    The generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``, looked up per field; so did the fast paths before, through
+    each slot's descriptor, about twice as fast. This builds a plain object with the same
+    slots, stores each field as an attribute (a specialised store), then makes it a
+    ``cls`` by assigning ``__class__``, which Python allows between two classes of the same
+    layout (same base, same slots): for the 14 fields of a restriction, a quarter of the
+    time of the descriptors. Every field is set, so the result is the same object
+    ``__init__`` would build: same class, same slot values.
+    """
+    names = tuple(field.name for field in fields(cast(Any, cls)))
+    if tuple(getattr(cls, "__slots__", ())) != names:
+        raise TypeError(f"{cls.__name__}: a dataclass with a slot per field, in field order")
+    plain = type(f"_{cls.__name__}Slots", (), {"__slots__": names})
+    lines = [f"def build({', '.join(names)}):", "    obj = new(plain)"]
+    lines += [f"    obj.{name} = {name}" for name in names]
+    lines += ["    obj.__class__ = cls", "    return obj"]
+    namespace: dict[str, Any] = {"new": object.__new__, "plain": plain, "cls": cls}
+    exec("\n".join(lines), namespace)
+    return cast(Callable[..., _T], namespace["build"])

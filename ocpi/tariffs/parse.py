@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
@@ -41,6 +40,7 @@ from ocpi.tariffs.model import (
     TariffDimension,
     TariffElement,
     TariffRestrictions,
+    builder,
 )
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -250,33 +250,21 @@ def tariff_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.
     party_id = data.get("party_id")
     if party_id is not None and type(party_id) is not str:
         party_id = r.string(party_id, "party_id")
-    # Tariff(...), through the slot descriptors (see _setters)
-    tariff = _new(Tariff)
-    (
-        set_id,
-        set_currency,
-        set_elements,
-        set_country_code,
-        set_party_id,
-        set_type,
-        set_min_price,
-        set_max_price,
-        set_start,
-        set_end,
-        set_version,
-    ) = _TARIFF_SET
-    set_id(tariff, tariff_id)
-    set_currency(tariff, currency)
-    set_elements(tariff, elements)
-    set_country_code(tariff, country_code)
-    set_party_id(tariff, party_id)
-    set_type(tariff, tariff_type)
-    set_min_price(tariff, min_price)
-    set_max_price(tariff, max_price)
-    set_start(tariff, start)
-    set_end(tariff, end)
-    set_version(tariff, version)
-    return tariff
+    # Tariff(id, currency, elements, country_code, party_id, type, min_price, max_price,
+    # start_date_time, end_date_time, ocpi_version), see model.builder
+    return _build_tariff(
+        tariff_id,
+        currency,
+        elements,
+        country_code,
+        party_id,
+        tariff_type,
+        min_price,
+        max_price,
+        start,
+        end,
+        version,
+    )
 
 
 def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1") -> Cdr:
@@ -317,27 +305,9 @@ def cdr_from_ocpi_dict(data: Mapping[str, Any], *, version: OcpiVersion = "2.2.1
     if party_id is not None and type(party_id) is not str:
         party_id = r.string(party_id, "party_id")
     time_zone = _time_zone(r, data)
-    # Cdr(...), through the slot descriptors (see _setters)
-    cdr = _new(Cdr)
-    (
-        set_start,
-        set_end,
-        set_currency,
-        set_periods,
-        set_id,
-        set_country_code,
-        set_party_id,
-        set_time_zone,
-    ) = _CDR_SET
-    set_start(cdr, start)
-    set_end(cdr, end)
-    set_currency(cdr, currency)
-    set_periods(cdr, periods)
-    set_id(cdr, cdr_id)
-    set_country_code(cdr, country_code)
-    set_party_id(cdr, party_id)
-    set_time_zone(cdr, time_zone)
-    return cdr
+    # Cdr(start_date_time, end_date_time, currency, charging_periods, id, country_code,
+    # party_id, time_zone), see model.builder
+    return _build_cdr(start, end, currency, periods, cdr_id, country_code, party_id, time_zone)
 
 
 # --------------------------------------------------------------------------- fast paths
@@ -359,45 +329,20 @@ _RESTRICTION_KEYS_SET = {version: set(keys) for version, keys in _RESTRICTION_KE
 _SEQUENCE = (list, tuple)
 
 
-# The fast paths build the model's frozen dataclasses without their generated __init__
-# (which calls object.__setattr__ through a global per field): a new instance, then every
-# slot set through its descriptor, about twice as fast. Every field is set, so the result
-# is the same object __init__ would build.
-def _setters(cls: type, names: str) -> tuple[Any, ...]:
-    return tuple(cls.__dict__[name].__set__ for name in names.split())
-
-
-_new = object.__new__
-
-
-_TARIFF_FIELDS = (
-    "id currency elements country_code party_id type min_price max_price start_date_time "
-    "end_date_time ocpi_version"
-)
-_CDR_FIELDS = (
-    "start_date_time end_date_time currency charging_periods id country_code party_id time_zone"
-)
-# Every field, in the model's order (a field added to a model must be added here too).
-assert _TARIFF_FIELDS.split() == [field.name for field in fields(Tariff)]
-assert _CDR_FIELDS.split() == [field.name for field in fields(Cdr)]
-_TARIFF_SET = _setters(Tariff, _TARIFF_FIELDS)
-_CDR_SET = _setters(Cdr, _CDR_FIELDS)
-_COMPONENT_SET = _setters(PriceComponent, "type price step_size vat")
-_ELEMENT_SET = _setters(TariffElement, "price_components restrictions")
-_RESTRICTION_NAMES = (
-    "start_time end_time start_date end_date min_kwh max_kwh min_current max_current "
-    "min_power max_power min_duration max_duration day_of_week reservation"
-)
-# Every field, in this order (checked at import: a field added to the model must be here).
-assert _RESTRICTION_NAMES.split() == [field.name for field in fields(TariffRestrictions)]
-_RESTRICTION_SET = _setters(TariffRestrictions, _RESTRICTION_NAMES)
+# Each takes every field, in the model's order (the calls below name them in comments;
+# tests/tariffs/test_builders.py checks each against the model's own constructor).
+_build_tariff = builder(Tariff)
+_build_cdr = builder(Cdr)
+_build_component = builder(PriceComponent)
+_build_element = builder(TariffElement)
+_build_restrictions = builder(TariffRestrictions)
+_build_dimension = builder(CdrDimension)
+_build_period = builder(ChargingPeriod)
 _AMOUNT_KEYS = ("min_kwh", "max_kwh", "min_current", "max_current", "min_power", "max_power")
 _AMOUNT_KEYS_SET = frozenset(_AMOUNT_KEYS)
 _NO_AMOUNTS: tuple[Decimal | None, ...] = (None,) * len(_AMOUNT_KEYS)
 _EVERY_DAY: frozenset[DayOfWeek] = frozenset()
 _INVALID = Decimal("NaN")  # a marker: never a parsed value (NaN is refused)
-_DIMENSION_SET = _setters(CdrDimension, "type volume")
-_PERIOD_SET = _setters(ChargingPeriod, "start_date_time dimensions tariff_id")
 # Every string _TIME_RE accepts, with its value: one lookup instead of a match and a parse.
 _TIMES = {f"{h:02d}:{m:02d}": time(h, m) for h in range(24) for m in range(60)}
 
@@ -436,7 +381,6 @@ def _element_fast(
     if type(components_raw) not in _SEQUENCE or not components_raw:
         return None
     keys = _COMPONENT_KEYS_SET[version]
-    set_type, set_price, set_step, set_vat = _COMPONENT_SET
     components = []
     for data in components_raw:
         if type(data) is not dict or not keys.issuperset(data):
@@ -453,22 +397,15 @@ def _element_fast(
             vat = Decimal(vat) if type(vat) is int else _INVALID
         if dimension is None or price is None or type(step) is not int or vat is _INVALID:
             return None
-        component = _new(PriceComponent)
-        set_type(component, dimension)
-        set_price(component, price)
-        set_step(component, step)
-        set_vat(component, vat)
-        components.append(component)
+        # PriceComponent(type, price, step_size, vat)
+        components.append(_build_component(dimension, price, step, vat))
     restrictions = raw.get("restrictions")
     if restrictions is not None:
         restrictions = _restrictions_fast(restrictions, version, dates)
         if restrictions is None:
             return None
-    element = _new(TariffElement)
-    set_components, set_restrictions = _ELEMENT_SET
-    set_components(element, tuple(components))
-    set_restrictions(element, restrictions)
-    return element
+    # TariffElement(price_components, restrictions)
+    return _build_element(tuple(components), restrictions)
 
 
 def _restrictions_fast(
@@ -532,39 +469,26 @@ def _restrictions_fast(
         reservation = _RESERVATIONS.get(reservation) if type(reservation) is str else None
         if reservation is None:
             return None
-    r = _new(TariffRestrictions)
-    (
-        set_start_time,
-        set_end_time,
-        set_start_date,
-        set_end_date,
-        set_min_kwh,
-        set_max_kwh,
-        set_min_current,
-        set_max_current,
-        set_min_power,
-        set_max_power,
-        set_min_duration,
-        set_max_duration,
-        set_day_of_week,
-        set_reservation,
-    ) = _RESTRICTION_SET
     min_kwh, max_kwh, min_current, max_current, min_power, max_power = amounts
-    set_start_time(r, start_time)
-    set_end_time(r, end_time)
-    set_start_date(r, start_date)
-    set_end_date(r, end_date)
-    set_min_kwh(r, min_kwh)
-    set_max_kwh(r, max_kwh)
-    set_min_current(r, min_current)
-    set_max_current(r, max_current)
-    set_min_power(r, min_power)
-    set_max_power(r, max_power)
-    set_min_duration(r, min_duration)
-    set_max_duration(r, max_duration)
-    set_day_of_week(r, days)
-    set_reservation(r, reservation)
-    return r
+    # TariffRestrictions(start_time, end_time, start_date, end_date, min_kwh, max_kwh,
+    # min_current, max_current, min_power, max_power, min_duration, max_duration,
+    # day_of_week, reservation)
+    return _build_restrictions(
+        start_time,
+        end_time,
+        start_date,
+        end_date,
+        min_kwh,
+        max_kwh,
+        min_current,
+        max_current,
+        min_power,
+        max_power,
+        min_duration,
+        max_duration,
+        days,
+        reservation,
+    )
 
 
 def _date_fast(value: object, dates: dict[str, date]) -> date | None:
@@ -601,20 +525,12 @@ def _period_fast(raw: object, allowed: frozenset[CdrDimensionType]) -> ChargingP
         volume = _decimal_fast(dim.get("volume"))
         if member is None or member not in allowed or volume is None:
             return None
-        dimension = _new(CdrDimension)
-        set_type, set_volume = _DIMENSION_SET
-        set_type(dimension, member)
-        set_volume(dimension, volume)
-        dims.append(dimension)
+        dims.append(_build_dimension(member, volume))  # CdrDimension(type, volume)
     tariff_id = raw.get("tariff_id")
     if tariff_id is not None and type(tariff_id) is not str:
         return None
-    period = _new(ChargingPeriod)
-    set_start, set_dimensions, set_tariff_id = _PERIOD_SET
-    set_start(period, start)
-    set_dimensions(period, tuple(dims))
-    set_tariff_id(period, tariff_id)
-    return period
+    # ChargingPeriod(start_date_time, dimensions, tariff_id)
+    return _build_period(start, tuple(dims), tariff_id)
 
 
 def _check_version(version: str) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import (
     ROUND_CEILING,
@@ -72,6 +72,7 @@ from ocpi.tariffs.model import (
     Tariff,
     TariffDimension,
     TariffRestrictions,
+    builder,
 )
 from ocpi.tariffs.result import (
     _MINOR_UNITS,
@@ -352,20 +353,9 @@ class CompiledTariff:
 # Rules without candidates (the reservation parts of a tariff without reservation elements):
 # nothing is ever remembered in them, so one object serves every tariff.
 _NO_RULES = _Rules(_NO_CANDIDATES)
-# CompiledTariff is built without its generated __init__ (object.__setattr__ per field of a
-# frozen dataclass): a new instance, every slot set through its descriptor.
-_new = object.__new__
-_COMPILED_SET = tuple(
-    CompiledTariff.__dict__[name].__set__
-    for name in ("tariff", "session", "reservation", "reservation_expired", "warnings")
-)
-assert [f.name for f in fields(CompiledTariff)] == [
-    "tariff",
-    "session",
-    "reservation",
-    "reservation_expired",
-    "warnings",
-]
+# CompiledTariff(tariff, session, reservation, reservation_expired, warnings), built
+# without its generated __init__ (object.__setattr__ per field of a frozen dataclass).
+_build_compiled = builder(CompiledTariff)
 
 
 def compile_tariff(tariff: Tariff) -> CompiledTariff:
@@ -459,15 +449,14 @@ def _compile(tariff: Tariff) -> CompiledTariff:
         expired_rules = _Rules(tuple(tuple(e + u) for e, u in zip(expires, used, strict=True)))
     else:  # no reservation elements (most tariffs): rules that never hold a candidate
         used_rules = expired_rules = _NO_RULES
-    compiled = _new(CompiledTariff)
-    set_tariff, set_session, set_reservation, set_expired, set_warnings = _COMPILED_SET
-    set_tariff(compiled, tariff)
     flat, energy, time_, parking = session
-    set_session(compiled, _Rules((tuple(flat), tuple(energy), tuple(time_), tuple(parking))))
-    set_reservation(compiled, used_rules)
-    set_expired(compiled, expired_rules)
-    set_warnings(compiled, tuple(warnings))
-    return compiled
+    return _build_compiled(
+        tariff,
+        _Rules((tuple(flat), tuple(energy), tuple(time_), tuple(parking))),
+        used_rules,
+        expired_rules,
+        tuple(warnings),
+    )
 
 
 def _validate_tariff_header(tariff: Tariff) -> None:
