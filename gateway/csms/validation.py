@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import fastjsonschema
 import ocpp
+from fastjsonschema import JsonSchemaDefinitionException
 from fastjsonschema.draft04 import CodeGeneratorDraft04
 from fastjsonschema.draft06 import CodeGeneratorDraft06
 from fastjsonschema.draft07 import CodeGeneratorDraft07
@@ -69,9 +70,138 @@ class _StringEnumsAsSets:
             gen.exc("{name} must be one of {}", gen.e(enum), rule="enum")
 
 
-# fastjsonschema's generator of each draft, with string enums as sets (built once).
+# Keywords whose generated code reads the ``{variable}_keys`` set fastjsonschema makes;
+# an object schema with any of them is generated as fastjsonschema generates it.
+_READS_KEY_SET = frozenset(
+    {
+        "patternProperties",
+        "dependencies",
+        "dependentRequired",
+        "dependentSchemas",
+        "propertyNames",
+        "unevaluatedProperties",
+    }
+)
+
+
+class _ObjectsWithoutKeySets:
+    """Mixed into fastjsonschema's code generator of the schema's draft.
+
+    For an object, fastjsonschema's code builds a set of the required names at every call
+    and subtracts the object's keys from it, then copies the keys into another set and
+    removes each property from it as it is checked (the leftovers are the properties no
+    schema allows). Here the required names are tested one by one (``"k" in data``) and
+    the allowed ones by a loop over the object's keys against a constant frozenset; only
+    when a test fails is fastjsonschema's own code run, so the error is its own: the same
+    message (the leftover set made as it makes it, so its text lists the names in the same
+    order), rule and definition. Most OCPP object schemas have this shape; one that reads
+    the key set in other keywords (:data:`_READS_KEY_SET`), or has a property with a
+    default (written into the object while it is checked), is left to fastjsonschema.
+    """
+
+    _definition: dict[str, Any]
+
+    def _plain_object(self) -> bool:
+        definition = self._definition
+        additional = definition.get("additionalProperties", True)
+        properties = definition.get("properties", {})
+        return (
+            (additional is True or additional is False)
+            and isinstance(properties, dict)
+            and _READS_KEY_SET.isdisjoint(definition)
+            # A property's default is written into the object when it is missing, after
+            # fastjsonschema took its key set: that set cannot be made again after.
+            and not (
+                cast(Any, self)._use_default
+                and any(isinstance(p, dict) and "default" in p for p in properties.values())
+            )
+        )
+
+    def generate_required(self) -> None:
+        required = self._definition.get("required")
+        if not (
+            self._plain_object()
+            and isinstance(required, list)
+            and required
+            and all(type(name) is str for name in required)
+        ):
+            super().generate_required()  # type: ignore[misc]
+            return
+        gen = cast(Any, self)
+        gen.create_variable_is_dict()
+        present = " and ".join(f'"{gen.e(name)}" in {gen._variable}' for name in required)
+        with gen.l("if {variable}_is_dict and not ({}):", present):
+            super().generate_required()  # type: ignore[misc]
+
+    def generate_properties(self) -> None:
+        if not self._plain_object():
+            super().generate_properties()  # type: ignore[misc]
+            return
+        if not self._definition["properties"]:
+            return  # no property: nothing to check here (and no empty block to write)
+        gen = cast(Any, self)
+        gen.create_variable_is_dict()
+        with gen.l("if {variable}_is_dict:"):
+            for key, definition in self._definition["properties"].items():
+                # As fastjsonschema's generate_properties, without the key set.
+                key_name = re.sub(r"($[^a-zA-Z]|[^a-zA-Z0-9])", "", key)
+                if not isinstance(definition, dict | bool):
+                    raise JsonSchemaDefinitionException(
+                        f"{gen._variable}[{key_name}] must be object"
+                    )
+                with gen.l('if "{}" in {variable}:', gen.e(key)):
+                    gen.l('{variable}__{0} = {variable}["{1}"]', key_name, gen.e(key))
+                    gen.generate_func_code_block(
+                        definition,
+                        f"{gen._variable}__{key_name}",
+                        "{}.{}".format(
+                            gen._variable_name,
+                            gen.e(key).replace("{", "{{").replace("}", "}}"),
+                        ),
+                        clear_variables=True,
+                    )
+
+    def generate_additional_properties(self) -> None:
+        if not self._plain_object():
+            super().generate_additional_properties()  # type: ignore[misc]
+            return
+        if self._definition.get("additionalProperties", True) is True:
+            return  # any other property is allowed: nothing to check
+        gen = cast(Any, self)
+        gen.create_variable_is_dict()
+        names = list(self._definition.get("properties", {}))
+        known = "{" + ", ".join(repr(name) for name in names) + "}"
+        if names:
+            test = gen.l("if {variable}_is_dict:")
+            loop = ("for {variable}_key in {variable}:", "if {variable}_key not in {}:")
+        else:
+            test = gen.l("if {variable}_is_dict and {variable}:")
+            loop = None
+        with test:
+            if loop is None:
+                self._refuse_unknown(gen, "")
+            else:
+                with gen.l(loop[0]), gen.l(loop[1], known):
+                    self._refuse_unknown(gen, known)
+
+    @staticmethod
+    def _refuse_unknown(gen: Any, known: str) -> None:
+        # fastjsonschema's leftover set: the keys, each property removed (discard, like
+        # its remove, never resizes the set: the same table, so the same order in str).
+        gen.l("{variable}_keys = set({variable}.keys())")
+        if known:
+            with gen.l("for {variable}_known in {}:", known):
+                gen.l("{variable}_keys.discard({variable}_known)")
+        gen.exc(
+            '{name} must not contain "+str({variable}_keys)+" properties',
+            rule="additionalProperties",
+        )
+
+
+# fastjsonschema's generator of each draft, with string enums as sets and objects checked
+# without key sets (built once).
 _GENERATORS: dict[type[CodeGenerator], type[CodeGenerator]] = {
-    base: type(f"SetEnum{base.__name__}", (_StringEnumsAsSets, base), {})
+    base: type(f"Lean{base.__name__}", (_StringEnumsAsSets, _ObjectsWithoutKeySets, base), {})
     for base in (
         CodeGeneratorDraft04,
         CodeGeneratorDraft06,

@@ -229,3 +229,86 @@ def test_an_unlisted_value_is_refused_with_fastjsonschemas_error(name: str) -> N
     refused = _outcome(ours, payload)
     assert refused[0] == "refused" and refused[2] == "enum"
     assert refused == _outcome(stock, payload)
+
+
+# Every schema of every version: objects are generated without key sets in all of them.
+ALL_SCHEMAS = sorted(
+    f"{version}/schemas/{path.name}"
+    for version in ("v16", "v201", "v21")
+    for path in (SCHEMA_ROOT / version / "schemas").glob("*.json")
+)
+
+
+def _dict_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every object in a payload, the payload's own first."""
+    found = [path] if isinstance(node, dict) else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found.extend(_dict_paths(value, (*path, key)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_dict_paths(value, (*path, i)))
+    return found
+
+
+def _at(node: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        node = node[step]
+    return node
+
+
+def _checked(validate: Any, payload: Any) -> tuple[tuple[str, ...], Any]:
+    # On a copy: both validators write a property's schema default into the payload.
+    copy = json.loads(json.dumps(payload))
+    return _outcome(validate, copy), copy
+
+
+@settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=st.data(), name=st.sampled_from(ALL_SCHEMAS))
+def test_objects_with_properties_missing_or_unknown(data: st.DataObject, name: str) -> None:
+    """An object with required properties taken out and unknown ones put in (one to four,
+    so that the error's set of names has an order to keep), in any object of a payload:
+    the same verdict and error as fastjsonschema's, and the same payload after (defaults
+    written in)."""
+    stock, ours, _ = _pair(name)
+    payload = data.draw(_instances(name), label="valid payload")
+    assert _checked(ours, payload) == _checked(stock, payload)
+    assert _checked(ours, payload)[0] == ("accepted",)
+    path = data.draw(st.sampled_from(_dict_paths(payload)), label="changed object")
+    target = _at(payload, path)
+    removed = data.draw(
+        st.lists(st.sampled_from(sorted(target)), unique=True, max_size=2)
+        if target
+        else st.just([]),
+        label="taken out",
+    )
+    extra = data.draw(
+        st.dictionaries(st.text(min_size=1, max_size=8), REPLACEMENTS, max_size=4),
+        label="put in",
+    )
+    changed = {key: value for key, value in target.items() if key not in removed} | extra
+    mutated = _replaced(payload, path, changed)
+    assert _checked(ours, mutated) == _checked(stock, mutated)
+
+
+def test_the_generated_code_keeps_no_key_set_on_the_way_that_passes() -> None:
+    schema = _pair("v16/schemas/StatusNotification.json")[2]
+    generator = fastjsonschema._get_code_generator_class(schema)
+    stock_code = fastjsonschema.compile_to_code(schema, use_formats=False)
+    assert "data_keys = set(data.keys())" in stock_code
+    assert "data__missing_keys = set(" in stock_code
+    stock, ours = _pair("v16/schemas/StatusNotification.json")[:2]
+    # Only the error branches make the sets: a valid payload builds none of them.
+    assert generator is fastjsonschema.CodeGeneratorDraft04
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+    assert ours(payload) == payload
+    refused = _outcome(ours, {**payload, "b": 1, "a": 2, "zz": 3})
+    assert refused == _outcome(stock, {**payload, "b": 1, "a": 2, "zz": 3})
+    assert refused[0] == "refused" and refused[2] == "additionalProperties"
+    missing = _outcome(ours, {"connectorId": 1})
+    assert missing == _outcome(stock, {"connectorId": 1})
+    assert missing[2] == "required" and "['errorCode', 'status']" in missing[1]
