@@ -145,8 +145,11 @@ class EventFeed:
     # -- the bus ---------------------------------------------------------------------
 
     def on_local_event(self, event: Event) -> None:
-        """The bus's listener when the store is this process's own: nothing to share."""
-        self._described(event)
+        """The bus's listener when the store is this process's own: nothing to share, and
+        with no reader nothing to describe (the bus calls this at every event, a
+        connector's status change at every StatusNotification)."""
+        if self._readers:
+            self._described(event)
 
     async def on_event(self, event: Event) -> None:
         """The bus's subscriber on a shared store: also published to the others."""
