@@ -326,7 +326,11 @@ MAX_DEPTH = 32
 # byte "." (a translation table, then a substring search: a fifth of the time of the
 # pattern ``[0-9]{19}`` on a MeterValues frame; the UTF-8 of other characters has no
 # byte in 0x30 to 0x39).
-_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
+# The same translation also makes "[" and "{" a "[" (ASCII: never a byte of another
+# character's UTF-8), so that one count of the translated bytes counts both brackets.
+_DIGITS_AS_ZEROS = bytes(
+    0x30 if 0x30 <= b <= 0x39 else 0x5B if b in (0x5B, 0x7B) else 0x2E for b in range(256)
+)
 _LONG_RUN = b"0" * 19
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _BRACKETS_WITHOUT_WALK = MAX_DEPTH
@@ -334,20 +338,25 @@ _BRACKETS_WITHOUT_WALK = MAX_DEPTH
 
 def has_long_digit_run(raw: str) -> bool:
     """Whether ``raw`` has 19 ASCII digits in a row (``re.search("[0-9]{19}", raw)``)."""
-    # surrogatepass: a str built in the process may hold a lone surrogate; a frame's
-    # text cannot (it was UTF-8).
     # find, not ``in``: bytes' ``in`` first tries its operand as an integer (a byte value)
     # and raises, formats and clears a TypeError before it searches.
-    return raw.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS).find(_LONG_RUN) != -1
+    return _marks(raw).find(_LONG_RUN) != -1
+
+
+def _marks(raw: str) -> bytes:
+    # surrogatepass: a str built in the process may hold a lone surrogate; a frame's
+    # text cannot (it was UTF-8).
+    return raw.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZEROS)
 
 
 def needs_edge_check(raw: str) -> bool:
     """Whether the frame text could hold a value :func:`check_storable` refuses."""
-    if raw.count("[") + raw.count("{") > _BRACKETS_WITHOUT_WALK:
+    marks = _marks(raw)  # one pass for the brackets' count and the digit run
+    if marks.count(b"[") > _BRACKETS_WITHOUT_WALK:
         return True
     if "\\u" in raw and _SURROGATE.search(raw) is not None:
         return True
-    return has_long_digit_run(raw)
+    return marks.find(_LONG_RUN) != -1
 
 
 def _encodable(text: str) -> bool:

@@ -635,3 +635,29 @@ def test_the_digit_run_check_is_the_patterns(text: str) -> None:
     from gateway.csms.validation import has_long_digit_run
 
     assert has_long_digit_run(text) == (re.search("[0-9]{19}", text) is not None)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="[{]}0123456789,", min_size=1, max_size=40),
+            st.text(max_size=6),
+            st.sampled_from(["\\ud800", "\\u00e9", "\\\\u", "é", "\u20ac", "\U0001f600", "\ud800"]),
+            st.just("[" * 17 + "{" * 16),
+        ),
+        max_size=8,
+    ).map("".join)
+)
+def test_the_pre_check_is_its_three_plain_tests(text: str) -> None:
+    # One translation of the text serves the brackets' count and the digit run: the same
+    # verdict as the three tests written out (brackets of both kinds, a surrogate escape,
+    # 19 ASCII digits), on text with brackets around the bound and characters of every
+    # UTF-8 length.
+    from gateway.csms.validation import MAX_DEPTH, needs_edge_check
+
+    plain = (
+        text.count("[") + text.count("{") > MAX_DEPTH
+        or re.search(r"\\u[dD][89a-fA-F]", text) is not None
+        or re.search("[0-9]{19}", text) is not None
+    )
+    assert needs_edge_check(text) == plain
