@@ -226,22 +226,27 @@ class TrailRecorder:
         action: str | None,
         status: str | None,
         transaction_id: str | None,
+        at: datetime | None = None,
     ) -> None:
+        """A frame to or from a charger; ``at``: when it was received (the connection has
+        just read the clock for it), else now."""
         queue = self._queue
         if len(queue) >= self._capacity:
             self.dropped_full += 1
             return
+        if at is None:
+            at = self.now()
         if self._bodies:
             queue.append(
                 (
-                    self.now(), "ocpp", direction, charger_id, None, action, message_type,
+                    at, "ocpp", direction, charger_id, None, action, message_type,
                     message_id, None, status, None, None, None, -1, transaction_id, raw, None,
                 )
             )  # fmt: skip
         else:
             queue.append(
                 (
-                    self.now(), "ocpp", direction, charger_id, None, action, message_type,
+                    at, "ocpp", direction, charger_id, None, action, message_type,
                     message_id, None, status, None, None, None,
                     len(raw) if raw.isascii() else _size(raw), transaction_id, None, False,
                 )

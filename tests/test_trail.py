@@ -392,3 +392,26 @@ async def test_trail_off_records_nothing(gateways: GatewayFactory) -> None:
     assert await gw.store.trail.count() == 0
     status, page = await gw.admin("GET", "/trail")
     assert (status, page) == (200, {"entries": [], "next_cursor": None})
+
+
+async def test_a_received_frame_is_recorded_at_its_receipt(gateways: GatewayFactory) -> None:
+    # A connection reads the clock once for a frame it receives and gives that time to the
+    # trail; an answer (no time given) is recorded when the recorder takes it.
+    clock = FakeClock(datetime(2026, 5, 1, tzinfo=UTC))
+    gw = await gateways.start(clock=clock, trail_flush_interval=60)
+    recorder = gw.app[TRAIL]
+    received = clock.now()
+    clock.advance(5)
+    frame = '[2,"r1","Heartbeat",{}]'
+    recorder.ocpp("CP-R", "in", frame, "CALL", "r1", "Heartbeat", None, None, received)
+    recorder.ocpp("CP-R", "out", '[3,"r1",{}]', "CALLRESULT", "r1", "Heartbeat", None, None)
+    await recorder.flush()
+    entries = await trail(gw, charger_id="CP-R")
+    assert shape(entries) == [
+        ("in", "CALL", "Heartbeat", "r1"),
+        ("out", "CALLRESULT", "Heartbeat", "r1"),
+    ]
+    assert [datetime.fromisoformat(e["at"]) for e in entries] == [
+        received,
+        received + timedelta(seconds=5),
+    ]

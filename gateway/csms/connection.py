@@ -494,7 +494,8 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
             elif self.rpc_21 and message_type == CALLRESULTERROR:
                 kind = "CALLRESULTERROR"
                 status = frame[2] if isinstance(frame[2], str) else None
-        trail.ocpp(self.charger_id, "in", raw, kind, unique_id, action, status, tx)
+        # Its time: the frame's receipt, read by receive (one clock read for both).
+        trail.ocpp(self.charger_id, "in", raw, kind, unique_id, action, status, tx, self.last_seen)
 
     def trail_call_out(self, text: str) -> None:
         """One of our CALLs, as the library framed it (rare: commands; read back here)."""

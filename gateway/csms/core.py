@@ -157,6 +157,7 @@ class FrameTrail(Protocol):
         action: str | None,
         status: str | None,
         transaction_id: str | None,
+        at: datetime | None = None,
     ) -> None: ...
 
 
