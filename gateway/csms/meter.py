@@ -17,6 +17,8 @@ from gateway.domain.clock import parse_timestamp
 from gateway.domain.models import Measurand, MeterReading
 
 _MEASURANDS = {m.value: m for m in Measurand}
+# A sample without a measurand is energy (OCPP 1.6 SampledValue); read once, not per sample.
+_ENERGY_WH = Measurand.ENERGY_WH.value
 # unit -> (domain measurand it is valid for, factor to the domain unit)
 _UNITS: dict[str, tuple[Measurand, Decimal]] = {
     "Wh": (Measurand.ENERGY_WH, Decimal(1)),
@@ -107,7 +109,7 @@ def _reading(
     i: int,
     j: int,
 ) -> MeterReading | None:
-    measurand = _MEASURANDS.get(sample.get("measurand", Measurand.ENERGY_WH.value))
+    measurand = _MEASURANDS.get(sample.get("measurand", _ENERGY_WH))
     if measurand is None:
         return None
     unit = unit or _DEFAULT_UNITS[measurand]

@@ -139,6 +139,8 @@ def _opt_decode_decimal(text: str | None) -> Decimal | None:
 
 
 def _enum(kind: type[_E], value: _E, field: str) -> Any:
+    if type(value) is kind:  # a member already (the usual): its value, without kind(value)
+        return value._value_
     try:
         return kind(value).value
     except ValueError:

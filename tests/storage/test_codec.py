@@ -235,6 +235,14 @@ def test_unknown_enum_values_are_refused_before_storage() -> None:
         codec.encode_connector(state)
 
 
+def test_an_enum_field_is_stored_as_its_value_from_a_member_or_its_text() -> None:
+    # A member takes a shortcut to its value; its text goes through the enum, as before.
+    member = codec.encode_connector(ConnectorState("CP", 1, 1, ConnectorStatus.CHARGING, T0))
+    text = codec.encode_connector(ConnectorState("CP", 1, 1, "Charging", T0))  # type: ignore[arg-type]
+    assert member["status"] == text["status"] == "Charging"
+    assert type(member["status"]) is type(text["status"]) is str
+
+
 def test_records_without_newer_fields_still_decode() -> None:
     minimal = {
         "id": "t",
