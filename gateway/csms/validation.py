@@ -335,13 +335,6 @@ _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 _BRACKETS_WITHOUT_WALK = MAX_DEPTH
 
 
-def has_long_digit_run(raw: str) -> bool:
-    """Whether ``raw`` has 19 ASCII digits in a row (``re.search("[0-9]{19}", raw)``)."""
-    # find, not ``in``: bytes' ``in`` first tries its operand as an integer (a byte value)
-    # and raises, formats and clears a TypeError before it searches.
-    return _marks(raw).find(_LONG_RUN) != -1
-
-
 def _marks(raw: str) -> bytes:
     # surrogatepass: a str built in the process may hold a lone surrogate; a frame's
     # text cannot (it was UTF-8).
@@ -355,6 +348,8 @@ def needs_edge_check(raw: str) -> bool:
         return True
     if "\\u" in raw and _SURROGATE.search(raw) is not None:
         return True
+    # 19 ASCII digits in a row. find, not ``in``: bytes' ``in`` first tries its operand as
+    # an integer (a byte value) and raises, formats and clears a TypeError before it searches.
     return marks.find(_LONG_RUN) != -1
 
 
