@@ -10,6 +10,7 @@ NotImplemented and NotSupported and spells 1.6's FormationViolation as FormatVio
 from __future__ import annotations
 
 import enum
+from typing import Self
 
 from gateway.domain.models import OcppVersion
 
@@ -86,6 +87,11 @@ class OcppRequestError(Exception):
         super().__init__(description)
         self.description = description
         self.field = field
+
+    @classmethod
+    def at(cls, field: str, problem: object) -> Self:
+        """The error of ``field``: its description is the field's name, then ``problem``."""
+        return cls(f"{field}: {problem}", field=field)
 
     def details(self) -> dict[str, str]:
         return {"field": self.field} if self.field else {}

@@ -53,7 +53,7 @@ def timestamp(value: str, field: str) -> datetime:
     try:
         return _time(value)
     except _BadValue as exc:
-        raise PropertyViolation(f"{field}: {exc}", field=field) from None
+        raise PropertyViolation.at(field, exc) from None
 
 
 class _BadValue(ValueError):
@@ -76,9 +76,9 @@ def meter_wh(value: Any, field: str) -> Decimal:
     try:
         number = _number(value)
     except _BadValue as exc:
-        raise PropertyViolation(f"{field}: {exc}", field=field) from None
+        raise PropertyViolation.at(field, exc) from None
     if abs(number) >= MAX_READING:
-        raise PropertyViolation(f"{field}: out of range", field=field)
+        raise PropertyViolation.at(field, "out of range")
     return number
 
 
@@ -116,18 +116,18 @@ def _reading(
     unit_measurand, factor = _UNITS.get(unit, (None, Decimal(0)))
     if unit_measurand is not measurand:
         where = _sample_field(field, i, j)
-        raise PropertyViolation(f"{where}: unit {unit} does not fit {measurand.value}", field=where)
+        raise PropertyViolation.at(where, f"unit {unit} does not fit {measurand.value}")
     if abs(multiplier) > MAX_MULTIPLIER:
         where = f"{_sample_field(field, i, j)}.unitOfMeasure.multiplier"
-        raise PropertyViolation(f"{where}: out of range", field=where)
+        raise PropertyViolation.at(where, "out of range")
     try:
         value = _number(sample["value"]).scaleb(multiplier) * factor
     except _BadValue as exc:
         where = f"{_sample_field(field, i, j)}.value"
-        raise PropertyViolation(f"{where}: {exc}", field=where) from None
+        raise PropertyViolation.at(where, exc) from None
     if abs(value) >= MAX_READING:
         where = f"{_sample_field(field, i, j)}.value"
-        raise PropertyViolation(f"{where}: out of range", field=where)
+        raise PropertyViolation.at(where, "out of range")
     return MeterReading(
         timestamp=when,
         measurand=measurand,
@@ -142,7 +142,7 @@ def _sampled_at(meter_value: Mapping[str, Any], field: str, i: int) -> datetime:
         return _time(meter_value["timestamp"])
     except _BadValue as exc:
         where = f"{field}[{i}].timestamp"
-        raise PropertyViolation(f"{where}: {exc}", field=where) from None
+        raise PropertyViolation.at(where, exc) from None
 
 
 def readings_v16(meter_values: Iterable[Mapping[str, Any]], field: str) -> list[MeterReading]:

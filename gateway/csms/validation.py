@@ -378,9 +378,7 @@ def check_storable(payload: Any) -> None:
             for key, item in value.items():
                 if not _encodable(key):
                     where = _path_text(path)
-                    raise PropertyViolation(
-                        f"{where}: a property name is not valid Unicode", field=where
-                    )
+                    raise PropertyViolation.at(where, "a property name is not valid Unicode")
                 stack.append((item, (*path, key)))
         elif isinstance(value, list):
             stack.extend((item, (*path, i)) for i, item in enumerate(value))
@@ -389,7 +387,7 @@ def check_storable(payload: Any) -> None:
         elif isinstance(value, int):
             if not INT64_MIN <= value <= INT64_MAX:
                 field = _path_text(path)
-                raise PropertyViolation(f"{field}: integer out of range", field=field)
+                raise PropertyViolation.at(field, "integer out of range")
         elif isinstance(value, str) and not _encodable(value):
             field = _path_text(path)
-            raise PropertyViolation(f"{field}: not valid Unicode (lone surrogate)", field=field)
+            raise PropertyViolation.at(field, "not valid Unicode (lone surrogate)")

@@ -58,3 +58,13 @@ def test_every_version_has_a_column() -> None:
 
 def test_table_covers_every_kind() -> None:
     assert {row[0] for row in EXPECTED} == set(ErrorKind)
+
+
+def test_an_error_at_a_field_names_it_in_its_description_and_its_details() -> None:
+    from gateway.csms.errors import PropertyViolation
+
+    error = PropertyViolation.at("meterValue[0].sampledValue[1].value", ValueError("not a number"))
+    assert type(error) is PropertyViolation
+    assert error.description == "meterValue[0].sampledValue[1].value: not a number"
+    assert error.details() == {"field": "meterValue[0].sampledValue[1].value"}
+    assert error.kind is ErrorKind.PROPERTY
