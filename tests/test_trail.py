@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -60,7 +61,22 @@ async def _register_charger(gw: Gateway, cp_id: str) -> None:
 async def test_ocpp_16_frames_in_order_with_transaction_and_masked_tokens(
     gateways: GatewayFactory,
 ) -> None:
-    gw = await gateways.start(**FAST)
+    await _ocpp_16_frames(await gateways.start(**FAST))
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # a setting of the SQLite trail
+async def test_the_same_frames_written_by_the_trail_writer_process(
+    gateways: GatewayFactory,
+) -> None:
+    gw = await gateways.start(**FAST, trail_writer_process=True)
+    await _ocpp_16_frames(gw)
+    process = gw.store.trail._process  # type: ignore[attr-defined]
+    assert process is not None and process.running
+
+
+async def _ocpp_16_frames(gw: Gateway) -> None:
+    """A 1.6 charger's frames, the gateway's own call and a CALLERROR, as the trail shows
+    them: order, transaction ids, masked tokens, filters and the NDJSON export."""
     await _register_charger(gw, "CP16")
     await gw.admin("PUT", "/tokens/TAG-OK-0001234", {"valid": True})
     async with connect(gw.ws_url, "CP16", "1.6") as cp:

@@ -185,12 +185,16 @@ SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
 async def open_sqlite_store(
-    path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    path: Path,
+    *,
+    synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    trail_writer_process: bool = False,
 ) -> Store:
     """Open (creating directories, file and schema as needed) the database at ``path``.
 
     ``synchronous``: see the module docstring; keep ``FULL`` unless losing the last
-    commits on a power loss is acceptable.
+    commits on a power loss is acceptable. ``trail_writer_process``: the message
+    trail's appends written by a process of their own (:mod:`gateway.storage.trail_child`).
     """
     database = await _Database.open(path, synchronous)
     # The message trail, in a file of its own (gateway.storage.sqlite_trail, which
@@ -205,7 +209,7 @@ async def open_sqlite_store(
     from gateway.storage.sqlite_trail import SqliteTrailStore, trail_path
 
     try:
-        trail = await SqliteTrailStore.open(trail_path(path))
+        trail = await SqliteTrailStore.open(trail_path(path), writer_process=trail_writer_process)
     except BaseException:
         await database.close()
         raise

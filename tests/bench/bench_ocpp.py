@@ -318,6 +318,7 @@ class Bench:
             GATEWAY_UNAUTHENTICATED_PER_ADDRESS="0",
             GATEWAY_TRAIL="false" if trail == "off" else "true",
             GATEWAY_TRAIL_BODIES="true" if trail == "bodies" else "false",
+            GATEWAY_TRAIL_WRITER_PROCESS="true" if trail == "process" else "false",
             GATEWAY_METRICS="false" if metrics == "off" else "true",
         )
         for key in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX", "GATEWAY_HOST", "GATEWAY_PORT"):
@@ -982,10 +983,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--trail",
-        choices=("off", "on", "bodies"),
+        choices=("off", "on", "bodies", "process"),
         default="on",
-        help="the message trail: off, on (the default: metadata of every frame) or bodies "
-        "(the frames' text too, tokens masked)",
+        help="the message trail: off, on (the default: metadata of every frame), bodies "
+        "(the frames' text too, tokens masked) or process (on, written by a process of its "
+        "own: GATEWAY_TRAIL_WRITER_PROCESS; its CPU is the gateway's)",
     )
     parser.add_argument(
         "--compare-trail",

@@ -86,11 +86,41 @@ def proc_thread_cpu(pid: int) -> dict[str, float]:
             continue
         key = "event loop" if int(tid) == pid else name
         out[key] = out.get(key, 0.0) + utime + stime
+    for child in child_pids(pid):  # the trail's writer process, when the gateway has one
+        try:
+            with open(f"/proc/{child}/comm") as f:
+                key = f"{f.read().strip()} (process)"
+            spent = proc_cpu_seconds(child)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[key] = out.get(key, 0.0) + spent
     return out
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (``/proc/PID/task/TID/children``)."""
+    found: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(child) for child in f.read().split()]
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return found
+
+
 def proc_cpu_seconds(pid: int) -> float:
-    return sum(proc_cpu_split(pid))
+    """CPU seconds of ``pid`` (every thread) and of its child processes: a live one as it
+    is now, one that ended as the kernel counted it for ``pid`` once reaped (the gateway's
+    trail writer process, ``GATEWAY_TRAIL_WRITER_PROCESS``, is part of its cost)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    own = sum(int(v) for v in fields[11:15]) / CLK_TCK  # utime, stime, cutime, cstime
+    children = 0.0
+    for child in child_pids(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            children += proc_cpu_seconds(child)
+    return own + children
 
 
 def machine_busy_seconds() -> tuple[float, float]:

@@ -34,7 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
-from bench_hub import BenchError, Gateway, callgrind_command, count_of_dump
+from bench_hub import (
+    BenchError,
+    Gateway,
+    add_gateway_env_option,
+    callgrind_command,
+    count_of_dump,
+    gateway_env,
+)
 from loadgen import BOOT_FRAME, CYCLE
 
 # Seconds after the messages for the writes they set off, and of the idle spell measured.
@@ -100,6 +107,7 @@ def main() -> int:
     parser.add_argument("--chargers", type=int, default=20)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    add_gateway_env_option(parser)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ocpp-instructions-"))
     wrapper = callgrind_command(tmp / "callgrind.out")
@@ -112,6 +120,7 @@ def main() -> int:
         "GATEWAY_HEARTBEAT_INTERVAL": "3600",
         "GATEWAY_UNAUTHENTICATED_PER_MINUTE": "0",
         "GATEWAY_UNAUTHENTICATED_PER_ADDRESS": "0",
+        **gateway_env(args),
     }
     gateway = Gateway(tmp, None, settings, None, wrapper)
     try:

@@ -58,6 +58,8 @@ class Location:
     async def open(self) -> Store:
         if self.backend == "sqlite":
             return await open_sqlite_store(self.sqlite_path)
+        if self.backend == "sqlite-process":  # the trail written by a process of its own
+            return await open_sqlite_store(self.sqlite_path, trail_writer_process=True)
         return await open_redis_store(self.redis_url, prefix=self.redis_prefix)
 
 
@@ -80,8 +82,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def location(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     sqlite_path = tmp_path / "data" / "gateway.sqlite3"
-    if backend == "sqlite":
-        return Location("sqlite", sqlite_path)
+    if backend in ("sqlite", "sqlite-process"):
+        return Location(backend, sqlite_path)
     url = request.getfixturevalue("redis_url")  # only Redis tests depend on Redis
     return Location("redis", sqlite_path, url, f"gwtest:{uuid.uuid4().hex}:")
 

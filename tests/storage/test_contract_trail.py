@@ -15,6 +15,15 @@ from .conftest import StoreFactory
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(
+    params=["sqlite", "sqlite-process", pytest.param("redis", marks=pytest.mark.redis)]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Also SQLite with the trail's appends written by a process of their own."""
+    name: str = request.param
+    return name
+
+
 def frame(
     seconds: float,
     charger: str | None = "CP-1",
