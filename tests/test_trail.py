@@ -65,13 +65,14 @@ async def test_ocpp_16_frames_in_order_with_transaction_and_masked_tokens(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # a setting of the SQLite trail
-async def test_the_same_frames_written_by_the_trail_writer_process(
-    gateways: GatewayFactory,
+@pytest.mark.parametrize("writer_process", [True, False])
+async def test_the_same_frames_written_by_a_process_or_a_thread(
+    gateways: GatewayFactory, writer_process: bool
 ) -> None:
-    gw = await gateways.start(**FAST, trail_writer_process=True)
+    gw = await gateways.start(**FAST, trail_writer_process=writer_process)
     await _ocpp_16_frames(gw)
     process = gw.store.trail._process  # type: ignore[attr-defined]
-    assert process is not None and process.running
+    assert (process is not None and process.running) is writer_process
 
 
 async def _ocpp_16_frames(gw: Gateway) -> None:
