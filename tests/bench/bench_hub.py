@@ -93,6 +93,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
 from aiohttp import web
+from loadgen import child_pids, proc_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -288,10 +289,6 @@ def machine_busy_seconds() -> float:
     with open("/proc/stat") as f:
         ticks = [int(x) for x in f.readline().split()[1:9]]
     return (sum(ticks) - sum(ticks[3:7])) / CLK_TCK
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    return sum(proc_cpu_split(pid))
 
 
 def proc_cpu_split(pid: int) -> tuple[float, float]:
@@ -591,8 +588,9 @@ class Pids:
         me = resource.getrusage(resource.RUSAGE_SELF)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
-        user, system = proc_cpu_split(self.gateway)
-        return user + system, proc_cpu_seconds(self.platforms), load, system
+        # proc_cpu_seconds: with the process's children (the gateway's trail writer).
+        system = proc_cpu_split(self.gateway)[1]
+        return proc_cpu_seconds(self.gateway), proc_cpu_seconds(self.platforms), load, system
 
     def per_request(
         self, before: tuple[float, float, float, float], requests: int
@@ -1016,24 +1014,36 @@ def callgrind_command(out: Path) -> list[str] | None:
         "valgrind",
         "--tool=callgrind",
         "--compress-strings=no",  # each dump readable alone by callgrind_annotate
-        f"--callgrind-out-file={out}",
+        # The gateway's trail writer process (GATEWAY_TRAIL_WRITER_PROCESS) is counted too:
+        # each process its own file, OUT.PID (and OUT.PID.N for each dump).
+        "--trace-children=yes",
+        f"--callgrind-out-file={out}.%p",
     ]
 
 
 def count_of_dump(gateway: Gateway, tmp: Path, label: str) -> int:
-    """The instructions the gateway (under callgrind, its output in ``tmp``) executed
-    since the last dump: its counters dumped now (``callgrind_control --dump``), which
-    also zeroes them."""
+    """The instructions the gateway (under callgrind, its output in ``tmp``) and its
+    child processes (the trail's writer) executed since the last dump: their counters
+    dumped now (``callgrind_control --dump``), which also zeroes them."""
+    return sum(_dumped(pid, tmp, label) for pid in (gateway.pid, *child_pids(gateway.pid)))
+
+
+def _dumped(pid: int, tmp: Path, label: str) -> int:
     subprocess.run(
-        ["callgrind_control", f"--dump={label}", str(gateway.pid)],
-        check=True,
-        capture_output=True,
+        ["callgrind_control", f"--dump={label}", str(pid)], check=True, capture_output=True
     )
-    files = sorted(tmp.glob("callgrind.out.*"), key=lambda f: f.stat().st_mtime)
-    for line in files[-1].read_text().splitlines():
-        if line.startswith("summary:") or line.startswith("totals:"):
-            return int(line.split()[1])
-    raise BenchError(f"no instruction count in {files[-1]}")
+    files = sorted(tmp.glob(f"callgrind.out.{pid}.*"), key=lambda f: f.stat().st_mtime)
+    if not files:
+        raise BenchError(f"no callgrind dump of process {pid} in {tmp}")
+    return callgrind_total(files[-1])
+
+
+def callgrind_total(path: Path) -> int:
+    """The instructions a callgrind output file counts."""
+    found = re.search(r"^(?:summary|totals): (\d+)", path.read_text(errors="replace"), re.M)
+    if found is None:
+        raise BenchError(f"no instruction count in {path}")
+    return int(found.group(1))
 
 
 async def count_instructions(

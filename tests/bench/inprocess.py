@@ -9,8 +9,8 @@ CPU per request moves far less from run to run than end to end, so a change of a
 microseconds on the request path can be seen at all (the end-to-end figures of this
 2-core machine move by tens of percent between runs).
 
-What it measures: the whole process's CPU (``time.process_time``, every thread, the
-trail's SQLite writer among them) and the event-loop thread's alone
+What it measures: the whole process's CPU (``time.process_time``, every thread) and its
+child processes' (the trail's writer process) and the event-loop thread's alone
 (``time.thread_time``), per request answered, over rounds of a time or a number of requests. The driver's own
 work per request (a future, ``data_received``, finding the end of the answer) is in both
 figures alike.
@@ -19,7 +19,9 @@ figures alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from loadgen import child_pids, proc_cpu_seconds
 
 
 class _Sink(asyncio.Transport):
@@ -150,10 +153,20 @@ async def run(
         finally:
             protocol.connection_lost(None)
 
-    cpu, thread = time.process_time(), time.thread_time()
+    cpu, thread = _cpu(), time.thread_time()
     deadline = time.perf_counter() + size
     await asyncio.gather(*(connection() for _ in range(connections)))
-    return count, time.process_time() - cpu, time.thread_time() - thread
+    return count, _cpu() - cpu, time.thread_time() - thread
+
+
+def _cpu() -> float:
+    """This process's CPU (every thread) and its live children's: the gateway's trail
+    writer process (GATEWAY_TRAIL_WRITER_PROCESS) is the application's."""
+    children = 0.0
+    for pid in child_pids(os.getpid()):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            children += proc_cpu_seconds(pid)
+    return time.process_time() + children
 
 
 async def compare(
