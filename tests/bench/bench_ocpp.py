@@ -71,6 +71,7 @@ from loadgen import (
     BenchError,
     LoadGenerators,
     PhaseResult,
+    child_pids,
     find_redis_server_pid,
     free_port,
     machine_busy_seconds,
@@ -661,7 +662,19 @@ class Bench:
             "rss_closed_kib": samples[-1],
             "parts_closed_kib": _rss_parts(proc_memory_kib(self.pid)),
             "left_open": established_on(self.port),
+            "children_rss_kib": self._children_rss_kib(),
         }
+
+    def _children_rss_kib(self) -> dict[str, int]:
+        """The RSS of each child process of the server (the gateway's trail writer), by
+        name: apart from the server's own figures, which they are not part of."""
+        found: dict[str, int] = {}
+        for child in child_pids(self.pid):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                with open(f"/proc/{child}/comm") as f:
+                    name = f.read().strip()
+                found[name] = found.get(name, 0) + proc_memory_kib(child)["VmRSS"]
+        return found
 
     def _closed_rss_kib(self) -> int:
         """Once the kernel shows no connection left on the port, the RSS after
@@ -797,6 +810,15 @@ def report(args: argparse.Namespace, bench: Bench, results: dict[str, Any]) -> d
         + (f", {closed['left_open']} still open" if closed["left_open"] else "")
         + ")",
         *_rss_parts_line(c.get("parts_before_kib"), closed.get("parts_closed_kib")),
+        *(
+            [
+                "  its child processes' RSS      "
+                + ", ".join(f"{n} {k / 1024:.1f} MiB" for n, k in children.items())
+                + " (not in the figures above)"
+            ]
+            if (children := closed.get("children_rss_kib"))
+            else []
+        ),
         "  per idle connection           "
         + ("n/a" if per_conn is None else f"{per_conn / 1000:.1f} kB")
         + "  (peak: "
