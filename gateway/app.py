@@ -180,7 +180,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         redis_prefix=settings.redis_prefix,
         retry_seconds=settings.storage_retry_seconds,
         redis_sentinel=settings.redis_sentinel(),
-        trail_writer_process=settings.trail_writer_process,
+        writer_processes=settings.writer_processes,
     )
     app[STORE] = store
     node_id = holder_id(app[IDS])

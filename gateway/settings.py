@@ -333,13 +333,14 @@ class Settings(BaseSettings):
     trail_flush_entries: int = Field(
         default=10_000, ge=1, description="a queue this long is written at once"
     )
-    # A process: the writer thread and the event loop traded the interpreter's lock
+    # Processes: a writer thread and the event loop traded the interpreter's lock
     # thousands of times a second under load (tests/bench/README.md, the eleventh round).
-    # SQLite only: on Redis the trail is written from the event loop.
-    trail_writer_process: bool = Field(
+    # SQLite only: on Redis both are written from the event loop.
+    writer_processes: bool = Field(
         default=True,
-        description="on SQLite, write the trail from a process of its own (false: from a"
-        " thread of the gateway's, which costs more CPU under load)",
+        description="on SQLite, write the message trail and the status history from"
+        " processes of their own (false: from threads of the gateway's, which cost more CPU"
+        " under load)",
     )
     # The 2.0.1/2.1 device model (gateway.csms.device_model).
     device_alerts_kept: int = Field(

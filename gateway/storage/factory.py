@@ -20,12 +20,12 @@ async def open_store(
     redis_prefix: str = "gw:",
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     redis_sentinel: SentinelTarget | None = None,
-    trail_writer_process: bool = False,
+    writer_processes: bool = False,
 ) -> Store:
     """``retry_seconds``: how long a Redis command waits for a lost connection;
     ``redis_sentinel``: Redis through Sentinel (``redis_url`` may then be empty);
-    ``trail_writer_process``: on SQLite, the message trail written by a process of its
-    own (:mod:`gateway.storage.trail_child`)."""
+    ``writer_processes``: on SQLite, the message trail and the status history written by
+    processes of their own (:mod:`gateway.storage.sqlite_process`)."""
     if redis_sentinel is not None:
         return await open_redis_store(
             redis_url or "",
@@ -35,6 +35,4 @@ async def open_store(
         )
     if redis_url:
         return await open_redis_store(redis_url, prefix=redis_prefix, retry_seconds=retry_seconds)
-    return await open_sqlite_store(
-        data_dir / SQLITE_FILE_NAME, trail_writer_process=trail_writer_process
-    )
+    return await open_sqlite_store(data_dir / SQLITE_FILE_NAME, writer_processes=writer_processes)

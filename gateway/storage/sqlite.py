@@ -188,13 +188,14 @@ async def open_sqlite_store(
     path: Path,
     *,
     synchronous: Literal["FULL", "NORMAL"] = "FULL",
-    trail_writer_process: bool = False,
+    writer_processes: bool = False,
 ) -> Store:
     """Open (creating directories, file and schema as needed) the database at ``path``.
 
     ``synchronous``: see the module docstring; keep ``FULL`` unless losing the last
-    commits on a power loss is acceptable. ``trail_writer_process``: the message
-    trail's appends written by a process of their own (:mod:`gateway.storage.trail_child`).
+    commits on a power loss is acceptable. ``writer_processes``: the message
+    trail's and the status history's appends written by processes of their own
+    (:mod:`gateway.storage.sqlite_process`).
     """
     database = await _Database.open(path, synchronous)
     # The message trail, in a file of its own (gateway.storage.sqlite_trail, which
@@ -209,14 +210,16 @@ async def open_sqlite_store(
     from gateway.storage.sqlite_trail import SqliteTrailStore, trail_path
 
     try:
-        trail = await SqliteTrailStore.open(trail_path(path), writer_process=trail_writer_process)
+        trail = await SqliteTrailStore.open(trail_path(path), writer_process=writer_processes)
     except BaseException:
         await database.close()
         raise
     # The status history, in a file of its own too (gateway.storage.sqlite_history):
     # closed with the main database.
     try:
-        history_file = await HistoryFile.open(history_path(path), database, path)
+        history_file = await HistoryFile.open(
+            history_path(path), database, path, writer_process=writer_processes
+        )
     except BaseException:
         await trail.close()
         await database.close()

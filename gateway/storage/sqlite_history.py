@@ -43,6 +43,7 @@ from gateway.storage.sqlite import (
     _write_batch,
     reader_after,
 )
+from gateway.storage.sqlite_process import ProcessWriter
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +122,20 @@ def _drop_legacy(conn: sqlite3.Connection) -> None:
 
 
 class HistoryFile:
-    """The writer and reader threads of the history's database file."""
+    """The writer and reader threads of the history's database file, and the process
+    that appends when ``writer_process`` (:mod:`gateway.storage.sqlite_process`; the
+    writer thread keeps the schema and the purge)."""
 
-    def __init__(self, writer: _Worker, reader: _Worker) -> None:
+    def __init__(self, writer: _Worker, reader: _Worker, appender: ProcessWriter | None) -> None:
         self.write = writer.run
         self.read = reader.run
+        self.appender = appender
         self._workers = (writer, reader)
 
     @classmethod
-    async def open(cls, path: Path, main: _Database, main_path: Path) -> HistoryFile:
+    async def open(
+        cls, path: Path, main: _Database, main_path: Path, *, writer_process: bool = False
+    ) -> HistoryFile:
         try:
             conn = await asyncio.to_thread(_connect, path, "FULL", read_only=False)
         except (sqlite3.Error, OSError) as exc:
@@ -149,9 +155,11 @@ class HistoryFile:
                 await main.write(_drop_legacy)
 
         reader = await reader_after(writer, path, "FULL", "gateway-history-reader", setup)
-        return cls(writer, reader)
+        return cls(writer, reader, ProcessWriter("history", path) if writer_process else None)
 
     async def close(self) -> None:
+        if self.appender is not None:
+            await self.appender.close()
         for worker in self._workers:
             await worker.close()
 
@@ -171,6 +179,9 @@ class SqliteStatusHistoryStore:
             (entry.charger_id, key, entry.slot, data)
             for entry, (key, data) in zip(entries, await history.encode_all(entries), strict=True)
         ]
+        if self._db.appender is not None:
+            await self._db.appender.append(rows)
+            return
 
         def job(conn: sqlite3.Connection) -> None:
             _insert_rows(conn, _INSERT_STATUS, rows)

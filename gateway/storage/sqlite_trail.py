@@ -37,11 +37,7 @@ filtered columns and the entry's JSON is converted into it first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import pickle
 import sqlite3
-import struct
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,7 +46,6 @@ from typing import Any, Final
 from gateway.storage import codec, trail_codec
 from gateway.storage.base import StorageError, TrailEntry, TrailRecord, trail_record
 from gateway.storage.sqlite import (
-    _as_storage_error,
     _connect,
     _insert_rows,
     _RowInsert,
@@ -58,6 +53,7 @@ from gateway.storage.sqlite import (
     _write_batch,
     reader_after,
 )
+from gateway.storage.sqlite_process import ProcessWriter
 
 _COLUMNS: Final = (
     "at, protocol, direction, charger_id, partner, action, message_type, message_id,"
@@ -356,127 +352,6 @@ def _prune(conn: sqlite3.Connection, cutoff: int, keep: int, limit: int) -> int:
     return int(removed)
 
 
-# The trail writer process's framing (gateway.storage.trail_child, which imports this
-# module: it is not imported here): a job number and a length, then that many bytes (the
-# job's records: one pickled list after another, in order).
-_HEADER: Final = struct.Struct("<II")
-# A job's records are pickled in slices of this many, each a pickle of a list, the event
-# loop free between them: 10,000 in one go held it for about 8 ms (0.7 µs a record).
-_PICKLE_SLICE: Final = 1000
-_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
-# Seconds a closing store waits for its writer process to write what it was sent.
-_CHILD_CLOSE_TIMEOUT: Final = 30.0
-# A writer process that ended before it answered a job is started again after 1 s, then
-# 2, 4 ... at most 30 (one that cannot open the file would otherwise be started at every
-# flush); one that had answered is replaced at once.
-_RESTART_MAX_DELAY: Final = 30.0
-
-
-class _WriterProcess:
-    """One run of the trail's writer process (:mod:`gateway.storage.trail_child`): its
-    pipes, the jobs sent and not yet answered, and the task reading the answers. When the
-    process ends, every job still waiting fails with :class:`StorageError` (the store
-    starts another at its next append)."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.pending: dict[int, asyncio.Future[None]] = {}
-        self.next_job = 0
-        self.answered = False  # it answered a job (it runs, and opened the file)
-        self.ended_at = 0.0  # the event loop's time it was seen to end
-        self.sending = asyncio.Lock()
-        self.reader = asyncio.get_running_loop().create_task(self._read())
-
-    @classmethod
-    async def start(cls, path: Path) -> _WriterProcess:
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "gateway.storage.trail_child",
-                str(path),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise StorageError(f"cannot start the trail's writer process: {exc}") from exc
-        return cls(process)
-
-    @property
-    def running(self) -> bool:
-        return not self.reader.done()
-
-    async def append(self, records: list[TrailRecord]) -> None:
-        stdin = self.process.stdin
-        assert stdin is not None  # started with a pipe
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        async with self.sending:  # jobs go in the order they came, their parts together
-            parts = []
-            for start in range(0, len(records), _PICKLE_SLICE):
-                if start:
-                    await asyncio.sleep(0)  # the event loop's other work between slices
-                parts.append(pickle.dumps(records[start : start + _PICKLE_SLICE], _PROTOCOL))
-            self.next_job = job = (self.next_job + 1) & 0xFFFFFFFF
-            self.pending[job] = done
-            stdin.write(_HEADER.pack(job, sum(map(len, parts))))
-            stdin.writelines(parts)
-        try:
-            await stdin.drain()
-        except (ConnectionError, RuntimeError):  # the process is gone
-            self.pending.pop(job, None)
-            with contextlib.suppress(TimeoutError):  # its end seen (ended_at, the status)
-                await asyncio.wait_for(asyncio.shield(self.reader), _CHILD_CLOSE_TIMEOUT)
-            raise StorageError(self.ended()) from None
-        await done
-
-    def ended(self) -> str:
-        return f"the trail's writer process ended (exit status {self.process.returncode})"
-
-    async def _read(self) -> None:
-        stdout = self.process.stdout
-        assert stdout is not None
-        try:
-            while True:
-                job, size = _HEADER.unpack(await stdout.readexactly(_HEADER.size))
-                body = await stdout.readexactly(size) if size else b""
-                self.answered = True
-                done = self.pending.pop(job, None)
-                if done is None or done.done():
-                    continue
-                if not body:
-                    done.set_result(None)
-                    continue
-                try:
-                    error = pickle.loads(body)
-                except Exception as exc:  # it pickled it: never, unless its code differs
-                    error = StorageError(f"the trail's writer process: {exc}")
-                if not isinstance(error, Exception):
-                    error = StorageError(f"the trail's writer process: {error!r}")
-                done.set_exception(_as_storage_error(error))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            await self.process.wait()
-            self.ended_at = asyncio.get_running_loop().time()
-            gone = StorageError(self.ended())
-            for done in self.pending.values():
-                if not done.done():
-                    done.set_exception(gone)
-            self.pending.clear()
-
-    async def close(self) -> None:
-        """Close its input (it writes what it read, then ends) and wait for it."""
-        stdin = self.process.stdin
-        assert stdin is not None
-        stdin.close()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.reader), _CHILD_CLOSE_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.reader
-
-
 class SqliteTrailStore:
     """The trail in segments: tables ``entries_<n>`` of at most :data:`SEGMENT_ROWS`
     entries spanning at most :data:`SEGMENT_SPAN`, each with its own indexes once
@@ -492,20 +367,14 @@ class SqliteTrailStore:
     ) -> None:
         self._writer = writer
         self._reader = reader
-        self._path = path
-        # Appends through a process of their own (gateway.storage.trail_child), started
-        # at the first and again after one ended; the writer thread keeps the rest.
-        self._writer_process = writer_process
-        self._process: _WriterProcess | None = None
-        self._starting = asyncio.Lock()
-        self._closed = False
-        self._failed_starts = 0  # writer processes in a row that ended answering nothing
-        self._next_start = 0.0  # the event loop's time the next may start
+        # Appends through a process of their own (gateway.storage.writer_child); the
+        # writer thread keeps the rest (the schema, pruning).
+        self._process = ProcessWriter("trail", path) if writer_process else None
 
     @classmethod
     async def open(cls, path: Path, *, writer_process: bool = False) -> SqliteTrailStore:
         """``writer_process``: appends are written by a process of their own
-        (:mod:`gateway.storage.trail_child`) rather than the writer thread."""
+        (:mod:`gateway.storage.writer_child`) rather than the writer thread."""
         try:
             conn = await asyncio.to_thread(
                 _connect,
@@ -526,11 +395,8 @@ class SqliteTrailStore:
         return cls(writer, reader, path, writer_process=writer_process)
 
     async def close(self) -> None:
-        async with self._starting:
-            self._closed = True
-            process, self._process = self._process, None
-        if process is not None:
-            await process.close()
+        if self._process is not None:
+            await self._process.close()
         await self._writer.close()
         await self._reader.close()
 
@@ -543,46 +409,16 @@ class SqliteTrailStore:
             await self.append_records(lambda: [trail_record(e) for e in entries])
 
     async def append_records(self, make: Callable[[], Iterable[TrailRecord]]) -> None:
-        if self._writer_process:
+        if self._process is not None:
             records = list(make())
             if records:
-                await (await self._running_process()).append(records)
+                await self._process.append(records)
             return
 
         def job(conn: sqlite3.Connection) -> None:
             _append(conn, make())  # the rows are built here, in the writer thread
 
         await self._writer.run(job)
-
-    async def _running_process(self) -> _WriterProcess:
-        async with self._starting:
-            if self._closed:
-                raise StorageError("the message trail's store is closed")
-            process = self._process
-            if process is not None and process.running:
-                return process
-            now = asyncio.get_running_loop().time()
-            if process is not None:  # it ended: replaced, at once if it had answered
-                self._process = None
-                self._failed_starts = 0 if process.answered else self._failed_starts + 1
-                self._next_start = process.ended_at + self._restart_delay()
-            if now < self._next_start:
-                raise StorageError(
-                    f"the trail's writer process ended {self._failed_starts} time(s) in a"
-                    f" row without answering; the next starts in {self._next_start - now:.1f} s"
-                )
-            try:
-                self._process = await _WriterProcess.start(self._path)
-            except StorageError:
-                self._failed_starts += 1
-                self._next_start = now + self._restart_delay()
-                raise
-            return self._process
-
-    def _restart_delay(self) -> float:
-        if not self._failed_starts:
-            return 0.0
-        return float(min(_RESTART_MAX_DELAY, 2.0 ** (self._failed_starts - 1)))
 
     async def query(
         self,

@@ -1014,7 +1014,7 @@ def callgrind_command(out: Path) -> list[str] | None:
         "valgrind",
         "--tool=callgrind",
         "--compress-strings=no",  # each dump readable alone by callgrind_annotate
-        # The gateway's trail writer process (GATEWAY_TRAIL_WRITER_PROCESS) is counted too:
+        # The gateway's writer processes (GATEWAY_WRITER_PROCESSES) are counted too:
         # each process its own file, OUT.PID (and OUT.PID.N for each dump).
         "--trace-children=yes",
         f"--callgrind-out-file={out}.%p",

@@ -319,7 +319,9 @@ class Bench:
             GATEWAY_UNAUTHENTICATED_PER_ADDRESS="0",
             GATEWAY_TRAIL="false" if trail == "off" else "true",
             GATEWAY_TRAIL_BODIES="true" if trail == "bodies" else "false",
-            GATEWAY_TRAIL_WRITER_PROCESS="false" if trail == "thread" else "true",
+            GATEWAY_WRITER_PROCESSES=(
+                "false" if getattr(self.args, "writers", "process") == "thread" else "true"
+            ),
             GATEWAY_METRICS="false" if metrics == "off" else "true",
         )
         for key in ("GATEWAY_REDIS_URL", "GATEWAY_REDIS_PREFIX", "GATEWAY_HOST", "GATEWAY_PORT"):
@@ -1005,21 +1007,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--trail",
-        choices=("off", "on", "bodies", "thread"),
+        choices=("off", "on", "bodies"),
         default="on",
-        help="the message trail: off, on (the default: metadata of every frame, written by "
-        "the gateway's trail writer process, whose CPU is counted as the gateway's), bodies "
-        "(the frames' text too, tokens masked) or thread (on, written by a thread of the "
-        "gateway's: GATEWAY_TRAIL_WRITER_PROCESS=false)",
+        help="the message trail: off, on (the default: metadata of every frame) or bodies "
+        "(the frames' text too, tokens masked)",
+    )
+    parser.add_argument(
+        "--writers",
+        choices=("process", "thread"),
+        default="process",
+        help="who writes the trail and the status history on SQLite (GATEWAY_WRITER_PROCESSES):"
+        " processes of the gateway's (the default; their CPU is counted as the gateway's) or"
+        " threads",
     )
     parser.add_argument(
         "--compare-trail",
         type=int,
         metavar="ROUNDS",
         default=0,
-        help="run the whole benchmark with the trail off, on, written by a thread and with "
-        "bodies, ROUNDS times in turn, and print the server CPU per message of each beside the "
-        "others",
+        help="run the whole benchmark with the trail off, on and with bodies, ROUNDS times in "
+        "turn, and print the server CPU per message of each beside the others",
     )
     parser.add_argument(
         "--metrics",
@@ -1062,9 +1069,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def compare_trail(args: argparse.Namespace) -> int:
     """The whole benchmark with the trail off, on and with bodies, in turn (so that a
     change in the machine's load affects all three alike), and their figures side by side."""
-    return compare(
-        args, "trail", ("off", "on", "thread", "bodies"), args.compare_trail, "message trail"
-    )
+    return compare(args, "trail", ("off", "on", "bodies"), args.compare_trail, "message trail")
 
 
 def compare_metrics(args: argparse.Namespace) -> int:

@@ -161,7 +161,7 @@ async def run(
 
 def _cpu() -> float:
     """This process's CPU (every thread) and its live children's: the gateway's trail
-    writer process (GATEWAY_TRAIL_WRITER_PROCESS) is the application's."""
+    writer processes (GATEWAY_WRITER_PROCESSES) are the application's."""
     children = 0.0
     for pid in child_pids(os.getpid()):
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):

@@ -112,7 +112,7 @@ def child_pids(pid: int) -> list[int]:
 def proc_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` (every thread) and of its child processes: a live one as it
     is now, one that ended as the kernel counted it for ``pid`` once reaped (the gateway's
-    trail writer process, ``GATEWAY_TRAIL_WRITER_PROCESS``, is part of its cost)."""
+    writer processes, ``GATEWAY_WRITER_PROCESSES``, are part of its cost)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     own = sum(int(v) for v in fields[11:15]) / CLK_TCK  # utime, stime, cutime, cstime

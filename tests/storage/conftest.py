@@ -58,8 +58,8 @@ class Location:
     async def open(self) -> Store:
         if self.backend == "sqlite":
             return await open_sqlite_store(self.sqlite_path)
-        if self.backend == "sqlite-process":  # the trail written by a process of its own
-            return await open_sqlite_store(self.sqlite_path, trail_writer_process=True)
+        if self.backend == "sqlite-process":  # trail and history written by processes
+            return await open_sqlite_store(self.sqlite_path, writer_processes=True)
         return await open_redis_store(self.redis_url, prefix=self.redis_prefix)
 
 
@@ -77,6 +77,20 @@ async def delete_prefix(url: str, prefix: str) -> None:
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
+
+
+def _named_backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+# A contract module whose store SQLite may write from a process (the trail, the status
+# history: gateway.storage.sqlite_process) runs on that too: ``backend =
+# BACKEND_WITH_WRITER_PROCESSES`` in the module.
+BACKEND_WITH_WRITER_PROCESSES = pytest.fixture(
+    params=["sqlite", "sqlite-process", pytest.param("redis", marks=pytest.mark.redis)],
+    name="backend",
+)(_named_backend)
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from gateway.storage.base import StatusEntry, StatusKind, Store
 from gateway.storage.codec import NaiveDatetimeError
 from gateway.storage.history import ENCODE_CHUNK
 from tests.loop_turns import turns_during
-from tests.storage.conftest import StoreFactory
+from tests.storage.conftest import BACKEND_WITH_WRITER_PROCESSES, StoreFactory
 
+backend = BACKEND_WITH_WRITER_PROCESSES  # also SQLite with the appends by a process
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 

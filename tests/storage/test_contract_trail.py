@@ -10,19 +10,12 @@ import pytest
 from gateway.storage.base import Store, TrailEntry
 from gateway.storage.codec import NaiveDatetimeError
 
-from .conftest import StoreFactory
+from .conftest import BACKEND_WITH_WRITER_PROCESSES, StoreFactory
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(
-    params=["sqlite", "sqlite-process", pytest.param("redis", marks=pytest.mark.redis)]
-)
-def backend(request: pytest.FixtureRequest) -> str:
-    """Also SQLite with the trail's appends written by a process of their own."""
-    name: str = request.param
-    return name
-
+backend = BACKEND_WITH_WRITER_PROCESSES  # also SQLite with the appends by a process
 
 def frame(
     seconds: float,

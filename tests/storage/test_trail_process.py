@@ -1,7 +1,8 @@
-"""The message trail's writer process (``trail_writer_process``,
-gateway.storage.trail_child): what it was sent survives it and the gateway's death, a
-dead one is replaced, a stop signal does not end it, a closed store leaves none behind.
-The store contract itself runs on it too (test_contract_trail.py, ``sqlite-process``)."""
+"""The writer processes (``writer_processes``, gateway.storage.sqlite_process and
+writer_child), on the message trail: what one was sent survives it and the gateway's
+death, a dead one is replaced, a stop signal does not end it, a closed store leaves none
+behind. The store contracts run on them too (test_contract_trail.py and
+test_contract_history.py, ``sqlite-process``)."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def trail_of(store: Store) -> SqliteTrailStore:
 
 def writer_pid(store: Store) -> int:
     process = trail_of(store)._process
-    assert process is not None and process.running
-    return process.process.pid
+    assert process is not None and process.pid is not None
+    return process.pid
 
 
 def ended(pid: int) -> bool:
@@ -74,7 +75,7 @@ async def test_a_closed_store_has_written_everything_and_leaves_no_process(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "gateway.sqlite3"
-    store = await open_sqlite_store(path, trail_writer_process=True)
+    store = await open_sqlite_store(path, writer_processes=True)
     await store.trail.append_batch(frames(0, 300))
     pid = writer_pid(store)
     await store.close()
@@ -89,7 +90,7 @@ async def test_a_closed_store_has_written_everything_and_leaves_no_process(
 async def test_a_killed_writer_fails_its_job_and_the_next_append_starts_another(
     tmp_path: Path,
 ) -> None:
-    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", trail_writer_process=True)
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", writer_processes=True)
     try:
         await store.trail.append_batch(frames(0, 10))
         pid = writer_pid(store)
@@ -110,7 +111,7 @@ async def test_a_killed_writer_fails_its_job_and_the_next_append_starts_another(
 
 
 async def test_a_stop_signal_does_not_end_the_writer(tmp_path: Path) -> None:
-    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", trail_writer_process=True)
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", writer_processes=True)
     try:
         await store.trail.append_batch(frames(0, 5))
         pid = writer_pid(store)
@@ -127,7 +128,7 @@ async def test_a_stop_signal_does_not_end_the_writer(tmp_path: Path) -> None:
 async def test_a_writer_that_ends_without_writing_is_started_again_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", trail_writer_process=True)
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", writer_processes=True)
     try:
         python = sys.executable
         monkeypatch.setattr(sys, "executable", "/bin/false")  # ends at once, status 1
@@ -148,7 +149,7 @@ async def test_a_writer_that_ends_without_writing_is_started_again_later(
 async def test_appends_are_written_in_the_order_they_were_made(tmp_path: Path) -> None:
     # A large batch is pickled in slices, the event loop free between them: a small one
     # made meanwhile still goes after it (entries of one time keep their append order).
-    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", trail_writer_process=True)
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", writer_processes=True)
     try:
         large = [replace(e, at=T0) for e in frames(0, 3500)]
         small = [replace(e, at=T0) for e in frames(3500, 1)]
@@ -161,7 +162,7 @@ async def test_appends_are_written_in_the_order_they_were_made(tmp_path: Path) -
 
 
 async def test_an_append_after_close_is_refused(tmp_path: Path) -> None:
-    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", trail_writer_process=True)
+    store = await open_sqlite_store(tmp_path / "gateway.sqlite3", writer_processes=True)
     await store.close()
     with pytest.raises(StorageError, match="closed"):
         await store.trail.append_batch(frames(0, 1))
@@ -186,10 +187,10 @@ _DYING_GATEWAY = textwrap.dedent(
                 for i in range(first, first + count)]
 
     async def main():
-        store = await open_sqlite_store(Path(sys.argv[1]), trail_writer_process=True)
+        store = await open_sqlite_store(Path(sys.argv[1]), writer_processes=True)
         await store.trail.append_batch(frames(0, 100))
         sending = asyncio.ensure_future(store.trail.append_batch(frames(100, 40_000)))
-        process = store.trail._process
+        process = store.trail._process._run
         stdin = process.process.stdin
         while not process.pending or stdin.transport.get_write_buffer_size():
             await asyncio.sleep(0)  # until every byte of the job is in the pipe
