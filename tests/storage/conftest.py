@@ -79,20 +79,6 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def _named_backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    return name
-
-
-# A contract module whose store SQLite may write from a process (the trail, the status
-# history: gateway.storage.sqlite_process) runs on that too: ``backend =
-# BACKEND_WITH_WRITER_PROCESSES`` in the module.
-BACKEND_WITH_WRITER_PROCESSES = pytest.fixture(
-    params=["sqlite", "sqlite-process", pytest.param("redis", marks=pytest.mark.redis)],
-    name="backend",
-)(_named_backend)
-
-
 @pytest.fixture
 def location(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Location:
     sqlite_path = tmp_path / "data" / "gateway.sqlite3"

@@ -12,9 +12,10 @@ from gateway.storage.base import StatusEntry, StatusKind, Store
 from gateway.storage.codec import NaiveDatetimeError
 from gateway.storage.history import ENCODE_CHUNK
 from tests.loop_turns import turns_during
-from tests.storage.conftest import BACKEND_WITH_WRITER_PROCESSES, StoreFactory
+from tests.storage.conftest import StoreFactory
+from tests.storage.writer_backends import backend_with_writer_processes
 
-backend = BACKEND_WITH_WRITER_PROCESSES  # also SQLite with the appends by a process
+backend = backend_with_writer_processes  # also SQLite with the appends by a process
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 

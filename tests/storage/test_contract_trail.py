@@ -10,12 +10,13 @@ import pytest
 from gateway.storage.base import Store, TrailEntry
 from gateway.storage.codec import NaiveDatetimeError
 
-from .conftest import BACKEND_WITH_WRITER_PROCESSES, StoreFactory
+from .conftest import StoreFactory
+from .writer_backends import backend_with_writer_processes
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-backend = BACKEND_WITH_WRITER_PROCESSES  # also SQLite with the appends by a process
+backend = backend_with_writer_processes  # also SQLite with the appends by a process
 
 def frame(
     seconds: float,
