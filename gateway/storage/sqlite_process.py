@@ -160,7 +160,7 @@ class ProcessWriter:
 
     def __init__(self, kind: str, path: Path) -> None:
         self._kind = kind
-        self._path = path
+        self._path = path.absolute()  # the same file whatever the process's directory
         self._run: _Run | None = None
         self._starting = asyncio.Lock()
         self._closed = False
