@@ -33,17 +33,15 @@ from gateway.storage import codec, history
 from gateway.storage.base import StatusEntry, StorageError
 from gateway.storage.sqlite import (
     _changes,
-    _connect,
     _Database,
     _fetch_all,
     _fetch_one,
-    _insert_rows,
-    _RowInsert,
     _Worker,
     _write_batch,
     reader_after,
 )
 from gateway.storage.sqlite_process import ProcessWriter
+from gateway.storage.sqlite_rows import INSERT_STATUS, _connect, _insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +58,6 @@ _SCHEMA: Final = (
     TABLE,
     "CREATE INDEX IF NOT EXISTS status_history_by_charger ON status_history (charger_id, at, id)",
     "CREATE INDEX IF NOT EXISTS status_history_by_time ON status_history (at)",
-)
-_INSERT_STATUS: Final = _RowInsert(
-    "INSERT INTO status_history (charger_id, at, slot, data)", "(?, ?, ?, ?)"
 )
 HAS_TABLE: Final = "SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'status_history'"
 _LEGACY_HAS_TABLE: Final = (
@@ -184,7 +179,7 @@ class SqliteStatusHistoryStore:
             return
 
         def job(conn: sqlite3.Connection) -> None:
-            _insert_rows(conn, _INSERT_STATUS, rows)
+            _insert_rows(conn, INSERT_STATUS, rows)
 
         await self._db.write(job)
 

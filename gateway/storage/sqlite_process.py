@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
-import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +37,8 @@ from typing import Any, Final
 
 from gateway.storage.base import StorageError
 from gateway.storage.sqlite import _as_storage_error
+from gateway.storage.sqlite_rows import HEADER
 
-HEADER: Final = struct.Struct("<II")
 # A job's rows are pickled in slices of this many: 10,000 trail entries in one go held
 # the event loop for about 8 ms (0.7 µs an entry).
 _PICKLE_SLICE: Final = 1000
@@ -133,6 +132,12 @@ class _Run:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            # Its input closed first: when this task is cancelled (the event loop closing
+            # with the store still open), the process would otherwise wait for more jobs,
+            # and this task for the process, for ever.
+            stdin = self.process.stdin
+            if stdin is not None and not stdin.is_closing():
+                stdin.close()
             await self.process.wait()
             self.ended_at = asyncio.get_running_loop().time()
             gone = StorageError(self.ended())

@@ -16,8 +16,9 @@ systemd's stop reach every process of the group; the gateway then closes the pip
 itself). An answer that cannot be sent (the gateway gone) is dropped. ``ps`` and ``top``
 show it as ``trail-writer`` or ``history-writer``, as the threads are named.
 
-Imports: ``gateway.storage.sqlite``, ``sqlite_trail``, ``sqlite_history`` and
-``sqlite_process``.
+Imports: ``gateway.storage.sqlite_rows`` and ``trail_rows`` only (the standard library's
+besides), so that it starts in tens of milliseconds and holds a few MiB: not the gateway's
+models.
 """
 
 from __future__ import annotations
@@ -33,10 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from gateway.storage.sqlite import _connect, _insert_rows
-from gateway.storage.sqlite_history import _INSERT_STATUS
-from gateway.storage.sqlite_process import HEADER
-from gateway.storage.sqlite_trail import _CACHED_STATEMENTS, _append, _tune
+# Only these (the standard library's besides): the process starts in tens of ms.
+from gateway.storage.sqlite_rows import HEADER, INSERT_STATUS, _connect, _insert_rows
+from gateway.storage.trail_rows import _CACHED_STATEMENTS, _append, _tune
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class _Kind:
 
 
 def _history_rows(conn: sqlite3.Connection, rows: list[Any]) -> None:
-    _insert_rows(conn, _INSERT_STATUS, rows)
+    _insert_rows(conn, INSERT_STATUS, rows)
 
 
 KINDS: dict[str, _Kind] = {

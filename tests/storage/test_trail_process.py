@@ -222,3 +222,62 @@ async def test_what_the_gateway_sent_is_written_after_it_is_killed(tmp_path: Pat
         assert entries[0].message_id == "m40099"
     finally:
         await store.close()
+
+
+_UNCLOSED = textwrap.dedent(
+    """
+    import asyncio, sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from gateway.storage.base import TrailEntry
+    from gateway.storage.sqlite import open_sqlite_store
+
+    async def main():
+        store = await open_sqlite_store(Path(sys.argv[1]), writer_processes=True)
+        await store.trail.append_batch([TrailEntry(
+            at=datetime(2026, 3, 1, tzinfo=UTC), protocol="ocpp", direction="in",
+            charger_id="CP-1", action="Heartbeat", message_type="CALL", message_id="m0",
+            size=42)])
+        # returns without closing the store: asyncio.run cancels the answers' reader
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_a_program_that_never_closes_its_store_still_ends(tmp_path: Path) -> None:
+    # The reader of the process's answers, cancelled, closes the process's input before
+    # it waits for it: else each would wait for the other for ever.
+    path = tmp_path / "gateway.sqlite3"
+    program = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _UNCLOSED, str(path), cwd=ROOT
+    )
+    assert await asyncio.wait_for(program.wait(), 60) == 0
+    store = await open_sqlite_store(path)
+    try:
+        assert await store.trail.count() == 1
+    finally:
+        await store.close()
+
+
+def test_the_writer_process_imports_none_of_the_gateways_models() -> None:
+    # What keeps it small and quick to start (tens of ms, about 16 MiB).
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, gateway.storage.writer_child; "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('gateway'))))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert found == [
+        "gateway",
+        "gateway.storage",
+        "gateway.storage.sqlite_rows",
+        "gateway.storage.trail_rows",
+        "gateway.storage.writer_child",
+    ]
