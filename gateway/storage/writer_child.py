@@ -5,7 +5,7 @@ Run by :class:`gateway.storage.sqlite_process.ProcessWriter` as ``python -m
 gateway.storage.writer_child KIND PATH`` (KIND ``trail`` or ``history``); nobody else
 starts it. The module doc of :mod:`gateway.storage.sqlite_process` says why a process and
 what goes through its pipes. Each job is written as the writer thread would write it, in
-one transaction: the trail's by :func:`~gateway.storage.sqlite_trail._append`
+one transaction: the trail's by :func:`~gateway.storage.trail_rows._append`
 (``synchronous=NORMAL``), the history's rows by its INSERT (``synchronous=FULL``: the
 commit is on the disk before the answer).
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway.storage import sqlite_trail
+from gateway.storage import trail_rows
 from gateway.storage.base import Store, TrailEntry
 from gateway.storage.sqlite import open_sqlite_store
 from gateway.storage.sqlite_trail import trail_path
@@ -104,7 +104,7 @@ async def segmented(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Path, Store]]:
     """A store whose trail segments close at three entries."""
-    monkeypatch.setattr(sqlite_trail, "SEGMENT_ROWS", 3)
+    monkeypatch.setattr(trail_rows, "SEGMENT_ROWS", 3)  # read by _append, in the thread
     database = tmp_path / "gateway.sqlite3"
     store = await open_sqlite_store(database)
     try:
