@@ -22,7 +22,7 @@ integers), then that many bytes. To the process: the job's rows as one pickled l
 another (a large job is pickled in slices, the event loop free between them). From it:
 nothing when the job was written, else the pickled exception.
 
-Imports: ``gateway.storage.base`` and ``gateway.storage.sqlite``.
+Imports: ``gateway.storage.base``, ``sqlite`` and ``sqlite_rows`` (the framing).
 """
 
 from __future__ import annotations
