@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -42,6 +43,10 @@ RESYNC_LINE = "session resync: no session or CDR to rebuild"
 class LoggedGateway(GatewayProcess):
     """A gateway process whose log (stderr) goes to a file the test reads."""
 
+    # What the start-up check's requests verify the server with (aiohttp's default: the
+    # system's CAs; an HTTPS gateway's tests give their own CA).
+    ssl_context: ssl.SSLContext | bool = True
+
     def __init__(self, data_dir: Path, env: dict[str, str], log_path: Path) -> None:
         super().__init__(data_dir, env)
         self.log_path = log_path
@@ -58,7 +63,9 @@ class LoggedGateway(GatewayProcess):
         async with aiohttp.ClientSession() as session:
             for _ in range(300):
                 try:
-                    async with session.get(f"{self.url}/admin/chargers", headers=self.headers) as resp:
+                    async with session.get(
+                        f"{self.url}/admin/chargers", headers=self.headers, ssl=self.ssl_context
+                    ) as resp:
                         if resp.status == 200:
                             return
                 except aiohttp.ClientError:

@@ -23,7 +23,7 @@ from gateway.admin import openapi as api
 from gateway.admin.http import ApiError, read_query, respond
 from gateway.admin.schemas import _Body
 from gateway.domain.certificates import CertificateKind, CertificateStatus, IssuedCertificate
-from gateway.keys import CLOCK, STORE
+from gateway.keys import CLOCK, ROUTER, STORE
 from gateway.pki import CERTIFICATES
 
 # "Every certificate": whatever expires before this many days from now.
@@ -112,6 +112,10 @@ async def revoke_certificate(request: web.Request) -> web.Response:
     revoked = await request.config_dict[CERTIFICATES].revoke(serial)
     if revoked is None:
         raise ApiError(404, f"no certificate with serial {serial!r} was issued here")
+    # A charger connected with it is cut off now, wherever it is connected, not at its
+    # next handshake (which the endpoint refuses). Again on a repeated revocation: the
+    # first one's closing may have failed with its process.
+    await request.config_dict[ROUTER].certificate_revoked(revoked.charger_id, revoked.fingerprint)
     return respond(certificate_view(revoked))
 
 
@@ -139,7 +143,11 @@ def certificate_routes() -> list[api.Operation]:
         api.post(
             "/certificates/{serial}/revoke",
             revoke_certificate,
-            "Revoke a certificate: the charger's next TLS connection with it is refused",
+            "Revoke a certificate: a connection made with it is closed, the next refused",
+            description="The charger's connection made with this certificate, if one is"
+            " open on any process, is recorded offline and closed (WebSocket code 1008);"
+            " its next TLS connection with it is refused (403). A connection made with"
+            " another certificate stays.",
             path_params=serial,
             response=CertificateView,
             errors={404: "no such certificate"},

@@ -49,6 +49,7 @@ COMMAND = "command"
 RESULT = "result"
 DESCRIBE = "describe"
 UNREGISTER = "unregister"
+REVOKED = "certificate_revoked"
 # How long the admin view waits for the holder's notifications and requests.
 DESCRIBE_TIMEOUT = 2.0
 # Added to the charger's call timeout for the trip between processes and the holder's
@@ -86,6 +87,7 @@ class CommandRouter:
         node.on(RESULT, self._on_result)
         node.on(DESCRIBE, self._on_describe)
         node.on(UNREGISTER, self._on_unregister)
+        node.on(REVOKED, self._on_revoked)
 
     async def send(self, charger_id: str, command: Command) -> CommandResult:
         if self._csms.connection(charger_id) is not None:
@@ -179,6 +181,31 @@ class CommandRouter:
             task = asyncio.create_task(self._csms.unregister(charger_id))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
+
+    async def certificate_revoked(self, charger_id: str, fingerprint: str) -> None:
+        """The operator revoked the charger's certificate with SHA-256 ``fingerprint``:
+        its connection, wherever it is, is closed when it was made with that certificate
+        (:meth:`CentralSystem.certificate_revoked`)."""
+        if self._csms.connection(charger_id) is not None:
+            await self._csms.certificate_revoked(charger_id, fingerprint)
+            return
+        [owner] = await self._registry.live_owners([charger_id])
+        if owner is not None and owner.node != self._node.id:
+            await self._node.send(
+                owner.node, {"type": REVOKED, "charger_id": charger_id, "fingerprint": fingerprint}
+            )
+
+    def _on_revoked(self, message: dict[str, Any]) -> None:
+        charger_id, fingerprint = message.get("charger_id"), message.get("fingerprint")
+        if not isinstance(charger_id, str) or not isinstance(fingerprint, str):
+            return
+        if self._csms.connection(charger_id) is not None:
+            task = asyncio.create_task(self._close_revoked(charger_id, fingerprint))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
+
+    async def _close_revoked(self, charger_id: str, fingerprint: str) -> None:
+        await self._csms.certificate_revoked(charger_id, fingerprint)
 
     def _on_describe(self, message: dict[str, Any]) -> None:
         reply_to, charger_id = message.get("reply_to"), message.get("charger_id")

@@ -160,6 +160,10 @@ class OcppConnection(LibChargePoint):  # type: ignore[misc]
     rpc_21: bool = False
     # Actions a charger may send as SEND (unconfirmed) messages.
     send_actions: frozenset[str] = frozenset()
+    # The SHA-256 fingerprint (hex) of the TLS client certificate the charger connected
+    # with, set by the endpoint on those connections only (an idle charger without one
+    # holds no attribute for it): what a revocation closes (CentralSystem.certificate_revoked).
+    client_certificate: str | None = None
 
     def __init__(
         self,

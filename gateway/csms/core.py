@@ -76,6 +76,8 @@ HEARTBEAT_WRITE_EVERY = timedelta(minutes=5)
 COST_UPDATE_EVERY = timedelta(minutes=1)
 # Firmware, diagnostics and log requests remembered per charger for the admin view.
 REQUESTS_KEPT = 20
+# WebSocket close code of a connection closed for its revoked certificate.
+CLOSE_POLICY_VIOLATION = 1008
 # Notification kind -> the command whose progress it reports. 2.0.1 notifications
 # carry the requestId; 1.6 ones do not and belong to the latest request of their command.
 _REQUEST_KINDS = {
@@ -105,6 +107,9 @@ class Connection(Protocol):
     charger_id: str
     version: OcppVersion
     last_seen: datetime
+    # The SHA-256 fingerprint of the TLS client certificate the charger connected with
+    # (security profile 3), None without one: what a revocation closes.
+    client_certificate: str | None
 
     async def send_command(self, command: Command) -> CommandResult: ...
     async def close(self, code: int, reason: str) -> None: ...
@@ -355,6 +360,22 @@ class CentralSystem:
         await self.bus.publish(ChargerOffline(charger_id, now, reason))
         for connector in await self.store.connectors.list(charger_id):
             await self.bus.publish(ConnectorStatusChanged(connector))
+
+    async def certificate_revoked(self, charger_id: str, fingerprint: str) -> bool:
+        """The operator revoked the certificate with SHA-256 ``fingerprint``: the charger's
+        connection here, when it was made with that certificate, is recorded offline and
+        closed (1008, policy violation: RFC 6455 section 7.4.1); its next handshake is
+        refused (:meth:`gateway.csms.endpoint.OcppEndpoint`). True when one was. A
+        connection made with another certificate (its successor) stays."""
+        conn = self._connections.get(charger_id)
+        if conn is None or conn.client_certificate != fingerprint:
+            return False
+        log.warning("charger %s: its certificate was revoked; closing its connection", charger_id)
+        # Offline first, then close, as for missed heartbeats: the connection's own end
+        # then finds it already gone.
+        await self.disconnected(conn, "certificate revoked")
+        await conn.close(CLOSE_POLICY_VIOLATION, "certificate revoked")
+        return True
 
     async def handed_over(self, charger_id: str) -> bool:
         """Another process holds the charger now: close the stale connection here without

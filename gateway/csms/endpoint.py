@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -111,6 +112,17 @@ class _Upgraded(web.StreamResponse):
 
     async def write_eof(self, data: bytes = b"") -> None:
         return None
+
+
+def _client_certificate(request: web.Request) -> str | None:
+    """The SHA-256 fingerprint (hex, as ``certificates.fingerprint``) of the TLS client
+    certificate the charger presented; None over plain HTTP or without one."""
+    transport = request.transport
+    ssl_object: ssl.SSLObject | None = (
+        transport.get_extra_info("ssl_object") if transport is not None else None
+    )
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return hashlib.sha256(der).hexdigest() if der else None
 
 
 class OcppEndpoint:
@@ -242,6 +254,8 @@ class OcppEndpoint:
             raise self._refuse(address, web.HTTPBadRequest(text=problem))
         subprotocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
         authenticated = await self._admit(request, cp_id, subprotocol)
+        # Read before the upgrade, while aiohttp still has the transport.
+        client_certificate = _client_certificate(request)
         address = request.remote or "unknown"
         if not authenticated and not self.limiter.open(address):
             raise self._too_many(address)
@@ -280,6 +294,8 @@ class OcppEndpoint:
                 conn = SUBPROTOCOLS[subprotocol](
                     cp_id, sock, self.csms, self.validators, call_timeout=self.config.call_timeout
                 )
+                if client_certificate is not None:
+                    conn.client_certificate = client_certificate
                 await self.csms.connected(conn)
             except BaseException as exc:
                 # Not connected (the storage is out, the connection is refused): closed,

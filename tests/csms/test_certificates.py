@@ -1,7 +1,7 @@
 """Charger certificates (issue 13 point 2): SignCertificate with a CSR the test makes,
 signed by the operator's CA or an external one, CertificateSigned back, the chain
-verified and used for a profile-3 TLS connection; revocation refusing the next
-connection; renewal before expiry; root certificates and signed firmware as commands.
+verified and used for a profile-3 TLS connection; revocation closing the connection
+made with the certificate and refusing the next one; renewal before expiry; root certificates and signed firmware as commands.
 Real chargers (the ``ocpp`` library's 2.0.1 and 1.6 charge points) over real WebSockets."""
 
 from __future__ import annotations
@@ -422,6 +422,65 @@ async def test_signing_round_trip_and_revocation_over_profile_3(
     assert status == 404
     status, body = await gw.admin("GET", "/certificates?expiring_within_days=-1", ssl=plain)
     assert (status, body["field"]) == (400, "expiring_within_days")
+
+
+async def test_revocation_closes_the_connection_made_with_that_certificate(
+    gateways: GatewayFactory, operator_ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    """A revoked certificate cuts off the charger connected with it at once (recorded
+    offline, closed with 1008), not at its next handshake; a connection of the same charger
+    made with another certificate stays."""
+    ca = operator_ca
+    gw, plain = await start_tls(gateways, ca)
+    status, _ = await gw.admin("PUT", "/chargers/CP-REV", {"serial_number": "SN-90"}, ssl=plain)
+    assert status == 201
+    factory_cert = ca.issue("SN-90")
+    async with attach(
+        gw.ws_url, "CP-REV", CertCharger201, ssl_context=client_ctx(ca, factory_cert)
+    ) as cp:
+        await boot(cp, "2.0.1")
+        key, chain, answer = await sign_round(cp, "SN-90")
+        assert answer.status == "Accepted"
+        first = x509.load_pem_x509_certificates(chain.encode())[0]
+        # Revoked while the charger is connected with its factory certificate: that
+        # connection is not the revoked one's, and stays.
+        status, _ = await gw.admin(
+            "POST", f"/certificates/{format(first.serial_number, 'x')}/revoke", ssl=plain
+        )
+        assert status == 200
+        answer = await cp.call(call201.Heartbeat())
+        assert answer.current_time
+        assert not cp._connection.ws.closed
+        key, chain, answer = await sign_round(cp, "SN-90")
+        assert answer.status == "Accepted"
+    second = x509.load_pem_x509_certificates(chain.encode())[0]
+    issued = save(tmp_path, "second", chain, key)
+
+    async def connected() -> bool:
+        status, view = await gw.admin("GET", "/chargers/CP-REV", ssl=plain)
+        assert status == 200
+        return bool(view["connected"])
+
+    async with attach(
+        gw.ws_url, "CP-REV", CertCharger201, ssl_context=client_ctx(ca, issued)
+    ) as cp:
+        await boot(cp, "2.0.1")
+        assert await connected()
+        status, revoked = await gw.admin(
+            "POST", f"/certificates/{format(second.serial_number, 'x')}/revoke", ssl=plain
+        )
+        assert (status, revoked["status"]) == (200, "revoked")
+        ws = cp._connection.ws
+
+        async def closed() -> bool:
+            return bool(ws.closed)
+
+        await wait_for(closed)
+        assert ws.close_code == 1008
+        assert not await connected()
+    assert await handshake(gw.ws_url, "CP-REV", client_ctx(ca, issued)) == 403
+    # The factory certificate still connects.
+    assert await handshake(gw.ws_url, "CP-REV", client_ctx(ca, factory_cert)) == 101
 
 
 async def test_a_charger_that_refuses_the_chain_is_recorded(
