@@ -114,15 +114,22 @@ class _Upgraded(web.StreamResponse):
         return None
 
 
-def _client_certificate(request: web.Request) -> str | None:
-    """The SHA-256 fingerprint (hex, as ``certificates.fingerprint``) of the TLS client
-    certificate the charger presented; None over plain HTTP or without one."""
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The TLS client certificate the charger presented (DER); None over plain HTTP or
+    without one."""
     transport = request.transport
     ssl_object: ssl.SSLObject | None = (
         transport.get_extra_info("ssl_object") if transport is not None else None
     )
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return hashlib.sha256(der).hexdigest() if der else None
+    return der or None
+
+
+def _client_certificate(request: web.Request) -> str | None:
+    """The SHA-256 fingerprint (hex, as ``certificates.fingerprint``) of the TLS client
+    certificate the charger presented; None over plain HTTP or without one."""
+    der = _peer_certificate(request)
+    return hashlib.sha256(der).hexdigest() if der is not None else None
 
 
 class OcppEndpoint:
@@ -174,12 +181,8 @@ class OcppEndpoint:
 
     async def _check_client_cert(self, request: web.Request, charger: Charger) -> str | None:
         """The reason to refuse the charger's certificate, or None when it is acceptable."""
-        transport = request.transport
-        ssl_object: ssl.SSLObject | None = (
-            transport.get_extra_info("ssl_object") if transport is not None else None
-        )
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if not der:
+        der = _peer_certificate(request)
+        if der is None:
             return "no client certificate"
         # The TLS layer already checked the chain against the configured CA.
         cn = certificate_cn(der)
