@@ -114,7 +114,7 @@ async def revoke_certificate(request: web.Request) -> web.Response:
         raise ApiError(404, f"no certificate with serial {serial!r} was issued here")
     # A charger connected with it is cut off now, wherever it is connected, not at its
     # next handshake (which the endpoint refuses). Again on a repeated revocation: the
-    # first one's closing may have failed with its process.
+    # first one's message to the process holding the charger may have been lost.
     await request.config_dict[ROUTER].certificate_revoked(revoked.charger_id, revoked.fingerprint)
     return respond(certificate_view(revoked))
 
