@@ -35,6 +35,7 @@ from gateway.csms.validation import SchemaValidators
 from gateway.csms.wsproto import ChargerSocket
 from gateway.domain.errors import Unavailable
 from gateway.domain.models import Charger
+from gateway.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +126,6 @@ def _peer_certificate(request: web.Request) -> bytes | None:
     return der or None
 
 
-def _client_certificate(request: web.Request) -> str | None:
-    """The SHA-256 fingerprint (hex, as ``certificates.fingerprint``) of the TLS client
-    certificate the charger presented; None over plain HTTP or without one."""
-    der = _peer_certificate(request)
-    return hashlib.sha256(der).hexdigest() if der is not None else None
-
-
 class OcppEndpoint:
     def __init__(
         self,
@@ -198,6 +192,19 @@ class OcppEndpoint:
             return f"certificate {revoked.serial} was revoked"
         return None
 
+    async def _revoked_meanwhile(self, cp_id: str, der: bytes, fingerprint: str) -> None:
+        """The certificate checked at the handshake, read again once the connection is
+        registered: a revocation stored between the two found no connection to close
+        (its close goes to a registered one only), so it is closed here. One after this
+        read finds the connection registered and closes it itself."""
+        try:
+            revoked = await revocation_of(self.csms.store.certificates, der)
+        except (StorageError, Unavailable) as exc:
+            log.warning("charger %s: certificate not checked again: %s", cp_id, exc)
+            return
+        if revoked is not None:
+            await self.csms.certificate_revoked(cp_id, fingerprint)
+
     async def _admit(self, request: web.Request, cp_id: str, subprotocol: str | None) -> bool:
         """Refuse (raise) or admit the charger; True when it authenticated.
 
@@ -258,7 +265,9 @@ class OcppEndpoint:
         subprotocol = choose_subprotocol(request.headers.get("Sec-WebSocket-Protocol"))
         authenticated = await self._admit(request, cp_id, subprotocol)
         # Read before the upgrade, while aiohttp still has the transport.
-        client_certificate = _client_certificate(request)
+        peer = _peer_certificate(request)
+        # Its SHA-256 fingerprint (as certificates.fingerprint): what a revocation closes.
+        client_certificate = hashlib.sha256(peer).hexdigest() if peer is not None else None
         address = request.remote or "unknown"
         if not authenticated and not self.limiter.open(address):
             raise self._too_many(address)
@@ -316,6 +325,8 @@ class OcppEndpoint:
                 return _Upgraded()
             # Messages that arrived meanwhile are handled now.
             sock.serve(conn)
+            if peer is not None and client_certificate is not None:
+                await self._revoked_meanwhile(cp_id, peer, client_certificate)
             return _Upgraded()
         finally:
             if not handed and not authenticated:

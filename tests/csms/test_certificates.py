@@ -36,7 +36,7 @@ from gateway.csms.certificates import (
 )
 from gateway.csms.security import server_ssl_context
 from gateway.domain.certificates import CertificateKind
-from gateway.pki import certificate_issuers
+from gateway.pki import CERTIFICATES, certificate_issuers
 from gateway.settings import ConfigError, Settings
 from tests.certs import CertificateAuthority, Pem
 from tests.conftest import FakeClock, Gateway, GatewayFactory
@@ -481,6 +481,51 @@ async def test_revocation_closes_the_connection_made_with_that_certificate(
     assert await handshake(gw.ws_url, "CP-REV", client_ctx(ca, issued)) == 403
     # The factory certificate still connects.
     assert await handshake(gw.ws_url, "CP-REV", client_ctx(ca, factory_cert)) == 101
+
+
+async def test_a_revocation_between_the_check_and_the_registration_closes_it_too(
+    gateways: GatewayFactory,
+    operator_ca: CertificateAuthority,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The certificate is revoked after the handshake's check and before the connection
+    is registered (where a revocation finds no connection to close): the endpoint reads
+    it again once the connection is registered, and closes it."""
+    ca = operator_ca
+    gw, plain = await start_tls(gateways, ca)
+    status, _ = await gw.admin("PUT", "/chargers/CP-RACE", {"serial_number": "SN-91"}, ssl=plain)
+    assert status == 201
+    async with attach(
+        gw.ws_url, "CP-RACE", CertCharger201, ssl_context=client_ctx(ca, ca.issue("SN-91"))
+    ) as cp:
+        key, chain, answer = await sign_round(cp, "SN-91")
+        assert answer.status == "Accepted"
+    serial = format(x509.load_pem_x509_certificates(chain.encode())[0].serial_number, "x")
+    issued = save(tmp_path, "issued", chain, key)
+    csms = gw.csms
+    register = csms.connected
+
+    async def revoked_first(conn: Any) -> None:
+        # Stored only, as an operator's revocation on another process is, before the
+        # connection is there to be closed.
+        await gw.app[CERTIFICATES].revoke(serial)
+        await register(conn)
+
+    monkeypatch.setattr(csms, "connected", revoked_first)
+    async with attach(
+        gw.ws_url, "CP-RACE", CertCharger201, ssl_context=client_ctx(ca, issued)
+    ) as cp:
+        ws = cp._connection.ws
+        await wait_for(lambda: _true(ws.closed))
+        assert ws.close_code == 1008
+    assert csms.connection("CP-RACE") is None
+    status, view = await gw.admin("GET", "/chargers/CP-RACE", ssl=plain)
+    assert (status, view["connected"]) == (200, False)
+
+
+async def _true(value: object) -> bool:
+    return bool(value)
 
 
 async def test_a_charger_that_refuses_the_chain_is_recorded(
