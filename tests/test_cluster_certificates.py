@@ -11,9 +11,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from cryptography import x509
 
@@ -29,6 +27,7 @@ from tests.csms.test_certificates import (
     sign_round,
 )
 from tests.sim import boot
+from tests.test_cluster_processes import admin
 from tests.test_leases_processes import LoggedGateway, cluster_env
 
 pytestmark = pytest.mark.slow
@@ -44,19 +43,6 @@ class TlsGateway(LoggedGateway):
         self.url = f"https://localhost:{self.port}"
         self.ws_url = f"wss://localhost:{self.port}"
         self.ssl_context = ctx  # trusts the operator's CA, presents no certificate
-
-    async def admin(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        async with (
-            aiohttp.ClientSession() as s,
-            s.request(
-                method,
-                f"{self.url}/admin{path}",
-                json=body,
-                headers=self.headers,
-                ssl=self.ssl_context,
-            ) as r,
-        ):
-            return r.status, await r.json() if r.content_type == "application/json" else None
 
 
 @pytest.fixture
@@ -94,7 +80,7 @@ async def test_a_certificate_revoked_through_b_closes_the_connection_at_a(
     pair: tuple[TlsGateway, TlsGateway, CertificateAuthority], tmp_path: Path
 ) -> None:
     a, b, ca = pair
-    status, _ = await a.admin("PUT", "/chargers/CP-9", {"serial_number": "SN-99"})
+    status, _ = await admin(a, "PUT", "/chargers/CP-9", {"serial_number": "SN-99"})
     assert status == 201
     factory = ca.issue("SN-99")
     async with attach(a.ws_url, "CP-9", CertCharger201, ssl_context=client_ctx(ca, factory)) as cp:
@@ -105,15 +91,15 @@ async def test_a_certificate_revoked_through_b_closes_the_connection_at_a(
     issued = save(tmp_path, "issued", chain, key)
 
     async def connected(gw: TlsGateway) -> bool:
-        status, view = await gw.admin("GET", "/chargers/CP-9")
+        status, view = await admin(gw, "GET", "/chargers/CP-9")
         assert status == 200, view
         return bool(view["connected"])
 
     async with attach(a.ws_url, "CP-9", CertCharger201, ssl_context=client_ctx(ca, issued)) as cp:
         await boot(cp, "2.0.1")
         assert await connected(b)  # every process sees where it is
-        status, revoked = await b.admin(
-            "POST", f"/certificates/{format(leaf.serial_number, 'x')}/revoke"
+        status, revoked = await admin(
+            b, "POST", f"/certificates/{format(leaf.serial_number, 'x')}/revoke"
         )
         assert (status, revoked["status"]) == (200, "revoked")
         ws = cp._connection.ws

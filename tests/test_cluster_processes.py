@@ -49,7 +49,7 @@ pytestmark = pytest.mark.slow
 
 async def admin(gw: LoggedGateway, method: str, path: str, body: object = None) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as s, s.request(
-        method, f"{gw.url}/admin{path}", json=body, headers=gw.headers
+        method, f"{gw.url}/admin{path}", json=body, headers=gw.headers, ssl=gw.ssl_context
     ) as r:
         return r.status, await r.json() if r.content_type == "application/json" else None
 

@@ -41,7 +41,7 @@ from gateway.storage.sqlite import (
     reader_after,
 )
 from gateway.storage.sqlite_process import ProcessWriter
-from gateway.storage.sqlite_rows import INSERT_STATUS, _connect, _insert_rows
+from gateway.storage.sqlite_rows import _connect, append_status
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +178,7 @@ class SqliteStatusHistoryStore:
             await self._db.appender.append(rows)
             return
 
-        def job(conn: sqlite3.Connection) -> None:
-            _insert_rows(conn, INSERT_STATUS, rows)
-
-        await self._db.write(job)
+        await self._db.write(lambda conn: append_status(conn, rows))
 
     async def list(
         self,

@@ -109,3 +109,9 @@ def _insert_rows(conn: sqlite3.Connection, spec: _RowInsert, rows: Sequence[Sequ
 INSERT_STATUS: Final = _RowInsert(
     "INSERT INTO status_history (charger_id, at, slot, data)", "(?, ?, ?, ?)"
 )
+
+
+def append_status(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
+    """The status history's write of ``rows`` (charger, time key, slot, data), by its
+    writer thread and by its writer process alike."""
+    _insert_rows(conn, INSERT_STATUS, rows)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 # Only these (the standard library's besides): the process starts in tens of ms.
-from gateway.storage.sqlite_rows import HEADER, INSERT_STATUS, _connect, _insert_rows
+from gateway.storage.sqlite_rows import HEADER, _connect, append_status
 from gateway.storage.trail_rows import _CACHED_STATEMENTS, _append, _tune
 
 
@@ -47,13 +47,9 @@ class _Kind:
     write: Callable[[sqlite3.Connection, list[Any]], None]
 
 
-def _history_rows(conn: sqlite3.Connection, rows: list[Any]) -> None:
-    _insert_rows(conn, INSERT_STATUS, rows)
-
-
 KINDS: dict[str, _Kind] = {
     "trail": _Kind("NORMAL", _CACHED_STATEMENTS, _tune, _append),
-    "history": _Kind("FULL", 128, lambda conn: None, _history_rows),
+    "history": _Kind("FULL", 128, lambda conn: None, append_status),
 }
 
 
