@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -35,6 +37,21 @@ def respond(data: Any, status: int = 200) -> web.Response:
     return web.json_response(
         data, status=status, dumps=lambda d: json.dumps(d, default=_json_default)
     )
+
+
+async def respond_items(items: Sequence[Any], per_turn: int = 64) -> web.Response:
+    """:func:`respond` of a list, encoded ``per_turn`` items at a time with a turn of
+    the event loop between: the same text (``json.dumps`` of a list is its items' texts
+    joined by ``", "``), without holding the loop for a whole fleet's views (10,000
+    chargers: 81 ms in one go, tests/bench/README.md, thirteenth round)."""
+    parts: list[str] = []
+    for start in range(0, len(items), per_turn):
+        if start:
+            await asyncio.sleep(0)
+        parts.extend(
+            json.dumps(item, default=_json_default) for item in items[start : start + per_turn]
+        )
+    return web.Response(text=f"[{', '.join(parts)}]", status=200, content_type="application/json")
 
 
 def error_response(status: int, reason: str, field: str | None = None) -> web.Response:
@@ -87,5 +104,3 @@ def read_query(request: web.Request, model: type[BaseModel]) -> Any:
         first = exc.errors()[0]
         field = field_path(first["loc"]) or None
         raise ApiError(400, f"{field or 'query'}: {first['msg']}", field) from None
-
-

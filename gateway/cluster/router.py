@@ -55,6 +55,9 @@ DESCRIBE_TIMEOUT = 2.0
 # Added to the charger's call timeout for the trip between processes and the holder's
 # own work before and after the call (a storage write, a token lookup).
 ROUTE_MARGIN = 5.0
+# Chargers merged by live_states between two turns of the event loop (a whole fleet's,
+# for the admin list, is tens of ms of work).
+_STATES_PER_TURN = 1000
 
 
 class _Moved(Exception):
@@ -119,7 +122,9 @@ class CommandRouter:
         stored = {s.id: s for s in await self._states.list()}
         owners = await self._registry.live_owners(charger_ids)
         out: dict[str, ChargerState] = {}
-        for charger_id, owner in zip(charger_ids, owners, strict=True):
+        for i, (charger_id, owner) in enumerate(zip(charger_ids, owners, strict=True)):
+            if i and not i % _STATES_PER_TURN:
+                await asyncio.sleep(0)  # a whole fleet's: the chargers' messages go on
             local = self._csms.live_state(charger_id)
             if local is not None:
                 out[charger_id] = local
