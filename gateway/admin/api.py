@@ -435,6 +435,10 @@ _CHARGER_ID = "the charge point id (1 to 48 characters), as in its WebSocket URL
 
 def _routes() -> list[api.Operation]:
     charger = {"charger_id": _CHARGER_ID}
+    token_uid = {
+        "uid": "the token's id, matched case-insensitively (ASCII letters), as OCPP"
+        " compares id tokens"
+    }
     return [
         api.get(
             "/chargers",
@@ -491,15 +495,19 @@ def _routes() -> list[api.Operation]:
             "One local token",
             response=TokenView,
             errors={404: "no such token"},
+            path_params=token_uid,
         ),
         api.put(
             "/tokens/{uid}",
             put_token,
             "Add or replace a local token",
+            description="Replaces the token whose uid differs only in case (the uid keeps"
+            " the spelling last put).",
             body=schemas.TokenBody,
             body_required=False,
             response=TokenView,
             statuses={200: "replaced", 201: "added"},
+            path_params=token_uid,
         ),
         api.delete(
             "/tokens/{uid}",
@@ -507,6 +515,7 @@ def _routes() -> list[api.Operation]:
             "Remove a local token",
             statuses={204: "removed"},
             errors={404: "no such token"},
+            path_params=token_uid,
         ),
         api.get(
             "/transactions",

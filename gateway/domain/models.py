@@ -179,9 +179,23 @@ class Transaction:
         return self.meter_stop_wh - self.meter_start_wh
 
 
+# OCPP's id tokens are case-insensitive: 1.6's IdToken is a CiString20Type (a "case
+# insensitive string", section 7 of the 1.6 specification); 2.0.1's IdTokenType says
+# "IdToken is case insensitive", and 2.1's "a case insensitive identifier". They are ASCII
+# text: SQLite's upper() folds ASCII letters only, and so does this.
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def token_key(uid: str) -> str:
+    """What a local token is stored and found by: ``uid`` with its ASCII letters
+    upper-cased, so that a charger's ``abcd01`` finds the token put as ``ABCD01``."""
+    return uid.translate(_ASCII_UPPER)
+
+
 @dataclass(frozen=True, slots=True)
 class LocalToken:
-    """A token on the operator's local list (admin API)."""
+    """A token on the operator's local list (admin API); one per :func:`token_key` of its
+    uid (the stores match uids case-insensitively; the uid keeps the spelling last put)."""
 
     uid: str
     valid: bool = True

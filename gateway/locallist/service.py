@@ -78,7 +78,7 @@ from gateway.domain.events import (
     ChargerOnline,
     Event,
 )
-from gateway.domain.models import Charger, LocalToken, OcppVersion
+from gateway.domain.models import Charger, LocalToken, OcppVersion, token_key
 from gateway.storage.base import Document, LeaseStore, Store
 
 log = logging.getLogger(__name__)
@@ -389,16 +389,20 @@ class LocalLists:
         return await self.roaming.entry(uid)
 
     async def _every_token(self, now: datetime) -> dict[str, LocalListEntry]:
+        """Every token a list may hold, by :func:`token_key` (OCPP compares id tokens
+        case-insensitively: an eMSP's ``abc1`` and a local ``ABC1`` are one token, the
+        local one's entry)."""
         out: dict[str, LocalListEntry] = {}
         if self.roaming is not None:
             for entry in await self.roaming.entries():
-                out.setdefault(entry.id_token, entry)
+                out.setdefault(token_key(entry.id_token), entry)
         for token in await self._store.tokens.list():
-            out[token.uid] = local_entry(token, now)
+            out[token_key(token.uid)] = local_entry(token, now)
         return out
 
     async def _last_used(self, now: datetime) -> dict[str, datetime]:
-        """When each token last started a transaction (recent ones, newest first)."""
+        """When each token (by :func:`token_key`) last started a transaction (recent ones,
+        newest first)."""
         used: dict[str, datetime] = {}
         since = now - timedelta(days=USAGE_DAYS)
         offset = 0
@@ -406,7 +410,7 @@ class LocalLists:
             page = await self._store.transactions.list(since=since, limit=_PAGE, offset=offset)
             for tx in page:
                 if tx.id_token is not None:
-                    used.setdefault(tx.id_token.uid, tx.started_at)
+                    used.setdefault(token_key(tx.id_token.uid), tx.started_at)
             if len(page) < _PAGE:
                 break
             offset += len(page)
@@ -689,7 +693,10 @@ class LocalLists:
             used = await self._last_used(now)
             oldest = datetime.min.replace(tzinfo=now.tzinfo)
             usable.sort(
-                key=lambda e: (-(used.get(e.id_token, oldest) - oldest).total_seconds(), e.id_token)
+                key=lambda e: (
+                    -(used.get(token_key(e.id_token), oldest) - oldest).total_seconds(),
+                    e.id_token,
+                )
             )
         else:
             usable.sort(key=lambda e: e.id_token)

@@ -83,7 +83,7 @@ of the sequence per item)                   call's seqs when the first item is s
 ``outbox.purge_done``                       sent again: a repeat deletes what is still due for
                                             deletion, and answers how many that was
 opening: layout read, ``INDEX_DONE``,       sent again (idempotent by design)
-layout claim
+``NORMALIZE_TOKENS``, layout claim
 ``leases.acquire``, ``leases.renew``        sent again: each checks the holder in the script
 (``ACQUIRE_LEASE``, ``RENEW_LEASE``)        and a repeat by the same holder answers True again
                                             (a plain ``SET NX`` would answer "taken" to a
@@ -102,6 +102,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -118,6 +119,7 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
     TransactionStatus,
+    token_key,
 )
 from gateway.storage import codec, history
 from gateway.storage.base import (
@@ -145,6 +147,8 @@ from gateway.storage.redis_device_model import RedisDeviceModelStore
 from gateway.storage.redis_keys import LAYOUT_VERSION, RedisKeys
 from gateway.storage.redis_pubsub import RedisSubscription
 from gateway.storage.redis_trail import RedisTrailStore
+
+log = logging.getLogger(__name__)
 
 # How long a command waits for a lost connection (GATEWAY_STORAGE_RETRY_SECONDS).
 DEFAULT_RETRY_SECONDS: Final = 5.0
@@ -807,6 +811,44 @@ end
 return #doomed
 """
 
+# The local tokens' hash with every field at its key (domain.models.token_key: ASCII
+# letters upper-cased; a-z by their bytes, not Lua's locale-dependent classes). Of fields
+# that map to one key, the first in byte order is kept (compared byte by byte, not by
+# Lua's `<`, which follows the server's collation): the all upper-case one when there is
+# one, as the SQLite migration keeps. Idempotent: run at every open, it moves nothing
+# once every process writes keys (a gateway before this one wrote the uid as it came).
+_NORMALIZE_TOKENS: Final = """
+local function key(s)
+  return (string.gsub(s, '[a-z]', function(c) return string.char(string.byte(c) - 32) end))
+end
+local function before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local all = redis.call('HGETALL', KEYS[1])
+local winner, value = {}, {}
+for i = 1, #all, 2 do
+  local f = all[i]
+  local k = key(f)
+  value[f] = all[i + 1]
+  if winner[k] == nil or before(f, winner[k]) then winner[k] = f end
+end
+local moved = 0
+for i = 1, #all, 2 do
+  local f = all[i]
+  if f ~= key(f) then
+    redis.call('HDEL', KEYS[1], f)
+    moved = moved + 1
+  end
+end
+for k, f in pairs(winner) do
+  if f ~= k then redis.call('HSET', KEYS[1], k, value[f]) end
+end
+return moved
+"""
 CREATE_TX: Final = Script(_CREATE_TX)
 CREATE_TX_AGAIN: Final = Script(_CREATE_TX_AGAIN)
 SAVE_TX: Final = Script(_SAVE_TX)
@@ -838,6 +880,7 @@ RELEASE_LEASE: Final = Script(_RELEASE_LEASE)
 CLAIM_OWNER: Final = Script(_CLAIM_OWNER)
 RENEW_OWNERS: Final = Script(_RENEW_OWNERS)
 RELEASE_OWNER: Final = Script(_RELEASE_OWNER)
+NORMALIZE_TOKENS: Final = Script(_NORMALIZE_TOKENS)
 APPEND_HISTORY: Final = Script(_APPEND_HISTORY)
 PURGE_HISTORY: Final = Script(_PURGE_HISTORY)
 # Preloaded on each connection, the *_AGAIN ones too: they are needed right after a
@@ -980,6 +1023,12 @@ class _RedisBackend:
             found = int(await db.command("GET", keys.schema, retry=True) or 0)
             if found < 3:  # completed_at and outbox-done, for the items already done
                 await _index_done_items(db, keys)
+            # Layout 4: tokens keyed case-insensitively. At every open, not only from 3:
+            # a gateway of layout 3 still running during a rolling upgrade writes tokens
+            # by their uid as it came; the next process to start moves them.
+            moved = await db.evalsha(NORMALIZE_TOKENS, [keys.tokens], [], retry=True)
+            if moved:
+                log.info("local tokens: %d moved to their case-insensitive key", moved)
             version = await db.command(
                 "EVAL", _CLAIM_LAYOUT, 1, keys.schema, LAYOUT_VERSION, retry=True
             )
@@ -1283,6 +1332,9 @@ class RedisTransactionStore:
 
 
 class RedisTokenStore:
+    """Fields keyed by :func:`~gateway.domain.models.token_key` of the uid: found
+    case-insensitively, as OCPP compares id tokens."""
+
     def __init__(self, backend: _RedisBackend) -> None:
         self._backend = backend
         self._db = backend.db
@@ -1290,16 +1342,15 @@ class RedisTokenStore:
 
     async def put(self, token: LocalToken) -> None:
         data = codec.dumps(codec.encode_token(token))
-        await self._db.command(
-            "HSET", self._key, token.uid, data, retry=True, guard=(self._key, token.uid)
-        )
+        field = token_key(token.uid)
+        await self._db.command("HSET", self._key, field, data, retry=True, guard=(self._key, field))
 
     async def get(self, uid: str) -> LocalToken | None:
-        data = await self._db.command("HGET", self._key, uid, retry=True)
+        data = await self._db.command("HGET", self._key, token_key(uid), retry=True)
         return None if data is None else codec.decode_token(codec.loads(data))
 
     async def delete(self, uid: str) -> bool:
-        return await self._backend.delete_field(self._key, uid)
+        return await self._backend.delete_field(self._key, token_key(uid))
 
     async def list(self) -> list[LocalToken]:
         values = await self._db.command("HVALS", self._key, retry=True)

@@ -19,7 +19,7 @@ key                                    type         content
 ``{p}schema``                          string       layout version of this keyspace
 ``{p}chargers``                        hash         charger id -> Charger JSON
 ``{p}charger-states``                  hash         charger id -> ChargerState JSON
-``{p}tokens``                          hash         token uid -> LocalToken JSON
+``{p}tokens``                          hash         token_key(uid) (ASCII upper-cased) -> JSON
 ``{p}connectors:{charger_id}``         hash         ``{evse_id}:{connector_id}`` -> JSON
 ``{p}tx:{tx_id}``                      string       Transaction JSON
 ``{p}tx-readings:{tx_id}``             list         MeterReading JSON, in arrival order
@@ -117,11 +117,14 @@ from gateway.storage.base import LEASE_NAME, check_channel
 # 2: roaming documents and the outbox (added keys only: nothing to convert).
 # 3: ``outbox-done`` and the items' ``completed_at`` (filled in for the items already
 #    done, from their ``next_attempt_at``, before a store claims version 3).
+# 4: ``tokens`` keyed by ``domain.models.token_key`` of the uid (case-insensitive), not
+#    the uid as it came (moved by ``NORMALIZE_TOKENS`` at every open; a gateway of
+#    layout 3 would miss a token asked in another case, so it refuses this layout).
 # (``lease:{name}`` and ``owner:{charger_id}`` keys came later without a new version:
 # they expire on their own, and a gateway that does not know them never reads them;
 # nor ``status-history*``: added keys that an older gateway never reads; nor ``trail*``;
 # nor ``certs*``; nor ``dm*`` and ``alerts*``.)
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 
 # Collection names are part of key names: fixed words, never ``:``.
 _COLLECTION = re.compile(r"[a-z][a-z0-9_]*")

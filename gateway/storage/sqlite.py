@@ -59,6 +59,7 @@ from gateway.domain.models import (
     MeterReading,
     Transaction,
     TransactionStatus,
+    token_key,
 )
 from gateway.storage import codec
 from gateway.storage.base import (
@@ -184,6 +185,18 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE TABLE device_alerts (charger_id TEXT NOT NULL, seq INTEGER NOT NULL,"
         " match TEXT NOT NULL, raises INTEGER NOT NULL, cleared_at INTEGER,"
         " data TEXT NOT NULL, PRIMARY KEY (charger_id, seq)) WITHOUT ROWID",
+    ),
+    (
+        # Local tokens found case-insensitively (domain.models.token_key): key is the uid
+        # with its ASCII letters upper-cased (upper() folds ASCII only). Of uids stored
+        # before that differ only in case, the first in byte order is kept (an all
+        # upper-case one when there is one); the others were the same token to OCPP.
+        "CREATE TABLE tokens_by_key (key TEXT PRIMARY KEY, uid TEXT NOT NULL,"
+        " data TEXT NOT NULL) WITHOUT ROWID",
+        "INSERT OR IGNORE INTO tokens_by_key (key, uid, data)"
+        " SELECT upper(uid), uid, data FROM tokens ORDER BY uid",
+        "DROP TABLE tokens",
+        "ALTER TABLE tokens_by_key RENAME TO tokens",
     ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
@@ -1253,22 +1266,27 @@ class SqliteTokenStore:
     def __init__(self, db: _Database) -> None:
         self._db = db
 
+    # Found by token_key (case-insensitively, as OCPP compares id tokens).
     async def put(self, token: LocalToken) -> None:
         data = codec.dumps(codec.encode_token(token))
         await self._db.write(
             _execute(
-                "INSERT INTO tokens (uid, data) VALUES (?, ?)"
-                " ON CONFLICT (uid) DO UPDATE SET data = excluded.data",
-                (token.uid, data),
+                "INSERT INTO tokens (key, uid, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET uid = excluded.uid, data = excluded.data",
+                (token_key(token.uid), token.uid, data),
             )
         )
 
     async def get(self, uid: str) -> LocalToken | None:
-        data = await self._db.lookup(_fetch_one("SELECT data FROM tokens WHERE uid = ?", (uid,)))
+        data = await self._db.lookup(
+            _fetch_one("SELECT data FROM tokens WHERE key = ?", (token_key(uid),))
+        )
         return None if data is None else codec.decode_token(codec.loads(data))
 
     async def delete(self, uid: str) -> bool:
-        return bool(await self._db.write(_changes("DELETE FROM tokens WHERE uid = ?", (uid,))))
+        return bool(
+            await self._db.write(_changes("DELETE FROM tokens WHERE key = ?", (token_key(uid),)))
+        )
 
     async def list(self) -> list[LocalToken]:
         rows = await self._db.read(_fetch_all("SELECT data FROM tokens ORDER BY uid", ()))

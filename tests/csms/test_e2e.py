@@ -66,6 +66,9 @@ async def test_ocpp16_full_cycle(gateway: Gateway) -> None:
 
         ok = await cp.call(call16.Authorize(id_tag="TAG-OK"))
         assert ok.id_tag_info["status"] == "Accepted"
+        # An idTag is a CiString20 (case-insensitive): a reader that sends lower case.
+        ok = await cp.call(call16.Authorize(id_tag="tag-Ok"))
+        assert ok.id_tag_info["status"] == "Accepted"
         unknown = await cp.call(call16.Authorize(id_tag="NOPE"))
         assert unknown.id_tag_info["status"] == "Invalid"
 
@@ -202,6 +205,9 @@ async def test_ocpp201_full_cycle(gateway: Gateway) -> None:
             (1, 1, "Available")
         ]
         auth = await cp.call(call201.Authorize(id_token={"idToken": "TAG-OK", "type": "ISO14443"}))
+        assert auth.id_token_info["status"] == "Accepted"
+        # IdTokenType: "IdToken is case insensitive".
+        auth = await cp.call(call201.Authorize(id_token={"idToken": "tag-ok", "type": "ISO14443"}))
         assert auth.id_token_info["status"] == "Accepted"
         auth = await cp.call(call201.Authorize(id_token={"idToken": "NOPE", "type": "ISO14443"}))
         assert auth.id_token_info["status"] in ("Invalid", "Unknown")

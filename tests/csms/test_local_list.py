@@ -487,6 +487,29 @@ async def test_ocpp201_list_with_roaming_tokens(
         assert view["entries"] == len(cp.local_list) == 4
 
 
+async def test_a_local_token_and_an_emsp_token_differing_in_case_are_one_entry(
+    gateways: GatewayFactory, emsp: EmspPlatform
+) -> None:
+    """OCPP compares id tokens case-insensitively: an eMSP's ``case-1`` and the local
+    ``CASE-1`` are one token to the charger, and the local one's entry is the one sent."""
+    gw = await _start(gateways)
+    _, partner = await gw.admin("POST", "/partners", {"name": "eMSP"})
+    status, _ = await gw.admin(
+        "POST",
+        f"/partners/{partner['id']}/register",
+        {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a},
+    )
+    assert status == 200
+    await _charger(gw, "LLCASE")
+    await _token(gw, "CASE-1", parent_id="FLEET")
+    assert await _ocpi(gw, emsp, "PUT", "/NL/EMS/case-1", emsp.token("case-1", "ALWAYS")) == 201
+    assert await _ocpi(gw, emsp, "PUT", "/NL/EMS/EM-2", emsp.token("EM-2", "ALWAYS")) == 201
+    async with connect_as(gw, "LLCASE", ListCharger201) as cp:
+        await eventually(lambda: len(cp.local_list) == 2 and cp.sends[-1][3] == "Accepted")
+        assert sorted(cp.local_list) == ["CASE-1", "EM-2"]
+        assert cp.local_list["CASE-1"]["group_id_token"] == {"id_token": "FLEET", "type": "Central"}
+
+
 async def test_ocpp201_list_bounded_by_the_reported_maximum(gateways: GatewayFactory) -> None:
     """2.0.1 reports its list size only as LocalAuthListCtrlr.Entries' maxLimit in a
     report: the gateway asks for that report, and the list is bounded by it from then on."""

@@ -464,6 +464,26 @@ async def test_concurrent_next_ocpp16_id_are_distinct(store: Store) -> None:
 # -- tokens ----------------------------------------------------------------------------
 
 
+async def test_tokens_are_found_case_insensitively(store: Store) -> None:
+    """OCPP id tokens are case-insensitive (ASCII): one token per uid whatever its case,
+    spelled as it was last put."""
+    await store.tokens.put(LocalToken(uid="AbCd01"))
+    await store.tokens.put(LocalToken(uid="zz"))
+    assert await store.tokens.get("abcd01") == LocalToken(uid="AbCd01")
+    assert await store.tokens.get("ABCD01") == LocalToken(uid="AbCd01")
+    await store.tokens.put(LocalToken(uid="ABCD01", valid=False))
+    assert await store.tokens.get("abcD01") == LocalToken(uid="ABCD01", valid=False)
+    assert [t.uid for t in await store.tokens.list()] == ["ABCD01", "zz"]
+    # Only ASCII letters fold (1.6 CiString, 2.0.1 identifierString: ASCII text).
+    await store.tokens.put(LocalToken(uid="\u00e9t\u00e9"))
+    assert await store.tokens.get("\u00e9T\u00e9") == LocalToken(uid="\u00e9t\u00e9")
+    assert await store.tokens.get("\u00c9T\u00c9") is None
+    assert await store.tokens.delete("Zz") is True
+    assert await store.tokens.delete("ZZ") is False
+    assert await store.tokens.delete("abcd01") is True
+    assert [t.uid for t in await store.tokens.list()] == ["\u00e9t\u00e9"]
+
+
 async def test_token_round_trips_replaces_deletes_and_lists(store: Store) -> None:
     full = full_token("b")
     await store.tokens.put(full)

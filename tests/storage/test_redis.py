@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import gateway
+from gateway.domain.models import LocalToken
 from gateway.storage import codec
 from gateway.storage import redis as redis_backend
 from gateway.storage.base import StorageError, Store
@@ -236,6 +237,50 @@ async def test_a_layout_1_keyspace_is_upgraded(
     assert await client.get(RedisKeys(prefix).schema) == str(LAYOUT_VERSION)
 
 
+@pytest.mark.redis
+async def test_tokens_stored_by_uid_are_moved_to_their_key_at_every_open(
+    redis_url: str, prefix: str, client: aioredis.Redis
+) -> None:
+    """Layout 3 kept tokens by their uid as it came; layout 4 by token_key. A layout-3
+    keyspace's tokens are found by any case after the next open; of uids that differ only
+    in case, the first in byte order stays (as the SQLite migration keeps). A token a
+    layout-3 gateway still running writes meanwhile is moved by the next open."""
+    keys = RedisKeys(prefix)
+    tokens = [
+        LocalToken(uid="aBc"),
+        LocalToken(uid="abc", valid=False),
+        LocalToken(uid="ABC", contract_id="NL-ABC"),
+        LocalToken(uid="Mixed-1"),
+        LocalToken(uid="x\u00e9y"),
+        LocalToken(uid="zz"),
+    ]
+    await client.set(keys.schema, 3)
+    for token in tokens:
+        await client.hset(keys.tokens, token.uid, codec.dumps(codec.encode_token(token)))
+    store = await open_redis_store(redis_url, prefix=prefix)
+    try:
+        for asked in ("abc", "ABC", "AbC"):
+            assert await store.tokens.get(asked) == tokens[2]
+        assert await store.tokens.get("mixed-1") == tokens[3]
+        assert await store.tokens.get("X\u00e9Y") == tokens[4]
+        assert await store.tokens.get("ZZ") == tokens[5]
+        assert [t.uid for t in await store.tokens.list()] == ["ABC", "Mixed-1", "x\u00e9y", "zz"]
+    finally:
+        await store.close()
+    assert await client.get(keys.schema) == str(LAYOUT_VERSION)
+    fields = set(await client.hkeys(keys.tokens))
+    assert fields == {"ABC", "MIXED-1", "X\u00e9Y", "ZZ"}
+    # A gateway of layout 3, still running, writes one by its uid as it came.
+    late = LocalToken(uid="late-1")
+    await client.hset(keys.tokens, late.uid, codec.dumps(codec.encode_token(late)))
+    store = await open_redis_store(redis_url, prefix=prefix)
+    try:
+        assert await store.tokens.get("LATE-1") == late
+    finally:
+        await store.close()
+    assert "late-1" not in await client.hkeys(keys.tokens)
+
+
 def test_collection_names_are_checked() -> None:
     keys = RedisKeys("gw:")
     assert keys.documents("ocpi_tokens") == "gw:doc:ocpi_tokens"
@@ -299,7 +344,12 @@ async def test_indexes_hold_exactly_the_documented_entries(
         await store.close()
 
     def item(
-        seq: int, status: str, attempts: int, error: str | None, due: float, done: float | None = None
+        seq: int,
+        status: str,
+        attempts: int,
+        error: str | None,
+        due: float,
+        done: float | None = None,
     ) -> object:
         state = {
             "seq": str(seq),
@@ -399,7 +449,11 @@ async def test_a_layout_2_keyspace_gets_completion_times_for_its_done_items(
         assert await client.get(keys.schema) == str(LAYOUT_VERSION)
         got = [await store.outbox.get(f"d{n}") for n in range(5)]
         assert [item.completed_at if item else None for item in got] == [
-            at(0), at(1), at(2), at(3), at(104)
+            at(0),
+            at(1),
+            at(2),
+            at(3),
+            at(104),
         ]
         assert await store.outbox.purge_done(at(2)) == 2
         assert await store.outbox.purge_done(at(1000)) == 3

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gateway
-from gateway.domain.models import Charger
+from gateway.domain.models import Charger, LocalToken
 from gateway.storage import codec
 from gateway.storage.base import StorageError, Store
 from gateway.storage.sqlite import (
@@ -328,6 +328,44 @@ def _drop_after_version_3(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE certificates")
     for table in ("device_model", "device_reports", "device_alerts"):
         conn.execute(f"DROP TABLE {table}")
+
+
+async def test_a_version_6_database_finds_its_tokens_case_insensitively(tmp_path: Path) -> None:
+    """Tokens stored by exact uid before (schema 6) are found by any case after; of uids
+    that differ only in case, the first in byte order stays (an all upper-case one)."""
+    path = tmp_path / "gateway.sqlite3"
+    store = await open_sqlite_store(path)
+    await store.close()
+    tokens = [
+        LocalToken(uid="aBc"),
+        LocalToken(uid="abc", valid=False),
+        LocalToken(uid="ABC", contract_id="NL-ABC"),
+        LocalToken(uid="Mixed-1"),
+        LocalToken(uid="x\u00e9y"),  # not ASCII: only its ASCII letters fold
+    ]
+    conn = sqlite3.connect(path)
+    with conn:  # the tokens table as schema 6 made it
+        conn.execute("DROP TABLE tokens")
+        conn.execute("CREATE TABLE tokens (uid TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID")
+        for token in tokens:
+            data = codec.dumps(codec.encode_token(token))
+            conn.execute("INSERT INTO tokens (uid, data) VALUES (?, ?)", (token.uid, data))
+        conn.execute("UPDATE schema_version SET version = 6")
+    conn.close()
+
+    store = await open_sqlite_store(path)
+    try:
+        for asked in ("abc", "ABC", "AbC"):
+            assert await store.tokens.get(asked) == tokens[2]
+        assert await store.tokens.get("MIXED-1") == tokens[3]
+        assert await store.tokens.get("X\u00e9Y") == tokens[4]
+        assert await store.tokens.get("x\u00c9y") is None  # \u00e9 is not ASCII: not folded
+        assert [t.uid for t in await store.tokens.list()] == ["ABC", "Mixed-1", "x\u00e9y"]
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()
 
 
 async def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
@@ -698,7 +736,9 @@ def test_none_is_bound_as_null_on_the_stores_connections(tmp_path: Path) -> None
     try:
         conn.execute("CREATE TABLE t (a, b, c)")
         conn.execute("INSERT INTO t VALUES (?, ?, ?), (?, ?, ?)", (None, 1, "x", "y", None, None))
-        rows = conn.execute("SELECT typeof(a), typeof(b), typeof(c) FROM t ORDER BY rowid").fetchall()
+        rows = conn.execute(
+            "SELECT typeof(a), typeof(b), typeof(c) FROM t ORDER BY rowid"
+        ).fetchall()
         assert rows == [("null", "integer", "text"), ("text", "null", "null")]
         assert conn.execute("SELECT ? IS NULL", (None,)).fetchone() == (1,)
     finally:
