@@ -752,27 +752,42 @@ class LocalLists:
         updates: list[LocalListEntry] = []
         room = bound - len(record.entries)
         left: list[str] = []
+        # Tokens compare case-insensitively (token_key): what the charger holds, by key,
+        # in the spelling it was sent. Notes of one token in two spellings are one change:
+        # the spelling that resolves to an entry (an eMSP's token is found in its own).
+        held = {token_key(uid): uid for uid in record.entries}
+        resolved: dict[str, tuple[str, LocalListEntry | None]] = {}
         for uid in sorted(set(changed)):
             entry = await self._resolve(uid, now)
-            holds = uid in record.entries
+            key = token_key(uid)
+            if key not in resolved or (resolved[key][1] is None and entry is not None):
+                resolved[key] = (uid, entry)
+        respelled: dict[str, str] = {}  # the spelling sent -> the one the charger held
+        for key in sorted(resolved):
+            uid, entry = resolved[key]
+            held_uid = held.get(key)
             if entry is not None and not self._fits(uid, version):
                 entry = None
             if entry is not None and entry.status is LocalListStatus.ACCEPTED:
-                if holds and record.entries[uid] == signature(entry):
-                    continue
-                if not holds:
+                if held_uid is None:
                     if room <= 0:
                         left.append(uid)
                         continue
                     room -= 1
+                elif held_uid != entry.id_token:
+                    respelled[entry.id_token] = held_uid
+                elif record.entries[held_uid] == signature(entry):
+                    continue
                 updates.append(entry)
-            elif holds:
+            elif held_uid is not None:
                 # It may not charge any more: blocked, expired, invalid, or removed
                 # (deleted, whitelist NEVER: the charger must ask the central system).
                 gone = entry is None
-                update = LocalListEntry(uid, status=None) if gone else entry
+                update = LocalListEntry(held_uid, status=None) if gone else entry
                 assert update is not None
-                if record.entries[uid] == signature(update):
+                if update.id_token != held_uid:
+                    respelled[update.id_token] = held_uid
+                elif record.entries[held_uid] == signature(update):
                     continue
                 if gone:
                     room += 1
@@ -806,6 +821,8 @@ class LocalLists:
                 return record
             record.version_acked = number
             for entry in message:
+                if entry.id_token in respelled:  # the charger's entry, now in this spelling
+                    record.entries.pop(respelled[entry.id_token], None)
                 if entry.status is None:
                     record.entries.pop(entry.id_token, None)
                 else:

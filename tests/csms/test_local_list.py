@@ -323,6 +323,34 @@ async def test_ocpp16_full_then_differential_then_mismatch(gateways: GatewayFact
         assert view["charger_version"] == view["version_acked"] == version
 
 
+async def test_a_token_put_again_in_another_case_stays_one_entry(
+    gateways: GatewayFactory,
+) -> None:
+    """OCPP compares id tokens case-insensitively: a token the operator puts again in
+    another case is the entry the charger holds, updated, not a second one; deleted in a
+    third case, it is removed in the spelling the charger was last sent."""
+    gw = await _start(gateways)
+    await _charger(gw, "LLRESP")
+    await _token(gw, "RESP-1")
+    await _token(gw, "KEEP-1")
+    async with connect_as(gw, "LLRESP", ListCharger16) as cp:
+        await eventually(lambda: cp.list_version > 0)
+        first = cp.list_version
+        await _token(gw, "resp-1", parent_id="G")
+        await eventually(lambda: cp.list_version == first + 1)
+        assert cp.sends[-1][:3] == ("Differential", first + 1, 1)
+        assert cp.local_list["resp-1"] == {"status": "Accepted", "parent_id_tag": "G"}
+        _, view = await gw.admin("GET", "/chargers/LLRESP/local-list")
+        assert view["entries"] == 2
+        status, _ = await gw.admin("DELETE", "/tokens/Resp-1")
+        assert status == 204
+        await eventually(lambda: "resp-1" not in cp.local_list)
+        assert cp.sends[-1][:3] == ("Differential", first + 2, 1)
+        assert "KEEP-1" in cp.local_list
+        _, view = await gw.admin("GET", "/chargers/LLRESP/local-list")
+        assert view["entries"] == 1
+
+
 async def test_ocpp16_bounds_most_recently_used_first(gateways: GatewayFactory) -> None:
     gw = await _start(gateways)
     await _charger(gw, "LLMAX")
