@@ -279,11 +279,12 @@ class OfflineTokens:
                 return out
 
     async def entry(self, uid: str) -> LocalListEntry | None:
+        # Any case: OCPP id tokens and OCPI token uids (CiString) are case-insensitive,
+        # and by_uid finds them so (the authorizer takes the same tokens).
         for found in await self._directory.by_uid(uid):
-            if found.token.uid == uid:
-                entry = list_entry(found)
-                if entry is not None:
-                    return entry
+            entry = list_entry(found)
+            if entry is not None:
+                return entry
         return None
 
 

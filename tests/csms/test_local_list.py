@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,6 +24,7 @@ from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
+from gateway.locallist.service import CLOCK_MARGIN
 from tests.conftest import Gateway, GatewayFactory
 from tests.roaming.emsp import EmspPlatform, token_header
 from tests.sim import Charger16, Charger201, WsAdapter, boot, nothing_before_boot, until_connected
@@ -515,12 +517,24 @@ async def test_ocpp201_list_with_roaming_tokens(
         assert view["entries"] == len(cp.local_list) == 4
 
 
+class _ShiftedClock:
+    """The real time plus a shift the test moves forward."""
+
+    def __init__(self) -> None:
+        self.shift = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+
 async def test_a_local_token_and_an_emsp_token_differing_in_case_are_one_entry(
     gateways: GatewayFactory, emsp: EmspPlatform
 ) -> None:
     """OCPP compares id tokens case-insensitively: an eMSP's ``case-1`` and the local
-    ``CASE-1`` are one token to the charger, and the local one's entry is the one sent."""
-    gw = await _start(gateways)
+    ``CASE-1`` are one token to the charger, and the local one's entry is the one sent;
+    once the local one is deleted, the eMSP's is, found by the local one's spelling."""
+    clock = _ShiftedClock()
+    gw = await gateways.start(clock=clock, local_list=True, local_list_interval=0.1)
     _, partner = await gw.admin("POST", "/partners", {"name": "eMSP"})
     status, _ = await gw.admin(
         "POST",
@@ -532,10 +546,20 @@ async def test_a_local_token_and_an_emsp_token_differing_in_case_are_one_entry(
     await _token(gw, "CASE-1", parent_id="FLEET")
     assert await _ocpi(gw, emsp, "PUT", "/NL/EMS/case-1", emsp.token("case-1", "ALWAYS")) == 201
     assert await _ocpi(gw, emsp, "PUT", "/NL/EMS/EM-2", emsp.token("EM-2", "ALWAYS")) == 201
+    # Later than the change notes are read again after a sync (CLOCK_MARGIN): the eMSP's
+    # note is not among those the deletion below brings.
+    clock.shift = CLOCK_MARGIN * 2
     async with connect_as(gw, "LLCASE", ListCharger201) as cp:
         await eventually(lambda: len(cp.local_list) == 2 and cp.sends[-1][3] == "Accepted")
         assert sorted(cp.local_list) == ["CASE-1", "EM-2"]
         assert cp.local_list["CASE-1"]["group_id_token"] == {"id_token": "FLEET", "type": "Central"}
+        status, _ = await gw.admin("DELETE", "/tokens/CASE-1")
+        assert status == 204
+        await eventually(lambda: "case-1" in cp.local_list)
+        assert cp.local_list["case-1"] == {"type": "ISO14443", "status": "Accepted"}
+        assert cp.sends[-1][:3] == ("Differential", cp.sends[0][1] + 1, 1)
+        _, view = await gw.admin("GET", "/chargers/LLCASE/local-list")
+        assert view["entries"] == 2
 
 
 async def test_ocpp201_list_bounded_by_the_reported_maximum(gateways: GatewayFactory) -> None:
