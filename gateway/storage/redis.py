@@ -83,7 +83,7 @@ of the sequence per item)                   call's seqs when the first item is s
 ``outbox.purge_done``                       sent again: a repeat deletes what is still due for
                                             deletion, and answers how many that was
 opening: layout read, ``INDEX_DONE``,       sent again (idempotent by design)
-``NORMALIZE_TOKENS``, layout claim
+``MOVE_TOKEN``, layout claim
 ``leases.acquire``, ``leases.renew``        sent again: each checks the holder in the script
 (``ACQUIRE_LEASE``, ``RENEW_LEASE``)        and a repeat by the same holder answers True again
                                             (a plain ``SET NX`` would answer "taken" to a
@@ -811,13 +811,13 @@ end
 return #doomed
 """
 
-# The local tokens' hash with every field at its key (domain.models.token_key: ASCII
-# letters upper-cased; a-z by their bytes, not Lua's locale-dependent classes). Of fields
-# that map to one key, the first in byte order is kept (compared byte by byte, not by
-# Lua's `<`, which follows the server's collation): the all upper-case one when there is
-# one, as the SQLite migration keeps. Idempotent: run at every open, it moves nothing
-# once every process writes keys (a gateway before this one wrote the uid as it came).
-_NORMALIZE_TOKENS: Final = """
+# KEYS: 1 the local tokens' hash; ARGV: 1 a field. Moves a token stored by its uid as it
+# came (a gateway of layout 3 wrote them so) to its key (domain.models.token_key: ASCII
+# letters upper-cased; a-z by their bytes, not Lua's locale-dependent classes). When a
+# token is at that key already, the one updated later stays (updated_at, compared byte by
+# byte: Lua's `<` follows the server's collation); on a tie, or without times, the one
+# there. Returns 1 when the field was moved or dropped, 0 when it was at its key or gone.
+_MOVE_TOKEN: Final = """
 local function key(s)
   return (string.gsub(s, '[a-z]', function(c) return string.char(string.byte(c) - 32) end))
 end
@@ -828,26 +828,23 @@ local function before(a, b)
   end
   return #a < #b
 end
-local all = redis.call('HGETALL', KEYS[1])
-local winner, value = {}, {}
-for i = 1, #all, 2 do
-  local f = all[i]
-  local k = key(f)
-  value[f] = all[i + 1]
-  if winner[k] == nil or before(f, winner[k]) then winner[k] = f end
-end
-local moved = 0
-for i = 1, #all, 2 do
-  local f = all[i]
-  if f ~= key(f) then
-    redis.call('HDEL', KEYS[1], f)
-    moved = moved + 1
+local function updated(json)
+  local ok, token = pcall(cjson.decode, json)
+  if ok and type(token) == 'table' and type(token.updated_at) == 'string' then
+    return token.updated_at
   end
+  return ''
 end
-for k, f in pairs(winner) do
-  if f ~= k then redis.call('HSET', KEYS[1], k, value[f]) end
-end
-return moved
+local field = ARGV[1]
+local k = key(field)
+if k == field then return 0 end
+local value = redis.call('HGET', KEYS[1], field)
+if not value then return 0 end
+redis.call('HDEL', KEYS[1], field)
+local there = redis.call('HGET', KEYS[1], k)
+if there and not before(updated(there), updated(value)) then return 1 end
+redis.call('HSET', KEYS[1], k, value)
+return 1
 """
 CREATE_TX: Final = Script(_CREATE_TX)
 CREATE_TX_AGAIN: Final = Script(_CREATE_TX_AGAIN)
@@ -880,7 +877,7 @@ RELEASE_LEASE: Final = Script(_RELEASE_LEASE)
 CLAIM_OWNER: Final = Script(_CLAIM_OWNER)
 RENEW_OWNERS: Final = Script(_RENEW_OWNERS)
 RELEASE_OWNER: Final = Script(_RELEASE_OWNER)
-NORMALIZE_TOKENS: Final = Script(_NORMALIZE_TOKENS)
+MOVE_TOKEN: Final = Script(_MOVE_TOKEN)
 APPEND_HISTORY: Final = Script(_APPEND_HISTORY)
 PURGE_HISTORY: Final = Script(_PURGE_HISTORY)
 # Preloaded on each connection, the *_AGAIN ones too: they are needed right after a
@@ -1026,7 +1023,7 @@ class _RedisBackend:
             # Layout 4: tokens keyed case-insensitively. At every open, not only from 3:
             # a gateway of layout 3 still running during a rolling upgrade writes tokens
             # by their uid as it came; the next process to start moves them.
-            moved = await db.evalsha(NORMALIZE_TOKENS, [keys.tokens], [], retry=True)
+            moved = await _move_tokens(db, keys.tokens)
             if moved:
                 log.info("local tokens: %d moved to their case-insensitive key", moved)
             version = await db.command(
@@ -1076,6 +1073,29 @@ class _RedisBackend:
     async def close(self) -> None:
         """Finish the commands already queued, then disconnect (idempotent)."""
         await self.db.close()
+
+
+async def _move_tokens(db: CommandBatcher, key: str, chunk: int = 1000) -> int:
+    """Every local token stored by its uid as it came moved to its key (layout 4), how
+    many; read with HSCAN (no long script: the server answers others in between), the
+    misplaced ones moved one script each, in byte order, so that of uids that differ only
+    in case and have the same ``updated_at`` the first in byte order stays, as the SQLite
+    migration keeps. Idempotent: another process doing the same at once moves nothing
+    twice."""
+    misplaced: list[str] = []
+    cursor: bytes | str | int = 0
+    while True:
+        cursor, flat = await db.command("HSCAN", key, cursor, "COUNT", chunk, retry=True)
+        for raw in flat[::2]:
+            field = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+            if field != token_key(field):
+                misplaced.append(field)
+        if int(cursor) == 0:
+            break
+    moved = 0
+    for field in sorted(misplaced, key=lambda f: f.encode("utf-8", "surrogateescape")):
+        moved += await db.evalsha(MOVE_TOKEN, [key], [field], retry=True, guard=key)
+    return moved
 
 
 async def _index_done_items(db: CommandBatcher, keys: RedisKeys, chunk: int = 1000) -> None:

@@ -118,7 +118,7 @@ from gateway.storage.base import LEASE_NAME, check_channel
 # 3: ``outbox-done`` and the items' ``completed_at`` (filled in for the items already
 #    done, from their ``next_attempt_at``, before a store claims version 3).
 # 4: ``tokens`` keyed by ``domain.models.token_key`` of the uid (case-insensitive), not
-#    the uid as it came (moved by ``NORMALIZE_TOKENS`` at every open; a gateway of
+#    the uid as it came (moved by ``MOVE_TOKEN`` at every open; a gateway of
 #    layout 3 would miss a token asked in another case, so it refuses this layout).
 # (``lease:{name}`` and ``owner:{charger_id}`` keys came later without a new version:
 # they expire on their own, and a gateway that does not know them never reads them;

@@ -189,12 +189,15 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         # Local tokens found case-insensitively (domain.models.token_key): key is the uid
         # with its ASCII letters upper-cased (upper() folds ASCII only). Of uids stored
-        # before that differ only in case, the first in byte order is kept (an all
-        # upper-case one when there is one); the others were the same token to OCPP.
+        # before that differ only in case (the same token to OCPP), the one updated last
+        # is kept, then the first in byte order (as Redis's MOVE_TOKEN keeps): the first
+        # inserted wins, and updated_at is a fixed-width UTC text (codec.utc_text).
         "CREATE TABLE tokens_by_key (key TEXT PRIMARY KEY, uid TEXT NOT NULL,"
         " data TEXT NOT NULL) WITHOUT ROWID",
         "INSERT OR IGNORE INTO tokens_by_key (key, uid, data)"
-        " SELECT upper(uid), uid, data FROM tokens ORDER BY uid",
+        " SELECT upper(uid), uid, data FROM tokens"
+        " ORDER BY json_extract(data, '$.updated_at') IS NULL,"
+        " json_extract(data, '$.updated_at') DESC, uid",
         "DROP TABLE tokens",
         "ALTER TABLE tokens_by_key RENAME TO tokens",
     ),

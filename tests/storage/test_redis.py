@@ -243,8 +243,9 @@ async def test_tokens_stored_by_uid_are_moved_to_their_key_at_every_open(
 ) -> None:
     """Layout 3 kept tokens by their uid as it came; layout 4 by token_key. A layout-3
     keyspace's tokens are found by any case after the next open; of uids that differ only
-    in case, the first in byte order stays (as the SQLite migration keeps). A token a
-    layout-3 gateway still running writes meanwhile is moved by the next open."""
+    in case, the one updated last stays, else the first in byte order (as the SQLite
+    migration keeps). A token a layout-3 gateway still running writes meanwhile is moved
+    by the next open, over the older one at its key."""
     keys = RedisKeys(prefix)
     tokens = [
         LocalToken(uid="aBc"),
@@ -253,6 +254,8 @@ async def test_tokens_stored_by_uid_are_moved_to_their_key_at_every_open(
         LocalToken(uid="Mixed-1"),
         LocalToken(uid="x\u00e9y"),
         LocalToken(uid="zz"),
+        LocalToken(uid="NEW-1", updated_at=at(1)),
+        LocalToken(uid="new-1", valid=False, updated_at=at(2)),  # updated last: it stays
     ]
     await client.set(keys.schema, 3)
     for token in tokens:
@@ -264,21 +267,34 @@ async def test_tokens_stored_by_uid_are_moved_to_their_key_at_every_open(
         assert await store.tokens.get("mixed-1") == tokens[3]
         assert await store.tokens.get("X\u00e9Y") == tokens[4]
         assert await store.tokens.get("ZZ") == tokens[5]
-        assert [t.uid for t in await store.tokens.list()] == ["ABC", "Mixed-1", "x\u00e9y", "zz"]
+        assert await store.tokens.get("New-1") == tokens[7]
+        assert [t.uid for t in await store.tokens.list()] == [
+            "ABC",
+            "Mixed-1",
+            "new-1",
+            "x\u00e9y",
+            "zz",
+        ]
     finally:
         await store.close()
     assert await client.get(keys.schema) == str(LAYOUT_VERSION)
     fields = set(await client.hkeys(keys.tokens))
-    assert fields == {"ABC", "MIXED-1", "X\u00e9Y", "ZZ"}
-    # A gateway of layout 3, still running, writes one by its uid as it came.
+    assert fields == {"ABC", "MIXED-1", "NEW-1", "X\u00e9Y", "ZZ"}
+    # A gateway of layout 3, still running, writes tokens by their uid as it came: one
+    # new, one updated (its older version is at the key), one older than the one there.
     late = LocalToken(uid="late-1")
-    await client.hset(keys.tokens, late.uid, codec.dumps(codec.encode_token(late)))
+    updated = LocalToken(uid="mixed-1", valid=False, updated_at=at(5))
+    older = LocalToken(uid="new-1", updated_at=at(0))
+    for token in (late, updated, older):
+        await client.hset(keys.tokens, token.uid, codec.dumps(codec.encode_token(token)))
     store = await open_redis_store(redis_url, prefix=prefix)
     try:
         assert await store.tokens.get("LATE-1") == late
+        assert await store.tokens.get("MIXED-1") == updated
+        assert await store.tokens.get("NEW-1") == tokens[7]
     finally:
         await store.close()
-    assert "late-1" not in await client.hkeys(keys.tokens)
+    assert set(await client.hkeys(keys.tokens)) == fields | {"LATE-1"}
 
 
 def test_collection_names_are_checked() -> None:

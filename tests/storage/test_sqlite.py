@@ -332,7 +332,7 @@ def _drop_after_version_3(conn: sqlite3.Connection) -> None:
 
 async def test_a_version_6_database_finds_its_tokens_case_insensitively(tmp_path: Path) -> None:
     """Tokens stored by exact uid before (schema 6) are found by any case after; of uids
-    that differ only in case, the first in byte order stays (an all upper-case one)."""
+    that differ only in case, the one updated last stays, else the first in byte order."""
     path = tmp_path / "gateway.sqlite3"
     store = await open_sqlite_store(path)
     await store.close()
@@ -342,6 +342,9 @@ async def test_a_version_6_database_finds_its_tokens_case_insensitively(tmp_path
         LocalToken(uid="ABC", contract_id="NL-ABC"),
         LocalToken(uid="Mixed-1"),
         LocalToken(uid="x\u00e9y"),  # not ASCII: only its ASCII letters fold
+        LocalToken(uid="NEW-1", updated_at=at(1)),
+        LocalToken(uid="new-1", valid=False, updated_at=at(2)),  # updated last: it stays
+        LocalToken(uid="New-1", updated_at=None),
     ]
     conn = sqlite3.connect(path)
     with conn:  # the tokens table as schema 6 made it
@@ -360,7 +363,13 @@ async def test_a_version_6_database_finds_its_tokens_case_insensitively(tmp_path
         assert await store.tokens.get("MIXED-1") == tokens[3]
         assert await store.tokens.get("X\u00e9Y") == tokens[4]
         assert await store.tokens.get("x\u00c9y") is None  # \u00e9 is not ASCII: not folded
-        assert [t.uid for t in await store.tokens.list()] == ["ABC", "Mixed-1", "x\u00e9y"]
+        assert await store.tokens.get("NEW-1") == tokens[6]
+        assert [t.uid for t in await store.tokens.list()] == [
+            "ABC",
+            "Mixed-1",
+            "new-1",
+            "x\u00e9y",
+        ]
     finally:
         await store.close()
     conn = sqlite3.connect(path)

@@ -1,6 +1,6 @@
 """The key local tokens are found by is the same in the three places that compute it:
 ``domain.models.token_key`` (Python), SQLite's ``upper()`` (the schema 7 migration) and
-the Lua of Redis's ``NORMALIZE_TOKENS``; and it folds ASCII letters, nothing else."""
+the Lua of Redis's ``MOVE_TOKEN``; and it folds ASCII letters, nothing else."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.domain.models import token_key
-from gateway.storage.redis import _NORMALIZE_TOKENS
+from gateway.storage.redis import _MOVE_TOKEN
 
-# The Lua of NORMALIZE_TOKENS's key function alone, on each argument.
+# The Lua of MOVE_TOKEN's key function alone, on each argument.
 _LUA_KEYS = (
-    _NORMALIZE_TOKENS.split("local function before")[0]
+    _MOVE_TOKEN.split("local function before")[0]
     + "local out = {}\nfor i = 1, #ARGV do out[i] = key(ARGV[i]) end\nreturn out\n"
 )
 UIDS = st.lists(st.text(max_size=30), min_size=1, max_size=20)
