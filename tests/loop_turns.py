@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 _T = TypeVar("_T")
 
 
-async def turns_during(work: Awaitable[_T]) -> tuple[_T, int]:
-    """``work``'s result and how many times another task ran while it was awaited."""
+@contextlib.asynccontextmanager
+async def counting_turns() -> AsyncIterator[Callable[[], int]]:
+    """Another task, taking a turn whenever the loop lets it, while the block runs; the
+    block gets a function that tells how many turns it has had so far (from 0)."""
     turns = 0
 
     async def other_work() -> None:
@@ -22,12 +24,18 @@ async def turns_during(work: Awaitable[_T]) -> tuple[_T, int]:
             await asyncio.sleep(0)
 
     task = asyncio.create_task(other_work())
-    await asyncio.sleep(0)  # the other task's first turn, before the work starts
+    await asyncio.sleep(0)  # the other task's first turn, before the block starts
     started = turns
     try:
-        result = await work
+        yield lambda: turns - started
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    return result, turns - started
+
+
+async def turns_during(work: Awaitable[_T]) -> tuple[_T, int]:
+    """``work``'s result and how many times another task ran while it was awaited."""
+    async with counting_turns() as turns:
+        result = await work
+        return result, turns()

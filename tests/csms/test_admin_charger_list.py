@@ -5,8 +5,6 @@ never waits: 10,000 of them in a row held the loop for 212 ms)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +16,7 @@ from gateway.admin.http import respond, respond_items
 from gateway.domain.models import Charger, ChargerState, ConnectorState, ConnectorStatus
 from gateway.keys import ROUTER
 from tests.conftest import Gateway
-from tests.loop_turns import turns_during
+from tests.loop_turns import counting_turns, turns_during
 
 AT = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 CHARGERS = 200
@@ -71,28 +69,15 @@ async def test_a_fleet_s_live_states_let_the_loop_go(
     # The turns other work had when each charger was merged: the reads before the merge
     # give turns of their own, so only the merge's own are counted.
     seen: list[int] = []
-    turns = 0
     live_state = gateway.csms.live_state
+    async with counting_turns() as turns:
 
-    def counted(charger_id: str) -> ChargerState | None:
-        seen.append(turns)
-        return live_state(charger_id)  # type: ignore[no-any-return]
+        def counted(charger_id: str) -> ChargerState | None:
+            seen.append(turns())
+            return live_state(charger_id)  # type: ignore[no-any-return]
 
-    monkeypatch.setattr(gateway.csms, "live_state", counted)
-
-    async def other_work() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    task = asyncio.create_task(other_work())
-    try:
+        monkeypatch.setattr(gateway.csms, "live_state", counted)
         states = await gateway.app[ROUTER].live_states(ids)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
     assert sorted(states) == ids[::500]
     assert all(s.vendor == "V" and not s.connected for s in states.values())
     assert len(seen) == len(ids)

@@ -468,10 +468,8 @@ async def _ocpi(gw: Gateway, emsp: EmspPlatform, method: str, path: str, body: A
         return r.status
 
 
-async def test_ocpp201_list_with_roaming_tokens(
-    gateways: GatewayFactory, emsp: EmspPlatform
-) -> None:
-    gw = await _start(gateways)
+async def _register_emsp(gw: Gateway, emsp: EmspPlatform) -> None:
+    """The eMSP as a partner of the gateway, through the real credentials handshake."""
     _, partner = await gw.admin("POST", "/partners", {"name": "eMSP"})
     status, _ = await gw.admin(
         "POST",
@@ -479,6 +477,13 @@ async def test_ocpp201_list_with_roaming_tokens(
         {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a},
     )
     assert status == 200
+
+
+async def test_ocpp201_list_with_roaming_tokens(
+    gateways: GatewayFactory, emsp: EmspPlatform
+) -> None:
+    gw = await _start(gateways)
+    await _register_emsp(gw, emsp)
     await _charger(gw, "LL201")
     await _token(gw, "LOCAL-1", parent_id="FLEET")
     await _token(gw, "LOCAL-2")
@@ -535,13 +540,7 @@ async def test_a_local_token_and_an_emsp_token_differing_in_case_are_one_entry(
     once the local one is deleted, the eMSP's is, found by the local one's spelling."""
     clock = _ShiftedClock()
     gw = await gateways.start(clock=clock, local_list=True, local_list_interval=0.1)
-    _, partner = await gw.admin("POST", "/partners", {"name": "eMSP"})
-    status, _ = await gw.admin(
-        "POST",
-        f"/partners/{partner['id']}/register",
-        {"versions_url": f"{emsp.url}/ocpi/versions", "token": emsp.token_a},
-    )
-    assert status == 200
+    await _register_emsp(gw, emsp)
     await _charger(gw, "LLCASE")
     await _token(gw, "CASE-1", parent_id="FLEET")
     assert await _ocpi(gw, emsp, "PUT", "/NL/EMS/case-1", emsp.token("case-1", "ALWAYS")) == 201
