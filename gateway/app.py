@@ -614,6 +614,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
             request_timeout=settings.ocpi_timeout,
             silence=timedelta(seconds=settings.hub_silence),
             open_get_list_is_get_all=settings.hub_open_get_all,
+            session_index_retention=timedelta(days=settings.hub_session_index_days),
         ),
         app[REGISTRY],
         app[STORE],

@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     hub_silence: float = Field(
         default=300.0, gt=0, description="seconds of silence before a platform is probed"
     )
+    hub_session_index_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="days the hub remembers whose session it routed (open routing)",
+    )
     # Smart charging (gateway.smart, gateway.charging, the OCPI ChargingProfiles receiver).
     site_tick: float = Field(
         default=1.0,

@@ -56,7 +56,14 @@ class OwnerIndex:
     location (its pushes), the eMSP of a token (its pushes), the eMSP of a session (its
     PUT). Open routing of a request that names the object but no receiver (a command
     for a location, a token's real-time authorization, a session PATCH) uses it. An id
-    claimed by two parties has no owner: the request must name its receiver."""
+    claimed by two parties has no owner: the request must name its receiver.
+
+    A session's entries (``EXPIRING`` kinds: one or two per session routed, for ever more
+    sessions) carry their kind as the document's ``owner`` and are deleted by
+    :meth:`purge` once older than the retention; locations, tokens and contracts stay.
+    Session entries written before they carried their kind are not purged."""
+
+    EXPIRING = ("session", "session-cpo")
 
     def __init__(self, store: DocumentStore, *, cache_size: int = 10_000) -> None:
         self._store = store
@@ -92,8 +99,22 @@ class OwnerIndex:
         if str(owner) in owners:
             return
         owners = (*owners, str(owner))
-        await self._store.put(Document(key, {"owners": list(owners)}, at))
+        expiring = kind if kind in self.EXPIRING else None
+        await self._store.put(Document(key, {"owners": list(owners)}, at, expiring))
         self._remember(key, owners)
+
+    async def purge(self, before: datetime, *, batch: int = 500) -> int:
+        """Delete the session entries noted before ``before``; returns how many."""
+        deleted = 0
+        for kind in self.EXPIRING:
+            while True:
+                docs, _ = await self._store.list(owner=kind, date_to=before, limit=batch)
+                for doc in docs:
+                    deleted += await self._store.delete(doc.key)
+                    self._cache.pop(doc.key, None)
+                if len(docs) < batch:
+                    break
+        return deleted
 
     async def owner(self, kind: str, object_id: str) -> PartyId | None:
         owners = await self._owners(self._key(kind, object_id))

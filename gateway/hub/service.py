@@ -191,6 +191,8 @@ class HubConfig:
     silence: timedelta = timedelta(minutes=5)
     response_url_ttl: timedelta = timedelta(hours=1)
     open_get_list_is_get_all: bool = False
+    # How long the owner index keeps whose session it routed (OwnerIndex.purge).
+    session_index_retention: timedelta = timedelta(days=90)
 
     def endpoint(self, module: str, interface: InterfaceRole) -> str:
         return f"{self.base_url}/{module}/{interface.value.lower()}"
@@ -513,13 +515,15 @@ class Hub:
         return report.went_offline, report.came_back
 
     async def run_checks(self, interval: float) -> None:
-        """The still-alive check and the purge of expired response URLs, every
-        ``interval`` seconds, until cancelled."""
+        """The still-alive check, the purge of expired response URLs and of the session
+        entries of the owner index, every ``interval`` seconds, until cancelled."""
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.check_alive()
-                await self.links.purge(self._clock.now())
+                now = self._clock.now()
+                await self.links.purge(now)
+                await self.index.purge(now - self.config.session_index_retention)
             except Exception:
                 log.exception("hub: periodic check failed")
 

@@ -19,6 +19,7 @@ from ocpp.v16 import call as call16
 
 from gateway.hub.service import HUB
 from gateway.storage.base import OutboxStatus
+from ocpi.transport import PartyId
 from tests.conftest import FakeClock, Gateway, GatewayFactory
 from tests.hub.platform import Platform, token_header
 from tests.ocpi.openapi import validate_against_openapi, validate_envelope
@@ -1247,3 +1248,26 @@ async def test_random_requests_never_break_the_hub(world: World) -> None:
     # The requests went deep enough: routed answers as well as each kind of refusal.
     codes = {code for _, code in seen}
     assert {1000, 2001, 4000, 4001}.issubset(codes), seen
+
+
+async def test_the_hub_forgets_old_sessions_at_its_checks(gateways: GatewayFactory) -> None:
+    """GATEWAY_HUB_SESSION_INDEX_DAYS: at its periodic checks (under the cluster's
+    ``hub-checks`` lease) the hub deletes whose session it routed once that is older;
+    whose location it routed stays."""
+    clock = FakeClock()
+    gw = await gateways.start(clock=clock, hub_check_interval=0.05, hub_session_index_days=7)
+    index = gw.app[HUB].index
+    emsp, cpo = PartyId("NL", "EM1"), PartyId("BE", "CP1")
+    await index.note("session", "BE*CP1*S1", emsp, clock.now())
+    await index.note("session-cpo", "S1", cpo, clock.now())
+    await index.note("location", "L1", cpo, clock.now())
+    clock.advance(6 * 86400)
+    await asyncio.sleep(0.3)  # several checks: not yet older than 7 days
+    assert await index.owner("session", "BE*CP1*S1") == emsp
+    clock.advance(2 * 86400)
+
+    async with asyncio.timeout(10):
+        while await index.owner("session-cpo", "S1") is not None:
+            await asyncio.sleep(0.02)
+    assert await index.owner("session", "BE*CP1*S1") is None
+    assert await index.owner("location", "L1") == cpo

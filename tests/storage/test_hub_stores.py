@@ -46,6 +46,36 @@ async def test_owner_index(store_factory: StoreFactory) -> None:
     assert await again.owner("location", "loc-2") is None
 
 
+async def test_owner_index_forgets_old_sessions_only(store_factory: StoreFactory) -> None:
+    """Session entries older than the retention are deleted (one or two per session
+    routed, for ever more sessions); locations, tokens and contracts stay however old."""
+    store = await store_factory()
+    index = OwnerIndex(store.hub_index)
+    old, new = T0, T0 + timedelta(days=100)
+    await index.note("location", "loc-1", CPO1, old)
+    await index.note("token", "T1", EMSP, old)
+    await index.note_token("C1", EMSP, "T1", "RFID", old)
+    for n in range(3):  # more than a batch of 2
+        await index.note("session", f"BE*CP1*S{n}", EMSP, old)
+        await index.note("session-cpo", f"S{n}", CPO1, old)
+    await index.note("session", "BE*CP1*NEW", EMSP, new)
+    await index.note("session-cpo", "NEW", CPO1, new)
+    assert await index.owner("session", "BE*CP1*S0") == EMSP  # cached
+    assert await index.purge(new - timedelta(days=90), batch=2) == 6
+    assert await index.owner("session", "BE*CP1*S0") is None
+    assert await index.owner("session-cpo", "S2") is None
+    assert await index.purge(new - timedelta(days=90)) == 0
+    await store.close()
+    store = await store_factory()  # reopened: read back by a fresh instance
+    index = OwnerIndex(store.hub_index)
+    assert await index.owner("session", "BE*CP1*NEW") == EMSP
+    assert await index.owner("session-cpo", "NEW") == CPO1
+    assert await index.owner("location", "loc-1") == CPO1
+    assert await index.owner("token", "T1") == EMSP
+    assert await index.token("C1") == (EMSP, "T1", "RFID")
+    assert await index.owner("session", "BE*CP1*S1") is None
+
+
 async def test_response_urls_survive_and_expire(store_factory: StoreFactory) -> None:
     clock = Clock()
     store = await store_factory()
