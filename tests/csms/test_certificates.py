@@ -326,6 +326,18 @@ async def start_tls(
     return gw, client_ctx(ca, None)
 
 
+async def start_tls_with_charger(
+    gateways: GatewayFactory, ca: CertificateAuthority, cp_id: str, serial: str
+) -> tuple[Gateway, ssl.SSLContext, ssl.SSLContext]:
+    """A TLS gateway with ``cp_id`` registered by its ``serial`` number: the gateway, the
+    operator's client context and the charger's, with the certificate it left the
+    factory with (issued for ``serial``)."""
+    gw, plain = await start_tls(gateways, ca)
+    status, _ = await gw.admin("PUT", f"/chargers/{cp_id}", {"serial_number": serial}, ssl=plain)
+    assert status == 201
+    return gw, plain, client_ctx(ca, ca.issue(serial))
+
+
 async def sign_round(cp: CertCharger201, cn: str, org: str = ORG) -> tuple[Key, str, Any]:
     """A SignCertificate with a fresh key; the answer and, when accepted, the chain."""
     key, csr = make_csr(cn, org)
@@ -341,13 +353,8 @@ async def test_signing_round_trip_and_revocation_over_profile_3(
     gateways: GatewayFactory, operator_ca: CertificateAuthority, tmp_path: Path
 ) -> None:
     ca = operator_ca
-    gw, plain = await start_tls(gateways, ca)
-    status, _ = await gw.admin("PUT", "/chargers/CP-PKI", {"serial_number": "SN-77"}, ssl=plain)
-    assert status == 201
-    factory_cert = ca.issue("SN-77")  # what the charger left the factory with
-    async with attach(
-        gw.ws_url, "CP-PKI", CertCharger201, ssl_context=client_ctx(ca, factory_cert)
-    ) as cp:
+    gw, plain, factory = await start_tls_with_charger(gateways, ca, "CP-PKI", "SN-77")
+    async with attach(gw.ws_url, "CP-PKI", CertCharger201, ssl_context=factory) as cp:
         await boot(cp, "2.0.1")
         # A CSR for someone else's identity, or without the operator's O: refused, with why.
         _, _, refused = await sign_round(cp, "SN-78")
@@ -400,9 +407,7 @@ async def test_signing_round_trip_and_revocation_over_profile_3(
     assert await listed(gw, "expiring_within_days=3650", ssl=plain) == []
 
     # A fresh certificate (through the factory one) is accepted; the revoked one still not.
-    async with attach(
-        gw.ws_url, "CP-PKI", CertCharger201, ssl_context=client_ctx(ca, factory_cert)
-    ) as cp:
+    async with attach(gw.ws_url, "CP-PKI", CertCharger201, ssl_context=factory) as cp:
         key2, chain2, answer = await sign_round(cp, "SN-77")
         assert answer.status == "Accepted"
     fresh = save(tmp_path, "fresh", chain2, key2)
@@ -431,13 +436,8 @@ async def test_revocation_closes_the_connection_made_with_that_certificate(
     offline, closed with 1008), not at its next handshake; a connection of the same charger
     made with another certificate stays."""
     ca = operator_ca
-    gw, plain = await start_tls(gateways, ca)
-    status, _ = await gw.admin("PUT", "/chargers/CP-REV", {"serial_number": "SN-90"}, ssl=plain)
-    assert status == 201
-    factory_cert = ca.issue("SN-90")
-    async with attach(
-        gw.ws_url, "CP-REV", CertCharger201, ssl_context=client_ctx(ca, factory_cert)
-    ) as cp:
+    gw, plain, factory = await start_tls_with_charger(gateways, ca, "CP-REV", "SN-90")
+    async with attach(gw.ws_url, "CP-REV", CertCharger201, ssl_context=factory) as cp:
         await boot(cp, "2.0.1")
         key, chain, answer = await sign_round(cp, "SN-90")
         assert answer.status == "Accepted"
@@ -480,7 +480,7 @@ async def test_revocation_closes_the_connection_made_with_that_certificate(
         assert not await connected()
     assert await handshake(gw.ws_url, "CP-REV", client_ctx(ca, issued)) == 403
     # The factory certificate still connects.
-    assert await handshake(gw.ws_url, "CP-REV", client_ctx(ca, factory_cert)) == 101
+    assert await handshake(gw.ws_url, "CP-REV", factory) == 101
 
 
 async def test_a_revocation_between_the_check_and_the_registration_closes_it_too(
@@ -493,12 +493,8 @@ async def test_a_revocation_between_the_check_and_the_registration_closes_it_too
     is registered (where a revocation finds no connection to close): the endpoint reads
     it again once the connection is registered, and closes it."""
     ca = operator_ca
-    gw, plain = await start_tls(gateways, ca)
-    status, _ = await gw.admin("PUT", "/chargers/CP-RACE", {"serial_number": "SN-91"}, ssl=plain)
-    assert status == 201
-    async with attach(
-        gw.ws_url, "CP-RACE", CertCharger201, ssl_context=client_ctx(ca, ca.issue("SN-91"))
-    ) as cp:
+    gw, plain, factory = await start_tls_with_charger(gateways, ca, "CP-RACE", "SN-91")
+    async with attach(gw.ws_url, "CP-RACE", CertCharger201, ssl_context=factory) as cp:
         key, chain, answer = await sign_round(cp, "SN-91")
         assert answer.status == "Accepted"
     serial = format(x509.load_pem_x509_certificates(chain.encode())[0].serial_number, "x")
